@@ -1,0 +1,161 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Address, RecordedResource, Resource, Value};
+
+/// What an action does to one resource. The glyphs are the plan's vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// `+` make a new resource.
+    Create,
+    /// `~` change attributes in place.
+    Update,
+    /// `+/-` a new one first, then the old one goes (no gap in service).
+    ReplaceCreateBeforeDestroy,
+    /// `-/+` the old one goes first (it holds data the new one will mount).
+    ReplaceDestroyBeforeCreate,
+    /// `-` remove a resource no longer in stack.toml.
+    Delete,
+    /// `<=` record a live resource that is already ours, without touching it.
+    Adopt,
+}
+
+impl ActionKind {
+    pub fn glyph(self) -> &'static str {
+        match self {
+            ActionKind::Create => "+",
+            ActionKind::Update => "~",
+            ActionKind::ReplaceCreateBeforeDestroy => "+/-",
+            ActionKind::ReplaceDestroyBeforeCreate => "-/+",
+            ActionKind::Delete => "-",
+            ActionKind::Adopt => "<=",
+        }
+    }
+
+    /// The verb shown in plans: "create", "update in place", …
+    pub fn verb(self) -> &'static str {
+        match self {
+            ActionKind::Create => "create",
+            ActionKind::Update => "update in place",
+            ActionKind::ReplaceCreateBeforeDestroy => "replace (create before destroy)",
+            ActionKind::ReplaceDestroyBeforeCreate => "replace (destroy before create)",
+            ActionKind::Delete => "delete",
+            ActionKind::Adopt => "adopt",
+        }
+    }
+
+    pub fn is_replace(self) -> bool {
+        matches!(
+            self,
+            ActionKind::ReplaceCreateBeforeDestroy | ActionKind::ReplaceDestroyBeforeCreate
+        )
+    }
+
+    /// True when the action removes something that exists now.
+    pub fn destroys(self) -> bool {
+        self.is_replace() || self == ActionKind::Delete
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.verb())
+    }
+}
+
+/// The order a replacement runs in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplaceOrder {
+    #[default]
+    CreateBeforeDestroy,
+    DestroyBeforeCreate,
+}
+
+/// Why an action is in the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Reason {
+    /// In stack.toml, not in state, not found live.
+    New,
+    /// stack.toml changed attributes that can change in place.
+    ConfigChanged,
+    /// stack.toml changed attributes that cannot change in place.
+    ReplaceForced { attributes: Vec<String> },
+    /// The live resource differs from what the last apply recorded.
+    Drift { attributes: Vec<String> },
+    /// In state, but gone from the target.
+    Vanished,
+    /// In state, no longer in stack.toml.
+    RemovedFromConfig,
+    /// Found live, labelled as this stack's, but not in state.
+    FoundUnrecorded,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::New => formatter.write_str("new in stack.toml"),
+            Reason::ConfigChanged => formatter.write_str("stack.toml changed"),
+            Reason::ReplaceForced { attributes } => write!(
+                formatter,
+                "stack.toml changed {}, which cannot change in place",
+                backticked(attributes)
+            ),
+            Reason::Drift { attributes } => write!(
+                formatter,
+                "drift: {} changed outside stackctl",
+                backticked(attributes)
+            ),
+            Reason::Vanished => formatter.write_str("vanished: recorded in state but gone from the target"),
+            Reason::RemovedFromConfig => formatter.write_str("no longer in stack.toml"),
+            Reason::FoundUnrecorded => {
+                formatter.write_str("found running with this stack's labels but not in state")
+            }
+        }
+    }
+}
+
+fn backticked(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One attribute's before → after. `None` means absent on that side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributeChange {
+    pub attribute: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    /// This change alone would force a replacement.
+    #[serde(default)]
+    pub forces_replace: bool,
+    /// Show as `(sensitive)` whatever the value.
+    #[serde(default)]
+    pub sensitive: bool,
+}
+
+/// One step of a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub address: Address,
+    pub provider: String,
+    pub kind: ActionKind,
+    pub reason: Reason,
+    /// Attribute changes, sorted by attribute name.
+    pub changes: Vec<AttributeChange>,
+    /// Actions (by address) that must succeed before this one starts.
+    pub depends_on: Vec<Address>,
+    /// What the resource should become; absent for a delete.
+    pub desired: Option<Resource>,
+    /// What state recorded before; absent for a create or an adopt.
+    pub prior: Option<RecordedResource>,
+    /// The live resource's id, for an adopt (and for a repair where live moved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_id: Option<String>,
+}

@@ -1,0 +1,24 @@
+//! The contract between the stackctl engine and its providers.
+//!
+//! The engine lowers `stack.toml` into [`Resource`]s, plans [`Action`]s against recorded
+//! and live state, and hands each action to the [`Provider`] that owns its kind. Nothing
+//! in this crate knows about the engine, the CLI or any concrete provider, so a provider
+//! depends on this crate alone.
+
+mod action;
+mod address;
+mod provider;
+mod resource;
+mod schema;
+mod secret;
+mod value;
+
+pub use action::{Action, ActionKind, AttributeChange, Reason, ReplaceOrder};
+pub use address::{Address, AddressError};
+pub use provider::{
+    ApplyContext, ApplyOutcome, LiveResource, Provider, ProviderError, ReadRequest,
+};
+pub use resource::{canonical_json, sha256_hex, Attributes, RecordedResource, Resource};
+pub use schema::{AttributeSchema, KindSchema};
+pub use secret::Secret;
+pub use value::{Reference, Value};

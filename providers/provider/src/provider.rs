@@ -1,0 +1,114 @@
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{Action, Address, Attributes, KindSchema, RecordedResource, Resource};
+
+/// A resource as found on the target right now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveResource {
+    pub address: Address,
+    pub id: Option<String>,
+    /// The attributes the provider could read back, in the same shape as desired ones.
+    /// Secrets read from the target are hashed with the state's salt and dropped.
+    pub attributes: Attributes,
+    /// Carries this stack's labels or tags (so it may be adopted, never touched otherwise).
+    pub owned: bool,
+}
+
+/// What a provider needs to read live state in one batch.
+#[derive(Clone, Debug)]
+pub struct ReadRequest {
+    pub stack: String,
+    pub salt: String,
+    pub desired: Vec<Resource>,
+    pub recorded: Vec<RecordedResource>,
+}
+
+/// What every apply call shares.
+#[derive(Clone, Debug)]
+pub struct ApplyContext {
+    pub stack: String,
+    pub salt: String,
+    /// How long a service may take to become healthy before the action fails.
+    pub health_timeout: Duration,
+    /// Deleting volumes (data) was explicitly allowed.
+    pub allow_data_loss: bool,
+    /// Attributes of every resource as recorded so far in this run, including those
+    /// completed moments ago (a droplet's new IP address for the host transport).
+    pub recorded: Arc<RwLock<BTreeMap<Address, Attributes>>>,
+}
+
+impl ApplyContext {
+    /// Returns one attribute of another resource as recorded right now.
+    pub fn recorded_attribute(&self, address: &Address, attribute: &str) -> Option<crate::Value> {
+        let recorded = self.recorded.read().ok()?;
+        recorded.get(address)?.get(attribute).cloned()
+    }
+}
+
+/// The result of one applied action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// The resource exists as recorded here (create, update, replace, adopt).
+    Recorded(RecordedResource),
+    /// The resource is gone (delete).
+    Deleted,
+}
+
+/// Why a provider could not read or apply.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The target could not be reached (no IP yet, SSH refused or timed out). The engine
+    /// skips the provider's remaining actions and exits 3 ("partial").
+    #[error("cannot reach {target}: {cause}")]
+    Unreachable { target: String, cause: String },
+    /// Credentials are missing or were rejected.
+    #[error("{message}")]
+    Credentials { message: String, hint: String },
+    /// The action failed; `detail` carries evidence (container logs, an API error body).
+    #[error("{message}")]
+    Failed {
+        message: String,
+        detail: Option<String>,
+        hint: Option<String>,
+    },
+}
+
+impl ProviderError {
+    pub fn failed(message: impl Into<String>) -> Self {
+        ProviderError::Failed {
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
+}
+
+/// A provider owns some kinds of resources. The engine calls `read` once per plan with
+/// every resource of those kinds (one batch, so refresh costs a constant number of round
+/// trips) and `apply` once per action.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The name resources carry in their `provider` field.
+    fn name(&self) -> &'static str;
+
+    /// The kinds this provider owns, with their attribute rules.
+    fn kinds(&self) -> Vec<KindSchema>;
+
+    /// Fills in attributes derived from the others, with no I/O: a Traefik route's rendered
+    /// file, say, so that plans show (and hash) exactly what will be written. Called on
+    /// every desired resource of the provider's kinds, online or offline.
+    fn prepare(&self, _desired: &mut Resource) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// Reads every live resource of the stack that this provider owns.
+    async fn read(&self, request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError>;
+
+    /// Carries out one action. `action.desired` has every reference resolved that could be.
+    async fn apply(&self, action: &Action, context: &ApplyContext)
+        -> Result<ApplyOutcome, ProviderError>;
+}

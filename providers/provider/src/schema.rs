@@ -1,0 +1,72 @@
+use serde::Serialize;
+
+/// What the planner must know about one kind of resource.
+#[derive(Clone, Debug, Serialize)]
+pub struct KindSchema {
+    pub kind: &'static str,
+    pub provider: &'static str,
+    pub attributes: Vec<AttributeSchema>,
+}
+
+/// How the planner treats one attribute of a kind.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttributeSchema {
+    pub name: &'static str,
+    /// A change cannot be made in place: the resource is replaced.
+    pub force_replace: bool,
+    /// Set by the provider (an IP, an id): never compared against the config.
+    pub computed: bool,
+    /// Always shown as `(sensitive)`, even when its value is not a [`crate::Secret`].
+    pub sensitive: bool,
+}
+
+impl AttributeSchema {
+    pub const fn plain(name: &'static str) -> Self {
+        AttributeSchema {
+            name,
+            force_replace: false,
+            computed: false,
+            sensitive: false,
+        }
+    }
+
+    pub const fn replaces(name: &'static str) -> Self {
+        AttributeSchema {
+            force_replace: true,
+            ..AttributeSchema::plain(name)
+        }
+    }
+
+    pub const fn computed(name: &'static str) -> Self {
+        AttributeSchema {
+            computed: true,
+            ..AttributeSchema::plain(name)
+        }
+    }
+
+    pub const fn sensitive(name: &'static str) -> Self {
+        AttributeSchema {
+            sensitive: true,
+            ..AttributeSchema::plain(name)
+        }
+    }
+}
+
+impl KindSchema {
+    pub fn attribute(&self, name: &str) -> Option<&AttributeSchema> {
+        self.attributes.iter().find(|attribute| attribute.name == name)
+    }
+
+    /// True when changing `name` forces a replacement. Unlisted attributes update in place.
+    pub fn forces_replace(&self, name: &str) -> bool {
+        self.attribute(name).is_some_and(|attribute| attribute.force_replace)
+    }
+
+    pub fn is_computed(&self, name: &str) -> bool {
+        self.attribute(name).is_some_and(|attribute| attribute.computed)
+    }
+
+    pub fn is_sensitive(&self, name: &str) -> bool {
+        self.attribute(name).is_some_and(|attribute| attribute.sensitive)
+    }
+}
