@@ -108,6 +108,17 @@ pub trait Provider: Send + Sync {
     /// Reads every live resource of the stack that this provider owns.
     async fn read(&self, request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError>;
 
+    /// Called once before the first action of an apply that touches this provider's
+    /// kinds: connect, check credentials, take a lock on the host.
+    async fn begin_apply(&self, _context: &ApplyContext) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// Called once after the last action (also after failures): release locks, close.
+    async fn end_apply(&self, _context: &ApplyContext) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Carries out one action. `action.desired` has every reference resolved that could be.
     async fn apply(&self, action: &Action, context: &ApplyContext)
         -> Result<ApplyOutcome, ProviderError>;

@@ -1,0 +1,1 @@
+//! The digitalocean provider for stackctl (in progress).

@@ -1,0 +1,1 @@
+//! The docker provider for stackctl (in progress).

@@ -1,0 +1,70 @@
+//! How stackctl reaches the machine that runs the stack.
+//!
+//! A [`Host`] gives byte streams to the Docker Engine API and to TCP ports on the host,
+//! and a few file and lock operations. Two transports implement it: SSH (one connection
+//! per run, many channels) and this machine (`target = "local"`).
+
+mod local;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use local::LocalHost;
+
+/// A bidirectional byte stream (a unix socket, a TCP socket, an SSH channel).
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The host could not be reached at all (refused, timed out, no route).
+    #[error("cannot reach {target}: {cause}")]
+    Unreachable { target: String, cause: String },
+    /// The host was reached but refused us (host key, authentication).
+    #[error("{message}")]
+    Refused { message: String, hint: Option<String> },
+    #[error("{operation} failed on {target}: {cause}")]
+    Operation {
+        target: String,
+        operation: String,
+        cause: String,
+    },
+    /// The lock is held; `holder` is the details file's content.
+    #[error("the host lock `{path}` is held by {holder}")]
+    Locked { path: String, holder: String },
+}
+
+#[async_trait]
+pub trait Host: Send + Sync {
+    /// A short human name for messages: `local`, `root@203.0.113.7:22`.
+    fn describe(&self) -> String;
+
+    /// Opens a stream to the Docker Engine API (`/var/run/docker.sock` on the host).
+    async fn docker_stream(&self) -> Result<Box<dyn Stream>, HostError>;
+
+    /// Opens a TCP stream to `address:port` as seen from the host.
+    async fn connect_tcp(&self, address: &str, port: u16) -> Result<Box<dyn Stream>, HostError>;
+
+    /// Writes a file atomically: to a temporary path in `temp_dir` (outside any watched
+    /// directory), then renamed over `path`; parent directories are created.
+    async fn write_file(
+        &self,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+        temp_dir: &str,
+    ) -> Result<(), HostError>;
+
+    /// Reads many files in one round trip; `None` for a file that does not exist.
+    async fn read_files(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>, HostError>;
+
+    /// Removes a file; a missing file is not an error.
+    async fn remove_file(&self, path: &str) -> Result<(), HostError>;
+
+    /// Takes a lock by creating the directory `path` atomically and writing `details`
+    /// (who, when, command) into it. Fails with [`HostError::Locked`] if it exists.
+    async fn lock(&self, path: &str, details: &str) -> Result<(), HostError>;
+
+    /// Releases the lock taken by [`Host::lock`] (also used to clear a stale one).
+    async fn unlock(&self, path: &str) -> Result<(), HostError>;
+}

@@ -1,0 +1,1 @@
+//! The traefik provider for stackctl (in progress).
