@@ -4,11 +4,13 @@
 //! and a few file and lock operations. Two transports implement it: SSH (one connection
 //! per run, many channels) and this machine (`target = "local"`).
 
+mod connector;
 mod local;
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use connector::{HostConnector, SshOptions, Target};
 pub use local::LocalHost;
 
 /// A bidirectional byte stream (a unix socket, a TCP socket, an SSH channel).

@@ -119,6 +119,22 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
+    /// Adopts an existing resource, found by the provider's own `id`, into state without
+    /// changing it (`stackctl import droplet.web-1 <id>`). `desired` is the resource as
+    /// stack.toml describes it, when it does.
+    async fn import(
+        &self,
+        address: &Address,
+        _id: &str,
+        _desired: Option<&Resource>,
+        _context: &ApplyContext,
+    ) -> Result<RecordedResource, ProviderError> {
+        Err(ProviderError::failed(format!(
+            "the {} provider cannot import `{address}`",
+            self.name()
+        )))
+    }
+
     /// Carries out one action. `action.desired` has every reference resolved that could be.
     async fn apply(&self, action: &Action, context: &ApplyContext)
         -> Result<ApplyOutcome, ProviderError>;

@@ -1,0 +1,90 @@
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use crate::{Host, HostError, LocalHost};
+
+/// Where the stack runs, as the CLI resolved it from `[target]`.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// This machine's Docker daemon.
+    Local,
+    /// A host reached over SSH at a known address.
+    Ssh(SshOptions),
+    /// The droplet named here; its address is known only once it exists (after apply).
+    Droplet { droplet: String, options: SshOptions },
+}
+
+/// How to reach a host over SSH. `address` is empty for a droplet until its IP is known.
+#[derive(Clone, Debug, Default)]
+pub struct SshOptions {
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// Private key files to try, in order; empty means `~/.ssh/id_ed25519` and friends.
+    pub identity_files: Vec<std::path::PathBuf>,
+    /// `~/.ssh/known_hosts` unless overridden.
+    pub known_hosts: Option<std::path::PathBuf>,
+    /// A host key fingerprint (`SHA256:…`) pinned in state; checked before known_hosts.
+    pub pinned_fingerprint: Option<String>,
+    /// Accept (and report, so it can be pinned) a host key seen for the first time.
+    pub accept_new_host_key: bool,
+    pub connect_timeout: std::time::Duration,
+    pub operation_timeout: std::time::Duration,
+}
+
+/// Connects to the target once per run, on first use, and hands the same connection to
+/// every provider that needs the host (docker, traefik).
+pub struct HostConnector {
+    target: Target,
+    host: OnceCell<Arc<dyn Host>>,
+}
+
+impl HostConnector {
+    pub fn new(target: Target) -> Self {
+        HostConnector {
+            target,
+            host: OnceCell::new(),
+        }
+    }
+
+    pub fn local() -> Self {
+        HostConnector::new(Target::Local)
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Returns the connected host. `droplet_address` is the droplet's public IPv4 when
+    /// the target is a droplet (from state, or from an action completed in this run).
+    pub async fn connect(&self, droplet_address: Option<&str>) -> Result<Arc<dyn Host>, HostError> {
+        let host = self
+            .host
+            .get_or_try_init(|| async {
+                match &self.target {
+                    Target::Local => Ok(Arc::new(LocalHost::new()) as Arc<dyn Host>),
+                    Target::Ssh(options) => connect_ssh(options.clone()).await,
+                    Target::Droplet { droplet, options } => {
+                        let address = droplet_address.ok_or_else(|| HostError::Unreachable {
+                            target: format!("droplet `{droplet}`"),
+                            cause: "it has no public IPv4 address yet".to_string(),
+                        })?;
+                        let mut options = options.clone();
+                        options.address = address.to_string();
+                        connect_ssh(options).await
+                    }
+                }
+            })
+            .await?;
+        Ok(host.clone())
+    }
+}
+
+async fn connect_ssh(options: SshOptions) -> Result<Arc<dyn Host>, HostError> {
+    // The SSH transport lands in its own module; until then say so plainly.
+    Err(HostError::Unreachable {
+        target: format!("{}@{}:{}", options.user, options.address, options.port),
+        cause: "the SSH transport is not built yet".to_string(),
+    })
+}
