@@ -135,6 +135,12 @@ pub trait Provider: Send + Sync {
         )))
     }
 
+    /// Evidence for the run folder after an apply (container list, rendered files, logs):
+    /// file name → contents. The engine redacts every secret value before writing.
+    async fn evidence(&self, _context: &ApplyContext) -> Vec<(String, Vec<u8>)> {
+        Vec::new()
+    }
+
     /// Carries out one action. `action.desired` has every reference resolved that could be.
     async fn apply(&self, action: &Action, context: &ApplyContext)
         -> Result<ApplyOutcome, ProviderError>;
