@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
-use crate::{Host, HostError, LocalHost};
+use crate::{Host, HostError, HostKey, LocalHost, SshHost};
 
 /// Where the stack runs, as the CLI resolved it from `[target]`.
 #[derive(Clone, Debug)]
@@ -12,7 +12,10 @@ pub enum Target {
     /// A host reached over SSH at a known address.
     Ssh(SshOptions),
     /// The droplet named here; its address is known only once it exists (after apply).
-    Droplet { droplet: String, options: SshOptions },
+    Droplet {
+        droplet: String,
+        options: SshOptions,
+    },
 }
 
 /// How to reach a host over SSH. `address` is empty for a droplet until its IP is known.
@@ -31,6 +34,21 @@ pub struct SshOptions {
     pub accept_new_host_key: bool,
     pub connect_timeout: std::time::Duration,
     pub operation_timeout: std::time::Duration,
+}
+
+impl SshOptions {
+    /// Options for `user@address:port` with the default key files, `~/.ssh/known_hosts`,
+    /// no pinned key, and the default timeouts (a zero timeout means the default).
+    pub fn new(address: impl Into<String>, port: u16, user: impl Into<String>) -> Self {
+        SshOptions {
+            address: address.into(),
+            port,
+            user: user.into(),
+            connect_timeout: crate::ssh::DEFAULT_CONNECT_TIMEOUT,
+            operation_timeout: crate::ssh::DEFAULT_OPERATION_TIMEOUT,
+            ..Default::default()
+        }
+    }
 }
 
 /// Connects to the target once per run, on first use, and hands the same connection to
@@ -54,6 +72,19 @@ impl HostConnector {
 
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// The SSH host key of the connection, once [`HostConnector::connect`] succeeded
+    /// (`None` before, and for the local target). When its trust is
+    /// [`crate::HostKeyTrust::NewlyAccepted`], the engine should pin its fingerprint in
+    /// state.
+    pub fn host_key(&self) -> Option<HostKey> {
+        self.host.get().and_then(|host| host.host_key())
+    }
+
+    /// Shorthand for the fingerprint (`SHA256:…`) of [`HostConnector::host_key`].
+    pub fn host_key_fingerprint(&self) -> Option<String> {
+        self.host_key().map(|key| key.fingerprint)
     }
 
     /// Returns the connected host. `droplet_address` is the droplet's public IPv4 when
@@ -82,9 +113,5 @@ impl HostConnector {
 }
 
 async fn connect_ssh(options: SshOptions) -> Result<Arc<dyn Host>, HostError> {
-    // The SSH transport lands in its own module; until then say so plainly.
-    Err(HostError::Unreachable {
-        target: format!("{}@{}:{}", options.user, options.address, options.port),
-        cause: "the SSH transport is not built yet".to_string(),
-    })
+    Ok(Arc::new(SshHost::connect(options).await?))
 }

@@ -5,13 +5,20 @@
 //! per run, many channels) and this machine (`target = "local"`).
 
 mod connector;
+pub mod known_hosts;
 mod local;
+pub mod quote;
+mod remote_script;
+mod ssh;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use connector::{HostConnector, SshOptions, Target};
 pub use local::LocalHost;
+pub use ssh::SshHost;
 
 /// A bidirectional byte stream (a unix socket, a TCP socket, an SSH channel).
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -24,7 +31,10 @@ pub enum HostError {
     Unreachable { target: String, cause: String },
     /// The host was reached but refused us (host key, authentication).
     #[error("{message}")]
-    Refused { message: String, hint: Option<String> },
+    Refused {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{operation} failed on {target}: {cause}")]
     Operation {
         target: String,
@@ -69,4 +79,33 @@ pub trait Host: Send + Sync {
 
     /// Releases the lock taken by [`Host::lock`] (also used to clear a stale one).
     async fn unlock(&self, path: &str) -> Result<(), HostError>;
+
+    /// The host key this connection trusted, for transports that have one (SSH).
+    fn host_key(&self) -> Option<HostKey> {
+        None
+    }
+}
+
+/// The SSH host key a connection was made with, and why it was trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostKey {
+    /// `SHA256:…`, exactly as `ssh-keygen -lf` prints it: the value to pin in state.
+    pub fingerprint: String,
+    /// `ED25519`, `ECDSA`…, as `ssh-keygen -lf` shows it.
+    pub key_type: String,
+    pub trust: HostKeyTrust,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostKeyTrust {
+    /// It matched the fingerprint pinned in state.
+    Pinned,
+    /// It is recorded in a known_hosts file.
+    KnownHosts {
+        path: std::path::PathBuf,
+        line: usize,
+    },
+    /// It was seen for the first time and accepted because the user asked to: the
+    /// caller should pin [`HostKey::fingerprint`] now.
+    NewlyAccepted,
 }

@@ -50,7 +50,9 @@ impl Host for LocalHost {
     async fn connect_tcp(&self, address: &str, port: u16) -> Result<Box<dyn Stream>, HostError> {
         let stream = tokio::net::TcpStream::connect((address, port))
             .await
-            .map_err(|error| self.operation_error(&format!("connect to {address}:{port}"), error))?;
+            .map_err(|error| {
+                self.operation_error(&format!("connect to {address}:{port}"), error)
+            })?;
         stream.set_nodelay(true).ok();
         Ok(Box::new(stream))
     }
@@ -65,14 +67,17 @@ impl Host for LocalHost {
         use std::os::unix::fs::PermissionsExt;
         let target = std::path::Path::new(path);
         if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|error| self.operation_error(&format!("create {}", parent.display()), error))?;
+            tokio::fs::create_dir_all(parent).await.map_err(|error| {
+                self.operation_error(&format!("create {}", parent.display()), error)
+            })?;
         }
         tokio::fs::create_dir_all(temp_dir)
             .await
             .map_err(|error| self.operation_error(&format!("create {temp_dir}"), error))?;
-        let file_name = target.file_name().and_then(|name| name.to_str()).unwrap_or("file");
+        let file_name = target
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("file");
         let temporary = format!("{temp_dir}/.{file_name}.{}.tmp", std::process::id());
         tokio::fs::write(&temporary, contents)
             .await
@@ -108,9 +113,9 @@ impl Host for LocalHost {
 
     async fn lock(&self, path: &str, details: &str) -> Result<(), HostError> {
         if let Some(parent) = std::path::Path::new(path).parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|error| self.operation_error(&format!("create {}", parent.display()), error))?;
+            tokio::fs::create_dir_all(parent).await.map_err(|error| {
+                self.operation_error(&format!("create {}", parent.display()), error)
+            })?;
         }
         match tokio::fs::create_dir(path).await {
             Ok(()) => {}

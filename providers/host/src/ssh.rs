@@ -1,0 +1,1116 @@
+//! The SSH transport: one russh connection per run, many channels on it.
+//!
+//! # Why it is built this way
+//!
+//! A run talks to the host constantly: a refresh reads every container and file of the
+//! stack, an apply starts and watches containers. Opening an SSH connection costs a TCP
+//! handshake, a key exchange and authentication, so [`SshHost`] opens exactly one and
+//! multiplexes everything over channels on it. Channels are cheap, but OpenSSH limits
+//! the *session* channels (exec, shell) of one connection to `MaxSessions` (10 by
+//! default) and frees a slot only some time after the channel closes; a client that
+//! opens exactly ten races those frees. So at most [`MAX_CONCURRENT_CHANNELS`] (8)
+//! channels are opened or running a command at once (a semaphore), and a refused
+//! channel open is retried a few times with a short backoff.
+//!
+//! Docker is not driven through its CLI: [`Host::docker_stream`] opens a
+//! `direct-streamlocal` channel to `/var/run/docker.sock` and hands the caller a raw
+//! byte stream on which it speaks the Engine API's HTTP. No shell, no process and no
+//! quoting per Docker operation. Servers that forbid socket forwarding
+//! (`AllowStreamLocalForwarding no`) refuse that channel as "administratively
+//! prohibited"; then, and from then on, the stream is an exec of
+//! `docker system dial-stdio`, which proxies the same socket through stdin/stdout.
+//!
+//! Files and the host lock still need commands. Each operation is one exec of a small
+//! POSIX script (see [`crate::remote_script`]) because every command pays a round trip
+//! plus the user's login shell, which can be slow when `~/.bashrc` is heavy. All paths
+//! in those scripts are quoted by [`crate::quote`]; contents go over stdin.
+//!
+//! # Trust
+//!
+//! The server's host key is checked during the handshake, before any credential is
+//! offered: first against a fingerprint pinned in state, else against `known_hosts`
+//! (hashed entries and `[host]:port` names included). An unknown key is refused unless
+//! the caller explicitly accepts new keys, in which case the connection reports the
+//! fingerprint ([`SshHost::host_key`]) so the engine pins it and later runs check it.
+//! A key that differs from the pinned or recorded one is refused whatever the flags
+//! say, with both fingerprints in the message, written as `ssh-keygen -lf` writes them
+//! so the user can compare them with the host's own output.
+//!
+//! Authentication is by public key only: the configured identity files, an agent at
+//! `SSH_AUTH_SOCK` if there is one, then `~/.ssh/id_ed25519` and `~/.ssh/id_ecdsa`. A
+//! refusal names every key tried and what happened to it.
+//!
+//! # Time
+//!
+//! Connecting (TCP, handshake and authentication) is bounded by
+//! [`SshOptions::connect_timeout`], each operation by
+//! [`SshOptions::operation_timeout`]; a zero duration means the defaults below. TCP
+//! nodelay is on: without it every small request waits for Nagle's algorithm (~40 ms).
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use russh::client::{self, Handle, Msg};
+use russh::keys::{Algorithm, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::{Channel, ChannelMsg, ChannelOpenFailure};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::known_hosts::{self, KnownHostsVerdict};
+use crate::remote_script::{self, FileRead};
+use crate::{Host, HostError, HostKey, HostKeyTrust, SshOptions, Stream};
+
+/// Channels opened or running a command at once on one connection: below OpenSSH's
+/// default `MaxSessions` of 10, with room for the server's delayed slot release.
+pub const MAX_CONCURRENT_CHANNELS: usize = 8;
+/// Used when [`SshOptions::connect_timeout`] is zero.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Used when [`SshOptions::operation_timeout`] is zero.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// The Docker daemon's socket on the host.
+pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+const CHANNEL_OPEN_ATTEMPTS: u32 = 5;
+const CHANNEL_OPEN_BACKOFF: Duration = Duration::from_millis(50);
+/// Scripts longer than this are split over several commands, far below both the
+/// server's packet limit and the kernel's argument limit.
+const MAX_SCRIPT_BYTES: usize = 64 * 1024;
+
+/// A host reached over SSH. Cheap to share: every method takes `&self`, and
+/// concurrent calls run on concurrent channels of the one connection.
+pub struct SshHost {
+    handle: Handle<TrustingHandler>,
+    target: String,
+    operation_timeout: Duration,
+    channels: Arc<Semaphore>,
+    host_key: HostKey,
+    /// Set once the server refused socket forwarding, so later streams go straight to
+    /// `docker system dial-stdio`.
+    streamlocal_refused: AtomicBool,
+}
+
+impl std::fmt::Debug for SshHost {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SshHost")
+            .field("target", &self.target)
+            .field("host_key", &self.host_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SshHost {
+    /// Connects, verifies the host key and authenticates, all within
+    /// `options.connect_timeout`.
+    pub async fn connect(options: SshOptions) -> Result<SshHost, HostError> {
+        let options = resolve_defaults(options);
+        let target = format!("{}@{}:{}", options.user, options.address, options.port);
+        let connect_timeout = options.connect_timeout;
+        match tokio::time::timeout(connect_timeout, connect_and_authenticate(&options, &target))
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(HostError::Unreachable {
+                target,
+                cause: format!(
+                    "no SSH session within {} (connect timeout)",
+                    humanize(connect_timeout)
+                ),
+            }),
+        }
+    }
+
+    /// The host key this connection trusted; pin [`HostKey::fingerprint`] in state when
+    /// its trust is [`HostKeyTrust::NewlyAccepted`].
+    pub fn host_key(&self) -> &HostKey {
+        &self.host_key
+    }
+
+    /// `SHA256:…`, as `ssh-keygen -lf` prints it.
+    pub fn host_key_fingerprint(&self) -> &str {
+        &self.host_key.fingerprint
+    }
+
+    fn operation_error(&self, operation: &str, cause: impl ToString) -> HostError {
+        HostError::Operation {
+            target: self.target.clone(),
+            operation: operation.to_string(),
+            cause: cause.to_string(),
+        }
+    }
+
+    fn timeout_error(&self, operation: &str) -> HostError {
+        self.operation_error(
+            operation,
+            format!(
+                "no answer within {} (operation timeout)",
+                humanize(self.operation_timeout)
+            ),
+        )
+    }
+
+    /// Waits for one of the channel slots.
+    async fn channel_slot(&self) -> Result<OwnedSemaphorePermit, HostError> {
+        self.channels
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| self.operation_error("open a channel", "the connection is shutting down"))
+    }
+
+    /// Opens a channel with `open`, retrying refusals that a busy server gives (all
+    /// failures for session channels, where `MaxSessions` answers "administratively
+    /// prohibited"; only resource shortage for forwarding channels, whose other
+    /// refusals are final).
+    async fn open_channel<F, Fut>(
+        &self,
+        kind: ChannelKind,
+        open: F,
+    ) -> Result<Channel<Msg>, russh::Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Channel<Msg>, russh::Error>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match open().await {
+                Err(russh::Error::ChannelOpenFailure(reason))
+                    if attempt < CHANNEL_OPEN_ATTEMPTS && kind.is_retryable(&reason) =>
+                {
+                    tracing::debug!(target = %self.target, ?reason, attempt, "channel open refused; retrying");
+                    tokio::time::sleep(CHANNEL_OPEN_BACKOFF * attempt).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Runs `command` in one session channel, feeding `stdin`, and collects its output.
+    async fn exec(
+        &self,
+        operation: &str,
+        command: &str,
+        stdin: &[u8],
+    ) -> Result<ExecOutput, HostError> {
+        let run = async {
+            let _slot = self.channel_slot().await?;
+            let mut channel = self
+                .open_channel(ChannelKind::Session, || self.handle.channel_open_session())
+                .await
+                .map_err(|error| self.operation_error(operation, describe_russh_error(&error)))?;
+            channel
+                .exec(true, command)
+                .await
+                .map_err(|error| self.operation_error(operation, describe_russh_error(&error)))?;
+            if !stdin.is_empty() {
+                // A command that exits without reading its input (the lock is held) closes
+                // the channel under us; its exit status tells the story, so go on.
+                let _ = channel.data(stdin).await;
+            }
+            let _ = channel.eof().await;
+            let mut output = ExecOutput::default();
+            while let Some(message) = channel.wait().await {
+                match message {
+                    ChannelMsg::Data { data } => output.stdout.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => {
+                        output.stderr.extend_from_slice(&data)
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        output.exit_status = Some(exit_status)
+                    }
+                    ChannelMsg::ExitSignal { signal_name, .. } => {
+                        output.signal = Some(format!("{signal_name:?}"));
+                    }
+                    ChannelMsg::Failure => {
+                        return Err(self
+                            .operation_error(operation, "the server refused to run the command"));
+                    }
+                    ChannelMsg::Close => break,
+                    _ => {}
+                }
+            }
+            Ok(output)
+        };
+        tokio::time::timeout(self.operation_timeout, run)
+            .await
+            .unwrap_or_else(|_| Err(self.timeout_error(operation)))
+    }
+
+    /// Runs one of the [`remote_script`] scripts and fails unless it exits with 0 (or
+    /// one of `accepted` statuses).
+    async fn run_script(
+        &self,
+        operation: &str,
+        script: &str,
+        stdin: &[u8],
+        accepted: &[u32],
+    ) -> Result<ExecOutput, HostError> {
+        let command = remote_script::sh_command(script)
+            .map_err(|error| self.operation_error(operation, error))?;
+        let output = self.exec(operation, &command, stdin).await?;
+        match output.exit_status {
+            Some(0) => Ok(output),
+            Some(status) if accepted.contains(&status) => Ok(output),
+            _ => Err(self.operation_error(operation, output.failure_cause())),
+        }
+    }
+
+    async fn read_files_batch(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>, HostError> {
+        let operation = format!("read {}", describe_paths(paths));
+        let nonce = remote_script::nonce();
+        let script = remote_script::read_files_script(paths, &nonce)
+            .map_err(|error| self.operation_error(&operation, error))?;
+        let output = self.run_script(&operation, &script, &[], &[]).await?;
+        let reads = remote_script::parse_read_files(&output.stdout, paths.len(), &nonce)
+            .map_err(|cause| self.operation_error(&operation, cause))?;
+        reads
+            .into_iter()
+            .zip(paths)
+            .map(|(read, path)| match read {
+                FileRead::Contents(contents) => Ok(Some(contents)),
+                FileRead::Missing => Ok(None),
+                FileRead::Failed => Err(self.operation_error(
+                    &format!("read {path}"),
+                    non_empty_or(
+                        &String::from_utf8_lossy(&output.stderr),
+                        "it exists but cannot be read",
+                    ),
+                )),
+            })
+            .collect()
+    }
+
+    async fn dial_stdio_stream(&self) -> Result<Box<dyn Stream>, HostError> {
+        let operation = "start `docker system dial-stdio`";
+        let open = async {
+            // The slot is held for the stream's whole life: an exec channel counts
+            // against the server's `MaxSessions` until it closes.
+            let slot = self.channel_slot().await?;
+            let channel = self
+                .open_channel(ChannelKind::Session, || self.handle.channel_open_session())
+                .await
+                .map_err(|error| self.operation_error(operation, describe_russh_error(&error)))?;
+            channel
+                .exec(false, "exec docker system dial-stdio")
+                .await
+                .map_err(|error| self.operation_error(operation, describe_russh_error(&error)))?;
+            Ok(Box::new(SlotStream {
+                inner: channel.into_stream(),
+                _slot: slot,
+            }) as Box<dyn Stream>)
+        };
+        tokio::time::timeout(self.operation_timeout, open)
+            .await
+            .unwrap_or_else(|_| Err(self.timeout_error(operation)))
+    }
+}
+
+#[async_trait]
+impl Host for SshHost {
+    fn describe(&self) -> String {
+        self.target.clone()
+    }
+
+    async fn docker_stream(&self) -> Result<Box<dyn Stream>, HostError> {
+        if self.streamlocal_refused.load(Ordering::Relaxed) {
+            return self.dial_stdio_stream().await;
+        }
+        let operation = format!("open the Docker socket {DOCKER_SOCKET}");
+        let open = async {
+            // Forwarding channels do not count against `MaxSessions`, so the slot only
+            // bounds how many are being opened at once.
+            let _slot = self.channel_slot().await?;
+            Ok(self
+                .open_channel(ChannelKind::Forwarding, || {
+                    self.handle.channel_open_direct_streamlocal(DOCKER_SOCKET)
+                })
+                .await)
+        };
+        let opened = tokio::time::timeout(self.operation_timeout, open)
+            .await
+            .unwrap_or_else(|_| Err(self.timeout_error(&operation)))?;
+        match opened {
+            Ok(channel) => Ok(Box::new(channel.into_stream())),
+            Err(russh::Error::ChannelOpenFailure(ChannelOpenFailure::AdministrativelyProhibited)) => {
+                tracing::info!(
+                    target = %self.target,
+                    "the server does not forward unix sockets; using `docker system dial-stdio`"
+                );
+                self.streamlocal_refused.store(true, Ordering::Relaxed);
+                self.dial_stdio_stream().await
+            }
+            Err(russh::Error::ChannelOpenFailure(ChannelOpenFailure::ConnectFailed)) => Err(self.operation_error(
+                &operation,
+                format!(
+                    "the server could not connect to it; is the Docker daemon running, and may `{}` use its socket?",
+                    self.target.split('@').next().unwrap_or_default()
+                ),
+            )),
+            Err(error) => Err(self.operation_error(&operation, describe_russh_error(&error))),
+        }
+    }
+
+    async fn connect_tcp(&self, address: &str, port: u16) -> Result<Box<dyn Stream>, HostError> {
+        let operation = format!("connect to {address}:{port} from the host");
+        let open = async {
+            let _slot = self.channel_slot().await?;
+            self.open_channel(ChannelKind::Forwarding, || {
+                self.handle
+                    .channel_open_direct_tcpip(address, u32::from(port), "127.0.0.1", 0)
+            })
+            .await
+            .map_err(|error| self.operation_error(&operation, describe_russh_error(&error)))
+        };
+        let channel = tokio::time::timeout(self.operation_timeout, open)
+            .await
+            .unwrap_or_else(|_| Err(self.timeout_error(&operation)))?;
+        Ok(Box::new(channel.into_stream()))
+    }
+
+    async fn write_file(
+        &self,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+        temp_dir: &str,
+    ) -> Result<(), HostError> {
+        let operation = format!("write {path}");
+        let script =
+            remote_script::write_file_script(path, mode, temp_dir, &remote_script::nonce())
+                .map_err(|error| self.operation_error(&operation, error))?;
+        self.run_script(&operation, &script, contents, &[])
+            .await
+            .map(drop)
+    }
+
+    async fn read_files(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>, HostError> {
+        // One command for the usual handful of files; a huge list is split so that no
+        // command line grows past the server's limits, and the parts run concurrently.
+        let mut batches: Vec<&[String]> = Vec::new();
+        let mut start = 0;
+        let mut batch_bytes = 0;
+        for (index, path) in paths.iter().enumerate() {
+            let cost = path.len() + 120;
+            if index > start && batch_bytes + cost > MAX_SCRIPT_BYTES {
+                batches.push(&paths[start..index]);
+                start = index;
+                batch_bytes = 0;
+            }
+            batch_bytes += cost;
+        }
+        if start < paths.len() {
+            batches.push(&paths[start..]);
+        }
+        let results = join_all(
+            batches
+                .into_iter()
+                .map(|batch| self.read_files_batch(batch)),
+        )
+        .await;
+        let mut contents = Vec::with_capacity(paths.len());
+        for result in results {
+            contents.extend(result?);
+        }
+        Ok(contents)
+    }
+
+    async fn remove_file(&self, path: &str) -> Result<(), HostError> {
+        let operation = format!("remove {path}");
+        let script = remote_script::remove_file_script(path)
+            .map_err(|error| self.operation_error(&operation, error))?;
+        self.run_script(&operation, &script, &[], &[])
+            .await
+            .map(drop)
+    }
+
+    async fn lock(&self, path: &str, details: &str) -> Result<(), HostError> {
+        let operation = format!("take the lock {path}");
+        let script = remote_script::lock_script(path)
+            .map_err(|error| self.operation_error(&operation, error))?;
+        let output = self
+            .run_script(
+                &operation,
+                &script,
+                details.as_bytes(),
+                &[remote_script::LOCK_HELD_STATUS],
+            )
+            .await?;
+        if output.exit_status == Some(remote_script::LOCK_HELD_STATUS) {
+            let holder = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            return Err(HostError::Locked {
+                path: path.to_string(),
+                holder: non_empty_or(&holder, "an unknown holder (no details file)"),
+            });
+        }
+        Ok(())
+    }
+
+    async fn unlock(&self, path: &str) -> Result<(), HostError> {
+        let operation = format!("remove the lock {path}");
+        if let Some(refusal) = remote_script::refuse_dangerous_removal(path) {
+            return Err(self.operation_error(&operation, refusal));
+        }
+        let script = remote_script::unlock_script(path)
+            .map_err(|error| self.operation_error(&operation, error))?;
+        self.run_script(&operation, &script, &[], &[])
+            .await
+            .map(drop)
+    }
+
+    fn host_key(&self) -> Option<HostKey> {
+        Some(self.host_key.clone())
+    }
+}
+
+/// Runs futures concurrently and returns their outputs in order (a small `join_all`,
+/// to avoid a dependency for one call site).
+async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|context| {
+        let mut pending = false;
+        for (future, result) in futures.iter_mut().zip(results.iter_mut()) {
+            if result.is_none() {
+                match future.as_mut().poll(context) {
+                    Poll::Ready(output) => *result = Some(output),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ChannelKind {
+    Session,
+    Forwarding,
+}
+
+impl ChannelKind {
+    fn is_retryable(self, reason: &ChannelOpenFailure) -> bool {
+        match self {
+            ChannelKind::Session => true,
+            ChannelKind::Forwarding => matches!(reason, ChannelOpenFailure::ResourceShortage),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ExecOutput {
+    exit_status: Option<u32>,
+    signal: Option<String>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    fn failure_cause(&self) -> String {
+        let stderr = String::from_utf8_lossy(&self.stderr).trim().to_string();
+        let status = match (&self.exit_status, &self.signal) {
+            (Some(status), _) => format!("exit status {status}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            (None, None) => "the channel closed without an exit status".to_string(),
+        };
+        if stderr.is_empty() {
+            status
+        } else {
+            format!("{stderr} ({status})")
+        }
+    }
+}
+
+/// A stream that keeps a channel slot until it is dropped.
+struct SlotStream<S> {
+    inner: S,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for SlotStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(context, buffer)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SlotStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(context, buffer)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(context)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(context)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Connecting
+// ---------------------------------------------------------------------------------
+
+/// Fills what the caller left unset: port 22, the local user name, the default
+/// timeouts.
+fn resolve_defaults(mut options: SshOptions) -> SshOptions {
+    if options.port == 0 {
+        options.port = 22;
+    }
+    if options.user.is_empty() {
+        options.user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "root".to_string());
+    }
+    if options.connect_timeout.is_zero() {
+        options.connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+    }
+    if options.operation_timeout.is_zero() {
+        options.operation_timeout = DEFAULT_OPERATION_TIMEOUT;
+    }
+    options
+}
+
+fn home_directory() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from)
+}
+
+async fn connect_and_authenticate(
+    options: &SshOptions,
+    target: &str,
+) -> Result<SshHost, HostError> {
+    let unreachable = |cause: String| HostError::Unreachable {
+        target: target.to_string(),
+        cause,
+    };
+    let policy = HostKeyPolicy::load(options, target)?;
+
+    let socket = tokio::net::TcpStream::connect((options.address.as_str(), options.port))
+        .await
+        .map_err(|error| unreachable(error.to_string()))?;
+    // Small requests and answers go back and forth all the time; Nagle's algorithm
+    // would hold each one for up to ~40 ms.
+    socket
+        .set_nodelay(true)
+        .map_err(|error| unreachable(format!("cannot set TCP_NODELAY: {error}")))?;
+
+    let mut preferred = russh::Preferred::default();
+    // Ask for the key type known_hosts already has, as OpenSSH does: otherwise a host
+    // with both an RSA and an ed25519 key, recorded by its RSA key, would look changed.
+    preferred.key = policy.preferred_key_algorithms(&preferred.key).into();
+    let config = client::Config {
+        nodelay: true,
+        preferred,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_max: 3,
+        ..Default::default()
+    };
+    let verdict = Arc::new(Mutex::new(None));
+    let handler = TrustingHandler {
+        policy,
+        verdict: verdict.clone(),
+    };
+    let handshake = client::connect_stream(Arc::new(config), socket, handler).await;
+    let taken_verdict = verdict.lock().ok().and_then(|mut verdict| verdict.take());
+    let (mut handle, host_key) = match (handshake, taken_verdict) {
+        (Ok(handle), Some(Ok(host_key))) => (handle, host_key),
+        (Ok(_), _) => {
+            return Err(HostError::Refused {
+                message: format!(
+                    "the SSH handshake with {target} finished without a host key check"
+                ),
+                hint: None,
+            })
+        }
+        // The handler's own refusal says more than russh's `UnknownKey`.
+        (Err(_), Some(Err(refusal))) => return Err(refusal),
+        (Err(error), _) => {
+            return Err(unreachable(format!(
+                "SSH handshake failed: {}",
+                describe_russh_error(&error)
+            )))
+        }
+    };
+    authenticate(&mut handle, options, target).await?;
+    tracing::debug!(%target, fingerprint = %host_key.fingerprint, "connected");
+    Ok(SshHost {
+        handle,
+        target: target.to_string(),
+        operation_timeout: options.operation_timeout,
+        channels: Arc::new(Semaphore::new(MAX_CONCURRENT_CHANNELS)),
+        host_key,
+        streamlocal_refused: AtomicBool::new(false),
+    })
+}
+
+/// What the handler knows to decide on the server's key.
+struct HostKeyPolicy {
+    target: String,
+    address: String,
+    port: u16,
+    pinned_fingerprint: Option<String>,
+    known_hosts_path: Option<PathBuf>,
+    known_hosts: String,
+    accept_new: bool,
+}
+
+impl HostKeyPolicy {
+    fn load(options: &SshOptions, target: &str) -> Result<HostKeyPolicy, HostError> {
+        let known_hosts_path = options
+            .known_hosts
+            .clone()
+            .or_else(|| home_directory().map(|home| home.join(".ssh").join("known_hosts")));
+        let known_hosts = match &known_hosts_path {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(contents) => contents,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(error) => {
+                    return Err(HostError::Refused {
+                        message: format!(
+                            "cannot read the known hosts file {}: {error}",
+                            path.display()
+                        ),
+                        hint: None,
+                    })
+                }
+            },
+            None => String::new(),
+        };
+        Ok(HostKeyPolicy {
+            target: target.to_string(),
+            address: options.address.clone(),
+            port: options.port,
+            pinned_fingerprint: options
+                .pinned_fingerprint
+                .clone()
+                .map(|pinned| normalize_fingerprint(&pinned)),
+            known_hosts_path,
+            known_hosts,
+            accept_new: options.accept_new_host_key,
+        })
+    }
+
+    /// The default algorithm list with the types recorded for this host moved first.
+    fn preferred_key_algorithms(&self, defaults: &[Algorithm]) -> Vec<Algorithm> {
+        let recorded: Vec<Algorithm> =
+            known_hosts::entries_for_host(&self.known_hosts, &self.address, self.port)
+                .into_iter()
+                .filter(|entry| !entry.revoked)
+                .map(|entry| entry.key.algorithm())
+                .collect();
+        let mut ordered: Vec<Algorithm> = defaults
+            .iter()
+            .filter(|algorithm| recorded.contains(algorithm))
+            .cloned()
+            .collect();
+        ordered.extend(
+            defaults
+                .iter()
+                .filter(|algorithm| !recorded.contains(algorithm))
+                .cloned(),
+        );
+        ordered
+    }
+
+    fn known_hosts_display(&self) -> String {
+        self.known_hosts_path
+            .as_deref()
+            .map(|path| path.display().to_string())
+            .unwrap_or_else(|| "known_hosts (no home directory)".to_string())
+    }
+
+    /// Decides on `key`: the trusted [`HostKey`], or the refusal to report.
+    fn decide(&self, key: &PublicKey) -> Result<HostKey, HostError> {
+        let fingerprint = known_hosts::fingerprint(key);
+        let key_type = known_hosts::key_type_label(&key.algorithm());
+        let presented = known_hosts::describe_key(key);
+        let trusted = |trust| HostKey {
+            fingerprint: fingerprint.clone(),
+            key_type: key_type.clone(),
+            trust,
+        };
+        if let Some(pinned) = &self.pinned_fingerprint {
+            if *pinned == fingerprint {
+                return Ok(trusted(HostKeyTrust::Pinned));
+            }
+            return Err(HostError::Refused {
+                message: format!(
+                    "the host key of {} has CHANGED: expected {pinned} (pinned in state), got {presented}",
+                    self.target
+                ),
+                hint: Some(
+                    "this is what a man-in-the-middle attack looks like; if the host was rebuilt on purpose, \
+                     check the new fingerprint on the host (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`) \
+                     and replace the pinned fingerprint in state"
+                        .to_string(),
+                ),
+            });
+        }
+        let known_hosts_name = known_hosts::known_hosts_name(&self.address, self.port);
+        match known_hosts::check(&self.known_hosts, &self.address, self.port, key) {
+            KnownHostsVerdict::Known { line } => Ok(trusted(HostKeyTrust::KnownHosts {
+                path: self.known_hosts_path.clone().unwrap_or_default(),
+                line,
+            })),
+            KnownHostsVerdict::Revoked { line } => Err(HostError::Refused {
+                message: format!(
+                    "the host key of {} is revoked ({}:{line}): {presented}",
+                    self.target,
+                    self.known_hosts_display()
+                ),
+                hint: None,
+            }),
+            KnownHostsVerdict::Changed { recorded } => {
+                let expected: Vec<String> = recorded
+                    .iter()
+                    .map(|entry| {
+                        format!(
+                            "{} ({}:{})",
+                            known_hosts::describe_key(&entry.key),
+                            self.known_hosts_display(),
+                            entry.line
+                        )
+                    })
+                    .collect();
+                Err(HostError::Refused {
+                    message: format!(
+                        "the host key of {} has CHANGED: expected {}, got {presented}",
+                        self.target,
+                        expected.join(" or ")
+                    ),
+                    hint: Some(format!(
+                        "this is what a man-in-the-middle attack looks like; if the host's key was changed on purpose, \
+                         check the new fingerprint on the host, then remove the old entry with \
+                         `ssh-keygen -R '{known_hosts_name}' -f {}`",
+                        self.known_hosts_display()
+                    )),
+                })
+            }
+            KnownHostsVerdict::Unknown if self.accept_new => Ok(trusted(HostKeyTrust::NewlyAccepted)),
+            KnownHostsVerdict::Unknown => Err(HostError::Refused {
+                message: format!(
+                    "the host key of {} is not known: {presented} is neither pinned in state nor in {}",
+                    self.target,
+                    self.known_hosts_display()
+                ),
+                hint: Some(
+                    "compare it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the host, then accept it \
+                     explicitly (the accept-new-host-key option), which pins it in state"
+                        .to_string(),
+                ),
+            }),
+        }
+    }
+}
+
+/// `SHA256:abc=` and `abc` both mean `SHA256:abc` (ssh-keygen prints no padding).
+fn normalize_fingerprint(fingerprint: &str) -> String {
+    let trimmed = fingerprint.trim().trim_end_matches('=');
+    if trimmed.starts_with("SHA256:") {
+        trimmed.to_string()
+    } else {
+        format!("SHA256:{trimmed}")
+    }
+}
+
+/// The russh handler: it only decides on the host key, and leaves its verdict where
+/// [`connect_and_authenticate`] can read it (russh itself reports just `UnknownKey`).
+struct TrustingHandler {
+    policy: HostKeyPolicy,
+    verdict: Arc<Mutex<Option<Result<HostKey, HostError>>>>,
+}
+
+impl client::Handler for TrustingHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let decision = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.policy.decide(key),
+            PublicKeyOrCertificate::Certificate(_) => Err(HostError::Refused {
+                message: format!(
+                    "{} presented a host certificate; stackctl trusts host keys only",
+                    self.policy.target
+                ),
+                hint: None,
+            }),
+        };
+        let accepted = decision.is_ok();
+        if let Ok(mut verdict) = self.verdict.lock() {
+            // Only the first key exchange decides; a re-key presents the same key and
+            // russh checks that itself.
+            if verdict.is_none() {
+                *verdict = Some(decision);
+            }
+        }
+        Ok(accepted)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Authentication
+// ---------------------------------------------------------------------------------
+
+async fn authenticate(
+    handle: &mut Handle<TrustingHandler>,
+    options: &SshOptions,
+    target: &str,
+) -> Result<(), HostError> {
+    let mut tried: Vec<String> = Vec::new();
+    let explicit = !options.identity_files.is_empty();
+    for path in &options.identity_files {
+        if try_identity_file(handle, target, &options.user, path, &mut tried).await? {
+            return Ok(());
+        }
+    }
+    if try_agent(handle, &options.user, &mut tried).await? {
+        return Ok(());
+    }
+    if !explicit {
+        for name in ["id_ed25519", "id_ecdsa"] {
+            let Some(home) = home_directory() else { break };
+            let path = home.join(".ssh").join(name);
+            if try_identity_file(handle, target, &options.user, &path, &mut tried).await? {
+                return Ok(());
+            }
+        }
+    }
+    Err(HostError::Refused {
+        message: format!("{target} refused public-key authentication as `{}`", options.user),
+        hint: Some(format!(
+            "keys tried: {}; add the public half of one of them to `~/.ssh/authorized_keys` of `{}` on the host, \
+             or name the right private key in the target's identity files",
+            if tried.is_empty() { "none".to_string() } else { tried.join("; ") },
+            options.user
+        )),
+    })
+}
+
+/// Tries one private key file; records what happened in `tried`. `Ok(true)` when the
+/// server accepted it.
+async fn try_identity_file(
+    handle: &mut Handle<TrustingHandler>,
+    target: &str,
+    user: &str,
+    path: &Path,
+    tried: &mut Vec<String>,
+) -> Result<bool, HostError> {
+    let key = match russh::keys::load_secret_key(path, None) {
+        Ok(key) => key,
+        Err(russh::keys::Error::IO(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+            tried.push(format!("{} (not found)", path.display()));
+            return Ok(false);
+        }
+        Err(russh::keys::Error::KeyIsEncrypted) => {
+            tried.push(format!(
+                "{} (encrypted; add it to ssh-agent with `ssh-add {}`)",
+                path.display(),
+                path.display()
+            ));
+            return Ok(false);
+        }
+        Err(error) => {
+            tried.push(format!("{} (unusable: {error})", path.display()));
+            return Ok(false);
+        }
+    };
+    let described = known_hosts::fingerprint(key.public_key());
+    let result = handle
+        .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), None))
+        .await
+        .map_err(|error| HostError::Unreachable {
+            target: target.to_string(),
+            cause: format!(
+                "the connection failed during authentication: {}",
+                describe_russh_error(&error)
+            ),
+        })?;
+    if result.success() {
+        return Ok(true);
+    }
+    tried.push(format!(
+        "{} ({described}, rejected by the server)",
+        path.display()
+    ));
+    Ok(false)
+}
+
+/// Tries every key of the agent at `SSH_AUTH_SOCK`, if there is one.
+async fn try_agent(
+    handle: &mut Handle<TrustingHandler>,
+    user: &str,
+    tried: &mut Vec<String>,
+) -> Result<bool, HostError> {
+    if std::env::var_os("SSH_AUTH_SOCK").is_none() {
+        return Ok(false);
+    }
+    let mut agent = match russh::keys::agent::client::AgentClient::connect_env().await {
+        Ok(agent) => agent,
+        Err(error) => {
+            tried.push(format!("ssh-agent (cannot connect: {error})"));
+            return Ok(false);
+        }
+    };
+    let identities = match agent.request_identities().await {
+        Ok(identities) => identities,
+        Err(error) => {
+            tried.push(format!("ssh-agent (cannot list keys: {error})"));
+            return Ok(false);
+        }
+    };
+    if identities.is_empty() {
+        tried.push("ssh-agent (holds no keys)".to_string());
+    }
+    for identity in identities {
+        let russh::keys::agent::AgentIdentity::PublicKey { key, comment } = identity else {
+            continue;
+        };
+        let described = format!("ssh-agent key {} {comment}", known_hosts::fingerprint(&key));
+        match handle
+            .authenticate_publickey_with(user, key, None, &mut agent)
+            .await
+        {
+            Ok(result) if result.success() => return Ok(true),
+            Ok(_) => tried.push(format!("{} (rejected by the server)", described.trim_end())),
+            Err(error) => tried.push(format!(
+                "{} (agent could not sign: {error})",
+                described.trim_end()
+            )),
+        }
+    }
+    Ok(false)
+}
+
+// ---------------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------------
+
+fn describe_russh_error(error: &russh::Error) -> String {
+    match error {
+        russh::Error::ChannelOpenFailure(reason) => format!(
+            "the server refused to open a channel ({})",
+            match reason {
+                ChannelOpenFailure::AdministrativelyProhibited =>
+                    "administratively prohibited".to_string(),
+                ChannelOpenFailure::ConnectFailed => "connect failed".to_string(),
+                ChannelOpenFailure::UnknownChannelType => "unknown channel type".to_string(),
+                ChannelOpenFailure::ResourceShortage => "resource shortage".to_string(),
+                ChannelOpenFailure::Other { code, reason } => format!("{reason}, code {code}"),
+            }
+        ),
+        russh::Error::Disconnect => "the server closed the connection".to_string(),
+        russh::Error::IO(error) => error.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn describe_paths(paths: &[String]) -> String {
+    match paths {
+        [only] => only.clone(),
+        _ => format!("{} files", paths.len()),
+    }
+}
+
+fn non_empty_or(text: &str, fallback: &str) -> String {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        fallback.to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+fn humanize(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{} ms", duration.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_port_user_and_timeouts() {
+        let options = resolve_defaults(SshOptions {
+            address: "203.0.113.7".to_string(),
+            user: "deploy".to_string(),
+            ..Default::default()
+        });
+        assert_eq!(options.port, 22);
+        assert_eq!(options.user, "deploy");
+        assert_eq!(options.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(options.operation_timeout, DEFAULT_OPERATION_TIMEOUT);
+    }
+
+    #[test]
+    fn pinned_fingerprints_are_normalized() {
+        assert_eq!(normalize_fingerprint("SHA256:abc"), "SHA256:abc");
+        assert_eq!(normalize_fingerprint(" abc= "), "SHA256:abc");
+    }
+
+    #[test]
+    fn session_channels_retry_every_refusal_and_forwarding_only_shortage() {
+        assert!(ChannelKind::Session.is_retryable(&ChannelOpenFailure::AdministrativelyProhibited));
+        assert!(ChannelKind::Forwarding.is_retryable(&ChannelOpenFailure::ResourceShortage));
+        assert!(
+            !ChannelKind::Forwarding.is_retryable(&ChannelOpenFailure::AdministrativelyProhibited)
+        );
+        assert!(!ChannelKind::Forwarding.is_retryable(&ChannelOpenFailure::ConnectFailed));
+    }
+
+    #[test]
+    fn exec_failures_name_status_and_stderr() {
+        let output = ExecOutput {
+            exit_status: Some(1),
+            stderr: b"mv: cannot move\n".to_vec(),
+            ..Default::default()
+        };
+        assert_eq!(output.failure_cause(), "mv: cannot move (exit status 1)");
+        assert_eq!(
+            ExecOutput::default().failure_cause(),
+            "the channel closed without an exit status"
+        );
+    }
+
+    #[tokio::test]
+    async fn join_all_keeps_order() {
+        let outputs = join_all((0..5u64).map(|index| async move {
+            tokio::time::sleep(Duration::from_millis(10 * (5 - index))).await;
+            index
+        }))
+        .await;
+        assert_eq!(outputs, vec![0, 1, 2, 3, 4]);
+    }
+}
