@@ -1,0 +1,862 @@
+//! Attributes ↔ Docker: what a `service.*` resource means as a container, and what a
+//! container read back from Docker means as attributes.
+//!
+//! Both directions are pure. `ServiceSpec::from_attributes` checks the lowering contract
+//! (docs/resources.md) and refuses what must never reach a host, such as published ports
+//! on anything but the edge. `live_service_attributes` turns `GET /containers/{id}/json`
+//! back into attributes of the same shape as desired ones, so the planner compares like
+//! with like: values Docker adds on its own (the image's env, the container id as an
+//! alias) are left out, and secret values are hashed with the state's salt and dropped.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value as Json};
+use stackctl_provider::{Attributes, Secret, Value};
+
+use crate::api::Labels;
+
+/// One environment value: plain text, or a secret exposed only when the container is made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvValue {
+    Plain(String),
+    Secret(Secret),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    /// `volume` or `bind`.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedPort {
+    pub host_ip: String,
+    pub host_port: i64,
+    pub container_port: i64,
+    pub protocol: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Health {
+    pub test: Vec<String>,
+    pub interval_seconds: Option<f64>,
+    pub timeout_seconds: Option<f64>,
+    pub retries: Option<i64>,
+    pub start_period_seconds: Option<f64>,
+}
+
+/// Where the edge finds a routed service: the backend file the provider rewrites on a swap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteBackend {
+    pub file: String,
+    pub temp_dir: String,
+    pub service: String,
+    /// Optional Traefik API base (e.g. `http://127.0.0.1:8081`) reachable from the host;
+    /// when set, a swap waits until Traefik reports the new server instead of a settle time.
+    pub admin_url: Option<String>,
+}
+
+/// A service as the container it becomes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceSpec {
+    pub service: String,
+    pub container_name: String,
+    pub image: String,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: BTreeMap<String, EnvValue>,
+    /// Network name → aliases.
+    pub networks: BTreeMap<String, Vec<String>>,
+    pub volumes: Vec<Mount>,
+    pub user: Option<String>,
+    pub memory: Option<i64>,
+    pub cpus: Option<String>,
+    pub restart: String,
+    pub read_only: bool,
+    pub health: Option<Health>,
+    pub ports: Vec<PublishedPort>,
+    pub port: Option<i64>,
+    pub route_backend: Option<RouteBackend>,
+    pub stateful: bool,
+}
+
+fn text_list(value: &Value, what: &str) -> Result<Vec<String>, String> {
+    value
+        .as_list()
+        .ok_or_else(|| format!("`{what}` must be a list of text"))?
+        .iter()
+        .map(|item| {
+            item.as_text()
+                .map(str::to_string)
+                .ok_or_else(|| format!("`{what}` must be a list of text"))
+        })
+        .collect()
+}
+
+fn number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Integer(number) => Some(*number as f64),
+        Value::Text(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+/// `"0.5"` → 500 000 000 nano-CPUs.
+pub fn nano_cpus(cpus: &str) -> Result<i64, String> {
+    let parsed: f64 = cpus
+        .trim()
+        .parse()
+        .map_err(|_| format!("`cpus` = `{cpus}` is not a number of CPUs"))?;
+    if !(parsed > 0.0 && parsed < 1024.0) {
+        return Err(format!("`cpus` = `{cpus}` is out of range"));
+    }
+    Ok((parsed * 1e9).round() as i64)
+}
+
+fn seconds_to_nanos(seconds: f64) -> i64 {
+    (seconds * 1e9).round() as i64
+}
+
+impl ServiceSpec {
+    /// Reads a `service.*` resource's attributes. `service` is the address name.
+    pub fn from_attributes(service: &str, attributes: &Attributes) -> Result<ServiceSpec, String> {
+        let text = |name: &str| {
+            attributes
+                .get(name)
+                .and_then(Value::as_text)
+                .map(str::to_string)
+        };
+        let container_name = text("container_name").ok_or("`container_name` is missing")?;
+        let image = text("image").ok_or("`image` is missing (or not yet known)")?;
+        let optional_list = |name: &str| -> Result<Option<Vec<String>>, String> {
+            match attributes.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(value) => text_list(value, name).map(Some),
+            }
+        };
+        let mut env = BTreeMap::new();
+        if let Some(entries) = attributes.get("env").and_then(Value::as_map) {
+            for (key, value) in entries {
+                let value = match value {
+                    Value::Secret(secret) => EnvValue::Secret(secret.clone()),
+                    Value::Text(text) => EnvValue::Plain(text.clone()),
+                    Value::Integer(number) => EnvValue::Plain(number.to_string()),
+                    Value::Bool(flag) => EnvValue::Plain(flag.to_string()),
+                    Value::Unknown(reference) => {
+                        return Err(format!("env `{key}` is not known yet ({reference})"))
+                    }
+                    _ => return Err(format!("env `{key}` must be text")),
+                };
+                env.insert(key.clone(), value);
+            }
+        }
+        let mut networks = BTreeMap::new();
+        if let Some(entries) = attributes.get("networks").and_then(Value::as_map) {
+            for (network, aliases) in entries {
+                networks.insert(network.clone(), text_list(aliases, "networks")?);
+            }
+        }
+        let mut volumes = Vec::new();
+        for item in attributes
+            .get("volumes")
+            .and_then(Value::as_list)
+            .unwrap_or(&[])
+        {
+            let map = item.as_map().ok_or("`volumes` must be a list of maps")?;
+            let field = |name: &str| map.get(name).and_then(Value::as_text).map(str::to_string);
+            volumes.push(Mount {
+                source: field("source").ok_or("a volume has no `source`")?,
+                target: field("target").ok_or("a volume has no `target`")?,
+                read_only: map
+                    .get("read_only")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                kind: field("kind").unwrap_or_else(|| "volume".to_string()),
+            });
+        }
+        let mut ports = Vec::new();
+        for item in attributes
+            .get("ports")
+            .and_then(Value::as_list)
+            .unwrap_or(&[])
+        {
+            let map = item.as_map().ok_or("`ports` must be a list of maps")?;
+            let integer = |name: &str| map.get(name).and_then(number).map(|value| value as i64);
+            ports.push(PublishedPort {
+                host_ip: map
+                    .get("host_ip")
+                    .and_then(Value::as_text)
+                    .unwrap_or("0.0.0.0")
+                    .to_string(),
+                host_port: integer("host_port").ok_or("a port has no `host_port`")?,
+                container_port: integer("container_port")
+                    .ok_or("a port has no `container_port`")?,
+                protocol: map
+                    .get("protocol")
+                    .and_then(Value::as_text)
+                    .unwrap_or("tcp")
+                    .to_string(),
+            });
+        }
+        // Defence in depth: lowering gives ports to the edge alone; a bug there must not
+        // publish a database on the internet.
+        if !ports.is_empty() && service != "edge" {
+            return Err(format!(
+                "service `{service}` publishes host ports, but only `service.edge` may"
+            ));
+        }
+        let health = match attributes.get("health").and_then(Value::as_map) {
+            None => None,
+            Some(map) => Some(Health {
+                test: text_list(
+                    map.get("test").ok_or("`health` has no `test`")?,
+                    "health.test",
+                )?,
+                interval_seconds: map.get("interval_seconds").and_then(number),
+                timeout_seconds: map.get("timeout_seconds").and_then(number),
+                retries: map.get("retries").and_then(Value::as_integer),
+                start_period_seconds: map.get("start_period_seconds").and_then(number),
+            }),
+        };
+        let route_backend = match attributes.get("route_backend").and_then(Value::as_map) {
+            None => None,
+            Some(map) => {
+                let field = |name: &str| map.get(name).and_then(Value::as_text).map(str::to_string);
+                Some(RouteBackend {
+                    file: field("file").ok_or("`route_backend` has no `file`")?,
+                    temp_dir: field("temp_dir").ok_or("`route_backend` has no `temp_dir`")?,
+                    service: field("service").unwrap_or_else(|| service.to_string()),
+                    admin_url: field("admin_url"),
+                })
+            }
+        };
+        let memory = attributes.get("memory").and_then(Value::as_integer);
+        let cpus = match attributes.get("cpus") {
+            Some(Value::Text(text)) => Some(text.clone()),
+            Some(Value::Integer(number)) => Some(number.to_string()),
+            _ => None,
+        };
+        if let Some(cpus) = &cpus {
+            nano_cpus(cpus)?;
+        }
+        let restart = text("restart").unwrap_or_else(|| "unless-stopped".to_string());
+        if !matches!(
+            restart.as_str(),
+            "no" | "always" | "unless-stopped" | "on-failure"
+        ) {
+            return Err(format!(
+                "`restart` = `{restart}` is not a Docker restart policy"
+            ));
+        }
+        Ok(ServiceSpec {
+            service: service.to_string(),
+            container_name,
+            image,
+            command: optional_list("command")?,
+            entrypoint: optional_list("entrypoint")?,
+            env,
+            networks,
+            volumes,
+            user: text("user").filter(|user| !user.is_empty()),
+            memory,
+            cpus,
+            restart,
+            read_only: attributes
+                .get("read_only")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            health,
+            ports,
+            port: attributes.get("port").and_then(Value::as_integer),
+            route_backend,
+            stateful: attributes
+                .get("stateful")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+
+    /// The first network joins at create time (API 1.41 takes one endpoint there); the
+    /// others are connected before the container starts.
+    pub fn first_network(&self) -> Option<(&String, &Vec<String>)> {
+        self.networks.iter().next()
+    }
+
+    /// The body of `POST /containers/create`. Secrets are exposed here and only here.
+    pub fn create_body(&self, labels: &Labels) -> Result<Json, String> {
+        let mut env = Vec::new();
+        for (key, value) in &self.env {
+            let text = match value {
+                EnvValue::Plain(text) => text,
+                EnvValue::Secret(secret) => secret.expose().ok_or_else(|| {
+                    format!("the secret value of env `{key}` is not available in this run (set it in the environment or .env)")
+                })?,
+            };
+            env.push(format!("{key}={text}"));
+        }
+        let mut exposed = serde_json::Map::new();
+        let mut bindings = serde_json::Map::new();
+        for port in &self.ports {
+            let key = format!("{}/{}", port.container_port, port.protocol);
+            exposed.insert(key.clone(), json!({}));
+            let entry = bindings.entry(key).or_insert_with(|| json!([]));
+            if let Some(list) = entry.as_array_mut() {
+                list.push(
+                    json!({ "HostIp": port.host_ip, "HostPort": port.host_port.to_string() }),
+                );
+            }
+        }
+        let mounts: Vec<Json> = self
+            .volumes
+            .iter()
+            .map(|mount| {
+                json!({
+                    "Type": mount.kind,
+                    "Source": mount.source,
+                    "Target": mount.target,
+                    "ReadOnly": mount.read_only,
+                })
+            })
+            .collect();
+        let mut host_config = json!({
+            "RestartPolicy": { "Name": self.restart },
+            "ReadonlyRootfs": self.read_only,
+            "Mounts": mounts,
+            "PortBindings": bindings,
+            "Init": false,
+        });
+        if let Some(memory) = self.memory {
+            host_config["Memory"] = json!(memory);
+            host_config["MemorySwap"] = json!(-1);
+        }
+        if let Some(cpus) = &self.cpus {
+            host_config["NanoCpus"] = json!(nano_cpus(cpus)?);
+        }
+        let mut body = json!({
+            "Image": self.image,
+            "Env": env,
+            "Labels": labels.to_json(),
+            "ExposedPorts": exposed,
+            "HostConfig": host_config,
+            "StopTimeout": 10,
+        });
+        if let Some(command) = &self.command {
+            body["Cmd"] = json!(command);
+        }
+        if let Some(entrypoint) = &self.entrypoint {
+            body["Entrypoint"] = json!(entrypoint);
+        }
+        if let Some(user) = &self.user {
+            body["User"] = json!(user);
+        }
+        if let Some(health) = &self.health {
+            let mut check = json!({ "Test": health.test });
+            if let Some(seconds) = health.interval_seconds {
+                check["Interval"] = json!(seconds_to_nanos(seconds));
+            }
+            if let Some(seconds) = health.timeout_seconds {
+                check["Timeout"] = json!(seconds_to_nanos(seconds));
+            }
+            if let Some(retries) = health.retries {
+                check["Retries"] = json!(retries);
+            }
+            if let Some(seconds) = health.start_period_seconds {
+                check["StartPeriod"] = json!(seconds_to_nanos(seconds));
+            }
+            body["Healthcheck"] = check;
+        }
+        if let Some((network, aliases)) = self.first_network() {
+            body["HostConfig"]["NetworkMode"] = json!(network);
+            body["NetworkingConfig"] =
+                json!({ "EndpointsConfig": { network.as_str(): { "Aliases": aliases } } });
+        }
+        Ok(body)
+    }
+
+    /// The backend file Traefik reads for a routed service, naming `container`.
+    pub fn backend_file(&self, container: &str) -> Option<String> {
+        let backend = self.route_backend.as_ref()?;
+        let port = self.port.unwrap_or(80);
+        Some(render_backend_file(&backend.service, container, port))
+    }
+}
+
+/// `http.services.<service>.loadBalancer.servers[0].url`, as YAML. Names are quoted so a
+/// strange service name cannot change the document's structure, and `{{` cannot appear
+/// (Traefik reads dynamic files as Go templates) because Docker names exclude braces.
+pub fn render_backend_file(service: &str, container: &str, port: i64) -> String {
+    let quoted = |text: &str| serde_json::Value::String(text.to_string()).to_string();
+    format!(
+        "# Written by stackctl: the container that serves `{}` now.\nhttp:\n  services:\n    {}:\n      loadBalancer:\n        servers:\n          - url: {}\n",
+        service.replace(['\n', '{', '}'], ""),
+        quoted(service),
+        quoted(&format!("http://{container}:{port}")),
+    )
+}
+
+/// What a container read back means as attributes (the same shape as desired ones).
+///
+/// `reference` is the resource as recorded (or desired, when nothing is recorded): it
+/// says which env keys are secrets, and supplies the attributes Docker cannot show (the
+/// route backend, the container port). `image_env` is the image's own `Config.Env`, left
+/// out of the container's env unless the resource sets the same key.
+pub fn live_service_attributes(
+    inspect: &Json,
+    image_env: &[String],
+    reference: Option<&Attributes>,
+    salt: &str,
+) -> Attributes {
+    let mut attributes = reference.cloned().unwrap_or_default();
+    // Computed values of a previous apply are replaced by what is live now.
+    for computed in ["container_id", "running", "state", "label_hash"] {
+        attributes.remove(computed);
+    }
+    let config = &inspect["Config"];
+    let host_config = &inspect["HostConfig"];
+    let reference_env = reference
+        .and_then(|attributes| attributes.get("env"))
+        .and_then(Value::as_map);
+
+    if let Some(name) = inspect["Name"].as_str() {
+        // A swapped routed service keeps its `container_name` attribute; the live name
+        // carries the hash suffix and is shown separately.
+        attributes.insert(
+            "container".into(),
+            Value::text(name.trim_start_matches('/')),
+        );
+    }
+    if let Some(image) = config["Image"].as_str() {
+        attributes.insert("image".into(), Value::text(image));
+    }
+
+    let image_env: BTreeMap<&str, &str> = image_env
+        .iter()
+        .filter_map(|entry| entry.split_once('='))
+        .collect();
+    let mut env = BTreeMap::new();
+    for entry in config["Env"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        let Some((key, value)) = entry.as_str().and_then(|entry| entry.split_once('=')) else {
+            continue;
+        };
+        let declared = reference_env.and_then(|entries| entries.get(key));
+        if declared.is_none() && image_env.get(key) == Some(&value) {
+            continue;
+        }
+        // Plain only when the resource says so; anything else could be a secret.
+        let live = match declared {
+            Some(Value::Text(_)) | Some(Value::Integer(_)) | Some(Value::Bool(_)) => match declared
+            {
+                Some(Value::Integer(number)) if number.to_string() == value => {
+                    Value::Integer(*number)
+                }
+                Some(Value::Bool(flag)) if flag.to_string() == value => Value::Bool(*flag),
+                _ => Value::text(value),
+            },
+            _ => Value::Secret(Secret::from_digest(Secret::digest_of(value, salt))),
+        };
+        env.insert(key.to_string(), live);
+    }
+    if !env.is_empty() || attributes.contains_key("env") {
+        attributes.insert("env".into(), Value::Map(env));
+    }
+
+    let container_id = inspect["Id"].as_str().unwrap_or_default();
+    let short_id: String = container_id.chars().take(12).collect();
+    let mut networks = BTreeMap::new();
+    if let Some(entries) = inspect["NetworkSettings"]["Networks"].as_object() {
+        for (network, endpoint) in entries {
+            let mut aliases: Vec<String> = endpoint["Aliases"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(|alias| alias.as_str())
+                .filter(|alias| *alias != short_id && !container_id.starts_with(alias))
+                .map(str::to_string)
+                .collect();
+            let declared: Option<Vec<String>> = attributes
+                .get("networks")
+                .and_then(Value::as_map)
+                .and_then(|map| map.get(network))
+                .and_then(|value| text_list(value, "networks").ok());
+            // Keep the declared order when the sets agree; sort otherwise.
+            match declared {
+                Some(mut declared_sorted) => {
+                    let original = declared_sorted.clone();
+                    declared_sorted.sort();
+                    aliases.sort();
+                    if declared_sorted == aliases {
+                        aliases = original;
+                    }
+                }
+                None => aliases.sort(),
+            }
+            networks.insert(
+                network.clone(),
+                Value::List(aliases.into_iter().map(Value::Text).collect()),
+            );
+        }
+    }
+    // The default bridge (a container created with no network) is not declared anywhere.
+    networks.remove("bridge");
+    if !networks.is_empty() || attributes.contains_key("networks") {
+        attributes.insert("networks".into(), Value::Map(networks));
+    }
+
+    let mut mounts: Vec<Value> = Vec::new();
+    for mount in inspect["Mounts"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        let kind = mount["Type"].as_str().unwrap_or("volume");
+        let source = if kind == "volume" {
+            mount["Name"].as_str()
+        } else {
+            mount["Source"].as_str()
+        };
+        mounts.push(Value::Map(BTreeMap::from([
+            ("kind".to_string(), Value::text(kind)),
+            (
+                "read_only".to_string(),
+                Value::Bool(!mount["RW"].as_bool().unwrap_or(true)),
+            ),
+            (
+                "source".to_string(),
+                Value::text(source.unwrap_or_default()),
+            ),
+            (
+                "target".to_string(),
+                Value::text(mount["Destination"].as_str().unwrap_or_default()),
+            ),
+        ])));
+    }
+    let declared_mounts = attributes
+        .get("volumes")
+        .and_then(Value::as_list)
+        .map(<[Value]>::to_vec);
+    match declared_mounts {
+        Some(declared) if same_items(&declared, &mounts) => {}
+        Some(_) => {
+            attributes.insert("volumes".into(), Value::List(mounts));
+        }
+        None if !mounts.is_empty() => {
+            attributes.insert("volumes".into(), Value::List(mounts));
+        }
+        None => {}
+    }
+
+    match config["User"].as_str() {
+        Some(user) if !user.is_empty() => {
+            attributes.insert("user".into(), Value::text(user));
+        }
+        _ => {
+            attributes.remove("user");
+        }
+    }
+    match host_config["Memory"].as_i64() {
+        Some(memory) if memory > 0 => {
+            attributes.insert("memory".into(), Value::Integer(memory));
+        }
+        _ => {
+            attributes.remove("memory");
+        }
+    }
+    match host_config["NanoCpus"].as_i64() {
+        Some(nanos) if nanos > 0 => {
+            let same = attributes
+                .get("cpus")
+                .and_then(Value::as_text)
+                .and_then(|text| nano_cpus(text).ok())
+                == Some(nanos);
+            if !same {
+                attributes.insert("cpus".into(), Value::text(format_cpus(nanos)));
+            }
+        }
+        _ => {
+            attributes.remove("cpus");
+        }
+    }
+    let restart = match host_config["RestartPolicy"]["Name"].as_str() {
+        None | Some("") => "no",
+        Some(name) => name,
+    };
+    attributes.insert("restart".into(), Value::text(restart));
+    attributes.insert(
+        "read_only".into(),
+        Value::Bool(host_config["ReadonlyRootfs"].as_bool().unwrap_or(false)),
+    );
+
+    let state = inspect["State"]["Status"].as_str().unwrap_or("unknown");
+    attributes.insert("state".into(), Value::text(state));
+    attributes.insert(
+        "running".into(),
+        Value::Bool(inspect["State"]["Running"].as_bool().unwrap_or(false)),
+    );
+    attributes.insert("container_id".into(), Value::text(container_id));
+    let label_hash = config["Labels"][crate::api::LABEL_HASH].as_str();
+    attributes.insert(
+        "label_hash".into(),
+        label_hash.map(Value::text).unwrap_or(Value::Null),
+    );
+    attributes
+}
+
+fn same_items(left: &[Value], right: &[Value]) -> bool {
+    let key = |value: &Value| value.to_json().to_string();
+    let mut left: Vec<String> = left.iter().map(key).collect();
+    let mut right: Vec<String> = right.iter().map(key).collect();
+    left.sort();
+    right.sort();
+    left == right
+}
+
+fn format_cpus(nanos: i64) -> String {
+    let text = format!("{:.3}", nanos as f64 / 1e9);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attributes() -> Attributes {
+        let salt = "salt";
+        let mut attributes = Attributes::new();
+        attributes.insert("container_name".into(), Value::text("shop-api"));
+        attributes.insert("image".into(), Value::text("stackctl-test/server:latest"));
+        attributes.insert(
+            "env".into(),
+            Value::Map(BTreeMap::from([
+                ("NAME".to_string(), Value::text("api")),
+                (
+                    "PASSWORD".to_string(),
+                    Value::Secret(Secret::new("hunter2", salt)),
+                ),
+            ])),
+        );
+        attributes.insert(
+            "networks".into(),
+            Value::Map(BTreeMap::from([
+                (
+                    "shop_backend".to_string(),
+                    Value::List(vec![Value::text("api")]),
+                ),
+                (
+                    "shop_edge".to_string(),
+                    Value::List(vec![Value::text("api"), Value::text("backend-api")]),
+                ),
+            ])),
+        );
+        attributes.insert(
+            "volumes".into(),
+            Value::List(vec![Value::Map(BTreeMap::from([
+                ("source".to_string(), Value::text("shop_data")),
+                ("target".to_string(), Value::text("/data")),
+                ("read_only".to_string(), Value::Bool(false)),
+                ("kind".to_string(), Value::text("volume")),
+            ]))]),
+        );
+        attributes.insert("user".into(), Value::text("10001"));
+        attributes.insert("memory".into(), Value::Integer(64 << 20));
+        attributes.insert("cpus".into(), Value::text("0.5"));
+        attributes.insert("restart".into(), Value::text("unless-stopped"));
+        attributes.insert("read_only".into(), Value::Bool(true));
+        attributes.insert(
+            "health".into(),
+            Value::Map(BTreeMap::from([
+                (
+                    "test".to_string(),
+                    Value::List(vec![
+                        Value::text("CMD"),
+                        Value::text("/server"),
+                        Value::text("health"),
+                    ]),
+                ),
+                ("interval_seconds".to_string(), Value::Integer(1)),
+                ("retries".to_string(), Value::Integer(3)),
+            ])),
+        );
+        attributes.insert("port".into(), Value::Integer(8080));
+        attributes
+    }
+
+    fn labels() -> Labels {
+        Labels {
+            stack: "shop".into(),
+            resource: "service.api".into(),
+            hash: "sha256:h".into(),
+        }
+    }
+
+    #[test]
+    fn create_body_carries_everything_the_service_declares() {
+        let spec = ServiceSpec::from_attributes("api", &attributes()).unwrap();
+        let body = spec.create_body(&labels()).unwrap();
+        assert_eq!(body["Image"], "stackctl-test/server:latest");
+        assert_eq!(body["Env"], json!(["NAME=api", "PASSWORD=hunter2"]));
+        assert_eq!(body["Labels"]["stackctl.resource"], "service.api");
+        assert_eq!(body["User"], "10001");
+        assert_eq!(body["HostConfig"]["Memory"], 64 << 20);
+        assert_eq!(body["HostConfig"]["NanoCpus"], 500_000_000);
+        assert_eq!(
+            body["HostConfig"]["RestartPolicy"]["Name"],
+            "unless-stopped"
+        );
+        assert_eq!(body["HostConfig"]["ReadonlyRootfs"], true);
+        assert_eq!(
+            body["HostConfig"]["Mounts"],
+            json!([{"Type": "volume", "Source": "shop_data", "Target": "/data", "ReadOnly": false}])
+        );
+        assert_eq!(body["HostConfig"]["PortBindings"], json!({}));
+        assert_eq!(body["HostConfig"]["NetworkMode"], "shop_backend");
+        assert_eq!(
+            body["NetworkingConfig"],
+            json!({"EndpointsConfig": {"shop_backend": {"Aliases": ["api"]}}})
+        );
+        assert_eq!(
+            body["Healthcheck"],
+            json!({"Test": ["CMD", "/server", "health"], "Interval": 1_000_000_000i64, "Retries": 3})
+        );
+    }
+
+    #[test]
+    fn only_the_edge_may_publish_ports() {
+        let mut attributes = attributes();
+        attributes.insert(
+            "ports".into(),
+            Value::List(vec![Value::Map(BTreeMap::from([
+                ("host_ip".to_string(), Value::text("127.0.0.1")),
+                ("host_port".to_string(), Value::Integer(18080)),
+                ("container_port".to_string(), Value::Integer(80)),
+                ("protocol".to_string(), Value::text("tcp")),
+            ]))]),
+        );
+        let error = ServiceSpec::from_attributes("api", &attributes).unwrap_err();
+        assert!(error.contains("only `service.edge` may"), "{error}");
+        let edge = ServiceSpec::from_attributes("edge", &attributes).unwrap();
+        let body = edge.create_body(&labels()).unwrap();
+        assert_eq!(body["ExposedPorts"], json!({"80/tcp": {}}));
+        assert_eq!(
+            body["HostConfig"]["PortBindings"],
+            json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}]})
+        );
+    }
+
+    #[test]
+    fn a_secret_without_plaintext_is_a_clear_error() {
+        let mut attributes = attributes();
+        attributes.insert(
+            "env".into(),
+            Value::Map(BTreeMap::from([(
+                "TOKEN".to_string(),
+                Value::Secret(Secret::from_digest("sha256:x")),
+            )])),
+        );
+        let spec = ServiceSpec::from_attributes("api", &attributes).unwrap();
+        assert!(spec.create_body(&labels()).unwrap_err().contains("`TOKEN`"));
+    }
+
+    #[test]
+    fn hostile_values_stay_data() {
+        let mut attributes = attributes();
+        attributes.insert(
+            "env".into(),
+            Value::Map(BTreeMap::from([(
+                "X".to_string(),
+                Value::text("$(reboot); `id`"),
+            )])),
+        );
+        attributes.insert(
+            "command".into(),
+            Value::List(vec![Value::text("a;b"), Value::text("$(c)")]),
+        );
+        let body = ServiceSpec::from_attributes("api", &attributes)
+            .unwrap()
+            .create_body(&labels())
+            .unwrap();
+        assert_eq!(body["Env"], json!(["X=$(reboot); `id`"]));
+        assert_eq!(body["Cmd"], json!(["a;b", "$(c)"]));
+    }
+
+    #[test]
+    fn backend_file_names_the_container() {
+        assert_eq!(
+            render_backend_file("api", "shop-api-0123abcd", 8080),
+            "# Written by stackctl: the container that serves `api` now.\nhttp:\n  services:\n    \"api\":\n      loadBalancer:\n        servers:\n          - url: \"http://shop-api-0123abcd:8080\"\n"
+        );
+    }
+
+    #[test]
+    fn live_attributes_match_desired_when_nothing_changed() {
+        let desired = attributes();
+        let inspect = json!({
+            "Id": "0123456789abcdef0123",
+            "Name": "/shop-api",
+            "Config": {
+                "Image": "stackctl-test/server:latest",
+                "Env": ["NAME=api", "PASSWORD=hunter2", "PORT=8080"],
+                "User": "10001",
+                "Labels": {"stackctl.hash": "sha256:h"}
+            },
+            "HostConfig": {"Memory": 64 << 20, "NanoCpus": 500_000_000, "RestartPolicy": {"Name": "unless-stopped"}, "ReadonlyRootfs": true},
+            "NetworkSettings": {"Networks": {
+                "shop_backend": {"Aliases": ["api", "0123456789ab"]},
+                "shop_edge": {"Aliases": ["backend-api", "api"]}
+            }},
+            "Mounts": [{"Type": "volume", "Name": "shop_data", "Source": "/var/lib/docker/volumes/shop_data/_data", "Destination": "/data", "RW": true}],
+            "State": {"Status": "running", "Running": true}
+        });
+        let live =
+            live_service_attributes(&inspect, &["PORT=8080".to_string()], Some(&desired), "salt");
+        for name in [
+            "image",
+            "env",
+            "networks",
+            "volumes",
+            "user",
+            "memory",
+            "cpus",
+            "restart",
+            "read_only",
+            "health",
+            "port",
+        ] {
+            assert_eq!(live.get(name), desired.get(name), "{name}");
+        }
+        assert_eq!(live["running"], Value::Bool(true));
+        assert_eq!(live["label_hash"], Value::text("sha256:h"));
+        // The secret is compared by digest and its plaintext is not kept.
+        let Value::Secret(secret) = &live["env"].as_map().unwrap()["PASSWORD"] else {
+            panic!("not a secret")
+        };
+        assert_eq!(secret.expose(), None);
+    }
+
+    #[test]
+    fn live_attributes_show_changed_env_and_a_stopped_container() {
+        let desired = attributes();
+        let inspect = json!({
+            "Id": "abc", "Name": "/shop-api",
+            "Config": {"Image": "other:1", "Env": ["NAME=changed", "PASSWORD=hunter2", "EXTRA=1"], "Labels": {}},
+            "HostConfig": {},
+            "NetworkSettings": {"Networks": {}},
+            "State": {"Status": "exited", "Running": false}
+        });
+        let live = live_service_attributes(&inspect, &[], Some(&desired), "salt");
+        assert_eq!(live["image"], Value::text("other:1"));
+        let env = live["env"].as_map().unwrap();
+        assert_eq!(env["NAME"], Value::text("changed"));
+        assert!(
+            matches!(env["EXTRA"], Value::Secret(_)),
+            "unknown keys are treated as secrets"
+        );
+        assert_eq!(live["running"], Value::Bool(false));
+        assert_eq!(live["state"], Value::text("exited"));
+        assert_eq!(live["label_hash"], Value::Null);
+        assert_eq!(live["networks"], Value::Map(BTreeMap::new()));
+    }
+}
