@@ -1,1 +1,18 @@
-//! The traefik provider for stackctl (in progress).
+//! The Traefik edge of stackctl.
+//!
+//! - [`render`]: pure renderers of Traefik's static file and of one dynamic file per
+//!   route, middleware and backend service (snapshot-tested).
+//! - [`spec`]: typed specs read from lowered resource attributes, with defaults and
+//!   errors that name the setting.
+//! - [`TraefikProvider`]: the `traefik` provider (`file.traefik-static`, `middleware.*`,
+//!   `route.*`) writing those files on the target host.
+//! - [`checks`]: HTTP(S) checks through the edge, and the checks implied by the routes.
+
+pub mod checks;
+pub mod provider;
+pub mod render;
+pub mod spec;
+mod yaml;
+
+pub use provider::{TraefikProvider, PROVIDER_NAME};
+pub use render::render_backend;

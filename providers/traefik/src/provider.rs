@@ -1,0 +1,477 @@
+//! The `traefik` provider: Traefik's static file, its TLS options, and one dynamic file
+//! per route and per middleware, written on the target host.
+//!
+//! `prepare` renders every file into the resource's `content` attribute with no I/O, so
+//! a plan shows (and hashes) the exact bytes apply will write. `read` fetches every file
+//! of the stack in one [`Host::read_files`] round trip and reports what is on disk as the
+//! live `content`, so a hand edit shows up as drift with a diff. `apply` writes through
+//! [`Host::write_file`], which stages the bytes in `temp_dir` (outside the watched
+//! directory) and renames them in: Traefik then sees one complete file, never a half
+//! written one, and reloads within milliseconds.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use stackctl_host::{Host, HostConnector, HostError, Target};
+use stackctl_provider::{
+    canonical_json, sha256_hex, Action, ActionKind, Address, ApplyContext, ApplyOutcome,
+    AttributeSchema, Attributes, KindSchema, LiveResource, Provider, ProviderError, ReadRequest,
+    RecordedResource, Resource, Secret, Value,
+};
+
+use crate::render::{
+    header, render_middleware, render_route, render_static, render_tls_options, MANAGED_MARKER,
+};
+use crate::spec::{MiddlewareSpec, RouteSpec, SpecError, StaticSpec, TlsOptionsSpec};
+
+/// The provider name resources carry.
+pub const PROVIDER_NAME: &str = "traefik";
+/// The one `file.*` resource this provider owns.
+pub const STATIC_FILE_NAME: &str = "traefik-static";
+/// The TLS options file, in the host's dynamic directory.
+pub const TLS_OPTIONS_FILE: &str = "tls-options.yml";
+
+/// Owns `file.traefik-static`, `middleware.*` and `route.*`.
+pub struct TraefikProvider {
+    connector: Arc<HostConnector>,
+    stack: String,
+}
+
+/// One file a resource consists of: the attribute holding its content, and its path.
+struct ManagedFile {
+    content_attribute: &'static str,
+    path: String,
+}
+
+impl TraefikProvider {
+    /// `connector` is the run's shared host connection; `stack` is `[stack].name`, named
+    /// in each file's header so a file can be told apart from another stack's.
+    pub fn new(connector: Arc<HostConnector>, stack: impl Into<String>) -> Self {
+        TraefikProvider {
+            connector,
+            stack: stack.into(),
+        }
+    }
+
+    fn subject(&self, address: &Address) -> String {
+        format!("stack {}, {address}", self.stack)
+    }
+
+    fn owns(&self, address: &Address) -> bool {
+        match address.kind() {
+            "middleware" | "route" => true,
+            "file" => address.name() == STATIC_FILE_NAME,
+            _ => false,
+        }
+    }
+
+    /// The rendered attributes of one resource (what `prepare` adds).
+    fn rendered(&self, resource: &Resource) -> Result<Attributes, ProviderError> {
+        let address = &resource.address;
+        let attributes = &resource.attributes;
+        let subject = self.subject(address);
+        let mut rendered = Attributes::new();
+        match address.kind() {
+            "file" if address.name() == STATIC_FILE_NAME => {
+                let spec = StaticSpec::from_attributes(attributes).map_err(spec_failure)?;
+                let tls = TlsOptionsSpec::from_attributes(attributes).map_err(spec_failure)?;
+                let tls_path = tls_options_path(attributes).map_err(spec_failure)?;
+                rendered.insert("content".into(), Value::Text(render_static(&spec, &subject)));
+                rendered.insert(
+                    "tls_content".into(),
+                    Value::Text(render_tls_options(&tls, &format!("{subject}, TLS options"))),
+                );
+                rendered.insert("tls_path".into(), Value::Text(tls_path));
+            }
+            "middleware" => {
+                let spec =
+                    MiddlewareSpec::from_attributes(address.name(), attributes).map_err(spec_failure)?;
+                let file = render_middleware(&spec, &subject).map_err(spec_failure)?;
+                let content = if file.sensitive {
+                    Value::Secret(Secret::new(&file.text, &content_salt(attributes)))
+                } else {
+                    Value::Text(file.text)
+                };
+                rendered.insert("content".into(), content);
+            }
+            "route" => {
+                let spec = RouteSpec::from_attributes(address.name(), attributes).map_err(spec_failure)?;
+                rendered.insert("content".into(), Value::Text(render_route(&spec, &subject)));
+            }
+            _ => {
+                return Err(ProviderError::failed(format!(
+                    "the traefik provider does not manage `{address}`; it owns file.{STATIC_FILE_NAME}, middleware.* and route.*"
+                )))
+            }
+        }
+        Ok(rendered)
+    }
+
+    /// Connects to the target, finding a droplet's address among recorded attributes.
+    async fn host(&self, droplet_address: Option<String>) -> Result<Arc<dyn Host>, ProviderError> {
+        self.connector
+            .connect(droplet_address.as_deref())
+            .await
+            .map_err(host_failure)
+    }
+
+    fn droplet_name(&self) -> Option<&str> {
+        match self.connector.target() {
+            Target::Droplet { droplet, .. } => Some(droplet),
+            _ => None,
+        }
+    }
+}
+
+/// Where the TLS options file goes: `tls_path` when lowering sets it, otherwise
+/// `dynamic/tls-options.yml` beside the static file (docs/resources.md puts the dynamic
+/// directory at `<root>/traefik/dynamic` and the static file at `<root>/traefik/traefik.yml`).
+fn tls_options_path(attributes: &Attributes) -> Result<String, SpecError> {
+    if let Some(Value::Text(path)) = attributes.get("tls_path") {
+        return Ok(path.clone());
+    }
+    let path = required_path(attributes, "file.traefik-static")?;
+    let directory = Path::new(&path).parent().unwrap_or_else(|| Path::new("/"));
+    Ok(directory
+        .join("dynamic")
+        .join(TLS_OPTIONS_FILE)
+        .to_string_lossy()
+        .into_owned())
+}
+
+fn required_path(attributes: &Attributes, subject: &str) -> Result<String, SpecError> {
+    match attributes.get("path") {
+        Some(Value::Text(path)) if path.starts_with('/') => Ok(path.clone()),
+        Some(Value::Text(path)) => Err(SpecError {
+            setting: format!("{subject} `path`"),
+            message: format!("expected an absolute path on the host, found `{path}`"),
+        }),
+        _ => Err(SpecError {
+            setting: format!("{subject} `path`"),
+            message: "is required".to_string(),
+        }),
+    }
+}
+
+/// The files one resource consists of, from its (desired or recorded) attributes.
+fn managed_files(
+    address: &Address,
+    attributes: &Attributes,
+) -> Result<Vec<ManagedFile>, SpecError> {
+    let mut files = vec![ManagedFile {
+        content_attribute: "content",
+        path: required_path(attributes, &address.to_string())?,
+    }];
+    if address.kind() == "file" {
+        files.push(ManagedFile {
+            content_attribute: "tls_content",
+            path: tls_options_path(attributes)?,
+        });
+    }
+    Ok(files)
+}
+
+/// Where files are staged before the rename: `temp_dir`, or `.tmp` beside the directory
+/// holding the dynamic directory (never inside a watched directory).
+fn temp_dir(attributes: &Attributes, path: &str) -> String {
+    if let Some(Value::Text(directory)) = attributes.get("temp_dir") {
+        return directory.clone();
+    }
+    let parent = Path::new(path).parent().unwrap_or_else(|| Path::new("/"));
+    let grandparent = parent.parent().unwrap_or(parent);
+    grandparent.join(".tmp").to_string_lossy().into_owned()
+}
+
+/// The salt of a sensitive file's content digest. It comes from the middleware's
+/// settings, where passwords appear only as salted digests: equal settings give equal
+/// digests (stable plans), and the digest cannot be recomputed without the state's salt.
+fn content_salt(attributes: &Attributes) -> String {
+    let inputs: Attributes = ["type", "settings"]
+        .iter()
+        .filter_map(|key| {
+            attributes
+                .get(*key)
+                .map(|value| (key.to_string(), value.clone()))
+        })
+        .collect();
+    format!(
+        "stackctl-traefik content {}",
+        sha256_hex(canonical_json(&inputs).as_bytes())
+    )
+}
+
+/// True when a content attribute holds credential hashes: it was rendered as a secret,
+/// or (not rendered yet) the middleware is a basic-auth one.
+fn is_sensitive(attributes: &Attributes, content_attribute: &str) -> bool {
+    matches!(attributes.get(content_attribute), Some(Value::Secret(_)))
+        || (content_attribute == "content"
+            && attributes.get("type").and_then(Value::as_text) == Some("basic_auth"))
+}
+
+fn spec_failure(error: SpecError) -> ProviderError {
+    ProviderError::Failed {
+        message: error.to_string(),
+        detail: None,
+        hint: None,
+    }
+}
+
+fn host_failure(error: HostError) -> ProviderError {
+    match error {
+        HostError::Unreachable { target, cause } => ProviderError::Unreachable { target, cause },
+        HostError::Refused { message, hint } => ProviderError::Credentials {
+            message,
+            hint: hint.unwrap_or_default(),
+        },
+        other => ProviderError::failed(other.to_string()),
+    }
+}
+
+/// The bytes to write for one content attribute; a sensitive file needs its plaintext.
+fn content_bytes(
+    address: &Address,
+    attribute: &str,
+    value: Option<&Value>,
+) -> Result<Vec<u8>, ProviderError> {
+    match value {
+        Some(Value::Text(text)) => Ok(text.as_bytes().to_vec()),
+        Some(Value::Secret(secret)) => secret.expose().map(|text| text.as_bytes().to_vec()).ok_or_else(|| {
+            ProviderError::failed(format!(
+                "`{address}` {attribute}: the rendered file is known only by its digest; plan again so it can be rendered"
+            ))
+        }),
+        _ => Err(ProviderError::failed(format!(
+            "`{address}` has no rendered `{attribute}`"
+        ))),
+    }
+}
+
+#[async_trait]
+impl Provider for TraefikProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER_NAME
+    }
+
+    fn kinds(&self) -> Vec<KindSchema> {
+        let files = |extra: &[AttributeSchema]| {
+            let mut attributes = vec![
+                AttributeSchema::plain("path"),
+                AttributeSchema::plain("temp_dir"),
+                AttributeSchema::plain("content"),
+            ];
+            attributes.extend_from_slice(extra);
+            attributes
+        };
+        vec![
+            KindSchema {
+                kind: "file",
+                provider: PROVIDER_NAME,
+                attributes: files(&[
+                    AttributeSchema::plain("tls_path"),
+                    AttributeSchema::plain("tls_content"),
+                ]),
+            },
+            KindSchema {
+                kind: "middleware",
+                provider: PROVIDER_NAME,
+                attributes: files(&[]),
+            },
+            KindSchema {
+                kind: "route",
+                provider: PROVIDER_NAME,
+                attributes: files(&[]),
+            },
+        ]
+    }
+
+    fn prepare(&self, desired: &mut Resource) -> Result<(), ProviderError> {
+        let rendered = self.rendered(desired)?;
+        desired.attributes.extend(rendered);
+        Ok(())
+    }
+
+    async fn read(&self, request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError> {
+        // Recorded attributes describe what is on disk (the path it was written to, the
+        // salt of a sensitive digest); desired ones stand in for resources never applied.
+        let mut bases: BTreeMap<Address, Attributes> = BTreeMap::new();
+        for desired in &request.desired {
+            if self.owns(&desired.address) {
+                bases.insert(desired.address.clone(), desired.attributes.clone());
+            }
+        }
+        for recorded in &request.recorded {
+            if self.owns(&recorded.address) && recorded.provider == PROVIDER_NAME {
+                bases.insert(recorded.address.clone(), recorded.attributes.clone());
+            }
+        }
+        if bases.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        let mut layout = Vec::with_capacity(bases.len());
+        let mut paths = Vec::new();
+        for (address, attributes) in &bases {
+            let files = managed_files(address, attributes).map_err(spec_failure)?;
+            paths.extend(files.iter().map(|file| file.path.clone()));
+            layout.push((address, attributes, files));
+        }
+
+        let droplet_address = self.droplet_name().and_then(|droplet| {
+            let droplet = Address::new("droplet", droplet);
+            request
+                .recorded
+                .iter()
+                .find(|recorded| recorded.address == droplet)
+                .and_then(|recorded| recorded.attributes.get("ipv4"))
+                .and_then(Value::as_text)
+                .map(str::to_string)
+        });
+        let host = self.host(droplet_address).await?;
+        // One round trip for every file of the stack.
+        let contents = host.read_files(&paths).await.map_err(host_failure)?;
+        let mut contents = contents.into_iter();
+
+        let mut live = Vec::new();
+        for (address, attributes, files) in layout {
+            let mut attributes = attributes.clone();
+            let mut present = false;
+            let mut owned = false;
+            for (position, file) in files.iter().enumerate() {
+                let content = contents.next().flatten();
+                match content {
+                    None => {
+                        attributes.remove(file.content_attribute);
+                    }
+                    Some(bytes) => {
+                        let text = String::from_utf8_lossy(&bytes).into_owned();
+                        if position == 0 {
+                            present = true;
+                            owned = text.starts_with(MANAGED_MARKER)
+                                && text.contains(&format!("(stack {}, ", self.stack));
+                        }
+                        // A sensitive file is compared by digest, with the same salt
+                        // prepare used, so an unchanged file matches what was recorded.
+                        let value = if is_sensitive(&attributes, file.content_attribute) {
+                            Value::Secret(Secret::new(&text, &content_salt(&attributes)))
+                        } else {
+                            Value::Text(text)
+                        };
+                        attributes.insert(file.content_attribute.to_string(), value);
+                    }
+                }
+            }
+            if present {
+                live.push(LiveResource {
+                    address: address.clone(),
+                    id: Some(files[0].path.clone()),
+                    attributes,
+                    owned,
+                });
+            }
+        }
+        Ok(live)
+    }
+
+    async fn apply(
+        &self,
+        action: &Action,
+        context: &ApplyContext,
+    ) -> Result<ApplyOutcome, ProviderError> {
+        let address = &action.address;
+        if !self.owns(address) {
+            return Err(ProviderError::failed(format!(
+                "the traefik provider does not manage `{address}`"
+            )));
+        }
+        let droplet_address = self.droplet_name().and_then(|droplet| {
+            context
+                .recorded_attribute(&Address::new("droplet", droplet), "ipv4")
+                .and_then(|value| value.as_text().map(str::to_string))
+        });
+
+        if action.kind == ActionKind::Delete {
+            let prior = action.prior.as_ref().ok_or_else(|| {
+                ProviderError::failed(format!(
+                    "cannot delete `{address}`: nothing was recorded for it"
+                ))
+            })?;
+            let files = managed_files(address, &prior.attributes).map_err(spec_failure)?;
+            let host = self.host(droplet_address).await?;
+            for file in files {
+                host.remove_file(&file.path).await.map_err(host_failure)?;
+            }
+            return Ok(ApplyOutcome::Deleted);
+        }
+
+        let desired = action.desired.as_ref().ok_or_else(|| {
+            ProviderError::failed(format!(
+                "cannot apply `{address}`: the action has no desired resource"
+            ))
+        })?;
+        // Render again and insist on the planned bytes: apply writes exactly what the
+        // plan showed, or stops.
+        let mut prepared = desired.clone();
+        let rendered = self.rendered(desired)?;
+        for (attribute, value) in &rendered {
+            if let Some(planned) = desired.attributes.get(attribute) {
+                if planned != value {
+                    return Err(ProviderError::Failed {
+                        message: format!(
+                            "`{address}`: the file rendered now differs from the one in the plan (`{attribute}`)"
+                        ),
+                        detail: None,
+                        hint: Some("run `stackctl plan` again and review the new plan".to_string()),
+                    });
+                }
+            }
+        }
+        prepared.attributes.extend(rendered);
+        let files = managed_files(address, &prepared.attributes).map_err(spec_failure)?;
+
+        if action.kind == ActionKind::Adopt {
+            return Ok(ApplyOutcome::Recorded(RecordedResource::from_desired(
+                &prepared,
+                Some(files[0].path.clone()),
+            )));
+        }
+
+        let host = self.host(droplet_address).await?;
+        for file in &files {
+            let value = prepared.attributes.get(file.content_attribute);
+            let bytes = content_bytes(address, file.content_attribute, value)?;
+            // Credential hashes stay readable by the owner (Traefik runs as root in its
+            // image) and no one else.
+            let mode = if matches!(value, Some(Value::Secret(_))) {
+                0o600
+            } else {
+                0o644
+            };
+            let staging = temp_dir(&prepared.attributes, &file.path);
+            host.write_file(&file.path, &bytes, mode, &staging)
+                .await
+                .map_err(host_failure)?;
+        }
+        // A moved file: the old one would keep its router or middleware alive.
+        if let Some(prior) = &action.prior {
+            if let Ok(old_files) = managed_files(address, &prior.attributes) {
+                for old in old_files {
+                    if files.iter().all(|file| file.path != old.path) {
+                        host.remove_file(&old.path).await.map_err(host_failure)?;
+                    }
+                }
+            }
+        }
+        Ok(ApplyOutcome::Recorded(RecordedResource::from_desired(
+            &prepared,
+            Some(files[0].path.clone()),
+        )))
+    }
+}
+
+/// The header line the provider writes for a resource, exposed for tools that want to
+/// recognise stackctl's files.
+pub fn file_header(stack: &str, address: &Address) -> String {
+    header(&format!("stack {stack}, {address}"))
+}
