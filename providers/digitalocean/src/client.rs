@@ -141,6 +141,8 @@ pub struct ClientConfig {
     /// [`ClientError::MissingToken`] before touching the network.
     pub token: Option<Token>,
     pub retry: RetryPolicy,
+    /// Items per list page (DigitalOcean allows 1 to 200).
+    pub page_size: u32,
 }
 
 impl ClientConfig {
@@ -149,6 +151,7 @@ impl ClientConfig {
             base_url: base_url.into().trim_end_matches('/').to_string(),
             token,
             retry: RetryPolicy::default(),
+            page_size: PAGE_SIZE,
         }
     }
 
@@ -516,7 +519,10 @@ impl Client {
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
-        page_query.push(("per_page".into(), PAGE_SIZE.to_string()));
+        page_query.push((
+            "per_page".into(),
+            self.config.page_size.clamp(1, PAGE_SIZE).to_string(),
+        ));
         for _ in 0..MAX_PAGES {
             let full_path = format!("{path}?{}", encode_query(&page_query));
             let answer = self
