@@ -1502,6 +1502,17 @@ impl Provider for DockerProvider {
         Ok(RecordedResource::from_desired(&resource, Some(found_id)))
     }
 
+    async fn evidence(&self, _context: &ApplyContext) -> Vec<(String, Vec<u8>)> {
+        // Evidence must not fail the run: an unreachable host gives a note instead.
+        let contents = match self.container_list().await {
+            Ok(list) => serde_json::to_vec_pretty(&list).unwrap_or_default(),
+            Err(error) => json!({ "error": error.to_string() })
+                .to_string()
+                .into_bytes(),
+        };
+        vec![("containers.json".to_string(), contents)]
+    }
+
     async fn apply(
         &self,
         action: &Action,

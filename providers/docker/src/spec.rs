@@ -580,15 +580,19 @@ pub fn live_service_attributes(
             attributes.remove("cpus");
         }
     }
+    // Defaults stay implicit when the resource left them out, so that an omitted
+    // attribute and Docker's default compare equal.
     let restart = match host_config["RestartPolicy"]["Name"].as_str() {
         None | Some("") => "no",
         Some(name) => name,
     };
-    attributes.insert("restart".into(), Value::text(restart));
-    attributes.insert(
-        "read_only".into(),
-        Value::Bool(host_config["ReadonlyRootfs"].as_bool().unwrap_or(false)),
-    );
+    if attributes.contains_key("restart") || restart != "unless-stopped" {
+        attributes.insert("restart".into(), Value::text(restart));
+    }
+    let read_only = host_config["ReadonlyRootfs"].as_bool().unwrap_or(false);
+    if attributes.contains_key("read_only") || read_only {
+        attributes.insert("read_only".into(), Value::Bool(read_only));
+    }
 
     let state = inspect["State"]["Status"].as_str().unwrap_or("unknown");
     attributes.insert("state".into(), Value::text(state));

