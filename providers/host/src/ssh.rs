@@ -57,7 +57,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use russh::client::{self, Handle, Msg};
 use russh::keys::{Algorithm, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
-use russh::{Channel, ChannelMsg, ChannelOpenFailure};
+use russh::{Channel, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, ChannelWriteHalf};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -300,10 +300,7 @@ impl SshHost {
                 .exec(false, "exec docker system dial-stdio")
                 .await
                 .map_err(|error| self.operation_error(operation, describe_russh_error(&error)))?;
-            Ok(Box::new(SlotStream {
-                inner: channel.into_stream(),
-                _slot: slot,
-            }) as Box<dyn Stream>)
+            Ok(Box::new(DialStdioStream::new(channel, slot)) as Box<dyn Stream>)
         };
         tokio::time::timeout(self.operation_timeout, open)
             .await
@@ -337,21 +334,18 @@ impl Host for SshHost {
             .unwrap_or_else(|_| Err(self.timeout_error(&operation)))?;
         match opened {
             Ok(channel) => Ok(Box::new(channel.into_stream())),
-            Err(russh::Error::ChannelOpenFailure(ChannelOpenFailure::AdministrativelyProhibited)) => {
+            // OpenSSH 9.2 answers "connect failed" both when `AllowStreamLocalForwarding
+            // no` forbids the channel and when the socket is missing, so either way try
+            // the other road; if Docker is really down, dial-stdio's own error says so.
+            Err(russh::Error::ChannelOpenFailure(reason)) => {
                 tracing::info!(
                     target = %self.target,
-                    "the server does not forward unix sockets; using `docker system dial-stdio`"
+                    ?reason,
+                    "the server did not forward the Docker socket; using `docker system dial-stdio`"
                 );
                 self.streamlocal_refused.store(true, Ordering::Relaxed);
                 self.dial_stdio_stream().await
             }
-            Err(russh::Error::ChannelOpenFailure(ChannelOpenFailure::ConnectFailed)) => Err(self.operation_error(
-                &operation,
-                format!(
-                    "the server could not connect to it; is the Docker daemon running, and may `{}` use its socket?",
-                    self.target.split('@').next().unwrap_or_default()
-                ),
-            )),
             Err(error) => Err(self.operation_error(&operation, describe_russh_error(&error))),
         }
     }
@@ -532,43 +526,157 @@ impl ExecOutput {
     }
 }
 
-/// A stream that keeps a channel slot until it is dropped.
-struct SlotStream<S> {
-    inner: S,
+type WaitForMessage =
+    Pin<Box<dyn std::future::Future<Output = (ChannelReadHalf, Option<ChannelMsg>)> + Send>>;
+
+/// The stdin/stdout of `docker system dial-stdio` as a byte stream.
+///
+/// Unlike russh's own channel stream it watches stderr and the exit status: when the
+/// command fails before sending anything (no Docker CLI, daemon down), the reader gets
+/// an error carrying the command's message instead of a bare end of stream. It keeps
+/// its channel slot until dropped, and closes the channel then.
+struct DialStdioStream {
+    reader: Option<ChannelReadHalf>,
+    waiting: Option<WaitForMessage>,
+    pending: Vec<u8>,
+    pending_offset: usize,
+    received_data: bool,
+    finished: bool,
+    stderr: Vec<u8>,
+    exit_status: Option<u32>,
+    writer: Pin<Box<dyn AsyncWrite + Send>>,
+    closer: Option<ChannelWriteHalf<Msg>>,
     _slot: OwnedSemaphorePermit,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for SlotStream<S> {
+impl DialStdioStream {
+    fn new(channel: Channel<Msg>, slot: OwnedSemaphorePermit) -> DialStdioStream {
+        let (reader, writer) = channel.split();
+        DialStdioStream {
+            reader: Some(reader),
+            waiting: None,
+            pending: Vec::new(),
+            pending_offset: 0,
+            received_data: false,
+            finished: false,
+            stderr: Vec::new(),
+            exit_status: None,
+            writer: Box::pin(writer.make_writer()),
+            closer: Some(writer),
+            _slot: slot,
+        }
+    }
+
+    fn failure(&self) -> Option<std::io::Error> {
+        let failed =
+            !self.stderr.is_empty() || matches!(self.exit_status, Some(status) if status != 0);
+        if self.received_data || !failed {
+            return None;
+        }
+        let stderr = String::from_utf8_lossy(&self.stderr).trim().to_string();
+        let status = self
+            .exit_status
+            .map(|status| format!(" (exit status {status})"))
+            .unwrap_or_default();
+        Some(std::io::Error::other(format!(
+            "`docker system dial-stdio` on the host failed: {stderr}{status}"
+        )))
+    }
+
+    fn handle(&mut self, message: Option<ChannelMsg>) {
+        match message {
+            Some(ChannelMsg::Data { data }) => {
+                self.received_data = true;
+                self.pending = data.to_vec();
+                self.pending_offset = 0;
+            }
+            Some(ChannelMsg::ExtendedData { data, .. }) => self.stderr.extend_from_slice(&data),
+            Some(ChannelMsg::ExitStatus { exit_status }) => self.exit_status = Some(exit_status),
+            // After a normal answer the end of stdout is the end of the stream; before
+            // any data, keep reading to the close to collect stderr and the status.
+            Some(ChannelMsg::Eof) => self.finished = self.received_data,
+            Some(ChannelMsg::Close) | None => self.finished = true,
+            Some(_) => {}
+        }
+    }
+}
+
+impl AsyncRead for DialStdioStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
         context: &mut Context<'_>,
         buffer: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(context, buffer)
+        loop {
+            if self.pending_offset < self.pending.len() {
+                let available = &self.pending[self.pending_offset..];
+                let count = available.len().min(buffer.remaining());
+                buffer.put_slice(&available[..count]);
+                self.pending_offset += count;
+                return Poll::Ready(Ok(()));
+            }
+            if self.finished {
+                return Poll::Ready(self.failure().map_or(Ok(()), Err));
+            }
+            let mut waiting = match self.waiting.take() {
+                Some(waiting) => waiting,
+                None => match self.reader.take() {
+                    Some(mut reader) => Box::pin(async move {
+                        let message = reader.wait().await;
+                        (reader, message)
+                    }) as WaitForMessage,
+                    None => return Poll::Ready(Ok(())),
+                },
+            };
+            match waiting.as_mut().poll(context) {
+                Poll::Pending => {
+                    self.waiting = Some(waiting);
+                    return Poll::Pending;
+                }
+                Poll::Ready((reader, message)) => {
+                    self.reader = Some(reader);
+                    self.handle(message);
+                }
+            }
+        }
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for SlotStream<S> {
+impl AsyncWrite for DialStdioStream {
     fn poll_write(
         mut self: Pin<&mut Self>,
         context: &mut Context<'_>,
         buffer: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(context, buffer)
+        self.writer.as_mut().poll_write(context, buffer)
     }
 
     fn poll_flush(
         mut self: Pin<&mut Self>,
         context: &mut Context<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(context)
+        self.writer.as_mut().poll_flush(context)
     }
 
     fn poll_shutdown(
         mut self: Pin<&mut Self>,
         context: &mut Context<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(context)
+        self.writer.as_mut().poll_shutdown(context)
+    }
+}
+
+impl Drop for DialStdioStream {
+    fn drop(&mut self) {
+        // Closing the channel ends `docker system dial-stdio` on the host; otherwise it
+        // would live as long as the connection.
+        if let (Some(closer), Ok(runtime)) =
+            (self.closer.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(async move {
+                let _ = closer.close().await;
+            });
+        }
     }
 }
 
