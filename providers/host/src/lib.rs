@@ -2,7 +2,33 @@
 //!
 //! A [`Host`] gives byte streams to the Docker Engine API and to TCP ports on the host,
 //! and a few file and lock operations. Two transports implement it: SSH (one connection
-//! per run, many channels) and this machine (`target = "local"`).
+//! per run, many channels; see the `ssh` module's notes on [`SshHost`]) and this machine
+//! (`target = "local"`).
+//!
+//! The CLI turns `[target]` into a [`Target`] and hands a [`HostConnector`] to the
+//! providers, which connect lazily and share one connection:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), stackctl_host::HostError> {
+//! use stackctl_host::{HostConnector, HostKeyTrust, SshOptions, Target};
+//!
+//! let options = SshOptions {
+//!     pinned_fingerprint: None, // or Some("SHA256:…") from state
+//!     accept_new_host_key: false, // true only when the user passed the accept flag
+//!     ..SshOptions::new("203.0.113.7", 22, "root")
+//! };
+//! let connector = HostConnector::new(Target::Ssh(options));
+//! let host = connector.connect(None).await?;
+//! if let Some(key) = connector.host_key() {
+//!     if key.trust == HostKeyTrust::NewlyAccepted {
+//!         // pin key.fingerprint in state
+//!     }
+//! }
+//! # drop(host); Ok(()) }
+//! ```
+//!
+//! With the `testing` feature, [`testing::TestSshd`] starts a throw-away OpenSSH
+//! server on loopback for tests of any crate.
 
 mod connector;
 pub mod known_hosts;

@@ -75,8 +75,12 @@ pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// The Docker daemon's socket on the host.
 pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
-const CHANNEL_OPEN_ATTEMPTS: u32 = 5;
-const CHANNEL_OPEN_BACKOFF: Duration = Duration::from_millis(50);
+/// A refused session channel is retried (within the operation timeout) this many
+/// times, waiting a little longer each time up to the cap: a server with a lower
+/// `MaxSessions` than ours still gets every command through, just more slowly.
+const CHANNEL_OPEN_ATTEMPTS: u32 = 60;
+const CHANNEL_OPEN_BACKOFF_STEP: Duration = Duration::from_millis(20);
+const CHANNEL_OPEN_BACKOFF_CAP: Duration = Duration::from_millis(250);
 /// Scripts longer than this are split over several commands, far below both the
 /// server's packet limit and the kernel's argument limit.
 const MAX_SCRIPT_BYTES: usize = 64 * 1024;
@@ -183,7 +187,10 @@ impl SshHost {
                     if attempt < CHANNEL_OPEN_ATTEMPTS && kind.is_retryable(&reason) =>
                 {
                     tracing::debug!(target = %self.target, ?reason, attempt, "channel open refused; retrying");
-                    tokio::time::sleep(CHANNEL_OPEN_BACKOFF * attempt).await;
+                    tokio::time::sleep(
+                        (CHANNEL_OPEN_BACKOFF_STEP * attempt).min(CHANNEL_OPEN_BACKOFF_CAP),
+                    )
+                    .await;
                     attempt += 1;
                 }
                 result => return result,

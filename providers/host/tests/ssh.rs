@@ -329,6 +329,31 @@ async fn twenty_concurrent_operations_share_one_connection() {
     assert_eq!(logins, 1, "one connection for the whole run");
 }
 
+#[tokio::test]
+async fn refused_session_channels_are_retried_until_a_slot_frees() {
+    // A server allowing only 2 sessions per connection refuses most of the 8 channels
+    // the client opens at once; every operation must still succeed.
+    let sshd = TestSshd::start_with_config(&["MaxSessions 2"]).unwrap();
+    let host = Arc::new(connect(&sshd).await);
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let host = host.clone();
+        tasks.push(tokio::spawn(async move {
+            host.read_files(&["/etc/hostname".to_string()]).await
+        }));
+    }
+    for task in tasks {
+        task.await
+            .unwrap()
+            .unwrap_or_else(|error| panic!("{error}\n{}", sshd.log()));
+    }
+    assert!(
+        sshd.log().contains("no more sessions"),
+        "the server did refuse some:\n{}",
+        sshd.log()
+    );
+}
+
 async fn ping_docker(host: &dyn Host, sshd: &TestSshd) -> String {
     let mut stream = host
         .docker_stream()
