@@ -1124,7 +1124,7 @@ impl DockerProvider {
             .map_err(|message| failed(format!("`{address}`: {message}"), None))?;
         let existing = self.service_containers(client, address).await?;
 
-        if matches!(action.kind, ActionKind::Update | ActionKind::Adopt) {
+        if action.kind == ActionKind::Update {
             let forced_change = action.prior.as_ref().is_some_and(|prior| {
                 SERVICE_FORCES_REPLACE
                     .iter()
@@ -1297,6 +1297,73 @@ impl DockerProvider {
             }
         }
         Ok(self.record_service(desired, &current.id, &current.name))
+    }
+
+    /// Records a live resource that is already this stack's, without changing it.
+    async fn adopt(
+        &self,
+        client: &DockerClient,
+        action: &Action,
+    ) -> Result<ApplyOutcome, ProviderError> {
+        let desired = desired_of(action)?;
+        let live_id = action.live_id.as_deref().ok_or_else(|| {
+            failed(
+                format!("`{}`: adopt needs the live id", action.address),
+                None,
+            )
+        })?;
+        match action.address.kind() {
+            "service" => {
+                let inspect = client
+                    .send_json(api::inspect_container(live_id))
+                    .await
+                    .map_err(from_client)?;
+                let name = inspect["Name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim_start_matches('/');
+                let id = inspect["Id"].as_str().unwrap_or(live_id);
+                let running = inspect["State"]["Running"].as_bool().unwrap_or(false);
+                let ApplyOutcome::Recorded(mut recorded) = self.record_service(desired, id, name)
+                else {
+                    return Err(failed("adopt produced no record", None));
+                };
+                // The label hash is what the container carries, so drift stays visible.
+                let label_hash = label(&inspect["Config"], api::LABEL_HASH);
+                recorded.attributes.insert(
+                    "label_hash".into(),
+                    label_hash.map(Value::text).unwrap_or(Value::Null),
+                );
+                recorded
+                    .attributes
+                    .insert("running".into(), Value::Bool(running));
+                recorded.attributes.insert(
+                    "state".into(),
+                    Value::text(inspect["State"]["Status"].as_str().unwrap_or("unknown")),
+                );
+                Ok(ApplyOutcome::Recorded(recorded))
+            }
+            "image" => {
+                let image_id = image_reference(&desired.attributes)
+                    .unwrap_or(live_id)
+                    .to_string();
+                let image = client
+                    .send_json(api::inspect_image(&image_id))
+                    .await
+                    .map_err(from_client)?;
+                let id = image["Id"].as_str().unwrap_or(live_id).to_string();
+                Ok(ApplyOutcome::Recorded(recorded_with(
+                    desired,
+                    Some(id.clone()),
+                    &[("image_id", Value::text(id))],
+                )))
+            }
+            _ => Ok(ApplyOutcome::Recorded(recorded_with(
+                desired,
+                Some(live_id.to_string()),
+                &[],
+            ))),
+        }
     }
 
     fn record_service(&self, desired: &Resource, id: &str, name: &str) -> ApplyOutcome {
@@ -1519,6 +1586,9 @@ impl Provider for DockerProvider {
         context: &ApplyContext,
     ) -> Result<ApplyOutcome, ProviderError> {
         let client = self.client_for_apply(context).await?;
+        if action.kind == ActionKind::Adopt {
+            return self.adopt(&client, action).await;
+        }
         match action.address.kind() {
             "network" => self.apply_network(&client, action).await,
             "volume" => self.apply_volume(&client, action, context).await,

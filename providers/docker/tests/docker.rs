@@ -64,7 +64,7 @@ async fn creates_network_volume_and_healthy_service_and_reads_them_back_unchange
     let live = read(
         &provider,
         &stack,
-        &[network_resource, volume_resource, service_resource],
+        &[network_resource, volume_resource, service_resource.clone()],
         &recorded,
     )
     .await;
@@ -83,6 +83,14 @@ async fn creates_network_volume_and_healthy_service_and_reads_them_back_unchange
         !live_text.contains("hunter2"),
         "a secret reached live state"
     );
+
+    // Adopting the live container records it as it is, without touching it.
+    let live_service = find(&live, "service.db").unwrap();
+    let mut adopt = action(ActionKind::Adopt, Some(service_resource), None);
+    adopt.live_id = live_service.id.clone();
+    let adopted = apply(&provider, adopt, &context).await;
+    assert_eq!(adopted.attributes, service_recorded.attributes);
+    assert_eq!(adopted.id, service_recorded.id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -700,4 +708,98 @@ async fn host_lock_refuses_a_second_apply_until_released() {
     second.begin_apply(&context).await.expect("free again");
     second.end_apply(&context).await.unwrap();
     std::fs::remove_dir_all(&root).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_an_image_once_per_context_hash_and_never_pulls() {
+    let stack = unique_stack("image");
+    let _cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    let root = temp_root(&stack);
+    let provider = provider(&stack, &root);
+    let context = context(&stack);
+    let build_context = format!("{root}/context");
+    std::fs::create_dir_all(&build_context).unwrap();
+    std::fs::write(
+        format!("{build_context}/Dockerfile"),
+        "FROM scratch\nCOPY hello.txt /hello.txt\n",
+    )
+    .unwrap();
+    std::fs::write(format!("{build_context}/hello.txt"), "hello").unwrap();
+    let image = |hash: &str| {
+        stackctl_provider::Resource::new(stackctl_provider::Address::new("image", "app"), "docker")
+            .with("tag", format!("{stack}/app:{hash}"))
+            .with("context", build_context.as_str())
+            .with("context_hash", format!("sha256:{hash}"))
+            .with("dockerfile", "Dockerfile")
+    };
+    let first = create(&provider, image("aaaa"), &context).await;
+    let image_id = first.attributes["image_id"].clone();
+    assert!(image_id
+        .as_text()
+        .is_some_and(|id| id.starts_with("sha256:")));
+    let labels = docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"stackctl.context_hash\"}}",
+        &format!("{stack}/app:aaaa"),
+    ]);
+    assert_eq!(labels.as_deref(), Some("sha256:aaaa"));
+
+    // Unchanged context hash: no build request at all.
+    let before = provider.client_counters().await;
+    let again = apply(
+        &provider,
+        action(ActionKind::Update, Some(image("aaaa")), Some(first.clone())),
+        &context,
+    )
+    .await;
+    let after = provider.client_counters().await;
+    assert_eq!(again.attributes["image_id"], image_id);
+    assert_eq!(
+        after.requests_sent - before.requests_sent,
+        1,
+        "only an inspect is sent"
+    );
+
+    let live = read(&provider, &stack, &[image("aaaa")], &[first.clone()]).await;
+    assert_eq!(
+        find(&live, "image.app").expect("image live").attributes,
+        first.attributes
+    );
+
+    // A referenced image: used when present, a clear error when absent and pull = false.
+    let present = stackctl_provider::Resource::new(
+        stackctl_provider::Address::new("image", "server"),
+        "docker",
+    )
+    .with("reference", SERVER_IMAGE)
+    .with("pull", false);
+    ensure_images();
+    create(&provider, present, &context).await;
+    let absent = stackctl_provider::Resource::new(
+        stackctl_provider::Address::new("image", "absent"),
+        "docker",
+    )
+    .with("reference", format!("{stack}/not-here:1"))
+    .with("pull", false);
+    let error = provider
+        .apply(&action(ActionKind::Create, Some(absent), None), &context)
+        .await
+        .expect_err("absent image");
+    assert!(
+        error
+            .to_string()
+            .contains("is not on the host and `pull = false`"),
+        "{error}"
+    );
+
+    let deleted = provider
+        .apply(&action(ActionKind::Delete, None, Some(first)), &context)
+        .await
+        .unwrap();
+    assert_eq!(deleted, ApplyOutcome::Deleted);
+    assert!(!image_exists(&format!("{stack}/app:aaaa")));
 }

@@ -108,6 +108,13 @@ impl Drop for Cleanup {
                 docker(&["volume", "rm", "-f", name]);
             }
         }
+        if let Some(ids) = docker(&["image", "ls", "-q", "--filter", &filter]) {
+            for id in ids.lines().filter(|line| !line.is_empty()) {
+                docker(&["image", "rm", "-f", id]);
+            }
+        }
+        let root = std::env::temp_dir().join(format!("stackctl-docker-test-{}", self.stack));
+        let _ = std::fs::remove_dir_all(root);
     }
 }
 
