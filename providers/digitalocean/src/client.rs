@@ -663,6 +663,37 @@ impl Client {
         }
     }
 
+    /// Adds or removes one tag on a droplet through the tags API (outside the contract
+    /// subset). Creating a tag that exists is harmless, so it is always created first.
+    pub async fn tag_droplet(
+        &self,
+        tag: &str,
+        droplet_id: i64,
+        add: bool,
+    ) -> Result<(), ClientError> {
+        if add {
+            let body = serde_json::json!({ "name": tag });
+            self.send(
+                Method::POST,
+                "/v2/tags",
+                Some(&body),
+                Idempotence::Idempotent,
+            )
+            .await?;
+        }
+        let path = format!(
+            "/v2/tags/{}/resources",
+            form_urlencoded::byte_serialize(tag.as_bytes()).collect::<String>()
+        );
+        let body = serde_json::json!({
+            "resources": [{ "resource_id": droplet_id.to_string(), "resource_type": "droplet" }]
+        });
+        let method = if add { Method::POST } else { Method::DELETE };
+        self.send(method, &path, Some(&body), Idempotence::Idempotent)
+            .await?;
+        Ok(())
+    }
+
     // ----- SSH keys -------------------------------------------------------------------
 
     /// By integer id or by fingerprint; `None` when there is no such key.

@@ -927,7 +927,7 @@ impl DigitalOceanProvider {
         let attributes = &desired.attributes;
         let live = droplet_attributes(&current, Some(attributes));
         let mut unsupported = Vec::new();
-        for name in ["region", "image", "monitoring", "tags"] {
+        for name in ["region", "image", "monitoring"] {
             if let (Some(wanted), Some(have)) = (attributes.get(name), live.get(name)) {
                 if wanted != have {
                     unsupported.push(name);
@@ -946,6 +946,27 @@ impl DigitalOceanProvider {
                     "replace the droplet (region and image force a replacement in the plan)".into(),
                 ),
             });
+        }
+        // Tags through the tags API: add what is missing, remove what is extra.
+        if attributes.contains_key("tags") {
+            let wanted: BTreeSet<String> = text_list(attributes.get("tags")).into_iter().collect();
+            let have: BTreeSet<String> = current.tags.iter().cloned().collect();
+            for tag in wanted.difference(&have) {
+                self.client
+                    .tag_droplet(tag, id, true)
+                    .await
+                    .map_err(|error| {
+                        failed(&format!("cannot tag droplet {id} with `{tag}`"), error)
+                    })?;
+            }
+            for tag in have.difference(&wanted) {
+                self.client
+                    .tag_droplet(tag, id, false)
+                    .await
+                    .map_err(|error| {
+                        failed(&format!("cannot untag `{tag}` from droplet {id}"), error)
+                    })?;
+            }
         }
         let mut powered_on = current.status == "active";
         if let Some(size) =

@@ -225,6 +225,22 @@ async fn out_of_band_changes_read_back_per_field() {
     let droplet = find(&live, "droplet.web-1");
     assert!(drifted(droplet, &stack.recorded[1]).contains(&"tags".to_string()));
     assert!(!droplet.owned);
+
+    // And an update puts the stack's tag back and removes the stray one.
+    let mut update = action(
+        ActionKind::Update,
+        stack.desired[1].clone(),
+        Some(stack.recorded[1].clone()),
+    );
+    update.live_id = Some(droplet_id.to_string());
+    provider(&emulator)
+        .apply(&update, &context())
+        .await
+        .expect("repaired");
+    assert_eq!(
+        emulator.droplets()[0]["tags"],
+        serde_json::json!(["stackctl:shop"])
+    );
     assert_contract(&emulator);
 }
 

@@ -489,7 +489,12 @@ impl State {
             let query_pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
                 .map(|(name, value)| (name.into_owned(), value.into_owned()))
                 .collect();
-            let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+            let decoded: Vec<String> = path
+                .trim_matches('/')
+                .split('/')
+                .map(percent_decode)
+                .collect();
+            let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
             match request_body.as_ref() {
                 Some(Json::String(_)) => error(400, "bad_request", "error parsing request body"),
                 _ => self.route(method, &segments, &query_pairs, request_body.as_ref()),
@@ -887,6 +892,20 @@ impl State {
                     None => not_found(),
                 }
             }
+            // Outside the contract subset: DigitalOcean's tags API, the only way to change
+            // an existing droplet's tags (stackctl repairs retagging drift with it).
+            ("POST", ["v2", "tags"]) => match body.get("name").and_then(Json::as_str) {
+                Some(name) if valid_tag(name) => ok(
+                    201,
+                    json!({"tag": {"name": name, "resources": {"count": 0, "droplets": {"count": 0}}}}),
+                ),
+                _ => unprocessable(
+                    "a tag name of letters, digits, colons, dashes and underscores is required",
+                ),
+            },
+            (method @ ("POST" | "DELETE"), ["v2", "tags", tag, "resources"]) => {
+                self.tag_resources(tag, method == "POST", body)
+            }
             ("GET", ["v2", "sizes"]) => self.page("sizes", catalog::sizes(), "/v2/sizes", query),
             ("GET", ["v2", "regions"]) => {
                 self.page("regions", catalog::regions(), "/v2/regions", query)
@@ -1178,6 +1197,42 @@ impl State {
         let rendered = self.render_action(&action);
         self.actions.insert(id, action);
         ok(201, json!({ "action": rendered }))
+    }
+
+    /// `{"resources": [{"resource_id": "123", "resource_type": "droplet"}]}`.
+    fn tag_resources(&mut self, tag: &str, add: bool, body: &Json) -> Handled {
+        if !valid_tag(tag) {
+            return not_found();
+        }
+        let Some(resources) = body.get("resources").and_then(Json::as_array) else {
+            return unprocessable("resources is required");
+        };
+        let mut ids = Vec::new();
+        for resource in resources {
+            let id = match resource.get("resource_id") {
+                Some(Json::String(text)) => text.parse::<i64>().ok(),
+                Some(Json::Number(number)) => number.as_i64(),
+                _ => None,
+            };
+            match id.filter(|id| self.droplets.contains_key(id)) {
+                Some(id)
+                    if resource.get("resource_type").and_then(Json::as_str) == Some("droplet") =>
+                {
+                    ids.push(id)
+                }
+                _ => return unprocessable(format!("no such droplet resource: {resource}")),
+            }
+        }
+        for id in ids {
+            if let Some(droplet) = self.droplets.get_mut(&id) {
+                if add && !droplet.tags.iter().any(|existing| existing == tag) {
+                    droplet.tags.push(tag.to_string());
+                } else if !add {
+                    droplet.tags.retain(|existing| existing != tag);
+                }
+            }
+        }
+        no_content()
     }
 
     fn create_key(&mut self, body: &Json) -> Handled {
@@ -1507,6 +1562,38 @@ fn string_list(value: Option<&Json>) -> Vec<String> {
         .filter_map(Json::as_str)
         .map(str::to_string)
         .collect()
+}
+
+/// Decodes `%XX` escapes in one path segment (`stackctl%3Ashop` → `stackctl:shop`).
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = (bytes[index] == b'%' && index + 2 < bytes.len())
+            .then(|| std::str::from_utf8(&bytes[index + 1..index + 3]).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                index += 3;
+            }
+            None => {
+                decoded.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+fn valid_tag(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ':' || c == '-' || c == '_')
 }
 
 fn valid_hostname(name: &str) -> bool {
