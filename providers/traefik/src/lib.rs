@@ -6,9 +6,12 @@
 //!   errors that name the setting.
 //! - [`TraefikProvider`]: the `traefik` provider (`file.traefik-static`, `middleware.*`,
 //!   `route.*`) writing those files on the target host.
+//! - [`policy`]: edge policy for `validate` (dashboard routes protected, middleware
+//!   order, production certificates).
 //! - [`checks`]: HTTP(S) checks through the edge, and the checks implied by the routes.
 
 pub mod checks;
+pub mod policy;
 pub mod provider;
 pub mod render;
 pub mod spec;

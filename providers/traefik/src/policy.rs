@@ -1,0 +1,187 @@
+//! Edge policy over lowered resources, for `validate` (and so `plan` and `apply`).
+//!
+//! The engine owns the messages' file:line:column (it knows where each route came
+//! from); this module owns the Traefik knowledge behind them:
+//!
+//! - a route to a dashboard-type service (Flower, say) must pass through basic auth
+//!   **and** an IP allowlist, directly or inside a chain;
+//! - certificates come from Let's Encrypt staging unless production was explicitly
+//!   allowed (`staging = false`): [`crate::spec::StaticSpec::from_attributes`] already
+//!   refuses a production `ca_server` without it, and [`check_resources`] reports it;
+//! - middleware order matters, as observed in Traefik 3.7: `headers` must come first or
+//!   401/403/429 answers go out without HSTS and friends, and an allowlist placed after
+//!   basic auth lets outsiders try passwords. Those are warnings, not errors.
+//!
+//! Middleware names that point outside the file provider (`x@internal`) are not
+//! resolved and count as neither auth nor allowlist.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use stackctl_provider::{Address, Resource};
+
+use crate::provider::STATIC_FILE_NAME;
+use crate::spec::{MiddlewareKind, MiddlewareSpec, RouteSpec, StaticSpec};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One policy finding about one resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub address: Address,
+    pub severity: Severity,
+    /// A stable code for tests and JSON output (`dashboard-unprotected`, …).
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// What a route's middlewares do, in the order requests meet them (chains expanded).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteProtection {
+    /// Middleware types in request order, e.g. `["headers", "ip_allow_list", "basic_auth"]`.
+    pub order: Vec<&'static str>,
+}
+
+impl RouteProtection {
+    pub fn has(&self, type_name: &str) -> bool {
+        self.order.iter().any(|found| *found == type_name)
+    }
+
+    fn position(&self, type_name: &str) -> Option<usize> {
+        self.order.iter().position(|found| *found == type_name)
+    }
+}
+
+/// Expands a route's middleware list through chains (bounded depth; unknown names and
+/// other providers' middlewares are skipped).
+pub fn route_protection(
+    route_middlewares: &[String],
+    middlewares: &BTreeMap<String, MiddlewareKind>,
+) -> RouteProtection {
+    fn expand(
+        names: &[String],
+        middlewares: &BTreeMap<String, MiddlewareKind>,
+        depth: usize,
+        order: &mut Vec<&'static str>,
+    ) {
+        if depth > 8 {
+            return;
+        }
+        for name in names {
+            let name = name.strip_suffix("@file").unwrap_or(name);
+            match middlewares.get(name) {
+                Some(MiddlewareKind::Chain { middlewares: inner }) => {
+                    expand(inner, middlewares, depth + 1, order)
+                }
+                Some(kind) => order.push(kind.type_name()),
+                None => {}
+            }
+        }
+    }
+    let mut order = Vec::new();
+    expand(route_middlewares, middlewares, 0, &mut order);
+    RouteProtection { order }
+}
+
+/// Checks the edge's resources. `dashboard_services` names the services marked as
+/// dashboards in stack.toml. Resources that do not parse are left to `prepare`, which
+/// reports them with the setting's name.
+pub fn check_resources(resources: &[Resource], dashboard_services: &[String]) -> Vec<Finding> {
+    let mut middlewares = BTreeMap::new();
+    let mut routes = Vec::new();
+    let mut findings = Vec::new();
+    for resource in resources {
+        let address = &resource.address;
+        match address.kind() {
+            "middleware" => {
+                if let Ok(spec) =
+                    MiddlewareSpec::from_attributes(address.name(), &resource.attributes)
+                {
+                    middlewares.insert(spec.name, spec.kind);
+                }
+            }
+            "route" => {
+                if let Ok(spec) = RouteSpec::from_attributes(address.name(), &resource.attributes) {
+                    routes.push((address.clone(), spec));
+                }
+            }
+            "file" if address.name() == STATIC_FILE_NAME => {
+                if let Ok(edge) = StaticSpec::from_attributes(&resource.attributes) {
+                    if let Some(resolver) = edge.resolver.filter(|resolver| !resolver.staging) {
+                        findings.push(Finding {
+                            address: address.clone(),
+                            severity: Severity::Warning,
+                            code: "production-certificates",
+                            message: format!(
+                                "resolver `{}` requests production certificates from {} (allowed by `staging = false`)",
+                                resolver.name, resolver.ca_server
+                            ),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (address, route) in routes {
+        let protection = route_protection(&route.middlewares, &middlewares);
+        if dashboard_services.contains(&route.service) {
+            let missing: Vec<&str> = ["basic_auth", "ip_allow_list"]
+                .into_iter()
+                .filter(|type_name| !protection.has(type_name))
+                .collect();
+            if !missing.is_empty() {
+                findings.push(Finding {
+                    address: address.clone(),
+                    severity: Severity::Error,
+                    code: "dashboard-unprotected",
+                    message: format!(
+                        "route `{}` leads to the dashboard service `{}` but has no {} middleware; a dashboard route needs both basic_auth and ip_allow_list",
+                        route.name,
+                        route.service,
+                        missing.join(" and no ")
+                    ),
+                });
+            }
+        }
+        if let Some(headers) = protection.position("headers") {
+            if headers > 0 {
+                findings.push(Finding {
+                    address: address.clone(),
+                    severity: Severity::Warning,
+                    code: "headers-not-first",
+                    message: format!(
+                        "route `{}` runs `{}` before its headers middleware, so answers it rejects (401/403/429) go out without the security headers; put the headers middleware first",
+                        route.name,
+                        protection.order[..headers].join(", ")
+                    ),
+                });
+            }
+        }
+        if let (Some(auth), Some(allow)) = (
+            protection.position("basic_auth"),
+            protection.position("ip_allow_list"),
+        ) {
+            if auth < allow {
+                findings.push(Finding {
+                    address,
+                    severity: Severity::Warning,
+                    code: "auth-before-allowlist",
+                    message: format!(
+                        "route `{}` asks for a password before checking the allowlist, so clients outside it can still try passwords; put ip_allow_list before basic_auth",
+                        route.name
+                    ),
+                });
+            }
+        }
+    }
+    findings.sort_by(|left, right| {
+        (&left.address, left.severity, left.code).cmp(&(&right.address, right.severity, right.code))
+    });
+    findings
+}
