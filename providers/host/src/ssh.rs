@@ -1143,6 +1143,7 @@ fn describe_russh_error(error: &russh::Error) -> String {
             }
         ),
         russh::Error::Disconnect => "the server closed the connection".to_string(),
+        russh::Error::SendError => "the SSH connection is closed".to_string(),
         russh::Error::IO(error) => error.to_string(),
         other => other.to_string(),
     }
