@@ -1,0 +1,239 @@
+//! The provider against the local host (files in a temp dir), without Traefik.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use common::*;
+use stackctl_host::{HostConnector, SshOptions, Target};
+use stackctl_provider::{
+    Action, ActionKind, ApplyContext, ApplyOutcome, Provider, ProviderError, ReadRequest, Reason,
+    RecordedResource, Resource, Secret, Value,
+};
+use stackctl_traefik::TraefikProvider;
+
+fn provider() -> TraefikProvider {
+    TraefikProvider::new(Arc::new(HostConnector::local()), STACK)
+}
+
+fn context() -> ApplyContext {
+    ApplyContext {
+        stack: STACK.into(),
+        salt: SALT.into(),
+        health_timeout: Duration::from_secs(5),
+        allow_data_loss: false,
+        recorded: Arc::new(RwLock::new(BTreeMap::new())),
+    }
+}
+
+fn action(kind: ActionKind, desired: Option<Resource>, prior: Option<RecordedResource>) -> Action {
+    let address = desired
+        .as_ref()
+        .map(|resource| resource.address.clone())
+        .or_else(|| prior.as_ref().map(|recorded| recorded.address.clone()))
+        .expect("a resource");
+    Action {
+        address,
+        provider: "traefik".into(),
+        kind,
+        reason: Reason::New,
+        changes: Vec::new(),
+        depends_on: Vec::new(),
+        desired,
+        prior,
+        live_id: None,
+    }
+}
+
+fn prepared(mut resource: Resource) -> Resource {
+    provider().prepare(&mut resource).expect("prepare");
+    resource
+}
+
+async fn recorded(action: Action) -> RecordedResource {
+    match provider().apply(&action, &context()).await.expect("apply") {
+        ApplyOutcome::Recorded(recorded) => recorded,
+        ApplyOutcome::Deleted => panic!("unexpected delete"),
+    }
+}
+
+fn request(desired: Vec<Resource>, recorded: Vec<RecordedResource>) -> ReadRequest {
+    ReadRequest {
+        stack: STACK.into(),
+        salt: SALT.into(),
+        desired,
+        recorded,
+    }
+}
+
+#[tokio::test]
+async fn create_writes_through_the_temp_dir_and_read_finds_it_unchanged() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let root = directory.path().to_string_lossy().into_owned();
+    let file = prepared(static_file(&root));
+    let route = prepared(route(&root, "api", "Host(`example.test`)", "api", &[]));
+    let mut records = Vec::new();
+    for resource in [&file, &route] {
+        records.push(recorded(action(ActionKind::Create, Some(resource.clone()), None)).await);
+    }
+    assert_eq!(
+        records[0].id.as_deref(),
+        Some(format!("{root}/traefik/traefik.yml").as_str())
+    );
+    let on_disk =
+        std::fs::read_to_string(format!("{root}/traefik/traefik.yml")).expect("static file");
+    assert_eq!(Some(&Value::Text(on_disk)), file.attributes.get("content"));
+    assert!(std::path::Path::new(&format!("{root}/traefik/dynamic/tls-options.yml")).exists());
+    assert_eq!(
+        std::fs::read_dir(format!("{root}/traefik/.tmp"))
+            .expect("temp dir")
+            .count(),
+        0
+    );
+
+    let live = provider()
+        .read(&request(vec![file.clone(), route.clone()], records.clone()))
+        .await
+        .expect("read");
+    assert_eq!(live.len(), 2);
+    for (found, record) in live.iter().zip(&records) {
+        assert!(found.owned);
+        assert_eq!(
+            found.attributes, record.attributes,
+            "{} matches what was recorded",
+            found.address
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_file_is_not_live_and_a_foreign_file_is_not_owned() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let root = directory.path().to_string_lossy().into_owned();
+    let route = prepared(route(&root, "api", "Host(`example.test`)", "api", &[]));
+    let live = provider()
+        .read(&request(vec![route.clone()], vec![]))
+        .await
+        .expect("read");
+    assert!(live.is_empty());
+
+    std::fs::create_dir_all(format!("{root}/traefik/dynamic")).expect("mkdir");
+    std::fs::write(
+        format!("{root}/traefik/dynamic/route-api.yml"),
+        "http: {}\n",
+    )
+    .expect("write");
+    let live = provider()
+        .read(&request(vec![route], vec![]))
+        .await
+        .expect("read");
+    assert_eq!(live.len(), 1);
+    assert!(
+        !live[0].owned,
+        "a file without stackctl's header is not ours to adopt"
+    );
+}
+
+#[tokio::test]
+async fn moving_a_file_removes_the_old_one_and_delete_removes_every_file() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let root = directory.path().to_string_lossy().into_owned();
+    let file = prepared(static_file(&root));
+    let first = recorded(action(ActionKind::Create, Some(file.clone()), None)).await;
+
+    let mut moved = static_file(&root);
+    moved.attributes.insert(
+        "path".into(),
+        Value::text(format!("{root}/edge/traefik.yml")),
+    );
+    moved.attributes.insert(
+        "tls_path".into(),
+        Value::text(format!("{root}/edge/dynamic/tls.yml")),
+    );
+    let moved = prepared(moved);
+    let second = recorded(action(ActionKind::Update, Some(moved), Some(first))).await;
+    assert!(!std::path::Path::new(&format!("{root}/traefik/traefik.yml")).exists());
+    assert!(!std::path::Path::new(&format!("{root}/traefik/dynamic/tls-options.yml")).exists());
+    assert!(std::path::Path::new(&format!("{root}/edge/dynamic/tls.yml")).exists());
+
+    let outcome = provider()
+        .apply(&action(ActionKind::Delete, None, Some(second)), &context())
+        .await
+        .expect("delete");
+    assert_eq!(outcome, ApplyOutcome::Deleted);
+    assert!(!std::path::Path::new(&format!("{root}/edge/traefik.yml")).exists());
+    assert!(!std::path::Path::new(&format!("{root}/edge/dynamic/tls.yml")).exists());
+}
+
+#[tokio::test]
+async fn apply_refuses_bytes_that_differ_from_the_plan() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let root = directory.path().to_string_lossy().into_owned();
+    let mut route = prepared(route(&root, "api", "Host(`example.test`)", "api", &[]));
+    route
+        .attributes
+        .insert("content".into(), Value::text("# something else\n"));
+    let error = provider()
+        .apply(&action(ActionKind::Create, Some(route), None), &context())
+        .await
+        .expect_err("must refuse");
+    assert!(
+        error
+            .to_string()
+            .contains("differs from the one in the plan"),
+        "{error}"
+    );
+    assert!(!std::path::Path::new(&format!("{root}/traefik/dynamic/route-api.yml")).exists());
+}
+
+#[tokio::test]
+async fn adopt_records_without_writing() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let root = directory.path().to_string_lossy().into_owned();
+    let route = prepared(route(&root, "api", "Host(`example.test`)", "api", &[]));
+    let record = recorded(action(ActionKind::Adopt, Some(route.clone()), None)).await;
+    assert_eq!(record.hash, route.hash());
+    assert!(!std::path::Path::new(&format!("{root}/traefik/dynamic/route-api.yml")).exists());
+}
+
+#[test]
+fn a_password_known_only_by_digest_cannot_be_rendered() {
+    let mut auth = middleware(
+        "/srv",
+        "auth",
+        "basic_auth",
+        map(&[(
+            "users",
+            map(&[("admin", Value::Secret(Secret::from_digest("sha256:00")))]),
+        )]),
+    );
+    let error = provider().prepare(&mut auth).expect_err("no plaintext");
+    assert!(
+        error.to_string().contains("known only by its digest"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn reading_nothing_does_not_connect_and_an_unreachable_droplet_is_reported() {
+    let target = Target::Droplet {
+        droplet: "web-1".into(),
+        options: SshOptions::default(),
+    };
+    let provider = TraefikProvider::new(Arc::new(HostConnector::new(target)), STACK);
+    let live = provider
+        .read(&request(vec![], vec![]))
+        .await
+        .expect("nothing to read");
+    assert!(live.is_empty());
+
+    let route = prepared(route("/srv", "api", "Host(`example.test`)", "api", &[]));
+    match provider.read(&request(vec![route], vec![])).await {
+        Err(ProviderError::Unreachable { target, .. }) => {
+            assert!(target.contains("web-1"), "{target}")
+        }
+        other => panic!("expected unreachable, got {other:?}"),
+    }
+}
