@@ -254,38 +254,142 @@ pub fn remove_image(reference: &str) -> Request {
     request
 }
 
-/// Makes a build context tarball from a directory, skipping `.git`.
-pub fn context_tarball(context: &std::path::Path) -> std::io::Result<Vec<u8>> {
+/// Makes a build context tarball from a directory, leaving out `.git` and whatever the
+/// context's `.dockerignore` excludes (as the docker CLI does: the daemon builds from
+/// whatever it is sent, so an ignored `.env` would otherwise reach the image).
+/// `dockerfile` is always sent, even when ignored, because the build needs it.
+pub fn context_tarball(context: &std::path::Path, dockerfile: &str) -> std::io::Result<Vec<u8>> {
+    let ignore = match std::fs::read_to_string(context.join(".dockerignore")) {
+        Ok(text) => IgnoreRules::parse(&text),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
+        Err(error) => return Err(error),
+    };
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
-    append_directory(&mut builder, context, std::path::Path::new(""))?;
+    append_directory(&mut builder, context, "", &ignore, dockerfile)?;
     builder.into_inner()
 }
 
 fn append_directory(
     builder: &mut tar::Builder<Vec<u8>>,
     directory: &std::path::Path,
-    prefix: &std::path::Path,
+    prefix: &str,
+    ignore: &IgnoreRules,
+    dockerfile: &str,
 ) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(directory)?.collect::<Result<_, _>>()?;
     // Sorted, so equal contexts give equal tarballs.
     entries.sort_by_key(|entry| entry.file_name());
     for entry in entries {
-        let name = entry.file_name();
-        if name == ".git" {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == ".git" && prefix.is_empty() {
             continue;
         }
         let path = entry.path();
-        let inside = prefix.join(&name);
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            builder.append_dir(&inside, &path)?;
-            append_directory(builder, &path, &inside)?;
+        let inside = if prefix.is_empty() {
+            name.clone()
         } else {
+            format!("{prefix}/{name}")
+        };
+        let excluded = ignore.excludes(&inside) && inside != dockerfile;
+        if entry.file_type()?.is_dir() {
+            if !excluded {
+                builder.append_dir(&inside, &path)?;
+            }
+            // A later `!pattern` may bring back something inside an excluded directory.
+            if !excluded || ignore.has_exceptions() {
+                append_directory(builder, &path, &inside, ignore, dockerfile)?;
+            }
+        } else if !excluded {
             builder.append_path_with_name(&path, &inside)?;
         }
     }
     Ok(())
+}
+
+/// The patterns of a `.dockerignore`: `*`, `?` and `**` globs over `/`-separated paths
+/// relative to the context, `!` for exceptions, the last matching line wins, and a
+/// pattern that matches a directory excludes everything below it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IgnoreRules {
+    rules: Vec<(String, bool)>,
+}
+
+impl IgnoreRules {
+    pub fn parse(text: &str) -> IgnoreRules {
+        let rules = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(|line| {
+                let (pattern, exception) = match line.strip_prefix('!') {
+                    Some(rest) => (rest.trim(), true),
+                    None => (line, false),
+                };
+                let pattern = pattern
+                    .trim_start_matches("./")
+                    .trim_start_matches('/')
+                    .trim_end_matches('/');
+                (pattern.to_string(), exception)
+            })
+            .filter(|(pattern, _)| !pattern.is_empty())
+            .collect();
+        IgnoreRules { rules }
+    }
+
+    pub fn has_exceptions(&self) -> bool {
+        self.rules.iter().any(|(_, exception)| *exception)
+    }
+
+    /// True when `path` (relative, `/`-separated) is left out of the context.
+    pub fn excludes(&self, path: &str) -> bool {
+        let mut excluded = false;
+        for (pattern, exception) in &self.rules {
+            let mut matched = glob_match(pattern, path);
+            let mut ancestor = path;
+            while !matched {
+                match ancestor.rfind('/') {
+                    Some(index) => {
+                        ancestor = &ancestor[..index];
+                        matched = glob_match(pattern, ancestor);
+                    }
+                    None => break,
+                }
+            }
+            if matched {
+                excluded = !exception;
+            }
+        }
+        excluded
+    }
+}
+
+/// Matches a glob against a path: `*` and `?` stay within one segment, `**` spans any.
+pub fn glob_match(pattern: &str, path: &str) -> bool {
+    fn segments_match(pattern: &[&str], path: &[&str]) -> bool {
+        match pattern.split_first() {
+            None => path.is_empty(),
+            Some((&"**", rest)) => (0..=path.len()).any(|skip| segments_match(rest, &path[skip..])),
+            Some((first, rest)) => match path.split_first() {
+                Some((segment, path_rest)) => {
+                    segment_match(first.as_bytes(), segment.as_bytes())
+                        && segments_match(rest, path_rest)
+                }
+                None => false,
+            },
+        }
+    }
+    fn segment_match(pattern: &[u8], text: &[u8]) -> bool {
+        match pattern.split_first() {
+            None => text.is_empty(),
+            Some((b'*', rest)) => (0..=text.len()).any(|skip| segment_match(rest, &text[skip..])),
+            Some((b'?', rest)) => !text.is_empty() && segment_match(rest, &text[1..]),
+            Some((byte, rest)) => text.first() == Some(byte) && segment_match(rest, &text[1..]),
+        }
+    }
+    let pattern: Vec<&str> = pattern.split('/').collect();
+    let path: Vec<&str> = path.split('/').collect();
+    segments_match(&pattern, &path)
 }
 
 // ---- the executor ----------------------------------------------------------------
@@ -297,6 +401,9 @@ pub enum ClientError {
     Host(#[from] HostError),
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The daemon did not answer in time (a hung daemon or transport must not hang a run).
+    #[error("the Docker daemon did not answer within {0:?}")]
+    Timeout(std::time::Duration),
     /// The daemon answered with an error status.
     #[error("Docker answered {status} to {method} {path}: {message}")]
     Status {
@@ -323,7 +430,11 @@ pub struct DockerClient {
     streams_opened: Arc<AtomicUsize>,
     round_trips: Arc<AtomicUsize>,
     requests_sent: Arc<AtomicUsize>,
+    timeout: std::time::Duration,
 }
+
+/// How long one batch may take unless a caller says otherwise (a build says otherwise).
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What a client has cost so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -340,6 +451,15 @@ impl DockerClient {
             streams_opened: Arc::default(),
             round_trips: Arc::default(),
             requests_sent: Arc::default(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The same client (same host, same counters) with another per-batch timeout.
+    pub fn with_timeout(&self, timeout: std::time::Duration) -> DockerClient {
+        DockerClient {
+            timeout,
+            ..self.clone()
         }
     }
 
@@ -425,7 +545,11 @@ impl CountedConnection {
         self.client
             .requests_sent
             .fetch_add(requests.len(), Ordering::Relaxed);
-        Ok(self.connection.exchange(requests).await?)
+        let timeout = self.client.timeout;
+        match tokio::time::timeout(timeout, self.connection.exchange(requests)).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(ClientError::Timeout(timeout)),
+        }
     }
 }
 
@@ -558,6 +682,19 @@ mod tests {
     }
 
     #[test]
+    fn dockerignore_globs() {
+        assert!(glob_match("*.log", "a.log"));
+        assert!(!glob_match("*.log", "dir/a.log"));
+        assert!(glob_match("**/*.log", "dir/deep/a.log"));
+        assert!(glob_match("**/*.log", "a.log"));
+        assert!(glob_match("a?c", "abc"));
+        let rules = IgnoreRules::parse("node_modules\n!node_modules/keep\n");
+        assert!(rules.excludes("node_modules/x/y.js"));
+        assert!(!rules.excludes("node_modules/keep"));
+        assert!(!rules.excludes("src/main.rs"));
+    }
+
+    #[test]
     fn tarball_holds_the_context_files_sorted() {
         let directory =
             std::env::temp_dir().join(format!("stackctl-docker-tar-{}", std::process::id()));
@@ -566,14 +703,21 @@ mod tests {
         std::fs::write(directory.join("Dockerfile"), "FROM scratch\n").unwrap();
         std::fs::write(directory.join("sub/b.txt"), "b").unwrap();
         std::fs::write(directory.join(".git/HEAD"), "x").unwrap();
-        let bytes = context_tarball(&directory).unwrap();
+        std::fs::write(directory.join(".env"), "SECRET=1").unwrap();
+        std::fs::write(directory.join("sub/c.log"), "c").unwrap();
+        std::fs::write(
+            directory.join(".dockerignore"),
+            "# comment\n.env\n**/*.log\nsub\n!sub/b.txt\nDockerfile\n",
+        )
+        .unwrap();
+        let bytes = context_tarball(&directory, "Dockerfile").unwrap();
         let mut archive = tar::Archive::new(&bytes[..]);
         let names: Vec<String> = archive
             .entries()
             .unwrap()
             .map(|entry| entry.unwrap().path().unwrap().display().to_string())
             .collect();
-        assert_eq!(names, vec!["Dockerfile", "sub", "sub/b.txt"]);
+        assert_eq!(names, vec![".dockerignore", "Dockerfile", "sub/b.txt"]);
         std::fs::remove_dir_all(&directory).unwrap();
     }
 }

@@ -751,6 +751,7 @@ impl DockerProvider {
                     .unwrap_or_default()
             } else if attributes.get("pull").and_then(Value::as_bool) == Some(true) {
                 let response = client
+                    .with_timeout(Duration::from_secs(30 * 60))
                     .send(api::pull_image(reference))
                     .await
                     .map_err(from_client)?;
@@ -796,8 +797,9 @@ impl DockerProvider {
         let dockerfile = text_attribute(&desired.attributes, "dockerfile")
             .unwrap_or("Dockerfile")
             .to_string();
+        let packed_dockerfile = dockerfile.clone();
         let tarball = tokio::task::spawn_blocking(move || {
-            api::context_tarball(std::path::Path::new(&context))
+            api::context_tarball(std::path::Path::new(&context), &packed_dockerfile)
         })
         .await
         .map_err(|error| failed(format!("packing the build context failed: {error}"), None))?
@@ -815,7 +817,9 @@ impl DockerProvider {
                 context_hash.to_string(),
             ),
         ]);
+        // Builds may take long; the build's own output is the progress.
         let response = client
+            .with_timeout(Duration::from_secs(30 * 60))
             .send(api::build_image(tag, &dockerfile, &labels, tarball))
             .await
             .map_err(from_client)?;
