@@ -537,7 +537,15 @@ impl MiddlewareSpec {
                     // Traefik's own default burst is 1, which rejects any two requests
                     // arriving together; the average is the sensible floor.
                     burst: settings.positive("burst")?.unwrap_or(average),
-                    period: settings.text("period")?,
+                    period: match settings.text("period")? {
+                        Some(period) if !is_go_duration(&period) => {
+                            return Err(settings.error(
+                                "period",
+                                format!("`{period}` is not a duration; expected e.g. `1s`, `500ms`, `1m`"),
+                            ))
+                        }
+                        period => period,
+                    },
                     source_depth: settings.integer("source_depth")?,
                 })
             }
@@ -545,6 +553,12 @@ impl MiddlewareSpec {
             "ip_allow_list" => {
                 settings.only(&["source_range", "source_depth", "reject_status_code"])?;
                 let source_range = settings.texts("source_range")?.unwrap_or_default();
+                if let Some(bad) = source_range.iter().find(|range| !is_ip_range(range)) {
+                    return Err(settings.error(
+                        "source_range",
+                        format!("`{bad}` is not an IP address or CIDR range (e.g. `203.0.113.0/24`)"),
+                    ));
+                }
                 if source_range.is_empty() {
                     return Err(settings.error(
                         "source_range",
@@ -683,4 +697,68 @@ fn basic_auth_from(settings: &Reader<'_>) -> Result<BasicAuthSpec, SpecError> {
         realm: settings.text("realm")?,
         remove_header: settings.boolean("remove_header", true)?,
     })
+}
+
+/// A Go duration as Traefik parses it: one or more `<number><unit>` with units ns, us,
+/// µs, ms, s, m, h (`1s`, `1m30s`, `1.5s`).
+pub fn is_go_duration(text: &str) -> bool {
+    let mut rest = text;
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|character: char| !(character.is_ascii_digit() || character == '.'))
+            .unwrap_or(rest.len());
+        if digits == 0 || rest[..digits].parse::<f64>().is_err() {
+            return false;
+        }
+        rest = &rest[digits..];
+        let unit = ["ns", "us", "µs", "ms", "s", "m", "h"]
+            .iter()
+            .filter(|unit| rest.starts_with(*unit))
+            .max_by_key(|unit| unit.len());
+        match unit {
+            Some(unit) => rest = &rest[unit.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// An IP address or a CIDR range, IPv4 or IPv6.
+pub fn is_ip_range(text: &str) -> bool {
+    let (address, prefix) = match text.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (text, None),
+    };
+    let Ok(address) = address.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let limit = if address.is_ipv4() { 32 } else { 128 };
+    match prefix {
+        None => true,
+        Some(prefix) => prefix.parse::<u8>().is_ok_and(|bits| bits <= limit),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_ranges() {
+        for good in ["1s", "500ms", "1m30s", "1.5s", "2h"] {
+            assert!(is_go_duration(good), "{good}");
+        }
+        for bad in ["", "1", "s", "1 s", "1sec", "-1s"] {
+            assert!(!is_go_duration(bad), "{bad}");
+        }
+        for good in ["127.0.0.1", "10.0.0.0/8", "::1", "2001:db8::/32"] {
+            assert!(is_ip_range(good), "{good}");
+        }
+        for bad in ["10.0.0.0/33", "localhost", "10.0.0/8", "::/129"] {
+            assert!(!is_ip_range(bad), "{bad}");
+        }
+    }
 }
