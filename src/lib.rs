@@ -1,0 +1,16 @@
+//! stackctl: plan, apply and watch a small production web stack from one stack.toml.
+//!
+//! The engine is a pipeline of pure functions with I/O at the edges:
+//! `config` (stack.toml → Config) → `lower` (→ desired resources) → `plan` (desired ×
+//! recorded × live → actions) → `render` (text, JSON, markdown); `state` stores what was
+//! applied and `apply` runs a plan through the providers.
+
+pub mod config;
+pub mod context;
+pub mod lower;
+pub mod graph;
+pub mod state;
+pub mod plan;
+pub mod render;
+pub mod apply;
+pub mod cli;

@@ -1,0 +1,384 @@
+//! The apply executor.
+//!
+//! Actions form a graph (each names the actions it waits for). An action starts once
+//! every action it depends on succeeded; independent actions run in parallel, at most
+//! `parallelism` at a time. A failed action skips only its dependents — the rest of the
+//! plan goes on. A provider whose target cannot be reached has its remaining actions
+//! skipped (the run is "partial", exit code 3) while other providers finish.
+//!
+//! Every completed action is appended to the state journal (fsynced, O(1)) as it
+//! completes, so an interrupted apply loses nothing; the caller folds the journal into
+//! the state file once at the end.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use stackctl_provider::{
+    Action, ActionKind, Address, ApplyContext, ApplyOutcome, Attributes, ProviderError, Reference, Resource, Value,
+};
+use tokio::task::JoinSet;
+
+use super::ProviderSet;
+use crate::plan::Plan;
+use crate::state::{Journal, JournalEntry, State, StateError};
+
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    pub parallelism: usize,
+    pub health_timeout: Duration,
+    pub allow_data_loss: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            parallelism: 10,
+            health_timeout: Duration::from_secs(120),
+            allow_data_loss: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    Succeeded,
+    Failed { message: String, detail: Option<String>, hint: Option<String> },
+    /// Not run because `because` failed or was skipped.
+    Skipped { because: String },
+    /// Not run because the provider's target could not be reached.
+    Unreachable { target: String, cause: String },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ActionOutcome {
+    pub address: Address,
+    pub action: ActionKind,
+    pub status: Status,
+    /// Milliseconds since the apply started; absent when it never started.
+    pub started_ms: Option<u64>,
+    pub duration_ms: Option<u64>,
+}
+
+/// One line of the run's event log.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    pub at_ms: u64,
+    pub address: String,
+    pub event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ApplyReport {
+    /// In plan order.
+    pub outcomes: Vec<ActionOutcome>,
+    pub events: Vec<Event>,
+    pub duration_ms: u64,
+}
+
+impl ApplyReport {
+    pub fn succeeded(&self) -> usize {
+        self.outcomes.iter().filter(|outcome| outcome.status == Status::Succeeded).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.outcomes.iter().filter(|outcome| matches!(outcome.status, Status::Failed { .. })).count()
+    }
+
+    pub fn skipped(&self) -> usize {
+        self.outcomes.iter().filter(|outcome| matches!(outcome.status, Status::Skipped { .. })).count()
+    }
+
+    pub fn unreachable(&self) -> usize {
+        self.outcomes.iter().filter(|outcome| matches!(outcome.status, Status::Unreachable { .. })).count()
+    }
+}
+
+struct Finished {
+    index: usize,
+    result: Result<ApplyOutcome, ProviderError>,
+    started_ms: u64,
+    duration_ms: u64,
+}
+
+/// Runs `plan`. `desired` holds the freshly lowered resources (with secret plaintexts),
+/// used in place of the plan's copies, which carry digests only. `state` is updated in
+/// memory and every change is appended to `journal` as it happens.
+pub async fn execute(
+    plan: &Plan,
+    desired: &BTreeMap<Address, Resource>,
+    providers: &ProviderSet,
+    state: &mut State,
+    journal: &mut Journal,
+    options: &ApplyOptions,
+    on_event: &mut (dyn FnMut(&Event) + Send),
+) -> Result<ApplyReport, StateError> {
+    let started = Instant::now();
+    let elapsed = || started.elapsed().as_millis() as u64;
+    let actions = &plan.actions;
+    let index_of: BTreeMap<&Address, usize> = actions.iter().enumerate().map(|(index, action)| (&action.address, index)).collect();
+    let mut waiting: Vec<usize> = vec![0; actions.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); actions.len()];
+    for (index, action) in actions.iter().enumerate() {
+        for dependency in &action.depends_on {
+            if let Some(&dependency_index) = index_of.get(dependency) {
+                waiting[index] += 1;
+                dependents[dependency_index].push(index);
+            }
+        }
+    }
+    let mut outcomes: Vec<Option<ActionOutcome>> = vec![None; actions.len()];
+    let mut events: Vec<Event> = Vec::new();
+    let mut emit = |event: Event, events: &mut Vec<Event>| {
+        on_event(&event);
+        events.push(event);
+    };
+    let recorded: Arc<RwLock<BTreeMap<Address, Attributes>>> = Arc::new(RwLock::new(
+        state.resources.iter().map(|(address, resource)| (address.clone(), resource.attributes.clone())).collect(),
+    ));
+    let context = ApplyContext {
+        stack: plan.stack.clone(),
+        salt: state.salt.clone(),
+        health_timeout: options.health_timeout,
+        allow_data_loss: options.allow_data_loss,
+        recorded: recorded.clone(),
+    };
+    let mut ready: VecDeque<usize> = (0..actions.len()).filter(|index| waiting[*index] == 0).collect();
+    let mut running: JoinSet<Finished> = JoinSet::new();
+    let mut begun: BTreeMap<String, Result<(), ProviderError>> = BTreeMap::new();
+    let mut unreachable: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let parallelism = options.parallelism.max(1);
+
+    loop {
+        while running.len() < parallelism {
+            let Some(index) = ready.pop_front() else { break };
+            let action = &actions[index];
+            if let Some((target, cause)) = unreachable.get(&action.provider) {
+                let status = Status::Unreachable { target: target.clone(), cause: cause.clone() };
+                finish_without_running(index, status, actions, &dependents, &mut outcomes, &mut events, &mut emit, elapsed());
+                continue;
+            }
+            let Some(provider) = providers.get(&action.provider).cloned() else {
+                let status = Status::Failed {
+                    message: format!("no provider named `{}` is available for `{}`", action.provider, action.address),
+                    detail: None,
+                    hint: None,
+                };
+                finish_without_running(index, status, actions, &dependents, &mut outcomes, &mut events, &mut emit, elapsed());
+                continue;
+            };
+            if !begun.contains_key(&action.provider) {
+                let result = provider.begin_apply(&context).await;
+                begun.insert(action.provider.clone(), result);
+            }
+            if let Some(Err(error)) = begun.get(&action.provider) {
+                let status = match error {
+                    ProviderError::Unreachable { target, cause } => {
+                        unreachable.insert(action.provider.clone(), (target.clone(), cause.clone()));
+                        Status::Unreachable { target: target.clone(), cause: cause.clone() }
+                    }
+                    other => status_of_error(other),
+                };
+                finish_without_running(index, status, actions, &dependents, &mut outcomes, &mut events, &mut emit, elapsed());
+                continue;
+            }
+            let mut runnable = action.clone();
+            if let Some(fresh) = desired.get(&action.address) {
+                runnable.desired = Some(fresh.clone());
+            }
+            if let Some(resource) = runnable.desired.as_mut() {
+                resolve_from(resource, &recorded);
+            }
+            let context = context.clone();
+            let started_ms = elapsed();
+            emit(
+                Event { at_ms: started_ms, address: action.address.to_string(), event: "started", duration_ms: None, message: Some(action.kind.verb().to_string()) },
+                &mut events,
+            );
+            running.spawn(async move {
+                let clock = Instant::now();
+                let result = provider.apply(&runnable, &context).await;
+                Finished { index, result, started_ms, duration_ms: clock.elapsed().as_millis() as u64 }
+            });
+        }
+        let Some(joined) = running.join_next().await else { break };
+        let finished = match joined {
+            Ok(finished) => finished,
+            Err(error) => {
+                // A provider panicked: its action cannot be identified from a JoinError,
+                // so stop cleanly rather than guess; what completed is in the journal.
+                return Err(StateError::Corrupt { path: "apply".into(), message: format!("a provider task failed: {error}") });
+            }
+        };
+        let action = &actions[finished.index];
+        match finished.result {
+            Ok(outcome) => {
+                let entry = match outcome {
+                    ApplyOutcome::Recorded(resource) => {
+                        if let Ok(mut recorded) = recorded.write() {
+                            recorded.insert(resource.address.clone(), resource.attributes.clone());
+                        }
+                        JournalEntry::Put { resource }
+                    }
+                    ApplyOutcome::Deleted => {
+                        if let Ok(mut recorded) = recorded.write() {
+                            recorded.remove(&action.address);
+                        }
+                        JournalEntry::Remove { address: action.address.clone() }
+                    }
+                };
+                journal.append(&entry)?;
+                state.apply_entry(&entry);
+                outcomes[finished.index] = Some(ActionOutcome {
+                    address: action.address.clone(),
+                    action: action.kind,
+                    status: Status::Succeeded,
+                    started_ms: Some(finished.started_ms),
+                    duration_ms: Some(finished.duration_ms),
+                });
+                emit(
+                    Event { at_ms: elapsed(), address: action.address.to_string(), event: "succeeded", duration_ms: Some(finished.duration_ms), message: None },
+                    &mut events,
+                );
+                for &dependent in &dependents[finished.index] {
+                    waiting[dependent] -= 1;
+                    if waiting[dependent] == 0 && outcomes[dependent].is_none() {
+                        ready.push_back(dependent);
+                    }
+                }
+            }
+            Err(error) => {
+                let status = match &error {
+                    ProviderError::Unreachable { target, cause } => {
+                        unreachable.insert(action.provider.clone(), (target.clone(), cause.clone()));
+                        Status::Unreachable { target: target.clone(), cause: cause.clone() }
+                    }
+                    other => status_of_error(other),
+                };
+                outcomes[finished.index] = Some(ActionOutcome {
+                    address: action.address.clone(),
+                    action: action.kind,
+                    status: status.clone(),
+                    started_ms: Some(finished.started_ms),
+                    duration_ms: Some(finished.duration_ms),
+                });
+                emit(
+                    Event { at_ms: elapsed(), address: action.address.to_string(), event: event_name(&status), duration_ms: Some(finished.duration_ms), message: Some(error.to_string()) },
+                    &mut events,
+                );
+                skip_dependents(finished.index, actions, &dependents, &mut outcomes, &mut events, &mut emit, elapsed());
+            }
+        }
+    }
+    for (name, result) in &begun {
+        if result.is_ok() {
+            if let Some(provider) = providers.get(name) {
+                if let Err(error) = provider.end_apply(&context).await {
+                    emit(
+                        Event { at_ms: elapsed(), address: format!("provider.{name}"), event: "warning", duration_ms: None, message: Some(error.to_string()) },
+                        &mut events,
+                    );
+                }
+            }
+        }
+    }
+    let outcomes = outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(index, outcome)| {
+            outcome.unwrap_or_else(|| ActionOutcome {
+                address: actions[index].address.clone(),
+                action: actions[index].kind,
+                status: Status::Skipped { because: "a dependency never completed".into() },
+                started_ms: None,
+                duration_ms: None,
+            })
+        })
+        .collect();
+    Ok(ApplyReport { outcomes, events, duration_ms: elapsed() })
+}
+
+fn event_name(status: &Status) -> &'static str {
+    match status {
+        Status::Succeeded => "succeeded",
+        Status::Failed { .. } => "failed",
+        Status::Skipped { .. } => "skipped",
+        Status::Unreachable { .. } => "unreachable",
+    }
+}
+
+fn status_of_error(error: &ProviderError) -> Status {
+    match error {
+        ProviderError::Failed { message, detail, hint } => Status::Failed { message: message.clone(), detail: detail.clone(), hint: hint.clone() },
+        ProviderError::Credentials { message, hint } => Status::Failed { message: message.clone(), detail: None, hint: Some(hint.clone()) },
+        ProviderError::Unreachable { target, cause } => Status::Unreachable { target: target.clone(), cause: cause.clone() },
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_without_running(
+    index: usize,
+    status: Status,
+    actions: &[Action],
+    dependents: &[Vec<usize>],
+    outcomes: &mut [Option<ActionOutcome>],
+    events: &mut Vec<Event>,
+    emit: &mut impl FnMut(Event, &mut Vec<Event>),
+    now: u64,
+) {
+    let message = match &status {
+        Status::Unreachable { target, cause } => Some(format!("cannot reach {target}: {cause}")),
+        Status::Failed { message, .. } => Some(message.clone()),
+        _ => None,
+    };
+    emit(Event { at_ms: now, address: actions[index].address.to_string(), event: event_name(&status), duration_ms: None, message }, events);
+    outcomes[index] = Some(ActionOutcome { address: actions[index].address.clone(), action: actions[index].kind, status, started_ms: None, duration_ms: None });
+    skip_dependents(index, actions, dependents, outcomes, events, emit, now);
+}
+
+/// Marks every transitive dependent of `failed` as skipped, naming the cause.
+fn skip_dependents(
+    failed: usize,
+    actions: &[Action],
+    dependents: &[Vec<usize>],
+    outcomes: &mut [Option<ActionOutcome>],
+    events: &mut Vec<Event>,
+    emit: &mut impl FnMut(Event, &mut Vec<Event>),
+    now: u64,
+) {
+    let mut pending: Vec<usize> = dependents[failed].clone();
+    let mut seen: BTreeSet<usize> = BTreeSet::new();
+    let cause = actions[failed].address.to_string();
+    while let Some(index) = pending.pop() {
+        if !seen.insert(index) || outcomes[index].is_some() {
+            continue;
+        }
+        let because = format!("`{cause}` did not complete");
+        emit(Event { at_ms: now, address: actions[index].address.to_string(), event: "skipped", duration_ms: None, message: Some(because.clone()) }, events);
+        outcomes[index] = Some(ActionOutcome {
+            address: actions[index].address.clone(),
+            action: actions[index].kind,
+            status: Status::Skipped { because },
+            started_ms: None,
+            duration_ms: None,
+        });
+        pending.extend(dependents[index].iter().copied());
+    }
+}
+
+/// Fills in values known only after apply from what has been recorded so far.
+fn resolve_from(resource: &mut Resource, recorded: &Arc<RwLock<BTreeMap<Address, Attributes>>>) {
+    let Ok(recorded) = recorded.read() else { return };
+    let lookup = |reference: &Reference| -> Option<Value> { recorded.get(&reference.address)?.get(&reference.attribute).cloned() };
+    for value in resource.attributes.values_mut() {
+        if value.contains_unknown() {
+            *value = value.resolve(&lookup);
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Running a plan: the executor, the run folder, and redaction.
+
+pub mod executor;
+pub mod memory;
+pub mod redact;
+pub mod runs;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use stackctl_provider::{KindSchema, Provider, ProviderError, Resource};
+
+pub use executor::{execute, ActionOutcome, ApplyOptions, ApplyReport, Event, Status};
+
+/// The providers of a run, by name.
+#[derive(Clone, Default)]
+pub struct ProviderSet {
+    providers: BTreeMap<String, Arc<dyn Provider>>,
+}
+
+impl ProviderSet {
+    pub fn new(providers: impl IntoIterator<Item = Arc<dyn Provider>>) -> Self {
+        ProviderSet {
+            providers: providers.into_iter().map(|provider| (provider.name().to_string(), provider)).collect(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(name)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
+        self.providers.values()
+    }
+
+    pub fn schemas(&self) -> Vec<KindSchema> {
+        self.providers.values().flat_map(|provider| provider.kinds()).collect()
+    }
+
+    /// Lets each provider derive attributes (rendered files) before planning.
+    pub fn prepare(&self, resources: &mut [Resource]) -> Result<(), ProviderError> {
+        for resource in resources.iter_mut() {
+            if let Some(provider) = self.providers.get(&resource.provider) {
+                provider.prepare(resource)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! Command-line arguments. The doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Plan, apply and watch a small production web stack from one stack.toml.
+///
+/// `stackctl plan` compares stack.toml with recorded state (state/) and the live
+/// droplet, firewall, DNS and Docker host; `stackctl apply` makes it so; `stackctl drift`
+/// reports what changed behind your back.
+#[derive(Debug, Parser)]
+#[command(name = "stackctl", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The stack file.
+    #[arg(short = 'c', long = "config", global = true, default_value = "stack.toml", env = "STACKCTL_CONFIG")]
+    pub config: PathBuf,
+    /// The env file for `${VAR}` (default: `[stack].env_file`, relative to the stack file).
+    #[arg(long, global = true)]
+    pub env_file: Option<PathBuf>,
+    /// Directory of state files (default: `state/` beside the stack file).
+    #[arg(long, global = true, env = "STACKCTL_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Directory of run folders (default: `runs/` beside the stack file).
+    #[arg(long, global = true, env = "STACKCTL_RUNS_DIR")]
+    pub runs_dir: Option<PathBuf>,
+    /// When to colour output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// More logging (-v info, -vv debug); `RUST_LOG` works too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check stack.toml: types, references, cycles, `${VAR}`s and policy.
+    Validate {
+        /// Treat warnings as errors.
+        #[arg(long)]
+        strict: bool,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Show what apply would do.
+    Plan(PlanArgs),
+    /// Make the stack match stack.toml (or apply a saved plan exactly).
+    Apply(ApplyArgs),
+    /// Report what changed on the target since the last apply.
+    Drift {
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        /// Record the live state as the new recorded state, without touching the target.
+        #[arg(long)]
+        accept: bool,
+    },
+    /// Remove everything the stack created, in reverse dependency order.
+    Destroy {
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Allow deleting volumes and droplets (their data is lost).
+        #[arg(long)]
+        allow_data_loss: bool,
+        #[arg(long, default_value_t = 10)]
+        parallelism: usize,
+    },
+    /// Render a saved plan.
+    Show {
+        /// A file written by `stackctl plan --out`.
+        plan: PathBuf,
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+    },
+    /// Run the `[[checks]]` and the implied edge checks against the live stack.
+    Verify {
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Adopt an existing resource into state without changing it.
+    Import {
+        /// The resource address, e.g. `droplet.web-1`.
+        address: String,
+        /// The provider's id for it, e.g. a droplet id.
+        id: String,
+    },
+    /// Inspect or repair recorded state.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Print the resource dependency graph.
+    Graph {
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Print the JSON Schema of stack.toml.
+    Schema,
+    /// Print shell completions.
+    Completions {
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Do not read live state; plan from recorded state alone.
+    #[arg(long)]
+    pub offline: bool,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Save the plan for `stackctl apply FILE`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Limit the plan to this resource and what it depends on (repeatable).
+    #[arg(long = "target", value_name = "ADDRESS")]
+    pub targets: Vec<String>,
+    /// Exit 2 when the plan has changes, 0 when it has none.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved by `stackctl plan --out`; applied exactly, or refused if stale.
+    pub plan: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Limit the apply to this resource and what it depends on (repeatable).
+    #[arg(long = "target", value_name = "ADDRESS")]
+    pub targets: Vec<String>,
+    /// At most this many actions at once.
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
+    /// Allow deleting volumes and droplets (their data is lost).
+    #[arg(long)]
+    pub allow_data_loss: bool,
+    /// How long a service may take to become healthy, e.g. `90s`.
+    #[arg(long, default_value = "120s")]
+    pub health_timeout: String,
+    /// Accept an SSH host key seen for the first time (it is then pinned in state).
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// Do not run the checks after apply.
+    #[arg(long)]
+    pub skip_checks: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List recorded resources.
+    List,
+    /// Show one recorded resource (secrets as digests only).
+    Show { address: String },
+    /// Forget a resource without touching it.
+    Rm { address: String },
+    /// Remove a stale lock left by a run that is gone.
+    Unlock {
+        /// Clear the lock on the target host instead of the state lock.
+        #[arg(long)]
+        host: bool,
+    },
+}

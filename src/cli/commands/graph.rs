@@ -1,0 +1,19 @@
+use std::collections::BTreeMap;
+
+use crate::cli::args::GraphFormat;
+use crate::cli::providers::ProviderOptions;
+use crate::cli::report::{CliError, Outcome};
+use crate::cli::settings::Settings;
+
+use super::{print, Session};
+
+pub fn run(settings: &Settings, format: GraphFormat) -> Result<Outcome, CliError> {
+    let session = Session::open(settings, &ProviderOptions::default())?;
+    let desired = session.desired("graph")?;
+    let edges: BTreeMap<_, _> = desired.iter().map(|resource| (resource.address.clone(), resource.dependencies.clone())).collect();
+    print(&match format {
+        GraphFormat::Dot => crate::graph::to_dot(&edges),
+        GraphFormat::Mermaid => crate::graph::to_mermaid(&edges),
+    });
+    Ok(Outcome::Success)
+}

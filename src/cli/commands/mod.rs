@@ -1,0 +1,203 @@
+//! One module per command; each takes settled [`Settings`] and returns an [`Outcome`].
+//! What several commands share — loading the stack, lowering, reading live state,
+//! making a plan — lives here.
+
+pub mod apply;
+pub mod drift;
+pub mod graph;
+pub mod plan;
+pub mod state;
+pub mod validate;
+pub mod verify;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::time::Duration;
+
+use stackctl_provider::{Address, ProviderError, ReadRequest, Resource};
+
+use super::providers::{self, ProviderOptions};
+use super::report::CliError;
+use super::settings::Settings;
+use crate::apply::ProviderSet;
+use crate::config::{self, LoadOptions, LoadedConfig};
+use crate::context::{self, ExternalInputs};
+use crate::plan::{LiveSnapshot, Plan, PlanInput, PlanMode, SchemaSet, StateIdentity};
+use crate::state::{State, StateStore};
+
+/// How long reading one provider's live state may take before the plan goes on without it.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A loaded stack with its state store and providers.
+pub struct Session {
+    pub loaded: LoadedConfig,
+    pub inputs: ExternalInputs,
+    pub store: StateStore,
+    pub providers: ProviderSet,
+}
+
+impl Session {
+    pub fn open(settings: &Settings, options: &ProviderOptions) -> Result<Session, CliError> {
+        let loaded = load(settings, false)?;
+        for warning in &loaded.warnings {
+            eprint!("{}", config::diagnostic::render(std::slice::from_ref(warning), &loaded.sources, settings.color_errors));
+        }
+        let inputs = context::gather(&loaded).map_err(|diagnostics| {
+            CliError::Config(config::ConfigErrors { diagnostics, sources: loaded.sources.clone() })
+        })?;
+        let store = StateStore::new(&settings.state_directory, &loaded.config.stack.name);
+        let providers = providers::build(&loaded, options)?;
+        Ok(Session { loaded, inputs, store, providers })
+    }
+
+    pub fn stack(&self) -> &str {
+        &self.loaded.config.stack.name
+    }
+
+    /// Lowered and prepared resources, secrets salted with `salt`.
+    pub fn desired(&self, salt: &str) -> Result<Vec<Resource>, CliError> {
+        let mut resources = crate::lower::lower(&self.loaded, &self.inputs, salt);
+        self.providers.prepare(&mut resources).map_err(|error| provider_error("cannot prepare the resources", error))?;
+        Ok(resources)
+    }
+
+    /// Reads every provider's live state, one batch per provider, concurrently. A provider
+    /// that cannot be read is listed in `unread` with why; the plan goes on without it.
+    pub async fn read_live(&self, desired: &[Resource], state: Option<&State>) -> LiveSnapshot {
+        let recorded: Vec<_> = state.map(|state| state.resources.values().cloned().collect()).unwrap_or_default();
+        let salt = state.map(|state| state.salt.clone()).unwrap_or_default();
+        let mut names: BTreeSet<String> = desired.iter().map(|resource| resource.provider.clone()).collect();
+        names.extend(recorded.iter().map(|resource| resource.provider.clone()));
+        let mut reads = Vec::new();
+        for name in names {
+            let Some(provider) = self.providers.get(&name).cloned() else { continue };
+            let request = ReadRequest {
+                stack: self.stack().to_string(),
+                salt: salt.clone(),
+                desired: desired.iter().filter(|resource| resource.provider == name).cloned().collect(),
+                recorded: recorded.iter().filter(|resource| resource.provider == name).cloned().collect(),
+            };
+            reads.push(async move {
+                let result = tokio::time::timeout(READ_TIMEOUT, provider.read(&request)).await;
+                (name, result)
+            });
+        }
+        let mut snapshot = LiveSnapshot::default();
+        for (name, result) in futures::future::join_all(reads).await {
+            match result {
+                Ok(Ok(resources)) => {
+                    snapshot.read_providers.insert(name);
+                    for resource in resources {
+                        snapshot.resources.insert(resource.address.clone(), resource);
+                    }
+                }
+                Ok(Err(error)) => snapshot.unread.push(format!("{name}: {}", unread_reason(&error))),
+                Err(_) => snapshot.unread.push(format!("{name}: no answer within {}s", READ_TIMEOUT.as_secs())),
+            }
+        }
+        snapshot
+    }
+
+    pub fn schemas(&self) -> SchemaSet {
+        SchemaSet::new(self.providers.schemas())
+    }
+
+    /// Makes the plan of `mode` against `state`, reading live state unless `offline`.
+    pub async fn plan(&self, state: Option<&State>, desired: &[Resource], offline: bool, targets: &[Address], mode: PlanMode) -> Plan {
+        let empty = BTreeMap::new();
+        let recorded = state.map(|state| &state.resources).unwrap_or(&empty);
+        let snapshot;
+        let live = if offline {
+            Err("--offline".to_string())
+        } else {
+            snapshot = self.read_live(desired, state).await;
+            if snapshot.read_providers.is_empty() {
+                let reason = if snapshot.unread.is_empty() { "no provider could be read".to_string() } else { snapshot.unread.join("; ") };
+                Err(reason)
+            } else {
+                Ok(&snapshot)
+            }
+        };
+        let schemas = self.schemas();
+        let desired: &[Resource] = if mode == PlanMode::Destroy { &[] } else { desired };
+        crate::plan::plan(&PlanInput {
+            stack: self.stack(),
+            desired,
+            recorded,
+            state: identity(state),
+            config_fingerprint: self.loaded.fingerprint.clone(),
+            live,
+            schemas: &schemas,
+            targets,
+            mode,
+        })
+    }
+
+    /// Every secret value the stack uses, for redaction.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut used = BTreeSet::new();
+        let text = self.loaded.sources.first().map(|source| source.text.as_str()).unwrap_or_default();
+        used.extend(config::environment::variables_in(text));
+        self.loaded.environment.secret_values(&used)
+    }
+}
+
+pub fn identity(state: Option<&State>) -> StateIdentity {
+    StateIdentity { lineage: state.map(|state| state.lineage.clone()), serial: state.map_or(0, |state| state.serial) }
+}
+
+pub fn load(settings: &Settings, strict: bool) -> Result<LoadedConfig, CliError> {
+    Ok(config::load(
+        &settings.config_path,
+        &LoadOptions { env_file: settings.env_file.clone(), process_environment: settings.process_environment.clone(), strict },
+    )?)
+}
+
+fn unread_reason(error: &ProviderError) -> String {
+    match error {
+        ProviderError::Credentials { message, hint } => format!("{message} ({hint})"),
+        other => other.to_string(),
+    }
+}
+
+pub fn provider_error(context: &str, error: ProviderError) -> CliError {
+    match error {
+        ProviderError::Credentials { message, hint } => CliError::new(message).hint(hint),
+        ProviderError::Unreachable { target, cause } => CliError::new(format!("{context}: cannot reach {target}")).cause(cause),
+        ProviderError::Failed { message, detail, hint } => {
+            let mut error = CliError::new(format!("{context}: {message}"));
+            if let Some(detail) = detail {
+                error = error.cause(detail);
+            }
+            if let Some(hint) = hint {
+                error = error.hint(hint);
+            }
+            error
+        }
+    }
+}
+
+pub fn parse_targets(targets: &[String]) -> Result<Vec<Address>, CliError> {
+    targets
+        .iter()
+        .map(|target| Address::parse(target).map_err(|error| CliError::new(error.to_string()).hint("addresses look like `service.api`; `stackctl state list` shows them")))
+        .collect()
+}
+
+/// Writes to stdout, ignoring a closed pipe (`stackctl plan | head`).
+pub fn print(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+/// Asks on the terminal; anything but `yes`/`y` declines.
+pub fn confirm(question: &str) -> bool {
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}

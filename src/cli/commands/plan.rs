@@ -1,0 +1,56 @@
+use std::path::Path;
+
+use crate::cli::args::{PlanArgs, PlanFormat};
+use crate::cli::providers::ProviderOptions;
+use crate::cli::report::{CliError, Outcome};
+use crate::cli::settings::Settings;
+use crate::plan::{Plan, PlanMode, SavedPlan};
+use crate::state::State;
+
+use super::{parse_targets, print, Session};
+
+pub async fn run(settings: &Settings, arguments: &PlanArgs) -> Result<Outcome, CliError> {
+    let targets = parse_targets(&arguments.targets)?;
+    let session = Session::open(settings, &ProviderOptions::default())?;
+    let state = session.store.read()?;
+    // With no state yet, a fresh salt: nothing rendered depends on it.
+    let salt = state.as_ref().map(|state| state.salt.clone()).unwrap_or_else(|| State::new(session.stack()).salt);
+    let desired = session.desired(&salt)?;
+    let plan = session.plan(state.as_ref(), &desired, arguments.offline, &targets, PlanMode::Apply).await;
+    print(&render(&plan, arguments.format, settings.color));
+    if let Some(out) = &arguments.out {
+        write_saved(out, &SavedPlan::new(plan.clone(), salt))?;
+        eprintln!("Saved the plan to `{}`. Apply exactly this plan with `stackctl apply {}`.", out.display(), out.display());
+    }
+    Ok(if arguments.detailed_exitcode && plan.has_changes() { Outcome::Changes } else { Outcome::Success })
+}
+
+pub fn render(plan: &Plan, format: PlanFormat, color: bool) -> String {
+    match format {
+        PlanFormat::Text => crate::render::text::render(plan, color),
+        PlanFormat::Json => crate::render::json::render(plan),
+        PlanFormat::Markdown => crate::render::markdown::render(plan),
+    }
+}
+
+fn write_saved(path: &Path, saved: &SavedPlan) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(saved).map_err(|error| CliError::new(format!("cannot encode the plan: {error}")))?;
+    std::fs::write(path, text + "\n").map_err(|error| CliError::new(format!("cannot write `{}`: {error}", path.display())))
+}
+
+pub fn read_saved(path: &Path) -> Result<SavedPlan, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|error| CliError::new(format!("cannot read the saved plan `{}`: {error}", path.display())))?;
+    let saved: SavedPlan = serde_json::from_str(&text).map_err(|error| {
+        CliError::new(format!("`{}` is not a plan saved by `stackctl plan --out`", path.display())).cause(error.to_string())
+    })?;
+    if saved.kind != crate::plan::saved::SAVED_PLAN_KIND || saved.plan.format_version != crate::plan::PLAN_FORMAT_VERSION {
+        return Err(CliError::new(format!("`{}` was saved by another version of stackctl", path.display())).hint("make a new plan with `stackctl plan --out`"));
+    }
+    Ok(saved)
+}
+
+pub fn show(path: &Path, format: PlanFormat, settings: &Settings) -> Result<Outcome, CliError> {
+    let saved = read_saved(path)?;
+    print(&render(&saved.plan, format, settings.color));
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,96 @@
+//! `stackctl state list|show|rm|unlock` and `stackctl import`.
+
+use stackctl_provider::{Address, ApplyContext};
+
+use crate::cli::args::StateCommand;
+use crate::cli::providers::{self, ProviderOptions};
+use crate::cli::report::{CliError, Outcome};
+use crate::cli::settings::Settings;
+use crate::state::{JournalEntry, State, StateLock, StateStore};
+
+use super::{print, provider_error, Session};
+
+pub async fn run(settings: &Settings, command: StateCommand) -> Result<Outcome, CliError> {
+    let loaded = super::load(settings, false)?;
+    let store = StateStore::new(&settings.state_directory, &loaded.config.stack.name);
+    match command {
+        StateCommand::List => {
+            let state = store.read()?;
+            let Some(state) = state else {
+                print("No recorded state yet.\n");
+                return Ok(Outcome::Success);
+            };
+            let mut text = format!("# state `{}`: lineage {}, serial {}\n", state.stack, state.lineage, state.serial);
+            for (address, resource) in &state.resources {
+                text.push_str(&format!("{address}\t{}\t{}\n", resource.provider, resource.id.as_deref().unwrap_or("-")));
+            }
+            print(&text);
+            Ok(Outcome::Success)
+        }
+        StateCommand::Show { address } => {
+            let address = parse(&address)?;
+            let state = store.read()?.unwrap_or_else(|| State::new(&loaded.config.stack.name));
+            let resource = state.resources.get(&address).ok_or_else(|| not_in_state(&address))?;
+            print(&format!("{}\n", serde_json::to_string_pretty(resource).unwrap_or_default()));
+            Ok(Outcome::Success)
+        }
+        StateCommand::Rm { address } => {
+            let address = parse(&address)?;
+            let _lock = store.lock("stackctl state rm")?;
+            let mut state = store.load_for_write()?.ok_or_else(|| not_in_state(&address))?;
+            if !state.resources.contains_key(&address) {
+                return Err(not_in_state(&address));
+            }
+            state.apply_entry(&JournalEntry::Remove { address: address.clone() });
+            store.save(&mut state)?;
+            print(&format!("Forgot `{address}` (serial {}). It still exists on the target; `stackctl import` adopts it again.\n", state.serial));
+            Ok(Outcome::Success)
+        }
+        StateCommand::Unlock { host: false } => {
+            match StateLock::force_unlock(&store.lock_path())? {
+                Some(holder) => print(&format!("Removed the lock held by {holder}.\n")),
+                None => print("The state was not locked.\n"),
+            }
+            Ok(Outcome::Success)
+        }
+        StateCommand::Unlock { host: true } => {
+            let state = store.read()?;
+            let message = providers::unlock_host(&loaded, state.as_ref()).await?;
+            print(&format!("{message}\n"));
+            Ok(Outcome::Success)
+        }
+    }
+}
+
+pub async fn import(settings: &Settings, address: &str, id: &str) -> Result<Outcome, CliError> {
+    let address = parse(address)?;
+    let session = Session::open(settings, &ProviderOptions::default())?;
+    let _lock = session.store.lock("stackctl import")?;
+    let mut state = session.store.load_for_write()?.unwrap_or_else(|| State::new(session.stack()));
+    let desired = session.desired(&state.salt)?;
+    let wanted = desired.iter().find(|resource| resource.address == address);
+    let provider_name = wanted.map(|resource| resource.provider.clone()).ok_or_else(|| {
+        CliError::new(format!("`{address}` is not in stack.toml")).hint("import only what stack.toml describes; `stackctl graph` lists the addresses")
+    })?;
+    let provider = session.providers.get(&provider_name).cloned().ok_or_else(|| CliError::new(format!("no `{provider_name}` provider is available")))?;
+    let context = ApplyContext {
+        stack: session.stack().to_string(),
+        salt: state.salt.clone(),
+        health_timeout: std::time::Duration::from_secs(60),
+        allow_data_loss: false,
+        recorded: std::sync::Arc::new(std::sync::RwLock::new(state.resources.iter().map(|(address, resource)| (address.clone(), resource.attributes.clone())).collect())),
+    };
+    let recorded = provider.import(&address, id, wanted, &context).await.map_err(|error| provider_error(&format!("cannot import `{address}`"), error))?;
+    state.apply_entry(&JournalEntry::Put { resource: recorded });
+    session.store.save(&mut state)?;
+    print(&format!("Imported `{address}` (id {id}) into state; run `stackctl plan` to see any remaining differences.\n"));
+    Ok(Outcome::Success)
+}
+
+fn parse(address: &str) -> Result<Address, CliError> {
+    Address::parse(address).map_err(|error| CliError::new(error.to_string()))
+}
+
+fn not_in_state(address: &Address) -> CliError {
+    CliError::new(format!("`{address}` is not in state")).hint("`stackctl state list` shows what is recorded")
+}

@@ -1,0 +1,99 @@
+//! One error type for the CLI, mapped to words and an exit code in one place:
+//! `error:`, `caused by:`, `hint:` lines, readable without colour.
+
+use std::process::ExitCode;
+
+use crate::config::{diagnostic, ConfigErrors};
+use crate::state::StateError;
+
+/// How a command ended, when it did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// 0: success, or no changes.
+    Success,
+    /// 2: changes present (`plan --detailed-exitcode`, `drift` with drift).
+    Changes,
+    /// 3: partial: remote steps skipped because the target could not be reached.
+    Partial,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::Changes => ExitCode::from(2),
+            Outcome::Partial => ExitCode::from(3),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum CliError {
+    /// stack.toml problems: rendered as snippets.
+    Config(ConfigErrors),
+    Message { message: String, causes: Vec<String>, hints: Vec<String> },
+}
+
+impl CliError {
+    pub fn new(message: impl Into<String>) -> Self {
+        CliError::Message { message: message.into(), causes: Vec::new(), hints: Vec::new() }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        if let CliError::Message { hints, .. } = &mut self {
+            hints.push(hint.into());
+        }
+        self
+    }
+
+    pub fn cause(mut self, cause: impl Into<String>) -> Self {
+        if let CliError::Message { causes, .. } = &mut self {
+            causes.push(cause.into());
+        }
+        self
+    }
+
+    /// The text printed on stderr.
+    pub fn render(&self, color: bool) -> String {
+        match self {
+            CliError::Config(errors) => {
+                let mut text = diagnostic::render(&errors.diagnostics, &errors.sources, color);
+                let count = errors.diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
+                text.push_str(&format!("error: {} problem{} in the stack file; nothing was changed\n", count, if count == 1 { "" } else { "s" }));
+                text
+            }
+            CliError::Message { message, causes, hints } => {
+                let mut text = format!("error: {message}\n");
+                for cause in causes {
+                    text.push_str(&format!("caused by: {cause}\n"));
+                }
+                for hint in hints {
+                    text.push_str(&format!("hint: {hint}\n"));
+                }
+                text
+            }
+        }
+    }
+}
+
+impl From<ConfigErrors> for CliError {
+    fn from(errors: ConfigErrors) -> Self {
+        CliError::Config(errors)
+    }
+}
+
+impl From<StateError> for CliError {
+    fn from(error: StateError) -> Self {
+        let message = error.to_string();
+        match error {
+            StateError::Locked { .. } => CliError::new(message)
+                .hint("wait for that run to finish; if it is gone, run `stackctl state unlock`"),
+            StateError::JournalMismatch { .. } => CliError::new(message)
+                .hint("the journal belongs to an older state; move it aside after checking it, then run `stackctl plan`"),
+            StateError::NewerFormat { .. } => CliError::new(message).hint("upgrade stackctl"),
+            StateError::Corrupt { path, .. } => CliError::new(message)
+                .hint(format!("the previous version is kept as `{path}.backup`; compare them before restoring")),
+            StateError::Io { .. } => CliError::new(message),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! stack.toml → [`Config`]: parse with spans, check the shape against the schema
+//! generated from the types, deserialise, then validate references and policy. Every
+//! problem is collected as a [`Diagnostic`] pointing at `file:line:column`.
+
+pub mod diagnostic;
+pub mod document;
+pub mod environment;
+pub mod shape;
+pub mod types;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use diagnostic::{Diagnostic, Severity, SourceFile};
+pub use document::SourceMap;
+pub use environment::{Environment, Interpolated};
+pub use types::*;
+
+/// A loaded, validated stack.
+#[derive(Clone, Debug)]
+pub struct LoadedConfig {
+    pub config: Config,
+    pub map: SourceMap,
+    pub environment: Environment,
+    /// The file itself, for messages.
+    pub path: PathBuf,
+    /// Relative paths in the config (build contexts, key files) resolve against this.
+    pub base_directory: PathBuf,
+    /// Warnings (errors stop loading).
+    pub warnings: Vec<Diagnostic>,
+    pub sources: Vec<SourceFile>,
+    /// sha256 of the stack file and env file contents: a saved plan refuses to apply
+    /// when it moved. Secrets enter it only through this hash.
+    pub fingerprint: String,
+}
+
+/// Loading failed: every problem found, and the sources they point into.
+#[derive(Clone, Debug)]
+pub struct ConfigErrors {
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: Vec<SourceFile>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `--env-file`: replaces `[stack].env_file`.
+    pub env_file: Option<PathBuf>,
+    /// The process environment (passed in, so loading stays a pure function of inputs).
+    pub process_environment: BTreeMap<String, String>,
+    /// `--strict`: warnings are errors.
+    pub strict: bool,
+}
+
+/// The JSON Schema of stack.toml, generated from [`Config`].
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(Config);
+    serde_json::to_value(&schema).unwrap_or_default()
+}
+
+/// Reads and validates a stack file.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedConfig, ConfigErrors> {
+    let name = display_name(path);
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigErrors {
+        diagnostics: vec![Diagnostic::error("unreadable", format!("cannot read `{name}`: {error}"))
+            .hint("pass the stack file with `--config PATH`, or run from the directory holding stack.toml")],
+        sources: vec![],
+    })?;
+    let source = SourceFile { name, text };
+    let base_directory = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    load_text(source, &base_directory, options)
+}
+
+/// Validates stack.toml text; `base_directory` locates the env file and build contexts.
+pub fn load_text(
+    source: SourceFile,
+    base_directory: &Path,
+    options: &LoadOptions,
+) -> Result<LoadedConfig, ConfigErrors> {
+    let fail = |diagnostics: Vec<Diagnostic>, sources: Vec<SourceFile>| ConfigErrors { diagnostics, sources };
+    let sources = vec![source.clone()];
+    let (document, map) = document::parse(&source).map_err(|found| fail(found, sources.clone()))?;
+    let structural = shape::check(&document, &json_schema(), &map);
+    if !structural.is_empty() {
+        return Err(fail(structural, sources));
+    }
+    let config: Config = serde_json::from_value(document.clone()).map_err(|error| {
+        fail(vec![Diagnostic::error("invalid", format!("invalid stack file: {error}")).at(map.value(""))], sources.clone())
+    })?;
+
+    let env_path = options
+        .env_file
+        .clone()
+        .or_else(|| config.stack.env_file.as_ref().map(|file| base_directory.join(file)));
+    let mut env_text = String::new();
+    let mut file_values = BTreeMap::new();
+    let mut diagnostics = Vec::new();
+    if let Some(env_path) = &env_path {
+        match std::fs::read_to_string(env_path) {
+            Ok(text) => {
+                env_text = text;
+                match parse_env_file(&env_text) {
+                    Ok(values) => file_values = values,
+                    Err(message) => diagnostics.push(Diagnostic::error(
+                        "env-file",
+                        format!("cannot parse `{}`: {message}", env_path.display()),
+                    )),
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => diagnostics.push(Diagnostic::error(
+                "env-file",
+                format!("cannot read `{}`: {error}", env_path.display()),
+            )),
+        }
+    }
+    let environment = Environment::new(
+        file_values,
+        &options.process_environment,
+        &config.stack.secrets,
+        &config.stack.not_secrets,
+    );
+    diagnostics.extend(validate::validate(&config, &document, &map, &environment, base_directory, env_path.as_deref()));
+    if options.strict {
+        for diagnostic in &mut diagnostics {
+            diagnostic.severity = Severity::Error;
+        }
+    }
+    diagnostics.sort_by(|left, right| {
+        let key = |diagnostic: &Diagnostic| diagnostic.location.as_ref().map(|location| (location.line, location.column));
+        key(left).cmp(&key(right))
+    });
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(fail(diagnostics, sources));
+    }
+    let fingerprint = stackctl_provider::sha256_hex(format!("{}\0{}", source.text, env_text).as_bytes());
+    Ok(LoadedConfig {
+        path: PathBuf::from(&source.name),
+        config,
+        map,
+        environment,
+        base_directory: base_directory.to_path_buf(),
+        warnings: diagnostics,
+        sources,
+        fingerprint,
+    })
+}
+
+fn parse_env_file(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut values = BTreeMap::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        let (key, value) = item.map_err(|error| error.to_string())?;
+        values.insert(key, value);
+    }
+    Ok(values)
+}
+
+fn display_name(path: &Path) -> String {
+    path.to_string_lossy().trim_start_matches("./").to_string()
+}

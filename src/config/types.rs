@@ -1,0 +1,500 @@
+//! The typed form of stack.toml. These types are the single source of truth: the JSON
+//! Schema (`stackctl schema`), the structural checks with line and column, and
+//! deserialisation all come from them. Strings may hold `${VAR}`; they are resolved
+//! during lowering, so secrets stay secrets.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A whole stack.toml.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "stack.toml", description = "A stackctl stack: the droplet, firewall, DNS, services, routes and middlewares of one small production web stack.")]
+pub struct Config {
+    pub stack: StackSection,
+    /// Where the services run. Absent: the only droplet, or this machine if there is none.
+    #[serde(default)]
+    pub target: Option<TargetSection>,
+    #[serde(default)]
+    pub droplets: BTreeMap<String, DropletConfig>,
+    #[serde(default)]
+    pub ssh_keys: BTreeMap<String, SshKeyConfig>,
+    #[serde(default)]
+    pub firewalls: BTreeMap<String, FirewallConfig>,
+    #[serde(default)]
+    pub dns: Option<DnsConfig>,
+    /// The Traefik edge: the only service that publishes host ports.
+    #[serde(default)]
+    pub edge: Option<EdgeConfig>,
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceConfig>,
+    #[serde(default)]
+    pub routes: BTreeMap<String, RouteConfig>,
+    #[serde(default)]
+    pub middlewares: BTreeMap<String, MiddlewareConfig>,
+    /// HTTP checks run after apply and by `stackctl verify`.
+    #[serde(default)]
+    pub checks: Vec<CheckConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StackSection {
+    /// Names the state file (`state/<name>.json`) and prefixes every Docker object.
+    pub name: String,
+    /// File of `KEY=value` lines for `${VAR}`; the process environment wins.
+    #[serde(default)]
+    pub env_file: Option<String>,
+    /// Variables whose values are secrets, besides those named `*_PASSWORD`, `*_SECRET`,
+    /// `*_TOKEN` or `*_KEY`.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Variables named like secrets that are not (for example `SSH_PUBLIC_KEY`).
+    #[serde(default)]
+    pub not_secrets: Vec<String>,
+    /// Allows `[edge.tls] ca = "production"`: real Let's Encrypt certificates.
+    #[serde(default)]
+    pub allow_production_certificates: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    /// Run on this droplet (a key of `[droplets]`), reached over SSH at its public IPv4.
+    #[serde(default)]
+    pub droplet: Option<String>,
+    /// `"local"` for this machine's Docker, or an existing host reached over SSH.
+    #[serde(default)]
+    pub host: Option<HostTarget>,
+    /// SSH user for a droplet target (default `root`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Private key for SSH (default: `~/.ssh/id_ed25519`).
+    #[serde(default)]
+    pub identity_file: Option<String>,
+    /// Directory on the host for the stack's files and lock (default `/var/lib/stackctl/<stack>`).
+    #[serde(default)]
+    pub root: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum HostTarget {
+    /// Only `"local"` is accepted.
+    Local(String),
+    Remote(RemoteHost),
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteHost {
+    pub address: String,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DropletConfig {
+    /// A DigitalOcean region slug, e.g. `fra1`. Changing it replaces the droplet.
+    pub region: String,
+    /// A size slug, e.g. `s-2vcpu-4gb`. Changing it resizes in place.
+    pub size: String,
+    /// An image slug, e.g. `docker-20-04`. Changing it replaces the droplet.
+    pub image: String,
+    /// Keys of `[ssh_keys]` installed on the droplet.
+    #[serde(default)]
+    pub ssh_keys: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// A cloud-init file; only its hash is recorded.
+    #[serde(default)]
+    pub user_data_file: Option<String>,
+    #[serde(default)]
+    pub monitoring: bool,
+    #[serde(default)]
+    pub ipv6: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SshKeyConfig {
+    /// Path of the public key (`~` is expanded).
+    #[serde(default)]
+    pub public_key_file: Option<String>,
+    /// The public key itself, instead of a file.
+    #[serde(default)]
+    pub public_key: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FirewallConfig {
+    /// Keys of `[droplets]` this firewall guards.
+    pub droplets: Vec<String>,
+    #[serde(default)]
+    pub inbound: Vec<InboundRule>,
+    /// Absent: all outbound traffic allowed.
+    #[serde(default)]
+    pub outbound: Option<Vec<OutboundRule>>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundRule {
+    pub protocol: Protocol,
+    /// A port (`"22"`), a range (`"8000-8100"`) or `"all"`.
+    #[serde(default)]
+    pub ports: Option<String>,
+    /// CIDRs allowed in (default: everyone, `0.0.0.0/0` and `::/0`).
+    #[serde(default)]
+    pub sources: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundRule {
+    pub protocol: Protocol,
+    #[serde(default)]
+    pub ports: Option<String>,
+    #[serde(default)]
+    pub destinations: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Icmp => "icmp",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// The DigitalOcean domain the records live in.
+    pub domain: String,
+    #[serde(default)]
+    pub records: Vec<DnsRecordConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsRecordConfig {
+    #[serde(rename = "type")]
+    pub record_type: RecordType,
+    /// `@` for the domain itself.
+    pub name: String,
+    /// Absent for `A`: the target droplet's public IPv4 (known after apply).
+    #[serde(default)]
+    pub data: Option<String>,
+    #[serde(default)]
+    pub ttl: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum RecordType {
+    A,
+    #[serde(rename = "AAAA")]
+    Aaaa,
+    #[serde(rename = "CNAME")]
+    Cname,
+    #[serde(rename = "TXT")]
+    Txt,
+}
+
+impl RecordType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordType::A => "A",
+            RecordType::Aaaa => "AAAA",
+            RecordType::Cname => "CNAME",
+            RecordType::Txt => "TXT",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// The Traefik image, e.g. `traefik:v3.3`.
+    pub image: String,
+    /// Use the image if present, never pull it (default: pull when missing).
+    #[serde(default)]
+    pub pull: Option<bool>,
+    #[serde(default = "default_http_port")]
+    pub http_port: u16,
+    #[serde(default = "default_https_port")]
+    pub https_port: u16,
+    /// Host address the ports are published on (default `0.0.0.0`).
+    #[serde(default)]
+    pub bind_address: Option<String>,
+    /// Publishes Traefik's ping/API entrypoint on `127.0.0.1:<admin_port>` of the host.
+    #[serde(default)]
+    pub admin_port: Option<u16>,
+    /// Redirect every HTTP request to HTTPS (default true).
+    #[serde(default = "default_true")]
+    pub redirect_https: bool,
+    #[serde(default)]
+    pub dashboard: bool,
+    #[serde(default = "default_true")]
+    pub access_log: bool,
+    /// Minimum TLS version: `"1.2"` (default) or `"1.3"`.
+    #[serde(default)]
+    pub min_tls_version: Option<TlsVersion>,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Networks the edge joins (default: every network of a routed service).
+    #[serde(default)]
+    pub networks: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate resolver's name, e.g. `le-staging`.
+    pub resolver: String,
+    /// The ACME account e-mail.
+    pub email: String,
+    /// `staging` (default) or `production`; production needs
+    /// `[stack] allow_production_certificates = true`.
+    #[serde(default)]
+    pub ca: Option<CertificateAuthority>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificateAuthority {
+    Staging,
+    Production,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// An image reference, e.g. `postgres:16`. Exactly one of `image` and `build`.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// A build context directory (with its Dockerfile), relative to stack.toml.
+    #[serde(default)]
+    pub build: Option<String>,
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+    /// Use the image if present, never pull it.
+    #[serde(default)]
+    pub pull: Option<bool>,
+    /// The container port the edge forwards to. Never published on the host.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    #[serde(default)]
+    pub health: Option<HealthConfig>,
+    /// Networks the service joins (default `["backend"]`).
+    #[serde(default)]
+    pub networks: Option<Vec<String>>,
+    /// `volume:/path[:ro]` (a named volume) or `/host/path:/path[:ro]` (a bind).
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    /// A memory limit such as `512m` or `1g`.
+    #[serde(default)]
+    pub memory: Option<String>,
+    /// A CPU limit such as `0.5`.
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    #[serde(default)]
+    pub restart: Option<RestartPolicy>,
+    #[serde(default)]
+    pub read_only: bool,
+    /// Host ports. Only the edge may publish: any entry here is a policy error.
+    #[serde(default)]
+    pub ports: Vec<String>,
+    /// An admin dashboard (Flower): a route to it needs basic auth and an IP allowlist.
+    #[serde(default)]
+    pub dashboard: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// An HTTP path checked inside the container on `port` (with curl or wget).
+    #[serde(default)]
+    pub http: Option<String>,
+    /// A command in Docker's form, e.g. `["CMD", "pg_isready"]`.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// e.g. `5s` (default `5s`).
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub start_period: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    Always,
+    UnlessStopped,
+    OnFailure,
+}
+
+impl RestartPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+            RestartPolicy::OnFailure => "on-failure",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Matches this host name. With `path_prefix`, or instead use `rule`.
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// A raw Traefik v3 rule, e.g. ``Host(`a.example`) && Path(`/x`)``.
+    #[serde(default)]
+    pub rule: Option<String>,
+    /// The service (a key of `[services]`) that answers.
+    pub service: String,
+    #[serde(default)]
+    pub middlewares: Vec<String>,
+    #[serde(default)]
+    pub priority: Option<i64>,
+}
+
+/// A Traefik middleware; `type` selects which.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MiddlewareConfig {
+    RedirectHttps {
+        #[serde(default = "default_true")]
+        permanent: bool,
+    },
+    Headers {
+        /// `Strict-Transport-Security` max-age in seconds (0 leaves HSTS out).
+        #[serde(default)]
+        hsts_seconds: u64,
+        #[serde(default)]
+        hsts_include_subdomains: bool,
+        #[serde(default)]
+        hsts_preload: bool,
+        #[serde(default)]
+        content_type_nosniff: bool,
+        #[serde(default)]
+        frame_deny: bool,
+        #[serde(default)]
+        referrer_policy: Option<String>,
+        /// Strip `Server` and `X-Powered-By` from responses.
+        #[serde(default)]
+        remove_server_headers: bool,
+        #[serde(default)]
+        custom_response_headers: BTreeMap<String, String>,
+    },
+    RateLimit {
+        /// Requests per `period` on average.
+        average: u64,
+        #[serde(default)]
+        burst: Option<u64>,
+        /// e.g. `1s` (default) or `1m`.
+        #[serde(default)]
+        period: Option<String>,
+    },
+    BasicAuth {
+        /// User name → password (normally `${SOME_PASSWORD}`); stored only as bcrypt.
+        users: BTreeMap<String, String>,
+        #[serde(default)]
+        realm: Option<String>,
+    },
+    IpAllowList {
+        /// CIDRs allowed in; everyone else gets 403.
+        source_range: Vec<String>,
+    },
+    StripPrefix {
+        prefixes: Vec<String>,
+    },
+    Chain {
+        middlewares: Vec<String>,
+    },
+}
+
+impl MiddlewareConfig {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            MiddlewareConfig::RedirectHttps { .. } => "redirect_https",
+            MiddlewareConfig::Headers { .. } => "headers",
+            MiddlewareConfig::RateLimit { .. } => "rate_limit",
+            MiddlewareConfig::BasicAuth { .. } => "basic_auth",
+            MiddlewareConfig::IpAllowList { .. } => "ip_allow_list",
+            MiddlewareConfig::StripPrefix { .. } => "strip_prefix",
+            MiddlewareConfig::Chain { .. } => "chain",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    pub url: String,
+    #[serde(default = "default_status")]
+    pub expect_status: u16,
+    /// Header name → expected value (a value of `*` only requires presence).
+    #[serde(default)]
+    pub expect_headers: BTreeMap<String, String>,
+}
+
+fn default_http_port() -> u16 {
+    80
+}
+
+fn default_https_port() -> u16 {
+    443
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_status() -> u16 {
+    200
+}

@@ -1,0 +1,524 @@
+//! References and policy: what the schema cannot say. Each check adds diagnostics and
+//! carries on, so one run reports every problem.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use petgraph::graphmap::DiGraphMap;
+
+use super::diagnostic::{did_you_mean, Diagnostic};
+use super::document::{child_path, index_path, SourceMap};
+use super::environment::{variables_in, Environment};
+use super::types::*;
+
+pub fn validate(
+    config: &Config,
+    document: &serde_json::Value,
+    map: &SourceMap,
+    environment: &Environment,
+    base_directory: &Path,
+    env_path: Option<&Path>,
+) -> Vec<Diagnostic> {
+    let mut check = Checks {
+        map,
+        found: Vec::new(),
+    };
+    check.stack(config);
+    check.target(config);
+    check.cloud(config);
+    check.edge(config);
+    check.services(config);
+    check.routes(config);
+    check.middlewares(config);
+    check.checks(config);
+    check.variables(document, environment, base_directory, env_path);
+    check.found
+}
+
+struct Checks<'a> {
+    map: &'a SourceMap,
+    found: Vec<Diagnostic>,
+}
+
+fn is_simple_name(name: &str) -> bool {
+    let mut characters = name.chars();
+    characters.next().is_some_and(|first| first.is_ascii_lowercase() || first.is_ascii_digit())
+        && characters.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+impl Checks<'_> {
+    fn error(&mut self, code: &'static str, path: &str, message: String, expected: &str) -> &mut Diagnostic {
+        self.found.push(Diagnostic::error(code, message).at(self.map.value(path)).expected(expected));
+        self.found.last_mut().expect("just pushed")
+    }
+
+    fn reference<'n>(
+        &mut self,
+        path: &str,
+        kind: &str,
+        name: &str,
+        known: impl IntoIterator<Item = &'n String> + Clone,
+    ) {
+        if known.clone().into_iter().any(|candidate| candidate == name) {
+            return;
+        }
+        let names: Vec<&str> = known.into_iter().map(String::as_str).collect();
+        let expected = if names.is_empty() {
+            format!("a {kind}, but none is defined")
+        } else {
+            format!("one of {}", names.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "))
+        };
+        let hint = did_you_mean(name, names.iter().copied());
+        let diagnostic = self.error(
+            "dangling-reference",
+            path,
+            format!("`{path}` refers to {kind} `{name}`, which is not defined"),
+            &expected,
+        );
+        if let Some(hint) = hint {
+            diagnostic.hint = Some(hint);
+        }
+    }
+
+    fn stack(&mut self, config: &Config) {
+        if !is_simple_name(&config.stack.name) {
+            self.error(
+                "invalid-name",
+                "stack.name",
+                format!("stack name `{}` cannot name Docker objects and state files", config.stack.name),
+                "lowercase letters, digits, `-` and `_`, starting with a letter or digit",
+            );
+        }
+        for (section, names) in [("services", config.services.keys().collect::<Vec<_>>()), ("droplets", config.droplets.keys().collect())] {
+            for name in names {
+                if !is_simple_name(name) {
+                    self.error(
+                        "invalid-name",
+                        &child_path(section, name),
+                        format!("`{section}.{name}`: the name cannot be used for Docker objects"),
+                        "lowercase letters, digits, `-` and `_`",
+                    );
+                }
+            }
+        }
+    }
+
+    fn target(&mut self, config: &Config) {
+        let Some(target) = &config.target else {
+            if config.droplets.len() > 1 {
+                self.error(
+                    "ambiguous-target",
+                    "droplets",
+                    "there are several droplets and no `[target]` says which runs the services".into(),
+                    "a `[target]` section",
+                )
+                .hint = Some("add `[target] droplet = \"<name>\"`".into());
+            }
+            return;
+        };
+        match (&target.droplet, &target.host) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    "conflicting-target",
+                    "target",
+                    "`[target]` names both a droplet and a host".into(),
+                    "either `droplet` or `host`",
+                );
+            }
+            (None, None) => {
+                self.error("missing-field", "target", "`[target]` names no droplet and no host".into(), "`droplet = \"<name>\"` or `host = \"local\"`");
+            }
+            (Some(droplet), None) => self.reference("target.droplet", "droplet", droplet, config.droplets.keys()),
+            (None, Some(HostTarget::Local(text))) if text != "local" => {
+                self.error(
+                    "invalid-value",
+                    "target.host",
+                    format!("`target.host` is \"{text}\""),
+                    "\"local\", or a table `{ address = \"…\", user = \"root\", port = 22 }`",
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn cloud(&mut self, config: &Config) {
+        for (name, droplet) in &config.droplets {
+            for (index, key) in droplet.ssh_keys.iter().enumerate() {
+                let path = index_path(&child_path(&child_path("droplets", name), "ssh_keys"), index);
+                self.reference(&path, "ssh key", key, config.ssh_keys.keys());
+            }
+        }
+        for (name, key) in &config.ssh_keys {
+            if key.public_key.is_some() == key.public_key_file.is_some() {
+                self.error(
+                    "invalid-ssh-key",
+                    &child_path("ssh_keys", name),
+                    format!("`ssh_keys.{name}` needs exactly one of `public_key_file` and `public_key`"),
+                    "`public_key_file = \"~/.ssh/id_ed25519.pub\"`",
+                );
+            }
+        }
+        for (name, firewall) in &config.firewalls {
+            for (index, droplet) in firewall.droplets.iter().enumerate() {
+                let path = index_path(&child_path(&child_path("firewalls", name), "droplets"), index);
+                self.reference(&path, "droplet", droplet, config.droplets.keys());
+            }
+        }
+        if let Some(dns) = &config.dns {
+            let target_droplet = target_droplet(config);
+            for (index, record) in dns.records.iter().enumerate() {
+                let path = index_path("dns.records", index);
+                if record.data.is_none() && target_droplet.is_none() {
+                    self.error(
+                        "missing-field",
+                        &path,
+                        format!("DNS record `{}` has no `data` and there is no droplet whose address it could take", record.name),
+                        "`data = \"203.0.113.7\"`, or a droplet target",
+                    );
+                }
+                if record.data.is_none() && record.record_type != RecordType::A {
+                    self.error(
+                        "missing-field",
+                        &path,
+                        format!("{} record `{}` needs `data`", record.record_type.as_str(), record.name),
+                        "`data = \"…\"`",
+                    );
+                }
+            }
+        }
+    }
+
+    fn edge(&mut self, config: &Config) {
+        let Some(edge) = &config.edge else {
+            if !config.routes.is_empty() {
+                self.error("missing-edge", "routes", "routes need an `[edge]`: nothing else may publish ports".into(), "an `[edge]` section with `image`");
+            }
+            return;
+        };
+        if let Some(tls) = &edge.tls {
+            if tls.ca == Some(CertificateAuthority::Production) && !config.stack.allow_production_certificates {
+                self.error(
+                    "policy-production-certificates",
+                    "edge.tls.ca",
+                    "the edge asks Let's Encrypt production for certificates, which is not allowed for this stack".into(),
+                    "\"staging\" (the default) until production is explicitly allowed",
+                )
+                .hint = Some("production has strict rate limits; set `[stack] allow_production_certificates = true` once staging works".into());
+            }
+        }
+        if let Some(networks) = &edge.networks {
+            for (index, network) in networks.iter().enumerate() {
+                if !is_simple_name(network) {
+                    self.error("invalid-name", &index_path("edge.networks", index), format!("network name `{network}` is not valid"), "lowercase letters, digits, `-` and `_`");
+                }
+            }
+        }
+    }
+
+    fn services(&mut self, config: &Config) {
+        let mut graph: DiGraphMap<&str, ()> = DiGraphMap::new();
+        for (name, service) in &config.services {
+            let base = child_path("services", name);
+            graph.add_node(name.as_str());
+            if name == "edge" {
+                self.error("reserved-name", &base, "`services.edge` is reserved for the Traefik edge; configure it in `[edge]`".into(), "another service name");
+            }
+            if service.image.is_some() == service.build.is_some() {
+                self.error(
+                    "image-or-build",
+                    &base,
+                    format!("service `{name}` needs exactly one of `image` and `build`"),
+                    "`image = \"postgres:16\"` or `build = \"./api\"`",
+                );
+            }
+            if !service.ports.is_empty() {
+                self.error(
+                    "policy-published-port",
+                    &child_path(&base, "ports"),
+                    format!("service `{name}` publishes host ports; only the edge may"),
+                    "no `ports`: reach it through a `[routes.*]` entry on the edge, or keep it internal",
+                )
+                .hint = Some(format!("remove `ports` and add a route with `service = \"{name}\"` if it must be public"));
+            }
+            for (index, dependency) in service.depends_on.iter().enumerate() {
+                let path = index_path(&child_path(&base, "depends_on"), index);
+                self.reference(&path, "service", dependency, config.services.keys());
+                if config.services.contains_key(dependency) {
+                    graph.add_edge(name.as_str(), dependency.as_str(), ());
+                }
+            }
+            for (index, volume) in service.volumes.iter().enumerate() {
+                if parse_volume(volume).is_none() {
+                    self.error(
+                        "invalid-volume",
+                        &index_path(&child_path(&base, "volumes"), index),
+                        format!("volume `{volume}` is not `source:/path[:ro]`"),
+                        "`pgdata:/var/lib/postgresql/data` or `/srv/files:/files:ro`",
+                    );
+                }
+            }
+            if let Some(memory) = &service.memory {
+                if parse_memory(memory).is_none() {
+                    self.error("invalid-value", &child_path(&base, "memory"), format!("memory limit `{memory}` is not understood"), "a size such as `512m` or `1g`");
+                }
+            }
+            if let Some(health) = &service.health {
+                let path = child_path(&base, "health");
+                if health.http.is_some() == health.command.is_some() {
+                    self.error("invalid-health", &path, format!("the health check of `{name}` needs exactly one of `http` and `command`"), "`http = \"/health\"` or `command = [\"CMD\", …]`");
+                }
+                if health.http.is_some() && service.port.is_none() {
+                    self.error("invalid-health", &path, format!("an HTTP health check needs the port `{name}` listens on"), "`port = 8000` on the service");
+                }
+                for (field, value) in [("interval", &health.interval), ("timeout", &health.timeout), ("start_period", &health.start_period)] {
+                    if let Some(text) = value {
+                        if humantime::parse_duration(text).is_err() {
+                            self.error("invalid-value", &child_path(&path, field), format!("`{text}` is not a duration"), "a duration such as `5s` or `1m`");
+                        }
+                    }
+                }
+            }
+            for (index, network) in service.networks.iter().flatten().enumerate() {
+                if !is_simple_name(network) {
+                    self.error("invalid-name", &index_path(&child_path(&base, "networks"), index), format!("network name `{network}` is not valid"), "lowercase letters, digits, `-` and `_`");
+                }
+            }
+        }
+        self.cycles(&graph, "services", "depends_on", "service dependency");
+    }
+
+    fn cycles(&mut self, graph: &DiGraphMap<&str, ()>, section: &str, field: &str, what: &str) {
+        for component in petgraph::algo::tarjan_scc(graph) {
+            let is_cycle = component.len() > 1 || graph.contains_edge(component[0], component[0]);
+            if !is_cycle {
+                continue;
+            }
+            let mut members: Vec<&str> = component.clone();
+            members.sort();
+            let path = child_path(&child_path(section, members[0]), field);
+            let mut loop_text: Vec<String> = members.iter().map(|member| format!("`{member}`")).collect();
+            loop_text.push(format!("`{}`", members[0]));
+            self.error(
+                "cycle",
+                &path,
+                format!("{what} cycle: {}", loop_text.join(" → ")),
+                "no cycles: something has to start first",
+            )
+            .hint = Some(format!("members of the cycle: {}", members.join(", ")));
+        }
+    }
+
+    fn routes(&mut self, config: &Config) {
+        for (name, route) in &config.routes {
+            let base = child_path("routes", name);
+            self.reference(&child_path(&base, "service"), "service", &route.service, config.services.keys());
+            if let Some(service) = config.services.get(&route.service) {
+                if service.port.is_none() {
+                    self.error(
+                        "missing-field",
+                        &child_path(&base, "service"),
+                        format!("route `{name}` sends traffic to `{}`, which has no `port`", route.service),
+                        "a service with `port = <container port>`",
+                    );
+                }
+                if service.dashboard {
+                    let flattened = flatten_middlewares(&route.middlewares, &config.middlewares);
+                    let has = |wanted: &str| flattened.iter().any(|middleware| middleware.type_name() == wanted);
+                    let missing: Vec<&str> = ["basic_auth", "ip_allow_list"].into_iter().filter(|wanted| !has(wanted)).collect();
+                    if !missing.is_empty() {
+                        self.error(
+                            "policy-dashboard-exposed",
+                            &child_path(&base, "middlewares"),
+                            format!("route `{name}` exposes the dashboard `{}` without {}", route.service, missing.join(" and ")),
+                            "middlewares including a `basic_auth` and an `ip_allow_list`",
+                        )
+                        .hint = Some("dashboards leak task arguments and can revoke work: guard them with both".into());
+                    }
+                }
+            }
+            if route.rule.is_some() == route.host.is_some() {
+                self.error("invalid-route", &base, format!("route `{name}` needs exactly one of `host` and `rule`"), "`host = \"example.com\"` (with an optional `path_prefix`) or a raw `rule`");
+            }
+            if route.rule.is_some() && route.path_prefix.is_some() {
+                self.error("invalid-route", &child_path(&base, "path_prefix"), format!("route `{name}`: `path_prefix` goes with `host`, not with `rule`"), "the prefix inside the rule: PathPrefix(`/api`)");
+            }
+            for (index, middleware) in route.middlewares.iter().enumerate() {
+                let path = index_path(&child_path(&base, "middlewares"), index);
+                self.reference(&path, "middleware", middleware, config.middlewares.keys());
+            }
+        }
+        for (name, service) in &config.services {
+            if service.dashboard && config.routes.values().all(|route| &route.service != name) {
+                continue;
+            }
+        }
+    }
+
+    fn middlewares(&mut self, config: &Config) {
+        let mut graph: DiGraphMap<&str, ()> = DiGraphMap::new();
+        for (name, middleware) in &config.middlewares {
+            graph.add_node(name.as_str());
+            let base = child_path("middlewares", name);
+            match middleware {
+                MiddlewareConfig::Chain { middlewares } => {
+                    for (index, member) in middlewares.iter().enumerate() {
+                        let path = index_path(&child_path(&base, "middlewares"), index);
+                        self.reference(&path, "middleware", member, config.middlewares.keys());
+                        if config.middlewares.contains_key(member) {
+                            graph.add_edge(name.as_str(), member.as_str(), ());
+                        }
+                    }
+                }
+                MiddlewareConfig::RateLimit { period: Some(period), .. } if humantime::parse_duration(period).is_err() => {
+                    self.error("invalid-value", &child_path(&base, "period"), format!("`{period}` is not a duration"), "a duration such as `1s` or `1m`");
+                }
+                MiddlewareConfig::BasicAuth { users, .. } if users.is_empty() => {
+                    self.error("invalid-value", &child_path(&base, "users"), format!("basic auth `{name}` has no users"), "`users = { admin = \"${FLOWER_PASSWORD}\" }`");
+                }
+                _ => {}
+            }
+        }
+        self.cycles(&graph, "middlewares", "middlewares", "middleware chain");
+    }
+
+    fn checks(&mut self, config: &Config) {
+        for (index, check) in config.checks.iter().enumerate() {
+            if !(check.url.starts_with("http://") || check.url.starts_with("https://")) {
+                self.error("invalid-value", &child_path(&index_path("checks", index), "url"), format!("check URL `{}` is not http(s)", check.url), "`https://example.com/health`");
+            }
+        }
+    }
+
+    /// Every `${VAR}` resolves, and `.env.example` lists exactly the variables used.
+    fn variables(&mut self, document: &serde_json::Value, environment: &Environment, base_directory: &Path, env_path: Option<&Path>) {
+        let mut used: BTreeMap<String, String> = BTreeMap::new();
+        let mut strings = Vec::new();
+        collect_strings(document, "", &mut strings);
+        for (path, text) in &strings {
+            for name in variables_in(text) {
+                used.entry(name.clone()).or_insert_with(|| path.clone());
+                let has_default = text.contains(&format!("${{{name}:-"));
+                if environment.get(&name).is_none() && !has_default {
+                    let source = env_path.map(|path| format!("`{}`", path.display())).unwrap_or_else(|| "an env file".into());
+                    self.error(
+                        "unresolved-variable",
+                        path,
+                        format!("`${{{name}}}` has no value"),
+                        &format!("`{name}` set in {source} or in the environment"),
+                    )
+                    .hint = Some(format!("add `{name}=…` to {source}, or export it; `.env.example` lists every variable"));
+                }
+            }
+        }
+        let example_path = base_directory.join(".env.example");
+        let Ok(example) = std::fs::read_to_string(&example_path) else {
+            if !used.is_empty() {
+                self.found.push(Diagnostic::warning(
+                    "env-example-missing",
+                    format!("the stack uses {} variables but there is no `.env.example` listing them", used.len()),
+                ).hint("add `.env.example` with every variable and a placeholder value"));
+            }
+            return;
+        };
+        let listed: BTreeSet<String> = example
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .filter_map(|line| line.trim_start_matches("export ").split('=').next())
+            .map(|name| name.trim().to_string())
+            .collect();
+        for (name, path) in &used {
+            if !listed.contains(name) {
+                self.error(
+                    "env-example-parity",
+                    path,
+                    format!("`{name}` is used here but `.env.example` does not list it"),
+                    "every variable the stack uses listed in `.env.example`",
+                )
+                .hint = Some(format!("add `{name}=` to `.env.example`"));
+            }
+        }
+        for name in &listed {
+            if !used.contains_key(name) {
+                self.found.push(
+                    Diagnostic::error("env-example-parity", format!("`.env.example` lists `{name}`, which the stack never uses"))
+                        .hint(format!("remove `{name}` from `.env.example`, or use it in stack.toml")),
+                );
+            }
+        }
+    }
+}
+
+fn collect_strings(value: &serde_json::Value, path: &str, found: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::String(text) if text.contains('$') => found.push((path.to_string(), text.clone())),
+        serde_json::Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                collect_strings(item, &index_path(path, index), found);
+            }
+        }
+        serde_json::Value::Object(entries) => {
+            for (key, item) in entries {
+                collect_strings(item, &child_path(path, key), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The droplet that runs the services, if any.
+pub fn target_droplet(config: &Config) -> Option<&str> {
+    match &config.target {
+        Some(target) => target.droplet.as_deref(),
+        None if config.droplets.len() == 1 => config.droplets.keys().next().map(String::as_str),
+        None => None,
+    }
+}
+
+/// The middlewares a route applies, with chains expanded (each once, cycles cut).
+pub fn flatten_middlewares<'a>(names: &[String], all: &'a BTreeMap<String, MiddlewareConfig>) -> Vec<&'a MiddlewareConfig> {
+    let mut seen = BTreeSet::new();
+    let mut result = Vec::new();
+    let mut stack: Vec<&str> = names.iter().rev().map(String::as_str).collect();
+    while let Some(name) = stack.pop() {
+        if !seen.insert(name.to_string()) {
+            continue;
+        }
+        if let Some(middleware) = all.get(name) {
+            if let MiddlewareConfig::Chain { middlewares } = middleware {
+                stack.extend(middlewares.iter().rev().map(String::as_str));
+            }
+            result.push(middleware);
+        }
+    }
+    result
+}
+
+/// `source:/target[:ro]` → (source, target, read only). A source starting with `/` or
+/// `.` is a bind mount, otherwise a named volume.
+pub fn parse_volume(text: &str) -> Option<(String, String, bool)> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (source, target, read_only) = match parts.as_slice() {
+        [source, target] => (*source, *target, false),
+        [source, target, "ro"] => (*source, *target, true),
+        [source, target, "rw"] => (*source, *target, false),
+        _ => return None,
+    };
+    if source.is_empty() || !target.starts_with('/') {
+        return None;
+    }
+    Some((source.to_string(), target.to_string(), read_only))
+}
+
+/// `512m` → bytes.
+pub fn parse_memory(text: &str) -> Option<i64> {
+    let text = text.trim().to_ascii_lowercase();
+    let text = text.trim_end_matches('b');
+    let (digits, multiplier) = match text.chars().last()? {
+        'k' => (&text[..text.len() - 1], 1024),
+        'm' => (&text[..text.len() - 1], 1024 * 1024),
+        'g' => (&text[..text.len() - 1], 1024 * 1024 * 1024),
+        _ => (text, 1),
+    };
+    digits.parse::<i64>().ok().filter(|number| *number > 0).map(|number| number * multiplier)
+}

@@ -1,0 +1,118 @@
+//! Plans rendered for people and machines: text (terminal), JSON (versioned, fields
+//! documented in docs/plan-json.md) and markdown (a pull-request comment). Each is a pure
+//! function of the plan: same plan, byte-identical output. Secrets appear only as
+//! `(sensitive)`; values known only after apply as `(known after apply)`.
+
+pub mod json;
+pub mod markdown;
+pub mod text;
+
+use stackctl_provider::{AttributeChange, Value};
+
+pub const SENSITIVE: &str = "(sensitive)";
+pub const SENSITIVE_CHANGED: &str = "(sensitive value changed)";
+pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
+/// A value on one line: strings quoted, secrets and unknowns as their markers.
+pub fn inline(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_string(),
+        Value::Bool(flag) => flag.to_string(),
+        Value::Integer(number) => number.to_string(),
+        Value::Text(text) => serde_json::to_string(text).unwrap_or_default(),
+        Value::Secret(_) => SENSITIVE.to_string(),
+        Value::Unknown(_) => KNOWN_AFTER_APPLY.to_string(),
+        Value::List(items) => format!("[{}]", items.iter().map(inline).collect::<Vec<_>>().join(", ")),
+        Value::Map(entries) => format!(
+            "{{ {} }}",
+            entries
+                .iter()
+                .map(|(key, item)| format!("{key} = {}", inline(item)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// True for text spanning lines (a rendered config file): shown as a line diff.
+pub fn is_multiline(value: Option<&Value>) -> bool {
+    matches!(value, Some(Value::Text(text)) if text.contains('\n'))
+}
+
+/// One rendered line of a change, without glyph or colour: `(sensitive value changed)`,
+/// `"a" → "b"`, `+ "b"`, `- "a"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeLine {
+    Added(String),
+    Removed(String),
+    Changed { before: String, after: String },
+    SensitiveChanged,
+    /// A multi-line text: a unified line diff.
+    TextDiff(Vec<DiffLine>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiffLine {
+    Same(String),
+    Added(String),
+    Removed(String),
+    Gap,
+}
+
+/// Flattens a change for display: maps on both sides become one line per changed key
+/// (`env.DATABASE_URL`), so a one-variable change shows as one line.
+pub fn expand(change: &AttributeChange) -> Vec<(String, ChangeLine, bool)> {
+    let mut lines = Vec::new();
+    expand_into(&change.attribute, change.before.as_ref(), change.after.as_ref(), change.sensitive, &mut lines);
+    lines.into_iter().map(|(name, line)| (name, line, change.forces_replace)).collect()
+}
+
+fn expand_into(name: &str, before: Option<&Value>, after: Option<&Value>, sensitive: bool, lines: &mut Vec<(String, ChangeLine)>) {
+    if let (Some(Value::Map(old)), Some(Value::Map(new))) = (before, after) {
+        let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        for key in keys {
+            let (old_value, new_value) = (old.get(key), new.get(key));
+            if old_value != new_value {
+                let nested_sensitive = old_value.is_some_and(Value::contains_secret) || new_value.is_some_and(Value::contains_secret);
+                expand_into(&format!("{name}.{key}"), old_value, new_value, nested_sensitive, lines);
+            }
+        }
+        return;
+    }
+    let shown = |value: &Value| if sensitive && !matches!(value, Value::Unknown(_)) { SENSITIVE.to_string() } else { inline(value) };
+    let line = match (before, after) {
+        (None, Some(new)) => ChangeLine::Added(shown(new)),
+        (Some(old), None) => ChangeLine::Removed(shown(old)),
+        (Some(_), Some(_)) if sensitive => ChangeLine::SensitiveChanged,
+        (Some(Value::Text(old)), Some(Value::Text(new))) if old.contains('\n') || new.contains('\n') => {
+            ChangeLine::TextDiff(text_diff(old, new))
+        }
+        (Some(old), Some(new)) => ChangeLine::Changed { before: inline(old), after: inline(new) },
+        (None, None) => return,
+    };
+    lines.push((name.to_string(), line));
+}
+
+/// A unified diff of two texts with three lines of context.
+pub fn text_diff(old: &str, new: &str) -> Vec<DiffLine> {
+    let diff = similar::TextDiff::from_lines(old, new);
+    let mut lines = Vec::new();
+    for (index, group) in diff.grouped_ops(3).iter().enumerate() {
+        if index > 0 {
+            lines.push(DiffLine::Gap);
+        }
+        for operation in group {
+            for change in diff.iter_changes(operation) {
+                let text = change.value().trim_end_matches('\n').to_string();
+                lines.push(match change.tag() {
+                    similar::ChangeTag::Equal => DiffLine::Same(text),
+                    similar::ChangeTag::Insert => DiffLine::Added(text),
+                    similar::ChangeTag::Delete => DiffLine::Removed(text),
+                });
+            }
+        }
+    }
+    lines
+}
