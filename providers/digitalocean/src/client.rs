@@ -209,7 +209,7 @@ pub enum ClientError {
     #[error("no DigitalOcean API token: set {TOKEN_VARIABLE} (or {ALTERNATE_TOKEN_VARIABLE})")]
     MissingToken,
     #[error("{0}")]
-    Api(ApiError),
+    Api(Box<ApiError>),
     /// No HTTP answer. `ambiguous` is true when the request may have reached the server
     /// (a timeout, a connection dropped mid-exchange), false when it certainly did not.
     #[error("{method} {path}: {message}")]
@@ -248,7 +248,7 @@ impl ClientError {
 
     pub fn api(&self) -> Option<&ApiError> {
         match self.root() {
-            ClientError::Api(error) => Some(error),
+            ClientError::Api(error) => Some(error.as_ref()),
             _ => None,
         }
     }
@@ -999,7 +999,7 @@ fn api_error(method: &Method, path: &str, status: StatusCode, text: &str) -> Cli
             .and_then(Json::as_str)
             .map(str::to_string)
     };
-    ClientError::Api(ApiError {
+    ClientError::Api(Box::new(ApiError {
         method: method.to_string(),
         path: path.to_string(),
         status: status.as_u16(),
@@ -1019,7 +1019,7 @@ fn api_error(method: &Method, path: &str, status: StatusCode, text: &str) -> Cli
             }
         }),
         request_id: field("request_id"),
-    })
+    }))
 }
 
 /// How long a 429 (or a 503 with `retry-after`) asks the client to wait:

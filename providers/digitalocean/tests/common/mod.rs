@@ -242,7 +242,7 @@ pub fn schema_errors(schema: &Json, instance: &Json) -> Vec<String> {
         .collect()
 }
 
-fn resolve_ref<'a>(value: &'a Json) -> &'a Json {
+fn resolve_ref(value: &Json) -> &Json {
     match value.get("$ref").and_then(Json::as_str) {
         Some(reference) => {
             let pointer = reference.trim_start_matches('#');
