@@ -1001,44 +1001,72 @@ async fn authenticate(
     target: &str,
 ) -> Result<(), HostError> {
     let mut tried: Vec<String> = Vec::new();
-    let explicit = !options.identity_files.is_empty();
+    match try_every_key(handle, options, &mut tried).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(HostError::Refused {
+            message: format!(
+                "{target} refused public-key authentication as `{}`",
+                options.user
+            ),
+            hint: Some(authentication_hint(&tried, &options.user)),
+        }),
+        // Typically "Too many authentication failures": the server hangs up after
+        // `MaxAuthTries` rejected keys.
+        Err(cause) => Err(HostError::Refused {
+            message: format!(
+                "{target} closed the connection while authenticating as `{}`: {cause}",
+                options.user
+            ),
+            hint: Some(authentication_hint(&tried, &options.user)),
+        }),
+    }
+}
+
+fn authentication_hint(tried: &[String], user: &str) -> String {
+    format!(
+        "keys tried: {}; add the public half of one of them to `~/.ssh/authorized_keys` of `{user}` on the host, \
+         or name the right private key in the target's identity files",
+        if tried.is_empty() { "none".to_string() } else { tried.join("; ") },
+    )
+}
+
+/// Offers the configured identity files, then the agent's keys, then the default key
+/// files (only when none were configured). `Ok(true)` once one is accepted; `Err` when
+/// the connection broke.
+async fn try_every_key(
+    handle: &mut Handle<TrustingHandler>,
+    options: &SshOptions,
+    tried: &mut Vec<String>,
+) -> Result<bool, String> {
     for path in &options.identity_files {
-        if try_identity_file(handle, target, &options.user, path, &mut tried).await? {
-            return Ok(());
+        if try_identity_file(handle, &options.user, path, tried).await? {
+            return Ok(true);
         }
     }
-    if try_agent(handle, &options.user, &mut tried).await? {
-        return Ok(());
+    if try_agent(handle, &options.user, tried).await? {
+        return Ok(true);
     }
-    if !explicit {
-        for name in ["id_ed25519", "id_ecdsa"] {
-            let Some(home) = home_directory() else { break };
-            let path = home.join(".ssh").join(name);
-            if try_identity_file(handle, target, &options.user, &path, &mut tried).await? {
-                return Ok(());
+    if options.identity_files.is_empty() {
+        if let Some(home) = home_directory() {
+            for name in ["id_ed25519", "id_ecdsa"] {
+                let path = home.join(".ssh").join(name);
+                if try_identity_file(handle, &options.user, &path, tried).await? {
+                    return Ok(true);
+                }
             }
         }
     }
-    Err(HostError::Refused {
-        message: format!("{target} refused public-key authentication as `{}`", options.user),
-        hint: Some(format!(
-            "keys tried: {}; add the public half of one of them to `~/.ssh/authorized_keys` of `{}` on the host, \
-             or name the right private key in the target's identity files",
-            if tried.is_empty() { "none".to_string() } else { tried.join("; ") },
-            options.user
-        )),
-    })
+    Ok(false)
 }
 
 /// Tries one private key file; records what happened in `tried`. `Ok(true)` when the
 /// server accepted it.
 async fn try_identity_file(
     handle: &mut Handle<TrustingHandler>,
-    target: &str,
     user: &str,
     path: &Path,
     tried: &mut Vec<String>,
-) -> Result<bool, HostError> {
+) -> Result<bool, String> {
     let key = match russh::keys::load_secret_key(path, None) {
         Ok(key) => key,
         Err(russh::keys::Error::IO(error)) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -1062,13 +1090,7 @@ async fn try_identity_file(
     let result = handle
         .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), None))
         .await
-        .map_err(|error| HostError::Unreachable {
-            target: target.to_string(),
-            cause: format!(
-                "the connection failed during authentication: {}",
-                describe_russh_error(&error)
-            ),
-        })?;
+        .map_err(|error| describe_russh_error(&error))?;
     if result.success() {
         return Ok(true);
     }
@@ -1084,7 +1106,7 @@ async fn try_agent(
     handle: &mut Handle<TrustingHandler>,
     user: &str,
     tried: &mut Vec<String>,
-) -> Result<bool, HostError> {
+) -> Result<bool, String> {
     if std::env::var_os("SSH_AUTH_SOCK").is_none() {
         return Ok(false);
     }

@@ -213,6 +213,20 @@ async fn an_unauthorised_client_key_is_refused_with_a_hint_naming_the_keys_tried
 }
 
 #[tokio::test]
+async fn a_server_that_hangs_up_after_too_many_keys_is_a_refusal_naming_them() {
+    let sshd = TestSshd::start_with_config(&["MaxAuthTries 1"]).unwrap();
+    let first = sshd.generate_other_key("first_stranger").unwrap();
+    let second = sshd.generate_other_key("second_stranger").unwrap();
+    let options = SshOptions {
+        identity_files: vec![first.clone(), second, sshd.client_key.clone()],
+        ..sshd.ssh_options()
+    };
+    let text = refused_text(SshHost::connect(options).await.unwrap_err());
+    assert!(text.contains(&first.display().to_string()), "{text}");
+    assert!(text.contains("authorized_keys"), "{text}");
+}
+
+#[tokio::test]
 async fn a_closed_port_is_unreachable_at_once() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
