@@ -8,6 +8,9 @@
 //! - certificates come from Let's Encrypt staging unless production was explicitly
 //!   allowed (`staging = false`): [`crate::spec::StaticSpec::from_attributes`] already
 //!   refuses a production `ca_server` without it, and [`check_resources`] reports it;
+//! - every middleware a route or chain names exists, and a route's certificate resolver
+//!   is the one the edge defines (Traefik otherwise drops the route, or silently serves
+//!   its self-signed certificate);
 //! - middleware order matters, as observed in Traefik 3.7: `headers` must come first or
 //!   401/403/429 answers go out without HSTS and friends, and an allowlist placed after
 //!   basic auth lets outsiders try passwords. Those are warnings, not errors.
@@ -15,7 +18,7 @@
 //! Middleware names that point outside the file provider (`x@internal`) are not
 //! resolved and count as neither auth nor allowlist.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use stackctl_provider::{Address, Resource};
@@ -49,7 +52,7 @@ pub struct RouteProtection {
 
 impl RouteProtection {
     pub fn has(&self, type_name: &str) -> bool {
-        self.order.iter().any(|found| *found == type_name)
+        self.order.contains(&type_name)
     }
 
     fn position(&self, type_name: &str) -> Option<usize> {
@@ -93,15 +96,22 @@ pub fn route_protection(
 /// reports them with the setting's name.
 pub fn check_resources(resources: &[Resource], dashboard_services: &[String]) -> Vec<Finding> {
     let mut middlewares = BTreeMap::new();
+    let mut middleware_names = BTreeSet::new();
+    let mut chains = Vec::new();
+    let mut resolver_name = None;
     let mut routes = Vec::new();
     let mut findings = Vec::new();
     for resource in resources {
         let address = &resource.address;
         match address.kind() {
             "middleware" => {
+                middleware_names.insert(address.name().to_string());
                 if let Ok(spec) =
                     MiddlewareSpec::from_attributes(address.name(), &resource.attributes)
                 {
+                    if let MiddlewareKind::Chain { middlewares: inner } = &spec.kind {
+                        chains.push((address.clone(), inner.clone()));
+                    }
                     middlewares.insert(spec.name, spec.kind);
                 }
             }
@@ -112,6 +122,8 @@ pub fn check_resources(resources: &[Resource], dashboard_services: &[String]) ->
             }
             "file" if address.name() == STATIC_FILE_NAME => {
                 if let Ok(edge) = StaticSpec::from_attributes(&resource.attributes) {
+                    resolver_name =
+                        Some(edge.resolver.as_ref().map(|resolver| resolver.name.clone()));
                     if let Some(resolver) = edge.resolver.filter(|resolver| !resolver.staging) {
                         findings.push(Finding {
                             address: address.clone(),
@@ -126,6 +138,59 @@ pub fn check_resources(resources: &[Resource], dashboard_services: &[String]) ->
                 }
             }
             _ => {}
+        }
+    }
+    // A reference Traefik cannot resolve drops the router (404) or leaves a chain
+    // broken; names with `@` belong to other providers and are not checked.
+    let unknown = |names: &[String]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|name| !name.contains('@') && !middleware_names.contains(name.as_str()))
+            .cloned()
+            .collect()
+    };
+    for (address, inner) in &chains {
+        for missing in unknown(inner) {
+            findings.push(Finding {
+                address: address.clone(),
+                severity: Severity::Error,
+                code: "unknown-middleware",
+                message: format!(
+                    "chain `{}` names `{missing}`, which is not a middleware of this stack",
+                    address.name()
+                ),
+            });
+        }
+    }
+    for (address, route) in &routes {
+        for missing in unknown(&route.middlewares) {
+            findings.push(Finding {
+                address: address.clone(),
+                severity: Severity::Error,
+                code: "unknown-middleware",
+                message: format!(
+                    "route `{}` names `{missing}`, which is not a middleware of this stack; Traefik would drop the route (404)",
+                    route.name
+                ),
+            });
+        }
+        // Only checked when the static file is among the resources.
+        if let (Some(wanted), Some(defined)) = (&route.tls_resolver, &resolver_name) {
+            if defined.as_deref() != Some(wanted.as_str()) {
+                findings.push(Finding {
+                    address: address.clone(),
+                    severity: Severity::Error,
+                    code: "unknown-resolver",
+                    message: format!(
+                        "route `{}` asks for certificates from resolver `{wanted}`, but the edge defines {}; Traefik would serve its self-signed default certificate",
+                        route.name,
+                        match defined {
+                            Some(name) => format!("only `{name}`"),
+                            None => "no resolver".to_string(),
+                        }
+                    ),
+                });
+            }
         }
     }
     for (address, route) in routes {

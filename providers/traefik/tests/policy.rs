@@ -106,3 +106,52 @@ fn production_certificates_are_reported() {
         vec![("file.traefik-static".to_string(), "production-certificates")]
     );
 }
+
+#[test]
+fn unknown_middlewares_and_resolvers_are_errors() {
+    let mut resources = vec![static_file(ROOT)];
+    resources.extend(middlewares(ROOT, "10.0.0.0/8", 50, 100));
+    resources.push(middleware(
+        ROOT,
+        "broken-chain",
+        "chain",
+        map(&[("middlewares", texts(&["nope"]))]),
+    ));
+    let mut typo = route(
+        ROOT,
+        "typo",
+        "Host(`t.example.test`)",
+        "frontend",
+        &["secure-header", "noop@internal"],
+    );
+    typo.attributes
+        .insert("tls_resolver".into(), Value::text("le"));
+    resources.push(typo);
+    let mut good = route(
+        ROOT,
+        "good",
+        "Host(`g.example.test`)",
+        "frontend",
+        &["secure-headers"],
+    );
+    good.attributes
+        .insert("tls_resolver".into(), Value::text("le-staging"));
+    resources.push(good);
+    let findings = check_resources(&resources, &[]);
+    assert_eq!(
+        codes(&findings),
+        vec![
+            ("middleware.broken-chain".to_string(), "unknown-middleware"),
+            ("route.typo".to_string(), "unknown-middleware"),
+            ("route.typo".to_string(), "unknown-resolver"),
+        ]
+    );
+    assert!(findings
+        .iter()
+        .all(|finding| finding.severity == Severity::Error));
+    assert!(
+        findings[1].message.contains("`secure-header`"),
+        "{}",
+        findings[1].message
+    );
+}

@@ -685,6 +685,9 @@ async fn rendered_files_behave_as_promised_in_a_real_traefik() {
     assert_passed(&removed, &traefik);
 
     let log = std::fs::read_to_string(&traefik.log).unwrap_or_default();
+    if std::env::var_os("STACKCTL_TEST_SHOW_LOG").is_some() {
+        eprintln!("traefik log:\n{log}");
+    }
     assert!(
         !log.contains("Cannot start the provider"),
         "{}",
