@@ -595,7 +595,13 @@ async fn drift_shows_a_stopped_a_hand_replaced_and_a_removed_container_and_a_rem
         SERVER_IMAGE,
     ])
     .expect("docker run");
-    let live = read(&provider, &stack, &[desired.clone()], &all_recorded).await;
+    let live = read(
+        &provider,
+        &stack,
+        std::slice::from_ref(&desired),
+        &all_recorded,
+    )
+    .await;
     let web = find(&live, "service.web").expect("the hand-made container is seen by name");
     assert!(!web.owned);
     assert_eq!(web.attributes["label_hash"], Value::Null);
@@ -764,7 +770,13 @@ async fn builds_an_image_once_per_context_hash_and_never_pulls() {
         "only an inspect is sent"
     );
 
-    let live = read(&provider, &stack, &[image("aaaa")], &[first.clone()]).await;
+    let live = read(
+        &provider,
+        &stack,
+        &[image("aaaa")],
+        std::slice::from_ref(&first),
+    )
+    .await;
     assert_eq!(
         find(&live, "image.app").expect("image live").attributes,
         first.attributes
