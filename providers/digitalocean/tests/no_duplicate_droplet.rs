@@ -103,3 +103,45 @@ async fn a_500_before_processing_is_followed_by_a_lookup_and_one_create() {
     assert_eq!(droplet_count(&emulator), 1);
     assert_contract(&emulator);
 }
+
+#[tokio::test]
+async fn a_timeout_after_committed_create_leaves_exactly_one_droplet() {
+    let emulator = start_emulator().await;
+    let mut config = client_config(&emulator, Some(TOKEN));
+    config.retry.request_timeout = std::time::Duration::from_millis(300);
+    let provider = stackctl_digitalocean::DigitalOceanProvider::new(
+        config,
+        stackctl_digitalocean::ProviderOptions { poll: fast_poll() },
+    )
+    .expect("provider");
+    let context = context();
+    provider
+        .apply(&create_action(ssh_key_resource()), &context)
+        .await
+        .expect("key created");
+    emulator.set_faults(Faults {
+        slow_responses: 1,
+        slow_response_ms: 1500,
+        only: Some("POST /v2/droplets".into()),
+        ..Faults::default()
+    });
+    let fingerprint = ssh_fingerprint(PUBLIC_KEY).expect("fingerprint");
+    provider
+        .apply(
+            &create_action(droplet_resource("s-1vcpu-1gb", &fingerprint)),
+            &context,
+        )
+        .await
+        .expect("droplet created");
+    assert_eq!(droplet_count(&emulator), 1);
+    let creates = emulator
+        .exchanges()
+        .iter()
+        .filter(|exchange| exchange.method == "POST" && exchange.path == "/v2/droplets")
+        .count();
+    assert_eq!(
+        creates, 1,
+        "the timed-out create was not repeated: the lookup found it"
+    );
+    assert_contract(&emulator);
+}

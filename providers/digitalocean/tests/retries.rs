@@ -150,3 +150,27 @@ async fn a_non_idempotent_500_is_not_blindly_repeated() {
     assert_eq!(emulator.exchanges().len(), 1);
     assert_contract(&emulator);
 }
+
+#[tokio::test]
+async fn a_timed_out_read_is_retried() {
+    let emulator = start_emulator().await;
+    emulator.set_faults(Faults {
+        slow_responses: 1,
+        slow_response_ms: 1500,
+        only: Some("GET /v2/firewalls".into()),
+        ..Faults::default()
+    });
+    let mut config = client_config(&emulator, Some(TOKEN));
+    config.retry.request_timeout = Duration::from_millis(300);
+    let client = stackctl_digitalocean::Client::new(config).expect("client");
+    let started = Instant::now();
+    client
+        .list_firewalls()
+        .await
+        .expect("the second attempt is answered in time");
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "did not wait for the slow answer"
+    );
+    assert_eq!(emulator.exchanges().len(), 2);
+}

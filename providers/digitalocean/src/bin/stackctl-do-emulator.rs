@@ -18,6 +18,7 @@ async fn main() {
             "usage: stackctl-do-emulator [--listen 127.0.0.1:8089] [--token TOKEN] [--public-ipv4 127.0.0.1]\n\
              \x20      [--activation-delay-ms 200] [--action-delay-ms 50] [--rate-limit 5000] [--ssh-key-list-limit 10]\n\
              \x20      [--fail-500 N] [--burst-429 N] [--retry-after SECONDS] [--drop-after-create N]\n\
+             \x20      [--slow-responses N] [--slow-response-ms 2000]\n\
              \x20      [--fault-only \"POST /v2/droplets\"] [--allow-resize-while-on]\n\
              Runtime control: GET /_emulator/state, GET|POST /_emulator/faults, GET /_emulator/exchanges,\n\
              POST /_emulator/reset, POST /_emulator/droplets/ID/(resize|power-off|retag)-out-of-band"

@@ -27,6 +27,8 @@
 //! * `rate_limited: N` — the next N get a 429 with `retry-after` (a burst-limit trip);
 //! * `drop_after_commit: N` — the next N matching mutations are carried out, then the
 //!   connection is closed without an answer: the client cannot know it succeeded;
+//! * `slow_responses: N` — the next N matching requests are carried out, and answered
+//!   only after `slow_response_ms` (a client timeout after the work was done);
 //! * `only: "POST /v2/droplets"` restricts the faults to one method and path prefix.
 //!
 //! Admin endpoints (same bearer token): `GET /_emulator/state`, `GET|POST
@@ -98,7 +100,7 @@ impl Default for EmulatorConfig {
 }
 
 /// Faults to inject; counters go down as faults fire.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Faults {
     #[serde(default)]
     pub server_errors: u32,
@@ -109,6 +111,12 @@ pub struct Faults {
     pub retry_after_seconds: u64,
     #[serde(default)]
     pub drop_after_commit: u32,
+    /// The next N matching requests are carried out but answered only after
+    /// `slow_response_ms`: long enough, by default, for a client to time out.
+    #[serde(default)]
+    pub slow_responses: u32,
+    #[serde(default = "default_slow_response_ms")]
+    pub slow_response_ms: u64,
     /// `"METHOD /path-prefix"` or `"/path-prefix"`: the requests the faults apply to.
     #[serde(default)]
     pub only: Option<String>,
@@ -116,6 +124,10 @@ pub struct Faults {
 
 fn default_retry_after() -> u64 {
     1
+}
+
+fn default_slow_response_ms() -> u64 {
+    2000
 }
 
 impl EmulatorConfig {
@@ -182,12 +194,28 @@ impl EmulatorConfig {
                 "burst-429" => config.faults.rate_limited = number(flag, value)?,
                 "retry-after" => config.faults.retry_after_seconds = number(flag, value)?,
                 "drop-after-create" => config.faults.drop_after_commit = number(flag, value)?,
+                "slow-responses" => config.faults.slow_responses = number(flag, value)?,
+                "slow-response-ms" => config.faults.slow_response_ms = number(flag, value)?,
                 "fault-only" => config.faults.only = Some(value.clone()),
                 "allow-resize-while-on" => config.resize_requires_power_off = value != "true",
                 _ => {}
             }
         }
         Ok(config)
+    }
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            server_errors: 0,
+            rate_limited: 0,
+            retry_after_seconds: default_retry_after(),
+            drop_after_commit: 0,
+            slow_responses: 0,
+            slow_response_ms: default_slow_response_ms(),
+            only: None,
+        }
     }
 }
 
@@ -213,6 +241,8 @@ const FLAGS: &[(&str, &str)] = &[
         "drop-after-create",
         "STACKCTL_DO_EMULATOR_DROP_AFTER_CREATE",
     ),
+    ("slow-responses", "STACKCTL_DO_EMULATOR_SLOW_RESPONSES"),
+    ("slow-response-ms", "STACKCTL_DO_EMULATOR_SLOW_RESPONSE_MS"),
     ("fault-only", "STACKCTL_DO_EMULATOR_FAULT_ONLY"),
     (
         "allow-resize-while-on",
@@ -410,7 +440,11 @@ async fn answer(
             status,
             headers,
             body,
+            delay,
         } => {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let mut response = Response::builder()
                 .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
             for (name, value) in headers {

@@ -35,6 +35,8 @@ pub enum Reply {
         status: u16,
         headers: Vec<(String, String)>,
         body: Option<Json>,
+        /// Hold the answer back this long (fault injection: a timeout after the work).
+        delay: Duration,
     },
     /// Close the connection without answering (fault injection).
     Drop,
@@ -517,6 +519,17 @@ impl State {
             return Reply::Drop;
         }
 
+        // A slow answer: the work is done, the client may give up before it hears so.
+        let mut delay = Duration::ZERO;
+        if authorized
+            && !is_admin
+            && self.faults.slow_responses > 0
+            && self.fault_applies(method, path)
+        {
+            self.faults.slow_responses -= 1;
+            delay = Duration::from_millis(self.faults.slow_response_ms);
+        }
+
         let mut headers = self.rate_limit_headers();
         if handled.status == 429 {
             if let Some(retry_after) = handled
@@ -559,6 +572,7 @@ impl State {
             status: handled.status,
             headers,
             body,
+            delay,
         }
     }
 
