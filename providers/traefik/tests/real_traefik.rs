@@ -217,6 +217,14 @@ async fn apply(provider: &TraefikProvider, action: Action) -> RecordedResource {
     }
 }
 
+/// Edits a file the way an editor saving by rename does (a truncating in-place write
+/// can briefly show Traefik an empty file, which would make the test flaky, not wrong).
+fn hand_edit(path: &str, text: &str, root: &str) {
+    let staging = format!("{root}/hand-edit.tmp");
+    std::fs::write(&staging, text).expect("write the edit");
+    std::fs::rename(&staging, path).expect("move the edit in place");
+}
+
 fn assert_passed(result: &stackctl_traefik::checks::CheckResult, traefik: &Traefik) {
     assert!(
         result.passed,
@@ -374,6 +382,13 @@ async fn rendered_files_behave_as_promised_in_a_real_traefik() {
         "{tls:?}"
     );
     assert!(tls.trust_error.is_some());
+    assert!(
+        ready
+            .summary()
+            .contains("untrusted certificate accepted: CN=TRAEFIK DEFAULT CERT"),
+        "{}",
+        ready.summary()
+    );
     let strict = run_check(
         &Check::get("strict", edge.https(DOMAIN, "/"), 200),
         &CheckOptions {
@@ -566,13 +581,13 @@ async fn rendered_files_behave_as_promised_in_a_real_traefik() {
         "Host(`example.test`) || Host(`www.example.test`)",
     );
     assert_ne!(original, edited);
-    std::fs::write(&frontend_path, &edited).expect("hand edit");
+    hand_edit(&frontend_path, &edited, &root);
     let auth_original = std::fs::read_to_string(&auth_file).expect("auth file");
-    std::fs::write(
+    hand_edit(
         &auth_file,
-        auth_original.replace("realm: \"flower\"", "realm: \"edited\""),
-    )
-    .expect("hand edit");
+        &auth_original.replace("realm: \"flower\"", "realm: \"edited\""),
+        &root,
+    );
 
     let live = provider.read(&request).await.expect("read after the edit");
     let content_of = |address: &Address| {

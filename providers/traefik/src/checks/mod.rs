@@ -326,6 +326,30 @@ pub struct CheckResult {
     pub attempts: u32,
 }
 
+impl CheckResult {
+    /// One line for a terminal: `ok   route api answers: 200 in 5.3 ms` or
+    /// `FAIL route api answers: status 404, expected …`.
+    pub fn summary(&self) -> String {
+        let outcome = match (self.passed, self.status) {
+            (true, Some(status)) => format!("{status} in {:.1} ms", self.timing.total_ms),
+            (true, None) => format!("passed in {:.1} ms", self.timing.total_ms),
+            (false, _) => self.failures.join("; "),
+        };
+        let mut line = format!(
+            "{} {}: {outcome}",
+            if self.passed { "ok  " } else { "FAIL" },
+            self.name
+        );
+        if let Some(tls) = self.tls.as_ref().filter(|tls| tls.accepted_untrusted) {
+            line.push_str(&format!(
+                " (untrusted certificate accepted: {})",
+                tls.subject.as_deref().unwrap_or("unreadable subject")
+            ));
+        }
+        line
+    }
+}
+
 /// Milliseconds from the start of the attempt.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Timing {
