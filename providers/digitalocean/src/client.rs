@@ -29,6 +29,8 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
@@ -309,11 +311,16 @@ impl Default for PollPolicy {
     }
 }
 
+/// Below this many remaining requests in the hourly budget, polling slows down.
+const LOW_BUDGET: i64 = 100;
+
 /// The DigitalOcean v2 client.
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
     config: ClientConfig,
+    /// The last `ratelimit-remaining` seen (-1 before any answer), shared by clones.
+    remaining_budget: Arc<AtomicI64>,
 }
 
 impl Client {
@@ -326,7 +333,11 @@ impl Client {
             .map_err(|error| {
                 ClientError::Failed(format!("cannot build the HTTP client: {error}"))
             })?;
-        Ok(Client { http, config })
+        Ok(Client {
+            http,
+            config,
+            remaining_budget: Arc::new(AtomicI64::new(-1)),
+        })
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -447,6 +458,14 @@ impl Client {
         })?;
         let status = response.status();
         let server_wait = wait_requested(response.headers(), status);
+        if let Some(remaining) = response
+            .headers()
+            .get("ratelimit-remaining")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.trim().parse::<i64>().ok())
+        {
+            self.remaining_budget.store(remaining, Ordering::Relaxed);
+        }
         let text = response.text().await.map_err(|error| {
             (
                 ClientError::Transport {
@@ -480,6 +499,21 @@ impl Client {
             });
         }
         Err((api_error(method, path, status, &text), server_wait))
+    }
+
+    /// The last `ratelimit-remaining` DigitalOcean reported, if any answer carried one.
+    pub fn remaining_budget(&self) -> Option<i64> {
+        let remaining = self.remaining_budget.load(Ordering::Relaxed);
+        (remaining >= 0).then_some(remaining)
+    }
+
+    /// The pause between two polls: four times longer when the hourly budget runs low,
+    /// so that waiting for a droplet never starves the rest of an apply.
+    fn poll_pause(&self, poll: &PollPolicy) -> Duration {
+        match self.remaining_budget() {
+            Some(remaining) if remaining < LOW_BUDGET => poll.interval.saturating_mul(4),
+            _ => poll.interval,
+        }
     }
 
     /// GET and decode the object under `key`.
@@ -626,7 +660,8 @@ impl Client {
                 }
                 _ => {}
             }
-            if started.elapsed() + poll.interval > poll.timeout {
+            let pause = self.poll_pause(poll);
+            if started.elapsed() + pause > poll.timeout {
                 return Err(ClientError::Timeout(format!(
                     "DigitalOcean action {id} ({}) still {} after {:?}",
                     action.kind,
@@ -634,7 +669,7 @@ impl Client {
                     started.elapsed()
                 )));
             }
-            tokio::time::sleep(poll.interval).await;
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -652,14 +687,15 @@ impl Client {
             if droplet.status == "active" && droplet.public_ipv4().is_some() {
                 return Ok(droplet);
             }
-            if started.elapsed() + poll.interval > poll.timeout {
+            let pause = self.poll_pause(poll);
+            if started.elapsed() + pause > poll.timeout {
                 return Err(ClientError::Timeout(format!(
                     "droplet {id} is still `{}` without a public IPv4 address after {:?}",
                     droplet.status,
                     started.elapsed()
                 )));
             }
-            tokio::time::sleep(poll.interval).await;
+            tokio::time::sleep(pause).await;
         }
     }
 
