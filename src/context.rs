@@ -33,9 +33,15 @@ pub fn gather(loaded: &LoadedConfig) -> Result<ExternalInputs, Vec<Diagnostic>> 
                     inputs.context_hashes.insert(context.clone(), hash);
                 }
                 Err(error) => problems.push(
-                    Diagnostic::error("build-context", format!("cannot read the build context of `{name}` at `{}`: {error}", directory.display()))
-                        .at(loaded.map.value(&format!("services.{name}.build")))
-                        .expected("a directory with a Dockerfile, relative to stack.toml"),
+                    Diagnostic::error(
+                        "build-context",
+                        format!(
+                            "cannot read the build context of `{name}` at `{}`: {error}",
+                            directory.display()
+                        ),
+                    )
+                    .at(loaded.map.value(&format!("services.{name}.build")))
+                    .expected("a directory with a Dockerfile, relative to stack.toml"),
                 ),
             }
         }
@@ -58,9 +64,12 @@ pub fn gather(loaded: &LoadedConfig) -> Result<ExternalInputs, Vec<Diagnostic>> 
                 inputs.files.insert(file, text);
             }
             Err(error) => problems.push(
-                Diagnostic::error("unreadable-file", format!("cannot read `{}`: {error}", resolved.display()))
-                    .at(loaded.map.value(&path))
-                    .expected("a readable file"),
+                Diagnostic::error(
+                    "unreadable-file",
+                    format!("cannot read `{}`: {error}", resolved.display()),
+                )
+                .at(loaded.map.value(&path))
+                .expected("a readable file"),
             ),
         }
     }
@@ -86,7 +95,10 @@ pub fn resolve_path(base_directory: &Path, file: &str) -> PathBuf {
 /// no rebuild.
 pub fn hash_context(directory: &Path) -> std::io::Result<String> {
     if !directory.is_dir() {
-        return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "not a directory",
+        ));
     }
     let ignore = dockerignore(directory);
     let mut files = Vec::new();
@@ -114,14 +126,22 @@ fn dockerignore(directory: &Path) -> Gitignore {
     builder.build().unwrap_or_else(|_| Gitignore::empty())
 }
 
-fn collect_files(root: &Path, directory: &Path, ignore: &Gitignore, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn collect_files(
+    root: &Path,
+    directory: &Path,
+    ignore: &Gitignore,
+    files: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(directory)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|entry| entry.file_name());
     for entry in entries {
         let path = entry.path();
         let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
         let is_directory = entry.file_type()?.is_dir();
-        if ignore.matched_path_or_any_parents(&relative, is_directory).is_ignore() {
+        if ignore
+            .matched_path_or_any_parents(&relative, is_directory)
+            .is_ignore()
+        {
             continue;
         }
         if is_directory {
@@ -141,7 +161,11 @@ mod tests {
     fn dockerignored_files_do_not_change_the_hash() {
         let directory = tempfile::tempdir().unwrap();
         std::fs::write(directory.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-        std::fs::write(directory.path().join(".dockerignore"), "*.log\nnode_modules\n").unwrap();
+        std::fs::write(
+            directory.path().join(".dockerignore"),
+            "*.log\nnode_modules\n",
+        )
+        .unwrap();
         let before = hash_context(directory.path()).unwrap();
         std::fs::write(directory.path().join("debug.log"), "noise").unwrap();
         std::fs::create_dir(directory.path().join("node_modules")).unwrap();

@@ -9,17 +9,26 @@ use stackctl_provider::Address;
 /// Orders `nodes` so every node comes after its dependencies (edges point from a node to
 /// what it depends on); ties are broken by address, so the order never varies. Returns
 /// the members of the cycles if there are any.
-pub fn dependency_order(dependencies: &BTreeMap<Address, Vec<Address>>) -> Result<Vec<Address>, Vec<Vec<Address>>> {
+pub fn dependency_order(
+    dependencies: &BTreeMap<Address, Vec<Address>>,
+) -> Result<Vec<Address>, Vec<Vec<Address>>> {
     let mut waiting_on: BTreeMap<&Address, usize> = BTreeMap::new();
     let mut dependents: BTreeMap<&Address, Vec<&Address>> = BTreeMap::new();
     for (node, needs) in dependencies {
-        let known: BTreeSet<&Address> = needs.iter().filter(|need| dependencies.contains_key(*need)).collect();
+        let known: BTreeSet<&Address> = needs
+            .iter()
+            .filter(|need| dependencies.contains_key(*need))
+            .collect();
         waiting_on.insert(node, known.len());
         for need in known {
             dependents.entry(need).or_default().push(node);
         }
     }
-    let mut ready: BTreeSet<&Address> = waiting_on.iter().filter(|(_, count)| **count == 0).map(|(node, _)| *node).collect();
+    let mut ready: BTreeSet<&Address> = waiting_on
+        .iter()
+        .filter(|(_, count)| **count == 0)
+        .map(|(node, _)| *node)
+        .collect();
     let mut order = Vec::with_capacity(dependencies.len());
     while let Some(node) = ready.pop_first() {
         order.push(node.clone());
@@ -97,13 +106,28 @@ mod tests {
     #[test]
     fn dependencies_come_first_and_ties_sort_by_address() {
         let graph = BTreeMap::from([
-            (address("service.api"), vec![address("network.edge"), address("service.postgres")]),
+            (
+                address("service.api"),
+                vec![address("network.edge"), address("service.postgres")],
+            ),
             (address("service.postgres"), vec![address("volume.pgdata")]),
             (address("network.edge"), vec![]),
             (address("volume.pgdata"), vec![]),
         ]);
-        let order: Vec<String> = dependency_order(&graph).unwrap().iter().map(ToString::to_string).collect();
-        assert_eq!(order, ["network.edge", "volume.pgdata", "service.postgres", "service.api"]);
+        let order: Vec<String> = dependency_order(&graph)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "network.edge",
+                "volume.pgdata",
+                "service.postgres",
+                "service.api"
+            ]
+        );
     }
 
     #[test]
@@ -115,6 +139,13 @@ mod tests {
             (address("service.d"), vec![]),
         ]);
         let cycles = dependency_order(&graph).unwrap_err();
-        assert_eq!(cycles, vec![vec![address("service.a"), address("service.b"), address("service.c")]]);
+        assert_eq!(
+            cycles,
+            vec![vec![
+                address("service.a"),
+                address("service.b"),
+                address("service.c")
+            ]]
+        );
     }
 }

@@ -5,12 +5,12 @@
 //! recorded × live → actions) → `render` (text, JSON, markdown); `state` stores what was
 //! applied and `apply` runs a plan through the providers.
 
-pub mod config;
-pub mod context;
-pub mod lower;
-pub mod graph;
-pub mod state;
-pub mod plan;
-pub mod render;
 pub mod apply;
 pub mod cli;
+pub mod config;
+pub mod context;
+pub mod graph;
+pub mod lower;
+pub mod plan;
+pub mod render;
+pub mod state;

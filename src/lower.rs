@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use stackctl_provider::{Address, ReplaceOrder, Reference, Resource, Secret, Value};
+use stackctl_provider::{Address, Reference, ReplaceOrder, Resource, Secret, Value};
 
 use crate::config::validate::{parse_memory, parse_volume, target_droplet};
 use crate::config::{
@@ -83,7 +83,12 @@ fn texts(items: &[String]) -> Value {
 }
 
 fn map(entries: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
-    Value::Map(entries.into_iter().map(|(key, value)| (key.to_string(), value)).collect())
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value))
+            .collect(),
+    )
 }
 
 impl Lowering<'_> {
@@ -120,7 +125,8 @@ impl Lowering<'_> {
             );
         }
         for (name, droplet) in &self.config.droplets {
-            let mut tags: BTreeSet<String> = droplet.tags.iter().map(|tag| self.text(tag)).collect();
+            let mut tags: BTreeSet<String> =
+                droplet.tags.iter().map(|tag| self.text(tag)).collect();
             tags.insert(format!("stackctl:{}", self.stack));
             let mut resource = Resource::new(Address::new("droplet", name), DIGITALOCEAN)
                 .with("name", name.clone())
@@ -129,14 +135,26 @@ impl Lowering<'_> {
                 .with("image", self.text(&droplet.image))
                 .with(
                     "ssh_keys",
-                    Value::List(droplet.ssh_keys.iter().map(|key| unknown("ssh_key", key, "fingerprint")).collect()),
+                    Value::List(
+                        droplet
+                            .ssh_keys
+                            .iter()
+                            .map(|key| unknown("ssh_key", key, "fingerprint"))
+                            .collect(),
+                    ),
                 )
-                .with("tags", Value::List(tags.into_iter().map(Value::Text).collect()))
+                .with(
+                    "tags",
+                    Value::List(tags.into_iter().map(Value::Text).collect()),
+                )
                 .with("monitoring", droplet.monitoring)
                 .with("ipv6", droplet.ipv6);
             if let Some(file) = &droplet.user_data_file {
                 let contents = self.inputs.files.get(file).cloned().unwrap_or_default();
-                resource = resource.with("user_data_hash", stackctl_provider::sha256_hex(contents.as_bytes()));
+                resource = resource.with(
+                    "user_data_hash",
+                    stackctl_provider::sha256_hex(contents.as_bytes()),
+                );
             }
             for key in &droplet.ssh_keys {
                 resource = resource.depends_on(Address::new("ssh_key", key));
@@ -153,10 +171,21 @@ impl Lowering<'_> {
                 .map(|rule| {
                     map([
                         ("protocol", Value::text(rule.protocol.as_str())),
-                        ("ports", Value::text(rule.ports.clone().unwrap_or_else(|| "all".into()))),
+                        (
+                            "ports",
+                            Value::text(rule.ports.clone().unwrap_or_else(|| "all".into())),
+                        ),
                         (
                             "sources",
-                            texts(&rule.sources.as_ref().unwrap_or(&everyone).iter().map(|source| self.text(source)).collect::<Vec<_>>()),
+                            texts(
+                                &rule
+                                    .sources
+                                    .as_ref()
+                                    .unwrap_or(&everyone)
+                                    .iter()
+                                    .map(|source| self.text(source))
+                                    .collect::<Vec<_>>(),
+                            ),
                         ),
                     ])
                 })
@@ -167,10 +196,21 @@ impl Lowering<'_> {
                     .map(|rule| {
                         map([
                             ("protocol", Value::text(rule.protocol.as_str())),
-                            ("ports", Value::text(rule.ports.clone().unwrap_or_else(|| "all".into()))),
+                            (
+                                "ports",
+                                Value::text(rule.ports.clone().unwrap_or_else(|| "all".into())),
+                            ),
                             (
                                 "destinations",
-                                texts(&rule.destinations.as_ref().unwrap_or(&everyone).iter().map(|item| self.text(item)).collect::<Vec<_>>()),
+                                texts(
+                                    &rule
+                                        .destinations
+                                        .as_ref()
+                                        .unwrap_or(&everyone)
+                                        .iter()
+                                        .map(|item| self.text(item))
+                                        .collect::<Vec<_>>(),
+                                ),
                             ),
                         ])
                     })
@@ -192,7 +232,13 @@ impl Lowering<'_> {
                 .with("outbound_rules", Value::List(outbound))
                 .with(
                     "droplet_ids",
-                    Value::List(firewall.droplets.iter().map(|droplet| unknown("droplet", droplet, "id")).collect()),
+                    Value::List(
+                        firewall
+                            .droplets
+                            .iter()
+                            .map(|droplet| unknown("droplet", droplet, "id"))
+                            .collect(),
+                    ),
                 );
             for droplet in &firewall.droplets {
                 resource = resource.depends_on(Address::new("droplet", droplet));
@@ -205,9 +251,16 @@ impl Lowering<'_> {
                 *counts.entry(record.name.as_str()).or_default() += 1;
             }
             for record in &dns.records {
-                let base = if record.name == "@" { "apex".to_string() } else { record.name.replace('.', "-") };
+                let base = if record.name == "@" {
+                    "apex".to_string()
+                } else {
+                    record.name.replace('.', "-")
+                };
                 let name = if counts[record.name.as_str()] > 1 {
-                    format!("{base}-{}", record.record_type.as_str().to_ascii_lowercase())
+                    format!(
+                        "{base}-{}",
+                        record.record_type.as_str().to_ascii_lowercase()
+                    )
                 } else {
                     base
                 };
@@ -235,8 +288,18 @@ impl Lowering<'_> {
             Some(droplet) => resource.depends_on(droplet),
             None => resource,
         };
-        let routed: BTreeSet<&str> = self.config.routes.values().map(|route| route.service.as_str()).collect();
-        let service_networks = |service: &ServiceConfig| service.networks.clone().unwrap_or_else(|| vec!["backend".to_string()]);
+        let routed: BTreeSet<&str> = self
+            .config
+            .routes
+            .values()
+            .map(|route| route.service.as_str())
+            .collect();
+        let service_networks = |service: &ServiceConfig| {
+            service
+                .networks
+                .clone()
+                .unwrap_or_else(|| vec!["backend".to_string()])
+        };
 
         // Networks and volumes are implied by the services (and the edge) that use them.
         let mut networks: BTreeSet<String> = BTreeSet::new();
@@ -251,7 +314,12 @@ impl Lowering<'_> {
                 }
             }
         }
-        let edge_networks: Vec<String> = match self.config.edge.as_ref().and_then(|edge| edge.networks.clone()) {
+        let edge_networks: Vec<String> = match self
+            .config
+            .edge
+            .as_ref()
+            .and_then(|edge| edge.networks.clone())
+        {
             Some(networks) => networks,
             None => {
                 let mut joined: BTreeSet<String> = BTreeSet::new();
@@ -279,7 +347,8 @@ impl Lowering<'_> {
         }
         for volume in &volumes {
             resources.push(on_host(
-                Resource::new(Address::new("volume", volume), DOCKER).with("name", format!("{}_{volume}", self.stack)),
+                Resource::new(Address::new("volume", volume), DOCKER)
+                    .with("name", format!("{}_{volume}", self.stack)),
             ));
         }
 
@@ -288,27 +357,51 @@ impl Lowering<'_> {
         let mut images: BTreeMap<String, Resource> = BTreeMap::new();
         for (name, service) in &self.config.services {
             let key = match (&service.build, &service.image) {
-                (Some(context), _) => format!("build:{context}:{}", service.dockerfile.as_deref().unwrap_or("Dockerfile")),
+                (Some(context), _) => format!(
+                    "build:{context}:{}",
+                    service.dockerfile.as_deref().unwrap_or("Dockerfile")
+                ),
                 (None, Some(reference)) => format!("image:{}", self.text(reference)),
                 (None, None) => continue,
             };
-            let existing = images.values().find(|image| image.attributes.get("key") == Some(&Value::text(key.clone()))).map(|image| image.address.name().to_string());
+            let existing = images
+                .values()
+                .find(|image| image.attributes.get("key") == Some(&Value::text(key.clone())))
+                .map(|image| image.address.name().to_string());
             let image_name = match existing {
                 Some(image_name) => image_name,
                 None => {
-                    let mut image = Resource::new(Address::new("image", name), DOCKER).with("key", key.clone());
+                    let mut image =
+                        Resource::new(Address::new("image", name), DOCKER).with("key", key.clone());
                     match (&service.build, &service.image) {
                         (Some(context), _) => {
-                            let hash = self.inputs.context_hashes.get(context).cloned().unwrap_or_default();
-                            let short = hash.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+                            let hash = self
+                                .inputs
+                                .context_hashes
+                                .get(context)
+                                .cloned()
+                                .unwrap_or_default();
+                            let short = hash
+                                .trim_start_matches("sha256:")
+                                .chars()
+                                .take(12)
+                                .collect::<String>();
                             image = image
                                 .with("tag", format!("{}/{name}:{short}", self.stack))
                                 .with("context", clean_relative(context))
                                 .with("context_hash", hash)
-                                .with("dockerfile", service.dockerfile.clone().unwrap_or_else(|| "Dockerfile".into()));
+                                .with(
+                                    "dockerfile",
+                                    service
+                                        .dockerfile
+                                        .clone()
+                                        .unwrap_or_else(|| "Dockerfile".into()),
+                                );
                         }
                         (None, Some(reference)) => {
-                            image = image.with("reference", self.text(reference)).with("pull", service.pull.unwrap_or(true));
+                            image = image
+                                .with("reference", self.text(reference))
+                                .with("pull", service.pull.unwrap_or(true));
                         }
                         (None, None) => {}
                     }
@@ -334,11 +427,18 @@ impl Lowering<'_> {
         }
 
         for (name, service) in &self.config.services {
-            let Some(image_name) = image_of_service.get(name) else { continue };
+            let Some(image_name) = image_of_service.get(name) else {
+                continue;
+            };
             let image = resources
                 .iter()
                 .find(|resource| resource.address == Address::new("image", image_name))
-                .and_then(|resource| resource.attributes.get("tag").or_else(|| resource.attributes.get("reference")))
+                .and_then(|resource| {
+                    resource
+                        .attributes
+                        .get("tag")
+                        .or_else(|| resource.attributes.get("reference"))
+                })
                 .cloned()
                 .unwrap_or(Value::Null);
             let mut resource = Resource::new(Address::new("service", name), DOCKER)
@@ -346,26 +446,59 @@ impl Lowering<'_> {
                 .with("image", image)
                 .depends_on(Address::new("image", image_name));
             if let Some(command) = &service.command {
-                resource = resource.with("command", texts(&command.iter().map(|part| self.text(part)).collect::<Vec<_>>()));
+                resource = resource.with(
+                    "command",
+                    texts(
+                        &command
+                            .iter()
+                            .map(|part| self.text(part))
+                            .collect::<Vec<_>>(),
+                    ),
+                );
             }
             if let Some(entrypoint) = &service.entrypoint {
-                resource = resource.with("entrypoint", texts(&entrypoint.iter().map(|part| self.text(part)).collect::<Vec<_>>()));
+                resource = resource.with(
+                    "entrypoint",
+                    texts(
+                        &entrypoint
+                            .iter()
+                            .map(|part| self.text(part))
+                            .collect::<Vec<_>>(),
+                    ),
+                );
             }
-            let env: BTreeMap<String, Value> = service.env.iter().map(|(key, raw)| (key.clone(), self.value(raw))).collect();
+            let env: BTreeMap<String, Value> = service
+                .env
+                .iter()
+                .map(|(key, raw)| (key.clone(), self.value(raw)))
+                .collect();
             resource = resource.with("env", Value::Map(env));
             let mut attached = BTreeMap::new();
             for network in service_networks(service) {
-                attached.insert(format!("{}_{network}", self.stack), Value::List(vec![Value::text(name.clone())]));
+                attached.insert(
+                    format!("{}_{network}", self.stack),
+                    Value::List(vec![Value::text(name.clone())]),
+                );
                 resource = resource.depends_on(Address::new("network", &network));
             }
             resource = resource.with("networks", Value::Map(attached));
             let mut mounts = Vec::new();
             let mut stateful = false;
             for volume in &service.volumes {
-                let Some((source, target, read_only)) = parse_volume(volume) else { continue };
+                let Some((source, target, read_only)) = parse_volume(volume) else {
+                    continue;
+                };
                 if is_bind_source(&source) {
-                    let absolute = resolve_path(std::path::Path::new(&self.base_directory), &source).to_string_lossy().to_string();
-                    mounts.push(map([("kind", Value::text("bind")), ("source", Value::text(absolute)), ("target", Value::text(target)), ("read_only", Value::Bool(read_only))]));
+                    let absolute =
+                        resolve_path(std::path::Path::new(&self.base_directory), &source)
+                            .to_string_lossy()
+                            .to_string();
+                    mounts.push(map([
+                        ("kind", Value::text("bind")),
+                        ("source", Value::text(absolute)),
+                        ("target", Value::text(target)),
+                        ("read_only", Value::Bool(read_only)),
+                    ]));
                 } else {
                     stateful = true;
                     resource = resource.depends_on(Address::new("volume", &source));
@@ -377,7 +510,9 @@ impl Lowering<'_> {
                     ]));
                 }
             }
-            resource = resource.with("volumes", Value::List(mounts)).with("stateful", stateful);
+            resource = resource
+                .with("volumes", Value::List(mounts))
+                .with("stateful", stateful);
             if let Some(user) = &service.user {
                 resource = resource.with("user", self.text(user));
             }
@@ -388,7 +523,12 @@ impl Lowering<'_> {
                 resource = resource.with("cpus", format!("{cpus}"));
             }
             resource = resource
-                .with("restart", service.restart.map_or("unless-stopped", |policy| policy.as_str()))
+                .with(
+                    "restart",
+                    service
+                        .restart
+                        .map_or("unless-stopped", |policy| policy.as_str()),
+                )
                 .with("read_only", service.read_only)
                 .with("ports", Value::List(Vec::new()));
             if let Some(port) = service.port {
@@ -398,22 +538,40 @@ impl Lowering<'_> {
                 let test = match (&health.command, &health.http) {
                     (Some(command), _) => command.iter().map(|part| self.text(part)).collect(),
                     (None, Some(path)) => {
-                        let url = format!("http://127.0.0.1:{}{}", service.port.unwrap_or(80), self.text(path));
+                        let url = format!(
+                            "http://127.0.0.1:{}{}",
+                            service.port.unwrap_or(80),
+                            self.text(path)
+                        );
                         vec!["CMD-SHELL".to_string(), format!("curl -fsS {url} >/dev/null || wget -qO- {url} >/dev/null || exit 1")]
                     }
                     (None, None) => Vec::new(),
                 };
                 let seconds = |text: &Option<String>, default: i64| {
-                    text.as_deref().and_then(|text| humantime::parse_duration(text).ok()).map_or(default, |duration| duration.as_secs() as i64)
+                    text.as_deref()
+                        .and_then(|text| humantime::parse_duration(text).ok())
+                        .map_or(default, |duration| duration.as_secs() as i64)
                 };
                 resource = resource.with(
                     "health",
                     map([
                         ("test", texts(&test)),
-                        ("interval_seconds", Value::Integer(seconds(&health.interval, 5))),
-                        ("timeout_seconds", Value::Integer(seconds(&health.timeout, 3))),
-                        ("retries", Value::Integer(i64::from(health.retries.unwrap_or(10)))),
-                        ("start_period_seconds", Value::Integer(seconds(&health.start_period, 0))),
+                        (
+                            "interval_seconds",
+                            Value::Integer(seconds(&health.interval, 5)),
+                        ),
+                        (
+                            "timeout_seconds",
+                            Value::Integer(seconds(&health.timeout, 3)),
+                        ),
+                        (
+                            "retries",
+                            Value::Integer(i64::from(health.retries.unwrap_or(10))),
+                        ),
+                        (
+                            "start_period_seconds",
+                            Value::Integer(seconds(&health.start_period, 0)),
+                        ),
                     ]),
                 );
             }
@@ -421,8 +579,17 @@ impl Lowering<'_> {
                 resource = resource.with(
                     "route_backend",
                     map([
-                        ("file", Value::text(format!("{}/traefik/dynamic/backend-{name}.yml", self.root))),
-                        ("temp_dir", Value::text(format!("{}/traefik/.tmp", self.root))),
+                        (
+                            "file",
+                            Value::text(format!(
+                                "{}/traefik/dynamic/backend-{name}.yml",
+                                self.root
+                            )),
+                        ),
+                        (
+                            "temp_dir",
+                            Value::text(format!("{}/traefik/.tmp", self.root)),
+                        ),
                         ("service", Value::text(name.clone())),
                     ]),
                 );
@@ -440,7 +607,12 @@ impl Lowering<'_> {
         }
     }
 
-    fn edge(&self, edge: &crate::config::EdgeConfig, networks: &[String], resources: &mut Vec<Resource>) {
+    fn edge(
+        &self,
+        edge: &crate::config::EdgeConfig,
+        networks: &[String],
+        resources: &mut Vec<Resource>,
+    ) {
         let on_host = |resource: Resource| match self.host_dependency() {
             Some(droplet) => resource.depends_on(droplet),
             None => resource,
@@ -470,7 +642,14 @@ impl Lowering<'_> {
                 map([
                     ("name", Value::text(self.text(&tls.resolver))),
                     ("email", Value::text(self.text(&tls.email))),
-                    ("ca_server", Value::text(if staging { LETS_ENCRYPT_STAGING } else { LETS_ENCRYPT_PRODUCTION })),
+                    (
+                        "ca_server",
+                        Value::text(if staging {
+                            LETS_ENCRYPT_STAGING
+                        } else {
+                            LETS_ENCRYPT_PRODUCTION
+                        }),
+                    ),
                     ("staging", Value::Bool(staging)),
                     ("storage", Value::text("/acme/acme.json")),
                 ]),
@@ -478,7 +657,10 @@ impl Lowering<'_> {
         }
         resources.push(on_host(static_file));
 
-        let bind = edge.bind_address.clone().unwrap_or_else(|| "0.0.0.0".to_string());
+        let bind = edge
+            .bind_address
+            .clone()
+            .unwrap_or_else(|| "0.0.0.0".to_string());
         let port = |host_ip: &str, host_port: u16, container_port: i64| {
             map([
                 ("host_ip", Value::text(host_ip)),
@@ -487,7 +669,10 @@ impl Lowering<'_> {
                 ("protocol", Value::text("tcp")),
             ])
         };
-        let mut ports = vec![port(&bind, edge.http_port, EDGE_HTTP_PORT), port(&bind, edge.https_port, EDGE_HTTPS_PORT)];
+        let mut ports = vec![
+            port(&bind, edge.http_port, EDGE_HTTP_PORT),
+            port(&bind, edge.https_port, EDGE_HTTPS_PORT),
+        ];
         if let Some(admin_port) = edge.admin_port {
             ports.push(port("127.0.0.1", admin_port, EDGE_ADMIN_PORT));
         }
@@ -495,7 +680,10 @@ impl Lowering<'_> {
         let mut service = Resource::new(Address::new("service", "edge"), DOCKER)
             .with("container_name", format!("{}-edge", self.stack))
             .with("image", self.text(&edge.image))
-            .with("command", texts(&["--configfile=/etc/traefik/traefik.yml".to_string()]))
+            .with(
+                "command",
+                texts(&["--configfile=/etc/traefik/traefik.yml".to_string()]),
+            )
             .with("env", Value::Map(BTreeMap::new()))
             .with("ports", Value::List(ports))
             .with(
@@ -522,7 +710,10 @@ impl Lowering<'_> {
             .depends_on(Address::new("file", "traefik-static"))
             .depends_on(Address::new("volume", "edge-acme"));
         for network in networks {
-            attached.insert(format!("{}_{network}", self.stack), Value::List(vec![Value::text("edge")]));
+            attached.insert(
+                format!("{}_{network}", self.stack),
+                Value::List(vec![Value::text("edge")]),
+            );
             service = service.depends_on(Address::new("network", network));
         }
         service = service.with("networks", Value::Map(attached));
@@ -535,7 +726,10 @@ impl Lowering<'_> {
             let mut resource = Resource::new(Address::new("middleware", name), TRAEFIK)
                 .with("type", type_name)
                 .with("settings", settings)
-                .with("path", format!("{}/traefik/dynamic/middleware-{name}.yml", self.root))
+                .with(
+                    "path",
+                    format!("{}/traefik/dynamic/middleware-{name}.yml", self.root),
+                )
                 .with("temp_dir", temp_dir.clone());
             if let MiddlewareConfig::Chain { middlewares } = middleware {
                 for member in middlewares {
@@ -561,7 +755,10 @@ impl Lowering<'_> {
                 .with("service", route.service.clone())
                 .with("middlewares", texts(&route.middlewares))
                 .with("entrypoints", texts(&["websecure".to_string()]))
-                .with("path", format!("{}/traefik/dynamic/route-{name}.yml", self.root))
+                .with(
+                    "path",
+                    format!("{}/traefik/dynamic/route-{name}.yml", self.root),
+                )
                 .with("temp_dir", temp_dir.clone())
                 .depends_on(Address::new("service", &route.service));
             if let Some(priority) = route.priority {
@@ -579,7 +776,9 @@ impl Lowering<'_> {
 
     fn middleware_settings(&self, middleware: &MiddlewareConfig) -> (&'static str, Value) {
         let settings = match middleware {
-            MiddlewareConfig::RedirectHttps { permanent } => map([("permanent", Value::Bool(*permanent))]),
+            MiddlewareConfig::RedirectHttps { permanent } => {
+                map([("permanent", Value::Bool(*permanent))])
+            }
             MiddlewareConfig::Headers {
                 hsts_seconds,
                 hsts_include_subdomains,
@@ -592,14 +791,22 @@ impl Lowering<'_> {
             } => {
                 let mut entries = vec![
                     ("hsts_seconds", Value::Integer(*hsts_seconds as i64)),
-                    ("hsts_include_subdomains", Value::Bool(*hsts_include_subdomains)),
+                    (
+                        "hsts_include_subdomains",
+                        Value::Bool(*hsts_include_subdomains),
+                    ),
                     ("hsts_preload", Value::Bool(*hsts_preload)),
                     ("content_type_nosniff", Value::Bool(*content_type_nosniff)),
                     ("frame_deny", Value::Bool(*frame_deny)),
                     ("remove_server_headers", Value::Bool(*remove_server_headers)),
                     (
                         "custom_response_headers",
-                        Value::Map(custom_response_headers.iter().map(|(key, value)| (key.clone(), self.value(value))).collect()),
+                        Value::Map(
+                            custom_response_headers
+                                .iter()
+                                .map(|(key, value)| (key.clone(), self.value(value)))
+                                .collect(),
+                        ),
                     ),
                 ];
                 if let Some(policy) = referrer_policy {
@@ -607,12 +814,19 @@ impl Lowering<'_> {
                 }
                 map(entries)
             }
-            MiddlewareConfig::RateLimit { average, burst, period } => {
+            MiddlewareConfig::RateLimit {
+                average,
+                burst,
+                period,
+            } => {
                 let mut entries = vec![("average", Value::Integer(*average as i64))];
                 if let Some(burst) = burst {
                     entries.push(("burst", Value::Integer(*burst as i64)));
                 }
-                entries.push(("period", Value::text(period.clone().unwrap_or_else(|| "1s".into()))));
+                entries.push((
+                    "period",
+                    Value::text(period.clone().unwrap_or_else(|| "1s".into())),
+                ));
                 map(entries)
             }
             MiddlewareConfig::BasicAuth { users, realm } => {
@@ -621,7 +835,10 @@ impl Lowering<'_> {
                     .map(|(user, password)| {
                         let resolved = self.environment.interpolate(password);
                         // A password is a secret whatever its variable is called.
-                        (self.text(user), Value::Secret(Secret::new(&resolved.text, self.salt)))
+                        (
+                            self.text(user),
+                            Value::Secret(Secret::new(&resolved.text, self.salt)),
+                        )
                     })
                     .collect();
                 let mut entries = vec![("users", Value::Map(users))];
@@ -630,9 +847,15 @@ impl Lowering<'_> {
                 }
                 map(entries)
             }
-            MiddlewareConfig::IpAllowList { source_range } => {
-                map([("source_range", texts(&source_range.iter().map(|range| self.text(range)).collect::<Vec<_>>()))])
-            }
+            MiddlewareConfig::IpAllowList { source_range } => map([(
+                "source_range",
+                texts(
+                    &source_range
+                        .iter()
+                        .map(|range| self.text(range))
+                        .collect::<Vec<_>>(),
+                ),
+            )]),
             MiddlewareConfig::StripPrefix { prefixes } => map([("prefixes", texts(prefixes))]),
             MiddlewareConfig::Chain { middlewares } => map([("middlewares", texts(middlewares))]),
         };
@@ -644,7 +867,11 @@ impl Lowering<'_> {
 /// not change hashes): `./apps/api/` → `apps/api`.
 fn clean_relative(path: &str) -> String {
     let trimmed = path.trim_start_matches("./").trim_end_matches('/');
-    if trimmed.is_empty() { ".".to_string() } else { trimmed.to_string() }
+    if trimmed.is_empty() {
+        ".".to_string()
+    } else {
+        trimmed.to_string()
+    }
 }
 
 fn is_bind_source(source: &str) -> bool {

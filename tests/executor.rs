@@ -32,7 +32,10 @@ struct Run {
 }
 
 async fn apply(desired: Vec<Resource>, script: &[(&str, Behaviour)], parallelism: usize) -> Run {
-    let provider = Arc::new(MemoryProvider::new("memory", &["service", "network", "volume"]));
+    let provider = Arc::new(MemoryProvider::new(
+        "memory",
+        &["service", "network", "volume"],
+    ));
     for (target, behaviour) in script {
         provider.script(&address(target), behaviour.clone());
     }
@@ -47,35 +50,81 @@ async fn apply(desired: Vec<Resource>, script: &[(&str, Behaviour)], parallelism
         stack: "shop",
         desired: &desired,
         recorded: &recorded,
-        state: StateIdentity { lineage: Some(state.lineage.clone()), serial: state.serial },
+        state: StateIdentity {
+            lineage: Some(state.lineage.clone()),
+            serial: state.serial,
+        },
         config_fingerprint: String::new(),
         live: Err("test".into()),
         schemas: &schemas,
         targets: &[],
         mode: PlanMode::Apply,
     });
-    let by_address = desired.iter().map(|resource| (resource.address.clone(), resource.clone())).collect();
+    let by_address = desired
+        .iter()
+        .map(|resource| (resource.address.clone(), resource.clone()))
+        .collect();
     let mut journal = store.start_journal(&state).unwrap();
-    let options = ApplyOptions { parallelism, ..ApplyOptions::default() };
-    let report = execute(&the_plan, &by_address, &providers, &mut state, &mut journal, &options, &mut |_| {}).await.unwrap();
+    let options = ApplyOptions {
+        parallelism,
+        ..ApplyOptions::default()
+    };
+    let report = execute(
+        &the_plan,
+        &by_address,
+        &providers,
+        &mut state,
+        &mut journal,
+        &options,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
     store.finish_journal(journal, &mut state).unwrap();
-    Run { provider, store, state, report, _directory: directory }
+    Run {
+        provider,
+        store,
+        state,
+        report,
+        _directory: directory,
+    }
 }
 
 fn slow(milliseconds: u64) -> Behaviour {
-    Behaviour { delay: Duration::from_millis(milliseconds), ..Behaviour::default() }
+    Behaviour {
+        delay: Duration::from_millis(milliseconds),
+        ..Behaviour::default()
+    }
 }
 
 #[tokio::test]
 async fn independent_actions_overlap_in_time() {
-    let desired = vec![resource("service.a", &[]), resource("service.b", &[]), resource("service.c", &[])];
-    let run = apply(desired, &[("service.a", slow(300)), ("service.b", slow(300)), ("service.c", slow(300))], 10).await;
+    let desired = vec![
+        resource("service.a", &[]),
+        resource("service.b", &[]),
+        resource("service.c", &[]),
+    ];
+    let run = apply(
+        desired,
+        &[
+            ("service.a", slow(300)),
+            ("service.b", slow(300)),
+            ("service.c", slow(300)),
+        ],
+        10,
+    )
+    .await;
     let calls = run.provider.calls();
     assert_eq!(calls.len(), 3);
     for left in &calls {
         for right in &calls {
             if left.address != right.address {
-                assert!(left.started < right.finished && right.started < left.finished, "{} and {} did not overlap", left.address, right.address);
+                assert!(
+                    left.started < right.finished && right.started < left.finished,
+                    "{} and {} did not overlap",
+                    left.address,
+                    right.address
+                );
             }
         }
     }
@@ -83,22 +132,47 @@ async fn independent_actions_overlap_in_time() {
 
 #[tokio::test]
 async fn parallelism_bounds_how_many_run_at_once() {
-    let desired = vec![resource("service.a", &[]), resource("service.b", &[]), resource("service.c", &[])];
-    let run = apply(desired, &[("service.a", slow(150)), ("service.b", slow(150)), ("service.c", slow(150))], 1).await;
+    let desired = vec![
+        resource("service.a", &[]),
+        resource("service.b", &[]),
+        resource("service.c", &[]),
+    ];
+    let run = apply(
+        desired,
+        &[
+            ("service.a", slow(150)),
+            ("service.b", slow(150)),
+            ("service.c", slow(150)),
+        ],
+        1,
+    )
+    .await;
     let mut calls = run.provider.calls();
     calls.sort_by_key(|call| call.started);
     for pair in calls.windows(2) {
-        assert!(pair[0].finished <= pair[1].started, "with --parallelism 1 actions never overlap");
+        assert!(
+            pair[0].finished <= pair[1].started,
+            "with --parallelism 1 actions never overlap"
+        );
     }
 }
 
 #[tokio::test]
 async fn an_action_starts_only_after_its_dependencies_succeeded() {
-    let desired = vec![resource("network.edge", &[]), resource("service.api", &["network.edge"])];
+    let desired = vec![
+        resource("network.edge", &[]),
+        resource("service.api", &["network.edge"]),
+    ];
     let run = apply(desired, &[("network.edge", slow(200))], 10).await;
     let calls = run.provider.calls();
-    let network = calls.iter().find(|call| call.address == address("network.edge")).unwrap();
-    let api = calls.iter().find(|call| call.address == address("service.api")).unwrap();
+    let network = calls
+        .iter()
+        .find(|call| call.address == address("network.edge"))
+        .unwrap();
+    let api = calls
+        .iter()
+        .find(|call| call.address == address("service.api"))
+        .unwrap();
     assert!(network.finished <= api.started);
 }
 
@@ -113,34 +187,87 @@ async fn a_failed_action_skips_exactly_its_dependents() {
         resource("service.cache", &[]),
         resource("service.worker", &["service.cache"]),
     ];
-    let failing = Behaviour { fail: Some("disk full".into()), ..Behaviour::default() };
-    let run = apply(desired, &[("service.db", failing), ("service.cache", slow(100))], 10).await;
-    let status: BTreeMap<String, &Status> = run.report.outcomes.iter().map(|outcome| (outcome.address.to_string(), &outcome.status)).collect();
-    assert!(matches!(status["service.db"], Status::Failed { message, .. } if message == "disk full"));
-    assert!(matches!(status["service.api"], Status::Skipped { because } if because.contains("service.db")));
+    let failing = Behaviour {
+        fail: Some("disk full".into()),
+        ..Behaviour::default()
+    };
+    let run = apply(
+        desired,
+        &[("service.db", failing), ("service.cache", slow(100))],
+        10,
+    )
+    .await;
+    let status: BTreeMap<String, &Status> = run
+        .report
+        .outcomes
+        .iter()
+        .map(|outcome| (outcome.address.to_string(), &outcome.status))
+        .collect();
+    assert!(
+        matches!(status["service.db"], Status::Failed { message, .. } if message == "disk full")
+    );
+    assert!(
+        matches!(status["service.api"], Status::Skipped { because } if because.contains("service.db"))
+    );
     assert!(matches!(status["service.web"], Status::Skipped { .. }));
     assert_eq!(status["service.cache"], &Status::Succeeded);
     assert_eq!(status["service.worker"], &Status::Succeeded);
-    let called: Vec<String> = run.provider.calls().iter().map(|call| call.address.to_string()).collect();
-    assert!(!called.contains(&"service.api".to_string()) && !called.contains(&"service.web".to_string()));
+    let called: Vec<String> = run
+        .provider
+        .calls()
+        .iter()
+        .map(|call| call.address.to_string())
+        .collect();
+    assert!(
+        !called.contains(&"service.api".to_string())
+            && !called.contains(&"service.web".to_string())
+    );
 }
 
 #[tokio::test]
 async fn state_after_a_partial_failure_records_exactly_the_completed_actions() {
-    let desired = vec![resource("service.db", &[]), resource("service.api", &["service.db"]), resource("service.cache", &[])];
-    let failing = Behaviour { fail: Some("boom".into()), ..Behaviour::default() };
+    let desired = vec![
+        resource("service.db", &[]),
+        resource("service.api", &["service.db"]),
+        resource("service.cache", &[]),
+    ];
+    let failing = Behaviour {
+        fail: Some("boom".into()),
+        ..Behaviour::default()
+    };
     let run = apply(desired, &[("service.db", failing)], 10).await;
-    let in_memory: Vec<String> = run.state.resources.keys().map(ToString::to_string).collect();
+    let in_memory: Vec<String> = run
+        .state
+        .resources
+        .keys()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(in_memory, ["service.cache"]);
     let on_disk = run.store.read().unwrap().unwrap();
-    assert_eq!(on_disk.resources.keys().map(ToString::to_string).collect::<Vec<_>>(), ["service.cache"]);
-    assert!(!run.store.journal_path().exists(), "the journal is folded at the end");
+    assert_eq!(
+        on_disk
+            .resources
+            .keys()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["service.cache"]
+    );
+    assert!(
+        !run.store.journal_path().exists(),
+        "the journal is folded at the end"
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_target_skips_the_providers_remaining_actions() {
-    let desired = vec![resource("service.a", &[]), resource("service.b", &["service.a"])];
-    let unreachable = Behaviour { unreachable: true, ..Behaviour::default() };
+    let desired = vec![
+        resource("service.a", &[]),
+        resource("service.b", &["service.a"]),
+    ];
+    let unreachable = Behaviour {
+        unreachable: true,
+        ..Behaviour::default()
+    };
     let run = apply(desired, &[("service.a", unreachable)], 10).await;
     assert_eq!(run.report.unreachable(), 1);
     assert_eq!(run.report.skipped(), 1);

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use stackctl::plan::{plan, LiveSnapshot, Plan, PlanInput, PlanMode, SchemaSet, StateIdentity};
 use stackctl_provider::{
-    ActionKind, Address, AttributeSchema, KindSchema, LiveResource, Reason, RecordedResource, Reference, ReplaceOrder,
-    Resource, Secret, Value,
+    ActionKind, Address, AttributeSchema, KindSchema, LiveResource, Reason, RecordedResource,
+    Reference, ReplaceOrder, Resource, Secret, Value,
 };
 
 fn address(text: &str) -> Address {
@@ -14,30 +14,46 @@ fn address(text: &str) -> Address {
 }
 
 fn service(name: &str, image: &str) -> Resource {
-    Resource::new(address(&format!("service.{name}")), "docker").with("image", image).with("memory", 512i64)
+    Resource::new(address(&format!("service.{name}")), "docker")
+        .with("image", image)
+        .with("memory", 512i64)
 }
 
 fn schemas() -> SchemaSet {
     SchemaSet::new([KindSchema {
         kind: "service",
         provider: "docker",
-        attributes: vec![AttributeSchema::replaces("image"), AttributeSchema::computed("container_id")],
+        attributes: vec![
+            AttributeSchema::replaces("image"),
+            AttributeSchema::computed("container_id"),
+        ],
     }])
 }
 
 fn recorded(resource: &Resource) -> RecordedResource {
-    let mut record = RecordedResource::from_desired(resource, Some(format!("id-{}", resource.address.name())));
-    record.attributes.insert("container_id".into(), Value::text("c0ffee"));
+    let mut record =
+        RecordedResource::from_desired(resource, Some(format!("id-{}", resource.address.name())));
+    record
+        .attributes
+        .insert("container_id".into(), Value::text("c0ffee"));
     record
 }
 
 fn live_of(record: &RecordedResource) -> LiveResource {
-    LiveResource { address: record.address.clone(), id: record.id.clone(), attributes: record.attributes.clone(), owned: true }
+    LiveResource {
+        address: record.address.clone(),
+        id: record.id.clone(),
+        attributes: record.attributes.clone(),
+        owned: true,
+    }
 }
 
 fn snapshot(resources: Vec<LiveResource>) -> LiveSnapshot {
     LiveSnapshot {
-        resources: resources.into_iter().map(|resource| (resource.address.clone(), resource)).collect(),
+        resources: resources
+            .into_iter()
+            .map(|resource| (resource.address.clone(), resource))
+            .collect(),
         read_providers: ["docker".to_string()].into(),
         unread: Vec::new(),
     }
@@ -47,13 +63,24 @@ fn run(desired: &[Resource], state: &[RecordedResource], live: Option<&LiveSnaps
     run_with_targets(desired, state, live, &[])
 }
 
-fn run_with_targets(desired: &[Resource], state: &[RecordedResource], live: Option<&LiveSnapshot>, targets: &[Address]) -> Plan {
-    let recorded: BTreeMap<Address, RecordedResource> = state.iter().map(|record| (record.address.clone(), record.clone())).collect();
+fn run_with_targets(
+    desired: &[Resource],
+    state: &[RecordedResource],
+    live: Option<&LiveSnapshot>,
+    targets: &[Address],
+) -> Plan {
+    let recorded: BTreeMap<Address, RecordedResource> = state
+        .iter()
+        .map(|record| (record.address.clone(), record.clone()))
+        .collect();
     plan(&PlanInput {
         stack: "shop",
         desired,
         recorded: &recorded,
-        state: StateIdentity { lineage: Some("lineage".into()), serial: 3 },
+        state: StateIdentity {
+            lineage: Some("lineage".into()),
+            serial: 3,
+        },
         config_fingerprint: "fingerprint".into(),
         live: live.ok_or_else(|| "--offline".to_string()),
         schemas: &schemas(),
@@ -63,7 +90,12 @@ fn run_with_targets(desired: &[Resource], state: &[RecordedResource], live: Opti
 }
 
 fn only_action(plan: &Plan) -> &stackctl_provider::Action {
-    assert_eq!(plan.actions.len(), 1, "expected one action, got {:#?}", plan.actions);
+    assert_eq!(
+        plan.actions.len(),
+        1,
+        "expected one action, got {:#?}",
+        plan.actions
+    );
     &plan.actions[0]
 }
 
@@ -81,7 +113,11 @@ fn row_1_desired_not_recorded_not_live_is_created() {
 fn row_2_recorded_matches_live_and_hash_is_a_no_op() {
     let api = service("api", "api:1");
     let record = recorded(&api);
-    let plan = run(&[api], &[record.clone()], Some(&snapshot(vec![live_of(&record)])));
+    let plan = run(
+        &[api],
+        &[record.clone()],
+        Some(&snapshot(vec![live_of(&record)])),
+    );
     assert!(plan.actions.is_empty(), "{:#?}", plan.actions);
     assert_eq!(plan.unchanged, vec![address("service.api")]);
 }
@@ -90,7 +126,11 @@ fn row_2_recorded_matches_live_and_hash_is_a_no_op() {
 fn row_3_config_change_updates_in_place() {
     let record = recorded(&service("api", "api:1"));
     let changed = service("api", "api:1").with("memory", 1024i64);
-    let plan = run(&[changed], &[record.clone()], Some(&snapshot(vec![live_of(&record)])));
+    let plan = run(
+        &[changed],
+        &[record.clone()],
+        Some(&snapshot(vec![live_of(&record)])),
+    );
     let action = only_action(&plan);
     assert_eq!(action.kind, ActionKind::Update);
     assert_eq!(action.reason, Reason::ConfigChanged);
@@ -103,10 +143,19 @@ fn row_3_config_change_updates_in_place() {
 #[test]
 fn row_3_config_change_of_a_forcing_attribute_replaces_create_before_destroy() {
     let record = recorded(&service("api", "api:1"));
-    let plan = run(&[service("api", "api:2")], &[record.clone()], Some(&snapshot(vec![live_of(&record)])));
+    let plan = run(
+        &[service("api", "api:2")],
+        &[record.clone()],
+        Some(&snapshot(vec![live_of(&record)])),
+    );
     let action = only_action(&plan);
     assert_eq!(action.kind, ActionKind::ReplaceCreateBeforeDestroy);
-    assert_eq!(action.reason, Reason::ReplaceForced { attributes: vec!["image".into()] });
+    assert_eq!(
+        action.reason,
+        Reason::ReplaceForced {
+            attributes: vec!["image".into()]
+        }
+    );
     assert!(action.changes[0].forces_replace);
 }
 
@@ -117,8 +166,15 @@ fn row_3_a_stateful_resource_is_replaced_destroy_before_create() {
     let record = recorded(&old);
     let mut new = service("postgres", "postgres:16");
     new.replace_order = ReplaceOrder::DestroyBeforeCreate;
-    let plan = run(&[new], &[record.clone()], Some(&snapshot(vec![live_of(&record)])));
-    assert_eq!(only_action(&plan).kind, ActionKind::ReplaceDestroyBeforeCreate);
+    let plan = run(
+        &[new],
+        &[record.clone()],
+        Some(&snapshot(vec![live_of(&record)])),
+    );
+    assert_eq!(
+        only_action(&plan).kind,
+        ActionKind::ReplaceDestroyBeforeCreate
+    );
 }
 
 #[test]
@@ -130,9 +186,22 @@ fn row_4_live_differs_from_recorded_is_repaired_with_reason_drift() {
     let plan = run(&[api], &[record], Some(&snapshot(vec![live])));
     let action = only_action(&plan);
     assert_eq!(action.kind, ActionKind::Update);
-    assert_eq!(action.reason, Reason::Drift { attributes: vec!["memory".into()] });
-    assert_eq!(action.changes[0].before, Some(Value::Integer(64)), "before is what is live");
-    assert_eq!(action.changes[0].after, Some(Value::Integer(512)), "after is what stack.toml wants");
+    assert_eq!(
+        action.reason,
+        Reason::Drift {
+            attributes: vec!["memory".into()]
+        }
+    );
+    assert_eq!(
+        action.changes[0].before,
+        Some(Value::Integer(64)),
+        "before is what is live"
+    );
+    assert_eq!(
+        action.changes[0].after,
+        Some(Value::Integer(512)),
+        "after is what stack.toml wants"
+    );
     assert!(action.reason.to_string().starts_with("drift:"));
 }
 
@@ -141,7 +210,8 @@ fn row_4_drift_on_a_forcing_attribute_replaces() {
     let api = service("api", "api:1");
     let record = recorded(&api);
     let mut live = live_of(&record);
-    live.attributes.insert("image".into(), Value::text("someone-elses:latest"));
+    live.attributes
+        .insert("image".into(), Value::text("someone-elses:latest"));
     let plan = run(&[api], &[record], Some(&snapshot(vec![live])));
     let action = only_action(&plan);
     assert_eq!(action.kind, ActionKind::ReplaceCreateBeforeDestroy);
@@ -165,28 +235,53 @@ fn row_6_recorded_but_no_longer_desired_is_deleted_in_reverse_dependency_order()
     let records = vec![recorded(&network), recorded(&api)];
     let live: Vec<_> = records.iter().map(live_of).collect();
     let plan = run(&[], &records, Some(&snapshot(live)));
-    let order: Vec<String> = plan.actions.iter().map(|action| action.address.to_string()).collect();
+    let order: Vec<String> = plan
+        .actions
+        .iter()
+        .map(|action| action.address.to_string())
+        .collect();
     assert_eq!(order, ["service.api", "network.edge"]);
-    assert!(plan.actions.iter().all(|action| action.kind == ActionKind::Delete && action.reason == Reason::RemovedFromConfig));
-    assert_eq!(plan.actions[1].depends_on, vec![address("service.api")], "the network waits for the service's delete");
+    assert!(plan
+        .actions
+        .iter()
+        .all(|action| action.kind == ActionKind::Delete
+            && action.reason == Reason::RemovedFromConfig));
+    assert_eq!(
+        plan.actions[1].depends_on,
+        vec![address("service.api")],
+        "the network waits for the service's delete"
+    );
 }
 
 #[test]
 fn row_7_live_and_labelled_ours_but_not_recorded_is_adopted() {
     let api = service("api", "api:1");
-    let found = LiveResource { address: api.address.clone(), id: Some("c1".into()), attributes: api.attributes.clone(), owned: true };
+    let found = LiveResource {
+        address: api.address.clone(),
+        id: Some("c1".into()),
+        attributes: api.attributes.clone(),
+        owned: true,
+    };
     let plan = run(&[api], &[], Some(&snapshot(vec![found])));
     let action = only_action(&plan);
     assert_eq!(action.kind, ActionKind::Adopt);
     assert_eq!(action.reason, Reason::FoundUnrecorded);
     assert_eq!(action.live_id.as_deref(), Some("c1"));
-    assert!(action.changes.is_empty(), "nothing to change: adopted as is");
+    assert!(
+        action.changes.is_empty(),
+        "nothing to change: adopted as is"
+    );
 }
 
 #[test]
 fn live_but_not_ours_is_created_with_a_warning() {
     let api = service("api", "api:1");
-    let found = LiveResource { address: api.address.clone(), id: Some("c1".into()), attributes: api.attributes.clone(), owned: false };
+    let found = LiveResource {
+        address: api.address.clone(),
+        id: Some("c1".into()),
+        attributes: api.attributes.clone(),
+        owned: false,
+    };
     let plan = run(&[api], &[], Some(&snapshot(vec![found])));
     assert_eq!(only_action(&plan).kind, ActionKind::Create);
     assert!(plan.warnings[0].contains("without this stack's labels"));
@@ -197,44 +292,95 @@ fn offline_plans_from_recorded_state_and_says_so() {
     let api = service("api", "api:1");
     let record = recorded(&api);
     let plan = run(&[api, service("web", "web:1")], &[record], None);
-    assert_eq!(plan.live, stackctl::plan::LiveStatus::NotRead { reason: "--offline".into() });
+    assert_eq!(
+        plan.live,
+        stackctl::plan::LiveStatus::NotRead {
+            reason: "--offline".into()
+        }
+    );
     let action = only_action(&plan);
     assert_eq!(action.address, address("service.web"));
 }
 
 #[test]
 fn values_known_after_apply_resolve_from_state_unless_their_source_is_renewed() {
-    let droplet = Resource::new(address("droplet.web-1"), "digitalocean").with("size", "s-1vcpu-1gb");
+    let droplet =
+        Resource::new(address("droplet.web-1"), "digitalocean").with("size", "s-1vcpu-1gb");
     let record_droplet = {
         let mut record = RecordedResource::from_desired(&droplet, Some("42".into()));
-        record.attributes.insert("ipv4".into(), Value::text("203.0.113.7"));
+        record
+            .attributes
+            .insert("ipv4".into(), Value::text("203.0.113.7"));
         record
     };
-    let reference = Value::Unknown(Reference { address: address("droplet.web-1"), attribute: "ipv4".into() });
-    let record_dns = Resource::new(address("dns_record.apex"), "digitalocean").with("data", "203.0.113.7").depends_on(address("droplet.web-1"));
-    let dns = Resource::new(address("dns_record.apex"), "digitalocean").with("data", reference.clone()).depends_on(address("droplet.web-1"));
+    let reference = Value::Unknown(Reference {
+        address: address("droplet.web-1"),
+        attribute: "ipv4".into(),
+    });
+    let record_dns = Resource::new(address("dns_record.apex"), "digitalocean")
+        .with("data", "203.0.113.7")
+        .depends_on(address("droplet.web-1"));
+    let dns = Resource::new(address("dns_record.apex"), "digitalocean")
+        .with("data", reference.clone())
+        .depends_on(address("droplet.web-1"));
 
     // The droplet stays: the record's data resolves to its recorded IP, so nothing changes.
-    let unchanged = run(&[droplet.clone(), dns.clone()], &[record_droplet.clone(), RecordedResource::from_desired(&record_dns, None)], None);
+    let unchanged = run(
+        &[droplet.clone(), dns.clone()],
+        &[
+            record_droplet.clone(),
+            RecordedResource::from_desired(&record_dns, None),
+        ],
+        None,
+    );
     assert!(unchanged.actions.is_empty(), "{:#?}", unchanged.actions);
 
     // A new droplet: the record's data is known only after apply.
     let fresh = run(&[droplet, dns], &[], None);
-    let record_action = fresh.actions.iter().find(|action| action.address == address("dns_record.apex")).unwrap();
-    let data = record_action.changes.iter().find(|change| change.attribute == "data").unwrap();
+    let record_action = fresh
+        .actions
+        .iter()
+        .find(|action| action.address == address("dns_record.apex"))
+        .unwrap();
+    let data = record_action
+        .changes
+        .iter()
+        .find(|change| change.attribute == "data")
+        .unwrap();
     assert_eq!(data.after, Some(reference));
     assert_eq!(record_action.depends_on, vec![address("droplet.web-1")]);
 }
 
 #[test]
 fn a_changed_secret_is_a_sensitive_change() {
-    let old = service("api", "api:1").with("env", Value::Map([("PASSWORD".to_string(), Value::Secret(Secret::new("first-pa55word", "salt")))].into()));
-    let new = service("api", "api:1").with("env", Value::Map([("PASSWORD".to_string(), Value::Secret(Secret::new("second-pa55word", "salt")))].into()));
+    let old = service("api", "api:1").with(
+        "env",
+        Value::Map(
+            [(
+                "PASSWORD".to_string(),
+                Value::Secret(Secret::new("first-pa55word", "salt")),
+            )]
+            .into(),
+        ),
+    );
+    let new = service("api", "api:1").with(
+        "env",
+        Value::Map(
+            [(
+                "PASSWORD".to_string(),
+                Value::Secret(Secret::new("second-pa55word", "salt")),
+            )]
+            .into(),
+        ),
+    );
     let plan = run(&[new], &[recorded(&old)], None);
     let change = &only_action(&plan).changes[0];
     assert!(change.sensitive);
     let text = stackctl::render::text::render(&plan, false);
-    assert!(text.contains("env.PASSWORD: (sensitive value changed)"), "{text}");
+    assert!(
+        text.contains("env.PASSWORD: (sensitive value changed)"),
+        "{text}"
+    );
     assert!(!text.contains("pa55word"), "{text}");
 }
 
@@ -244,9 +390,16 @@ fn target_limits_the_plan_to_the_address_and_its_dependencies_with_a_warning() {
     let api = service("api", "api:1").depends_on(address("network.edge"));
     let web = service("web", "web:1");
     let plan = run_with_targets(&[network, api, web], &[], None, &[address("service.api")]);
-    let addresses: Vec<String> = plan.actions.iter().map(|action| action.address.to_string()).collect();
+    let addresses: Vec<String> = plan
+        .actions
+        .iter()
+        .map(|action| action.address.to_string())
+        .collect();
     assert_eq!(addresses, ["network.edge", "service.api"]);
-    assert!(plan.warnings.iter().any(|warning| warning.contains("limited to `service.api`")));
+    assert!(plan
+        .warnings
+        .iter()
+        .any(|warning| warning.contains("limited to `service.api`")));
 }
 
 #[test]
@@ -255,6 +408,10 @@ fn creates_come_in_dependency_order() {
     let postgres = service("postgres", "postgres:16").depends_on(address("volume.pgdata"));
     let api = service("api", "api:1").depends_on(address("service.postgres"));
     let plan = run(&[api, postgres, volume], &[], None);
-    let order: Vec<String> = plan.actions.iter().map(|action| action.address.to_string()).collect();
+    let order: Vec<String> = plan
+        .actions
+        .iter()
+        .map(|action| action.address.to_string())
+        .collect();
     assert_eq!(order, ["volume.pgdata", "service.postgres", "service.api"]);
 }

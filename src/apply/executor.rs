@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use stackctl_provider::{
-    Action, ActionKind, Address, ApplyContext, ApplyOutcome, Attributes, ProviderError, Reference, Resource, Value,
+    Action, ActionKind, Address, ApplyContext, ApplyOutcome, Attributes, ProviderError, Reference,
+    Resource, Value,
 };
 use tokio::task::JoinSet;
 
@@ -45,11 +46,20 @@ impl Default for ApplyOptions {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Status {
     Succeeded,
-    Failed { message: String, detail: Option<String>, hint: Option<String> },
+    Failed {
+        message: String,
+        detail: Option<String>,
+        hint: Option<String>,
+    },
     /// Not run because `because` failed or was skipped.
-    Skipped { because: String },
+    Skipped {
+        because: String,
+    },
     /// Not run because the provider's target could not be reached.
-    Unreachable { target: String, cause: String },
+    Unreachable {
+        target: String,
+        cause: String,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -84,19 +94,31 @@ pub struct ApplyReport {
 
 impl ApplyReport {
     pub fn succeeded(&self) -> usize {
-        self.outcomes.iter().filter(|outcome| outcome.status == Status::Succeeded).count()
+        self.outcomes
+            .iter()
+            .filter(|outcome| outcome.status == Status::Succeeded)
+            .count()
     }
 
     pub fn failed(&self) -> usize {
-        self.outcomes.iter().filter(|outcome| matches!(outcome.status, Status::Failed { .. })).count()
+        self.outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome.status, Status::Failed { .. }))
+            .count()
     }
 
     pub fn skipped(&self) -> usize {
-        self.outcomes.iter().filter(|outcome| matches!(outcome.status, Status::Skipped { .. })).count()
+        self.outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome.status, Status::Skipped { .. }))
+            .count()
     }
 
     pub fn unreachable(&self) -> usize {
-        self.outcomes.iter().filter(|outcome| matches!(outcome.status, Status::Unreachable { .. })).count()
+        self.outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome.status, Status::Unreachable { .. }))
+            .count()
     }
 }
 
@@ -122,7 +144,11 @@ pub async fn execute(
     let started = Instant::now();
     let elapsed = || started.elapsed().as_millis() as u64;
     let actions = &plan.actions;
-    let index_of: BTreeMap<&Address, usize> = actions.iter().enumerate().map(|(index, action)| (&action.address, index)).collect();
+    let index_of: BTreeMap<&Address, usize> = actions
+        .iter()
+        .enumerate()
+        .map(|(index, action)| (&action.address, index))
+        .collect();
     let mut waiting: Vec<usize> = vec![0; actions.len()];
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); actions.len()];
     for (index, action) in actions.iter().enumerate() {
@@ -140,7 +166,11 @@ pub async fn execute(
         events.push(event);
     };
     let recorded: Arc<RwLock<BTreeMap<Address, Attributes>>> = Arc::new(RwLock::new(
-        state.resources.iter().map(|(address, resource)| (address.clone(), resource.attributes.clone())).collect(),
+        state
+            .resources
+            .iter()
+            .map(|(address, resource)| (address.clone(), resource.attributes.clone()))
+            .collect(),
     ));
     let context = ApplyContext {
         stack: plan.stack.clone(),
@@ -149,7 +179,9 @@ pub async fn execute(
         allow_data_loss: options.allow_data_loss,
         recorded: recorded.clone(),
     };
-    let mut ready: VecDeque<usize> = (0..actions.len()).filter(|index| waiting[*index] == 0).collect();
+    let mut ready: VecDeque<usize> = (0..actions.len())
+        .filter(|index| waiting[*index] == 0)
+        .collect();
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut begun: BTreeMap<String, Result<(), ProviderError>> = BTreeMap::new();
     let mut unreachable: BTreeMap<String, (String, String)> = BTreeMap::new();
@@ -157,20 +189,46 @@ pub async fn execute(
 
     loop {
         while running.len() < parallelism {
-            let Some(index) = ready.pop_front() else { break };
+            let Some(index) = ready.pop_front() else {
+                break;
+            };
             let action = &actions[index];
             if let Some((target, cause)) = unreachable.get(&action.provider) {
-                let status = Status::Unreachable { target: target.clone(), cause: cause.clone() };
-                finish_without_running(index, status, actions, &dependents, &mut outcomes, &mut events, &mut emit, elapsed());
+                let status = Status::Unreachable {
+                    target: target.clone(),
+                    cause: cause.clone(),
+                };
+                finish_without_running(
+                    index,
+                    status,
+                    actions,
+                    &dependents,
+                    &mut outcomes,
+                    &mut events,
+                    &mut emit,
+                    elapsed(),
+                );
                 continue;
             }
             let Some(provider) = providers.get(&action.provider).cloned() else {
                 let status = Status::Failed {
-                    message: format!("no provider named `{}` is available for `{}`", action.provider, action.address),
+                    message: format!(
+                        "no provider named `{}` is available for `{}`",
+                        action.provider, action.address
+                    ),
                     detail: None,
                     hint: None,
                 };
-                finish_without_running(index, status, actions, &dependents, &mut outcomes, &mut events, &mut emit, elapsed());
+                finish_without_running(
+                    index,
+                    status,
+                    actions,
+                    &dependents,
+                    &mut outcomes,
+                    &mut events,
+                    &mut emit,
+                    elapsed(),
+                );
                 continue;
             };
             if !begun.contains_key(&action.provider) {
@@ -180,12 +238,25 @@ pub async fn execute(
             if let Some(Err(error)) = begun.get(&action.provider) {
                 let status = match error {
                     ProviderError::Unreachable { target, cause } => {
-                        unreachable.insert(action.provider.clone(), (target.clone(), cause.clone()));
-                        Status::Unreachable { target: target.clone(), cause: cause.clone() }
+                        unreachable
+                            .insert(action.provider.clone(), (target.clone(), cause.clone()));
+                        Status::Unreachable {
+                            target: target.clone(),
+                            cause: cause.clone(),
+                        }
                     }
                     other => status_of_error(other),
                 };
-                finish_without_running(index, status, actions, &dependents, &mut outcomes, &mut events, &mut emit, elapsed());
+                finish_without_running(
+                    index,
+                    status,
+                    actions,
+                    &dependents,
+                    &mut outcomes,
+                    &mut events,
+                    &mut emit,
+                    elapsed(),
+                );
                 continue;
             }
             let mut runnable = action.clone();
@@ -198,22 +269,38 @@ pub async fn execute(
             let context = context.clone();
             let started_ms = elapsed();
             emit(
-                Event { at_ms: started_ms, address: action.address.to_string(), event: "started", duration_ms: None, message: Some(action.kind.verb().to_string()) },
+                Event {
+                    at_ms: started_ms,
+                    address: action.address.to_string(),
+                    event: "started",
+                    duration_ms: None,
+                    message: Some(action.kind.verb().to_string()),
+                },
                 &mut events,
             );
             running.spawn(async move {
                 let clock = Instant::now();
                 let result = provider.apply(&runnable, &context).await;
-                Finished { index, result, started_ms, duration_ms: clock.elapsed().as_millis() as u64 }
+                Finished {
+                    index,
+                    result,
+                    started_ms,
+                    duration_ms: clock.elapsed().as_millis() as u64,
+                }
             });
         }
-        let Some(joined) = running.join_next().await else { break };
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
         let finished = match joined {
             Ok(finished) => finished,
             Err(error) => {
                 // A provider panicked: its action cannot be identified from a JoinError,
                 // so stop cleanly rather than guess; what completed is in the journal.
-                return Err(StateError::Corrupt { path: "apply".into(), message: format!("a provider task failed: {error}") });
+                return Err(StateError::Corrupt {
+                    path: "apply".into(),
+                    message: format!("a provider task failed: {error}"),
+                });
             }
         };
         let action = &actions[finished.index];
@@ -230,7 +317,9 @@ pub async fn execute(
                         if let Ok(mut recorded) = recorded.write() {
                             recorded.remove(&action.address);
                         }
-                        JournalEntry::Remove { address: action.address.clone() }
+                        JournalEntry::Remove {
+                            address: action.address.clone(),
+                        }
                     }
                 };
                 journal.append(&entry)?;
@@ -243,7 +332,13 @@ pub async fn execute(
                     duration_ms: Some(finished.duration_ms),
                 });
                 emit(
-                    Event { at_ms: elapsed(), address: action.address.to_string(), event: "succeeded", duration_ms: Some(finished.duration_ms), message: None },
+                    Event {
+                        at_ms: elapsed(),
+                        address: action.address.to_string(),
+                        event: "succeeded",
+                        duration_ms: Some(finished.duration_ms),
+                        message: None,
+                    },
                     &mut events,
                 );
                 for &dependent in &dependents[finished.index] {
@@ -256,8 +351,12 @@ pub async fn execute(
             Err(error) => {
                 let status = match &error {
                     ProviderError::Unreachable { target, cause } => {
-                        unreachable.insert(action.provider.clone(), (target.clone(), cause.clone()));
-                        Status::Unreachable { target: target.clone(), cause: cause.clone() }
+                        unreachable
+                            .insert(action.provider.clone(), (target.clone(), cause.clone()));
+                        Status::Unreachable {
+                            target: target.clone(),
+                            cause: cause.clone(),
+                        }
                     }
                     other => status_of_error(other),
                 };
@@ -269,10 +368,24 @@ pub async fn execute(
                     duration_ms: Some(finished.duration_ms),
                 });
                 emit(
-                    Event { at_ms: elapsed(), address: action.address.to_string(), event: event_name(&status), duration_ms: Some(finished.duration_ms), message: Some(error.to_string()) },
+                    Event {
+                        at_ms: elapsed(),
+                        address: action.address.to_string(),
+                        event: event_name(&status),
+                        duration_ms: Some(finished.duration_ms),
+                        message: Some(error.to_string()),
+                    },
                     &mut events,
                 );
-                skip_dependents(finished.index, actions, &dependents, &mut outcomes, &mut events, &mut emit, elapsed());
+                skip_dependents(
+                    finished.index,
+                    actions,
+                    &dependents,
+                    &mut outcomes,
+                    &mut events,
+                    &mut emit,
+                    elapsed(),
+                );
             }
         }
     }
@@ -281,7 +394,13 @@ pub async fn execute(
             if let Some(provider) = providers.get(name) {
                 if let Err(error) = provider.end_apply(&context).await {
                     emit(
-                        Event { at_ms: elapsed(), address: format!("provider.{name}"), event: "warning", duration_ms: None, message: Some(error.to_string()) },
+                        Event {
+                            at_ms: elapsed(),
+                            address: format!("provider.{name}"),
+                            event: "warning",
+                            duration_ms: None,
+                            message: Some(error.to_string()),
+                        },
                         &mut events,
                     );
                 }
@@ -295,13 +414,19 @@ pub async fn execute(
             outcome.unwrap_or_else(|| ActionOutcome {
                 address: actions[index].address.clone(),
                 action: actions[index].kind,
-                status: Status::Skipped { because: "a dependency never completed".into() },
+                status: Status::Skipped {
+                    because: "a dependency never completed".into(),
+                },
                 started_ms: None,
                 duration_ms: None,
             })
         })
         .collect();
-    Ok(ApplyReport { outcomes, events, duration_ms: elapsed() })
+    Ok(ApplyReport {
+        outcomes,
+        events,
+        duration_ms: elapsed(),
+    })
 }
 
 fn event_name(status: &Status) -> &'static str {
@@ -315,9 +440,24 @@ fn event_name(status: &Status) -> &'static str {
 
 fn status_of_error(error: &ProviderError) -> Status {
     match error {
-        ProviderError::Failed { message, detail, hint } => Status::Failed { message: message.clone(), detail: detail.clone(), hint: hint.clone() },
-        ProviderError::Credentials { message, hint } => Status::Failed { message: message.clone(), detail: None, hint: Some(hint.clone()) },
-        ProviderError::Unreachable { target, cause } => Status::Unreachable { target: target.clone(), cause: cause.clone() },
+        ProviderError::Failed {
+            message,
+            detail,
+            hint,
+        } => Status::Failed {
+            message: message.clone(),
+            detail: detail.clone(),
+            hint: hint.clone(),
+        },
+        ProviderError::Credentials { message, hint } => Status::Failed {
+            message: message.clone(),
+            detail: None,
+            hint: Some(hint.clone()),
+        },
+        ProviderError::Unreachable { target, cause } => Status::Unreachable {
+            target: target.clone(),
+            cause: cause.clone(),
+        },
     }
 }
 
@@ -337,8 +477,23 @@ fn finish_without_running(
         Status::Failed { message, .. } => Some(message.clone()),
         _ => None,
     };
-    emit(Event { at_ms: now, address: actions[index].address.to_string(), event: event_name(&status), duration_ms: None, message }, events);
-    outcomes[index] = Some(ActionOutcome { address: actions[index].address.clone(), action: actions[index].kind, status, started_ms: None, duration_ms: None });
+    emit(
+        Event {
+            at_ms: now,
+            address: actions[index].address.to_string(),
+            event: event_name(&status),
+            duration_ms: None,
+            message,
+        },
+        events,
+    );
+    outcomes[index] = Some(ActionOutcome {
+        address: actions[index].address.clone(),
+        action: actions[index].kind,
+        status,
+        started_ms: None,
+        duration_ms: None,
+    });
     skip_dependents(index, actions, dependents, outcomes, events, emit, now);
 }
 
@@ -360,7 +515,16 @@ fn skip_dependents(
             continue;
         }
         let because = format!("`{cause}` did not complete");
-        emit(Event { at_ms: now, address: actions[index].address.to_string(), event: "skipped", duration_ms: None, message: Some(because.clone()) }, events);
+        emit(
+            Event {
+                at_ms: now,
+                address: actions[index].address.to_string(),
+                event: "skipped",
+                duration_ms: None,
+                message: Some(because.clone()),
+            },
+            events,
+        );
         outcomes[index] = Some(ActionOutcome {
             address: actions[index].address.clone(),
             action: actions[index].kind,
@@ -374,8 +538,15 @@ fn skip_dependents(
 
 /// Fills in values known only after apply from what has been recorded so far.
 fn resolve_from(resource: &mut Resource, recorded: &Arc<RwLock<BTreeMap<Address, Attributes>>>) {
-    let Ok(recorded) = recorded.read() else { return };
-    let lookup = |reference: &Reference| -> Option<Value> { recorded.get(&reference.address)?.get(&reference.attribute).cloned() };
+    let Ok(recorded) = recorded.read() else {
+        return;
+    };
+    let lookup = |reference: &Reference| -> Option<Value> {
+        recorded
+            .get(&reference.address)?
+            .get(&reference.attribute)
+            .cloned()
+    };
     for value in resource.attributes.values_mut() {
         if value.contains_unknown() {
             *value = value.resolve(&lookup);

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use stackctl_provider::{
-    Action, ActionKind, Address, ApplyContext, ApplyOutcome, AttributeSchema, KindSchema, LiveResource, Provider,
-    ProviderError, ReadRequest, RecordedResource, Value,
+    Action, ActionKind, Address, ApplyContext, ApplyOutcome, AttributeSchema, KindSchema,
+    LiveResource, Provider, ProviderError, ReadRequest, RecordedResource, Value,
 };
 
 /// What the provider does when asked to apply one address.
@@ -59,11 +59,17 @@ impl MemoryProvider {
     }
 
     pub fn calls(&self) -> Vec<Call> {
-        self.calls.lock().map(|calls| calls.clone()).unwrap_or_default()
+        self.calls
+            .lock()
+            .map(|calls| calls.clone())
+            .unwrap_or_default()
     }
 
     pub fn live(&self) -> BTreeMap<Address, LiveResource> {
-        self.live.lock().map(|live| live.clone()).unwrap_or_default()
+        self.live
+            .lock()
+            .map(|live| live.clone())
+            .unwrap_or_default()
     }
 
     /// Changes a live attribute behind the engine's back (drift).
@@ -115,20 +121,37 @@ impl Provider for MemoryProvider {
         Ok(self.live().into_values().collect())
     }
 
-    async fn apply(&self, action: &Action, _context: &ApplyContext) -> Result<ApplyOutcome, ProviderError> {
+    async fn apply(
+        &self,
+        action: &Action,
+        _context: &ApplyContext,
+    ) -> Result<ApplyOutcome, ProviderError> {
         let started = Instant::now();
-        let behaviour = self.script.lock().ok().and_then(|script| script.get(&action.address).cloned()).unwrap_or_default();
+        let behaviour = self
+            .script
+            .lock()
+            .ok()
+            .and_then(|script| script.get(&action.address).cloned())
+            .unwrap_or_default();
         if !behaviour.delay.is_zero() {
             tokio::time::sleep(behaviour.delay).await;
         }
         let record = |calls: &Mutex<Vec<Call>>| {
             if let Ok(mut calls) = calls.lock() {
-                calls.push(Call { address: action.address.clone(), kind: action.kind, started, finished: Instant::now() });
+                calls.push(Call {
+                    address: action.address.clone(),
+                    kind: action.kind,
+                    started,
+                    finished: Instant::now(),
+                });
             }
         };
         if behaviour.unreachable {
             record(&self.calls);
-            return Err(ProviderError::Unreachable { target: "memory".into(), cause: "scripted".into() });
+            return Err(ProviderError::Unreachable {
+                target: "memory".into(),
+                cause: "scripted".into(),
+            });
         }
         if let Some(message) = behaviour.fail {
             record(&self.calls);
@@ -142,27 +165,36 @@ impl Provider for MemoryProvider {
                 ApplyOutcome::Deleted
             }
             _ => {
-                let desired = action
-                    .desired
-                    .as_ref()
-                    .ok_or_else(|| ProviderError::failed(format!("`{}` has no desired attributes", action.address)))?;
+                let desired = action.desired.as_ref().ok_or_else(|| {
+                    ProviderError::failed(format!("`{}` has no desired attributes", action.address))
+                })?;
                 let id = match (&action.kind, &action.prior, &action.live_id) {
                     (ActionKind::Update, Some(prior), _) => prior.id.clone(),
                     (ActionKind::Adopt, _, Some(id)) => Some(id.clone()),
                     _ => {
-                        let mut next = self.next_id.lock().map_err(|_| ProviderError::failed("poisoned"))?;
+                        let mut next = self
+                            .next_id
+                            .lock()
+                            .map_err(|_| ProviderError::failed("poisoned"))?;
                         *next += 1;
                         Some(format!("mem-{}", *next))
                     }
                 };
                 let mut recorded = RecordedResource::from_desired(desired, id.clone());
                 if let Some(id) = &id {
-                    recorded.attributes.insert("id".into(), Value::text(id.clone()));
+                    recorded
+                        .attributes
+                        .insert("id".into(), Value::text(id.clone()));
                 }
                 if let Ok(mut live) = self.live.lock() {
                     live.insert(
                         action.address.clone(),
-                        LiveResource { address: action.address.clone(), id, attributes: recorded.attributes.clone(), owned: true },
+                        LiveResource {
+                            address: action.address.clone(),
+                            id,
+                            attributes: recorded.attributes.clone(),
+                            owned: true,
+                        },
                     );
                 }
                 ApplyOutcome::Recorded(recorded)

@@ -21,7 +21,10 @@ pub struct ProviderSet {
 impl ProviderSet {
     pub fn new(providers: impl IntoIterator<Item = Arc<dyn Provider>>) -> Self {
         ProviderSet {
-            providers: providers.into_iter().map(|provider| (provider.name().to_string(), provider)).collect(),
+            providers: providers
+                .into_iter()
+                .map(|provider| (provider.name().to_string(), provider))
+                .collect(),
         }
     }
 
@@ -34,7 +37,10 @@ impl ProviderSet {
     }
 
     pub fn schemas(&self) -> Vec<KindSchema> {
-        self.providers.values().flat_map(|provider| provider.kinds()).collect()
+        self.providers
+            .values()
+            .flat_map(|provider| provider.kinds())
+            .collect()
     }
 
     /// Lets each provider derive attributes (rendered files) before planning.

@@ -20,7 +20,10 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 mod tests {
     #[test]
     fn replaces_every_secret_longest_first() {
-        let secrets = vec!["hunter2".to_string(), "postgres://app:hunter2@db".to_string()];
+        let secrets = vec![
+            "hunter2".to_string(),
+            "postgres://app:hunter2@db".to_string(),
+        ];
         assert_eq!(
             super::redact("url=postgres://app:hunter2@db pw=hunter2", &secrets),
             "url=[redacted] pw=[redacted]"

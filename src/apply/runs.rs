@@ -14,10 +14,16 @@ pub struct RunFolder {
 impl RunFolder {
     /// Creates `<root>/<UTC time>` (with a suffix if two runs start in the same second).
     pub fn create(root: &Path, secrets: Vec<String>) -> std::io::Result<RunFolder> {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', "-");
         std::fs::create_dir_all(root)?;
         for attempt in 0..100 {
-            let name = if attempt == 0 { stamp.clone() } else { format!("{stamp}-{attempt}") };
+            let name = if attempt == 0 {
+                stamp.clone()
+            } else {
+                format!("{stamp}-{attempt}")
+            };
             let path = root.join(name);
             match std::fs::create_dir(&path) {
                 Ok(()) => return Ok(RunFolder { path, secrets }),
@@ -25,7 +31,10 @@ impl RunFolder {
                 Err(error) => return Err(error),
             }
         }
-        Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "too many runs in one second"))
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "too many runs in one second",
+        ))
     }
 
     pub fn path(&self) -> &Path {

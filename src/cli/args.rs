@@ -10,7 +10,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// droplet, firewall, DNS and Docker host; `stackctl apply` makes it so; `stackctl drift`
 /// reports what changed behind your back.
 #[derive(Debug, Parser)]
-#[command(name = "stackctl", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "stackctl",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -21,7 +26,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// The stack file.
-    #[arg(short = 'c', long = "config", global = true, default_value = "stack.toml", env = "STACKCTL_CONFIG")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        global = true,
+        default_value = "stack.toml",
+        env = "STACKCTL_CONFIG"
+    )]
     pub config: PathBuf,
     /// The env file for `${VAR}` (default: `[stack].env_file`, relative to the stack file).
     #[arg(long, global = true)]
@@ -129,9 +140,7 @@ pub enum Command {
     /// Print the JSON Schema of stack.toml.
     Schema,
     /// Print shell completions.
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Debug, Args)]

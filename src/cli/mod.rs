@@ -19,7 +19,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
     let settings = Settings::resolve(&cli.global);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -42,8 +45,13 @@ fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 async fn run(command: Command, settings: &Settings) -> Result<report::Outcome, CliError> {
@@ -53,7 +61,11 @@ async fn run(command: Command, settings: &Settings) -> Result<report::Outcome, C
         Command::Plan(arguments) => plan::run(settings, &arguments).await,
         Command::Apply(arguments) => apply::run(settings, &arguments).await,
         Command::Drift { format, accept } => drift::run(settings, format, accept).await,
-        Command::Destroy { yes, allow_data_loss, parallelism } => apply::destroy(settings, yes, allow_data_loss, parallelism).await,
+        Command::Destroy {
+            yes,
+            allow_data_loss,
+            parallelism,
+        } => apply::destroy(settings, yes, allow_data_loss, parallelism).await,
         Command::Show { plan, format } => plan::show(&plan, format, settings),
         Command::Verify { format } => verify::run(settings, format).await,
         Command::Import { address, id } => state::import(settings, &address, &id).await,

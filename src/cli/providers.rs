@@ -19,8 +19,13 @@ pub fn build(_loaded: &LoadedConfig, _options: &ProviderOptions) -> Result<Provi
 }
 
 /// Clears a stale lock on the target host (`stackctl state unlock --host`).
-pub async fn unlock_host(_loaded: &LoadedConfig, _state: Option<&crate::state::State>) -> Result<String, CliError> {
-    Err(CliError::new("clearing the host lock needs the host transport, which this build does not include yet"))
+pub async fn unlock_host(
+    _loaded: &LoadedConfig,
+    _state: Option<&crate::state::State>,
+) -> Result<String, CliError> {
+    Err(CliError::new(
+        "clearing the host lock needs the host transport, which this build does not include yet",
+    ))
 }
 
 /// Runs the stack's checks and the implied edge checks; writes results to `run_folder`.
@@ -30,5 +35,7 @@ pub async fn verify(
     _json: bool,
     _run_folder: Option<&crate::apply::runs::RunFolder>,
 ) -> Result<super::report::Outcome, CliError> {
-    Err(CliError::new("checks need the Traefik provider, which this build does not include yet"))
+    Err(CliError::new(
+        "checks need the Traefik provider, which this build does not include yet",
+    ))
 }

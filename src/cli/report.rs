@@ -31,12 +31,20 @@ impl Outcome {
 pub enum CliError {
     /// stack.toml problems: rendered as snippets.
     Config(ConfigErrors),
-    Message { message: String, causes: Vec<String>, hints: Vec<String> },
+    Message {
+        message: String,
+        causes: Vec<String>,
+        hints: Vec<String>,
+    },
 }
 
 impl CliError {
     pub fn new(message: impl Into<String>) -> Self {
-        CliError::Message { message: message.into(), causes: Vec::new(), hints: Vec::new() }
+        CliError::Message {
+            message: message.into(),
+            causes: Vec::new(),
+            hints: Vec::new(),
+        }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -58,11 +66,23 @@ impl CliError {
         match self {
             CliError::Config(errors) => {
                 let mut text = diagnostic::render(&errors.diagnostics, &errors.sources, color);
-                let count = errors.diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
-                text.push_str(&format!("error: {} problem{} in the stack file; nothing was changed\n", count, if count == 1 { "" } else { "s" }));
+                let count = errors
+                    .diagnostics
+                    .iter()
+                    .filter(|diagnostic| diagnostic.is_error())
+                    .count();
+                text.push_str(&format!(
+                    "error: {} problem{} in the stack file; nothing was changed\n",
+                    count,
+                    if count == 1 { "" } else { "s" }
+                ));
                 text
             }
-            CliError::Message { message, causes, hints } => {
+            CliError::Message {
+                message,
+                causes,
+                hints,
+            } => {
                 let mut text = format!("error: {message}\n");
                 for cause in causes {
                     text.push_str(&format!("caused by: {cause}\n"));

@@ -38,7 +38,10 @@ impl Settings {
         Settings {
             config_path: global.config.clone(),
             env_file: global.env_file.clone(),
-            state_directory: global.state_dir.clone().unwrap_or_else(|| base.join("state")),
+            state_directory: global
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| base.join("state")),
             runs_directory: global.runs_dir.clone().unwrap_or_else(|| base.join("runs")),
             color: wants(std::io::stdout().is_terminal()),
             color_errors: wants(std::io::stderr().is_terminal()),

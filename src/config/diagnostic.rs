@@ -111,7 +111,10 @@ impl SourceFile {
 }
 
 /// Suggests the candidate closest to `given`, when one is close enough to be a typo.
-pub fn did_you_mean<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    given: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     candidates
         .into_iter()
         .map(|candidate| (strsim::jaro_winkler(given, candidate), candidate))
@@ -129,13 +132,22 @@ pub fn render(diagnostics: &[Diagnostic], sources: &[SourceFile], color: bool) -
     let mut files = SimpleFiles::new();
     let ids: Vec<(String, usize)> = sources
         .iter()
-        .map(|source| (source.name.clone(), files.add(source.name.clone(), source.text.clone())))
+        .map(|source| {
+            (
+                source.name.clone(),
+                files.add(source.name.clone(), source.text.clone()),
+            )
+        })
         .collect();
     let config = Config {
         chars: Chars::ascii(),
         ..Config::default()
     };
-    let mut buffer = if color { Buffer::ansi() } else { Buffer::no_color() };
+    let mut buffer = if color {
+        Buffer::ansi()
+    } else {
+        Buffer::no_color()
+    };
     for diagnostic in diagnostics {
         let mut report = match diagnostic.severity {
             Severity::Error => Report::error(),
@@ -153,9 +165,8 @@ pub fn render(diagnostics: &[Diagnostic], sources: &[SourceFile], color: bool) -
                 } else {
                     location.span.clone()
                 };
-                report = report.with_labels(vec![
-                    Label::primary(*id, span).with_message(diagnostic.expected.clone().unwrap_or_default())
-                ]);
+                report = report.with_labels(vec![Label::primary(*id, span)
+                    .with_message(diagnostic.expected.clone().unwrap_or_default())]);
             }
             (Some(location), None) => {
                 report = report.with_notes(vec![format!(

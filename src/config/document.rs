@@ -54,7 +54,11 @@ pub fn child_path(parent: &str, key: &str) -> String {
         && key
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    let key = if simple { key.to_string() } else { format!("\"{key}\"") };
+    let key = if simple {
+        key.to_string()
+    } else {
+        format!("\"{key}\"")
+    };
     if parent.is_empty() {
         key
     } else {
@@ -75,9 +79,12 @@ pub fn parse(source: &SourceFile) -> Result<(serde_json::Value, SourceMap), Vec<
             .iter()
             .map(|error| {
                 let span = error.span().unwrap_or(0..0);
-                Diagnostic::error("syntax", format!("invalid TOML: {}", error.message().trim()))
-                    .at(Some(source.locate(span)))
-                    .expected("valid TOML here")
+                Diagnostic::error(
+                    "syntax",
+                    format!("invalid TOML: {}", error.message().trim()),
+                )
+                .at(Some(source.locate(span)))
+                .expected("valid TOML here")
             })
             .collect());
     }

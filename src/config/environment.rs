@@ -160,7 +160,10 @@ mod tests {
 
     #[test]
     fn the_process_environment_wins_over_the_env_file() {
-        assert_eq!(environment().interpolate("https://${DOMAIN}/").text, "https://env.example/");
+        assert_eq!(
+            environment().interpolate("https://${DOMAIN}/").text,
+            "https://env.example/"
+        );
     }
 
     #[test]
@@ -179,7 +182,12 @@ mod tests {
 
     #[test]
     fn secret_names_follow_the_suffix_rule_unless_overridden() {
-        let environment = Environment::new(BTreeMap::new(), &BTreeMap::new(), &["SESSION".into()], &["SSH_PUBLIC_KEY".into()]);
+        let environment = Environment::new(
+            BTreeMap::new(),
+            &BTreeMap::new(),
+            &["SESSION".into()],
+            &["SSH_PUBLIC_KEY".into()],
+        );
         assert!(environment.is_secret("API_TOKEN"));
         assert!(environment.is_secret("SESSION"));
         assert!(!environment.is_secret("SSH_PUBLIC_KEY"));

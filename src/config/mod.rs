@@ -81,7 +81,10 @@ pub fn load_text(
     base_directory: &Path,
     options: &LoadOptions,
 ) -> Result<LoadedConfig, ConfigErrors> {
-    let fail = |diagnostics: Vec<Diagnostic>, sources: Vec<SourceFile>| ConfigErrors { diagnostics, sources };
+    let fail = |diagnostics: Vec<Diagnostic>, sources: Vec<SourceFile>| ConfigErrors {
+        diagnostics,
+        sources,
+    };
     let sources = vec![source.clone()];
     let (document, map) = document::parse(&source).map_err(|found| fail(found, sources.clone()))?;
     let structural = shape::check(&document, &json_schema(), &map);
@@ -89,13 +92,22 @@ pub fn load_text(
         return Err(fail(structural, sources));
     }
     let config: Config = serde_json::from_value(document.clone()).map_err(|error| {
-        fail(vec![Diagnostic::error("invalid", format!("invalid stack file: {error}")).at(map.value(""))], sources.clone())
+        fail(
+            vec![
+                Diagnostic::error("invalid", format!("invalid stack file: {error}"))
+                    .at(map.value("")),
+            ],
+            sources.clone(),
+        )
     })?;
 
-    let env_path = options
-        .env_file
-        .clone()
-        .or_else(|| config.stack.env_file.as_ref().map(|file| base_directory.join(file)));
+    let env_path = options.env_file.clone().or_else(|| {
+        config
+            .stack
+            .env_file
+            .as_ref()
+            .map(|file| base_directory.join(file))
+    });
     let mut env_text = String::new();
     let mut file_values = BTreeMap::new();
     let mut diagnostics = Vec::new();
@@ -124,20 +136,33 @@ pub fn load_text(
         &config.stack.secrets,
         &config.stack.not_secrets,
     );
-    diagnostics.extend(validate::validate(&config, &document, &map, &environment, base_directory, env_path.as_deref()));
+    diagnostics.extend(validate::validate(
+        &config,
+        &document,
+        &map,
+        &environment,
+        base_directory,
+        env_path.as_deref(),
+    ));
     if options.strict {
         for diagnostic in &mut diagnostics {
             diagnostic.severity = Severity::Error;
         }
     }
     diagnostics.sort_by(|left, right| {
-        let key = |diagnostic: &Diagnostic| diagnostic.location.as_ref().map(|location| (location.line, location.column));
+        let key = |diagnostic: &Diagnostic| {
+            diagnostic
+                .location
+                .as_ref()
+                .map(|location| (location.line, location.column))
+        };
         key(left).cmp(&key(right))
     });
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(fail(diagnostics, sources));
     }
-    let fingerprint = stackctl_provider::sha256_hex(format!("{}\0{}", source.text, env_text).as_bytes());
+    let fingerprint =
+        stackctl_provider::sha256_hex(format!("{}\0{}", source.text, env_text).as_bytes());
     Ok(LoadedConfig {
         path: PathBuf::from(&source.name),
         config,

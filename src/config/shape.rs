@@ -58,7 +58,12 @@ impl<'a> Checker<'a> {
         }
         if let Some(constant) = schema.get("const") {
             if constant != value {
-                self.error_value(path, "invalid-value", format!("`{}` must be {constant}", display_path(path)), constant.to_string());
+                self.error_value(
+                    path,
+                    "invalid-value",
+                    format!("`{}` must be {constant}", display_path(path)),
+                    constant.to_string(),
+                );
             }
         }
         if let Some(choices) = schema.get("enum").and_then(Json::as_array) {
@@ -70,7 +75,11 @@ impl<'a> Checker<'a> {
                 self.found.push(
                     Diagnostic::error(
                         "invalid-value",
-                        format!("{} is not a valid value for `{}`", quoted(value), display_path(path)),
+                        format!(
+                            "{} is not a valid value for `{}`",
+                            quoted(value),
+                            display_path(path)
+                        ),
                     )
                     .at(self.map.value(path))
                     .expected(format!("one of {}", names.join(", ")))
@@ -78,14 +87,28 @@ impl<'a> Checker<'a> {
                 );
             }
         }
-        if let (Some(number), Some(maximum)) = (value.as_f64(), schema.get("maximum").and_then(Json::as_f64)) {
+        if let (Some(number), Some(maximum)) =
+            (value.as_f64(), schema.get("maximum").and_then(Json::as_f64))
+        {
             if number > maximum {
-                self.error_value(path, "out-of-range", format!("{number} is too large for `{}`", display_path(path)), format!("at most {maximum}"));
+                self.error_value(
+                    path,
+                    "out-of-range",
+                    format!("{number} is too large for `{}`", display_path(path)),
+                    format!("at most {maximum}"),
+                );
             }
         }
-        if let (Some(number), Some(minimum)) = (value.as_f64(), schema.get("minimum").and_then(Json::as_f64)) {
+        if let (Some(number), Some(minimum)) =
+            (value.as_f64(), schema.get("minimum").and_then(Json::as_f64))
+        {
             if number < minimum {
-                self.error_value(path, "out-of-range", format!("{number} is too small for `{}`", display_path(path)), format!("at least {minimum}"));
+                self.error_value(
+                    path,
+                    "out-of-range",
+                    format!("{number} is too small for `{}`", display_path(path)),
+                    format!("at least {minimum}"),
+                );
             }
         }
         match value {
@@ -101,12 +124,21 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check_object(&mut self, entries: &serde_json::Map<String, Json>, schema: &'a Json, path: &str) {
+    fn check_object(
+        &mut self,
+        entries: &serde_json::Map<String, Json>,
+        schema: &'a Json,
+        path: &str,
+    ) {
         let properties = schema.get("properties").and_then(Json::as_object);
         if let Some(required) = schema.get("required").and_then(Json::as_array) {
             for name in required.iter().filter_map(Json::as_str) {
                 if !entries.contains_key(name) {
-                    let where_ = if path.is_empty() { "stack.toml".to_string() } else { format!("`{}`", display_path(path)) };
+                    let where_ = if path.is_empty() {
+                        "stack.toml".to_string()
+                    } else {
+                        format!("`{}`", display_path(path))
+                    };
                     let description = properties
                         .and_then(|properties| properties.get(name))
                         .map(|property| self.describe(property))
@@ -128,12 +160,26 @@ impl<'a> Checker<'a> {
                         let names: Vec<&str> = properties
                             .map(|properties| properties.keys().map(String::as_str).collect())
                             .unwrap_or_default();
-                        let where_ = if path.is_empty() { "stack.toml".to_string() } else { format!("`{}`", display_path(path)) };
+                        let where_ = if path.is_empty() {
+                            "stack.toml".to_string()
+                        } else {
+                            format!("`{}`", display_path(path))
+                        };
                         self.found.push(
-                            Diagnostic::error("unknown-key", format!("unknown key `{key}` in {where_}"))
-                                .at(self.map.key(&child))
-                                .expected(format!("one of {}", names.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")))
-                                .hint_if(did_you_mean(key, names.iter().copied())),
+                            Diagnostic::error(
+                                "unknown-key",
+                                format!("unknown key `{key}` in {where_}"),
+                            )
+                            .at(self.map.key(&child))
+                            .expected(format!(
+                                "one of {}",
+                                names
+                                    .iter()
+                                    .map(|name| format!("`{name}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ))
+                            .hint_if(did_you_mean(key, names.iter().copied())),
                         );
                     }
                     Some(additional @ Json::Object(_)) => self.check(item, additional, &child),
@@ -147,7 +193,9 @@ impl<'a> Checker<'a> {
     fn check_alternatives(&mut self, value: &Json, alternatives: &'a [Json], path: &str) {
         let candidates: Vec<&'a Json> = alternatives
             .iter()
-            .filter(|alternative| self.resolve(alternative).get("type") != Some(&Json::from("null")))
+            .filter(|alternative| {
+                self.resolve(alternative).get("type") != Some(&Json::from("null"))
+            })
             .collect();
         if value.is_null() && candidates.len() < alternatives.len() {
             return;
@@ -161,52 +209,92 @@ impl<'a> Checker<'a> {
             .iter()
             .filter_map(|candidate| {
                 let resolved = self.resolve(candidate);
-                let tag = resolved.pointer("/properties/type/const").and_then(Json::as_str)?;
+                let tag = resolved
+                    .pointer("/properties/type/const")
+                    .and_then(Json::as_str)?;
                 Some((tag, *candidate))
             })
             .collect();
         if !tags.is_empty() && tags.len() == candidates.len() {
             let names: Vec<&str> = tags.iter().map(|(tag, _)| *tag).collect();
-            let expected = format!("`type` = one of {}", names.iter().map(|name| format!("\"{name}\"")).collect::<Vec<_>>().join(", "));
+            let expected = format!(
+                "`type` = one of {}",
+                names
+                    .iter()
+                    .map(|name| format!("\"{name}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             match value.get("type") {
                 None if value.is_object() => self.found.push(
-                    Diagnostic::error("missing-field", format!("missing `type` in `{}`", display_path(path)))
-                        .at(self.map.key(path))
-                        .expected(expected),
+                    Diagnostic::error(
+                        "missing-field",
+                        format!("missing `type` in `{}`", display_path(path)),
+                    )
+                    .at(self.map.key(path))
+                    .expected(expected),
                 ),
                 Some(Json::String(given)) => match tags.iter().find(|(tag, _)| tag == given) {
                     Some((_, variant)) => self.check(value, variant, path),
                     None => self.found.push(
-                        Diagnostic::error("invalid-value", format!("unknown type \"{given}\" in `{}`", display_path(path)))
-                            .at(self.map.value(&child_path(path, "type")))
-                            .expected(expected)
-                            .hint_if(did_you_mean(given, names.iter().copied()).map(|text| text.replace('`', "\""))),
+                        Diagnostic::error(
+                            "invalid-value",
+                            format!("unknown type \"{given}\" in `{}`", display_path(path)),
+                        )
+                        .at(self.map.value(&child_path(path, "type")))
+                        .expected(expected)
+                        .hint_if(
+                            did_you_mean(given, names.iter().copied())
+                                .map(|text| text.replace('`', "\"")),
+                        ),
                     ),
                 },
-                _ => self.error_value(path, "wrong-type", format!("`{}` has the wrong type", display_path(path)), "a table with a `type`".to_string()),
+                _ => self.error_value(
+                    path,
+                    "wrong-type",
+                    format!("`{}` has the wrong type", display_path(path)),
+                    "a table with a `type`".to_string(),
+                ),
             }
             return;
         }
         // Untagged: accept the first alternative that fits without problems.
         let mut best: Option<Vec<Diagnostic>> = None;
         for candidate in &candidates {
-            let mut trial = Checker { root: self.root, map: self.map, found: Vec::new() };
+            let mut trial = Checker {
+                root: self.root,
+                map: self.map,
+                found: Vec::new(),
+            };
             trial.check(value, candidate, path);
             if trial.found.is_empty() {
                 return;
             }
-            if best.as_ref().is_none_or(|found| trial.found.len() < found.len()) {
+            if best
+                .as_ref()
+                .is_none_or(|found| trial.found.len() < found.len())
+            {
                 best = Some(trial.found);
             }
         }
-        let descriptions: Vec<String> = candidates.iter().map(|candidate| self.describe(candidate)).collect();
-        let type_fits = candidates.iter().any(|candidate| json_type_matches(value, self.resolve(candidate)));
+        let descriptions: Vec<String> = candidates
+            .iter()
+            .map(|candidate| self.describe(candidate))
+            .collect();
+        let type_fits = candidates
+            .iter()
+            .any(|candidate| json_type_matches(value, self.resolve(candidate)));
         match best {
             Some(found) if type_fits => self.found.extend(found),
             _ => self.error_value(
                 path,
                 "wrong-type",
-                format!("`{}` should be {}, found {}", display_path(path), descriptions.join(" or "), json_type_name(value)),
+                format!(
+                    "`{}` should be {}, found {}",
+                    display_path(path),
+                    descriptions.join(" or "),
+                    json_type_name(value)
+                ),
                 descriptions.join(" or "),
             ),
         }
@@ -221,32 +309,53 @@ impl<'a> Checker<'a> {
         self.error_value(
             path,
             "wrong-type",
-            format!("`{}` should be {expected}, found {}", display_path(path), json_type_name(value)),
+            format!(
+                "`{}` should be {expected}, found {}",
+                display_path(path),
+                json_type_name(value)
+            ),
             expected,
         );
         false
     }
 
     fn error_value(&mut self, path: &str, code: &'static str, message: String, expected: String) {
-        self.found.push(Diagnostic::error(code, message).at(self.map.value(path)).expected(expected));
+        self.found.push(
+            Diagnostic::error(code, message)
+                .at(self.map.value(path))
+                .expected(expected),
+        );
     }
 
     fn describe(&self, schema: &Json) -> String {
         let schema = self.resolve(schema);
         if let Some(choices) = schema.get("enum").and_then(Json::as_array) {
-            return format!("one of {}", choices.iter().map(quoted).collect::<Vec<_>>().join(", "));
+            return format!(
+                "one of {}",
+                choices.iter().map(quoted).collect::<Vec<_>>().join(", ")
+            );
         }
-        if let Some(alternatives) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Json::as_array) {
+        if let Some(alternatives) = schema
+            .get("anyOf")
+            .or_else(|| schema.get("oneOf"))
+            .and_then(Json::as_array)
+        {
             let parts: Vec<String> = alternatives
                 .iter()
-                .filter(|alternative| self.resolve(alternative).get("type") != Some(&Json::from("null")))
+                .filter(|alternative| {
+                    self.resolve(alternative).get("type") != Some(&Json::from("null"))
+                })
                 .map(|alternative| self.describe(alternative))
                 .collect();
             return parts.join(" or ");
         }
         let types: Vec<&str> = match schema.get("type") {
             Some(Json::String(name)) => vec![name.as_str()],
-            Some(Json::Array(names)) => names.iter().filter_map(Json::as_str).filter(|name| *name != "null").collect(),
+            Some(Json::Array(names)) => names
+                .iter()
+                .filter_map(Json::as_str)
+                .filter(|name| *name != "null")
+                .collect(),
             _ => vec![],
         };
         let words: Vec<&str> = types
@@ -261,7 +370,11 @@ impl<'a> Checker<'a> {
                 _ => "a value",
             })
             .collect();
-        if words.is_empty() { "a value".to_string() } else { words.join(" or ") }
+        if words.is_empty() {
+            "a value".to_string()
+        } else {
+            words.join(" or ")
+        }
     }
 }
 
@@ -304,5 +417,9 @@ fn quoted(value: &Json) -> String {
 
 /// The path as users write it: `services.api.port`, or `stack.toml` for the root.
 pub fn display_path(path: &str) -> &str {
-    if path.is_empty() { "stack.toml" } else { path }
+    if path.is_empty() {
+        "stack.toml"
+    } else {
+        path
+    }
 }

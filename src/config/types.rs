@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 /// A whole stack.toml.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "stack.toml", description = "A stackctl stack: the droplet, firewall, DNS, services, routes and middlewares of one small production web stack.")]
+#[schemars(
+    title = "stack.toml",
+    description = "A stackctl stack: the droplet, firewall, DNS, services, routes and middlewares of one small production web stack."
+)]
 pub struct Config {
     pub stack: StackSection,
     /// Where the services run. Absent: the only droplet, or this machine if there is none.

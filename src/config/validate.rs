@@ -42,13 +42,25 @@ struct Checks<'a> {
 
 fn is_simple_name(name: &str) -> bool {
     let mut characters = name.chars();
-    characters.next().is_some_and(|first| first.is_ascii_lowercase() || first.is_ascii_digit())
+    characters
+        .next()
+        .is_some_and(|first| first.is_ascii_lowercase() || first.is_ascii_digit())
         && characters.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 impl Checks<'_> {
-    fn error(&mut self, code: &'static str, path: &str, message: String, expected: &str) -> &mut Diagnostic {
-        self.found.push(Diagnostic::error(code, message).at(self.map.value(path)).expected(expected));
+    fn error(
+        &mut self,
+        code: &'static str,
+        path: &str,
+        message: String,
+        expected: &str,
+    ) -> &mut Diagnostic {
+        self.found.push(
+            Diagnostic::error(code, message)
+                .at(self.map.value(path))
+                .expected(expected),
+        );
         self.found.last_mut().expect("just pushed")
     }
 
@@ -66,7 +78,14 @@ impl Checks<'_> {
         let expected = if names.is_empty() {
             format!("a {kind}, but none is defined")
         } else {
-            format!("one of {}", names.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "))
+            format!(
+                "one of {}",
+                names
+                    .iter()
+                    .map(|name| format!("`{name}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
         let hint = did_you_mean(name, names.iter().copied());
         let diagnostic = self.error(
@@ -85,11 +104,17 @@ impl Checks<'_> {
             self.error(
                 "invalid-name",
                 "stack.name",
-                format!("stack name `{}` cannot name Docker objects and state files", config.stack.name),
+                format!(
+                    "stack name `{}` cannot name Docker objects and state files",
+                    config.stack.name
+                ),
                 "lowercase letters, digits, `-` and `_`, starting with a letter or digit",
             );
         }
-        for (section, names) in [("services", config.services.keys().collect::<Vec<_>>()), ("droplets", config.droplets.keys().collect())] {
+        for (section, names) in [
+            ("services", config.services.keys().collect::<Vec<_>>()),
+            ("droplets", config.droplets.keys().collect()),
+        ] {
             for name in names {
                 if !is_simple_name(name) {
                     self.error(
@@ -109,7 +134,8 @@ impl Checks<'_> {
                 self.error(
                     "ambiguous-target",
                     "droplets",
-                    "there are several droplets and no `[target]` says which runs the services".into(),
+                    "there are several droplets and no `[target]` says which runs the services"
+                        .into(),
                     "a `[target]` section",
                 )
                 .hint = Some("add `[target] droplet = \"<name>\"`".into());
@@ -126,9 +152,16 @@ impl Checks<'_> {
                 );
             }
             (None, None) => {
-                self.error("missing-field", "target", "`[target]` names no droplet and no host".into(), "`droplet = \"<name>\"` or `host = \"local\"`");
+                self.error(
+                    "missing-field",
+                    "target",
+                    "`[target]` names no droplet and no host".into(),
+                    "`droplet = \"<name>\"` or `host = \"local\"`",
+                );
             }
-            (Some(droplet), None) => self.reference("target.droplet", "droplet", droplet, config.droplets.keys()),
+            (Some(droplet), None) => {
+                self.reference("target.droplet", "droplet", droplet, config.droplets.keys())
+            }
             (None, Some(HostTarget::Local(text))) if text != "local" => {
                 self.error(
                     "invalid-value",
@@ -144,7 +177,10 @@ impl Checks<'_> {
     fn cloud(&mut self, config: &Config) {
         for (name, droplet) in &config.droplets {
             for (index, key) in droplet.ssh_keys.iter().enumerate() {
-                let path = index_path(&child_path(&child_path("droplets", name), "ssh_keys"), index);
+                let path = index_path(
+                    &child_path(&child_path("droplets", name), "ssh_keys"),
+                    index,
+                );
                 self.reference(&path, "ssh key", key, config.ssh_keys.keys());
             }
         }
@@ -153,14 +189,19 @@ impl Checks<'_> {
                 self.error(
                     "invalid-ssh-key",
                     &child_path("ssh_keys", name),
-                    format!("`ssh_keys.{name}` needs exactly one of `public_key_file` and `public_key`"),
+                    format!(
+                        "`ssh_keys.{name}` needs exactly one of `public_key_file` and `public_key`"
+                    ),
                     "`public_key_file = \"~/.ssh/id_ed25519.pub\"`",
                 );
             }
         }
         for (name, firewall) in &config.firewalls {
             for (index, droplet) in firewall.droplets.iter().enumerate() {
-                let path = index_path(&child_path(&child_path("firewalls", name), "droplets"), index);
+                let path = index_path(
+                    &child_path(&child_path("firewalls", name), "droplets"),
+                    index,
+                );
                 self.reference(&path, "droplet", droplet, config.droplets.keys());
             }
         }
@@ -180,7 +221,11 @@ impl Checks<'_> {
                     self.error(
                         "missing-field",
                         &path,
-                        format!("{} record `{}` needs `data`", record.record_type.as_str(), record.name),
+                        format!(
+                            "{} record `{}` needs `data`",
+                            record.record_type.as_str(),
+                            record.name
+                        ),
                         "`data = \"…\"`",
                     );
                 }
@@ -191,12 +236,19 @@ impl Checks<'_> {
     fn edge(&mut self, config: &Config) {
         let Some(edge) = &config.edge else {
             if !config.routes.is_empty() {
-                self.error("missing-edge", "routes", "routes need an `[edge]`: nothing else may publish ports".into(), "an `[edge]` section with `image`");
+                self.error(
+                    "missing-edge",
+                    "routes",
+                    "routes need an `[edge]`: nothing else may publish ports".into(),
+                    "an `[edge]` section with `image`",
+                );
             }
             return;
         };
         if let Some(tls) = &edge.tls {
-            if tls.ca == Some(CertificateAuthority::Production) && !config.stack.allow_production_certificates {
+            if tls.ca == Some(CertificateAuthority::Production)
+                && !config.stack.allow_production_certificates
+            {
                 self.error(
                     "policy-production-certificates",
                     "edge.tls.ca",
@@ -209,7 +261,12 @@ impl Checks<'_> {
         if let Some(networks) = &edge.networks {
             for (index, network) in networks.iter().enumerate() {
                 if !is_simple_name(network) {
-                    self.error("invalid-name", &index_path("edge.networks", index), format!("network name `{network}` is not valid"), "lowercase letters, digits, `-` and `_`");
+                    self.error(
+                        "invalid-name",
+                        &index_path("edge.networks", index),
+                        format!("network name `{network}` is not valid"),
+                        "lowercase letters, digits, `-` and `_`",
+                    );
                 }
             }
         }
@@ -221,7 +278,13 @@ impl Checks<'_> {
             let base = child_path("services", name);
             graph.add_node(name.as_str());
             if name == "edge" {
-                self.error("reserved-name", &base, "`services.edge` is reserved for the Traefik edge; configure it in `[edge]`".into(), "another service name");
+                self.error(
+                    "reserved-name",
+                    &base,
+                    "`services.edge` is reserved for the Traefik edge; configure it in `[edge]`"
+                        .into(),
+                    "another service name",
+                );
             }
             if service.image.is_some() == service.build.is_some() {
                 self.error(
@@ -259,7 +322,12 @@ impl Checks<'_> {
             }
             if let Some(memory) = &service.memory {
                 if parse_memory(memory).is_none() {
-                    self.error("invalid-value", &child_path(&base, "memory"), format!("memory limit `{memory}` is not understood"), "a size such as `512m` or `1g`");
+                    self.error(
+                        "invalid-value",
+                        &child_path(&base, "memory"),
+                        format!("memory limit `{memory}` is not understood"),
+                        "a size such as `512m` or `1g`",
+                    );
                 }
             }
             if let Some(health) = &service.health {
@@ -268,19 +336,38 @@ impl Checks<'_> {
                     self.error("invalid-health", &path, format!("the health check of `{name}` needs exactly one of `http` and `command`"), "`http = \"/health\"` or `command = [\"CMD\", …]`");
                 }
                 if health.http.is_some() && service.port.is_none() {
-                    self.error("invalid-health", &path, format!("an HTTP health check needs the port `{name}` listens on"), "`port = 8000` on the service");
+                    self.error(
+                        "invalid-health",
+                        &path,
+                        format!("an HTTP health check needs the port `{name}` listens on"),
+                        "`port = 8000` on the service",
+                    );
                 }
-                for (field, value) in [("interval", &health.interval), ("timeout", &health.timeout), ("start_period", &health.start_period)] {
+                for (field, value) in [
+                    ("interval", &health.interval),
+                    ("timeout", &health.timeout),
+                    ("start_period", &health.start_period),
+                ] {
                     if let Some(text) = value {
                         if humantime::parse_duration(text).is_err() {
-                            self.error("invalid-value", &child_path(&path, field), format!("`{text}` is not a duration"), "a duration such as `5s` or `1m`");
+                            self.error(
+                                "invalid-value",
+                                &child_path(&path, field),
+                                format!("`{text}` is not a duration"),
+                                "a duration such as `5s` or `1m`",
+                            );
                         }
                     }
                 }
             }
             for (index, network) in service.networks.iter().flatten().enumerate() {
                 if !is_simple_name(network) {
-                    self.error("invalid-name", &index_path(&child_path(&base, "networks"), index), format!("network name `{network}` is not valid"), "lowercase letters, digits, `-` and `_`");
+                    self.error(
+                        "invalid-name",
+                        &index_path(&child_path(&base, "networks"), index),
+                        format!("network name `{network}` is not valid"),
+                        "lowercase letters, digits, `-` and `_`",
+                    );
                 }
             }
         }
@@ -296,7 +383,8 @@ impl Checks<'_> {
             let mut members: Vec<&str> = component.clone();
             members.sort();
             let path = child_path(&child_path(section, members[0]), field);
-            let mut loop_text: Vec<String> = members.iter().map(|member| format!("`{member}`")).collect();
+            let mut loop_text: Vec<String> =
+                members.iter().map(|member| format!("`{member}`")).collect();
             loop_text.push(format!("`{}`", members[0]));
             self.error(
                 "cycle",
@@ -311,20 +399,35 @@ impl Checks<'_> {
     fn routes(&mut self, config: &Config) {
         for (name, route) in &config.routes {
             let base = child_path("routes", name);
-            self.reference(&child_path(&base, "service"), "service", &route.service, config.services.keys());
+            self.reference(
+                &child_path(&base, "service"),
+                "service",
+                &route.service,
+                config.services.keys(),
+            );
             if let Some(service) = config.services.get(&route.service) {
                 if service.port.is_none() {
                     self.error(
                         "missing-field",
                         &child_path(&base, "service"),
-                        format!("route `{name}` sends traffic to `{}`, which has no `port`", route.service),
+                        format!(
+                            "route `{name}` sends traffic to `{}`, which has no `port`",
+                            route.service
+                        ),
                         "a service with `port = <container port>`",
                     );
                 }
                 if service.dashboard {
                     let flattened = flatten_middlewares(&route.middlewares, &config.middlewares);
-                    let has = |wanted: &str| flattened.iter().any(|middleware| middleware.type_name() == wanted);
-                    let missing: Vec<&str> = ["basic_auth", "ip_allow_list"].into_iter().filter(|wanted| !has(wanted)).collect();
+                    let has = |wanted: &str| {
+                        flattened
+                            .iter()
+                            .any(|middleware| middleware.type_name() == wanted)
+                    };
+                    let missing: Vec<&str> = ["basic_auth", "ip_allow_list"]
+                        .into_iter()
+                        .filter(|wanted| !has(wanted))
+                        .collect();
                     if !missing.is_empty() {
                         self.error(
                             "policy-dashboard-exposed",
@@ -337,10 +440,20 @@ impl Checks<'_> {
                 }
             }
             if route.rule.is_some() == route.host.is_some() {
-                self.error("invalid-route", &base, format!("route `{name}` needs exactly one of `host` and `rule`"), "`host = \"example.com\"` (with an optional `path_prefix`) or a raw `rule`");
+                self.error(
+                    "invalid-route",
+                    &base,
+                    format!("route `{name}` needs exactly one of `host` and `rule`"),
+                    "`host = \"example.com\"` (with an optional `path_prefix`) or a raw `rule`",
+                );
             }
             if route.rule.is_some() && route.path_prefix.is_some() {
-                self.error("invalid-route", &child_path(&base, "path_prefix"), format!("route `{name}`: `path_prefix` goes with `host`, not with `rule`"), "the prefix inside the rule: PathPrefix(`/api`)");
+                self.error(
+                    "invalid-route",
+                    &child_path(&base, "path_prefix"),
+                    format!("route `{name}`: `path_prefix` goes with `host`, not with `rule`"),
+                    "the prefix inside the rule: PathPrefix(`/api`)",
+                );
             }
             for (index, middleware) in route.middlewares.iter().enumerate() {
                 let path = index_path(&child_path(&base, "middlewares"), index);
@@ -369,11 +482,24 @@ impl Checks<'_> {
                         }
                     }
                 }
-                MiddlewareConfig::RateLimit { period: Some(period), .. } if humantime::parse_duration(period).is_err() => {
-                    self.error("invalid-value", &child_path(&base, "period"), format!("`{period}` is not a duration"), "a duration such as `1s` or `1m`");
+                MiddlewareConfig::RateLimit {
+                    period: Some(period),
+                    ..
+                } if humantime::parse_duration(period).is_err() => {
+                    self.error(
+                        "invalid-value",
+                        &child_path(&base, "period"),
+                        format!("`{period}` is not a duration"),
+                        "a duration such as `1s` or `1m`",
+                    );
                 }
                 MiddlewareConfig::BasicAuth { users, .. } if users.is_empty() => {
-                    self.error("invalid-value", &child_path(&base, "users"), format!("basic auth `{name}` has no users"), "`users = { admin = \"${FLOWER_PASSWORD}\" }`");
+                    self.error(
+                        "invalid-value",
+                        &child_path(&base, "users"),
+                        format!("basic auth `{name}` has no users"),
+                        "`users = { admin = \"${FLOWER_PASSWORD}\" }`",
+                    );
                 }
                 _ => {}
             }
@@ -384,13 +510,24 @@ impl Checks<'_> {
     fn checks(&mut self, config: &Config) {
         for (index, check) in config.checks.iter().enumerate() {
             if !(check.url.starts_with("http://") || check.url.starts_with("https://")) {
-                self.error("invalid-value", &child_path(&index_path("checks", index), "url"), format!("check URL `{}` is not http(s)", check.url), "`https://example.com/health`");
+                self.error(
+                    "invalid-value",
+                    &child_path(&index_path("checks", index), "url"),
+                    format!("check URL `{}` is not http(s)", check.url),
+                    "`https://example.com/health`",
+                );
             }
         }
     }
 
     /// Every `${VAR}` resolves, and `.env.example` lists exactly the variables used.
-    fn variables(&mut self, document: &serde_json::Value, environment: &Environment, base_directory: &Path, env_path: Option<&Path>) {
+    fn variables(
+        &mut self,
+        document: &serde_json::Value,
+        environment: &Environment,
+        base_directory: &Path,
+        env_path: Option<&Path>,
+    ) {
         let mut used: BTreeMap<String, String> = BTreeMap::new();
         let mut strings = Vec::new();
         collect_strings(document, "", &mut strings);
@@ -399,7 +536,9 @@ impl Checks<'_> {
                 used.entry(name.clone()).or_insert_with(|| path.clone());
                 let has_default = text.contains(&format!("${{{name}:-"));
                 if environment.get(&name).is_none() && !has_default {
-                    let source = env_path.map(|path| format!("`{}`", path.display())).unwrap_or_else(|| "an env file".into());
+                    let source = env_path
+                        .map(|path| format!("`{}`", path.display()))
+                        .unwrap_or_else(|| "an env file".into());
                     self.error(
                         "unresolved-variable",
                         path,
@@ -441,8 +580,13 @@ impl Checks<'_> {
         for name in &listed {
             if !used.contains_key(name) {
                 self.found.push(
-                    Diagnostic::error("env-example-parity", format!("`.env.example` lists `{name}`, which the stack never uses"))
-                        .hint(format!("remove `{name}` from `.env.example`, or use it in stack.toml")),
+                    Diagnostic::error(
+                        "env-example-parity",
+                        format!("`.env.example` lists `{name}`, which the stack never uses"),
+                    )
+                    .hint(format!(
+                        "remove `{name}` from `.env.example`, or use it in stack.toml"
+                    )),
                 );
             }
         }
@@ -451,7 +595,9 @@ impl Checks<'_> {
 
 fn collect_strings(value: &serde_json::Value, path: &str, found: &mut Vec<(String, String)>) {
     match value {
-        serde_json::Value::String(text) if text.contains('$') => found.push((path.to_string(), text.clone())),
+        serde_json::Value::String(text) if text.contains('$') => {
+            found.push((path.to_string(), text.clone()))
+        }
         serde_json::Value::Array(items) => {
             for (index, item) in items.iter().enumerate() {
                 collect_strings(item, &index_path(path, index), found);
@@ -476,7 +622,10 @@ pub fn target_droplet(config: &Config) -> Option<&str> {
 }
 
 /// The middlewares a route applies, with chains expanded (each once, cycles cut).
-pub fn flatten_middlewares<'a>(names: &[String], all: &'a BTreeMap<String, MiddlewareConfig>) -> Vec<&'a MiddlewareConfig> {
+pub fn flatten_middlewares<'a>(
+    names: &[String],
+    all: &'a BTreeMap<String, MiddlewareConfig>,
+) -> Vec<&'a MiddlewareConfig> {
     let mut seen = BTreeSet::new();
     let mut result = Vec::new();
     let mut stack: Vec<&str> = names.iter().rev().map(String::as_str).collect();
@@ -520,5 +669,9 @@ pub fn parse_memory(text: &str) -> Option<i64> {
         'g' => (&text[..text.len() - 1], 1024 * 1024 * 1024),
         _ => (text, 1),
     };
-    digits.parse::<i64>().ok().filter(|number| *number > 0).map(|number| number * multiplier)
+    digits
+        .parse::<i64>()
+        .ok()
+        .filter(|number| *number > 0)
+        .map(|number| number * multiplier)
 }

@@ -4,7 +4,11 @@ use stackctl_provider::{AttributeChange, Attributes, KindSchema, Value};
 
 /// The changes from `before` to `after`, sorted by attribute. Computed attributes are
 /// compared only when `after` has them (desired attributes never do).
-pub fn changes(before: &Attributes, after: &Attributes, schema: Option<&KindSchema>) -> Vec<AttributeChange> {
+pub fn changes(
+    before: &Attributes,
+    after: &Attributes,
+    schema: Option<&KindSchema>,
+) -> Vec<AttributeChange> {
     let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
     names.sort();
     names.dedup();
@@ -24,7 +28,12 @@ pub fn changes(before: &Attributes, after: &Attributes, schema: Option<&KindSche
     found
 }
 
-pub fn change(name: &str, before: Option<&Value>, after: Option<&Value>, schema: Option<&KindSchema>) -> AttributeChange {
+pub fn change(
+    name: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    schema: Option<&KindSchema>,
+) -> AttributeChange {
     let sensitive = schema.is_some_and(|schema| schema.is_sensitive(name))
         || before.is_some_and(Value::contains_secret)
         || after.is_some_and(Value::contains_secret);
@@ -40,7 +49,11 @@ pub fn change(name: &str, before: Option<&Value>, after: Option<&Value>, schema:
 /// Attributes present on both sides that differ: what changed outside stackctl.
 pub fn drifted(recorded: &Attributes, live: &Attributes) -> Vec<String> {
     live.iter()
-        .filter(|(name, value)| recorded.get(*name).is_some_and(|recorded| recorded != *value))
+        .filter(|(name, value)| {
+            recorded
+                .get(*name)
+                .is_some_and(|recorded| recorded != *value)
+        })
         .map(|(name, _)| name.clone())
         .collect()
 }

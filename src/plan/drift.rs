@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use stackctl_provider::{Action, ActionKind, Address, Reason, RecordedResource};
 
 use super::diff::{change, drifted};
-use super::{LiveSnapshot, LiveStatus, Plan, PlanMode, SchemaSet, StateIdentity, PLAN_FORMAT_VERSION};
+use super::{
+    LiveSnapshot, LiveStatus, Plan, PlanMode, SchemaSet, StateIdentity, PLAN_FORMAT_VERSION,
+};
 
 pub fn detect(
     stack: &str,
@@ -43,13 +45,24 @@ pub fn detect(
                 }
                 let changes: Vec<_> = attributes
                     .iter()
-                    .map(|name| change(name, record.attributes.get(name), found.attributes.get(name), schema))
+                    .map(|name| {
+                        change(
+                            name,
+                            record.attributes.get(name),
+                            found.attributes.get(name),
+                            schema,
+                        )
+                    })
                     .collect();
                 let forces = changes.iter().any(|change| change.forces_replace);
                 actions.push(Action {
                     address: address.clone(),
                     provider: record.provider.clone(),
-                    kind: if forces { ActionKind::ReplaceCreateBeforeDestroy } else { ActionKind::Update },
+                    kind: if forces {
+                        ActionKind::ReplaceCreateBeforeDestroy
+                    } else {
+                        ActionKind::Update
+                    },
                     reason: Reason::Drift { attributes },
                     changes,
                     depends_on: Vec::new(),
@@ -64,7 +77,13 @@ pub fn detect(
         format_version: PLAN_FORMAT_VERSION,
         mode: PlanMode::Drift,
         stack: stack.to_string(),
-        live: if live.unread.is_empty() { LiveStatus::Read } else { LiveStatus::Partial { unread: live.unread.clone() } },
+        live: if live.unread.is_empty() {
+            LiveStatus::Read
+        } else {
+            LiveStatus::Partial {
+                unread: live.unread.clone(),
+            }
+        },
         state,
         config_fingerprint: String::new(),
         targets: Vec::new(),

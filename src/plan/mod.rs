@@ -86,7 +86,9 @@ impl Plan {
             match action.kind {
                 ActionKind::Create => summary.create += 1,
                 ActionKind::Update => summary.update += 1,
-                ActionKind::ReplaceCreateBeforeDestroy | ActionKind::ReplaceDestroyBeforeCreate => summary.replace += 1,
+                ActionKind::ReplaceCreateBeforeDestroy | ActionKind::ReplaceDestroyBeforeCreate => {
+                    summary.replace += 1
+                }
                 ActionKind::Delete => summary.delete += 1,
                 ActionKind::Adopt => summary.adopt += 1,
             }
@@ -104,7 +106,8 @@ impl Plan {
         self.actions
             .iter()
             .filter(|action| {
-                action.kind == ActionKind::Delete && matches!(action.address.kind(), "volume" | "droplet")
+                action.kind == ActionKind::Delete
+                    && matches!(action.address.kind(), "volume" | "droplet")
             })
             .collect()
     }

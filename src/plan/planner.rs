@@ -39,7 +39,12 @@ impl SchemaSet {
         SchemaSet {
             kinds: schemas
                 .into_iter()
-                .map(|schema| ((schema.provider.to_string(), schema.kind.to_string()), schema))
+                .map(|schema| {
+                    (
+                        (schema.provider.to_string(), schema.kind.to_string()),
+                        schema,
+                    )
+                })
                 .collect(),
         }
     }
@@ -73,7 +78,11 @@ pub struct PlanInput<'a> {
 }
 
 pub fn plan(input: &PlanInput<'_>) -> Plan {
-    let desired: BTreeMap<&Address, &Resource> = input.desired.iter().map(|resource| (&resource.address, resource)).collect();
+    let desired: BTreeMap<&Address, &Resource> = input
+        .desired
+        .iter()
+        .map(|resource| (&resource.address, resource))
+        .collect();
     let live = input.live.as_ref().ok();
     let mut warnings = Vec::new();
 
@@ -83,7 +92,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         edges.insert(resource.address.clone(), resource.dependencies.clone());
     }
     for (address, recorded) in input.recorded {
-        edges.entry(address.clone()).or_insert_with(|| recorded.dependencies.clone());
+        edges
+            .entry(address.clone())
+            .or_insert_with(|| recorded.dependencies.clone());
     }
     let order = match graph::dependency_order(&edges) {
         Ok(order) => order,
@@ -91,7 +102,11 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             for members in &cycles {
                 warnings.push(format!(
                     "dependency cycle among {}; those resources are ordered by name",
-                    members.iter().map(|member| format!("`{member}`")).collect::<Vec<_>>().join(", ")
+                    members
+                        .iter()
+                        .map(|member| format!("`{member}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             edges.keys().cloned().collect()
@@ -136,7 +151,14 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             continue;
         };
         let resolved = resolve_references(resource, input.recorded, &renewed);
-        let action = decide(&resolved, recorded, was_read, live_resource, schema, &mut warnings);
+        let action = decide(
+            &resolved,
+            recorded,
+            was_read,
+            live_resource,
+            schema,
+            &mut warnings,
+        );
         match action {
             Some(action) => {
                 if matches!(action.kind, ActionKind::Create) || action.kind.is_replace() {
@@ -151,7 +173,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     // Live resources labelled as ours that neither stack.toml nor state knows.
     if let Some(live) = live {
         for (address, found) in &live.resources {
-            if found.owned && !desired.contains_key(address) && !input.recorded.contains_key(address) {
+            if found.owned
+                && !desired.contains_key(address)
+                && !input.recorded.contains_key(address)
+            {
                 warnings.push(format!(
                     "`{address}` is running with this stack's labels but is neither in stack.toml nor in state; left alone"
                 ));
@@ -160,19 +185,32 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
 
     // Dependencies between actions.
-    let acting: BTreeSet<Address> = actions.iter().map(|action| action.address.clone()).collect();
+    let acting: BTreeSet<Address> = actions
+        .iter()
+        .map(|action| action.address.clone())
+        .collect();
     for action in &mut actions {
         if let Some(resource) = desired.get(&action.address) {
-            action.depends_on = resource.dependencies.iter().filter(|dependency| acting.contains(*dependency)).cloned().collect();
+            action.depends_on = resource
+                .dependencies
+                .iter()
+                .filter(|dependency| acting.contains(*dependency))
+                .cloned()
+                .collect();
         }
     }
     // A delete waits for whatever depended on the resource: their deletes, or their updates
     // that move them off it.
-    let deleting: BTreeSet<Address> = deletes.iter().map(|action| action.address.clone()).collect();
+    let deleting: BTreeSet<Address> = deletes
+        .iter()
+        .map(|action| action.address.clone())
+        .collect();
     for delete in &mut deletes {
         let mut waits: BTreeSet<Address> = BTreeSet::new();
         for (other, recorded) in input.recorded {
-            if recorded.dependencies.contains(&delete.address) && (deleting.contains(other) || acting.contains(other)) {
+            if recorded.dependencies.contains(&delete.address)
+                && (deleting.contains(other) || acting.contains(other))
+            {
                 waits.insert(other.clone());
             }
         }
@@ -187,7 +225,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         let wanted = with_dependencies(&targets, &edges);
         actions.retain(|action| wanted.contains(&action.address));
         for action in &mut actions {
-            action.depends_on.retain(|dependency| wanted.contains(dependency));
+            action
+                .depends_on
+                .retain(|dependency| wanted.contains(dependency));
         }
         unchanged.retain(|address| wanted.contains(address));
         warnings.push(format!(
@@ -197,9 +237,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
 
     let live_status = match &input.live {
-        Err(reason) => LiveStatus::NotRead { reason: reason.clone() },
+        Err(reason) => LiveStatus::NotRead {
+            reason: reason.clone(),
+        },
         Ok(live) if live.unread.is_empty() => LiveStatus::Read,
-        Ok(live) => LiveStatus::Partial { unread: live.unread.clone() },
+        Ok(live) => LiveStatus::Partial {
+            unread: live.unread.clone(),
+        },
     };
     Plan {
         format_version: PLAN_FORMAT_VERSION,
@@ -224,7 +268,11 @@ fn decide(
     schema: Option<&KindSchema>,
     warnings: &mut Vec<String>,
 ) -> Option<Action> {
-    let action = |kind: ActionKind, reason: Reason, changes, prior: Option<&RecordedResource>, live_id: Option<String>| Action {
+    let action = |kind: ActionKind,
+                  reason: Reason,
+                  changes,
+                  prior: Option<&RecordedResource>,
+                  live_id: Option<String>| Action {
         address: resource.address.clone(),
         provider: resource.provider.clone(),
         kind,
@@ -246,7 +294,11 @@ fn decide(
             Some(found) if was_read && found.owned => Some(action(
                 ActionKind::Adopt,
                 Reason::FoundUnrecorded,
-                changes(&found.attributes, &comparable(&resource.attributes, &found.attributes), schema),
+                changes(
+                    &found.attributes,
+                    &comparable(&resource.attributes, &found.attributes),
+                    schema,
+                ),
                 None,
                 found.id.clone(),
             )),
@@ -255,31 +307,58 @@ fn decide(
                     "`{}` exists on the target without this stack's labels; creating it may collide",
                     resource.address
                 ));
-                Some(action(ActionKind::Create, Reason::New, everything_new(), None, None))
+                Some(action(
+                    ActionKind::Create,
+                    Reason::New,
+                    everything_new(),
+                    None,
+                    None,
+                ))
             }
-            _ => Some(action(ActionKind::Create, Reason::New, everything_new(), None, None)),
+            _ => Some(action(
+                ActionKind::Create,
+                Reason::New,
+                everything_new(),
+                None,
+                None,
+            )),
         };
     };
 
     if was_read && live.is_none() {
-        return Some(action(ActionKind::Create, Reason::Vanished, everything_new(), Some(recorded), None));
+        return Some(action(
+            ActionKind::Create,
+            Reason::Vanished,
+            everything_new(),
+            Some(recorded),
+            None,
+        ));
     }
 
     // Drift: what changed on the target since the last apply.
-    let drift = live.map(|live| drifted(&recorded.attributes, &live.attributes)).unwrap_or_default();
+    let drift = live
+        .map(|live| drifted(&recorded.attributes, &live.attributes))
+        .unwrap_or_default();
     let config_changed = resource.hash() != recorded.hash;
     if drift.is_empty() && !config_changed {
         return None;
     }
 
     let mut found = if config_changed {
-        changes(&desired_view(&recorded.attributes, schema), &resource.attributes, schema)
+        changes(
+            &desired_view(&recorded.attributes, schema),
+            &resource.attributes,
+            schema,
+        )
     } else {
         Vec::new()
     };
     if let Some(live) = live {
         for name in &drift {
-            let target = resource.attributes.get(name).or_else(|| recorded.attributes.get(name));
+            let target = resource
+                .attributes
+                .get(name)
+                .or_else(|| recorded.attributes.get(name));
             found.retain(|existing| &existing.attribute != name);
             found.push(change(name, live.attributes.get(name), target, schema));
         }
@@ -289,18 +368,40 @@ fn decide(
     if found.is_empty() && drift.is_empty() {
         // The hash moved but no attribute shows it (a reference resolved differently):
         // re-apply in place so the recorded hash catches up.
-        return Some(action(ActionKind::Update, Reason::ConfigChanged, found, Some(recorded), None));
+        return Some(action(
+            ActionKind::Update,
+            Reason::ConfigChanged,
+            found,
+            Some(recorded),
+            None,
+        ));
     }
-    let forcing: Vec<String> = found.iter().filter(|change| change.forces_replace).map(|change| change.attribute.clone()).collect();
-    let kind = if forcing.is_empty() { ActionKind::Update } else { replace_kind };
+    let forcing: Vec<String> = found
+        .iter()
+        .filter(|change| change.forces_replace)
+        .map(|change| change.attribute.clone())
+        .collect();
+    let kind = if forcing.is_empty() {
+        ActionKind::Update
+    } else {
+        replace_kind
+    };
     let reason = if !drift.is_empty() {
         Reason::Drift { attributes: drift }
     } else if forcing.is_empty() {
         Reason::ConfigChanged
     } else {
-        Reason::ReplaceForced { attributes: forcing }
+        Reason::ReplaceForced {
+            attributes: forcing,
+        }
     };
-    Some(action(kind, reason, found, Some(recorded), live.and_then(|live| live.id.clone())))
+    Some(action(
+        kind,
+        reason,
+        found,
+        Some(recorded),
+        live.and_then(|live| live.id.clone()),
+    ))
 }
 
 /// Recorded attributes without computed ones: what the config could have said.
@@ -314,17 +415,29 @@ fn desired_view(recorded: &Attributes, schema: Option<&KindSchema>) -> Attribute
 
 /// The desired attributes that live state reports, for an adopt's diff.
 fn comparable(desired: &Attributes, live: &Attributes) -> Attributes {
-    desired.iter().filter(|(name, _)| live.contains_key(*name)).map(|(name, value)| (name.clone(), value.clone())).collect()
+    desired
+        .iter()
+        .filter(|(name, _)| live.contains_key(*name))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 /// Replaces references that recorded state answers, unless the referenced resource is
 /// being created or replaced in this plan (its values will be new).
-fn resolve_references(resource: &Resource, recorded: &BTreeMap<Address, RecordedResource>, renewed: &BTreeSet<Address>) -> Resource {
+fn resolve_references(
+    resource: &Resource,
+    recorded: &BTreeMap<Address, RecordedResource>,
+    renewed: &BTreeSet<Address>,
+) -> Resource {
     let lookup = |reference: &Reference| -> Option<Value> {
         if renewed.contains(&reference.address) {
             return None;
         }
-        recorded.get(&reference.address)?.attributes.get(&reference.attribute).cloned()
+        recorded
+            .get(&reference.address)?
+            .attributes
+            .get(&reference.attribute)
+            .cloned()
     };
     let mut resolved = resource.clone();
     for value in resolved.attributes.values_mut() {
@@ -335,7 +448,10 @@ fn resolve_references(resource: &Resource, recorded: &BTreeMap<Address, Recorded
     resolved
 }
 
-fn with_dependencies(targets: &[Address], edges: &BTreeMap<Address, Vec<Address>>) -> BTreeSet<Address> {
+fn with_dependencies(
+    targets: &[Address],
+    edges: &BTreeMap<Address, Vec<Address>>,
+) -> BTreeSet<Address> {
     let mut wanted = BTreeSet::new();
     let mut pending: Vec<Address> = targets.to_vec();
     while let Some(address) = pending.pop() {

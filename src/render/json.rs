@@ -16,7 +16,12 @@ pub fn value(value: &Value) -> Json {
         Value::Integer(number) => json!(number),
         Value::Text(text) => json!(text),
         Value::List(items) => Json::Array(items.iter().map(self::value).collect()),
-        Value::Map(entries) => Json::Object(entries.iter().map(|(key, item)| (key.clone(), self::value(item))).collect()),
+        Value::Map(entries) => Json::Object(
+            entries
+                .iter()
+                .map(|(key, item)| (key.clone(), self::value(item)))
+                .collect(),
+        ),
         Value::Secret(_) => json!({ "sensitive": true }),
         Value::Unknown(reference) => json!({ "known_after_apply": reference.to_string() }),
     }
@@ -25,7 +30,11 @@ pub fn value(value: &Value) -> Json {
 fn masked(item: Option<&Value>, sensitive: bool) -> Json {
     match item {
         None => Json::Null,
-        Some(item) if sensitive && !item.contains_secret() && !matches!(item, Value::Unknown(_)) => json!({ "sensitive": true }),
+        Some(item)
+            if sensitive && !item.contains_secret() && !matches!(item, Value::Unknown(_)) =>
+        {
+            json!({ "sensitive": true })
+        }
         Some(item) => value(item),
     }
 }

@@ -29,7 +29,10 @@ pub fn render_with_limit(plan: &Plan, limit: usize) -> String {
         head.push_str(&format!("> [!NOTE]\n> Live state was not read ({reason}); planned from recorded state only.\n\n"));
     }
     if let LiveStatus::Partial { unread } = &plan.live {
-        head.push_str(&format!("> [!WARNING]\n> Live state could not be read for: {}.\n\n", unread.join("; ")));
+        head.push_str(&format!(
+            "> [!WARNING]\n> Live state could not be read for: {}.\n\n",
+            unread.join("; ")
+        ));
     }
     let deletes: Vec<String> = plan
         .actions
@@ -38,9 +41,15 @@ pub fn render_with_limit(plan: &Plan, limit: usize) -> String {
         .map(|action| format!("`{}` ({})", action.address, action.kind.verb()))
         .collect();
     if !deletes.is_empty() {
-        head.push_str(&format!("> [!WARNING]\n> This plan destroys: {}.\n", deletes.join(", ")));
+        head.push_str(&format!(
+            "> [!WARNING]\n> This plan destroys: {}.\n",
+            deletes.join(", ")
+        ));
         for action in plan.data_loss() {
-            head.push_str(&format!("> **Data loss:** `{}` is deleted with its data.\n", action.address));
+            head.push_str(&format!(
+                "> **Data loss:** `{}` is deleted with its data.\n",
+                action.address
+            ));
         }
         head.push('\n');
     }
@@ -104,7 +113,9 @@ fn details(action: &stackctl_provider::Action) -> String {
                 ChangeLine::Changed { before, after } => {
                     body.push_str(&format!("- {name} = {before}{note}\n+ {name} = {after}\n"))
                 }
-                ChangeLine::SensitiveChanged => body.push_str(&format!("! {name}: {SENSITIVE_CHANGED}{note}\n")),
+                ChangeLine::SensitiveChanged => {
+                    body.push_str(&format!("! {name}: {SENSITIVE_CHANGED}{note}\n"))
+                }
                 ChangeLine::TextDiff(lines) => {
                     body.push_str(&format!("! {name}:{note}\n"));
                     for diff_line in lines {
@@ -141,5 +152,7 @@ fn escape(text: &str) -> String {
 }
 
 fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -22,7 +22,10 @@ pub fn inline(value: &Value) -> String {
         Value::Text(text) => serde_json::to_string(text).unwrap_or_default(),
         Value::Secret(_) => SENSITIVE.to_string(),
         Value::Unknown(_) => KNOWN_AFTER_APPLY.to_string(),
-        Value::List(items) => format!("[{}]", items.iter().map(inline).collect::<Vec<_>>().join(", ")),
+        Value::List(items) => format!(
+            "[{}]",
+            items.iter().map(inline).collect::<Vec<_>>().join(", ")
+        ),
         Value::Map(entries) => format!(
             "{{ {} }}",
             entries
@@ -45,7 +48,10 @@ pub fn is_multiline(value: Option<&Value>) -> bool {
 pub enum ChangeLine {
     Added(String),
     Removed(String),
-    Changed { before: String, after: String },
+    Changed {
+        before: String,
+        after: String,
+    },
     SensitiveChanged,
     /// A multi-line text: a unified line diff.
     TextDiff(Vec<DiffLine>),
@@ -63,11 +69,26 @@ pub enum DiffLine {
 /// (`env.DATABASE_URL`), so a one-variable change shows as one line.
 pub fn expand(change: &AttributeChange) -> Vec<(String, ChangeLine, bool)> {
     let mut lines = Vec::new();
-    expand_into(&change.attribute, change.before.as_ref(), change.after.as_ref(), change.sensitive, &mut lines);
-    lines.into_iter().map(|(name, line)| (name, line, change.forces_replace)).collect()
+    expand_into(
+        &change.attribute,
+        change.before.as_ref(),
+        change.after.as_ref(),
+        change.sensitive,
+        &mut lines,
+    );
+    lines
+        .into_iter()
+        .map(|(name, line)| (name, line, change.forces_replace))
+        .collect()
 }
 
-fn expand_into(name: &str, before: Option<&Value>, after: Option<&Value>, sensitive: bool, lines: &mut Vec<(String, ChangeLine)>) {
+fn expand_into(
+    name: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    sensitive: bool,
+    lines: &mut Vec<(String, ChangeLine)>,
+) {
     if let (Some(Value::Map(old)), Some(Value::Map(new))) = (before, after) {
         let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
         keys.sort();
@@ -75,21 +96,39 @@ fn expand_into(name: &str, before: Option<&Value>, after: Option<&Value>, sensit
         for key in keys {
             let (old_value, new_value) = (old.get(key), new.get(key));
             if old_value != new_value {
-                let nested_sensitive = old_value.is_some_and(Value::contains_secret) || new_value.is_some_and(Value::contains_secret);
-                expand_into(&format!("{name}.{key}"), old_value, new_value, nested_sensitive, lines);
+                let nested_sensitive = old_value.is_some_and(Value::contains_secret)
+                    || new_value.is_some_and(Value::contains_secret);
+                expand_into(
+                    &format!("{name}.{key}"),
+                    old_value,
+                    new_value,
+                    nested_sensitive,
+                    lines,
+                );
             }
         }
         return;
     }
-    let shown = |value: &Value| if sensitive && !matches!(value, Value::Unknown(_)) { SENSITIVE.to_string() } else { inline(value) };
+    let shown = |value: &Value| {
+        if sensitive && !matches!(value, Value::Unknown(_)) {
+            SENSITIVE.to_string()
+        } else {
+            inline(value)
+        }
+    };
     let line = match (before, after) {
         (None, Some(new)) => ChangeLine::Added(shown(new)),
         (Some(old), None) => ChangeLine::Removed(shown(old)),
         (Some(_), Some(_)) if sensitive => ChangeLine::SensitiveChanged,
-        (Some(Value::Text(old)), Some(Value::Text(new))) if old.contains('\n') || new.contains('\n') => {
+        (Some(Value::Text(old)), Some(Value::Text(new)))
+            if old.contains('\n') || new.contains('\n') =>
+        {
             ChangeLine::TextDiff(text_diff(old, new))
         }
-        (Some(old), Some(new)) => ChangeLine::Changed { before: inline(old), after: inline(new) },
+        (Some(old), Some(new)) => ChangeLine::Changed {
+            before: inline(old),
+            after: inline(new),
+        },
         (None, None) => return,
     };
     lines.push((name.to_string(), line));

@@ -52,8 +52,15 @@ pub fn render(plan: &Plan, color: bool) -> String {
     }
     if plan.actions.is_empty() {
         out.push_str(&match plan.mode {
-            PlanMode::Drift => format!("No drift. Stack `{}` is as the last apply left it.\n", plan.stack),
-            _ => format!("No changes. Stack `{}` matches stack.toml ({} resources).\n", plan.stack, plan.unchanged.len()),
+            PlanMode::Drift => format!(
+                "No drift. Stack `{}` is as the last apply left it.\n",
+                plan.stack
+            ),
+            _ => format!(
+                "No changes. Stack `{}` matches stack.toml ({} resources).\n",
+                plan.stack,
+                plan.unchanged.len()
+            ),
         });
         return out;
     }
@@ -73,17 +80,34 @@ pub fn render(plan: &Plan, color: bool) -> String {
         if !action.depends_on.is_empty() && action.kind != ActionKind::Delete {
             out.push_str(&format!(
                 "      after: {}\n",
-                action.depends_on.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                action
+                    .depends_on
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         match action.kind {
             ActionKind::Create if action.changes.iter().all(|change| change.before.is_none()) => {
-                let width = action.changes.iter().map(|change| change.attribute.len()).max().unwrap_or(0);
+                let width = action
+                    .changes
+                    .iter()
+                    .map(|change| change.attribute.len())
+                    .max()
+                    .unwrap_or(0);
                 for change in &action.changes {
-                    let value = change.after.as_ref().map_or(String::new(), |value| shown(value, change.sensitive));
+                    let value = change
+                        .after
+                        .as_ref()
+                        .map_or(String::new(), |value| shown(value, change.sensitive));
                     if let Some(Value::Text(text)) = &change.after {
                         if text.contains('\n') && !change.sensitive {
-                            out.push_str(&format!("      {} {} = <<EOT\n", palette.paint("32", "+"), change.attribute));
+                            out.push_str(&format!(
+                                "      {} {} = <<EOT\n",
+                                palette.paint("32", "+"),
+                                change.attribute
+                            ));
                             for line in text.lines() {
                                 out.push_str(&format!("          {line}\n"));
                             }
@@ -91,32 +115,54 @@ pub fn render(plan: &Plan, color: bool) -> String {
                             continue;
                         }
                     }
-                    out.push_str(&format!("      {} {:width$} = {value}\n", palette.paint("32", "+"), change.attribute));
+                    out.push_str(&format!(
+                        "      {} {:width$} = {value}\n",
+                        palette.paint("32", "+"),
+                        change.attribute
+                    ));
                 }
             }
             ActionKind::Delete => {}
             _ => {
                 for change in &action.changes {
                     for (name, line, forces) in expand(change) {
-                        let note = if forces { palette.paint("31", "  # forces replacement") } else { String::new() };
+                        let note = if forces {
+                            palette.paint("31", "  # forces replacement")
+                        } else {
+                            String::new()
+                        };
                         match line {
-                            ChangeLine::Added(value) => out.push_str(&format!("      {} {name} = {value}{note}\n", palette.paint("32", "+"))),
-                            ChangeLine::Removed(value) => out.push_str(&format!("      {} {name} = {value}{note}\n", palette.paint("31", "-"))),
-                            ChangeLine::Changed { before, after } => {
-                                out.push_str(&format!("      {} {name}: {before} → {after}{note}\n", palette.paint("33", "~")))
-                            }
+                            ChangeLine::Added(value) => out.push_str(&format!(
+                                "      {} {name} = {value}{note}\n",
+                                palette.paint("32", "+")
+                            )),
+                            ChangeLine::Removed(value) => out.push_str(&format!(
+                                "      {} {name} = {value}{note}\n",
+                                palette.paint("31", "-")
+                            )),
+                            ChangeLine::Changed { before, after } => out.push_str(&format!(
+                                "      {} {name}: {before} → {after}{note}\n",
+                                palette.paint("33", "~")
+                            )),
                             ChangeLine::SensitiveChanged => out.push_str(&format!(
                                 "      {} {name}: {}{note}\n",
                                 palette.paint("33", "~"),
                                 super::SENSITIVE_CHANGED
                             )),
                             ChangeLine::TextDiff(lines) => {
-                                out.push_str(&format!("      {} {name}:{note}\n", palette.paint("33", "~")));
+                                out.push_str(&format!(
+                                    "      {} {name}:{note}\n",
+                                    palette.paint("33", "~")
+                                ));
                                 for diff_line in lines {
                                     let rendered = match diff_line {
                                         DiffLine::Same(text) => format!("          {text}"),
-                                        DiffLine::Added(text) => palette.paint("32", &format!("        + {text}")),
-                                        DiffLine::Removed(text) => palette.paint("31", &format!("        - {text}")),
+                                        DiffLine::Added(text) => {
+                                            palette.paint("32", &format!("        + {text}"))
+                                        }
+                                        DiffLine::Removed(text) => {
+                                            palette.paint("31", &format!("        - {text}"))
+                                        }
                                         DiffLine::Gap => "          …".to_string(),
                                     };
                                     out.push_str(rendered.trim_end());

@@ -57,7 +57,11 @@ impl StateLock {
             })?;
         }
         let holder = LockHolder::current(command);
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
             Ok(mut file) => {
                 let text = serde_json::to_string_pretty(&holder).unwrap_or_default();
                 file.write_all(text.as_bytes())
@@ -67,19 +71,23 @@ impl StateLock {
                         path: path.display().to_string(),
                         source,
                     })?;
-                Ok(StateLock { path: path.to_path_buf() })
+                Ok(StateLock {
+                    path: path.to_path_buf(),
+                })
             }
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Err(StateError::Locked {
-                stack: stack.to_string(),
-                holder: Self::holder(path).unwrap_or(LockHolder {
-                    pid: 0,
-                    host: "unknown".into(),
-                    user: "unknown".into(),
-                    command: "unknown".into(),
-                    since: "unknown".into(),
-                }),
-                path: path.display().to_string(),
-            }),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(StateError::Locked {
+                    stack: stack.to_string(),
+                    holder: Self::holder(path).unwrap_or(LockHolder {
+                        pid: 0,
+                        host: "unknown".into(),
+                        user: "unknown".into(),
+                        command: "unknown".into(),
+                        since: "unknown".into(),
+                    }),
+                    path: path.display().to_string(),
+                })
+            }
             Err(source) => Err(StateError::Io {
                 operation: "create",
                 path: path.display().to_string(),

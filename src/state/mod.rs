@@ -47,7 +47,11 @@ impl State {
             stack: stack.to_string(),
             lineage: uuid::Uuid::new_v4().to_string(),
             serial: 0,
-            salt: format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()),
+            salt: format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            ),
             host_keys: BTreeMap::new(),
             resources: BTreeMap::new(),
         }
@@ -56,7 +60,8 @@ impl State {
     pub fn apply_entry(&mut self, entry: &JournalEntry) {
         match entry {
             JournalEntry::Put { resource } => {
-                self.resources.insert(resource.address.clone(), resource.clone());
+                self.resources
+                    .insert(resource.address.clone(), resource.clone());
             }
             JournalEntry::Remove { address } => {
                 self.resources.remove(address);
@@ -78,10 +83,20 @@ pub enum StateError {
     },
     #[error("`{path}` is not a valid state file: {message}")]
     Corrupt { path: String, message: String },
-    #[error("`{path}` has state format {found}, newer than this stackctl understands ({supported})")]
-    NewerFormat { path: String, found: u32, supported: u32 },
+    #[error(
+        "`{path}` has state format {found}, newer than this stackctl understands ({supported})"
+    )]
+    NewerFormat {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
     #[error("state `{stack}` is locked by {holder}")]
-    Locked { stack: String, holder: LockHolder, path: String },
+    Locked {
+        stack: String,
+        holder: LockHolder,
+        path: String,
+    },
     #[error("the journal `{path}` belongs to another state (lineage {journal_lineage}, serial {journal_serial}; the state has lineage {state_lineage}, serial {state_serial})")]
     JournalMismatch {
         path: String,

@@ -41,7 +41,10 @@ pub struct StateStore {
     stack: String,
 }
 
-fn io_error<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StateError + 'a {
+fn io_error<'a>(
+    operation: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StateError + 'a {
     move |source| StateError::Io {
         operation,
         path: path.display().to_string(),
@@ -114,11 +117,15 @@ impl StateStore {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(io_error("read", &path)(source)),
         };
-        let version: serde_json::Value = serde_json::from_str(&text).map_err(|error| StateError::Corrupt {
-            path: path.display().to_string(),
-            message: error.to_string(),
-        })?;
-        let found = version.get("format_version").and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
+        let version: serde_json::Value =
+            serde_json::from_str(&text).map_err(|error| StateError::Corrupt {
+                path: path.display().to_string(),
+                message: error.to_string(),
+            })?;
+        let found = version
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0) as u32;
         if found > STATE_FORMAT_VERSION {
             return Err(StateError::NewerFormat {
                 path: path.display().to_string(),
@@ -127,10 +134,11 @@ impl StateStore {
             });
         }
         // Version 1 is the first format; later versions upgrade older files here.
-        let state: State = serde_json::from_value(version).map_err(|error| StateError::Corrupt {
-            path: path.display().to_string(),
-            message: error.to_string(),
-        })?;
+        let state: State =
+            serde_json::from_value(version).map_err(|error| StateError::Corrupt {
+                path: path.display().to_string(),
+                message: error.to_string(),
+            })?;
         Ok(Some(state))
     }
 
@@ -173,7 +181,9 @@ impl StateStore {
     fn remove_journal(&self) -> Result<(), StateError> {
         let path = self.journal_path();
         match std::fs::remove_file(&path) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(io_error("remove", &path)(error)),
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                Err(io_error("remove", &path)(error))
+            }
             _ => Ok(()),
         }
     }
@@ -184,15 +194,25 @@ impl StateStore {
     }
 
     /// [`StateStore::save`] that stops after `stop` — a crash, for tests.
-    pub fn save_stopping_after(&self, state: &mut State, stop: Option<WriteStep>) -> Result<(), StateError> {
+    pub fn save_stopping_after(
+        &self,
+        state: &mut State,
+        stop: Option<WriteStep>,
+    ) -> Result<(), StateError> {
         state.serial += 1;
         state.format_version = STATE_FORMAT_VERSION;
-        let mut text = serde_json::to_string_pretty(state).map_err(|error| StateError::Corrupt {
-            path: self.state_path().display().to_string(),
-            message: error.to_string(),
-        })?;
+        let mut text =
+            serde_json::to_string_pretty(state).map_err(|error| StateError::Corrupt {
+                path: self.state_path().display().to_string(),
+                message: error.to_string(),
+            })?;
         text.push('\n');
-        write_atomically(&self.state_path(), &self.backup_path(), text.as_bytes(), stop)
+        write_atomically(
+            &self.state_path(),
+            &self.backup_path(),
+            text.as_bytes(),
+            stop,
+        )
     }
 
     /// Starts the journal of an apply against `state` (which must be saved already).
@@ -209,7 +229,9 @@ impl StateStore {
             serial: state.serial,
         })
         .unwrap_or_default();
-        writeln!(file, "{header}").and_then(|()| file.sync_data()).map_err(io_error("write", &path))?;
+        writeln!(file, "{header}")
+            .and_then(|()| file.sync_data())
+            .map_err(io_error("write", &path))?;
         sync_directory(&self.directory).map_err(io_error("sync", &self.directory))?;
         Ok(Journal { file, path })
     }
@@ -239,12 +261,21 @@ impl Journal {
     }
 }
 
-fn write_atomically(path: &Path, backup: &Path, bytes: &[u8], stop: Option<WriteStep>) -> Result<(), StateError> {
-    let directory = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+fn write_atomically(
+    path: &Path,
+    backup: &Path,
+    bytes: &[u8],
+    stop: Option<WriteStep>,
+) -> Result<(), StateError> {
+    let directory = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(directory).map_err(io_error("create", directory))?;
     let temporary = path.with_extension("json.tmp");
     let mut file = std::fs::File::create(&temporary).map_err(io_error("create", &temporary))?;
-    file.write_all(bytes).map_err(io_error("write", &temporary))?;
+    file.write_all(bytes)
+        .map_err(io_error("write", &temporary))?;
     if stop == Some(WriteStep::TemporaryWritten) {
         return Ok(());
     }
@@ -279,20 +310,35 @@ mod tests {
     fn resource(name: &str) -> RecordedResource {
         let desired = Resource::new(Address::new("service", name), "docker")
             .with("image", "busybox")
-            .with("env", Value::Map([("PASSWORD".to_string(), Value::Secret(Secret::new("hunter2", "salt")))].into()));
+            .with(
+                "env",
+                Value::Map(
+                    [(
+                        "PASSWORD".to_string(),
+                        Value::Secret(Secret::new("hunter2", "salt")),
+                    )]
+                    .into(),
+                ),
+            );
         RecordedResource::from_desired(&desired, Some(format!("id-{name}")))
     }
 
     #[test]
     fn a_crash_at_any_write_step_leaves_the_old_or_the_new_state() {
-        for step in [WriteStep::TemporaryWritten, WriteStep::TemporarySynced, WriteStep::BackupWritten, WriteStep::Renamed] {
+        for step in [
+            WriteStep::TemporaryWritten,
+            WriteStep::TemporarySynced,
+            WriteStep::BackupWritten,
+            WriteStep::Renamed,
+        ] {
             let directory = tempfile::tempdir().unwrap();
             let store = StateStore::new(directory.path(), "shop");
             let mut state = State::new("shop");
             store.save(&mut state).unwrap();
             let old = store.read().unwrap().unwrap();
             let mut next = old.clone();
-            next.resources.insert(Address::new("service", "api"), resource("api"));
+            next.resources
+                .insert(Address::new("service", "api"), resource("api"));
             store.save_stopping_after(&mut next, Some(step)).unwrap();
             let found = store.read().unwrap().unwrap();
             assert!(found == old || found == next, "torn state after {step:?}");
@@ -305,9 +351,12 @@ mod tests {
         let store = StateStore::new(directory.path(), "shop");
         let mut state = State::new("shop");
         store.save(&mut state).unwrap();
-        state.resources.insert(Address::new("service", "api"), resource("api"));
+        state
+            .resources
+            .insert(Address::new("service", "api"), resource("api"));
         store.save(&mut state).unwrap();
-        let backup: State = serde_json::from_str(&std::fs::read_to_string(store.backup_path()).unwrap()).unwrap();
+        let backup: State =
+            serde_json::from_str(&std::fs::read_to_string(store.backup_path()).unwrap()).unwrap();
         assert_eq!(backup.serial, 1);
         assert!(backup.resources.is_empty());
     }
@@ -319,11 +368,22 @@ mod tests {
         let mut state = State::new("shop");
         store.save(&mut state).unwrap();
         let mut journal = store.start_journal(&state).unwrap();
-        journal.append(&JournalEntry::Put { resource: resource("api") }).unwrap();
-        journal.append(&JournalEntry::Put { resource: resource("web") }).unwrap();
+        journal
+            .append(&JournalEntry::Put {
+                resource: resource("api"),
+            })
+            .unwrap();
+        journal
+            .append(&JournalEntry::Put {
+                resource: resource("web"),
+            })
+            .unwrap();
         drop(journal);
         // A crash in the middle of the third append.
-        let mut file = std::fs::OpenOptions::new().append(true).open(store.journal_path()).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(store.journal_path())
+            .unwrap();
         file.write_all(b"{\"op\":\"put\",\"resou").unwrap();
         let folded = store.load_for_write().unwrap().unwrap();
         assert_eq!(folded.resources.len(), 2);
@@ -336,7 +396,9 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let store = StateStore::new(directory.path(), "shop");
         let mut state = State::new("shop");
-        state.resources.insert(Address::new("service", "api"), resource("api"));
+        state
+            .resources
+            .insert(Address::new("service", "api"), resource("api"));
         store.save(&mut state).unwrap();
         let text = std::fs::read_to_string(store.state_path()).unwrap();
         assert!(!text.contains("hunter2"));
@@ -351,7 +413,10 @@ mod tests {
         let error = store.lock("stackctl apply").unwrap_err();
         let message = error.to_string();
         assert!(message.contains("locked by"), "{message}");
-        assert!(message.contains(&format!("pid {}", std::process::id())), "{message}");
+        assert!(
+            message.contains(&format!("pid {}", std::process::id())),
+            "{message}"
+        );
         assert!(message.contains("`stackctl apply`"), "{message}");
     }
 }

@@ -15,9 +15,18 @@ use super::plan::read_saved;
 use super::{confirm, parse_targets, print, Session};
 
 pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, CliError> {
-    let health_timeout = humantime::parse_duration(&arguments.health_timeout)
-        .map_err(|_| CliError::new(format!("`--health-timeout {}` is not a duration", arguments.health_timeout)).hint("for example `90s` or `5m`"))?;
-    let options = ApplyOptions { parallelism: arguments.parallelism, health_timeout, allow_data_loss: arguments.allow_data_loss };
+    let health_timeout = humantime::parse_duration(&arguments.health_timeout).map_err(|_| {
+        CliError::new(format!(
+            "`--health-timeout {}` is not a duration",
+            arguments.health_timeout
+        ))
+        .hint("for example `90s` or `5m`")
+    })?;
+    let options = ApplyOptions {
+        parallelism: arguments.parallelism,
+        health_timeout,
+        allow_data_loss: arguments.allow_data_loss,
+    };
     let saved = arguments.plan.as_deref().map(read_saved).transpose()?;
     let targets = parse_targets(&arguments.targets)?;
 
@@ -26,7 +35,10 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
     let state = store_probe.store.load_for_write()?;
     let provider_options = ProviderOptions {
         accept_new_host_key: arguments.accept_new_host_key,
-        pinned_host_keys: state.as_ref().map(|state| state.host_keys.clone()).unwrap_or_default(),
+        pinned_host_keys: state
+            .as_ref()
+            .map(|state| state.host_keys.clone())
+            .unwrap_or_default(),
     };
     let session = Session::open(settings, &provider_options)?;
 
@@ -38,14 +50,23 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
                     CliError::new(format!("refusing to apply `{}`: {stale}", arguments.plan.as_deref().map(|path| path.display().to_string()).unwrap_or_default()))
                         .hint("make a new plan with `stackctl plan --out FILE`, review it, and apply that")
                 })?;
-            let state = state.unwrap_or_else(|| State { salt: saved.salt.clone(), ..State::new(session.stack()) });
+            let state = state.unwrap_or_else(|| State {
+                salt: saved.salt.clone(),
+                ..State::new(session.stack())
+            });
             (saved.plan, state)
         }
         None => {
             let state = state.unwrap_or_else(|| State::new(session.stack()));
             let desired = session.desired(&state.salt)?;
-            let existing = if state.serial == 0 { None } else { Some(&state) };
-            let plan = session.plan(existing, &desired, false, &targets, PlanMode::Apply).await;
+            let existing = if state.serial == 0 {
+                None
+            } else {
+                Some(&state)
+            };
+            let plan = session
+                .plan(existing, &desired, false, &targets, PlanMode::Apply)
+                .await;
             print(&crate::render::text::render(&plan, settings.color));
             if !plan.has_changes() {
                 return Ok(Outcome::Success);
@@ -62,13 +83,21 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
         }
     };
     let outcome = run_plan(&session, &plan, &mut state, &options, settings, &lock).await?;
-    if outcome == Outcome::Success && !arguments.skip_checks && !session.loaded.config.checks.is_empty() {
+    if outcome == Outcome::Success
+        && !arguments.skip_checks
+        && !session.loaded.config.checks.is_empty()
+    {
         return super::verify::run_after_apply(&session, settings).await;
     }
     Ok(outcome)
 }
 
-pub async fn destroy(settings: &Settings, yes: bool, allow_data_loss: bool, parallelism: usize) -> Result<Outcome, CliError> {
+pub async fn destroy(
+    settings: &Settings,
+    yes: bool,
+    allow_data_loss: bool,
+    parallelism: usize,
+) -> Result<Outcome, CliError> {
     let session = Session::open(settings, &ProviderOptions::default())?;
     let lock = session.store.lock("stackctl destroy")?;
     let Some(mut state) = session.store.load_for_write()? else {
@@ -76,58 +105,110 @@ pub async fn destroy(settings: &Settings, yes: bool, allow_data_loss: bool, para
         return Ok(Outcome::Success);
     };
     let desired = session.desired(&state.salt)?;
-    let plan = session.plan(Some(&state), &desired, false, &[], PlanMode::Destroy).await;
+    let plan = session
+        .plan(Some(&state), &desired, false, &[], PlanMode::Destroy)
+        .await;
     print(&crate::render::text::render(&plan, settings.color));
     if !plan.has_changes() {
         return Ok(Outcome::Success);
     }
     if !yes && !(settings.interactive && confirm("Destroy all of these?")) {
-        return Err(CliError::new("destroy cancelled; nothing was changed").hint("pass `--yes` to destroy without a prompt"));
+        return Err(CliError::new("destroy cancelled; nothing was changed")
+            .hint("pass `--yes` to destroy without a prompt"));
     }
-    let options = ApplyOptions { parallelism, allow_data_loss, ..ApplyOptions::default() };
+    let options = ApplyOptions {
+        parallelism,
+        allow_data_loss,
+        ..ApplyOptions::default()
+    };
     run_plan(&session, &plan, &mut state, &options, settings, &lock).await
 }
 
 /// Runs a plan with the state locked: journal, executor, run folder, summary.
-async fn run_plan(session: &Session, plan: &Plan, state: &mut State, options: &ApplyOptions, settings: &Settings, _lock: &StateLock) -> Result<Outcome, CliError> {
+async fn run_plan(
+    session: &Session,
+    plan: &Plan,
+    state: &mut State,
+    options: &ApplyOptions,
+    settings: &Settings,
+    _lock: &StateLock,
+) -> Result<Outcome, CliError> {
     let losing = plan.data_loss();
     if !losing.is_empty() && !options.allow_data_loss {
         return Err(CliError::new(format!(
             "the plan deletes data: {}",
-            losing.iter().map(|action| format!("`{}`", action.address)).collect::<Vec<_>>().join(", ")
+            losing
+                .iter()
+                .map(|action| format!("`{}`", action.address))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .hint("nothing was changed; pass `--allow-data-loss` if that is really what you want"));
     }
-    let desired: BTreeMap<_, _> = session.desired(&state.salt)?.into_iter().map(|resource| (resource.address.clone(), resource)).collect();
+    let desired: BTreeMap<_, _> = session
+        .desired(&state.salt)?
+        .into_iter()
+        .map(|resource| (resource.address.clone(), resource))
+        .collect();
     if state.serial == 0 {
         // The journal extends a saved state: give a new stack one before the first action.
         session.store.save(state)?;
     }
-    let folder = RunFolder::create(&settings.runs_directory, session.secret_values())
-        .map_err(|error| CliError::new(format!("cannot create a run folder in `{}`: {error}", settings.runs_directory.display())))?;
+    let folder =
+        RunFolder::create(&settings.runs_directory, session.secret_values()).map_err(|error| {
+            CliError::new(format!(
+                "cannot create a run folder in `{}`: {error}",
+                settings.runs_directory.display()
+            ))
+        })?;
     let write = |name: &str, contents: &[u8]| {
         if let Err(error) = folder.write(name, contents) {
             eprintln!("warning: cannot write `{name}` in the run folder: {error}");
         }
     };
-    write("plan.txt", crate::render::text::render(plan, false).as_bytes());
+    write(
+        "plan.txt",
+        crate::render::text::render(plan, false).as_bytes(),
+    );
     write("plan.json", crate::render::json::render(plan).as_bytes());
 
     let mut journal = session.store.start_journal(state)?;
     let color = settings.color_errors;
     let mut on_event = move |event: &Event| print_event(event, color);
-    let report = execute(plan, &desired, &session.providers, state, &mut journal, options, &mut on_event).await?;
+    let report = execute(
+        plan,
+        &desired,
+        &session.providers,
+        state,
+        &mut journal,
+        options,
+        &mut on_event,
+    )
+    .await?;
     session.store.finish_journal(journal, state)?;
 
-    let events: String = report.events.iter().map(|event| serde_json::to_string(event).unwrap_or_default() + "\n").collect();
+    let events: String = report
+        .events
+        .iter()
+        .map(|event| serde_json::to_string(event).unwrap_or_default() + "\n")
+        .collect();
     write("events.jsonl", events.as_bytes());
-    write("outcome.json", (serde_json::to_string_pretty(&report.outcomes).unwrap_or_default() + "\n").as_bytes());
+    write(
+        "outcome.json",
+        (serde_json::to_string_pretty(&report.outcomes).unwrap_or_default() + "\n").as_bytes(),
+    );
     let context = stackctl_provider::ApplyContext {
         stack: plan.stack.clone(),
         salt: state.salt.clone(),
         health_timeout: options.health_timeout,
         allow_data_loss: options.allow_data_loss,
-        recorded: std::sync::Arc::new(std::sync::RwLock::new(state.resources.iter().map(|(address, resource)| (address.clone(), resource.attributes.clone())).collect())),
+        recorded: std::sync::Arc::new(std::sync::RwLock::new(
+            state
+                .resources
+                .iter()
+                .map(|(address, resource)| (address.clone(), resource.attributes.clone()))
+                .collect(),
+        )),
     };
     for provider in session.providers.all() {
         for (name, contents) in provider.evidence(&context).await {
@@ -139,8 +220,15 @@ async fn run_plan(session: &Session, plan: &Plan, state: &mut State, options: &A
     print(&summary);
     eprintln!("Run folder: {}", folder.path().display());
     if report.failed() > 0 || report.skipped() > 0 {
-        return Err(CliError::new(format!("{} of {} actions failed; {} skipped", report.failed(), report.outcomes.len(), report.skipped() + report.unreachable()))
-            .hint("completed actions are recorded in state; fix the cause and run `stackctl apply` again"));
+        return Err(CliError::new(format!(
+            "{} of {} actions failed; {} skipped",
+            report.failed(),
+            report.outcomes.len(),
+            report.skipped() + report.unreachable()
+        ))
+        .hint(
+            "completed actions are recorded in state; fix the cause and run `stackctl apply` again",
+        ));
     }
     if report.unreachable() > 0 {
         return Ok(Outcome::Partial);
@@ -149,14 +237,39 @@ async fn run_plan(session: &Session, plan: &Plan, state: &mut State, options: &A
 }
 
 fn print_event(event: &Event, color: bool) {
-    let paint = |code: &str, text: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() };
-    let duration = event.duration_ms.map(|milliseconds| format!(" ({:.1}s)", milliseconds as f64 / 1000.0)).unwrap_or_default();
-    let message = event.message.as_deref().map(|message| format!(": {message}")).unwrap_or_default();
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    };
+    let duration = event
+        .duration_ms
+        .map(|milliseconds| format!(" ({:.1}s)", milliseconds as f64 / 1000.0))
+        .unwrap_or_default();
+    let message = event
+        .message
+        .as_deref()
+        .map(|message| format!(": {message}"))
+        .unwrap_or_default();
     match event.event {
-        "started" => eprintln!("{}: {}…", event.address, event.message.as_deref().unwrap_or("working")),
+        "started" => eprintln!(
+            "{}: {}…",
+            event.address,
+            event.message.as_deref().unwrap_or("working")
+        ),
         "succeeded" => eprintln!("{}: {}{duration}", event.address, paint("32", "done")),
-        "failed" => eprintln!("{}: {}{duration}{message}", event.address, paint("31", "failed")),
-        "unreachable" => eprintln!("{}: {}{message}", event.address, paint("33", "skipped, target unreachable")),
+        "failed" => eprintln!(
+            "{}: {}{duration}{message}",
+            event.address,
+            paint("31", "failed")
+        ),
+        "unreachable" => eprintln!(
+            "{}: {}{message}",
+            event.address,
+            paint("33", "skipped, target unreachable")
+        ),
         "skipped" => eprintln!("{}: {}{message}", event.address, paint("33", "skipped")),
         other => eprintln!("{}: {other}{message}", event.address),
     }
@@ -174,7 +287,11 @@ pub fn summarize(report: &ApplyReport) -> String {
     );
     for outcome in &report.outcomes {
         match &outcome.status {
-            Status::Failed { message, detail, hint } => {
+            Status::Failed {
+                message,
+                detail,
+                hint,
+            } => {
                 text.push_str(&format!("  failed: {}: {message}\n", outcome.address));
                 if let Some(detail) = detail {
                     for line in detail.lines() {
@@ -186,9 +303,14 @@ pub fn summarize(report: &ApplyReport) -> String {
                 }
             }
             Status::Unreachable { target, cause } => {
-                text.push_str(&format!("  warning: {} skipped: cannot reach {target}: {cause}\n", outcome.address));
+                text.push_str(&format!(
+                    "  warning: {} skipped: cannot reach {target}: {cause}\n",
+                    outcome.address
+                ));
             }
-            Status::Skipped { because } => text.push_str(&format!("  skipped: {}: {because}\n", outcome.address)),
+            Status::Skipped { because } => {
+                text.push_str(&format!("  skipped: {}: {because}\n", outcome.address))
+            }
             Status::Succeeded => {}
         }
     }

@@ -10,7 +10,10 @@ use super::{print, Session};
 pub fn run(settings: &Settings, format: GraphFormat) -> Result<Outcome, CliError> {
     let session = Session::open(settings, &ProviderOptions::default())?;
     let desired = session.desired("graph")?;
-    let edges: BTreeMap<_, _> = desired.iter().map(|resource| (resource.address.clone(), resource.dependencies.clone())).collect();
+    let edges: BTreeMap<_, _> = desired
+        .iter()
+        .map(|resource| (resource.address.clone(), resource.dependencies.clone()))
+        .collect();
     print(&match format {
         GraphFormat::Dot => crate::graph::to_dot(&edges),
         GraphFormat::Mermaid => crate::graph::to_mermaid(&edges),

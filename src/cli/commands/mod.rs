@@ -40,14 +40,29 @@ impl Session {
     pub fn open(settings: &Settings, options: &ProviderOptions) -> Result<Session, CliError> {
         let loaded = load(settings, false)?;
         for warning in &loaded.warnings {
-            eprint!("{}", config::diagnostic::render(std::slice::from_ref(warning), &loaded.sources, settings.color_errors));
+            eprint!(
+                "{}",
+                config::diagnostic::render(
+                    std::slice::from_ref(warning),
+                    &loaded.sources,
+                    settings.color_errors
+                )
+            );
         }
         let inputs = context::gather(&loaded).map_err(|diagnostics| {
-            CliError::Config(config::ConfigErrors { diagnostics, sources: loaded.sources.clone() })
+            CliError::Config(config::ConfigErrors {
+                diagnostics,
+                sources: loaded.sources.clone(),
+            })
         })?;
         let store = StateStore::new(&settings.state_directory, &loaded.config.stack.name);
         let providers = providers::build(&loaded, options)?;
-        Ok(Session { loaded, inputs, store, providers })
+        Ok(Session {
+            loaded,
+            inputs,
+            store,
+            providers,
+        })
     }
 
     pub fn stack(&self) -> &str {
@@ -57,25 +72,42 @@ impl Session {
     /// Lowered and prepared resources, secrets salted with `salt`.
     pub fn desired(&self, salt: &str) -> Result<Vec<Resource>, CliError> {
         let mut resources = crate::lower::lower(&self.loaded, &self.inputs, salt);
-        self.providers.prepare(&mut resources).map_err(|error| provider_error("cannot prepare the resources", error))?;
+        self.providers
+            .prepare(&mut resources)
+            .map_err(|error| provider_error("cannot prepare the resources", error))?;
         Ok(resources)
     }
 
     /// Reads every provider's live state, one batch per provider, concurrently. A provider
     /// that cannot be read is listed in `unread` with why; the plan goes on without it.
     pub async fn read_live(&self, desired: &[Resource], state: Option<&State>) -> LiveSnapshot {
-        let recorded: Vec<_> = state.map(|state| state.resources.values().cloned().collect()).unwrap_or_default();
+        let recorded: Vec<_> = state
+            .map(|state| state.resources.values().cloned().collect())
+            .unwrap_or_default();
         let salt = state.map(|state| state.salt.clone()).unwrap_or_default();
-        let mut names: BTreeSet<String> = desired.iter().map(|resource| resource.provider.clone()).collect();
+        let mut names: BTreeSet<String> = desired
+            .iter()
+            .map(|resource| resource.provider.clone())
+            .collect();
         names.extend(recorded.iter().map(|resource| resource.provider.clone()));
         let mut reads = Vec::new();
         for name in names {
-            let Some(provider) = self.providers.get(&name).cloned() else { continue };
+            let Some(provider) = self.providers.get(&name).cloned() else {
+                continue;
+            };
             let request = ReadRequest {
                 stack: self.stack().to_string(),
                 salt: salt.clone(),
-                desired: desired.iter().filter(|resource| resource.provider == name).cloned().collect(),
-                recorded: recorded.iter().filter(|resource| resource.provider == name).cloned().collect(),
+                desired: desired
+                    .iter()
+                    .filter(|resource| resource.provider == name)
+                    .cloned()
+                    .collect(),
+                recorded: recorded
+                    .iter()
+                    .filter(|resource| resource.provider == name)
+                    .cloned()
+                    .collect(),
             };
             reads.push(async move {
                 let result = tokio::time::timeout(READ_TIMEOUT, provider.read(&request)).await;
@@ -88,11 +120,18 @@ impl Session {
                 Ok(Ok(resources)) => {
                     snapshot.read_providers.insert(name);
                     for resource in resources {
-                        snapshot.resources.insert(resource.address.clone(), resource);
+                        snapshot
+                            .resources
+                            .insert(resource.address.clone(), resource);
                     }
                 }
-                Ok(Err(error)) => snapshot.unread.push(format!("{name}: {}", unread_reason(&error))),
-                Err(_) => snapshot.unread.push(format!("{name}: no answer within {}s", READ_TIMEOUT.as_secs())),
+                Ok(Err(error)) => snapshot
+                    .unread
+                    .push(format!("{name}: {}", unread_reason(&error))),
+                Err(_) => snapshot.unread.push(format!(
+                    "{name}: no answer within {}s",
+                    READ_TIMEOUT.as_secs()
+                )),
             }
         }
         snapshot
@@ -103,7 +142,14 @@ impl Session {
     }
 
     /// Makes the plan of `mode` against `state`, reading live state unless `offline`.
-    pub async fn plan(&self, state: Option<&State>, desired: &[Resource], offline: bool, targets: &[Address], mode: PlanMode) -> Plan {
+    pub async fn plan(
+        &self,
+        state: Option<&State>,
+        desired: &[Resource],
+        offline: bool,
+        targets: &[Address],
+        mode: PlanMode,
+    ) -> Plan {
         let empty = BTreeMap::new();
         let recorded = state.map(|state| &state.resources).unwrap_or(&empty);
         let snapshot;
@@ -112,14 +158,22 @@ impl Session {
         } else {
             snapshot = self.read_live(desired, state).await;
             if snapshot.read_providers.is_empty() {
-                let reason = if snapshot.unread.is_empty() { "no provider could be read".to_string() } else { snapshot.unread.join("; ") };
+                let reason = if snapshot.unread.is_empty() {
+                    "no provider could be read".to_string()
+                } else {
+                    snapshot.unread.join("; ")
+                };
                 Err(reason)
             } else {
                 Ok(&snapshot)
             }
         };
         let schemas = self.schemas();
-        let desired: &[Resource] = if mode == PlanMode::Destroy { &[] } else { desired };
+        let desired: &[Resource] = if mode == PlanMode::Destroy {
+            &[]
+        } else {
+            desired
+        };
         crate::plan::plan(&PlanInput {
             stack: self.stack(),
             desired,
@@ -136,20 +190,32 @@ impl Session {
     /// Every secret value the stack uses, for redaction.
     pub fn secret_values(&self) -> Vec<String> {
         let mut used = BTreeSet::new();
-        let text = self.loaded.sources.first().map(|source| source.text.as_str()).unwrap_or_default();
+        let text = self
+            .loaded
+            .sources
+            .first()
+            .map(|source| source.text.as_str())
+            .unwrap_or_default();
         used.extend(config::environment::variables_in(text));
         self.loaded.environment.secret_values(&used)
     }
 }
 
 pub fn identity(state: Option<&State>) -> StateIdentity {
-    StateIdentity { lineage: state.map(|state| state.lineage.clone()), serial: state.map_or(0, |state| state.serial) }
+    StateIdentity {
+        lineage: state.map(|state| state.lineage.clone()),
+        serial: state.map_or(0, |state| state.serial),
+    }
 }
 
 pub fn load(settings: &Settings, strict: bool) -> Result<LoadedConfig, CliError> {
     Ok(config::load(
         &settings.config_path,
-        &LoadOptions { env_file: settings.env_file.clone(), process_environment: settings.process_environment.clone(), strict },
+        &LoadOptions {
+            env_file: settings.env_file.clone(),
+            process_environment: settings.process_environment.clone(),
+            strict,
+        },
     )?)
 }
 
@@ -163,8 +229,14 @@ fn unread_reason(error: &ProviderError) -> String {
 pub fn provider_error(context: &str, error: ProviderError) -> CliError {
     match error {
         ProviderError::Credentials { message, hint } => CliError::new(message).hint(hint),
-        ProviderError::Unreachable { target, cause } => CliError::new(format!("{context}: cannot reach {target}")).cause(cause),
-        ProviderError::Failed { message, detail, hint } => {
+        ProviderError::Unreachable { target, cause } => {
+            CliError::new(format!("{context}: cannot reach {target}")).cause(cause)
+        }
+        ProviderError::Failed {
+            message,
+            detail,
+            hint,
+        } => {
             let mut error = CliError::new(format!("{context}: {message}"));
             if let Some(detail) = detail {
                 error = error.cause(detail);
@@ -180,7 +252,12 @@ pub fn provider_error(context: &str, error: ProviderError) -> CliError {
 pub fn parse_targets(targets: &[String]) -> Result<Vec<Address>, CliError> {
     targets
         .iter()
-        .map(|target| Address::parse(target).map_err(|error| CliError::new(error.to_string()).hint("addresses look like `service.api`; `stackctl state list` shows them")))
+        .map(|target| {
+            Address::parse(target).map_err(|error| {
+                CliError::new(error.to_string())
+                    .hint("addresses look like `service.api`; `stackctl state list` shows them")
+            })
+        })
         .collect()
 }
 

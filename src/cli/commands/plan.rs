@@ -14,15 +14,34 @@ pub async fn run(settings: &Settings, arguments: &PlanArgs) -> Result<Outcome, C
     let session = Session::open(settings, &ProviderOptions::default())?;
     let state = session.store.read()?;
     // With no state yet, a fresh salt: nothing rendered depends on it.
-    let salt = state.as_ref().map(|state| state.salt.clone()).unwrap_or_else(|| State::new(session.stack()).salt);
+    let salt = state
+        .as_ref()
+        .map(|state| state.salt.clone())
+        .unwrap_or_else(|| State::new(session.stack()).salt);
     let desired = session.desired(&salt)?;
-    let plan = session.plan(state.as_ref(), &desired, arguments.offline, &targets, PlanMode::Apply).await;
+    let plan = session
+        .plan(
+            state.as_ref(),
+            &desired,
+            arguments.offline,
+            &targets,
+            PlanMode::Apply,
+        )
+        .await;
     print(&render(&plan, arguments.format, settings.color));
     if let Some(out) = &arguments.out {
         write_saved(out, &SavedPlan::new(plan.clone(), salt))?;
-        eprintln!("Saved the plan to `{}`. Apply exactly this plan with `stackctl apply {}`.", out.display(), out.display());
+        eprintln!(
+            "Saved the plan to `{}`. Apply exactly this plan with `stackctl apply {}`.",
+            out.display(),
+            out.display()
+        );
     }
-    Ok(if arguments.detailed_exitcode && plan.has_changes() { Outcome::Changes } else { Outcome::Success })
+    Ok(if arguments.detailed_exitcode && plan.has_changes() {
+        Outcome::Changes
+    } else {
+        Outcome::Success
+    })
 }
 
 pub fn render(plan: &Plan, format: PlanFormat, color: bool) -> String {
@@ -34,17 +53,34 @@ pub fn render(plan: &Plan, format: PlanFormat, color: bool) -> String {
 }
 
 fn write_saved(path: &Path, saved: &SavedPlan) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(saved).map_err(|error| CliError::new(format!("cannot encode the plan: {error}")))?;
-    std::fs::write(path, text + "\n").map_err(|error| CliError::new(format!("cannot write `{}`: {error}", path.display())))
+    let text = serde_json::to_string_pretty(saved)
+        .map_err(|error| CliError::new(format!("cannot encode the plan: {error}")))?;
+    std::fs::write(path, text + "\n")
+        .map_err(|error| CliError::new(format!("cannot write `{}`: {error}", path.display())))
 }
 
 pub fn read_saved(path: &Path) -> Result<SavedPlan, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|error| CliError::new(format!("cannot read the saved plan `{}`: {error}", path.display())))?;
-    let saved: SavedPlan = serde_json::from_str(&text).map_err(|error| {
-        CliError::new(format!("`{}` is not a plan saved by `stackctl plan --out`", path.display())).cause(error.to_string())
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        CliError::new(format!(
+            "cannot read the saved plan `{}`: {error}",
+            path.display()
+        ))
     })?;
-    if saved.kind != crate::plan::saved::SAVED_PLAN_KIND || saved.plan.format_version != crate::plan::PLAN_FORMAT_VERSION {
-        return Err(CliError::new(format!("`{}` was saved by another version of stackctl", path.display())).hint("make a new plan with `stackctl plan --out`"));
+    let saved: SavedPlan = serde_json::from_str(&text).map_err(|error| {
+        CliError::new(format!(
+            "`{}` is not a plan saved by `stackctl plan --out`",
+            path.display()
+        ))
+        .cause(error.to_string())
+    })?;
+    if saved.kind != crate::plan::saved::SAVED_PLAN_KIND
+        || saved.plan.format_version != crate::plan::PLAN_FORMAT_VERSION
+    {
+        return Err(CliError::new(format!(
+            "`{}` was saved by another version of stackctl",
+            path.display()
+        ))
+        .hint("make a new plan with `stackctl plan --out`"));
     }
     Ok(saved)
 }

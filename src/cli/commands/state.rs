@@ -20,28 +20,47 @@ pub async fn run(settings: &Settings, command: StateCommand) -> Result<Outcome, 
                 print("No recorded state yet.\n");
                 return Ok(Outcome::Success);
             };
-            let mut text = format!("# state `{}`: lineage {}, serial {}\n", state.stack, state.lineage, state.serial);
+            let mut text = format!(
+                "# state `{}`: lineage {}, serial {}\n",
+                state.stack, state.lineage, state.serial
+            );
             for (address, resource) in &state.resources {
-                text.push_str(&format!("{address}\t{}\t{}\n", resource.provider, resource.id.as_deref().unwrap_or("-")));
+                text.push_str(&format!(
+                    "{address}\t{}\t{}\n",
+                    resource.provider,
+                    resource.id.as_deref().unwrap_or("-")
+                ));
             }
             print(&text);
             Ok(Outcome::Success)
         }
         StateCommand::Show { address } => {
             let address = parse(&address)?;
-            let state = store.read()?.unwrap_or_else(|| State::new(&loaded.config.stack.name));
-            let resource = state.resources.get(&address).ok_or_else(|| not_in_state(&address))?;
-            print(&format!("{}\n", serde_json::to_string_pretty(resource).unwrap_or_default()));
+            let state = store
+                .read()?
+                .unwrap_or_else(|| State::new(&loaded.config.stack.name));
+            let resource = state
+                .resources
+                .get(&address)
+                .ok_or_else(|| not_in_state(&address))?;
+            print(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(resource).unwrap_or_default()
+            ));
             Ok(Outcome::Success)
         }
         StateCommand::Rm { address } => {
             let address = parse(&address)?;
             let _lock = store.lock("stackctl state rm")?;
-            let mut state = store.load_for_write()?.ok_or_else(|| not_in_state(&address))?;
+            let mut state = store
+                .load_for_write()?
+                .ok_or_else(|| not_in_state(&address))?;
             if !state.resources.contains_key(&address) {
                 return Err(not_in_state(&address));
             }
-            state.apply_entry(&JournalEntry::Remove { address: address.clone() });
+            state.apply_entry(&JournalEntry::Remove {
+                address: address.clone(),
+            });
             store.save(&mut state)?;
             print(&format!("Forgot `{address}` (serial {}). It still exists on the target; `stackctl import` adopts it again.\n", state.serial));
             Ok(Outcome::Success)
@@ -66,21 +85,40 @@ pub async fn import(settings: &Settings, address: &str, id: &str) -> Result<Outc
     let address = parse(address)?;
     let session = Session::open(settings, &ProviderOptions::default())?;
     let _lock = session.store.lock("stackctl import")?;
-    let mut state = session.store.load_for_write()?.unwrap_or_else(|| State::new(session.stack()));
+    let mut state = session
+        .store
+        .load_for_write()?
+        .unwrap_or_else(|| State::new(session.stack()));
     let desired = session.desired(&state.salt)?;
     let wanted = desired.iter().find(|resource| resource.address == address);
-    let provider_name = wanted.map(|resource| resource.provider.clone()).ok_or_else(|| {
-        CliError::new(format!("`{address}` is not in stack.toml")).hint("import only what stack.toml describes; `stackctl graph` lists the addresses")
-    })?;
-    let provider = session.providers.get(&provider_name).cloned().ok_or_else(|| CliError::new(format!("no `{provider_name}` provider is available")))?;
+    let provider_name = wanted
+        .map(|resource| resource.provider.clone())
+        .ok_or_else(|| {
+            CliError::new(format!("`{address}` is not in stack.toml"))
+                .hint("import only what stack.toml describes; `stackctl graph` lists the addresses")
+        })?;
+    let provider = session
+        .providers
+        .get(&provider_name)
+        .cloned()
+        .ok_or_else(|| CliError::new(format!("no `{provider_name}` provider is available")))?;
     let context = ApplyContext {
         stack: session.stack().to_string(),
         salt: state.salt.clone(),
         health_timeout: std::time::Duration::from_secs(60),
         allow_data_loss: false,
-        recorded: std::sync::Arc::new(std::sync::RwLock::new(state.resources.iter().map(|(address, resource)| (address.clone(), resource.attributes.clone())).collect())),
+        recorded: std::sync::Arc::new(std::sync::RwLock::new(
+            state
+                .resources
+                .iter()
+                .map(|(address, resource)| (address.clone(), resource.attributes.clone()))
+                .collect(),
+        )),
     };
-    let recorded = provider.import(&address, id, wanted, &context).await.map_err(|error| provider_error(&format!("cannot import `{address}`"), error))?;
+    let recorded = provider
+        .import(&address, id, wanted, &context)
+        .await
+        .map_err(|error| provider_error(&format!("cannot import `{address}`"), error))?;
     state.apply_entry(&JournalEntry::Put { resource: recorded });
     session.store.save(&mut state)?;
     print(&format!("Imported `{address}` (id {id}) into state; run `stackctl plan` to see any remaining differences.\n"));
@@ -92,5 +130,6 @@ fn parse(address: &str) -> Result<Address, CliError> {
 }
 
 fn not_in_state(address: &Address) -> CliError {
-    CliError::new(format!("`{address}` is not in state")).hint("`stackctl state list` shows what is recorded")
+    CliError::new(format!("`{address}` is not in state"))
+        .hint("`stackctl state list` shows what is recorded")
 }

@@ -11,12 +11,16 @@ pub fn run(settings: &Settings, strict: bool, format: ReportFormat) -> Result<Ou
         process_environment: settings.process_environment.clone(),
         strict,
     };
-    let result = config::load(&settings.config_path, &options).and_then(|loaded| {
-        match crate::context::gather(&loaded) {
-            Ok(_) => Ok(loaded),
-            Err(diagnostics) => Err(config::ConfigErrors { diagnostics, sources: loaded.sources.clone() }),
-        }
-    });
+    let result =
+        config::load(&settings.config_path, &options).and_then(
+            |loaded| match crate::context::gather(&loaded) {
+                Ok(_) => Ok(loaded),
+                Err(diagnostics) => Err(config::ConfigErrors {
+                    diagnostics,
+                    sources: loaded.sources.clone(),
+                }),
+            },
+        );
     match (format, result) {
         (ReportFormat::Json, result) => {
             let (valid, diagnostics) = match &result {
@@ -29,12 +33,24 @@ pub fn run(settings: &Settings, strict: bool, format: ReportFormat) -> Result<Ou
                 "file": settings.config_path.display().to_string(),
                 "diagnostics": diagnostics,
             });
-            print(&format!("{}\n", serde_json::to_string_pretty(&document).unwrap_or_default()));
-            if valid { Ok(Outcome::Success) } else { Err(CliError::new("the stack file is not valid (details in the JSON above)")) }
+            print(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&document).unwrap_or_default()
+            ));
+            if valid {
+                Ok(Outcome::Success)
+            } else {
+                Err(CliError::new(
+                    "the stack file is not valid (details in the JSON above)",
+                ))
+            }
         }
         (ReportFormat::Text, Ok(loaded)) => {
             if !loaded.warnings.is_empty() {
-                eprint!("{}", diagnostic::render(&loaded.warnings, &loaded.sources, settings.color_errors));
+                eprint!(
+                    "{}",
+                    diagnostic::render(&loaded.warnings, &loaded.sources, settings.color_errors)
+                );
             }
             print(&format!(
                 "{} is valid: {} services, {} routes, {} middlewares, {} droplets.\n",

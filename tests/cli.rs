@@ -1,0 +1,441 @@
+//! The real `stackctl` binary in a sealed directory: the plan of the reference stack in
+//! every format, every kind of bad input, saved plans, locks and state commands.
+
+mod support;
+
+use support::{repository, TestEnvironment};
+
+const ENV_FILE: &str = ".env.example";
+
+fn plan(environment: &TestEnvironment, format: &str) -> support::Run {
+    environment.run(&[
+        "plan",
+        "--offline",
+        "--env-file",
+        ENV_FILE,
+        "--format",
+        format,
+    ])
+}
+
+#[test]
+fn plan_of_the_reference_stack_creates_everything_in_dependency_order_as_text() {
+    let environment = TestEnvironment::reference();
+    let run = plan(&environment, "text");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with("note: live state was not read"),
+        "the plan says live state was not read"
+    );
+    assert!(run
+        .stdout
+        .contains("Plan: 33 to create, 0 to update, 0 to replace, 0 to delete"));
+    insta::assert_snapshot!("plan_reference_text", environment.filter(&run.stdout));
+}
+
+#[test]
+fn plan_of_the_reference_stack_as_json_and_markdown() {
+    let environment = TestEnvironment::reference();
+    let json = plan(&environment, "json");
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let document: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(document["format_version"], 1);
+    assert_eq!(document["live_state"]["read"], false);
+    assert_eq!(document["summary"]["create"], 33);
+    insta::assert_snapshot!("plan_reference_json", environment.filter(&json.stdout));
+    let markdown = plan(&environment, "markdown");
+    assert_eq!(markdown.code, 0, "{}", markdown.stderr);
+    assert!(markdown.stdout.len() < 60_000);
+    insta::assert_snapshot!(
+        "plan_reference_markdown",
+        environment.filter(&markdown.stdout)
+    );
+}
+
+#[test]
+fn plan_output_is_byte_identical_across_runs() {
+    let first = TestEnvironment::reference();
+    let second = TestEnvironment::reference();
+    for format in ["text", "json", "markdown"] {
+        let one = plan(&first, format);
+        let two = plan(&first, format);
+        let elsewhere = plan(&second, format);
+        assert_eq!(one.stdout, two.stdout, "{format} differs between two runs");
+        assert_eq!(
+            first.filter(&one.stdout),
+            second.filter(&elsewhere.stdout),
+            "{format} depends on the directory"
+        );
+    }
+}
+
+#[test]
+fn resources_are_listed_after_what_they_depend_on() {
+    let environment = TestEnvironment::reference();
+    let run = plan(&environment, "json");
+    let document: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let actions = document["actions"].as_array().unwrap();
+    let position = |address: &str| {
+        actions
+            .iter()
+            .position(|action| action["address"] == address)
+            .unwrap()
+    };
+    for action in actions {
+        for dependency in action["depends_on"].as_array().unwrap() {
+            assert!(
+                position(dependency.as_str().unwrap())
+                    < position(action["address"].as_str().unwrap())
+            );
+        }
+    }
+    assert!(position("droplet.web-1") < position("service.api"));
+    assert!(position("service.postgres") < position("service.api"));
+}
+
+#[test]
+fn detailed_exitcode_is_2_when_there_are_changes() {
+    let environment = TestEnvironment::reference();
+    let run = environment.run(&[
+        "plan",
+        "--offline",
+        "--env-file",
+        ENV_FILE,
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn secrets_never_appear_in_any_plan_format() {
+    let environment = TestEnvironment::reference();
+    let secrets = [
+        ("POSTGRES_PASSWORD", "pg-Secret-4711"),
+        ("FLOWER_PASSWORD", "flower-Secret-4711"),
+        ("DJANGO_SECRET_KEY", "django-Secret-4711"),
+    ];
+    for format in ["text", "json", "markdown"] {
+        let run = environment.run_with_env(
+            &[
+                "plan",
+                "--offline",
+                "--env-file",
+                ENV_FILE,
+                "--format",
+                format,
+                "--out",
+                "saved.json",
+            ],
+            &secrets,
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let saved = environment.read("saved.json");
+        for (_, secret) in &secrets {
+            assert!(
+                !run.stdout.contains(secret) && !run.stderr.contains(secret),
+                "{secret} leaked into the {format} plan"
+            );
+            assert!(
+                !saved.contains(secret),
+                "{secret} leaked into the saved plan"
+            );
+        }
+        assert!(run.stdout.contains("sensitive"));
+    }
+}
+
+fn bad_input(name: &str, stack: &str) {
+    let environment = TestEnvironment::new();
+    environment.write("stack.toml", stack);
+    let run = environment.run(&["validate"]);
+    assert_eq!(run.code, 1, "{name}: expected exit 1\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("stack.toml:"),
+        "{name}: no file:line:column in\n{}",
+        run.stderr
+    );
+    insta::assert_snapshot!(name, run.stderr);
+}
+
+const BASE: &str = "[stack]\nname = \"shop\"\n\n[target]\nhost = \"local\"\n";
+
+#[test]
+fn unknown_key_names_the_place_and_the_nearest_key() {
+    bad_input(
+        "error_unknown_key",
+        &format!("{BASE}\n[services.api]\nimage = \"api:1\"\nprot = 8000\n"),
+    );
+}
+
+#[test]
+fn wrong_type_says_what_was_expected() {
+    bad_input(
+        "error_wrong_type",
+        &format!("{BASE}\n[services.api]\nimage = \"api:1\"\nport = \"eight thousand\"\n"),
+    );
+}
+
+#[test]
+fn missing_required_field() {
+    bad_input("error_missing_field", "[stack]\nenv_file = \".env\"\n");
+}
+
+#[test]
+fn dangling_reference() {
+    bad_input("error_dangling_reference", &format!("{BASE}\n[services.api]\nimage = \"api:1\"\ndepends_on = [\"postgress\"]\n\n[services.postgres]\nimage = \"postgres:16\"\n"));
+}
+
+#[test]
+fn dependency_cycle_names_every_member() {
+    bad_input(
+        "error_cycle",
+        &format!("{BASE}\n[services.a]\nimage = \"x\"\ndepends_on = [\"b\"]\n\n[services.b]\nimage = \"x\"\ndepends_on = [\"c\"]\n\n[services.c]\nimage = \"x\"\ndepends_on = [\"a\"]\n"),
+    );
+}
+
+#[test]
+fn unresolved_variable() {
+    bad_input("error_unresolved_variable", &format!("{BASE}\n[services.api]\nimage = \"api:1\"\nenv = {{ DATABASE_URL = \"postgres://app:${{DB_PASSWORD}}@db/app\" }}\n"));
+}
+
+#[test]
+fn a_port_published_by_a_service_other_than_the_edge() {
+    bad_input(
+        "error_published_port",
+        &format!("{BASE}\n[services.django]\nimage = \"django:1\"\nports = [\"8000:8000\"]\n"),
+    );
+}
+
+#[test]
+fn production_certificates_need_an_explicit_allowance() {
+    bad_input(
+        "error_production_resolver",
+        &format!("{BASE}\n[edge]\nimage = \"traefik:v3.3\"\ntls = {{ resolver = \"le\", email = \"ops@example.com\", ca = \"production\" }}\n"),
+    );
+}
+
+#[test]
+fn a_dashboard_route_needs_basic_auth_and_an_allowlist() {
+    bad_input(
+        "error_dashboard_route",
+        &format!("{BASE}\n[edge]\nimage = \"traefik:v3.3\"\n\n[services.flower]\nimage = \"flower:2\"\nport = 5555\ndashboard = true\n\n[routes.flower]\nhost = \"flower.example.com\"\nservice = \"flower\"\n"),
+    );
+}
+
+#[test]
+fn malformed_toml_is_reported_not_a_panic() {
+    bad_input("error_malformed_toml", "[stack\nname = \"shop\"\n");
+    for text in [
+        "",
+        "=",
+        "[[[",
+        "a = [1, 2",
+        "[stack]\nname = 1\n[stack]\n",
+        "x = \"\\u{zz}\"",
+        "[services.a]\nimage = { }\n",
+        "\u{0}",
+    ] {
+        let environment = TestEnvironment::new();
+        environment.write("stack.toml", text);
+        let run = environment.run(&["validate"]);
+        assert_eq!(run.code, 1, "{text:?}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("panicked"),
+            "{text:?} panicked: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let environment = TestEnvironment::new();
+    environment.write("stack.toml", &format!("{BASE}\n[services.api]\nimage = \"api:1\"\nprot = 1\nmemroy = \"1g\"\nrestart = \"sometimes\"\n"));
+    let run = environment.run(&["validate"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr.matches("error:").count(),
+        4,
+        "three problems and the summary line:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn validate_as_json_lists_problems_with_locations() {
+    let environment = TestEnvironment::new();
+    environment.write(
+        "stack.toml",
+        &format!("{BASE}\n[services.api]\nimage = \"api:1\"\nprot = 8000\n"),
+    );
+    let run = environment.run(&["validate", "--format", "json"]);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!("validate_json", run.stdout);
+}
+
+#[test]
+fn the_reference_stack_and_every_example_validate_and_plan() {
+    let mut stacks = Vec::new();
+    for entry in std::fs::read_dir(repository().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.join("stack.toml").exists() {
+            stacks.push(path);
+        }
+    }
+    assert!(stacks.len() >= 3, "at least three examples");
+    stacks.push(repository());
+    for directory in stacks {
+        let environment = if directory == repository() {
+            TestEnvironment::reference()
+        } else {
+            TestEnvironment::new()
+        };
+        if directory != repository() {
+            support::copy_tree(&directory, environment.path());
+        }
+        let validate = environment.run(&["validate", "--strict", "--env-file", ENV_FILE]);
+        assert_eq!(
+            validate.code,
+            0,
+            "{}: {}",
+            directory.display(),
+            validate.stderr
+        );
+        let plan = environment.run(&["plan", "--offline", "--env-file", ENV_FILE]);
+        assert_eq!(plan.code, 0, "{}: {}", directory.display(), plan.stderr);
+        assert!(plan.stdout.contains("to create"), "{}", directory.display());
+    }
+}
+
+#[test]
+fn the_committed_json_schema_is_fresh() {
+    let committed =
+        std::fs::read_to_string(repository().join("docs/stack.schema.json")).unwrap_or_default();
+    let environment = TestEnvironment::new();
+    let run = environment.run(&["schema"]);
+    assert_eq!(run.code, 0);
+    assert!(
+        committed == run.stdout,
+        "docs/stack.schema.json is stale: run `cargo run -- schema > docs/stack.schema.json`"
+    );
+}
+
+#[test]
+fn a_saved_plan_is_refused_after_the_state_serial_moved() {
+    let environment = TestEnvironment::reference();
+    let store = stackctl::state::StateStore::new(environment.path().join("state"), "shop");
+    let mut state = stackctl::state::State::new("shop");
+    store.save(&mut state).unwrap();
+    let saved = environment.run(&[
+        "plan",
+        "--offline",
+        "--env-file",
+        ENV_FILE,
+        "--out",
+        "plan.json",
+    ]);
+    assert_eq!(saved.code, 0, "{}", saved.stderr);
+    store.save(&mut state).unwrap();
+    let run = environment.run(&["apply", "plan.json", "--env-file", ENV_FILE]);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!("error_stale_plan", run.stderr);
+    let show = environment.run(&["show", "plan.json"]);
+    assert_eq!(show.code, 0);
+    assert!(show.stdout.contains("droplet.web-1"));
+}
+
+#[test]
+fn a_saved_plan_is_refused_after_the_config_changed() {
+    let environment = TestEnvironment::reference();
+    let saved = environment.run(&[
+        "plan",
+        "--offline",
+        "--env-file",
+        ENV_FILE,
+        "--out",
+        "plan.json",
+    ]);
+    assert_eq!(saved.code, 0);
+    let stack = environment
+        .read("stack.toml")
+        .replace("s-2vcpu-4gb", "s-4vcpu-8gb");
+    environment.write("stack.toml", &stack);
+    let run = environment.run(&["apply", "plan.json", "--env-file", ENV_FILE]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("stack.toml or its env file changed since the plan was made"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_second_apply_fails_naming_the_lock_holder() {
+    let environment = TestEnvironment::reference();
+    let store = stackctl::state::StateStore::new(environment.path().join("state"), "shop");
+    let _held = store.lock("stackctl apply").unwrap();
+    let run = environment.run(&["apply", "--yes", "--env-file", ENV_FILE]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("error: state `shop` is locked by"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("pid {}", std::process::id())),
+        "{}",
+        run.stderr
+    );
+    assert!(run
+        .stderr
+        .contains("hint: wait for that run to finish; if it is gone, run `stackctl state unlock`"));
+    drop(_held);
+    let run = environment.run(&["state", "unlock", "--env-file", ENV_FILE]);
+    assert_eq!(run.code, 0);
+}
+
+#[test]
+fn state_commands_list_show_and_forget_resources() {
+    let environment = TestEnvironment::reference();
+    let store = stackctl::state::StateStore::new(environment.path().join("state"), "shop");
+    let mut state = stackctl::state::State::new("shop");
+    let resource = stackctl_provider::Resource::new(
+        stackctl_provider::Address::new("network", "edge"),
+        "docker",
+    )
+    .with("name", "shop_edge");
+    state.resources.insert(
+        resource.address.clone(),
+        stackctl_provider::RecordedResource::from_desired(&resource, Some("n1".into())),
+    );
+    store.save(&mut state).unwrap();
+    let list = environment.run(&["state", "list", "--env-file", ENV_FILE]);
+    assert!(
+        list.stdout.contains("network.edge\tdocker\tn1"),
+        "{}",
+        list.stdout
+    );
+    let show = environment.run(&["state", "show", "network.edge", "--env-file", ENV_FILE]);
+    assert!(show.stdout.contains("\"shop_edge\""));
+    let missing = environment.run(&["state", "show", "network.nope", "--env-file", ENV_FILE]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("`network.nope` is not in state"));
+    let forget = environment.run(&["state", "rm", "network.edge", "--env-file", ENV_FILE]);
+    assert_eq!(forget.code, 0, "{}", forget.stderr);
+    assert!(store.read().unwrap().unwrap().resources.is_empty());
+}
+
+#[test]
+fn graph_renders_dot_and_mermaid() {
+    let environment = TestEnvironment::reference();
+    let dot = environment.run(&["graph", "--env-file", ENV_FILE]);
+    assert!(
+        dot.stdout
+            .contains("\"service.api\" -> \"service.postgres\";"),
+        "{}",
+        dot.stdout
+    );
+    let mermaid = environment.run(&["graph", "--format", "mermaid", "--env-file", ENV_FILE]);
+    assert!(mermaid.stdout.starts_with("graph LR"));
+}
