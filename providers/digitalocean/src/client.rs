@@ -630,12 +630,13 @@ impl Client {
         self.delete(&format!("/v2/droplets/{id}"), None).await
     }
 
-    /// Starts a droplet action (`power_off`, `resize`, …). Actions are POSTs, but
-    /// repeating a power or resize action is harmless, so transient failures are retried.
+    /// Starts a droplet action (`power_off`, `resize`, …). A lost answer is not retried
+    /// here: a second action on a droplet still running the first is refused (422), so
+    /// the caller watches the droplet instead.
     pub async fn droplet_action(&self, id: i64, body: &Json) -> Result<Action, ClientError> {
         let path = format!("/v2/droplets/{id}/actions");
         let answer = self
-            .send(Method::POST, &path, Some(body), Idempotence::Idempotent)
+            .send(Method::POST, &path, Some(body), Idempotence::NotIdempotent)
             .await?;
         decode_key(&answer.body, "action", "POST", &path)
     }

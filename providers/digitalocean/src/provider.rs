@@ -893,17 +893,54 @@ impl DigitalOceanProvider {
         with_computed(desired, droplet.id.to_string(), computed)
     }
 
-    async fn run_action(&self, id: i64, body: Json, what: &str) -> Result<(), ProviderError> {
-        let action = self
-            .client
-            .droplet_action(id, &body)
-            .await
-            .map_err(|error| failed(&format!("cannot {what} droplet {id}"), error))?;
-        self.client
-            .wait_for_action(action.id, &self.options.poll)
-            .await
-            .map_err(|error| failed(&format!("cannot {what} droplet {id}"), error))?;
-        Ok(())
+    /// Runs one droplet action and waits for it. An action is a POST: if its answer is
+    /// lost (or the droplet reports a pending event because the lost one is running),
+    /// the droplet is watched until it is unlocked and `done` decides whether the
+    /// action took effect, instead of sending it again blindly.
+    async fn run_action(
+        &self,
+        id: i64,
+        body: Json,
+        what: &str,
+        done: impl Fn(&Droplet) -> bool,
+    ) -> Result<(), ProviderError> {
+        let error = match self.client.droplet_action(id, &body).await {
+            Ok(action) => {
+                return self
+                    .client
+                    .wait_for_action(action.id, &self.options.poll)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| failed(&format!("cannot {what} droplet {id}"), error));
+            }
+            Err(error) if error.is_ambiguous() || error.status() == Some(422) => error,
+            Err(error) => return Err(failed(&format!("cannot {what} droplet {id}"), error)),
+        };
+        tracing::warn!(droplet = id, what, error = %error, "droplet action outcome unknown; watching the droplet");
+        let started = std::time::Instant::now();
+        loop {
+            let droplet = self
+                .client
+                .get_droplet(id)
+                .await
+                .map_err(|error| failed(&format!("cannot read droplet {id}"), error))?
+                .ok_or_else(|| {
+                    ProviderError::failed(format!("droplet {id} disappeared during {what}"))
+                })?;
+            if !droplet.locked {
+                if done(&droplet) {
+                    return Ok(());
+                }
+                return Err(failed(&format!("cannot {what} droplet {id}"), error));
+            }
+            if started.elapsed() + self.options.poll.interval > self.options.poll.timeout {
+                return Err(failed(
+                    &format!("droplet {id} stayed locked during {what}"),
+                    error,
+                ));
+            }
+            tokio::time::sleep(self.options.poll.interval).await;
+        }
     }
 
     /// In-place changes: a resize (power off, resize, power on), powering a stopped
@@ -973,30 +1010,47 @@ impl DigitalOceanProvider {
             text_of(attributes.get("size")).filter(|size| *size != current.size_slug)
         {
             if powered_on {
-                self.run_action(id, json!({"type": "power_off"}), "power off")
-                    .await?;
+                self.run_action(id, json!({"type": "power_off"}), "power off", |droplet| {
+                    droplet.status == "off"
+                })
+                .await?;
                 powered_on = false;
             }
+            let resized = |droplet: &Droplet| droplet.size_slug == size;
             self.run_action(
                 id,
                 json!({"type": "resize", "size": size, "disk": false}),
                 "resize",
+                resized,
             )
             .await?;
         }
         if let Some(name) = text_of(attributes.get("name")).filter(|name| *name != current.name) {
-            self.run_action(id, json!({"type": "rename", "name": name}), "rename")
-                .await?;
+            let renamed = |droplet: &Droplet| droplet.name == name;
+            self.run_action(
+                id,
+                json!({"type": "rename", "name": name}),
+                "rename",
+                renamed,
+            )
+            .await?;
         }
         if attributes.get("ipv6").and_then(Value::as_bool) == Some(true)
             && !current.features.iter().any(|feature| feature == "ipv6")
         {
-            self.run_action(id, json!({"type": "enable_ipv6"}), "enable IPv6 on")
-                .await?;
+            self.run_action(
+                id,
+                json!({"type": "enable_ipv6"}),
+                "enable IPv6 on",
+                |droplet| droplet.features.iter().any(|feature| feature == "ipv6"),
+            )
+            .await?;
         }
         if !powered_on {
-            self.run_action(id, json!({"type": "power_on"}), "power on")
-                .await?;
+            self.run_action(id, json!({"type": "power_on"}), "power on", |droplet| {
+                droplet.status == "active"
+            })
+            .await?;
         }
         let ready = self
             .client

@@ -345,3 +345,57 @@ fn droplet_region_and_image_force_replacement() {
     let names: Vec<&str> = kinds.iter().map(|kind| kind.kind).collect();
     assert_eq!(names, vec!["ssh_key", "droplet", "firewall", "dns_record"]);
 }
+
+#[tokio::test]
+async fn a_lost_answer_to_a_droplet_action_is_not_fatal() {
+    let emulator = start_emulator().await;
+    let stack = applied_stack(&emulator).await;
+    let droplet_id: i64 = stack.recorded[1]
+        .id
+        .as_deref()
+        .and_then(|id| id.parse().ok())
+        .expect("id");
+    assert!(emulator.resize_out_of_band(droplet_id, "s-2vcpu-4gb"));
+    // The power-off is carried out, but its answer never arrives.
+    emulator.set_faults(stackctl_digitalocean::Faults {
+        drop_after_commit: 1,
+        only: Some(format!("POST /v2/droplets/{droplet_id}/actions")),
+        ..Default::default()
+    });
+    let mut update = action(
+        ActionKind::Update,
+        stack.desired[1].clone(),
+        Some(stack.recorded[1].clone()),
+    );
+    update.live_id = Some(droplet_id.to_string());
+    let repaired = recorded(
+        provider(&emulator)
+            .apply(&update, &context())
+            .await
+            .expect("repaired anyway"),
+    );
+    assert_eq!(
+        repaired.attributes.get("size"),
+        Some(&Value::text("s-1vcpu-1gb"))
+    );
+    assert_eq!(emulator.droplets()[0]["status"], "active");
+    let power_offs: Vec<Option<u16>> = emulator
+        .exchanges()
+        .iter()
+        .filter(|exchange| {
+            exchange
+                .request_body
+                .as_ref()
+                .and_then(|body| body.get("type"))
+                .and_then(|kind| kind.as_str())
+                == Some("power_off")
+        })
+        .map(|exchange| exchange.status)
+        .collect();
+    assert_eq!(
+        power_offs,
+        vec![None],
+        "one power-off, unanswered, and not sent again"
+    );
+    assert_contract(&emulator);
+}
