@@ -132,9 +132,9 @@ pub fn firewall_resource(droplet_id: &str) -> Resource {
         .with(
             "outbound_rules",
             Value::List(vec![
-                rule("tcp", "0", "destinations", &["0.0.0.0/0", "::/0"]),
+                rule("tcp", "all", "destinations", &["0.0.0.0/0", "::/0"]),
                 rule("udp", "0", "destinations", &["0.0.0.0/0", "::/0"]),
-                rule("icmp", "0", "destinations", &["0.0.0.0/0", "::/0"]),
+                rule("icmp", "all", "destinations", &["0.0.0.0/0", "::/0"]),
             ]),
         )
         .with("droplet_ids", texts(&[droplet_id]))
