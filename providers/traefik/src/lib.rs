@@ -8,8 +8,11 @@
 //!   `route.*`) writing those files on the target host.
 //! - [`policy`]: edge policy for `validate` (dashboard routes protected, middleware
 //!   order, production certificates).
+//! - [`admin`]: Traefik's API over any stream (routers applied, a service's servers),
+//!   for readiness and for the zero-downtime swap.
 //! - [`checks`]: HTTP(S) checks through the edge, and the checks implied by the routes.
 
+pub mod admin;
 pub mod checks;
 pub mod policy;
 pub mod provider;

@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use stackctl_host::HostConnector;
@@ -29,7 +29,7 @@ use stackctl_traefik::checks::{
     implied_checks, run_check, run_checks, Check, CheckOptions, EdgeFacts, HeaderExpectation,
     HeaderRule, ResolveOverride, StatusExpectation, TlsTrust,
 };
-use stackctl_traefik::{render_backend, TraefikProvider};
+use stackctl_traefik::{admin, render_backend, TraefikProvider};
 
 const DOMAIN: &str = "example.test";
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -521,6 +521,63 @@ async fn rendered_files_behave_as_promised_in_a_real_traefik() {
     for result in run_checks(&implied, &options()).await {
         assert_passed(&result, &traefik);
     }
+
+    // Traefik's API: every file router is enabled, and a service's servers are listed.
+    let admin = || async {
+        tokio::net::TcpStream::connect((LOOPBACK, edge.admin))
+            .await
+            .expect("connect to the admin entry point")
+    };
+    let states = admin::routers(admin().await).await.expect("routers");
+    let names: Vec<String> = ["frontend", "api", "flower", "braces"]
+        .map(String::from)
+        .to_vec();
+    let unready = admin::unready_routers(&states, &names);
+    assert!(unready.is_empty(), "{unready:?}");
+    let api_url = format!("http://127.0.0.1:{}", backends[1].1);
+    assert_eq!(
+        admin::service_servers(admin().await, "api")
+            .await
+            .expect("servers"),
+        vec![api_url]
+    );
+
+    // A swap as the docker provider does it: rewrite the backend file (temp + rename),
+    // wait until Traefik lists the new server, then traffic reaches the new backend.
+    let new_api = format!("http://127.0.0.1:{}", start_backend("api-2"));
+    hand_edit(
+        &format!("{dynamic_dir}/backend-api.yml"),
+        &render_backend("api", &new_api),
+        &root,
+    );
+    let switched = Instant::now();
+    let mut servers = Vec::new();
+    for _ in 0..150 {
+        servers = admin::service_servers(admin().await, "api")
+            .await
+            .unwrap_or_default();
+        if servers == vec![new_api.clone()] || switched.elapsed() > Duration::from_secs(15) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        servers,
+        vec![new_api.clone()],
+        "Traefik never switched:\n{}",
+        traefik.log_tail()
+    );
+    let swapped = run_check(
+        &Check::get("api after the swap", edge.https(DOMAIN, "/api/health"), 200),
+        &options(),
+    )
+    .await;
+    assert_passed(&swapped, &traefik);
+    assert!(
+        swapped.body_excerpt.contains("\"backend\":\"api-2\""),
+        "{}",
+        swapped.body_excerpt
+    );
 
     // A burst well over average 5 / burst 10 meets the limiter.
     let burst_check = Check::get("burst", edge.https(DOMAIN, "/api/health"), 200)
