@@ -185,6 +185,10 @@ fn read_time(input: &[u8]) -> Option<(Option<String>, &[u8])> {
     let (tag, contents, rest) = read_any(input)?;
     let text = std::str::from_utf8(contents).ok()?;
     let digits = text.strip_suffix('Z').unwrap_or(text);
+    // Only plain ASCII digits are sliced below (a multi-byte character would not split).
+    if !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Some((None, rest));
+    }
     let formatted = match (tag, digits.len()) {
         // UTCTime YYMMDDHHMMSS: years 50–99 are 19xx (RFC 5280).
         (0x17, 12) => {
