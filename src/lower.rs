@@ -789,29 +789,25 @@ impl Lowering<'_> {
                 remove_server_headers,
                 custom_response_headers,
             } => {
+                // The Traefik provider's setting names (providers/traefik/README.md).
+                let removed: Vec<String> = if *remove_server_headers {
+                    vec!["Server".to_string(), "X-Powered-By".to_string()]
+                } else {
+                    Vec::new()
+                };
                 let mut entries = vec![
-                    ("hsts_seconds", Value::Integer(*hsts_seconds as i64)),
-                    (
-                        "hsts_include_subdomains",
-                        Value::Bool(*hsts_include_subdomains),
-                    ),
-                    ("hsts_preload", Value::Bool(*hsts_preload)),
+                    ("sts_seconds", Value::Integer(*hsts_seconds as i64)),
+                    ("sts_include_subdomains", Value::Bool(*hsts_include_subdomains)),
+                    ("sts_preload", Value::Bool(*hsts_preload)),
                     ("content_type_nosniff", Value::Bool(*content_type_nosniff)),
                     ("frame_deny", Value::Bool(*frame_deny)),
-                    ("remove_server_headers", Value::Bool(*remove_server_headers)),
+                    ("remove_headers", texts(&removed)),
                     (
                         "custom_response_headers",
-                        Value::Map(
-                            custom_response_headers
-                                .iter()
-                                .map(|(key, value)| (key.clone(), self.value(value)))
-                                .collect(),
-                        ),
+                        Value::Map(custom_response_headers.iter().map(|(key, value)| (key.clone(), self.value(value))).collect()),
                     ),
                 ];
-                if let Some(policy) = referrer_policy {
-                    entries.push(("referrer_policy", Value::text(self.text(policy))));
-                }
+                entries.push(("referrer_policy", Value::text(referrer_policy.as_deref().map(|policy| self.text(policy)).unwrap_or_default())));
                 map(entries)
             }
             MiddlewareConfig::RateLimit {

@@ -25,6 +25,8 @@ use crate::spec::{live_service_attributes, ServiceSpec};
 pub struct DockerOptions {
     /// The stack's directory on the host (`[target].root`); the lock lives in it.
     pub root: Option<String>,
+    /// The directory of stack.toml on this machine: relative build contexts start there.
+    pub build_directory: Option<std::path::PathBuf>,
     /// How long the old container of a routed service keeps serving after the switch.
     pub drain: Duration,
     /// How long to wait after rewriting a backend file when Traefik cannot be asked.
@@ -42,6 +44,7 @@ impl Default for DockerOptions {
     fn default() -> Self {
         DockerOptions {
             root: None,
+            build_directory: None,
             drain: Duration::from_secs(3),
             settle: Duration::from_millis(1500),
             edge_wait: Duration::from_secs(10),
@@ -791,9 +794,16 @@ impl DockerProvider {
         tag: &str,
         context_hash: &str,
     ) -> Result<String, ProviderError> {
-        let context = text_attribute(&desired.attributes, "context")
-            .ok_or_else(|| failed(format!("`{address}` has no `context`"), None))?
-            .to_string();
+        let written = text_attribute(&desired.attributes, "context")
+            .ok_or_else(|| failed(format!("`{address}` has no `context`"), None))?;
+        // Contexts are recorded relative to the stack file, so moving the checkout does
+        // not change hashes; resolve them against the stack's directory here.
+        let context = match &self.options.build_directory {
+            Some(base) if std::path::Path::new(written).is_relative() => {
+                base.join(written).to_string_lossy().to_string()
+            }
+            _ => written.to_string(),
+        };
         let dockerfile = text_attribute(&desired.attributes, "dockerfile")
             .unwrap_or("Dockerfile")
             .to_string();

@@ -34,6 +34,8 @@ pub struct Session {
     pub inputs: ExternalInputs,
     pub store: StateStore,
     pub providers: ProviderSet,
+    pub connector: std::sync::Arc<stackctl_host::HostConnector>,
+    pub host_key_name: Option<String>,
 }
 
 impl Session {
@@ -56,12 +58,14 @@ impl Session {
             })
         })?;
         let store = StateStore::new(&settings.state_directory, &loaded.config.stack.name);
-        let providers = providers::build(&loaded, options)?;
+        let built = providers::build(&loaded, options)?;
         Ok(Session {
             loaded,
             inputs,
             store,
-            providers,
+            providers: built.set,
+            connector: built.connector,
+            host_key_name: built.host_key_name,
         })
     }
 
