@@ -510,16 +510,26 @@ fn skip_dependents(
     let mut pending: Vec<usize> = dependents[failed].clone();
     let mut seen: BTreeSet<usize> = BTreeSet::new();
     let cause = actions[failed].address.to_string();
+    // Behind an unreachable target, dependents are unreachable too (a partial run, not a
+    // failure); behind a failure they are skipped.
+    let unreachable = match outcomes[failed].as_ref().map(|outcome| &outcome.status) {
+        Some(Status::Unreachable { target, cause }) => Some((target.clone(), cause.clone())),
+        _ => None,
+    };
     while let Some(index) = pending.pop() {
         if !seen.insert(index) || outcomes[index].is_some() {
             continue;
         }
         let because = format!("`{cause}` did not complete");
+        let status = match &unreachable {
+            Some((target, cause)) => Status::Unreachable { target: target.clone(), cause: cause.clone() },
+            None => Status::Skipped { because: because.clone() },
+        };
         emit(
             Event {
                 at_ms: now,
                 address: actions[index].address.to_string(),
-                event: "skipped",
+                event: event_name(&status),
                 duration_ms: None,
                 message: Some(because.clone()),
             },
@@ -528,7 +538,7 @@ fn skip_dependents(
         outcomes[index] = Some(ActionOutcome {
             address: actions[index].address.clone(),
             action: actions[index].kind,
-            status: Status::Skipped { because },
+            status,
             started_ms: None,
             duration_ms: None,
         });

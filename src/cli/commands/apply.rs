@@ -82,14 +82,7 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
             (plan, state)
         }
     };
-    let outcome = run_plan(&session, &plan, &mut state, &options, settings, &lock).await?;
-    if outcome == Outcome::Success
-        && !arguments.skip_checks
-        && !session.loaded.config.checks.is_empty()
-    {
-        return super::verify::run_after_apply(&session, settings).await;
-    }
-    Ok(outcome)
+    run_plan(&session, &plan, &mut state, &options, settings, &lock, !arguments.skip_checks).await
 }
 
 pub async fn destroy(
@@ -121,7 +114,7 @@ pub async fn destroy(
         allow_data_loss,
         ..ApplyOptions::default()
     };
-    run_plan(&session, &plan, &mut state, &options, settings, &lock).await
+    run_plan(&session, &plan, &mut state, &options, settings, &lock, false).await
 }
 
 /// Runs a plan with the state locked: journal, executor, run folder, summary.
@@ -132,6 +125,7 @@ async fn run_plan(
     options: &ApplyOptions,
     settings: &Settings,
     _lock: &StateLock,
+    run_checks: bool,
 ) -> Result<Outcome, CliError> {
     let losing = plan.data_loss();
     if !losing.is_empty() && !options.allow_data_loss {
@@ -185,6 +179,15 @@ async fn run_plan(
         &mut on_event,
     )
     .await?;
+    if let (Some(name), Some(key)) = (&session.host_key_name, session.connector.host_key()) {
+        // Pin the host key on first contact, so a changed key is refused on every later run.
+        if state.host_keys.get(name) != Some(&key.fingerprint) {
+            let entry = crate::state::JournalEntry::PinHostKey { host: name.clone(), fingerprint: key.fingerprint.clone() };
+            journal.append(&entry)?;
+            state.apply_entry(&entry);
+            eprintln!("Pinned the SSH host key of `{name}` in state: {} ({}).", key.fingerprint, key.key_type);
+        }
+    }
     session.store.finish_journal(journal, state)?;
 
     let events: String = report
@@ -218,7 +221,16 @@ async fn run_plan(
     let summary = summarize(&report);
     write("summary.txt", summary.as_bytes());
     print(&summary);
+    let all_done = report.failed() == 0 && report.skipped() == 0 && report.unreachable() == 0;
+    let checks = if run_checks && all_done && session.loaded.config.edge.is_some() {
+        Some(super::super::providers::verify(session, settings, false, Some(&folder)).await)
+    } else {
+        None
+    };
     eprintln!("Run folder: {}", folder.path().display());
+    if let Some(Err(error)) = checks {
+        return Err(error);
+    }
     if report.failed() > 0 || report.skipped() > 0 {
         return Err(CliError::new(format!(
             "{} of {} actions failed; {} skipped",

@@ -12,6 +12,3 @@ pub async fn run(settings: &Settings, format: ReportFormat) -> Result<Outcome, C
     providers::verify(&session, settings, format == ReportFormat::Json, None).await
 }
 
-pub async fn run_after_apply(session: &Session, settings: &Settings) -> Result<Outcome, CliError> {
-    providers::verify(session, settings, false, None).await
-}
