@@ -10,6 +10,8 @@
 //!   order, production certificates).
 //! - [`admin`]: Traefik's API over any stream (routers applied, a service's servers),
 //!   for readiness and for the zero-downtime swap.
+//! - [`scratch`]: validating dynamic files with a throw-away Traefik process (Traefik
+//!   has no check command).
 //! - [`checks`]: HTTP(S) checks through the edge, and the checks implied by the routes.
 
 pub mod admin;
@@ -17,6 +19,7 @@ pub mod checks;
 pub mod policy;
 pub mod provider;
 pub mod render;
+pub mod scratch;
 pub mod spec;
 mod yaml;
 
