@@ -10,6 +10,8 @@
 //! Everything here is pure: the builders return strings, the parsers take bytes, and
 //! the unit tests run the scripts through the local `sh` to check them.
 
+use std::time::Duration;
+
 use crate::quote::{quote, QuoteError};
 
 /// Exit status of the lock script when the lock is already held (`EX_TEMPFAIL`).
@@ -31,9 +33,32 @@ pub fn nonce() -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// Returns `sh -c '<script>'`: the command line handed to the login shell.
-pub fn sh_command(script: &str) -> Result<String, QuoteError> {
-    Ok(format!("exec sh -c {}", quote(script)?))
+/// Returns the command line handed to the login shell: `exec sh -c '<script>'`, or
+/// with a `time_limit`, `exec timeout -s KILL <seconds> sh -c '<script>'`.
+///
+/// The limit makes the host kill a command that hangs (a stuck mount, a FIFO): closing
+/// the SSH channel does not stop it, and OpenSSH refuses signal requests for root
+/// sessions, so without it a hung command would keep one of the server's
+/// `MaxSessions` slots for good. The limit is one second longer than `time_limit` so
+/// that the client's own timeout, with its clearer message, fires first.
+pub fn sh_command(script: &str, time_limit: Option<Duration>) -> Result<String, QuoteError> {
+    let script = quote(script)?;
+    Ok(match time_limit {
+        Some(limit) => {
+            let seconds = limit.as_secs() + u64::from(limit.subsec_nanos() > 0) + 1;
+            format!("exec timeout -s KILL {seconds} sh -c {script}")
+        }
+        None => format!("exec sh -c {script}"),
+    })
+}
+
+/// Whether a command built by [`sh_command`] with a time limit failed only because the
+/// host has no `timeout` program (neither coreutils nor busybox): then it never ran.
+pub fn timeout_program_missing(exit_status: Option<u32>, stderr: &[u8]) -> bool {
+    let stderr = String::from_utf8_lossy(stderr);
+    exit_status == Some(127)
+        && stderr.contains("timeout")
+        && (stderr.contains("not found") || stderr.contains("No such file"))
 }
 
 /// The directory part of `path`, if it has one worth creating (`/a/b` → `/a`).
@@ -191,7 +216,7 @@ mod tests {
 
     /// Runs `script` with the local `sh`, feeding `stdin`; returns (status, stdout, stderr).
     fn run(script: &str, stdin: &[u8]) -> (i32, Vec<u8>, String) {
-        let command = sh_command(script).unwrap();
+        let command = sh_command(script, Some(Duration::from_secs(30))).unwrap();
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&command)
@@ -207,6 +232,45 @@ mod tests {
             output.stdout,
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
+    }
+
+    #[test]
+    fn commands_run_under_a_time_limit_one_second_past_the_client_timeout() {
+        assert_eq!(sh_command("true", None).unwrap(), "exec sh -c 'true'");
+        assert_eq!(
+            sh_command("true", Some(Duration::from_secs(60))).unwrap(),
+            "exec timeout -s KILL 61 sh -c 'true'"
+        );
+        assert_eq!(
+            sh_command("true", Some(Duration::from_millis(1500))).unwrap(),
+            "exec timeout -s KILL 3 sh -c 'true'"
+        );
+    }
+
+    #[test]
+    fn a_hung_command_is_killed_by_its_time_limit() {
+        let started = std::time::Instant::now();
+        let command = sh_command("sleep 30", Some(Duration::from_millis(500))).unwrap();
+        let status = Command::new("sh").arg("-c").arg(&command).status().unwrap();
+        assert!(!status.success());
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_missing_timeout_program_is_recognised() {
+        assert!(timeout_program_missing(
+            Some(127),
+            b"sh: 1: exec: timeout: not found\n"
+        ));
+        assert!(timeout_program_missing(
+            Some(127),
+            b"bash: line 1: exec: timeout: not found\n"
+        ));
+        assert!(!timeout_program_missing(
+            Some(127),
+            b"sh: 1: docker: not found\n"
+        ));
+        assert!(!timeout_program_missing(Some(1), b"timeout: not found"));
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub struct SshHost {
     /// Set once the server refused socket forwarding, so later streams go straight to
     /// `docker system dial-stdio`.
     streamlocal_refused: AtomicBool,
+    /// Whether scripts run under `timeout` on the host; cleared when it has none.
+    remote_time_limit: AtomicBool,
 }
 
 impl std::fmt::Debug for SshHost {
@@ -210,46 +212,31 @@ impl SshHost {
         command: &str,
         stdin: &[u8],
     ) -> Result<ExecOutput, HostError> {
+        let deadline = tokio::time::Instant::now() + self.operation_timeout;
         let run = async {
             let _slot = self.channel_slot().await?;
             let mut channel = self
                 .open_channel(ChannelKind::Session, || self.handle.channel_open_session())
                 .await
                 .map_err(|error| self.operation_error(operation, describe_russh_error(&error)))?;
-            channel
-                .exec(true, command)
-                .await
-                .map_err(|error| self.operation_error(operation, describe_russh_error(&error)))?;
-            if !stdin.is_empty() {
-                // A command that exits without reading its input (the lock is held) closes
-                // the channel under us; its exit status tells the story, so go on.
-                let _ = channel.data(stdin).await;
-            }
-            let _ = channel.eof().await;
-            let mut output = ExecOutput::default();
-            while let Some(message) = channel.wait().await {
-                match message {
-                    ChannelMsg::Data { data } => output.stdout.extend_from_slice(&data),
-                    ChannelMsg::ExtendedData { data, ext: 1 } => {
-                        output.stderr.extend_from_slice(&data)
-                    }
-                    ChannelMsg::ExitStatus { exit_status } => {
-                        output.exit_status = Some(exit_status)
-                    }
-                    ChannelMsg::ExitSignal { signal_name, .. } => {
-                        output.signal = Some(format!("{signal_name:?}"));
-                    }
-                    ChannelMsg::Failure => {
-                        return Err(self
-                            .operation_error(operation, "the server refused to run the command"));
-                    }
-                    ChannelMsg::Close => break,
-                    _ => {}
+            match tokio::time::timeout_at(deadline, converse(&mut channel, command, stdin)).await {
+                Ok(Ok(output)) => Ok(output),
+                Ok(Err(cause)) => Err(self.operation_error(operation, cause)),
+                Err(_) => {
+                    // Dropping a russh channel does not close it, so close it and ask
+                    // for the command to be killed (OpenSSH ignores that for root; the
+                    // `timeout` wrapper of `sh_command` covers that case).
+                    let cleanup = async {
+                        let _ = channel.signal(russh::Sig::KILL).await;
+                        let _ = channel.close().await;
+                    };
+                    let _ = tokio::time::timeout(Duration::from_secs(1), cleanup).await;
+                    Err(self.timeout_error(operation))
                 }
             }
-            Ok(output)
         };
-        tokio::time::timeout(self.operation_timeout, run)
+        // Also bounds waiting for a slot and opening the channel.
+        tokio::time::timeout_at(deadline + Duration::from_secs(2), run)
             .await
             .unwrap_or_else(|_| Err(self.timeout_error(operation)))
     }
@@ -263,9 +250,17 @@ impl SshHost {
         stdin: &[u8],
         accepted: &[u32],
     ) -> Result<ExecOutput, HostError> {
-        let command = remote_script::sh_command(script)
+        let limited = self.remote_time_limit.load(Ordering::Relaxed);
+        let command = remote_script::sh_command(script, limited.then_some(self.operation_timeout))
             .map_err(|error| self.operation_error(operation, error))?;
-        let output = self.exec(operation, &command, stdin).await?;
+        let mut output = self.exec(operation, &command, stdin).await?;
+        if limited && remote_script::timeout_program_missing(output.exit_status, &output.stderr) {
+            tracing::info!(target = %self.target, "the host has no `timeout` program; commands run without a time limit there");
+            self.remote_time_limit.store(false, Ordering::Relaxed);
+            let command = remote_script::sh_command(script, None)
+                .map_err(|error| self.operation_error(operation, error))?;
+            output = self.exec(operation, &command, stdin).await?;
+        }
         match output.exit_status {
             Some(0) => Ok(output),
             Some(status) if accepted.contains(&status) => Ok(output),
@@ -474,6 +469,40 @@ impl Host for SshHost {
     }
 }
 
+/// Starts `command` on an open session channel, feeds it `stdin`, and collects its
+/// output until the server closes the channel.
+async fn converse(
+    channel: &mut Channel<Msg>,
+    command: &str,
+    stdin: &[u8],
+) -> Result<ExecOutput, String> {
+    channel
+        .exec(true, command)
+        .await
+        .map_err(|error| describe_russh_error(&error))?;
+    if !stdin.is_empty() {
+        // A command that exits without reading its input (the lock is held) closes the
+        // channel under us; its exit status tells the story, so go on.
+        let _ = channel.data(stdin).await;
+    }
+    let _ = channel.eof().await;
+    let mut output = ExecOutput::default();
+    while let Some(message) = channel.wait().await {
+        match message {
+            ChannelMsg::Data { data } => output.stdout.extend_from_slice(&data),
+            ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),
+            ChannelMsg::ExitStatus { exit_status } => output.exit_status = Some(exit_status),
+            ChannelMsg::ExitSignal { signal_name, .. } => {
+                output.signal = Some(format!("{signal_name:?}"));
+            }
+            ChannelMsg::Failure => return Err("the server refused to run the command".to_string()),
+            ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    Ok(output)
+}
+
 /// Runs futures concurrently and returns their outputs in order (a small `join_all`,
 /// to avoid a dependency for one call site).
 async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
@@ -633,6 +662,7 @@ async fn connect_and_authenticate(
         channels: Arc::new(Semaphore::new(MAX_CONCURRENT_CHANNELS)),
         host_key,
         streamlocal_refused: AtomicBool::new(false),
+        remote_time_limit: AtomicBool::new(true),
     })
 }
 

@@ -285,6 +285,94 @@ async fn a_silent_server_is_unreachable_after_the_connect_timeout() {
 }
 
 #[tokio::test]
+async fn an_operation_that_hangs_fails_after_the_operation_timeout() {
+    let sshd = start_sshd();
+    let options = SshOptions {
+        operation_timeout: Duration::from_millis(1500),
+        ..sshd.ssh_options()
+    };
+    let host = SshHost::connect(options).await.unwrap();
+    // Reading a FIFO nobody writes to blocks forever.
+    let directory = scratch_directory();
+    let fifo = path_in(&directory, "fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    let error = host
+        .read_files(std::slice::from_ref(&fifo))
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1400) && elapsed < Duration::from_secs(6),
+        "{elapsed:?}"
+    );
+    assert!(
+        error.to_string().contains("1500 ms (operation timeout)"),
+        "{error}"
+    );
+    // The hung command was killed, not left holding one of the server's sessions.
+    let still_running = || {
+        std::process::Command::new("pgrep")
+            .arg("-f")
+            .arg(format!("cat -- {fifo}"))
+            .output()
+            .map(|output| output.status.success())
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while still_running() && Instant::now() < deadline {
+        // An async sleep: the connection's task must run to deliver the kill.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !still_running(),
+        "the command reading {fifo} is still running\n{}",
+        sshd.log()
+    );
+    // The connection is still good for the next operation.
+    assert_eq!(
+        host.read_files(&["/nonexistent/file".to_string()])
+            .await
+            .unwrap(),
+        vec![None]
+    );
+}
+
+#[tokio::test]
+async fn a_host_without_a_timeout_program_still_runs_commands() {
+    // A PATH with only the tools the scripts use, and no `timeout`.
+    let tools = scratch_directory();
+    for tool in ["sh", "cat", "mkdir", "mv", "chmod", "rm"] {
+        let found = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .output()
+            .unwrap();
+        let source = String::from_utf8_lossy(&found.stdout).trim().to_string();
+        std::os::unix::fs::symlink(&source, tools.path().join(tool)).unwrap();
+    }
+    let path_line = format!("SetEnv PATH={}", tools.path().display());
+    let sshd = TestSshd::start_with_config(&[&path_line]).unwrap();
+    let host = connect(&sshd).await;
+    let directory = scratch_directory();
+    let path = path_in(&directory, "file");
+    for round in 0..2 {
+        let contents = format!("round {round}");
+        host.write_file(&path, contents.as_bytes(), 0o644, "/tmp")
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(
+            host.read_files(std::slice::from_ref(&path)).await.unwrap(),
+            vec![Some(contents.into_bytes())]
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_droplet_target_connects_to_the_address_it_is_given() {
     let sshd = start_sshd();
     let connector = HostConnector::new(Target::Droplet {
