@@ -27,7 +27,7 @@
 //! # drop(host); Ok(()) }
 //! ```
 //!
-//! With the `testing` feature, [`testing::TestSshd`] starts a throw-away OpenSSH
+//! With the `testing` feature, `testing::TestSshd` starts a throw-away OpenSSH
 //! server on loopback for tests of any crate.
 
 mod connector;

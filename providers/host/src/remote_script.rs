@@ -3,8 +3,8 @@
 //!
 //! Each [`crate::Host`] file operation is one remote command, because every command
 //! pays for a round trip and a login shell. The scripts are POSIX `sh`, run as
-//! `sh -c '<script>'` so that the user's login shell (bash, zsh, dash…) only has to
-//! parse one single-quoted word. Every path is quoted by [`crate::quote::quote`];
+//! `timeout -s KILL <seconds> sh -c '<script>'` so that the user's login shell (bash,
+//! zsh, dash…) only parses plain words and one single-quoted script. Every path is quoted by [`crate::quote::quote`];
 //! contents travel over stdin, never through the command line.
 //!
 //! Everything here is pure: the builders return strings, the parsers take bytes, and

@@ -44,7 +44,9 @@
 //!
 //! Connecting (TCP, handshake and authentication) is bounded by
 //! [`SshOptions::connect_timeout`], each operation by
-//! [`SshOptions::operation_timeout`]; a zero duration means the defaults below. TCP
+//! [`SshOptions::operation_timeout`]; a zero duration means the defaults below. A
+//! command that outlives its timeout is also killed on the host (`timeout -s KILL`),
+//! because closing its channel alone would leave it running and holding a session. TCP
 //! nodelay is on: without it every small request waits for Nagle's algorithm (~40 ms).
 
 use std::path::PathBuf;
@@ -137,7 +139,7 @@ impl SshHost {
     }
 
     /// The host key this connection trusted; pin [`HostKey::fingerprint`] in state when
-    /// its trust is [`HostKeyTrust::NewlyAccepted`].
+    /// its trust is [`crate::HostKeyTrust::NewlyAccepted`].
     pub fn host_key(&self) -> &HostKey {
         &self.host_key
     }
