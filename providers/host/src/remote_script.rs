@@ -72,11 +72,32 @@ fn parent_directory(path: &str) -> Option<&str> {
     }
 }
 
+/// The line every script that prints something starts with. What comes before it is
+/// noise from the login shell (a `~/.bashrc` that echoes), never taken as output.
+fn begin_marker(nonce: &str) -> String {
+    format!("{nonce} begin\n")
+}
+
+fn begin_marker_command(nonce: &str) -> String {
+    format!("printf '%s\\n' '{nonce} begin'\n")
+}
+
+/// Returns what follows the begin marker of `nonce` in `output`.
+pub fn after_begin_marker<'output>(
+    output: &'output [u8],
+    nonce: &str,
+) -> Result<&'output [u8], String> {
+    let marker = begin_marker(nonce);
+    find(output, marker.as_bytes())
+        .map(|found| &output[found + marker.len()..])
+        .ok_or_else(|| "the command's output lacks its begin marker".to_string())
+}
+
 /// Script that prints every file followed by a trailer line
 /// `\n<nonce> <index> <ok|missing|failed>\n`, so contents of any bytes, missing files
 /// and unreadable ones are told apart in one command.
 pub fn read_files_script(paths: &[String], nonce: &str) -> Result<String, QuoteError> {
-    let mut script = String::new();
+    let mut script = begin_marker_command(nonce);
     for (index, path) in paths.iter().enumerate() {
         let path = quote(path)?;
         script.push_str(&format!(
@@ -99,6 +120,7 @@ pub enum FileRead {
 
 /// Splits the output of [`read_files_script`] into `count` results.
 pub fn parse_read_files(output: &[u8], count: usize, nonce: &str) -> Result<Vec<FileRead>, String> {
+    let output = after_begin_marker(output, nonce)?;
     let mut results = Vec::with_capacity(count);
     let mut position = 0;
     for index in 0..count {
@@ -167,21 +189,26 @@ pub fn write_file_script(
 
 /// Script that takes the lock directory `path` with `mkdir` (atomic: exactly one of
 /// two racing callers succeeds) and stores stdin as its `details` file. When the lock
-/// is held it prints the holder's details and exits with [`LOCK_HELD_STATUS`].
-pub fn lock_script(path: &str) -> Result<String, QuoteError> {
+/// is held it prints the begin marker and the holder's details, and exits with
+/// [`LOCK_HELD_STATUS`].
+pub fn lock_script(path: &str, nonce: &str) -> Result<String, QuoteError> {
     let details = quote(&format!("{}/details", path.trim_end_matches('/')))?;
     let parent = match parent_directory(path) {
         Some(parent) => format!("mkdir -p -- {} || exit 1\n", quote(parent)?),
         None => String::new(),
     };
     let lock = quote(path)?;
+    let begin = begin_marker_command(nonce);
     Ok(format!(
         "{parent}\
          if error=$(mkdir -- {lock} 2>&1); then\n\
          \x20 cat > {details} || {{ rm -rf -- {lock}; exit 1; }}\n\
          \x20 exit 0\n\
          fi\n\
-         if [ -d {lock} ]; then cat -- {details} 2>/dev/null; exit {LOCK_HELD_STATUS}; fi\n\
+         if [ -d {lock} ]; then\n\
+         \x20 {begin}\
+         \x20 cat -- {details} 2>/dev/null; exit {LOCK_HELD_STATUS}\n\
+         fi\n\
          printf '%s\\n' \"$error\" >&2\n\
          exit 1\n"
     ))
@@ -321,11 +348,25 @@ mod tests {
     #[test]
     fn truncated_read_output_is_an_error() {
         let nonce = "abc";
-        assert!(parse_read_files(b"contents", 1, nonce).is_err());
-        assert!(parse_read_files(b"x\nabc 0 ok", 1, nonce).is_err());
-        assert!(parse_read_files(b"x\nabc 0 strange\n", 1, nonce).is_err());
+        assert!(
+            parse_read_files(b"x\nabc 0 ok\n", 1, nonce).is_err(),
+            "no begin marker"
+        );
+        assert!(parse_read_files(b"abc begin\ncontents", 1, nonce).is_err());
+        assert!(parse_read_files(b"abc begin\nx\nabc 0 ok", 1, nonce).is_err());
+        assert!(parse_read_files(b"abc begin\nx\nabc 0 strange\n", 1, nonce).is_err());
+    }
+
+    #[test]
+    fn login_shell_noise_before_the_begin_marker_is_ignored() {
+        let nonce = "abc";
         assert_eq!(
-            parse_read_files(b"x\nabc 0 ok\n\nabc 1 missing\n", 2, nonce).unwrap(),
+            parse_read_files(
+                b"Welcome!\nabc begin\nx\nabc 0 ok\n\nabc 1 missing\n",
+                2,
+                nonce
+            )
+            .unwrap(),
             vec![FileRead::Contents(b"x".to_vec()), FileRead::Missing]
         );
     }
@@ -372,12 +413,16 @@ mod tests {
     fn lock_is_taken_once_and_reports_its_holder() {
         let directory = tempfile::tempdir().unwrap();
         let path = format!("{}/locks/stack.lock", directory.path().to_str().unwrap());
-        let script = lock_script(&path).unwrap();
+        let nonce = nonce();
+        let script = lock_script(&path, &nonce).unwrap();
         let (status, _, stderr) = run(&script, b"alice@laptop pid 42");
         assert_eq!(status, 0, "{stderr}");
         let (status, stdout, _) = run(&script, b"bob@desk pid 7");
         assert_eq!(status as u32, LOCK_HELD_STATUS);
-        assert_eq!(stdout, b"alice@laptop pid 42");
+        assert_eq!(
+            after_begin_marker(&stdout, &nonce).unwrap(),
+            b"alice@laptop pid 42"
+        );
         let (status, _, _) = run(&unlock_script(&path).unwrap(), b"");
         assert_eq!(status, 0);
         assert!(!std::path::Path::new(&path).exists());
@@ -388,7 +433,10 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let base = directory.path().to_str().unwrap();
         std::fs::write(format!("{base}/file"), b"").unwrap();
-        let (status, _, stderr) = run(&lock_script(&format!("{base}/file/lock")).unwrap(), b"x");
+        let (status, _, stderr) = run(
+            &lock_script(&format!("{base}/file/lock"), "n").unwrap(),
+            b"x",
+        );
         assert_eq!(status, 1);
         assert!(!stderr.is_empty());
     }
@@ -415,6 +463,6 @@ mod tests {
     fn nul_in_a_path_is_rejected_before_anything_runs() {
         assert!(read_files_script(&["a\0b".to_string()], "n").is_err());
         assert!(write_file_script("a\0b", 0o644, "/tmp", "n").is_err());
-        assert!(lock_script("a\0b").is_err());
+        assert!(lock_script("a\0b", "n").is_err());
     }
 }

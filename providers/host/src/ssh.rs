@@ -434,7 +434,8 @@ impl Host for SshHost {
 
     async fn lock(&self, path: &str, details: &str) -> Result<(), HostError> {
         let operation = format!("take the lock {path}");
-        let script = remote_script::lock_script(path)
+        let nonce = remote_script::nonce();
+        let script = remote_script::lock_script(path, &nonce)
             .map_err(|error| self.operation_error(&operation, error))?;
         let output = self
             .run_script(
@@ -445,7 +446,9 @@ impl Host for SshHost {
             )
             .await?;
         if output.exit_status == Some(remote_script::LOCK_HELD_STATUS) {
-            let holder = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            let details = remote_script::after_begin_marker(&output.stdout, &nonce)
+                .map_err(|cause| self.operation_error(&operation, cause))?;
+            let holder = String::from_utf8_lossy(details).trim().to_string();
             return Err(HostError::Locked {
                 path: path.to_string(),
                 holder: non_empty_or(&holder, "an unknown holder (no details file)"),

@@ -373,6 +373,31 @@ async fn a_host_without_a_timeout_program_still_runs_commands() {
 }
 
 #[tokio::test]
+async fn a_login_shell_that_prints_a_banner_does_not_corrupt_output() {
+    // Like a `~/.bashrc` that echoes: every command's stdout starts with a banner.
+    let sshd = TestSshd::start_with_config(&[
+        "ForceCommand printf 'Welcome!\\n'; eval \"$SSH_ORIGINAL_COMMAND\"",
+    ])
+    .unwrap();
+    let host = connect(&sshd).await;
+    let directory = scratch_directory();
+    let path = path_in(&directory, "file");
+    host.write_file(&path, b"contents", 0o644, "/tmp")
+        .await
+        .unwrap();
+    assert_eq!(
+        host.read_files(std::slice::from_ref(&path)).await.unwrap(),
+        vec![Some(b"contents".to_vec())]
+    );
+    let lock = path_in(&directory, "lock");
+    host.lock(&lock, "alice").await.unwrap();
+    match host.lock(&lock, "bob").await.unwrap_err() {
+        HostError::Locked { holder, .. } => assert_eq!(holder, "alice"),
+        other => panic!("expected the lock to be held, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn a_droplet_target_connects_to_the_address_it_is_given() {
     let sshd = start_sshd();
     let connector = HostConnector::new(Target::Droplet {
