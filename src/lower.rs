@@ -576,23 +576,27 @@ impl Lowering<'_> {
                 );
             }
             if routed.contains(name.as_str()) {
-                resource = resource.with(
-                    "route_backend",
-                    map([
-                        (
-                            "file",
-                            Value::text(format!(
-                                "{}/traefik/dynamic/backend-{name}.yml",
-                                self.root
-                            )),
-                        ),
-                        (
-                            "temp_dir",
-                            Value::text(format!("{}/traefik/.tmp", self.root)),
-                        ),
-                        ("service", Value::text(name.clone())),
-                    ]),
-                );
+                let mut backend = vec![
+                    (
+                        "file",
+                        Value::text(format!("{}/traefik/dynamic/backend-{name}.yml", self.root)),
+                    ),
+                    (
+                        "temp_dir",
+                        Value::text(format!("{}/traefik/.tmp", self.root)),
+                    ),
+                    ("service", Value::text(name.clone())),
+                ];
+                // With Traefik's API reachable on the host, a swap waits until Traefik
+                // serves the new container instead of sleeping a fixed time.
+                if let Some(admin_port) = self.config.edge.as_ref().and_then(|edge| edge.admin_port)
+                {
+                    backend.push((
+                        "admin_url",
+                        Value::text(format!("http://127.0.0.1:{admin_port}")),
+                    ));
+                }
+                resource = resource.with("route_backend", map(backend));
             }
             for dependency in &service.depends_on {
                 resource = resource.depends_on(Address::new("service", dependency));
@@ -797,17 +801,33 @@ impl Lowering<'_> {
                 };
                 let mut entries = vec![
                     ("sts_seconds", Value::Integer(*hsts_seconds as i64)),
-                    ("sts_include_subdomains", Value::Bool(*hsts_include_subdomains)),
+                    (
+                        "sts_include_subdomains",
+                        Value::Bool(*hsts_include_subdomains),
+                    ),
                     ("sts_preload", Value::Bool(*hsts_preload)),
                     ("content_type_nosniff", Value::Bool(*content_type_nosniff)),
                     ("frame_deny", Value::Bool(*frame_deny)),
                     ("remove_headers", texts(&removed)),
                     (
                         "custom_response_headers",
-                        Value::Map(custom_response_headers.iter().map(|(key, value)| (key.clone(), self.value(value))).collect()),
+                        Value::Map(
+                            custom_response_headers
+                                .iter()
+                                .map(|(key, value)| (key.clone(), self.value(value)))
+                                .collect(),
+                        ),
                     ),
                 ];
-                entries.push(("referrer_policy", Value::text(referrer_policy.as_deref().map(|policy| self.text(policy)).unwrap_or_default())));
+                entries.push((
+                    "referrer_policy",
+                    Value::text(
+                        referrer_policy
+                            .as_deref()
+                            .map(|policy| self.text(policy))
+                            .unwrap_or_default(),
+                    ),
+                ));
                 map(entries)
             }
             MiddlewareConfig::RateLimit {

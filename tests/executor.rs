@@ -269,7 +269,11 @@ async fn an_unreachable_target_skips_the_providers_remaining_actions() {
         ..Behaviour::default()
     };
     let run = apply(desired, &[("service.a", unreachable)], 10).await;
-    assert_eq!(run.report.unreachable(), 2, "the dependent is reported unreachable too: a partial run");
+    assert_eq!(
+        run.report.unreachable(),
+        2,
+        "the dependent is reported unreachable too: a partial run"
+    );
     assert_eq!(run.report.skipped(), 0);
     assert!(run.state.resources.is_empty());
 }

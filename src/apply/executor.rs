@@ -522,8 +522,13 @@ fn skip_dependents(
         }
         let because = format!("`{cause}` did not complete");
         let status = match &unreachable {
-            Some((target, cause)) => Status::Unreachable { target: target.clone(), cause: cause.clone() },
-            None => Status::Skipped { because: because.clone() },
+            Some((target, cause)) => Status::Unreachable {
+                target: target.clone(),
+                cause: cause.clone(),
+            },
+            None => Status::Skipped {
+                because: because.clone(),
+            },
         };
         emit(
             Event {

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod edge;
+
 pub struct TestEnvironment {
     pub directory: tempfile::TempDir,
 }

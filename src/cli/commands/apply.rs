@@ -82,7 +82,16 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
             (plan, state)
         }
     };
-    run_plan(&session, &plan, &mut state, &options, settings, &lock, !arguments.skip_checks).await
+    run_plan(
+        &session,
+        &plan,
+        &mut state,
+        &options,
+        settings,
+        &lock,
+        !arguments.skip_checks,
+    )
+    .await
 }
 
 pub async fn destroy(
@@ -114,7 +123,10 @@ pub async fn destroy(
         allow_data_loss,
         ..ApplyOptions::default()
     };
-    run_plan(&session, &plan, &mut state, &options, settings, &lock, false).await
+    run_plan(
+        &session, &plan, &mut state, &options, settings, &lock, false,
+    )
+    .await
 }
 
 /// Runs a plan with the state locked: journal, executor, run folder, summary.
@@ -182,10 +194,16 @@ async fn run_plan(
     if let (Some(name), Some(key)) = (&session.host_key_name, session.connector.host_key()) {
         // Pin the host key on first contact, so a changed key is refused on every later run.
         if state.host_keys.get(name) != Some(&key.fingerprint) {
-            let entry = crate::state::JournalEntry::PinHostKey { host: name.clone(), fingerprint: key.fingerprint.clone() };
+            let entry = crate::state::JournalEntry::PinHostKey {
+                host: name.clone(),
+                fingerprint: key.fingerprint.clone(),
+            };
             journal.append(&entry)?;
             state.apply_entry(&entry);
-            eprintln!("Pinned the SSH host key of `{name}` in state: {} ({}).", key.fingerprint, key.key_type);
+            eprintln!(
+                "Pinned the SSH host key of `{name}` in state: {} ({}).",
+                key.fingerprint, key.key_type
+            );
         }
     }
     session.store.finish_journal(journal, state)?;

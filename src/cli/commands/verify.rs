@@ -11,4 +11,3 @@ pub async fn run(settings: &Settings, format: ReportFormat) -> Result<Outcome, C
     let session = Session::open(settings, &ProviderOptions::default())?;
     providers::verify(&session, settings, format == ReportFormat::Json, None).await
 }
-
