@@ -74,6 +74,12 @@ pub struct TargetSection {
     /// SSH user for a droplet target (default `root`).
     #[serde(default)]
     pub user: Option<String>,
+    /// SSH port for a droplet target (default 22).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The known_hosts file host keys are checked against (default `~/.ssh/known_hosts`).
+    #[serde(default)]
+    pub known_hosts: Option<String>,
     /// Private key for SSH (default: `~/.ssh/id_ed25519`).
     #[serde(default)]
     pub identity_file: Option<String>,
