@@ -3,6 +3,7 @@
 
 pub mod args;
 mod commands;
+mod progress;
 mod providers;
 pub mod report;
 pub mod settings;

@@ -58,8 +58,15 @@ pub fn build(loaded: &LoadedConfig, options: &ProviderOptions) -> Result<BuiltPr
                 identity,
             )];
         }
-        if let Some(known_hosts) = config.target.as_ref().and_then(|target| target.known_hosts.as_ref()) {
-            ssh.known_hosts = Some(crate::context::resolve_path(&loaded.base_directory, known_hosts));
+        if let Some(known_hosts) = config
+            .target
+            .as_ref()
+            .and_then(|target| target.known_hosts.as_ref())
+        {
+            ssh.known_hosts = Some(crate::context::resolve_path(
+                &loaded.base_directory,
+                known_hosts,
+            ));
         }
         ssh.pinned_fingerprint = pinned.clone();
         ssh.accept_new_host_key = options.accept_new_host_key;
@@ -86,7 +93,15 @@ pub fn build(loaded: &LoadedConfig, options: &ProviderOptions) -> Result<BuiltPr
         }
         (_, Some(droplet)) => Target::Droplet {
             droplet: droplet.to_string(),
-            options: ssh(String::new(), config.target.as_ref().and_then(|target| target.port).unwrap_or(22), user),
+            options: ssh(
+                String::new(),
+                config
+                    .target
+                    .as_ref()
+                    .and_then(|target| target.port)
+                    .unwrap_or(22),
+                user,
+            ),
         },
         _ if targets_local(config) => Target::Local,
         _ => Target::Local,

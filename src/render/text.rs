@@ -177,6 +177,19 @@ pub fn render(plan: &Plan, color: bool) -> String {
         out.push('\n');
     }
     let summary = plan.summary();
+    if plan.mode == PlanMode::Drift {
+        let vanished = plan
+            .actions
+            .iter()
+            .filter(|action| action.reason == stackctl_provider::Reason::Vanished)
+            .count();
+        out.push_str(&format!(
+            "Drift: {} changed, {vanished} vanished; {} unchanged. `stackctl apply` repairs it, `stackctl drift --accept` records it.\n",
+            plan.actions.len() - vanished,
+            summary.unchanged
+        ));
+        return out;
+    }
     out.push_str(&format!(
         "Plan: {} to create, {} to update, {} to replace, {} to delete, {} to adopt; {} unchanged.\n",
         summary.create, summary.update, summary.replace, summary.delete, summary.adopt, summary.unchanged

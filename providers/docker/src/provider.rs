@@ -1591,7 +1591,20 @@ impl Provider for DockerProvider {
                 .to_string()
                 .into_bytes(),
         };
-        vec![("containers.json".to_string(), contents)]
+        let mut evidence = vec![("containers.json".to_string(), contents)];
+        // The edge's log is Traefik's log: access lines and configuration errors.
+        if let Ok(client) = self.client(None).await {
+            let edge = format!("{}-edge", self.stack);
+            if let Ok(response) = client.send(api::container_logs(&edge, 500)).await {
+                if response.status == 200 {
+                    evidence.push((
+                        "traefik.log".to_string(),
+                        demultiplex_logs(&response.body).into_bytes(),
+                    ));
+                }
+            }
+        }
+        evidence
     }
 
     async fn apply(

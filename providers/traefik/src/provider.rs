@@ -292,6 +292,36 @@ impl Provider for TraefikProvider {
         Ok(())
     }
 
+    /// The files as recorded after the apply, for the run folder. A basic-auth file is
+    /// recorded as a secret (only its digest is known) and is listed as such.
+    async fn evidence(&self, context: &ApplyContext) -> Vec<(String, Vec<u8>)> {
+        let Ok(recorded) = context.recorded.read() else {
+            return Vec::new();
+        };
+        let mut files = Vec::new();
+        for (address, attributes) in recorded.iter().filter(|(address, _)| self.owns(address)) {
+            for (content, path) in [("content", "path"), ("tls_content", "tls_path")] {
+                let Some(path) = attributes.get(path).and_then(|value| value.as_text()) else {
+                    continue;
+                };
+                let name = Path::new(path)
+                    .file_name()
+                    .map(|name| name.to_string_lossy().to_string())
+                    .unwrap_or_else(|| address.to_string());
+                let body = match attributes.get(content) {
+                    Some(stackctl_provider::Value::Text(text)) => text.clone().into_bytes(),
+                    Some(stackctl_provider::Value::Secret(_)) => {
+                        format!("# {address}: {path} holds secrets (bcrypt hashes); not copied\n")
+                            .into_bytes()
+                    }
+                    _ => continue,
+                };
+                files.push((format!("files/{name}"), body));
+            }
+        }
+        files
+    }
+
     async fn read(&self, request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError> {
         // Recorded attributes describe what is on disk (the path it was written to, the
         // salt of a sensitive digest); desired ones stand in for resources never applied.

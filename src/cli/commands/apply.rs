@@ -179,8 +179,9 @@ async fn run_plan(
     write("plan.json", crate::render::json::render(plan).as_bytes());
 
     let mut journal = session.store.start_journal(state)?;
-    let color = settings.color_errors;
-    let mut on_event = move |event: &Event| print_event(event, color);
+    let mut progress =
+        crate::cli::progress::Progress::new(settings.color_errors, session.secret_values());
+    let mut on_event = move |event: &Event| progress.event(event);
     let report = execute(
         plan,
         &desired,
@@ -236,7 +237,34 @@ async fn run_plan(
             write(&format!("{}/{name}", provider.name()), &contents);
         }
     }
-    let summary = summarize(&report);
+    for outcome in &report.outcomes {
+        if let Status::Failed {
+            message, detail, ..
+        } = &outcome.status
+        {
+            let log = format!(
+                "{}: {message}\n\n{}",
+                outcome.address,
+                detail.as_deref().unwrap_or("")
+            );
+            write(&format!("failures/{}.log", outcome.address), log.as_bytes());
+        }
+    }
+    let summary_json = serde_json::json!({
+        "stack": plan.stack,
+        "duration_ms": report.duration_ms,
+        "succeeded": report.succeeded(),
+        "failed": report.failed(),
+        "skipped": report.skipped(),
+        "unreachable": report.unreachable(),
+        "state_serial": state.serial,
+        "outcomes": report.outcomes,
+    });
+    write(
+        "summary.json",
+        (serde_json::to_string_pretty(&summary_json).unwrap_or_default() + "\n").as_bytes(),
+    );
+    let summary = crate::apply::redact::redact(&summarize(&report), &session.secret_values());
     write("summary.txt", summary.as_bytes());
     print(&summary);
     let all_done = report.failed() == 0 && report.skipped() == 0 && report.unreachable() == 0;
@@ -264,45 +292,6 @@ async fn run_plan(
         return Ok(Outcome::Partial);
     }
     Ok(Outcome::Success)
-}
-
-fn print_event(event: &Event, color: bool) {
-    let paint = |code: &str, text: &str| {
-        if color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    };
-    let duration = event
-        .duration_ms
-        .map(|milliseconds| format!(" ({:.1}s)", milliseconds as f64 / 1000.0))
-        .unwrap_or_default();
-    let message = event
-        .message
-        .as_deref()
-        .map(|message| format!(": {message}"))
-        .unwrap_or_default();
-    match event.event {
-        "started" => eprintln!(
-            "{}: {}…",
-            event.address,
-            event.message.as_deref().unwrap_or("working")
-        ),
-        "succeeded" => eprintln!("{}: {}{duration}", event.address, paint("32", "done")),
-        "failed" => eprintln!(
-            "{}: {}{duration}{message}",
-            event.address,
-            paint("31", "failed")
-        ),
-        "unreachable" => eprintln!(
-            "{}: {}{message}",
-            event.address,
-            paint("33", "skipped, target unreachable")
-        ),
-        "skipped" => eprintln!("{}: {}{message}", event.address, paint("33", "skipped")),
-        other => eprintln!("{}: {other}{message}", event.address),
-    }
 }
 
 /// The end-of-run summary: counts, then each failure with its evidence.
