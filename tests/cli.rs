@@ -439,3 +439,50 @@ fn graph_renders_dot_and_mermaid() {
     let mermaid = environment.run(&["graph", "--format", "mermaid", "--env-file", ENV_FILE]);
     assert!(mermaid.stdout.starts_with("graph LR"));
 }
+
+fn user_error(name: &str, environment: &TestEnvironment, arguments: &[&str]) {
+    let run = environment.run(arguments);
+    assert_eq!(run.code, 1, "{name}: {}", run.stderr);
+    assert!(run.stderr.starts_with("error: "), "{name}: {}", run.stderr);
+    insta::assert_snapshot!(name, environment.filter(&run.stderr));
+}
+
+#[test]
+fn other_user_facing_errors_say_what_happened_and_what_to_do() {
+    let environment = TestEnvironment::reference();
+    user_error(
+        "error_no_stack_file",
+        &environment,
+        &["-c", "missing.toml", "plan"],
+    );
+    user_error(
+        "error_bad_target_address",
+        &environment,
+        &[
+            "plan",
+            "--offline",
+            "--env-file",
+            ENV_FILE,
+            "--target",
+            "api",
+        ],
+    );
+    environment.write("not-a-plan.json", "{\"hello\": 1}");
+    user_error(
+        "error_not_a_saved_plan",
+        &environment,
+        &["show", "not-a-plan.json"],
+    );
+    environment.write("state/shop.json", "{ this is not json");
+    user_error(
+        "error_corrupt_state",
+        &environment,
+        &["plan", "--offline", "--env-file", ENV_FILE],
+    );
+    environment.write("state/shop.json", "{\"format_version\": 99}");
+    user_error(
+        "error_newer_state_format",
+        &environment,
+        &["plan", "--offline", "--env-file", ENV_FILE],
+    );
+}

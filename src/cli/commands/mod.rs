@@ -58,7 +58,15 @@ impl Session {
             })
         })?;
         let store = StateStore::new(&settings.state_directory, &loaded.config.stack.name);
-        let built = providers::build(&loaded, options)?;
+        // A host key accepted once is pinned in state; every command that reaches the host
+        // (plan, drift, destroy, verify…) must trust it, not only `apply`.
+        let mut options = options.clone();
+        if options.pinned_host_keys.is_empty() {
+            if let Ok(Some(state)) = store.read() {
+                options.pinned_host_keys = state.host_keys;
+            }
+        }
+        let built = providers::build(&loaded, &options)?;
         Ok(Session {
             loaded,
             inputs,
@@ -99,19 +107,39 @@ impl Session {
             let Some(provider) = self.providers.get(&name).cloned() else {
                 continue;
             };
+            let own_desired: Vec<Resource> = desired
+                .iter()
+                .filter(|resource| resource.provider == name)
+                .cloned()
+                .collect();
+            let mut own_recorded: Vec<_> = recorded
+                .iter()
+                .filter(|resource| resource.provider == name)
+                .cloned()
+                .collect();
+            // A provider also sees the recorded resources of other providers that its own
+            // depend on: the Docker and Traefik providers reach a droplet target at the
+            // `ipv4` recorded for `droplet.<name>`, which the DigitalOcean provider owns.
+            let needed: BTreeSet<&Address> = own_desired
+                .iter()
+                .flat_map(|resource| resource.dependencies.iter())
+                .chain(
+                    own_recorded
+                        .iter()
+                        .flat_map(|resource| resource.dependencies.iter()),
+                )
+                .collect();
+            let foreign: Vec<_> = recorded
+                .iter()
+                .filter(|resource| resource.provider != name && needed.contains(&resource.address))
+                .cloned()
+                .collect();
+            own_recorded.extend(foreign);
             let request = ReadRequest {
                 stack: self.stack().to_string(),
                 salt: salt.clone(),
-                desired: desired
-                    .iter()
-                    .filter(|resource| resource.provider == name)
-                    .cloned()
-                    .collect(),
-                recorded: recorded
-                    .iter()
-                    .filter(|resource| resource.provider == name)
-                    .cloned()
-                    .collect(),
+                desired: own_desired,
+                recorded: own_recorded,
             };
             reads.push(async move {
                 let result = tokio::time::timeout(READ_TIMEOUT, provider.read(&request)).await;
