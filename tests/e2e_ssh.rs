@@ -103,16 +103,59 @@ fn leftovers(stack: &str) -> String {
     .to_string()
 }
 
-/// Removes whatever a failed test left behind, so a rerun starts clean. Runs first
-/// in each deploying test (a previous run may have died halfway) and never fails.
-fn remove_leftovers(stack: &str) {
-    let label = format!("label=stackctl.stack={stack}");
-    for kind in ["container", "network", "volume"] {
-        let listing = match kind {
-            "container" => docker(&["ps", "-a", "-q", "--filter", &label]),
-            other => docker(&[other, "ls", "-q", "--filter", &label]),
-        };
-        for id in listing.lines().filter(|line| !line.is_empty()) {
+/// The stack name for one test in this process. The pid makes concurrent runs of this
+/// suite on one machine (several engineers, one Docker daemon) use disjoint names.
+fn stack_name(test: &str) -> String {
+    format!("{PREFIX}{test}-{}", std::process::id())
+}
+
+const PREFIX: &str = "e2e-ssh-";
+
+/// Removes what earlier runs of this suite left behind when they died halfway: every
+/// container, network and volume whose stack label is one of ours and names a process
+/// that no longer exists. Live runs (other pids) and other stacks are left alone.
+fn remove_leftovers_of_dead_runs() {
+    let listings = [
+        (
+            "container",
+            docker(&[
+                "ps",
+                "-a",
+                "--format",
+                "{{.ID}} {{.Label \"stackctl.stack\"}}",
+            ]),
+        ),
+        (
+            "network",
+            docker(&[
+                "network",
+                "ls",
+                "--format",
+                "{{.ID}} {{.Label \"stackctl.stack\"}}",
+            ]),
+        ),
+        (
+            "volume",
+            docker(&[
+                "volume",
+                "ls",
+                "--format",
+                "{{.Name}} {{.Label \"stackctl.stack\"}}",
+            ]),
+        ),
+    ];
+    for (kind, listing) in listings {
+        for (id, stack) in listing.lines().filter_map(|line| line.split_once(' ')) {
+            let Some(pid) = stack
+                .strip_prefix(PREFIX)
+                .and_then(|rest| rest.rsplit_once('-'))
+                .and_then(|(_, pid)| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
             let _ = match kind {
                 "container" => Command::new("docker").args(["rm", "-f", id]).output(),
                 other => Command::new("docker").args([other, "rm", id]).output(),
@@ -261,8 +304,8 @@ async fn over_ssh_the_stack_applies_plans_nothing_updates_one_service_repairs_dr
     build_images();
     let _slot = deployment_slot();
     let sshd = start_sshd();
-    let name = "e2e-ssh";
-    remove_leftovers(name);
+    remove_leftovers_of_dead_runs();
+    let name = &stack_name("scenario");
     let marker = pwned_marker("web");
     let _ = std::fs::remove_file(&marker);
     // Shell metacharacters in a value that must reach the container byte for byte.
@@ -408,7 +451,7 @@ async fn over_ssh_the_stack_applies_plans_nothing_updates_one_service_repairs_dr
 #[test]
 fn a_changed_host_key_is_refused_with_both_fingerprints_and_nothing_changes() {
     let sshd = start_sshd();
-    let name = "e2e-ssh-changed-key";
+    let name = &stack_name("changed-key");
     let environment = TestEnvironment::new();
     // known_hosts names another key for the server's address: a man in the middle, or a
     // reinstalled host.
@@ -464,8 +507,8 @@ fn an_unknown_host_key_is_refused_until_accepted_and_is_then_pinned_in_state() {
     build_images();
     let _slot = deployment_slot();
     let sshd = start_sshd();
-    let name = "e2e-ssh-new-key";
-    remove_leftovers(name);
+    remove_leftovers_of_dead_runs();
+    let name = &stack_name("new-key");
     let environment = TestEnvironment::new();
     let known_hosts = environment.path().join("known_hosts");
     std::fs::write(&known_hosts, "").unwrap();
@@ -513,8 +556,8 @@ fn a_second_apply_is_refused_by_the_host_lock_naming_its_holder_until_unlocked()
     build_images();
     let _slot = deployment_slot();
     let sshd = start_sshd();
-    let name = "e2e-ssh-host-lock";
-    remove_leftovers(name);
+    remove_leftovers_of_dead_runs();
+    let name = &stack_name("host-lock");
     let environment = TestEnvironment::new();
     let root = environment.path().join("host-root");
     environment.write(
@@ -596,7 +639,7 @@ fn a_second_apply_is_refused_by_the_host_lock_naming_its_holder_until_unlocked()
 
 #[test]
 fn an_unreachable_target_gives_exit_3_and_a_run_folder_naming_address_and_cause() {
-    let name = "e2e-ssh-unreachable";
+    let name = &stack_name("unreachable");
     let environment = TestEnvironment::new();
     let port = closed_port();
     let target = format!(
@@ -636,8 +679,8 @@ fn hostile_values_and_paths_reach_the_host_literally_and_hostile_names_are_rejec
     build_images();
     let _slot = deployment_slot();
     let sshd = start_sshd();
-    let name = "e2e-ssh-hostile";
-    remove_leftovers(name);
+    remove_leftovers_of_dead_runs();
+    let name = &stack_name("hostile");
     let environment = TestEnvironment::new();
     let markers: Vec<PathBuf> = ["value", "backtick", "root", "name"]
         .iter()
