@@ -474,6 +474,8 @@ async fn from_an_empty_account_one_apply_builds_cloud_and_stack_then_drift_is_re
     // A resize behind stackctl's back is drift on `size`, and apply resizes it back.
     assert!(emulator.resize_out_of_band(droplet_id, OTHER_SIZE));
     let drift = stack.stackctl(&["drift"]);
+    // Shown with the test's output (on failure, or with --nocapture).
+    println!("drift: {}", explain(&drift));
     assert_eq!(drift.code, 2, "drift is reported: {}", explain(&drift));
     assert!(
         drift.stdout.contains("droplet.web-1") && drift.stdout.contains("size"),
@@ -540,6 +542,8 @@ async fn a_429_burst_and_a_dropped_connection_during_droplet_creation_leave_exac
         ..Faults::default()
     });
     let applied = stack.stackctl(&["apply", "--yes", "--accept-new-host-key", "--skip-checks"]);
+    // Shown with the test's output (on failure, or with --nocapture).
+    println!("applied: {}", explain(&applied));
     assert_eq!(
         applied.code,
         0,
@@ -597,6 +601,8 @@ async fn with_ssh_unreachable_the_cloud_is_applied_host_actions_are_skipped_and_
     );
 
     let applied = stack.stackctl(&["apply", "--yes", "--accept-new-host-key"]);
+    // Shown with the test's output (on failure, or with --nocapture).
+    println!("applied: {}", explain(&applied));
     assert_eq!(applied.code, 3, "a partial apply: {}", explain(&applied));
     let all = format!("{}{}", applied.stdout, applied.stderr);
     let address = format!("127.0.0.1:{closed_port}");
@@ -630,9 +636,32 @@ async fn with_ssh_unreachable_the_cloud_is_applied_host_actions_are_skipped_and_
     // The evidence of the run is written.
     let folders = stack.run_folders();
     assert_eq!(folders.len(), 1, "one run folder: {folders:?}");
+    let summary: Json = serde_json::from_str(
+        &std::fs::read_to_string(folders[0].join("summary.json")).unwrap_or_default(),
+    )
+    .unwrap_or_else(|error| panic!("the run folder holds summary.json ({error}): {folders:?}"));
+    assert_eq!(
+        (summary["succeeded"].as_u64(), summary["failed"].as_u64()),
+        (Some(5), Some(0)),
+        "key, droplet, firewall and two records succeeded, nothing failed: {summary:#}"
+    );
     assert!(
-        std::fs::read_dir(&folders[0]).unwrap().count() > 0,
-        "the run folder holds artifacts"
+        summary["unreachable"].as_u64().unwrap_or(0) > 0,
+        "host actions are counted unreachable: {summary:#}"
+    );
+    assert!(
+        std::fs::read_to_string(folders[0].join("summary.txt"))
+            .unwrap_or_default()
+            .contains(&address),
+        "the run folder's summary names the address"
+    );
+    // The droplet and its address are recorded, so the next apply reaches it.
+    let recorded: Json =
+        serde_json::from_str(&stack.environment.read("state/e2e-droplet-unreachable.json"))
+            .expect("state is written");
+    assert_eq!(
+        recorded["resources"]["droplet.web-1"]["attributes"]["ipv4"],
+        "127.0.0.1"
     );
     // Nothing ran on this machine's Docker under the stack's name.
     assert_eq!(stack.containers(), "");
@@ -649,6 +678,8 @@ async fn a_missing_or_refused_token_fails_first_naming_the_variable_and_changes_
     let stack = Stack::new("e2e-droplet-token", &emulator, 1, None, ports);
 
     let missing = stack.stackctl_with_token(&["apply", "--yes"], None);
+    // Shown with the test's output (on failure, or with --nocapture).
+    println!("missing: {}", explain(&missing));
     assert_eq!(missing.code, 1, "{}", explain(&missing));
     assert!(
         missing.stderr.contains("DIGITALOCEAN_TOKEN"),
@@ -731,6 +762,8 @@ async fn import_adopts_an_existing_droplet_and_the_next_plan_does_not_create_it(
     );
 
     let imported = stack.stackctl(&["import", "droplet.web-1", &droplet_id.to_string()]);
+    // Shown with the test's output (on failure, or with --nocapture).
+    println!("imported: {}", explain(&imported));
     assert_eq!(imported.code, 0, "import: {}", explain(&imported));
 
     let after = planned_actions(&stack);
