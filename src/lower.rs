@@ -44,6 +44,26 @@ pub fn lower(loaded: &LoadedConfig, inputs: &ExternalInputs, salt: &str) -> Vec<
     resources
 }
 
+/// Ties the edge container to its static Traefik file, after providers rendered it:
+/// Traefik reads the static file only when it starts, so a change to it must replace
+/// the edge. (Dynamic files are reloaded live and need no such link.)
+pub fn link_edge_to_static_config(resources: &mut [Resource]) {
+    let content = resources
+        .iter()
+        .find(|resource| resource.address == Address::new("file", "traefik-static"))
+        .and_then(|resource| resource.attributes.get("content"))
+        .map(|content| stackctl_provider::sha256_hex(content.to_json().to_string().as_bytes()));
+    if let Some(hash) = content {
+        if let Some(edge) = resources
+            .iter_mut()
+            .find(|resource| resource.address == Address::new("service", "edge"))
+        {
+            edge.attributes
+                .insert("config_hash".to_string(), Value::Text(hash));
+        }
+    }
+}
+
 /// The directory on the host holding the stack's files and its lock.
 pub fn host_root(config: &Config) -> String {
     config

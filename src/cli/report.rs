@@ -66,7 +66,11 @@ impl CliError {
         match self {
             CliError::Config(errors) => {
                 let mut text = diagnostic::render(&errors.diagnostics, &errors.sources, color);
-                if errors.diagnostics.iter().all(|diagnostic| diagnostic.location.is_none()) {
+                if errors
+                    .diagnostics
+                    .iter()
+                    .all(|diagnostic| diagnostic.location.is_none())
+                {
                     return text;
                 }
                 let count = errors

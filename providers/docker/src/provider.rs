@@ -79,6 +79,8 @@ const SERVICE_FORCES_REPLACE: &[&str] = &[
     "port",
     "route_backend",
     "stateful",
+    // The hash of the edge's static Traefik file: Traefik reads it only at start.
+    "config_hash",
 ];
 
 fn failed(message: impl Into<String>, detail: Option<String>) -> ProviderError {

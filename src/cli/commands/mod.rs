@@ -87,6 +87,7 @@ impl Session {
         self.providers
             .prepare(&mut resources)
             .map_err(|error| provider_error("cannot prepare the resources", error))?;
+        crate::lower::link_edge_to_static_config(&mut resources);
         Ok(resources)
     }
 
@@ -253,7 +254,7 @@ pub fn load(settings: &Settings, strict: bool) -> Result<LoadedConfig, CliError>
 
 fn unread_reason(error: &ProviderError) -> String {
     match error {
-        ProviderError::Credentials { message, hint } => format!("{message} ({hint})"),
+        ProviderError::Credentials { message, .. } => message.clone(),
         other => other.to_string(),
     }
 }
