@@ -324,6 +324,25 @@ async fn the_local_stack_deploys_routes_swaps_without_downtime_reports_drift_and
     );
     let markdown = stackctl(&environment, &["drift", "--format", "markdown"], &insiders);
     assert!(markdown.stdout.starts_with("### stackctl drift"));
+    // `drift --accept` records what is live without touching it: drift is then clean,
+    // while the plan still wants stack.toml back.
+    let accepted = stackctl(&environment, &["drift", "--accept"], &insiders);
+    assert_eq!(accepted.code, 0, "{}{}", accepted.stdout, accepted.stderr);
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("average: 999"),
+        "the host was not touched"
+    );
+    let after_accept = stackctl(&environment, &["drift"], &insiders);
+    assert_eq!(after_accept.code, 0, "{}", after_accept.stdout);
+    let wanted = stackctl(&environment, &["plan", "--detailed-exitcode"], &insiders);
+    assert_eq!(wanted.code, 2, "{}", wanted.stdout);
+    assert!(
+        wanted.stdout.contains("middleware.api-limit") && wanted.stdout.contains("service.django"),
+        "{}",
+        wanted.stdout
+    );
     let repair = stackctl(
         &environment,
         &["apply", "--yes", "--skip-checks"],
@@ -335,6 +354,18 @@ async fn the_local_stack_deploys_routes_swaps_without_downtime_reports_drift_and
         .contains("average: 20"));
     let clean = stackctl(&environment, &["drift"], &insiders);
     assert_eq!(clean.code, 0, "{}", clean.stdout);
+    assert_eq!(
+        docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Running}}",
+            &format!("{name}-django")
+        ]),
+        "true",
+        "apply started the stopped container again"
+    );
+    let settled = stackctl(&environment, &["plan", "--detailed-exitcode"], &insiders);
+    assert_eq!(settled.code, 0, "{}", settled.stdout);
 
     // No secret value in state or in any run artifact.
     let mut files = vec![environment.path().join(format!("state/{name}.json"))];
