@@ -30,17 +30,15 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
     let saved = arguments.plan.as_deref().map(read_saved).transpose()?;
     let targets = parse_targets(&arguments.targets)?;
 
-    let store_probe = Session::open(settings, &ProviderOptions::default())?;
-    let lock = store_probe.store.lock("stackctl apply")?;
-    let state = store_probe.store.load_for_write()?;
-    let provider_options = ProviderOptions {
-        accept_new_host_key: arguments.accept_new_host_key,
-        pinned_host_keys: state
-            .as_ref()
-            .map(|state| state.host_keys.clone())
-            .unwrap_or_default(),
-    };
-    let session = Session::open(settings, &provider_options)?;
+    let session = Session::open(
+        settings,
+        &ProviderOptions {
+            accept_new_host_key: arguments.accept_new_host_key,
+            ..ProviderOptions::default()
+        },
+    )?;
+    let lock = session.store.lock("stackctl apply")?;
+    let state = session.store.load_for_write()?;
 
     let (plan, mut state) = match saved {
         Some(saved) => {
