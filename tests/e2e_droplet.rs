@@ -102,8 +102,13 @@ impl Stack {
         let root = environment.path().join("host-root");
         // With no sshd (the "unreachable" case) a key pair of our own still gives the
         // droplet a key and the client an identity.
-        let (identity, known_hosts) = match sshd {
-            Some(sshd) => (sshd.client_key.clone(), sshd.known_hosts.clone()),
+        let (identity, known_hosts, user) = match sshd {
+            // The sshd lets the user running the tests log in with its client key.
+            Some(sshd) => (
+                sshd.client_key.clone(),
+                sshd.known_hosts.clone(),
+                sshd.user.clone(),
+            ),
             None => {
                 let key = environment.path().join("client_ed25519_key");
                 let status = Command::new("ssh-keygen")
@@ -112,7 +117,11 @@ impl Stack {
                     .status()
                     .expect("ssh-keygen (package openssh-client, installed by .ci/run)");
                 assert!(status.success(), "ssh-keygen failed");
-                (key, environment.path().join("known_hosts"))
+                (
+                    key,
+                    environment.path().join("known_hosts"),
+                    "root".to_string(),
+                )
             }
         };
         let public_key_file = format!("{}.pub", identity.display());
@@ -124,7 +133,7 @@ env_file = ".env"
 
 [target]
 droplet = "web-1"
-user = "root"
+user = "{user}"
 port = {ssh_port}
 identity_file = "{identity}"
 known_hosts = "{known_hosts}"
