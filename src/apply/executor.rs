@@ -165,13 +165,8 @@ pub async fn execute(
         on_event(&event);
         events.push(event);
     };
-    let recorded: Arc<RwLock<BTreeMap<Address, Attributes>>> = Arc::new(RwLock::new(
-        state
-            .resources
-            .iter()
-            .map(|(address, resource)| (address.clone(), resource.attributes.clone()))
-            .collect(),
-    ));
+    let recorded: Arc<RwLock<BTreeMap<Address, Attributes>>> =
+        Arc::new(RwLock::new(state.attributes_by_address()));
     let context = ApplyContext {
         stack: plan.stack.clone(),
         salt: state.salt.clone(),

@@ -151,16 +151,7 @@ pub async fn unlock_host(loaded: &LoadedConfig, state: Option<&State>) -> Result
         ..ProviderOptions::default()
     };
     let built = build(loaded, &options)?;
-    let droplet_address =
-        crate::config::validate::target_droplet(&loaded.config).and_then(|droplet| {
-            state?
-                .resources
-                .get(&stackctl_provider::Address::new("droplet", droplet))?
-                .attributes
-                .get("ipv4")?
-                .as_text()
-                .map(str::to_string)
-        });
+    let droplet_address = droplet_ipv4(&loaded.config, state);
     let host = built
         .connector
         .connect(droplet_address.as_deref())
@@ -319,15 +310,7 @@ fn edge_address(session: &Session, state: Option<&State>) -> Option<IpAddr> {
         Some(HostTarget::Remote(remote)) => return remote.address.parse().ok(),
         None => {}
     }
-    let droplet = crate::config::validate::target_droplet(config)?;
-    state?
-        .resources
-        .get(&stackctl_provider::Address::new("droplet", droplet))?
-        .attributes
-        .get("ipv4")?
-        .as_text()?
-        .parse()
-        .ok()
+    droplet_ipv4(config, state)?.parse().ok()
 }
 
 /// Waits (bounded) until Traefik has loaded every route with its current rule, so checks
@@ -364,16 +347,7 @@ async fn wait_for_edge(
         })
         .collect();
     let names: Vec<String> = routes.iter().map(|(name, _)| name.clone()).collect();
-    let droplet_address =
-        crate::config::validate::target_droplet(&session.loaded.config).and_then(|droplet| {
-            state?
-                .resources
-                .get(&stackctl_provider::Address::new("droplet", droplet))?
-                .attributes
-                .get("ipv4")?
-                .as_text()
-                .map(str::to_string)
-        });
+    let droplet_address = droplet_ipv4(&session.loaded.config, state);
     let Ok(host) = session.connector.connect(droplet_address.as_deref()).await else {
         tokio::time::sleep(RELOAD_WINDOW).await;
         return;
@@ -411,4 +385,17 @@ async fn wait_for_edge(
     if !waiting.is_empty() {
         eprintln!("warning: Traefik has not loaded every route after 20 s: {waiting}");
     }
+}
+
+/// The target droplet's public IPv4 address as recorded in state, if there is one.
+fn droplet_ipv4(config: &crate::config::Config, state: Option<&State>) -> Option<String> {
+    let droplet = crate::config::validate::target_droplet(config)?;
+    let recorded = state?
+        .resources
+        .get(&stackctl_provider::Address::new("droplet", droplet))?;
+    recorded
+        .attributes
+        .get("ipv4")?
+        .as_text()
+        .map(str::to_string)
 }

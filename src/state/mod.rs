@@ -57,6 +57,14 @@ impl State {
         }
     }
 
+    /// Every resource's recorded attributes, as providers see them in an `ApplyContext`.
+    pub fn attributes_by_address(&self) -> BTreeMap<Address, stackctl_provider::Attributes> {
+        self.resources
+            .iter()
+            .map(|(address, resource)| (address.clone(), resource.attributes.clone()))
+            .collect()
+    }
+
     pub fn apply_entry(&mut self, entry: &JournalEntry) {
         match entry {
             JournalEntry::Put { resource } => {

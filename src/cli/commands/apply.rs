@@ -222,13 +222,7 @@ async fn run_plan(
         salt: state.salt.clone(),
         health_timeout: options.health_timeout,
         allow_data_loss: options.allow_data_loss,
-        recorded: std::sync::Arc::new(std::sync::RwLock::new(
-            state
-                .resources
-                .iter()
-                .map(|(address, resource)| (address.clone(), resource.attributes.clone()))
-                .collect(),
-        )),
+        recorded: std::sync::Arc::new(std::sync::RwLock::new(state.attributes_by_address())),
     };
     for provider in session.providers.all() {
         for (name, contents) in provider.evidence(&context).await {

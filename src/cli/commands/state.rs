@@ -107,13 +107,7 @@ pub async fn import(settings: &Settings, address: &str, id: &str) -> Result<Outc
         salt: state.salt.clone(),
         health_timeout: std::time::Duration::from_secs(60),
         allow_data_loss: false,
-        recorded: std::sync::Arc::new(std::sync::RwLock::new(
-            state
-                .resources
-                .iter()
-                .map(|(address, resource)| (address.clone(), resource.attributes.clone()))
-                .collect(),
-        )),
+        recorded: std::sync::Arc::new(std::sync::RwLock::new(state.attributes_by_address())),
     };
     let recorded = provider
         .import(&address, id, wanted, &context)
