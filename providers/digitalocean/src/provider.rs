@@ -1441,6 +1441,10 @@ impl Provider for DigitalOceanProvider {
         Ok(found)
     }
 
+    async fn preflight(&self) -> Result<(), ProviderError> {
+        self.check_credentials().await
+    }
+
     async fn begin_apply(&self, _context: &ApplyContext) -> Result<(), ProviderError> {
         self.check_credentials().await
     }

@@ -108,6 +108,13 @@ pub trait Provider: Send + Sync {
     /// Reads every live resource of the stack that this provider owns.
     async fn read(&self, request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError>;
 
+    /// Checks credentials and anything else that must hold before an apply changes
+    /// anything, with no side effects: called for every provider with actions before the
+    /// plan is confirmed, so a missing token fails first and changes nothing.
+    async fn preflight(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Called once before the first action of an apply that touches this provider's
     /// kinds: connect, check credentials, take a lock on the host.
     async fn begin_apply(&self, _context: &ApplyContext) -> Result<(), ProviderError> {
@@ -142,6 +149,9 @@ pub trait Provider: Send + Sync {
     }
 
     /// Carries out one action. `action.desired` has every reference resolved that could be.
-    async fn apply(&self, action: &Action, context: &ApplyContext)
-        -> Result<ApplyOutcome, ProviderError>;
+    async fn apply(
+        &self,
+        action: &Action,
+        context: &ApplyContext,
+    ) -> Result<ApplyOutcome, ProviderError>;
 }

@@ -137,6 +137,19 @@ async fn run_plan(
     _lock: &StateLock,
     run_checks: bool,
 ) -> Result<Outcome, CliError> {
+    // Credentials first: a missing or refused token stops the run before any change.
+    let acting: std::collections::BTreeSet<&str> = plan
+        .actions
+        .iter()
+        .map(|action| action.provider.as_str())
+        .collect();
+    for name in acting {
+        if let Some(provider) = session.providers.get(name) {
+            provider.preflight().await.map_err(|error| {
+                super::provider_error(&format!("the {name} provider is not ready"), error)
+            })?;
+        }
+    }
     let losing = plan.data_loss();
     if !losing.is_empty() && !options.allow_data_loss {
         return Err(CliError::new(format!(
