@@ -78,13 +78,13 @@ impl StateLock {
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(StateError::Locked {
                     stack: stack.to_string(),
-                    holder: Self::holder(path).unwrap_or(LockHolder {
+                    holder: Box::new(Self::holder(path).unwrap_or(LockHolder {
                         pid: 0,
                         host: "unknown".into(),
                         user: "unknown".into(),
                         command: "unknown".into(),
                         since: "unknown".into(),
-                    }),
+                    })),
                     path: path.display().to_string(),
                 })
             }

@@ -102,7 +102,7 @@ pub enum StateError {
     #[error("state `{stack}` is locked by {holder}")]
     Locked {
         stack: String,
-        holder: LockHolder,
+        holder: Box<LockHolder>,
         path: String,
     },
     #[error("the journal `{path}` belongs to another state (lineage {journal_lineage}, serial {journal_serial}; the state has lineage {state_lineage}, serial {state_serial})")]

@@ -112,7 +112,7 @@ pub async fn destroy(
     if !plan.has_changes() {
         return Ok(Outcome::Success);
     }
-    if !yes && !(settings.interactive && confirm("Destroy all of these?")) {
+    if !(yes || settings.interactive && confirm("Destroy all of these?")) {
         return Err(CliError::new("destroy cancelled; nothing was changed")
             .hint("pass `--yes` to destroy without a prompt"));
     }
