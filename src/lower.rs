@@ -375,6 +375,9 @@ impl Lowering<'_> {
         // One image per distinct build (several services may share a context) or reference.
         let mut image_of_service: BTreeMap<String, String> = BTreeMap::new();
         let mut images: BTreeMap<String, Resource> = BTreeMap::new();
+        // Grouping key → the image resource's name: a lookup, not a scan of every image
+        // per service (which made lowering quadratic in the number of services).
+        let mut image_by_key: BTreeMap<String, String> = BTreeMap::new();
         for (name, service) in &self.config.services {
             let key = match (&service.build, &service.image) {
                 (Some(context), _) => format!(
@@ -384,10 +387,7 @@ impl Lowering<'_> {
                 (None, Some(reference)) => format!("image:{}", self.text(reference)),
                 (None, None) => continue,
             };
-            let existing = images
-                .values()
-                .find(|image| image.attributes.get("key") == Some(&Value::text(key.clone())))
-                .map(|image| image.address.name().to_string());
+            let existing = image_by_key.get(&key).cloned();
             let image_name = match existing {
                 Some(image_name) => image_name,
                 None => {
@@ -426,6 +426,7 @@ impl Lowering<'_> {
                         (None, None) => {}
                     }
                     images.insert(name.clone(), image);
+                    image_by_key.insert(key, name.clone());
                     name.clone()
                 }
             };
@@ -445,22 +446,31 @@ impl Lowering<'_> {
             image.attributes.remove("key");
             resources.push(on_host(image));
         }
+        // What a service runs: its image resource's tag (a build) or reference, looked up
+        // by name (the first resource with that address, as a scan would find).
+        let mut image_values: BTreeMap<&str, Option<&Value>> = BTreeMap::new();
+        for resource in resources.iter() {
+            if resource.address.kind() == "image" {
+                image_values
+                    .entry(resource.address.name())
+                    .or_insert_with(|| {
+                        resource
+                            .attributes
+                            .get("tag")
+                            .or_else(|| resource.attributes.get("reference"))
+                    });
+            }
+        }
+        let image_values: BTreeMap<String, Value> = image_values
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_string(), value?.clone())))
+            .collect();
 
         for (name, service) in &self.config.services {
             let Some(image_name) = image_of_service.get(name) else {
                 continue;
             };
-            let image = resources
-                .iter()
-                .find(|resource| resource.address == Address::new("image", image_name))
-                .and_then(|resource| {
-                    resource
-                        .attributes
-                        .get("tag")
-                        .or_else(|| resource.attributes.get("reference"))
-                })
-                .cloned()
-                .unwrap_or(Value::Null);
+            let image = image_values.get(image_name).cloned().unwrap_or(Value::Null);
             let mut resource = Resource::new(Address::new("service", name), DOCKER)
                 .with("container_name", format!("{}-{name}", self.stack))
                 .with("image", image)

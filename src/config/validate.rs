@@ -64,17 +64,13 @@ impl Checks<'_> {
         self.found.last_mut().expect("just pushed")
     }
 
-    fn reference<'n>(
-        &mut self,
-        path: &str,
-        kind: &str,
-        name: &str,
-        known: impl IntoIterator<Item = &'n String> + Clone,
-    ) {
-        if known.clone().into_iter().any(|candidate| candidate == name) {
+    /// `name` must be a key of `known` (a lookup: a scan per reference made validating
+    /// 10,000 resources quadratic); otherwise a dangling-reference error listing them.
+    fn reference<V>(&mut self, path: &str, kind: &str, name: &str, known: &BTreeMap<String, V>) {
+        if known.contains_key(name) {
             return;
         }
-        let names: Vec<&str> = known.into_iter().map(String::as_str).collect();
+        let names: Vec<&str> = known.keys().map(String::as_str).collect();
         let expected = if names.is_empty() {
             format!("a {kind}, but none is defined")
         } else {
@@ -160,7 +156,7 @@ impl Checks<'_> {
                 );
             }
             (Some(droplet), None) => {
-                self.reference("target.droplet", "droplet", droplet, config.droplets.keys())
+                self.reference("target.droplet", "droplet", droplet, &config.droplets)
             }
             (None, Some(HostTarget::Local(text))) if text != "local" => {
                 self.error(
@@ -181,7 +177,7 @@ impl Checks<'_> {
                     &child_path(&child_path("droplets", name), "ssh_keys"),
                     index,
                 );
-                self.reference(&path, "ssh key", key, config.ssh_keys.keys());
+                self.reference(&path, "ssh key", key, &config.ssh_keys);
             }
         }
         for (name, key) in &config.ssh_keys {
@@ -202,7 +198,7 @@ impl Checks<'_> {
                     &child_path(&child_path("firewalls", name), "droplets"),
                     index,
                 );
-                self.reference(&path, "droplet", droplet, config.droplets.keys());
+                self.reference(&path, "droplet", droplet, &config.droplets);
             }
         }
         if let Some(dns) = &config.dns {
@@ -305,7 +301,7 @@ impl Checks<'_> {
             }
             for (index, dependency) in service.depends_on.iter().enumerate() {
                 let path = index_path(&child_path(&base, "depends_on"), index);
-                self.reference(&path, "service", dependency, config.services.keys());
+                self.reference(&path, "service", dependency, &config.services);
                 if config.services.contains_key(dependency) {
                     graph.add_edge(name.as_str(), dependency.as_str(), ());
                 }
@@ -403,7 +399,7 @@ impl Checks<'_> {
                 &child_path(&base, "service"),
                 "service",
                 &route.service,
-                config.services.keys(),
+                &config.services,
             );
             if let Some(service) = config.services.get(&route.service) {
                 if service.port.is_none() {
@@ -457,7 +453,7 @@ impl Checks<'_> {
             }
             for (index, middleware) in route.middlewares.iter().enumerate() {
                 let path = index_path(&child_path(&base, "middlewares"), index);
-                self.reference(&path, "middleware", middleware, config.middlewares.keys());
+                self.reference(&path, "middleware", middleware, &config.middlewares);
             }
         }
         for (name, service) in &config.services {
@@ -476,7 +472,7 @@ impl Checks<'_> {
                 MiddlewareConfig::Chain { middlewares } => {
                     for (index, member) in middlewares.iter().enumerate() {
                         let path = index_path(&child_path(&base, "middlewares"), index);
-                        self.reference(&path, "middleware", member, config.middlewares.keys());
+                        self.reference(&path, "middleware", member, &config.middlewares);
                         if config.middlewares.contains_key(member) {
                             graph.add_edge(name.as_str(), member.as_str(), ());
                         }
