@@ -116,7 +116,7 @@ pub fn build(loaded: &LoadedConfig, options: &ProviderOptions) -> Result<BuiltPr
             ..DockerOptions::default()
         },
     );
-    let traefik = TraefikProvider::new(connector.clone(), stack);
+    let traefik = TraefikProvider::with_root(connector.clone(), stack, host_root(config));
     let digitalocean = DigitalOceanProvider::from_env().map_err(|error| {
         super::commands::provider_error("cannot set up the DigitalOcean provider", error)
     })?;

@@ -1,7 +1,6 @@
 //! [`DockerProvider`]: the Provider trait for `network`, `volume`, `image` and `service`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,7 +60,6 @@ pub struct DockerProvider {
     stack: String,
     options: DockerOptions,
     client: Mutex<Option<DockerClient>>,
-    lock_held: AtomicBool,
 }
 
 const SERVICE_FORCES_REPLACE: &[&str] = &[
@@ -119,7 +117,6 @@ impl DockerProvider {
             stack: stack.into(),
             options,
             client: Mutex::new(None),
-            lock_held: AtomicBool::new(false),
         }
     }
 
@@ -273,37 +270,6 @@ fn container_names(container: &Json) -> Vec<String> {
 /// The image reference a resource names: the build tag or the reference.
 fn image_reference(attributes: &Attributes) -> Option<&str> {
     text_attribute(attributes, "tag").or_else(|| text_attribute(attributes, "reference"))
-}
-
-/// A UTC timestamp without a date crate: `2026-11-26T19:45:33Z`.
-fn utc_now() -> String {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or(0);
-    let days = seconds.div_euclid(86_400);
-    let of_day = seconds.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
 }
 
 // ---- read ------------------------------------------------------------------------------
@@ -1514,24 +1480,9 @@ impl Provider for DockerProvider {
 
     async fn begin_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {
         let client = self.client_for_apply(context).await?;
-        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-        let machine = std::fs::read_to_string("/etc/hostname")
-            .map(|name| name.trim().to_string())
-            .unwrap_or_else(|_| "unknown".into());
-        let command: Vec<String> = std::env::args().collect();
-        let details = json!({
-            "who": format!("{user}@{machine}"),
-            "pid": std::process::id(),
-            "when": utc_now(),
-            "command": command.join(" "),
-            "stack": context.stack,
-        });
         let path = format!("{}/lock", self.root());
-        match client.host().lock(&path, &format!("{details:#}\n")).await {
-            Ok(()) => {
-                self.lock_held.store(true, Ordering::SeqCst);
-                Ok(())
-            }
+        match self.connector.take_lock(client.host().as_ref(), &path, &context.stack).await {
+            Ok(()) => Ok(()),
             Err(HostError::Locked { path, holder }) => Err(ProviderError::Failed {
                 message: format!("another apply holds the host lock `{path}`"),
                 detail: Some(holder),
@@ -1542,15 +1493,11 @@ impl Provider for DockerProvider {
     }
 
     async fn end_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {
-        if self.lock_held.swap(false, Ordering::SeqCst) {
-            let client = self.client_for_apply(context).await?;
-            client
-                .host()
-                .unlock(&format!("{}/lock", self.root()))
-                .await
-                .map_err(from_host)?;
-        }
-        Ok(())
+        let client = self.client_for_apply(context).await?;
+        self.connector
+            .release_lock(client.host().as_ref())
+            .await
+            .map_err(from_host)
     }
 
     async fn import(
@@ -1652,13 +1599,6 @@ mod tests {
         );
         assert_eq!(evidence[1]["id"], "0123456789ab");
         assert_eq!(evidence[1]["resource"], "service.web");
-    }
-
-    #[test]
-    fn utc_timestamps_have_the_iso_shape() {
-        let now = utc_now();
-        assert_eq!(now.len(), 20, "{now}");
-        assert!(now.starts_with("20") && now.ends_with('Z'));
     }
 
     #[test]

@@ -56,6 +56,9 @@ impl SshOptions {
 pub struct HostConnector {
     target: Target,
     host: OnceCell<Arc<dyn Host>>,
+    /// The host lock this run holds, if any: one lock per run, however many providers
+    /// (docker, traefik) change the host.
+    held_lock: tokio::sync::Mutex<Option<String>>,
 }
 
 impl HostConnector {
@@ -63,6 +66,7 @@ impl HostConnector {
         HostConnector {
             target,
             host: OnceCell::new(),
+            held_lock: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -110,6 +114,53 @@ impl HostConnector {
             .await?;
         Ok(host.clone())
     }
+}
+
+impl HostConnector {
+    /// Takes the host lock at `path` for this run, once: every provider that changes the
+    /// host calls this before its first action, so two operators on two machines cannot
+    /// apply at once — whichever kinds of resources they touch.
+    pub async fn take_lock(
+        &self,
+        host: &dyn Host,
+        path: &str,
+        stack: &str,
+    ) -> Result<(), HostError> {
+        let mut held = self.held_lock.lock().await;
+        if held.as_deref() == Some(path) {
+            return Ok(());
+        }
+        host.lock(path, &lock_details(stack)).await?;
+        *held = Some(path.to_string());
+        Ok(())
+    }
+
+    /// Releases the lock taken by [`HostConnector::take_lock`], if this run holds it.
+    pub async fn release_lock(&self, host: &dyn Host) -> Result<(), HostError> {
+        let mut held = self.held_lock.lock().await;
+        if let Some(path) = held.take() {
+            host.unlock(&path).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Who holds a host lock: user and machine, process, time, command line, stack.
+pub fn lock_details(stack: &str) -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let machine = std::fs::read_to_string("/etc/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let details = serde_json::json!({
+        "who": format!("{user}@{machine}"),
+        "pid": std::process::id(),
+        "when": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "stack": stack,
+    });
+    format!("{details:#}\n")
 }
 
 async fn connect_ssh(options: SshOptions) -> Result<Arc<dyn Host>, HostError> {

@@ -37,6 +37,8 @@ pub const TLS_OPTIONS_FILE: &str = "tls-options.yml";
 pub struct TraefikProvider {
     connector: Arc<HostConnector>,
     stack: String,
+    /// `<root>`, the stack's directory on the host, where the host lock lives.
+    root: String,
 }
 
 /// One file a resource consists of: the attribute holding its content, and its path.
@@ -49,10 +51,32 @@ impl TraefikProvider {
     /// `connector` is the run's shared host connection; `stack` is `[stack].name`, named
     /// in each file's header so a file can be told apart from another stack's.
     pub fn new(connector: Arc<HostConnector>, stack: impl Into<String>) -> Self {
+        let stack = stack.into();
         TraefikProvider {
             connector,
-            stack: stack.into(),
+            root: format!("/var/lib/stackctl/{stack}"),
+            stack,
         }
+    }
+
+    /// With the stack's directory on the host (`[target].root`), where the host lock is.
+    pub fn with_root(
+        connector: Arc<HostConnector>,
+        stack: impl Into<String>,
+        root: impl Into<String>,
+    ) -> Self {
+        TraefikProvider {
+            root: root.into(),
+            ..TraefikProvider::new(connector, stack)
+        }
+    }
+
+    fn droplet_address(&self, context: &ApplyContext) -> Option<String> {
+        let droplet = self.droplet_name()?;
+        context
+            .recorded_attribute(&Address::new("droplet", droplet), "ipv4")?
+            .as_text()
+            .map(str::to_string)
     }
 
     fn subject(&self, address: &Address) -> String {
@@ -290,6 +314,30 @@ impl Provider for TraefikProvider {
         let rendered = self.rendered(desired)?;
         desired.attributes.extend(rendered);
         Ok(())
+    }
+
+    /// Files on the host change only under the host lock, shared with the docker provider
+    /// through the connector (taken once per run).
+    async fn begin_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {
+        let host = self.host(self.droplet_address(context)).await?;
+        let path = format!("{}/lock", self.root);
+        match self.connector.take_lock(host.as_ref(), &path, &context.stack).await {
+            Ok(()) => Ok(()),
+            Err(HostError::Locked { path, holder }) => Err(ProviderError::Failed {
+                message: format!("another apply holds the host lock `{path}`"),
+                detail: Some(holder),
+                hint: Some("wait for it to finish, or clear a stale lock with `stackctl state unlock --host`".into()),
+            }),
+            Err(error) => Err(host_failure(error)),
+        }
+    }
+
+    async fn end_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {
+        let host = self.host(self.droplet_address(context)).await?;
+        self.connector
+            .release_lock(host.as_ref())
+            .await
+            .map_err(host_failure)
     }
 
     /// The files as recorded after the apply, for the run folder. A basic-auth file is

@@ -237,3 +237,40 @@ async fn reading_nothing_does_not_connect_and_an_unreachable_droplet_is_reported
         other => panic!("expected unreachable, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn files_change_only_under_the_host_lock_shared_with_the_docker_provider() {
+    let root = tempfile::tempdir().unwrap();
+    let root_path = root.path().display().to_string();
+    let lock = format!("{root_path}/lock");
+    std::fs::create_dir(&lock).unwrap();
+    std::fs::write(format!("{lock}/details"), "{\"who\": \"alice@laptop\"}\n").unwrap();
+    let connector = Arc::new(HostConnector::local());
+    let provider = TraefikProvider::with_root(connector.clone(), STACK, root_path.clone());
+    let refused = provider.begin_apply(&context()).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("another apply holds the host lock"),
+        "{refused}"
+    );
+    assert!(
+        format!("{refused:?}").contains("alice@laptop"),
+        "the holder is named: {refused:?}"
+    );
+
+    std::fs::remove_dir_all(&lock).unwrap();
+    provider.begin_apply(&context()).await.unwrap();
+    assert!(
+        std::path::Path::new(&lock).is_dir(),
+        "the lock is held during the run"
+    );
+    // A second provider on the same connection shares the run's lock instead of tripping on it.
+    let sibling = TraefikProvider::with_root(connector, STACK, root_path);
+    sibling.begin_apply(&context()).await.unwrap();
+    provider.end_apply(&context()).await.unwrap();
+    assert!(
+        !std::path::Path::new(&lock).exists(),
+        "released at the end of the run"
+    );
+}
