@@ -109,7 +109,9 @@ impl fmt::Display for Reason {
                 "drift: {} changed outside stackctl",
                 backticked(attributes)
             ),
-            Reason::Vanished => formatter.write_str("vanished: recorded in state but gone from the target"),
+            Reason::Vanished => {
+                formatter.write_str("vanished: recorded in state but gone from the target")
+            }
             Reason::RemovedFromConfig => formatter.write_str("no longer in stack.toml"),
             Reason::FoundUnrecorded => {
                 formatter.write_str("found running with this stack's labels but not in state")

@@ -54,19 +54,24 @@ impl AttributeSchema {
 
 impl KindSchema {
     pub fn attribute(&self, name: &str) -> Option<&AttributeSchema> {
-        self.attributes.iter().find(|attribute| attribute.name == name)
+        self.attributes
+            .iter()
+            .find(|attribute| attribute.name == name)
     }
 
     /// True when changing `name` forces a replacement. Unlisted attributes update in place.
     pub fn forces_replace(&self, name: &str) -> bool {
-        self.attribute(name).is_some_and(|attribute| attribute.force_replace)
+        self.attribute(name)
+            .is_some_and(|attribute| attribute.force_replace)
     }
 
     pub fn is_computed(&self, name: &str) -> bool {
-        self.attribute(name).is_some_and(|attribute| attribute.computed)
+        self.attribute(name)
+            .is_some_and(|attribute| attribute.computed)
     }
 
     pub fn is_sensitive(&self, name: &str) -> bool {
-        self.attribute(name).is_some_and(|attribute| attribute.sensitive)
+        self.attribute(name)
+            .is_some_and(|attribute| attribute.sensitive)
     }
 }

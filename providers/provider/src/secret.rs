@@ -88,7 +88,10 @@ mod tests {
 
     #[test]
     fn compares_by_salted_digest() {
-        assert_eq!(Secret::new("a", "s"), Secret::from_digest(Secret::digest_of("a", "s")));
+        assert_eq!(
+            Secret::new("a", "s"),
+            Secret::from_digest(Secret::digest_of("a", "s"))
+        );
         assert_ne!(Secret::new("a", "s"), Secret::new("a", "t"));
     }
 }

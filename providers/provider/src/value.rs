@@ -110,7 +110,9 @@ impl Value {
     pub fn resolve(&self, lookup: &dyn Fn(&Reference) -> Option<Value>) -> Value {
         match self {
             Value::Unknown(reference) => lookup(reference).unwrap_or_else(|| self.clone()),
-            Value::List(items) => Value::List(items.iter().map(|item| item.resolve(lookup)).collect()),
+            Value::List(items) => {
+                Value::List(items.iter().map(|item| item.resolve(lookup)).collect())
+            }
             Value::Map(entries) => Value::Map(
                 entries
                     .iter()
@@ -129,7 +131,9 @@ impl Value {
             Value::Bool(flag) => json!(flag),
             Value::Integer(number) => json!(number),
             Value::Text(text) => json!(text),
-            Value::List(items) => serde_json::Value::Array(items.iter().map(Value::to_json).collect()),
+            Value::List(items) => {
+                serde_json::Value::Array(items.iter().map(Value::to_json).collect())
+            }
             Value::Map(entries) => serde_json::Value::Object(
                 entries
                     .iter()
@@ -151,7 +155,9 @@ impl Value {
                 None => Value::Text(number.to_string()),
             },
             serde_json::Value::String(text) => Value::Text(text.clone()),
-            serde_json::Value::Array(items) => Value::List(items.iter().map(Value::from_json).collect()),
+            serde_json::Value::Array(items) => {
+                Value::List(items.iter().map(Value::from_json).collect())
+            }
             serde_json::Value::Object(entries) => {
                 if entries.len() == 1 {
                     if let Some(serde_json::Value::String(digest)) = entries.get("$secret") {
@@ -227,7 +233,10 @@ mod tests {
     #[test]
     fn json_round_trip_keeps_secrets_as_digests() {
         let value = Value::Map(BTreeMap::from([
-            ("password".to_string(), Value::Secret(Secret::new("hunter2", "salt"))),
+            (
+                "password".to_string(),
+                Value::Secret(Secret::new("hunter2", "salt")),
+            ),
             (
                 "ip".to_string(),
                 Value::Unknown(Reference {
