@@ -57,6 +57,11 @@ pub fn gather(loaded: &LoadedConfig) -> Result<ExternalInputs, Vec<Diagnostic>> 
             wanted.push((file.clone(), format!("droplets.{name}.user_data_file")));
         }
     }
+    for (name, file) in &config.files {
+        if let Some(source) = &file.source {
+            wanted.push((source.clone(), format!("files.{name}.source")));
+        }
+    }
     for (file, path) in wanted {
         let resolved = resolve_path(&loaded.base_directory, &file);
         match std::fs::read_to_string(&resolved) {

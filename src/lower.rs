@@ -372,6 +372,37 @@ impl Lowering<'_> {
             ));
         }
 
+        // Files first: services that bind-mount one depend on it.
+        let mut file_paths: BTreeMap<String, Address> = BTreeMap::new();
+        for (name, file) in &self.config.files {
+            let path = if file.path.starts_with('/') {
+                file.path.clone()
+            } else {
+                format!("{}/files/{}", self.root, file.path)
+            };
+            let content = match (&file.content, &file.source) {
+                (Some(inline), _) => self.value(inline),
+                (None, Some(source)) => {
+                    Value::Text(self.inputs.files.get(source).cloned().unwrap_or_default())
+                }
+                (None, None) => Value::Text(String::new()),
+            };
+            let mode = file
+                .mode
+                .as_deref()
+                .and_then(crate::config::validate::parse_mode)
+                .unwrap_or(0o644);
+            let address = Address::new("file", name);
+            file_paths.insert(path.clone(), address.clone());
+            resources.push(on_host(
+                Resource::new(address, DOCKER)
+                    .with("path", path)
+                    .with("content", content)
+                    .with("mode", format!("{mode:04o}"))
+                    .with("temp_dir", format!("{}/.tmp", self.root)),
+            ));
+        }
+
         // One image per distinct build (several services may share a context) or reference.
         let mut image_of_service: BTreeMap<String, String> = BTreeMap::new();
         let mut images: BTreeMap<String, Resource> = BTreeMap::new();
@@ -518,6 +549,16 @@ impl Lowering<'_> {
                 let Some((source, target, read_only)) = parse_volume(volume) else {
                     continue;
                 };
+                if let Some(file) = file_paths
+                    .iter()
+                    .find(|(path, _)| {
+                        path.as_str() == source
+                            || path.starts_with(&format!("{}/", source.trim_end_matches('/')))
+                    })
+                    .map(|(_, address)| address.clone())
+                {
+                    resource = resource.depends_on(file);
+                }
                 if is_bind_source(&source) {
                     let absolute =
                         resolve_path(std::path::Path::new(&self.base_directory), &source)

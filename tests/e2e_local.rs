@@ -72,6 +72,7 @@ fn url(host: &str, path: &str) -> String {
 async fn the_local_stack_deploys_routes_swaps_without_downtime_reports_drift_and_is_destroyed() {
     build_images();
     let name = "e2e-local";
+    remove_leftovers(name);
     let environment = stack(name);
     let outsiders = "203.0.113.0/24";
 
@@ -83,7 +84,9 @@ async fn the_local_stack_deploys_routes_swaps_without_downtime_reports_drift_and
         first.stdout, first.stderr
     );
     assert!(
-        first.stdout.contains("Plan: 20 to create"),
+        first
+            .stdout
+            .contains("Plan: 18 to create, 0 to update, 0 to replace, 0 to delete, 2 to adopt"),
         "{}",
         first.stdout
     );
@@ -425,6 +428,167 @@ fn collect(directory: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
             collect(&path, files);
         } else {
             files.push(path);
+        }
+    }
+}
+
+/// `[files.*]` on a real host: written with their mode, read back for drift in one
+/// batch, repaired, secrets never in plans or state, removed by destroy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_files_are_written_watched_for_drift_and_removed() {
+    build_images();
+    let environment = TestEnvironment::new();
+    let name = format!("e2e-files-{}", std::process::id());
+    let root = environment.path().join("host-root");
+    environment.write("config/app.conf", "listen = 8080\nworkers = 2\n");
+    environment.write(
+        "stack.toml",
+        &format!(
+            r#"[stack]
+name = "{name}"
+
+[target]
+host = "local"
+root = "{root}"
+
+[files.app-conf]
+path = "app/app.conf"
+source = "config/app.conf"
+
+[files.api-key]
+path = "{root}/secrets/api.key"
+content = "${{API_SECRET_KEY}}"
+mode = "0600"
+
+[services.app]
+image = "stackctl-test/server:latest"
+pull = false
+volumes = ["{root}/files/app:/etc/app:ro"]
+"#,
+            root = root.display()
+        ),
+    );
+    environment.write(".env.example", "API_SECRET_KEY=\n");
+    let secret = "files-Secret-5521";
+    let run = |arguments: &[&str]| {
+        let mut all = arguments.to_vec();
+        all.extend(["--env-file", ".env.example"]);
+        environment.run_with_env(&all, &[("API_SECRET_KEY", secret)])
+    };
+
+    let planned = run(&["plan"]);
+    assert!(
+        planned.stdout.contains("+ file.app-conf")
+            || planned.stdout.contains("file.app-conf  create"),
+        "{}",
+        planned.stdout
+    );
+    assert!(
+        planned.stdout.contains("+ content  = (sensitive)"),
+        "the secret file's content is masked:\n{}",
+        planned.stdout
+    );
+    let applied = run(&["apply", "--yes"]);
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    let conf = root.join("files/app/app.conf");
+    let key = root.join("secrets/api.key");
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "listen = 8080\nworkers = 2\n"
+    );
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), secret);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let mounts = docker(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Source}}->{{.Destination}} {{end}}",
+        &format!("{name}-app"),
+    ]);
+    assert!(
+        mounts.contains("/files/app->/etc/app"),
+        "the service mounts the files' directory: {mounts}"
+    );
+    assert_eq!(
+        run(&["plan", "--detailed-exitcode"]).code,
+        0,
+        "no changes after apply"
+    );
+
+    // A hand edit on the host is drift, shown as a diff, and apply puts it back.
+    std::fs::write(&conf, "listen = 8080\nworkers = 64\n").unwrap();
+    let drift = run(&["drift"]);
+    assert_eq!(drift.code, 2, "{}", drift.stdout);
+    assert!(
+        drift.stdout.contains("- workers = 2") && drift.stdout.contains("+ workers = 64"),
+        "{}",
+        drift.stdout
+    );
+    std::fs::write(&key, "tampered").unwrap();
+    let drift = run(&["drift"]);
+    assert!(
+        drift.stdout.contains("content: (sensitive value changed)"),
+        "{}",
+        drift.stdout
+    );
+    assert!(!drift.stdout.contains("tampered") && !drift.stdout.contains(secret));
+    let repaired = run(&["apply", "--yes"]);
+    assert_eq!(repaired.code, 0, "{}{}", repaired.stdout, repaired.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "listen = 8080\nworkers = 2\n"
+    );
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), secret);
+
+    let state = environment.read(&format!("state/{name}.json"));
+    assert!(
+        !state.contains(secret),
+        "the secret file's content is not in state"
+    );
+    let destroyed = run(&["destroy", "--yes"]);
+    assert_eq!(
+        destroyed.code, 0,
+        "{}{}",
+        destroyed.stdout, destroyed.stderr
+    );
+    assert!(!conf.exists() && !key.exists(), "destroy removes the files");
+    assert_eq!(
+        docker(&[
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            &format!("label=stackctl.stack={name}")
+        ]),
+        ""
+    );
+}
+
+/// Removes what an earlier, interrupted run of this test left on the daemon.
+fn remove_leftovers(stack: &str) {
+    let containers = docker(&[
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        &format!("label=stackctl.stack={stack}"),
+    ]);
+    for id in containers.split_whitespace() {
+        docker(&["rm", "-f", id]);
+    }
+    for kind in ["network", "volume"] {
+        let names = docker(&[
+            kind,
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=stackctl.stack={stack}"),
+        ]);
+        for item in names.split_whitespace() {
+            docker(&[kind, "rm", item]);
         }
     }
 }

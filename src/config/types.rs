@@ -31,6 +31,9 @@ pub struct Config {
     /// The Traefik edge: the only service that publishes host ports.
     #[serde(default)]
     pub edge: Option<EdgeConfig>,
+    /// Configuration files written on the host (mount them into services with a bind).
+    #[serde(default)]
+    pub files: BTreeMap<String, FileConfig>,
     #[serde(default)]
     pub services: BTreeMap<String, ServiceConfig>,
     #[serde(default)]
@@ -298,6 +301,22 @@ pub struct TlsConfig {
 pub enum CertificateAuthority {
     Staging,
     Production,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Where the file goes on the host; a relative path is under `<root>/files/`.
+    pub path: String,
+    /// A file beside stack.toml to copy (taken as is: no `${VAR}` inside it).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The content itself; `${VAR}` works, and a secret variable makes the file secret.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Permissions in octal, e.g. `"0640"` (default `"0644"`).
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]

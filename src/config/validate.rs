@@ -27,6 +27,7 @@ pub fn validate(
     check.target(config);
     check.cloud(config);
     check.edge(config);
+    check.files(config);
     check.services(config);
     check.routes(config);
     check.middlewares(config);
@@ -262,6 +263,38 @@ impl Checks<'_> {
                         &index_path("edge.networks", index),
                         format!("network name `{network}` is not valid"),
                         "lowercase letters, digits, `-` and `_`",
+                    );
+                }
+            }
+        }
+    }
+
+    fn files(&mut self, config: &Config) {
+        for (name, file) in &config.files {
+            let base = child_path("files", name);
+            if name == "traefik-static" {
+                self.error(
+                    "reserved-name",
+                    &base,
+                    "`files.traefik-static` is the edge's own configuration file".into(),
+                    "another file name",
+                );
+            }
+            if file.source.is_some() == file.content.is_some() {
+                self.error(
+                    "invalid-file",
+                    &base,
+                    format!("file `{name}` needs exactly one of `source` and `content`"),
+                    "`source = \"config/app.conf\"` or `content = \"…\"`",
+                );
+            }
+            if let Some(mode) = &file.mode {
+                if parse_mode(mode).is_none() {
+                    self.error(
+                        "invalid-value",
+                        &child_path(&base, "mode"),
+                        format!("`{mode}` is not an octal file mode"),
+                        "a mode such as \"0644\" or \"0600\"",
                     );
                 }
             }
@@ -670,4 +703,11 @@ pub fn parse_memory(text: &str) -> Option<i64> {
         .ok()
         .filter(|number| *number > 0)
         .map(|number| number * multiplier)
+}
+
+/// `"0640"` → 0o640.
+pub fn parse_mode(text: &str) -> Option<i64> {
+    i64::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|mode| (0..=0o7777).contains(mode))
 }

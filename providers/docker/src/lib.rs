@@ -37,6 +37,7 @@
 //! `begin_apply` takes the host lock (`<root>/lock`), `end_apply` releases it.
 
 pub mod api;
+mod files;
 pub mod http;
 mod provider;
 pub mod spec;

@@ -483,11 +483,14 @@ impl DockerProvider {
                     built_from.map(Value::text).unwrap_or(Value::Null),
                 );
             }
+            // A referenced image (`image = "postgres:16"`) is shared, never this stack's
+            // alone: finding it present is what stackctl wants, so it is adopted as is.
+            let referenced = !attributes.contains_key("tag");
             live.push(LiveResource {
                 address: address.clone(),
                 id: Some(image_id),
                 attributes,
-                owned: label(&details["Config"], api::LABEL_STACK) == Some(stack),
+                owned: referenced || label(&details["Config"], api::LABEL_STACK) == Some(stack),
             });
         }
         live.sort_by(|left, right| left.address.cmp(&right.address));
@@ -1451,6 +1454,16 @@ impl Provider for DockerProvider {
                 provider: "docker",
                 attributes: service,
             },
+            KindSchema {
+                kind: "file",
+                provider: "docker",
+                attributes: vec![
+                    AttributeSchema::replaces("path"),
+                    AttributeSchema::plain("content"),
+                    AttributeSchema::plain("mode"),
+                    AttributeSchema::plain("temp_dir"),
+                ],
+            },
         ]
     }
 
@@ -1475,7 +1488,38 @@ impl Provider for DockerProvider {
     }
 
     async fn read(&self, request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError> {
-        self.read_live(request).await
+        let mut live = self.read_live(request).await?;
+        // Files: recorded attributes win (live is compared with what the last apply left).
+        let mut files: BTreeMap<Address, Attributes> = BTreeMap::new();
+        for resource in request
+            .desired
+            .iter()
+            .filter(|resource| resource.address.kind() == "file")
+        {
+            files.insert(resource.address.clone(), resource.attributes.clone());
+        }
+        for recorded in request
+            .recorded
+            .iter()
+            .filter(|recorded| recorded.address.kind() == "file")
+        {
+            files.insert(recorded.address.clone(), recorded.attributes.clone());
+        }
+        if !files.is_empty() {
+            let droplet_ip = self.droplet_address().and_then(|droplet| {
+                request
+                    .recorded
+                    .iter()
+                    .find(|recorded| recorded.address == droplet)
+                    .and_then(|recorded| {
+                        text_attribute(&recorded.attributes, "ipv4").map(str::to_string)
+                    })
+            });
+            let client = self.client(droplet_ip).await?;
+            let files: Vec<(Address, Attributes)> = files.into_iter().collect();
+            live.extend(crate::files::read(client.host().as_ref(), &files, &request.salt).await?);
+        }
+        Ok(live)
     }
 
     async fn begin_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {
@@ -1562,7 +1606,8 @@ impl Provider for DockerProvider {
         context: &ApplyContext,
     ) -> Result<ApplyOutcome, ProviderError> {
         let client = self.client_for_apply(context).await?;
-        if action.kind == ActionKind::Adopt {
+        // A file found on the host is adopted by writing what stack.toml says into it.
+        if action.kind == ActionKind::Adopt && action.address.kind() != "file" {
             return self.adopt(&client, action).await;
         }
         match action.address.kind() {
@@ -1570,6 +1615,7 @@ impl Provider for DockerProvider {
             "volume" => self.apply_volume(&client, action, context).await,
             "image" => self.apply_image(&client, action).await,
             "service" => self.apply_service(&client, action, context).await,
+            "file" => crate::files::apply(client.host().as_ref(), action).await,
             other => Err(failed(
                 format!("the docker provider has no kind `{other}`"),
                 None,

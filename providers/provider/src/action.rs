@@ -114,7 +114,7 @@ impl fmt::Display for Reason {
             }
             Reason::RemovedFromConfig => formatter.write_str("no longer in stack.toml"),
             Reason::FoundUnrecorded => {
-                formatter.write_str("found running with this stack's labels but not in state")
+                formatter.write_str("found on the target as this stack's (labelled, or a shared image) but not in state")
             }
         }
     }
