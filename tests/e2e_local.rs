@@ -83,6 +83,19 @@ async fn the_local_stack_deploys_routes_swaps_without_downtime_reports_drift_and
         "first apply failed:\n{}\n{}",
         first.stdout, first.stderr
     );
+    // Not on a terminal: one plain timestamped line per event (CI logs).
+    let timestamped = first
+        .stderr
+        .lines()
+        .filter(|line| {
+            line.starts_with("[20") && line.contains("Z] service.") && line.ends_with("s)")
+        })
+        .count();
+    assert!(
+        timestamped >= 5,
+        "timestamped progress lines:\n{}",
+        first.stderr
+    );
     assert!(
         first
             .stdout
