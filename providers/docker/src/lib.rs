@@ -27,8 +27,10 @@
 //! - routed (`route_backend`): zero-downtime swap. The new container starts beside the old
 //!   one as `<container_name>-<short hash>`, becomes healthy, the Traefik backend file is
 //!   rewritten to name it (temp file outside the watched directory, then rename), the
-//!   provider waits until Traefik serves it (or a settle time), drains the old one, and
-//!   removes it;
+//!   provider waits until Traefik's API lists it — at the published admin port, or else
+//!   on the edge container's own address, port 8080 — (a settle time only when neither
+//!   answers), drains the old one, and removes it. A first create writes the file and
+//!   does not wait: there is no traffic to move;
 //! - stateful (a named volume): the old container goes first, so two processes never
 //!   share the data directory;
 //! - otherwise: new beside old under a temporary name, healthy, old removed, new renamed.

@@ -28,10 +28,14 @@ pub struct DockerOptions {
     pub build_directory: Option<std::path::PathBuf>,
     /// How long the old container of a routed service keeps serving after the switch.
     pub drain: Duration,
-    /// How long to wait after rewriting a backend file when Traefik cannot be asked.
+    /// How long a swap waits after rewriting a backend file when Traefik cannot be asked
+    /// (no edge container found, or none of its addresses answers from the host).
     pub settle: Duration,
     /// How long Traefik may take to report the new backend before the swap goes on.
     pub edge_wait: Duration,
+    /// The port of Traefik's `traefik` entry point (ping and API) inside the edge
+    /// container: `lower.rs` always renders it there, published on the host or not.
+    pub edge_admin_port: u16,
     /// SIGTERM grace when stopping a container.
     pub stop_grace_seconds: u32,
     /// How many log lines a failure carries.
@@ -47,6 +51,7 @@ impl Default for DockerOptions {
             drain: Duration::from_secs(3),
             settle: Duration::from_millis(1500),
             edge_wait: Duration::from_secs(10),
+            edge_admin_port: 8080,
             stop_grace_seconds: 10,
             log_lines: 30,
             poll_interval: Duration::from_millis(200),
@@ -80,6 +85,13 @@ const SERVICE_FORCES_REPLACE: &[&str] = &[
     // The hash of the edge's static Traefik file: Traefik reads it only at start.
     "config_hash",
 ];
+
+/// The edge's resource address: `lower.rs` lowers `[edge]` to this Traefik container.
+const EDGE_RESOURCE: &str = "service.edge";
+
+/// How long one question to Traefik's API may take. A container address that drops
+/// packets (an `internal` network) would otherwise hold a swap until the kernel gives up.
+const EDGE_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn failed(message: impl Into<String>, detail: Option<String>) -> ProviderError {
     ProviderError::Failed {
@@ -1038,13 +1050,19 @@ impl DockerProvider {
         }
     }
 
-    /// Rewrites the backend file so that Traefik sends the service's traffic to `container`,
-    /// then waits until Traefik serves from it (or a settle time when it cannot be asked).
+    /// Rewrites the backend file so that Traefik sends the service's traffic to `container`.
+    ///
+    /// When `replacing` (another container served the service until now), it then waits
+    /// until Traefik serves from the new one, so that the old one's drain starts only once
+    /// no new request goes to it. A first create does not wait: no traffic has to move,
+    /// Traefik loads the file on its own (or reads it when it starts), and the post-apply
+    /// checks wait for the edge before asking it anything.
     async fn switch_backend(
         &self,
         client: &DockerClient,
         spec: &ServiceSpec,
         container: &str,
+        replacing: bool,
     ) -> Result<(), ProviderError> {
         let (Some(backend), Some(contents)) = (&spec.route_backend, spec.backend_file(container))
         else {
@@ -1055,28 +1073,73 @@ impl DockerProvider {
             .write_file(&backend.file, contents.as_bytes(), 0o644, &backend.temp_dir)
             .await
             .map_err(from_host)?;
+        if !replacing {
+            return Ok(());
+        }
         let expected = format!("http://{container}:{}", spec.port.unwrap_or(80));
-        match &backend.admin_url {
-            Some(admin_url) => {
-                let deadline = Instant::now() + self.options.edge_wait;
-                while Instant::now() < deadline {
-                    let path = format!(
-                        "/api/http/services/{}@file",
-                        crate::http::percent_encode(&backend.service)
-                    );
-                    if let Ok(body) = http_get_via_host(client, admin_url, &path).await {
-                        if body.contains(&expected) {
-                            return Ok(());
-                        }
+        let path = format!(
+            "/api/http/services/{}@file",
+            crate::http::percent_encode(&backend.service)
+        );
+        // A published admin port was asked for by the user: keep asking it until the
+        // deadline. Without one, Traefik's API still listens inside the edge container, on
+        // the container's own addresses, which the Docker host can reach (Linux bridges).
+        let (mut candidates, configured) = match &backend.admin_url {
+            Some(admin_url) => (vec![admin_url.clone()], true),
+            None => (self.edge_admin_urls(client).await, false),
+        };
+        if candidates.is_empty() {
+            tracing::debug!(service = %backend.service, "no running edge container to ask; waiting the settle time");
+            tokio::time::sleep(self.options.settle).await;
+            return Ok(());
+        }
+        let started = Instant::now();
+        let deadline = started + self.options.edge_wait;
+        let mut reached: Option<String> = None;
+        while Instant::now() < deadline {
+            for base in &candidates {
+                let answer = tokio::time::timeout(
+                    EDGE_ANSWER_TIMEOUT,
+                    http_get_via_host(client, base, &path),
+                )
+                .await;
+                if let Ok(Ok(body)) = answer {
+                    reached = Some(base.clone());
+                    if body.contains(&expected) {
+                        return Ok(());
                     }
-                    tokio::time::sleep(self.options.poll_interval).await;
+                    break;
                 }
-                tracing::warn!(service = %backend.service, "Traefik did not report the new backend in time; going on");
-                Ok(())
             }
-            None => {
-                tokio::time::sleep(self.options.settle).await;
-                Ok(())
+            match &reached {
+                // Ask only the address that answered from now on.
+                Some(base) => candidates = vec![base.clone()],
+                None if !configured => {
+                    // Not reachable from the host (Docker Desktop, forwarding refused over
+                    // SSH, an internal network): the fixed settle time is all that is left.
+                    tracing::debug!(service = %backend.service, "the edge container's API is not reachable; waiting the settle time");
+                    tokio::time::sleep(self.options.settle.saturating_sub(started.elapsed())).await;
+                    return Ok(());
+                }
+                None => {}
+            }
+            tokio::time::sleep(self.options.poll_interval).await;
+        }
+        tracing::warn!(service = %backend.service, "Traefik did not report the new backend in time; going on");
+        Ok(())
+    }
+
+    /// Traefik's API on each address of the stack's running edge container; empty when
+    /// there is no such container (an edge being replaced in the same run, or none).
+    async fn edge_admin_urls(&self, client: &DockerClient) -> Vec<String> {
+        match client
+            .send_json(api::list_containers(&self.stack, Some(EDGE_RESOURCE)))
+            .await
+        {
+            Ok(list) => edge_admin_urls(&list, self.options.edge_admin_port),
+            Err(error) => {
+                tracing::debug!(%error, "cannot list the edge container");
+                Vec::new()
             }
         }
     }
@@ -1179,7 +1242,7 @@ impl DockerProvider {
                     Some(evidence),
                 ));
             }
-            self.switch_backend(client, &spec, &spec.container_name)
+            self.switch_backend(client, &spec, &spec.container_name, !old.is_empty())
                 .await?;
             return Ok(self.record_service(desired, &id, &spec.container_name));
         }
@@ -1217,7 +1280,8 @@ impl DockerProvider {
             ));
         }
         if routed {
-            self.switch_backend(client, &spec, &new_name).await?;
+            self.switch_backend(client, &spec, &new_name, !old.is_empty())
+                .await?;
             if !old.is_empty() {
                 tokio::time::sleep(self.options.drain).await;
             }
@@ -1364,6 +1428,32 @@ impl DockerProvider {
             ],
         ))
     }
+}
+
+/// `http://<address>:<port>` for every IPv4 address, on any network, of a running
+/// container in a `/containers/json` answer (the edge's); ordered by network name.
+fn edge_admin_urls(list: &Json, port: u16) -> Vec<String> {
+    let mut urls = Vec::new();
+    for container in list.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        if container["State"].as_str() != Some("running") {
+            continue;
+        }
+        let Some(networks) = container["NetworkSettings"]["Networks"].as_object() else {
+            continue;
+        };
+        let mut names: Vec<&String> = networks.keys().collect();
+        names.sort();
+        for name in names {
+            let address = networks[name.as_str()]["IPAddress"].as_str().unwrap_or("");
+            if address.parse::<std::net::Ipv4Addr>().is_ok() {
+                let url = format!("http://{address}:{port}");
+                if !urls.contains(&url) {
+                    urls.push(url);
+                }
+            }
+        }
+    }
+    urls
 }
 
 /// A plain `GET` through the host (so it also works over SSH): `base` is `http://ip:port`.
@@ -1645,6 +1735,37 @@ mod tests {
         );
         assert_eq!(evidence[1]["id"], "0123456789ab");
         assert_eq!(evidence[1]["resource"], "service.web");
+    }
+
+    #[test]
+    fn edge_admin_urls_name_every_ipv4_address_of_a_running_edge() {
+        let list = json!([
+            {"Names": ["/shop-edge"], "State": "running",
+             "NetworkSettings": {"Networks": {
+                 "shop_public": {"IPAddress": "172.20.0.3", "GlobalIPv6Address": "fd00::3"},
+                 "shop_backend": {"IPAddress": "172.21.0.2"},
+                 "shop_pending": {"IPAddress": ""}
+             }}},
+            {"Names": ["/shop-edge-old"], "State": "exited",
+             "NetworkSettings": {"Networks": {"shop_public": {"IPAddress": "172.20.0.9"}}}}
+        ]);
+        assert_eq!(
+            edge_admin_urls(&list, 8080),
+            vec![
+                "http://172.21.0.2:8080".to_string(),
+                "http://172.20.0.3:8080".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn edge_admin_urls_are_empty_without_a_running_edge() {
+        assert!(edge_admin_urls(&json!([]), 8080).is_empty());
+        assert!(edge_admin_urls(&json!({"message": "error"}), 8080).is_empty());
+        let host_network = json!([
+            {"State": "running", "NetworkSettings": {"Networks": {"host": {"IPAddress": ""}}}}
+        ]);
+        assert!(edge_admin_urls(&host_network, 8080).is_empty());
     }
 
     #[test]

@@ -55,7 +55,8 @@ pub struct RouteBackend {
     pub temp_dir: String,
     pub service: String,
     /// Optional Traefik API base (e.g. `http://127.0.0.1:8081`) reachable from the host;
-    /// when set, a swap waits until Traefik reports the new server instead of a settle time.
+    /// when set, a swap asks it whether Traefik serves the new server. Without it the swap
+    /// asks the edge container's own address instead.
     pub admin_url: Option<String>,
 }
 

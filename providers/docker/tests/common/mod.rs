@@ -119,13 +119,18 @@ impl Drop for Cleanup {
 }
 
 pub fn provider(stack: &str, root: &str) -> DockerProvider {
+    provider_with_settle(stack, root, Duration::from_millis(1500))
+}
+
+/// A test provider whose swaps wait `settle` when they cannot ask Traefik.
+pub fn provider_with_settle(stack: &str, root: &str, settle: Duration) -> DockerProvider {
     DockerProvider::with_options(
         Arc::new(HostConnector::local()),
         stack,
         DockerOptions {
             root: Some(root.to_string()),
             drain: Duration::from_millis(1500),
-            settle: Duration::from_millis(1500),
+            settle,
             stop_grace_seconds: 5,
             ..DockerOptions::default()
         },
