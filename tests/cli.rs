@@ -364,7 +364,7 @@ fn a_saved_plan_is_refused_after_the_config_changed() {
     assert_eq!(run.code, 1);
     assert!(
         run.stderr
-            .contains("stack.toml or its env file changed since the plan was made"),
+            .contains("what would be applied changed since the plan was made"),
         "{}",
         run.stderr
     );
@@ -484,5 +484,59 @@ fn other_user_facing_errors_say_what_happened_and_what_to_do() {
         "error_newer_state_format",
         &environment,
         &["plan", "--offline", "--env-file", ENV_FILE],
+    );
+}
+
+#[test]
+fn a_saved_plan_is_refused_when_the_environment_or_a_build_context_changed() {
+    let environment = TestEnvironment::reference();
+    let saved = environment.run(&[
+        "plan",
+        "--offline",
+        "--env-file",
+        ENV_FILE,
+        "--out",
+        "plan.json",
+    ]);
+    assert_eq!(saved.code, 0, "{}", saved.stderr);
+    // The process environment wins over the env file: a different password is a different apply.
+    let overridden = environment.run_with_env(
+        &["apply", "plan.json", "--env-file", ENV_FILE],
+        &[("POSTGRES_PASSWORD", "not-what-was-reviewed")],
+    );
+    assert_eq!(overridden.code, 1);
+    assert!(
+        overridden
+            .stderr
+            .contains("what would be applied changed since the plan was made"),
+        "{}",
+        overridden.stderr
+    );
+    assert!(!overridden.stderr.contains("not-what-was-reviewed"));
+    environment.write("apps/api/app/main.py", "print('unreviewed')\n");
+    let edited = environment.run(&["apply", "plan.json", "--env-file", ENV_FILE]);
+    assert_eq!(edited.code, 1);
+    assert!(
+        edited
+            .stderr
+            .contains("what would be applied changed since the plan was made"),
+        "{}",
+        edited.stderr
+    );
+}
+
+#[test]
+fn a_secret_in_a_field_shown_in_plain_text_is_refused() {
+    bad_input(
+        "error_secret_in_plain_field",
+        &format!("{BASE}\n[services.redis]\nimage = \"redis:7\"\ncommand = [\"redis-server\", \"--requirepass\", \"${{REDIS_PASSWORD}}\"]\n"),
+    );
+}
+
+#[test]
+fn two_dns_records_of_one_name_and_type_are_refused() {
+    bad_input(
+        "error_duplicate_dns_record",
+        "[stack]\nname = \"shop\"\n\n[dns]\ndomain = \"example.com\"\nrecords = [\n  { type = \"TXT\", name = \"@\", data = \"v=spf1 -all\" },\n  { type = \"TXT\", name = \"@\", data = \"verify=1\" },\n]\n",
     );
 }

@@ -20,14 +20,21 @@ fn service(name: &str, image: &str) -> Resource {
 }
 
 fn schemas() -> SchemaSet {
-    SchemaSet::new([KindSchema {
-        kind: "service",
-        provider: "docker",
-        attributes: vec![
-            AttributeSchema::replaces("image"),
-            AttributeSchema::computed("container_id"),
-        ],
-    }])
+    SchemaSet::new([
+        KindSchema {
+            kind: "service",
+            provider: "docker",
+            attributes: vec![
+                AttributeSchema::replaces("image"),
+                AttributeSchema::computed("container_id"),
+            ],
+        },
+        KindSchema {
+            kind: "droplet",
+            provider: "digitalocean",
+            attributes: vec![AttributeSchema::replaces("region")],
+        },
+    ])
 }
 
 fn recorded(resource: &Resource) -> RecordedResource {
@@ -414,4 +421,46 @@ fn creates_come_in_dependency_order() {
         .map(|action| action.address.to_string())
         .collect();
     assert_eq!(order, ["volume.pgdata", "service.postgres", "service.api"]);
+}
+
+#[test]
+fn everything_on_a_replaced_droplet_is_created_again() {
+    let old_droplet =
+        Resource::new(address("droplet.web-1"), "digitalocean").with("region", "fra1");
+    let mut new_droplet =
+        Resource::new(address("droplet.web-1"), "digitalocean").with("region", "ams3");
+    new_droplet.replace_order = ReplaceOrder::DestroyBeforeCreate;
+    let api = service("api", "api:1").depends_on(address("droplet.web-1"));
+    let recorded_droplet = RecordedResource::from_desired(&old_droplet, Some("42".into()));
+    let plan = run(
+        &[new_droplet, api.clone()],
+        &[recorded_droplet, recorded(&api)],
+        None,
+    );
+    let kinds: Vec<(String, ActionKind)> = plan
+        .actions
+        .iter()
+        .map(|action| (action.address.to_string(), action.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                "droplet.web-1".to_string(),
+                ActionKind::ReplaceDestroyBeforeCreate
+            ),
+            ("service.api".to_string(), ActionKind::Create)
+        ]
+    );
+    assert_eq!(
+        plan.actions[1].reason,
+        Reason::HostRenewed {
+            host: address("droplet.web-1")
+        }
+    );
+    assert_eq!(
+        plan.data_loss().len(),
+        1,
+        "replacing a droplet loses what is on it: --allow-data-loss is required"
+    );
 }

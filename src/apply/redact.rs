@@ -12,7 +12,9 @@ fn forms(secret: &str) -> Vec<String> {
         base64::engine::general_purpose::URL_SAFE,
         base64::engine::general_purpose::URL_SAFE_NO_PAD,
     ];
-    let mut found = vec![secret.to_string(), percent_encode(secret)];
+    let json_escaped = serde_json::to_string(secret).unwrap_or_default();
+    let json_escaped = json_escaped.trim_matches('"').to_string();
+    let mut found = vec![secret.to_string(), percent_encode(secret), json_escaped];
     for engine in engines {
         found.push(engine.encode(secret.as_bytes()));
     }

@@ -34,7 +34,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(outcome) => outcome.exit_code(),
         Err(error) => {
-            eprint!("{}", error.render(settings.color_errors));
+            eprint!("{}", report::redacted(&error.render(settings.color_errors)));
             ExitCode::FAILURE
         }
     }

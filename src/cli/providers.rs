@@ -229,7 +229,9 @@ pub async fn verify(
         ..CheckOptions::default()
     };
     let results = checks::run_checks(&list, &options).await;
-    let document = serde_json::to_string_pretty(&results).unwrap_or_default() + "\n";
+    let document = super::report::redacted(
+        &(serde_json::to_string_pretty(&results).unwrap_or_default() + "\n"),
+    );
     if let Some(folder) = folder {
         let _ = folder.write("checks.json", document.as_bytes());
     }
@@ -249,7 +251,7 @@ pub async fn verify(
                 }
             }
         }
-        print(&text);
+        print(&super::report::redacted(&text));
     }
     let _ = settings;
     let failed = results.iter().filter(|result| !result.passed).count();

@@ -2,6 +2,26 @@
 //! `error:`, `caused by:`, `hint:` lines, readable without colour.
 
 use std::process::ExitCode;
+use std::sync::Mutex;
+
+/// The secret values of the loaded stack: every message printed at the CLI edge is
+/// redacted with them (an error can quote a container's log or an API body).
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+pub fn remember_secrets(values: Vec<String>) {
+    if let Ok(mut secrets) = SECRETS.lock() {
+        *secrets = values;
+    }
+}
+
+/// `text` with every remembered secret replaced by `[redacted]`.
+pub fn redacted(text: &str) -> String {
+    let secrets = SECRETS
+        .lock()
+        .map(|secrets| secrets.clone())
+        .unwrap_or_default();
+    crate::apply::redact::redact(text, &secrets)
+}
 
 use crate::config::{diagnostic, ConfigErrors};
 use crate::state::StateError;

@@ -123,7 +123,10 @@ pub fn load_text(
                     )),
                 }
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            // The stack's own `env_file` may be absent (values from the environment);
+            // a file named on the command line must exist.
+            Err(error)
+                if error.kind() == std::io::ErrorKind::NotFound && options.env_file.is_none() => {}
             Err(error) => diagnostics.push(Diagnostic::error(
                 "env-file",
                 format!("cannot read `{}`: {error}", env_path.display()),

@@ -204,8 +204,50 @@ impl Checks<'_> {
         }
         if let Some(dns) = &config.dns {
             let target_droplet = target_droplet(config);
+            let mut seen: BTreeMap<(String, &str), usize> = BTreeMap::new();
             for (index, record) in dns.records.iter().enumerate() {
                 let path = index_path("dns.records", index);
+                // Two records of one name and type would share an address (one silently
+                // replacing the other); several values for a name need several names.
+                let base = if record.name == "@" {
+                    "apex".to_string()
+                } else {
+                    record.name.replace('.', "-")
+                };
+                if let Some(other) = dns.records.iter().take(index).find(|other| {
+                    other.name != record.name
+                        && (if other.name == "@" {
+                            "apex".to_string()
+                        } else {
+                            other.name.replace('.', "-")
+                        }) == base
+                }) {
+                    self.error(
+                        "duplicate-record",
+                        &path,
+                        format!(
+                            "records `{}` and `{}` would share the address `dns_record.{base}`",
+                            other.name, record.name
+                        ),
+                        "record names that differ in more than `.` and `-`",
+                    );
+                }
+                let key = (
+                    record.name.to_ascii_lowercase(),
+                    record.record_type.as_str(),
+                );
+                if let Some(first) = seen.insert(key, index) {
+                    self.error(
+                        "duplicate-record",
+                        &path,
+                        format!(
+                            "a second {} record named `{}` (the first is `dns.records[{first}]`)",
+                            record.record_type.as_str(),
+                            record.name
+                        ),
+                        "one record per name and type",
+                    );
+                }
                 if record.data.is_none() && target_droplet.is_none() {
                     self.error(
                         "missing-field",
@@ -563,6 +605,17 @@ impl Checks<'_> {
         for (path, text) in &strings {
             for name in variables_in(text) {
                 used.entry(name.clone()).or_insert_with(|| path.clone());
+                if environment.is_secret(&name) && !carries_secrets(path) {
+                    self.error(
+                        "policy-secret-in-plain-field",
+                        path,
+                        format!("the secret `${{{name}}}` is used in `{path}`, which plans and state show in plain text"),
+                        "secrets only in `services.<name>.env`, basic-auth `users`, `files.<name>.content` or headers",
+                    )
+                    .hint = Some(format!(
+                        "pass it to the container in `env` and expand it there (`$${name}` in a shell command); if `{name}` is not secret, list it in `[stack] not_secrets`"
+                    ));
+                }
                 let has_default = text.contains(&format!("${{{name}:-"));
                 if environment.get(&name).is_none() && !has_default {
                     let source = env_path
@@ -710,4 +763,17 @@ pub fn parse_mode(text: &str) -> Option<i64> {
     i64::from_str_radix(text.trim_start_matches("0o"), 8)
         .ok()
         .filter(|mode| (0..=0o7777).contains(mode))
+}
+
+/// Where a secret may appear: fields that lowering carries as [`stackctl_provider::Secret`]
+/// values (masked in plans, digests in state). Anywhere else its plaintext would show.
+fn carries_secrets(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('.').collect();
+    matches!(
+        parts.as_slice(),
+        ["services", _, "env", ..]
+            | ["middlewares", _, "users", ..]
+            | ["middlewares", _, "custom_response_headers", ..]
+            | ["files", _, "content"]
+    )
 }

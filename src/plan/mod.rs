@@ -100,14 +100,13 @@ impl Plan {
         !self.actions.is_empty()
     }
 
-    /// Actions that destroy data: deleting a volume, or replacing/deleting a service or
-    /// droplet that holds one.
+    /// Actions that destroy data: deleting or replacing a volume or a droplet (a droplet
+    /// holds everything on it).
     pub fn data_loss(&self) -> Vec<&Action> {
         self.actions
             .iter()
             .filter(|action| {
-                action.kind == ActionKind::Delete
-                    && matches!(action.address.kind(), "volume" | "droplet")
+                action.kind.destroys() && matches!(action.address.kind(), "volume" | "droplet")
             })
             .collect()
     }

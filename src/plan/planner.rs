@@ -151,14 +151,33 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             continue;
         };
         let resolved = resolve_references(resource, input.recorded, &renewed);
-        let action = decide(
-            &resolved,
-            recorded,
-            was_read,
-            live_resource,
-            schema,
-            &mut warnings,
-        );
+        // A resource on a droplet that is created or replaced is gone with the old one,
+        // whatever live state (read from the old droplet, if at all) says.
+        let renewed_host = resource
+            .dependencies
+            .iter()
+            .find(|dependency| dependency.kind() == "droplet" && renewed.contains(*dependency));
+        let action = match (renewed_host, recorded) {
+            (Some(host), Some(recorded)) => Some(Action {
+                address: address.clone(),
+                provider: resource.provider.clone(),
+                kind: ActionKind::Create,
+                reason: Reason::HostRenewed { host: host.clone() },
+                changes: changes(&Attributes::new(), &resolved.attributes, schema),
+                depends_on: Vec::new(),
+                desired: Some(resolved.clone()),
+                prior: Some(recorded.clone()),
+                live_id: None,
+            }),
+            _ => decide(
+                &resolved,
+                recorded,
+                was_read,
+                live_resource,
+                schema,
+                &mut warnings,
+            ),
+        };
         match action {
             Some(action) => {
                 if matches!(action.kind, ActionKind::Create) || action.kind.is_replace() {

@@ -28,7 +28,7 @@ pub enum StalePlan {
     OtherLineage { planned: String, current: String },
     #[error("the state changed since the plan was made (serial {planned}, now {current}): another apply ran")]
     StateMoved { planned: u64, current: u64 },
-    #[error("stack.toml or its env file changed since the plan was made")]
+    #[error("what would be applied changed since the plan was made (stack.toml, the env file or environment, a build context or a file it reads)")]
     ConfigMoved,
 }
 

@@ -101,10 +101,14 @@ impl StateStore {
             return Ok(None);
         };
         if let Some(entries) = self.read_journal(&state)? {
-            for entry in &entries {
-                state.apply_entry(entry);
+            // An empty journal (nothing completed, or folded already) changes nothing, and
+            // leaves the serial alone so saved plans stay valid.
+            if !entries.is_empty() {
+                for entry in &entries {
+                    state.apply_entry(entry);
+                }
+                self.save(&mut state)?;
             }
-            self.save(&mut state)?;
             self.remove_journal()?;
         }
         Ok(Some(state))
@@ -158,6 +162,11 @@ impl StateStore {
         let Ok(header) = serde_json::from_str::<JournalHeader>(&first) else {
             return Ok(Some(Vec::new()));
         };
+        if header.lineage == state.lineage && header.serial < state.serial {
+            // Folded already: the process stopped between writing the state and removing
+            // the journal. Its entries are in the state; the file is left for removal.
+            return Ok(Some(Vec::new()));
+        }
         if header.lineage != state.lineage || header.serial != state.serial {
             return Err(StateError::JournalMismatch {
                 path: path.display().to_string(),
@@ -168,11 +177,20 @@ impl StateStore {
             });
         }
         let mut entries = Vec::new();
+        let mut torn: Option<String> = None;
         for line in lines {
+            if let Some(message) = torn.take() {
+                return Err(StateError::Corrupt {
+                    path: path.display().to_string(),
+                    message: format!("a journal line before the last is unreadable: {message}"),
+                });
+            }
             let line = line.map_err(io_error("read", &path))?;
             match serde_json::from_str::<JournalEntry>(&line) {
                 Ok(entry) => entries.push(entry),
-                Err(_) => break,
+                // Only the last line can be torn (a crash mid-append); it was never
+                // acknowledged, so it is dropped. A bad line before it is corruption.
+                Err(error) => torn = Some(error.to_string()),
             }
         }
         Ok(Some(entries))
@@ -388,6 +406,32 @@ mod tests {
         let folded = store.load_for_write().unwrap().unwrap();
         assert_eq!(folded.resources.len(), 2);
         assert_eq!(folded.serial, 2);
+        assert!(!store.journal_path().exists());
+    }
+
+    #[test]
+    fn a_journal_folded_before_a_crash_is_removed_without_blocking_the_next_run() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = StateStore::new(directory.path(), "shop");
+        let mut state = State::new("shop");
+        store.save(&mut state).unwrap();
+        let mut journal = store.start_journal(&state).unwrap();
+        journal
+            .append(&JournalEntry::Put {
+                resource: resource("api"),
+            })
+            .unwrap();
+        drop(journal);
+        // The fold wrote the state (serial 2), then the process died before removing the journal.
+        let mut folded = state.clone();
+        folded.apply_entry(&JournalEntry::Put {
+            resource: resource("api"),
+        });
+        store.save(&mut folded).unwrap();
+        assert!(store.journal_path().exists());
+        let loaded = store.load_for_write().unwrap().unwrap();
+        assert_eq!(loaded.serial, 2);
+        assert_eq!(loaded.resources.len(), 1);
         assert!(!store.journal_path().exists());
     }
 

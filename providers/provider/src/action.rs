@@ -92,6 +92,8 @@ pub enum Reason {
     RemovedFromConfig,
     /// Found live, labelled as this stack's, but not in state.
     FoundUnrecorded,
+    /// Its host (a droplet) is created or replaced: what was on the old one is gone.
+    HostRenewed { host: Address },
 }
 
 impl fmt::Display for Reason {
@@ -113,6 +115,10 @@ impl fmt::Display for Reason {
                 formatter.write_str("vanished: recorded in state but gone from the target")
             }
             Reason::RemovedFromConfig => formatter.write_str("no longer in stack.toml"),
+            Reason::HostRenewed { host } => write!(
+                formatter,
+                "its host `{host}` is new or replaced, so everything on it is created again"
+            ),
             Reason::FoundUnrecorded => {
                 formatter.write_str("found on the target as this stack's (labelled, or a shared image) but not in state")
             }

@@ -42,8 +42,18 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
 
     let (plan, mut state) = match saved {
         Some(saved) => {
+            if !targets.is_empty() {
+                return Err(CliError::new(
+                    "`--target` cannot narrow a saved plan: it is applied exactly as reviewed",
+                )
+                .hint("make the narrowed plan with `stackctl plan --target ADDR --out FILE`"));
+            }
+            let salt = state
+                .as_ref()
+                .map_or(saved.salt.clone(), |state| state.salt.clone());
+            let fingerprint = super::desired_fingerprint(&session.desired(&salt)?);
             saved
-                .check_current(session.stack(), state.as_ref().map(|state| state.lineage.as_str()), state.as_ref().map_or(0, |state| state.serial), &session.loaded.fingerprint)
+                .check_current(session.stack(), state.as_ref().map(|state| state.lineage.as_str()), state.as_ref().map_or(0, |state| state.serial), &fingerprint)
                 .map_err(|stale| {
                     CliError::new(format!("refusing to apply `{}`: {stale}", arguments.plan.as_deref().map(|path| path.display().to_string()).unwrap_or_default()))
                         .hint("make a new plan with `stackctl plan --out FILE`, review it, and apply that")
@@ -112,9 +122,16 @@ pub async fn destroy(
     if !plan.has_changes() {
         return Ok(Outcome::Success);
     }
-    if !(yes || settings.interactive && confirm("Destroy all of these?")) {
-        return Err(CliError::new("destroy cancelled; nothing was changed")
-            .hint("pass `--yes` to destroy without a prompt"));
+    if !yes {
+        if !settings.interactive {
+            return Err(
+                CliError::new("not destroying without confirmation; nothing was changed")
+                    .hint("pass `--yes` to destroy without a prompt"),
+            );
+        }
+        if !confirm("Destroy all of these?") {
+            return Err(CliError::new("destroy cancelled; nothing was changed"));
+        }
     }
     let options = ApplyOptions {
         parallelism,

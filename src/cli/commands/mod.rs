@@ -67,14 +67,16 @@ impl Session {
             }
         }
         let built = providers::build(&loaded, &options)?;
-        Ok(Session {
+        let session = Session {
             loaded,
             inputs,
             store,
             providers: built.set,
             connector: built.connector,
             host_key_name: built.host_key_name,
-        })
+        };
+        super::report::remember_secrets(session.secret_values());
+        Ok(session)
     }
 
     pub fn stack(&self) -> &str {
@@ -212,7 +214,7 @@ impl Session {
             desired,
             recorded,
             state: identity(state),
-            config_fingerprint: self.loaded.fingerprint.clone(),
+            config_fingerprint: desired_fingerprint(desired),
             live,
             schemas: &schemas,
             targets,
@@ -230,7 +232,15 @@ impl Session {
             .map(|source| source.text.as_str())
             .unwrap_or_default();
         used.extend(config::environment::variables_in(text));
-        self.loaded.environment.secret_values(&used)
+        let mut values = self.loaded.environment.secret_values(&used);
+        // Also every value lowering made a secret whatever its variable is called
+        // (a basic-auth password, an env value built from a secret).
+        for resource in crate::lower::lower(&self.loaded, &self.inputs, "redaction") {
+            collect_plaintexts(resource.attributes.values(), &mut values);
+        }
+        values.sort();
+        values.dedup();
+        values
     }
 }
 
@@ -310,4 +320,32 @@ pub fn confirm(question: &str) -> bool {
         return false;
     }
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// What a saved plan must still match to be applied: every desired resource's address and
+/// hash. It covers stack.toml, the env file *and* the process environment, build contexts,
+/// key files and file sources — anything that changes what would be applied. Secrets enter
+/// only as salted digests.
+pub fn desired_fingerprint(desired: &[Resource]) -> String {
+    let mut text = String::new();
+    for resource in desired {
+        text.push_str(&format!("{}={}\n", resource.address, resource.hash()));
+    }
+    stackctl_provider::sha256_hex(text.as_bytes())
+}
+
+fn collect_plaintexts<'a>(
+    values: impl Iterator<Item = &'a stackctl_provider::Value>,
+    found: &mut Vec<String>,
+) {
+    for value in values {
+        match value {
+            stackctl_provider::Value::Secret(secret) => {
+                found.extend(secret.expose().map(str::to_string))
+            }
+            stackctl_provider::Value::List(items) => collect_plaintexts(items.iter(), found),
+            stackctl_provider::Value::Map(entries) => collect_plaintexts(entries.values(), found),
+            _ => {}
+        }
+    }
 }
