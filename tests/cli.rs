@@ -540,3 +540,49 @@ fn two_dns_records_of_one_name_and_type_are_refused() {
         "[stack]\nname = \"shop\"\n\n[dns]\ndomain = \"example.com\"\nrecords = [\n  { type = \"TXT\", name = \"@\", data = \"v=spf1 -all\" },\n  { type = \"TXT\", name = \"@\", data = \"verify=1\" },\n]\n",
     );
 }
+
+#[test]
+fn a_stale_state_lock_can_be_cleared_without_a_loadable_stack() {
+    let environment = TestEnvironment::reference();
+    let store = stackctl::state::StateStore::new(environment.path().join("state"), "shop");
+    std::mem::forget(store.lock("stackctl apply").unwrap());
+    // No env file: `${VAR}`s do not resolve, yet the lock can be cleared.
+    let run = environment.run(&["state", "unlock"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("Removed the lock held by"),
+        "{}",
+        run.stdout
+    );
+    assert!(!store.lock_path().exists());
+}
+
+#[test]
+fn an_unknown_target_is_an_error_with_the_nearest_address() {
+    let environment = TestEnvironment::reference();
+    let run = environment.run(&[
+        "plan",
+        "--offline",
+        "--env-file",
+        ENV_FILE,
+        "--target",
+        "service.apu",
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("`--target service.apu`: no such resource"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("did you mean `service.api`?"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_relative_bind_mount_is_refused() {
+    bad_input("error_relative_bind", &format!("{BASE}\n[services.web]\nimage = \"nginx:1\"\nvolumes = [\"./site:/usr/share/nginx/html:ro\"]\n"));
+}

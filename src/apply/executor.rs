@@ -178,12 +178,17 @@ pub async fn execute(
         .filter(|index| waiting[*index] == 0)
         .collect();
     let mut running: JoinSet<Finished> = JoinSet::new();
+    // Which action each task runs, so a panicking provider is reported on its action.
+    let mut task_actions: BTreeMap<tokio::task::Id, (usize, u64)> = BTreeMap::new();
+    // Set when the journal cannot be written: nothing new starts, running actions finish,
+    // providers are released, and the error is returned.
+    let mut stopped: Option<StateError> = None;
     let mut begun: BTreeMap<String, Result<(), ProviderError>> = BTreeMap::new();
     let mut unreachable: BTreeMap<String, (String, String)> = BTreeMap::new();
     let parallelism = options.parallelism.max(1);
 
     loop {
-        while running.len() < parallelism {
+        while running.len() < parallelism && stopped.is_none() {
             let Some(index) = ready.pop_front() else {
                 break;
             };
@@ -273,7 +278,7 @@ pub async fn execute(
                 },
                 &mut events,
             );
-            running.spawn(async move {
+            let handle = running.spawn(async move {
                 let clock = Instant::now();
                 let result = provider.apply(&runnable, &context).await;
                 Finished {
@@ -283,19 +288,27 @@ pub async fn execute(
                     duration_ms: clock.elapsed().as_millis() as u64,
                 }
             });
+            task_actions.insert(handle.id(), (index, started_ms));
         }
-        let Some(joined) = running.join_next().await else {
+        let Some(joined) = running.join_next_with_id().await else {
             break;
         };
         let finished = match joined {
-            Ok(finished) => finished,
+            Ok((_, finished)) => finished,
             Err(error) => {
-                // A provider panicked: its action cannot be identified from a JoinError,
-                // so stop cleanly rather than guess; what completed is in the journal.
-                return Err(StateError::Corrupt {
-                    path: "apply".into(),
-                    message: format!("a provider task failed: {error}"),
-                });
+                let Some((index, started_ms)) = task_actions.get(&error.id()).copied() else {
+                    continue;
+                };
+                Finished {
+                    index,
+                    result: Err(ProviderError::Failed {
+                        message: format!("the {} provider stopped unexpectedly: {error}", actions[index].provider),
+                        detail: None,
+                        hint: Some("this is a bug in stackctl; completed actions are recorded, so `stackctl apply` can be run again".into()),
+                    }),
+                    started_ms,
+                    duration_ms: elapsed().saturating_sub(started_ms),
+                }
             }
         };
         let action = &actions[finished.index];
@@ -317,7 +330,9 @@ pub async fn execute(
                         }
                     }
                 };
-                journal.append(&entry)?;
+                if let Err(error) = journal.append(&entry) {
+                    stopped.get_or_insert(error);
+                }
                 state.apply_entry(&entry);
                 outcomes[finished.index] = Some(ActionOutcome {
                     address: action.address.clone(),
@@ -401,6 +416,9 @@ pub async fn execute(
                 }
             }
         }
+    }
+    if let Some(error) = stopped {
+        return Err(error);
     }
     let outcomes = outcomes
         .into_iter()

@@ -46,7 +46,8 @@ impl Settings {
             color: wants(std::io::stdout().is_terminal()),
             color_errors: wants(std::io::stderr().is_terminal()),
             process_environment: std::env::vars().collect(),
-            interactive: std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
+            // Prompts go to stderr and answers come from stdin; stdout may be piped to a log.
+            interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
         }
     }
 }

@@ -382,6 +382,17 @@ impl Checks<'_> {
                 }
             }
             for (index, volume) in service.volumes.iter().enumerate() {
+                if let Some((source, _, _)) = parse_volume(volume) {
+                    if source.starts_with('.') || source.starts_with('~') {
+                        self.error(
+                            "invalid-volume",
+                            &index_path(&child_path(&base, "volumes"), index),
+                            format!("bind source `{source}` is relative: it would point into this checkout, not at the host"),
+                            "an absolute path on the host, or a named volume",
+                        )
+                        .hint = Some("to ship a file from this repository to the host, use `[files.<name>]` and mount its path".into());
+                    }
+                }
                 if parse_volume(volume).is_none() {
                     self.error(
                         "invalid-volume",

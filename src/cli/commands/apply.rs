@@ -67,6 +67,7 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
         None => {
             let state = state.unwrap_or_else(|| State::new(session.stack()));
             let desired = session.desired(&state.salt)?;
+            super::check_targets(&targets, &desired, Some(&state))?;
             let existing = if state.serial == 0 {
                 None
             } else {

@@ -349,3 +349,31 @@ fn collect_plaintexts<'a>(
         }
     }
 }
+
+/// Refuses `--target` addresses that neither stack.toml nor state knows.
+pub fn check_targets(
+    targets: &[Address],
+    desired: &[Resource],
+    state: Option<&State>,
+) -> Result<(), CliError> {
+    for target in targets {
+        let known = desired.iter().any(|resource| &resource.address == target)
+            || state.is_some_and(|state| state.resources.contains_key(target));
+        if !known {
+            let names: Vec<String> = desired
+                .iter()
+                .map(|resource| resource.address.to_string())
+                .collect();
+            let hint = config::diagnostic::did_you_mean(
+                &target.to_string(),
+                names.iter().map(String::as_str),
+            )
+            .unwrap_or_else(|| "`stackctl graph` lists every address".to_string());
+            return Err(CliError::new(format!(
+                "`--target {target}`: no such resource in stack.toml or in state"
+            ))
+            .hint(hint));
+        }
+    }
+    Ok(())
+}

@@ -19,6 +19,7 @@ pub async fn run(settings: &Settings, arguments: &PlanArgs) -> Result<Outcome, C
         .map(|state| state.salt.clone())
         .unwrap_or_else(|| State::new(session.stack()).salt);
     let desired = session.desired(&salt)?;
+    super::check_targets(&targets, &desired, state.as_ref())?;
     let plan = session
         .plan(
             state.as_ref(),

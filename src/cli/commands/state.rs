@@ -11,8 +11,18 @@ use crate::state::{JournalEntry, State, StateLock, StateStore};
 use super::{print, provider_error, Session};
 
 pub async fn run(settings: &Settings, command: StateCommand) -> Result<Outcome, CliError> {
-    let loaded = super::load(settings, false)?;
-    let store = StateStore::new(&settings.state_directory, &loaded.config.stack.name);
+    if let StateCommand::Unlock { host: true } = command {
+        let loaded = super::load(settings, false)?;
+        let store = StateStore::new(&settings.state_directory, &loaded.config.stack.name);
+        let state = store.read()?;
+        let message = providers::unlock_host(&loaded, state.as_ref()).await?;
+        print(&format!("{message}\n"));
+        return Ok(Outcome::Success);
+    }
+    // Repairing state must work when the stack cannot be loaded (a missing `.env` at
+    // 2 a.m.): only the stack's name is needed.
+    let stack = stack_name(settings)?;
+    let store = StateStore::new(&settings.state_directory, &stack);
     match command {
         StateCommand::List => {
             let state = store.read()?;
@@ -36,9 +46,7 @@ pub async fn run(settings: &Settings, command: StateCommand) -> Result<Outcome, 
         }
         StateCommand::Show { address } => {
             let address = parse(&address)?;
-            let state = store
-                .read()?
-                .unwrap_or_else(|| State::new(&loaded.config.stack.name));
+            let state = store.read()?.unwrap_or_else(|| State::new(&stack));
             let resource = state
                 .resources
                 .get(&address)
@@ -65,17 +73,12 @@ pub async fn run(settings: &Settings, command: StateCommand) -> Result<Outcome, 
             print(&format!("Forgot `{address}` (serial {}). It still exists on the target; `stackctl import` adopts it again.\n", state.serial));
             Ok(Outcome::Success)
         }
-        StateCommand::Unlock { host: false } => {
+        // `--host` was handled above: it needs the whole stack, to reach the target.
+        StateCommand::Unlock { .. } => {
             match StateLock::force_unlock(&store.lock_path())? {
                 Some(holder) => print(&format!("Removed the lock held by {holder}.\n")),
                 None => print("The state was not locked.\n"),
             }
-            Ok(Outcome::Success)
-        }
-        StateCommand::Unlock { host: true } => {
-            let state = store.read()?;
-            let message = providers::unlock_host(&loaded, state.as_ref()).await?;
-            print(&format!("{message}\n"));
             Ok(Outcome::Success)
         }
     }
@@ -126,4 +129,25 @@ fn parse(address: &str) -> Result<Address, CliError> {
 fn not_in_state(address: &Address) -> CliError {
     CliError::new(format!("`{address}` is not in state"))
         .hint("`stackctl state list` shows what is recorded")
+}
+
+/// The stack's name: from the validated stack file, or — when it does not validate — read
+/// straight from its `[stack] name`.
+fn stack_name(settings: &Settings) -> Result<String, CliError> {
+    match super::load(settings, false) {
+        Ok(loaded) => Ok(loaded.config.stack.name),
+        Err(errors) => {
+            let name = std::fs::read_to_string(&settings.config_path)
+                .ok()
+                .and_then(|text| text.parse::<toml::Table>().ok())
+                .and_then(|table| {
+                    table
+                        .get("stack")?
+                        .get("name")?
+                        .as_str()
+                        .map(str::to_string)
+                });
+            name.ok_or(errors)
+        }
+    }
 }
