@@ -185,65 +185,54 @@ impl Lowering<'_> {
         }
         for (name, firewall) in &self.config.firewalls {
             let everyone = vec!["0.0.0.0/0".to_string(), "::/0".to_string()];
+            // One rule as DigitalOcean takes it: the peers are `sources` inbound and
+            // `destinations` outbound; absent ports mean all, absent peers everyone.
+            let rule = |protocol: &str,
+                        ports: &Option<String>,
+                        peers_key: &'static str,
+                        peers: &Option<Vec<String>>| {
+                let peers: Vec<String> = peers
+                    .as_ref()
+                    .unwrap_or(&everyone)
+                    .iter()
+                    .map(|peer| self.text(peer))
+                    .collect();
+                map([
+                    ("protocol", Value::text(protocol)),
+                    (
+                        "ports",
+                        Value::text(ports.clone().unwrap_or_else(|| "all".into())),
+                    ),
+                    (peers_key, texts(&peers)),
+                ])
+            };
             let inbound = firewall
                 .inbound
                 .iter()
-                .map(|rule| {
-                    map([
-                        ("protocol", Value::text(rule.protocol.as_str())),
-                        (
-                            "ports",
-                            Value::text(rule.ports.clone().unwrap_or_else(|| "all".into())),
-                        ),
-                        (
-                            "sources",
-                            texts(
-                                &rule
-                                    .sources
-                                    .as_ref()
-                                    .unwrap_or(&everyone)
-                                    .iter()
-                                    .map(|source| self.text(source))
-                                    .collect::<Vec<_>>(),
-                            ),
-                        ),
-                    ])
+                .map(|inbound| {
+                    rule(
+                        inbound.protocol.as_str(),
+                        &inbound.ports,
+                        "sources",
+                        &inbound.sources,
+                    )
                 })
                 .collect();
             let outbound = match &firewall.outbound {
                 Some(rules) => rules
                     .iter()
-                    .map(|rule| {
-                        map([
-                            ("protocol", Value::text(rule.protocol.as_str())),
-                            (
-                                "ports",
-                                Value::text(rule.ports.clone().unwrap_or_else(|| "all".into())),
-                            ),
-                            (
-                                "destinations",
-                                texts(
-                                    &rule
-                                        .destinations
-                                        .as_ref()
-                                        .unwrap_or(&everyone)
-                                        .iter()
-                                        .map(|item| self.text(item))
-                                        .collect::<Vec<_>>(),
-                                ),
-                            ),
-                        ])
+                    .map(|outbound| {
+                        rule(
+                            outbound.protocol.as_str(),
+                            &outbound.ports,
+                            "destinations",
+                            &outbound.destinations,
+                        )
                     })
                     .collect(),
                 None => ["tcp", "udp", "icmp"]
                     .into_iter()
-                    .map(|protocol| {
-                        map([
-                            ("protocol", Value::text(protocol)),
-                            ("ports", Value::text("all")),
-                            ("destinations", texts(&everyone)),
-                        ])
-                    })
+                    .map(|protocol| rule(protocol, &None, "destinations", &None))
                     .collect(),
             };
             let mut resource = Resource::new(Address::new("firewall", name), DIGITALOCEAN)

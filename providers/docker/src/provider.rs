@@ -287,17 +287,19 @@ fn image_reference(attributes: &Attributes) -> Option<&str> {
 // ---- read ------------------------------------------------------------------------------
 
 impl DockerProvider {
+    /// The target droplet's address as recorded (the engine passes the droplet's record
+    /// along with this provider's own), when the target is a droplet.
+    fn recorded_droplet_ip(&self, request: &ReadRequest) -> Option<String> {
+        let droplet = self.droplet_address()?;
+        let recorded = request
+            .recorded
+            .iter()
+            .find(|recorded| recorded.address == droplet)?;
+        text_attribute(&recorded.attributes, "ipv4").map(str::to_string)
+    }
+
     async fn read_live(&self, request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError> {
-        let droplet_ip = self.droplet_address().and_then(|droplet| {
-            request
-                .recorded
-                .iter()
-                .find(|recorded| recorded.address == droplet)
-                .and_then(|recorded| {
-                    text_attribute(&recorded.attributes, "ipv4").map(str::to_string)
-                })
-        });
-        let client = self.client(droplet_ip).await?;
+        let client = self.client(self.recorded_droplet_ip(request)).await?;
         let stack = request.stack.as_str();
 
         // What state and stack.toml say, by address: the reference for each live shape.
@@ -1596,16 +1598,7 @@ impl Provider for DockerProvider {
             files.insert(recorded.address.clone(), recorded.attributes.clone());
         }
         if !files.is_empty() {
-            let droplet_ip = self.droplet_address().and_then(|droplet| {
-                request
-                    .recorded
-                    .iter()
-                    .find(|recorded| recorded.address == droplet)
-                    .and_then(|recorded| {
-                        text_attribute(&recorded.attributes, "ipv4").map(str::to_string)
-                    })
-            });
-            let client = self.client(droplet_ip).await?;
+            let client = self.client(self.recorded_droplet_ip(request)).await?;
             let files: Vec<(Address, Attributes)> = files.into_iter().collect();
             live.extend(crate::files::read(client.host().as_ref(), &files, &request.salt).await?);
         }
