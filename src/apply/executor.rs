@@ -193,72 +193,60 @@ pub async fn execute(
                 break;
             };
             let action = &actions[index];
-            if let Some((target, cause)) = unreachable.get(&action.provider) {
-                let status = Status::Unreachable {
+            let provider = providers.get(&action.provider).cloned();
+            // Begin a provider once, before its first action — unless its target is
+            // already known to be unreachable.
+            if let Some(provider) = &provider {
+                if !unreachable.contains_key(&action.provider)
+                    && !begun.contains_key(&action.provider)
+                {
+                    let result = provider.begin_apply(&context).await;
+                    begun.insert(action.provider.clone(), result);
+                }
+            }
+            let not_run = if let Some((target, cause)) = unreachable.get(&action.provider) {
+                Some(Status::Unreachable {
                     target: target.clone(),
                     cause: cause.clone(),
-                };
-                finish_without_running(
-                    index,
-                    status,
-                    actions,
-                    &dependents,
-                    &mut outcomes,
-                    &mut events,
-                    &mut emit,
-                    elapsed(),
-                );
-                continue;
-            }
-            let Some(provider) = providers.get(&action.provider).cloned() else {
-                let status = Status::Failed {
+                })
+            } else if provider.is_none() {
+                Some(Status::Failed {
                     message: format!(
                         "no provider named `{}` is available for `{}`",
                         action.provider, action.address
                     ),
                     detail: None,
                     hint: None,
-                };
-                finish_without_running(
-                    index,
-                    status,
-                    actions,
-                    &dependents,
-                    &mut outcomes,
-                    &mut events,
-                    &mut emit,
-                    elapsed(),
-                );
-                continue;
+                })
+            } else if let Some(Err(error)) = begun.get(&action.provider) {
+                if let ProviderError::Unreachable { target, cause } = error {
+                    unreachable.insert(action.provider.clone(), (target.clone(), cause.clone()));
+                }
+                Some(status_of_error(error))
+            } else {
+                None
             };
-            if !begun.contains_key(&action.provider) {
-                let result = provider.begin_apply(&context).await;
-                begun.insert(action.provider.clone(), result);
-            }
-            if let Some(Err(error)) = begun.get(&action.provider) {
-                let status = match error {
-                    ProviderError::Unreachable { target, cause } => {
-                        unreachable
-                            .insert(action.provider.clone(), (target.clone(), cause.clone()));
-                        Status::Unreachable {
-                            target: target.clone(),
-                            cause: cause.clone(),
-                        }
-                    }
-                    other => status_of_error(other),
-                };
-                finish_without_running(
-                    index,
-                    status,
-                    actions,
-                    &dependents,
-                    &mut outcomes,
-                    &mut events,
-                    &mut emit,
-                    elapsed(),
-                );
-                continue;
-            }
+            let provider = match (not_run, provider) {
+                (None, Some(provider)) => provider,
+                (status, _) => {
+                    let status = status.unwrap_or_else(|| Status::Failed {
+                        message: format!("`{}` could not start", action.address),
+                        detail: None,
+                        hint: None,
+                    });
+                    finish_without_running(
+                        index,
+                        status,
+                        actions,
+                        &dependents,
+                        &mut outcomes,
+                        &mut events,
+                        &mut emit,
+                        elapsed(),
+                    );
+                    continue;
+                }
+            };
             let mut runnable = action.clone();
             if let Some(fresh) = desired.get(&action.address) {
                 runnable.desired = Some(fresh.clone());
