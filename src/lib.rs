@@ -3,7 +3,8 @@
 //! The engine is a pipeline of pure functions with I/O at the edges:
 //! `config` (stack.toml → Config) → `lower` (→ desired resources) → `plan` (desired ×
 //! recorded × live → actions) → `render` (text, JSON, markdown); `state` stores what was
-//! applied and `apply` runs a plan through the providers.
+//! applied and `apply` runs a plan through the providers. A `session` is one run: it owns
+//! the use cases (plan, apply, drift, verify, import) that every front end calls.
 
 pub mod apply;
 pub mod cli;
@@ -13,4 +14,5 @@ pub mod graph;
 pub mod lower;
 pub mod plan;
 pub mod render;
+pub mod session;
 pub mod state;

@@ -4,7 +4,7 @@
 //! start and end, so tests can see what overlapped.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -32,6 +32,9 @@ pub struct Call {
 pub struct MemoryProvider {
     name: &'static str,
     kinds: Vec<&'static str>,
+    /// A real provider whose kinds and `prepare` this one takes over, so that it plans
+    /// exactly what the real one would (the benchmark), while applying in memory.
+    imitated: Option<Arc<dyn Provider>>,
     live: Mutex<BTreeMap<Address, LiveResource>>,
     script: Mutex<BTreeMap<Address, Behaviour>>,
     calls: Mutex<Vec<Call>>,
@@ -45,10 +48,20 @@ impl MemoryProvider {
         MemoryProvider {
             name,
             kinds: kinds.to_vec(),
+            imitated: None,
             live: Mutex::new(BTreeMap::new()),
             script: Mutex::new(BTreeMap::new()),
             calls: Mutex::new(Vec::new()),
             next_id: Mutex::new(1),
+        }
+    }
+
+    /// A provider with `real`'s name, kinds and derived attributes (`prepare`), which
+    /// reads and applies in memory.
+    pub fn imitating(real: Arc<dyn Provider>) -> Self {
+        MemoryProvider {
+            imitated: Some(real.clone()),
+            ..MemoryProvider::new(real.name(), &[])
         }
     }
 
@@ -103,6 +116,9 @@ impl Provider for MemoryProvider {
     }
 
     fn kinds(&self) -> Vec<KindSchema> {
+        if let Some(real) = &self.imitated {
+            return real.kinds();
+        }
         self.kinds
             .iter()
             .map(|kind| KindSchema {
@@ -115,6 +131,13 @@ impl Provider for MemoryProvider {
                 ],
             })
             .collect()
+    }
+
+    fn prepare(&self, desired: &mut stackctl_provider::Resource) -> Result<(), ProviderError> {
+        match &self.imitated {
+            Some(real) => real.prepare(desired),
+            None => Ok(()),
+        }
     }
 
     async fn read(&self, _request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError> {

@@ -1,30 +1,31 @@
 //! `stackctl-bench STACK.toml [PARALLELISM]`: the apply half of `bench/plan-scale`.
+//! `stackctl-bench --plan-json STACK.toml`: the offline plan it makes, as JSON.
 //!
-//! Loads a stack with the library (config → external inputs → lowering), plans it against
-//! an empty state, then executes the plan through in-memory providers named `docker`,
-//! `traefik` and `digitalocean` — no Docker, no network — with the state in a temporary
-//! directory and the real journal (one fsynced line per action, folded into the state
-//! file once at the end). Prints one JSON object of timings on stdout.
+//! Runs the same session as the CLI (config → external inputs → desired resources,
+//! lowered and prepared by the real providers → plan against an empty state), then applies
+//! the plan through in-memory providers that imitate `docker`, `traefik` and
+//! `digitalocean` — no Docker, no network — with the state in a temporary directory, the
+//! real journal (one fsynced line per action, folded into the state file once at the end)
+//! and the real run folder. Prints one JSON object of timings on stdout.
 //!
 //! Not a test and not a user command: it exists so the benchmark measures the engine's
-//! executor and journal, not a provider.
+//! executor and journal, not a provider; `--plan-json` lets a test show that it plans
+//! exactly what `stackctl plan --offline` plans.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use stackctl::apply::memory::MemoryProvider;
-use stackctl::apply::{execute, ApplyOptions, ProviderSet};
-use stackctl::config::{self, LoadOptions};
-use stackctl::plan::{plan, PlanInput, PlanMode, SchemaSet, StateIdentity};
-use stackctl::state::{State, StateStore};
-use stackctl_provider::{Address, Provider, Resource};
-
-/// Every kind lowering produces, by provider.
-const DOCKER_KINDS: &[&str] = &["network", "volume", "image", "service"];
-const TRAEFIK_KINDS: &[&str] = &["file", "route", "middleware"];
-const CLOUD_KINDS: &[&str] = &["droplet", "ssh_key", "firewall", "dns_record"];
+use stackctl::apply::{ApplyOptions, Event, ProviderSet};
+use stackctl::cli::providers::ProviderOptions;
+use stackctl::config::LoadedConfig;
+use stackctl::plan::PlanMode;
+use stackctl::session::{
+    self, Access, BackendFactory, Backends, RunObserver, Session, SessionError, SessionSettings,
+};
+use stackctl_provider::Provider;
 
 /// A temporary directory removed on drop (the library has no tempfile dependency).
 struct Scratch(PathBuf);
@@ -48,6 +49,40 @@ impl Drop for Scratch {
     }
 }
 
+/// The CLI's providers, each wrapped so that it plans like the real one and applies in
+/// memory.
+struct InMemory;
+
+impl BackendFactory for InMemory {
+    fn build(
+        &self,
+        loaded: &LoadedConfig,
+        pinned_host_keys: &BTreeMap<String, String>,
+    ) -> Result<Backends, SessionError> {
+        let real =
+            stackctl::cli::providers::build(loaded, &ProviderOptions::default(), pinned_host_keys)?;
+        let imitations = real.providers.all().map(|provider| {
+            Arc::new(MemoryProvider::imitating(provider.clone())) as Arc<dyn Provider>
+        });
+        Ok(Backends {
+            providers: ProviderSet::new(imitations),
+            host: None,
+        })
+    }
+}
+
+/// The benchmark shows nothing while it applies.
+struct Silent;
+
+impl RunObserver for Silent {
+    fn event(&mut self, _event: &Event) {}
+    fn warning(&mut self, message: &str) {
+        eprintln!("stackctl-bench: warning: {message}");
+    }
+    fn note(&mut self, _message: &str) {}
+    fn summary(&mut self, _text: &str) {}
+}
+
 fn fail(message: impl std::fmt::Display) -> ! {
     eprintln!("stackctl-bench: {message}");
     std::process::exit(1)
@@ -57,11 +92,25 @@ fn seconds(since: Instant) -> f64 {
     since.elapsed().as_secs_f64()
 }
 
+fn describe(error: SessionError) -> String {
+    match error {
+        SessionError::Config(errors) => {
+            stackctl::config::diagnostic::render(&errors.diagnostics, &errors.sources, false)
+        }
+        other => other.to_string(),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let mut arguments = std::env::args().skip(1);
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let (plan_only, arguments) = match arguments.split_first() {
+        Some((first, rest)) if first == "--plan-json" => (true, rest.to_vec()),
+        _ => (false, arguments),
+    };
+    let mut arguments = arguments.into_iter();
     let Some(stack) = arguments.next() else {
-        fail("usage: stackctl-bench STACK.toml [PARALLELISM]");
+        fail("usage: stackctl-bench [--plan-json] STACK.toml [PARALLELISM]");
     };
     let parallelism: usize = arguments
         .next()
@@ -71,95 +120,51 @@ async fn main() {
         })
         .unwrap_or(ApplyOptions::default().parallelism);
 
-    let total = Instant::now();
-    let loaded =
-        config::load(Path::new(&stack), &LoadOptions::default()).unwrap_or_else(|errors| {
-            fail(config::diagnostic::render(
-                &errors.diagnostics,
-                &errors.sources,
-                false,
-            ))
-        });
-    let load_s = seconds(total);
-    let inputs = stackctl::context::gather(&loaded).unwrap_or_else(|diagnostics| {
-        fail(config::diagnostic::render(
-            &diagnostics,
-            &loaded.sources,
-            false,
-        ))
-    });
-
     let scratch = Scratch::new().unwrap_or_else(|error| fail(error));
-    let store = StateStore::new(&scratch.0, &loaded.config.stack.name);
-    let mut state = State::new(&loaded.config.stack.name);
-    store.save(&mut state).unwrap_or_else(|error| fail(error));
+    let settings = SessionSettings {
+        config_path: PathBuf::from(&stack),
+        env_file: None,
+        process_environment: BTreeMap::new(),
+        state_directory: scratch.0.join("state"),
+        runs_directory: scratch.0.join("runs"),
+    };
 
+    let total = Instant::now();
+    let loaded = session::load(&settings, false).unwrap_or_else(|error| fail(describe(error)));
+    let load_s = seconds(total);
     let lowering = Instant::now();
-    let desired: Vec<Resource> = stackctl::lower::lower(&loaded, &inputs, &state.salt);
+    let access = if plan_only {
+        Access::Read
+    } else {
+        Access::Write {
+            command: "stackctl-bench".to_string(),
+        }
+    };
+    let mut session = Session::open_loaded(loaded, &settings, &InMemory, access, None)
+        .unwrap_or_else(|error| fail(describe(error)));
     let lower_s = seconds(lowering);
 
-    let providers: Vec<Arc<MemoryProvider>> = vec![
-        Arc::new(MemoryProvider::new("docker", DOCKER_KINDS)),
-        Arc::new(MemoryProvider::new("traefik", TRAEFIK_KINDS)),
-        Arc::new(MemoryProvider::new("digitalocean", CLOUD_KINDS)),
-    ];
-    let providers = ProviderSet::new(
-        providers
-            .iter()
-            .map(|provider| provider.clone() as Arc<dyn Provider>),
-    );
-    let schemas = SchemaSet::new(providers.schemas());
-
     let planning = Instant::now();
-    let recorded = BTreeMap::new();
-    let the_plan = plan(&PlanInput {
-        stack: &loaded.config.stack.name,
-        desired: &desired,
-        recorded: &recorded,
-        state: StateIdentity {
-            lineage: Some(state.lineage.clone()),
-            serial: state.serial,
-        },
-        config_fingerprint: loaded.fingerprint.clone(),
-        live: Err("benchmark: in-memory providers, nothing live".into()),
-        schemas: &schemas,
-        targets: &[],
-        mode: PlanMode::Apply,
-    });
+    let the_plan = session.plan(true, &[], PlanMode::Apply).await;
     let plan_only_s = seconds(planning);
     let plan_s = seconds(total);
+    if plan_only {
+        print!("{}", stackctl::render::json::render(&the_plan));
+        return;
+    }
 
-    let by_address: BTreeMap<Address, Resource> = desired
-        .iter()
-        .map(|resource| (resource.address.clone(), resource.clone()))
-        .collect();
     let options = ApplyOptions {
         parallelism,
         ..ApplyOptions::default()
     };
-
     let applying = Instant::now();
-    let mut journal = store
-        .start_journal(&state)
-        .unwrap_or_else(|error| fail(error));
-    let report = execute(
-        &the_plan,
-        &by_address,
-        &providers,
-        &mut state,
-        &mut journal,
-        &options,
-        &mut |_| {},
-    )
-    .await
-    .unwrap_or_else(|error| fail(error));
-    let execute_s = seconds(applying);
-    let folding = Instant::now();
-    store
-        .finish_journal(journal, &mut state)
-        .unwrap_or_else(|error| fail(error));
-    let fold_s = seconds(folding);
+    let run = session
+        .apply(&the_plan, &options, false, &mut Silent)
+        .await
+        .unwrap_or_else(|error| fail(describe(error)));
     let apply_s = seconds(applying);
+    let execute_s = run.report.duration_ms as f64 / 1000.0;
+    let report = &run.report;
 
     if report.succeeded() != the_plan.actions.len() {
         fail(format!(
@@ -170,12 +175,16 @@ async fn main() {
             report.skipped()
         ));
     }
-    let state_bytes = std::fs::metadata(store.state_path())
+    let recorded = session
+        .state()
+        .map(|state| state.resources.len())
+        .unwrap_or_default();
+    let state_bytes = std::fs::metadata(session.store().state_path())
         .map(|metadata| metadata.len())
         .unwrap_or_default();
     let summary = serde_json::json!({
         "stack": stack,
-        "resources": desired.len(),
+        "resources": session.desired().len(),
         "actions": the_plan.actions.len(),
         "parallelism": parallelism,
         "load_s": load_s,
@@ -183,10 +192,11 @@ async fn main() {
         "plan_only_s": plan_only_s,
         "plan_s": plan_s,
         "execute_s": execute_s,
-        "fold_s": fold_s,
+        // Folding the journal into the state file, and writing the run folder.
+        "fold_s": (apply_s - execute_s).max(0.0),
         "apply_s": apply_s,
         "succeeded": report.succeeded(),
-        "recorded": state.resources.len(),
+        "recorded": recorded,
         "state_bytes": state_bytes,
     });
     println!("{summary}");

@@ -4,9 +4,10 @@
 pub mod args;
 mod commands;
 mod progress;
-mod providers;
+pub mod providers;
 pub mod report;
 pub mod settings;
+mod target_host;
 
 use std::process::ExitCode;
 

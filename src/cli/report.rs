@@ -23,7 +23,10 @@ pub fn redacted(text: &str) -> String {
     crate::apply::redact::redact(text, &secrets)
 }
 
+use stackctl_provider::ProviderError;
+
 use crate::config::{diagnostic, ConfigErrors};
+use crate::session::SessionError;
 use crate::state::StateError;
 
 /// How a command ended, when it did not fail.
@@ -141,6 +144,63 @@ impl From<StateError> for CliError {
             StateError::Corrupt { path, .. } => CliError::new(message)
                 .hint(format!("the previous version is kept as `{path}.backup`; compare them before restoring")),
             StateError::Io { .. } => CliError::new(message),
+        }
+    }
+}
+
+impl From<SessionError> for CliError {
+    fn from(error: SessionError) -> Self {
+        let message = error.to_string();
+        match error {
+            SessionError::Config(errors) => CliError::Config(errors),
+            SessionError::State(error) => CliError::from(error),
+            SessionError::Provider { context, error } => provider_error(&context, error),
+            SessionError::UnknownTarget { nearest, .. } => CliError::new(message).hint(
+                nearest.unwrap_or_else(|| "`stackctl graph` lists every address".to_string()),
+            ),
+            SessionError::SavedPlanNarrowed => CliError::new(message)
+                .hint("make the narrowed plan with `stackctl plan --target ADDR --out FILE`"),
+            SessionError::SavedPlanStale { .. } => CliError::new(message).hint(
+                "make a new plan with `stackctl plan --out FILE`, review it, and apply that",
+            ),
+            SessionError::DataLoss { .. } => CliError::new(message).hint(
+                "nothing was changed; pass `--allow-data-loss` if that is really what you want",
+            ),
+            SessionError::LiveUnreadable { reasons } => CliError::new(message)
+                .cause(reasons.join("; "))
+                .hint("check credentials and that the target is reachable"),
+            SessionError::NotInStack(_) => CliError::new(message).hint(
+                "import only what stack.toml describes; `stackctl graph` lists the addresses",
+            ),
+            SessionError::RunFolder { .. }
+            | SessionError::Verify(_)
+            | SessionError::NoProvider(_)
+            | SessionError::VanishedFromState(_)
+            | SessionError::Host(_) => CliError::new(message),
+        }
+    }
+}
+
+/// A provider's error, said in the words of what was being done (`context`).
+pub fn provider_error(context: &str, error: ProviderError) -> CliError {
+    match error {
+        ProviderError::Credentials { message, hint } => CliError::new(message).hint(hint),
+        ProviderError::Unreachable { target, cause } => {
+            CliError::new(format!("{context}: cannot reach {target}")).cause(cause)
+        }
+        ProviderError::Failed {
+            message,
+            detail,
+            hint,
+        } => {
+            let mut error = CliError::new(format!("{context}: {message}"));
+            if let Some(detail) = detail {
+                error = error.cause(detail);
+            }
+            if let Some(hint) = hint {
+                error = error.hint(hint);
+            }
+            error
         }
     }
 }

@@ -12,6 +12,7 @@ mod resource;
 mod schema;
 mod secret;
 mod value;
+mod verify;
 
 pub use action::{Action, ActionKind, AttributeChange, Reason, ReplaceOrder};
 pub use address::{Address, AddressError};
@@ -22,3 +23,4 @@ pub use resource::{canonical_json, sha256_hex, Attributes, RecordedResource, Res
 pub use schema::{AttributeSchema, KindSchema};
 pub use secret::Secret;
 pub use value::{Reference, Value};
+pub use verify::{DashboardLogin, UserCheck, Verification, VerifyError, VerifyRequest};

@@ -148,6 +148,15 @@ pub trait Provider: Send + Sync {
         Vec::new()
     }
 
+    /// Checks the live stack through what this provider serves, when it serves traffic
+    /// (the edge): `None` for providers with nothing to check from the outside.
+    async fn verify(
+        &self,
+        _request: &crate::VerifyRequest,
+    ) -> Option<Result<crate::Verification, crate::VerifyError>> {
+        None
+    }
+
     /// Carries out one action. `action.desired` has every reference resolved that could be.
     async fn apply(
         &self,

@@ -12,7 +12,8 @@
 //!   for readiness and for the zero-downtime swap.
 //! - [`scratch`]: validating dynamic files with a throw-away Traefik process (Traefik
 //!   has no check command).
-//! - [`checks`]: HTTP(S) checks through the edge, and the checks implied by the routes.
+//! - [`checks`]: HTTP(S) checks through the edge, and the checks implied by the routes;
+//!   `verify.rs` runs them for the engine's `verify` (the provider's `verify`).
 
 pub mod admin;
 pub mod checks;
@@ -21,6 +22,7 @@ pub mod provider;
 pub mod render;
 pub mod scratch;
 pub mod spec;
+mod verify;
 mod yaml;
 
 pub use provider::{TraefikProvider, PROVIDER_NAME};

@@ -141,6 +141,11 @@ impl TraefikProvider {
             .map_err(host_failure)
     }
 
+    /// The run's shared host connection.
+    pub(crate) fn connector(&self) -> &HostConnector {
+        &self.connector
+    }
+
     fn droplet_name(&self) -> Option<&str> {
         match self.connector.target() {
             Target::Droplet { droplet, .. } => Some(droplet),
@@ -276,6 +281,13 @@ fn content_bytes(
 impl Provider for TraefikProvider {
     fn name(&self) -> &'static str {
         PROVIDER_NAME
+    }
+
+    async fn verify(
+        &self,
+        request: &stackctl_provider::VerifyRequest,
+    ) -> Option<Result<stackctl_provider::Verification, stackctl_provider::VerifyError>> {
+        Some(self.verify_edge(request).await)
     }
 
     fn kinds(&self) -> Vec<KindSchema> {

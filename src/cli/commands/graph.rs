@@ -5,11 +5,13 @@ use crate::cli::providers::ProviderOptions;
 use crate::cli::report::{CliError, Outcome};
 use crate::cli::settings::Settings;
 
-use super::{print, Session};
+use crate::session::Access;
+
+use super::{open_session, print};
 
 pub fn run(settings: &Settings, format: GraphFormat) -> Result<Outcome, CliError> {
-    let session = Session::open(settings, &ProviderOptions::default())?;
-    let desired = session.desired("graph")?;
+    let session = open_session(settings, &ProviderOptions::default(), Access::Read, None)?;
+    let desired = session.desired();
     let edges: BTreeMap<_, _> = desired
         .iter()
         .map(|resource| (resource.address.clone(), resource.dependencies.clone()))

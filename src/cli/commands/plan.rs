@@ -5,33 +5,20 @@ use crate::cli::providers::ProviderOptions;
 use crate::cli::report::{CliError, Outcome};
 use crate::cli::settings::Settings;
 use crate::plan::{Plan, PlanMode, SavedPlan};
-use crate::state::State;
+use crate::session::Access;
 
-use super::{parse_targets, print, Session};
+use super::{open_session, parse_targets, print};
 
 pub async fn run(settings: &Settings, arguments: &PlanArgs) -> Result<Outcome, CliError> {
     let targets = parse_targets(&arguments.targets)?;
-    let session = Session::open(settings, &ProviderOptions::default())?;
-    let state = session.store.read()?;
-    // With no state yet, a fresh salt: nothing rendered depends on it.
-    let salt = state
-        .as_ref()
-        .map(|state| state.salt.clone())
-        .unwrap_or_else(|| State::new(session.stack()).salt);
-    let desired = session.desired(&salt)?;
-    super::check_targets(&targets, &desired, state.as_ref())?;
+    let session = open_session(settings, &ProviderOptions::default(), Access::Read, None)?;
+    session.check_targets(&targets)?;
     let plan = session
-        .plan(
-            state.as_ref(),
-            &desired,
-            arguments.offline,
-            &targets,
-            PlanMode::Apply,
-        )
+        .plan(arguments.offline, &targets, PlanMode::Apply)
         .await;
     print(&render(&plan, arguments.format, settings.color));
     if let Some(out) = &arguments.out {
-        write_saved(out, &SavedPlan::new(plan.clone(), salt))?;
+        write_saved(out, &SavedPlan::new(plan.clone(), session.salt().to_string()))?;
         eprintln!(
             "Saved the plan to `{}`. Apply exactly this plan with `stackctl apply {}`.",
             out.display(),

@@ -1,21 +1,20 @@
 //! `stackctl state list|show|rm|unlock` and `stackctl import`.
 
-use stackctl_provider::{Address, ApplyContext};
+use stackctl_provider::Address;
 
 use crate::cli::args::StateCommand;
-use crate::cli::providers::{self, ProviderOptions};
+use crate::cli::providers::ProviderOptions;
 use crate::cli::report::{CliError, Outcome};
 use crate::cli::settings::Settings;
+use crate::session::Access;
 use crate::state::{JournalEntry, State, StateLock, StateStore};
 
-use super::{print, provider_error, Session};
+use super::{open_session, print};
 
 pub async fn run(settings: &Settings, command: StateCommand) -> Result<Outcome, CliError> {
     if let StateCommand::Unlock { host: true } = command {
-        let loaded = super::load(settings, false)?;
-        let store = StateStore::new(&settings.state_directory, &loaded.config.stack.name);
-        let state = store.read()?;
-        let message = providers::unlock_host(&loaded, state.as_ref()).await?;
+        let session = open_session(settings, &ProviderOptions::default(), Access::Read, None)?;
+        let message = session.unlock_host().await?;
         print(&format!("{message}\n"));
         return Ok(Outcome::Success);
     }
@@ -86,38 +85,15 @@ pub async fn run(settings: &Settings, command: StateCommand) -> Result<Outcome, 
 
 pub async fn import(settings: &Settings, address: &str, id: &str) -> Result<Outcome, CliError> {
     let address = parse(address)?;
-    let session = Session::open(settings, &ProviderOptions::default())?;
-    let _lock = session.store.lock("stackctl import")?;
-    let mut state = session
-        .store
-        .load_for_write()?
-        .unwrap_or_else(|| State::new(session.stack()));
-    let desired = session.desired(&state.salt)?;
-    let wanted = desired.iter().find(|resource| resource.address == address);
-    let provider_name = wanted
-        .map(|resource| resource.provider.clone())
-        .ok_or_else(|| {
-            CliError::new(format!("`{address}` is not in stack.toml"))
-                .hint("import only what stack.toml describes; `stackctl graph` lists the addresses")
-        })?;
-    let provider = session
-        .providers
-        .get(&provider_name)
-        .cloned()
-        .ok_or_else(|| CliError::new(format!("no `{provider_name}` provider is available")))?;
-    let context = ApplyContext {
-        stack: session.stack().to_string(),
-        salt: state.salt.clone(),
-        health_timeout: std::time::Duration::from_secs(60),
-        allow_data_loss: false,
-        recorded: std::sync::Arc::new(std::sync::RwLock::new(state.attributes_by_address())),
-    };
-    let recorded = provider
-        .import(&address, id, wanted, &context)
-        .await
-        .map_err(|error| provider_error(&format!("cannot import `{address}`"), error))?;
-    state.apply_entry(&JournalEntry::Put { resource: recorded });
-    session.store.save(&mut state)?;
+    let mut session = open_session(
+        settings,
+        &ProviderOptions::default(),
+        Access::Write {
+            command: "stackctl import".to_string(),
+        },
+        None,
+    )?;
+    session.import(&address, id).await?;
     print(&format!("Imported `{address}` (id {id}) into state; run `stackctl plan` to see any remaining differences.\n"));
     Ok(Outcome::Success)
 }

@@ -1,13 +1,36 @@
-//! `stackctl verify`, and the checks that run after apply.
+//! `stackctl verify`, and printing the checks that run after apply.
 
 use crate::cli::args::ReportFormat;
-use crate::cli::providers::{self, ProviderOptions};
+use crate::cli::providers::ProviderOptions;
 use crate::cli::report::{CliError, Outcome};
 use crate::cli::settings::Settings;
+use crate::session::{Access, VerifyReport};
 
-use super::Session;
+use super::{open_session, print};
 
 pub async fn run(settings: &Settings, format: ReportFormat) -> Result<Outcome, CliError> {
-    let session = Session::open(settings, &ProviderOptions::default())?;
-    providers::verify(&session, settings, format == ReportFormat::Json, None).await
+    let session = open_session(settings, &ProviderOptions::default(), Access::Read, None)?;
+    let report = session.verify().await?;
+    show(&report, format == ReportFormat::Json)
+}
+
+/// Prints the results (the JSON document, or a line per check) and fails when a check
+/// failed.
+pub fn show(report: &VerifyReport, json: bool) -> Result<Outcome, CliError> {
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if json {
+        print(&report.document);
+    } else {
+        let mut text = String::from("\nChecks through the edge:\n");
+        for line in &report.lines {
+            text.push_str(&format!("  {line}\n"));
+        }
+        print(&text);
+    }
+    if report.failed > 0 {
+        return Err(CliError::new(format!("{} of {} checks failed", report.failed, report.total)).hint("each failure above says what was expected; `stackctl verify --format json` shows the full responses"));
+    }
+    Ok(Outcome::Success)
 }

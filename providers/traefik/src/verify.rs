@@ -1,0 +1,177 @@
+//! Verifying the stack through the edge: the user's `[[checks]]` and the checks the
+//! routes imply, sent to where the edge listens once Traefik has loaded every route.
+//!
+//! The engine decides *when* to verify (`stackctl verify`, after an apply) and where the
+//! results go; this file knows what only the Traefik side knows: which requests a route
+//! implies, how to tell that Traefik serves the current rules (its API), and which check
+//! needs the dashboard's login.
+
+use std::time::Duration;
+
+use stackctl_provider::{Resource, Verification, VerifyError, VerifyRequest};
+
+use crate::admin;
+use crate::checks::{
+    self, Check, CheckOptions, Credentials, EdgeFacts, HeaderExpectation, HeaderRule,
+    ResolveOverride, TlsTrust,
+};
+use crate::TraefikProvider;
+
+/// Traefik throttles reloads by 2 s; without its API that window is simply waited out.
+const RELOAD_WINDOW: Duration = Duration::from_millis(2500);
+/// How long Traefik may take to load every route before the checks go ahead anyway.
+const LOAD_DEADLINE: Duration = Duration::from_secs(20);
+
+impl TraefikProvider {
+    /// Runs the user's checks and the checks the routes imply through the edge.
+    pub async fn verify_edge(&self, request: &VerifyRequest) -> Result<Verification, VerifyError> {
+        let mut list: Vec<Check> = request
+            .user_checks
+            .iter()
+            .map(|user_check| {
+                let mut check = Check::get(
+                    user_check.name.clone(),
+                    user_check.url.clone(),
+                    user_check.expect_status,
+                );
+                for (name, value) in &user_check.expect_headers {
+                    let rule = match value {
+                        None => HeaderRule::Present,
+                        Some(value) => HeaderRule::Equals(value.clone()),
+                    };
+                    check = check.with_header(HeaderExpectation::new(name.clone(), rule));
+                }
+                check
+            })
+            .collect();
+        if request.has_edge {
+            let facts = EdgeFacts::from_resources(&request.desired, &request.unrouted_services)
+                .map_err(|error| VerifyError(format!("cannot derive the edge checks: {error}")))?;
+            list.extend(checks::implied_checks(&facts));
+        }
+        // A dashboard's "answers" check logs in with the route's basic-auth user.
+        for check in &mut list {
+            let login = request
+                .dashboard_logins
+                .iter()
+                .find(|login| check.url.contains(&format!("//{}", login.host)));
+            if let Some(login) = login {
+                if check.name.contains("answers") {
+                    check.basic_auth = Some(Credentials {
+                        user: login.user.clone(),
+                        password: login.password.clone(),
+                    });
+                }
+            }
+        }
+        let warnings: Vec<String> = self.wait_for_routes(request).await.into_iter().collect();
+        let options = CheckOptions {
+            resolve: request
+                .edge_address
+                .map(|address| vec![ResolveOverride::all_to(address)])
+                .unwrap_or_default(),
+            // A fresh edge presents Traefik's own or a staging certificate: accepted, and
+            // reported as untrusted in every result.
+            tls: TlsTrust::AcceptUntrusted,
+            retry_for: Duration::from_secs(20),
+            ..CheckOptions::default()
+        };
+        let results = checks::run_checks(&list, &options).await;
+        let mut lines = Vec::new();
+        for result in &results {
+            lines.push(result.summary());
+            if let Some(tls) = &result.tls {
+                if !tls.trusted {
+                    lines.push(format!(
+                        "     certificate not trusted: {} (issued by {})",
+                        tls.subject.as_deref().unwrap_or("?"),
+                        tls.issuer.as_deref().unwrap_or("?")
+                    ));
+                }
+            }
+        }
+        Ok(Verification {
+            warnings,
+            document: serde_json::to_value(&results).unwrap_or_default(),
+            lines,
+            total: results.len(),
+            failed: results.iter().filter(|result| !result.passed).count(),
+        })
+    }
+
+    /// Waits (bounded) until Traefik has loaded every route with its current rule, so
+    /// checks see the new configuration rather than the last one. Returns a warning when
+    /// some route was still not served after the deadline.
+    async fn wait_for_routes(&self, request: &VerifyRequest) -> Option<String> {
+        let Some(admin_port) = request.edge_admin_port else {
+            tokio::time::sleep(RELOAD_WINDOW).await;
+            return None;
+        };
+        let routes = route_rules(&request.desired);
+        let names: Vec<String> = routes.iter().map(|(name, _)| name.clone()).collect();
+        let Ok(host) = self
+            .connector()
+            .connect(request.droplet_address.as_deref())
+            .await
+        else {
+            tokio::time::sleep(RELOAD_WINDOW).await;
+            return None;
+        };
+        let deadline = std::time::Instant::now() + LOAD_DEADLINE;
+        let mut waiting = String::new();
+        while std::time::Instant::now() < deadline {
+            if let Ok(stream) = host.connect_tcp("127.0.0.1", admin_port).await {
+                if let Ok(states) = admin::routers(stream).await {
+                    let mut unready = admin::unready_routers(&states, &names);
+                    for (name, rule) in &routes {
+                        let live = states
+                            .iter()
+                            .find(|state| state.name == format!("{name}@file"))
+                            .and_then(|state| state.rule.clone());
+                        if rule.is_some() && live.is_some() && &live != rule {
+                            unready
+                                .insert(name.clone(), "still serving the previous rule".to_string());
+                        }
+                    }
+                    if unready.is_empty() {
+                        // Middlewares reload in the same batch; a short pause covers a
+                        // middleware-only change landing in the next throttle window.
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        return None;
+                    }
+                    waiting = unready
+                        .iter()
+                        .map(|(name, reason)| format!("{name} ({reason})"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        if waiting.is_empty() {
+            None
+        } else {
+            Some(format!(
+                "Traefik has not loaded every route after 20 s: {waiting}"
+            ))
+        }
+    }
+}
+
+/// Each route's name and the rule it should be served with.
+fn route_rules(desired: &[Resource]) -> Vec<(String, Option<String>)> {
+    desired
+        .iter()
+        .filter(|resource| resource.address.kind() == "route")
+        .map(|resource| {
+            (
+                resource.address.name().to_string(),
+                resource
+                    .attributes
+                    .get("rule")
+                    .and_then(|rule| rule.as_text())
+                    .map(str::to_string),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,280 @@
+//! Applying a plan: everything between "yes" and the exit code.
+//!
+//! Credentials first (a refused token changes nothing), then the data-loss gate, then the
+//! journal and the executor, the host key pinned on first contact, the run folder with
+//! the plan, the events, each provider's evidence, the failures and the summary, and
+//! finally the checks through the edge. The state lock is the session's, held
+//! throughout.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use super::{Session, SessionError, VerifyReport};
+use crate::apply::runs::RunFolder;
+use crate::apply::{execute, ApplyOptions, ApplyReport, Event, Status};
+use crate::plan::Plan;
+use crate::state::{JournalEntry, State};
+
+/// What a front end hears while a plan is applied, in order.
+pub trait RunObserver: Send {
+    /// An action started, finished, failed… (the progress display).
+    fn event(&mut self, event: &Event);
+    /// Something went wrong that does not change the outcome (a run-folder file that
+    /// could not be written).
+    fn warning(&mut self, message: &str);
+    /// Something done that the user should know (a host key pinned in state).
+    fn note(&mut self, message: &str);
+    /// The end-of-run summary, redacted, shown before the checks run.
+    fn summary(&mut self, text: &str);
+}
+
+/// What an apply did.
+pub struct ApplyRun {
+    pub report: ApplyReport,
+    /// `runs/<UTC time>/`.
+    pub folder: PathBuf,
+    /// The checks through the edge, when they ran (every action succeeded, the stack has
+    /// an edge, and checks were not skipped).
+    pub checks: Option<Result<VerifyReport, SessionError>>,
+}
+
+impl Session {
+    /// Applies `plan`, recording every completed action, and writes the run folder.
+    pub async fn apply(
+        &mut self,
+        plan: &Plan,
+        options: &ApplyOptions,
+        run_checks: bool,
+        observer: &mut dyn RunObserver,
+    ) -> Result<ApplyRun, SessionError> {
+        let mut state = self.state.take().unwrap_or_else(|| State {
+            salt: self.salt.clone(),
+            ..State::new(self.stack())
+        });
+        let result = self
+            .apply_with_state(plan, &mut state, options, run_checks, observer)
+            .await;
+        self.state = Some(state);
+        result
+    }
+
+    async fn apply_with_state(
+        &self,
+        plan: &Plan,
+        state: &mut State,
+        options: &ApplyOptions,
+        run_checks: bool,
+        observer: &mut dyn RunObserver,
+    ) -> Result<ApplyRun, SessionError> {
+        self.preflight(plan).await?;
+        let losing = plan.data_loss();
+        if !losing.is_empty() && !options.allow_data_loss {
+            return Err(SessionError::DataLoss {
+                addresses: losing.iter().map(|action| action.address.clone()).collect(),
+            });
+        }
+        let desired: BTreeMap<_, _> = self
+            .desired
+            .iter()
+            .map(|resource| (resource.address.clone(), resource.clone()))
+            .collect();
+        if state.serial == 0 {
+            // The journal extends a saved state: give a new stack one before the first action.
+            self.store.save(state)?;
+        }
+        let folder = RunFolder::create(&self.runs_directory, self.secrets.clone()).map_err(
+            |error| SessionError::RunFolder {
+                directory: self.runs_directory.display().to_string(),
+                cause: error.to_string(),
+            },
+        )?;
+        let write = |observer: &mut dyn RunObserver, name: &str, contents: &[u8]| {
+            if let Err(error) = folder.write(name, contents) {
+                observer.warning(&format!("cannot write `{name}` in the run folder: {error}"));
+            }
+        };
+        write(
+            observer,
+            "plan.txt",
+            crate::render::text::render(plan, false).as_bytes(),
+        );
+        write(observer, "plan.json", crate::render::json::render(plan).as_bytes());
+
+        let mut journal = self.store.start_journal(state)?;
+        let report = {
+            let mut on_event = |event: &Event| observer.event(event);
+            execute(
+                plan,
+                &desired,
+                &self.backends.providers,
+                state,
+                &mut journal,
+                options,
+                &mut on_event,
+            )
+            .await?
+        };
+        if let Some(entry) = self.host_key_to_pin(state) {
+            journal.append(&entry)?;
+            state.apply_entry(&entry);
+            if let JournalEntry::PinHostKey { host, fingerprint } = &entry {
+                let key_type = self
+                    .backends
+                    .host
+                    .as_ref()
+                    .and_then(|host| host.presented_key())
+                    .map(|key| key.key_type)
+                    .unwrap_or_default();
+                observer.note(&format!(
+                    "Pinned the SSH host key of `{host}` in state: {fingerprint} ({key_type})."
+                ));
+            }
+        }
+        self.store.finish_journal(journal, state)?;
+
+        let events: String = report
+            .events
+            .iter()
+            .map(|event| serde_json::to_string(event).unwrap_or_default() + "\n")
+            .collect();
+        write(observer, "events.jsonl", events.as_bytes());
+        write(
+            observer,
+            "outcome.json",
+            (serde_json::to_string_pretty(&report.outcomes).unwrap_or_default() + "\n")
+                .as_bytes(),
+        );
+        let context = stackctl_provider::ApplyContext {
+            stack: plan.stack.clone(),
+            salt: state.salt.clone(),
+            health_timeout: options.health_timeout,
+            allow_data_loss: options.allow_data_loss,
+            recorded: std::sync::Arc::new(std::sync::RwLock::new(state.attributes_by_address())),
+        };
+        for provider in self.backends.providers.all() {
+            for (name, contents) in provider.evidence(&context).await {
+                write(observer, &format!("{}/{name}", provider.name()), &contents);
+            }
+        }
+        for outcome in &report.outcomes {
+            if let Status::Failed {
+                message, detail, ..
+            } = &outcome.status
+            {
+                let log = format!(
+                    "{}: {message}\n\n{}",
+                    outcome.address,
+                    detail.as_deref().unwrap_or("")
+                );
+                write(
+                    observer,
+                    &format!("failures/{}.log", outcome.address),
+                    log.as_bytes(),
+                );
+            }
+        }
+        let summary_json = serde_json::json!({
+            "stack": plan.stack,
+            "duration_ms": report.duration_ms,
+            "succeeded": report.succeeded(),
+            "failed": report.failed(),
+            "skipped": report.skipped(),
+            "unreachable": report.unreachable(),
+            "state_serial": state.serial,
+            "outcomes": report.outcomes,
+        });
+        write(
+            observer,
+            "summary.json",
+            (serde_json::to_string_pretty(&summary_json).unwrap_or_default() + "\n").as_bytes(),
+        );
+        let summary = crate::apply::redact::redact(&summarize(&report), &self.secrets);
+        write(observer, "summary.txt", summary.as_bytes());
+        observer.summary(&summary);
+
+        let all_done = report.failed() == 0 && report.skipped() == 0 && report.unreachable() == 0;
+        let checks = if run_checks && all_done && self.loaded.config.edge.is_some() {
+            Some(self.verify_with_state(Some(state), Some(&folder)).await)
+        } else {
+            None
+        };
+        Ok(ApplyRun {
+            report,
+            folder: folder.path().to_path_buf(),
+            checks,
+        })
+    }
+
+    /// Credentials first: a missing or refused token stops the run before any change.
+    async fn preflight(&self, plan: &Plan) -> Result<(), SessionError> {
+        let acting: BTreeSet<&str> = plan
+            .actions
+            .iter()
+            .map(|action| action.provider.as_str())
+            .collect();
+        for name in acting {
+            if let Some(provider) = self.backends.providers.get(name) {
+                provider.preflight().await.map_err(|error| {
+                    SessionError::provider(format!("the {name} provider is not ready"), error)
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The journal entry that pins the host's key on first contact, so that a changed
+    /// key is refused on every later run.
+    fn host_key_to_pin(&self, state: &State) -> Option<JournalEntry> {
+        let host = self.backends.host.as_ref()?;
+        let (name, key) = (host.key_name()?, host.presented_key()?);
+        if state.host_keys.get(&name) == Some(&key.fingerprint) {
+            return None;
+        }
+        Some(JournalEntry::PinHostKey {
+            host: name,
+            fingerprint: key.fingerprint,
+        })
+    }
+}
+
+/// The end-of-run summary: counts, then each failure with its evidence.
+pub fn summarize(report: &ApplyReport) -> String {
+    let mut text = format!(
+        "\nApply finished in {:.1}s: {} succeeded, {} failed, {} skipped, {} unreachable.\n",
+        report.duration_ms as f64 / 1000.0,
+        report.succeeded(),
+        report.failed(),
+        report.skipped(),
+        report.unreachable()
+    );
+    for outcome in &report.outcomes {
+        match &outcome.status {
+            Status::Failed {
+                message,
+                detail,
+                hint,
+            } => {
+                text.push_str(&format!("  failed: {}: {message}\n", outcome.address));
+                if let Some(detail) = detail {
+                    for line in detail.lines() {
+                        text.push_str(&format!("      {line}\n"));
+                    }
+                }
+                if let Some(hint) = hint {
+                    text.push_str(&format!("    hint: {hint}\n"));
+                }
+            }
+            Status::Unreachable { target, cause } => {
+                text.push_str(&format!(
+                    "  warning: {} skipped: cannot reach {target}: {cause}\n",
+                    outcome.address
+                ));
+            }
+            Status::Skipped { because } => {
+                text.push_str(&format!("  skipped: {}: {because}\n", outcome.address))
+            }
+            Status::Succeeded => {}
+        }
+    }
+    text
+}

@@ -1,0 +1,59 @@
+//! What a session runs against: the providers, and the target host's connection as far
+//! as the engine needs to know it (which SSH key it presented, how to clear its lock).
+//!
+//! The engine never names a concrete provider: a front end hands the session a
+//! [`BackendFactory`] (the CLI's builds Docker, Traefik and DigitalOcean; the benchmark's
+//! wraps them in memory), so every front end runs the same use cases.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use super::SessionError;
+use crate::apply::ProviderSet;
+use crate::config::LoadedConfig;
+
+/// The key a host presented on this run's connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresentedHostKey {
+    pub fingerprint: String,
+    pub key_type: String,
+}
+
+/// The target host's connection, as the engine sees it.
+#[async_trait]
+pub trait TargetHost: Send + Sync {
+    /// Under which name the host's key is pinned in state (`droplet.web-1`,
+    /// `203.0.113.7:22`); `None` for this machine.
+    fn key_name(&self) -> Option<String>;
+
+    /// The key the host presented, once a connection was made during this run.
+    fn presented_key(&self) -> Option<PresentedHostKey>;
+
+    /// Clears a stale host lock at `path` (`stackctl state unlock --host`); returns a
+    /// sentence saying what was removed where. `droplet_address` is the droplet's
+    /// recorded IPv4 when the target is a droplet.
+    async fn unlock(
+        &self,
+        path: &str,
+        droplet_address: Option<&str>,
+    ) -> Result<String, SessionError>;
+}
+
+/// The providers of a run and their shared host connection.
+pub struct Backends {
+    pub providers: ProviderSet,
+    /// `None` when nothing runs on a host (tests, benchmarks).
+    pub host: Option<Box<dyn TargetHost>>,
+}
+
+/// Builds the backends for a loaded stack.
+pub trait BackendFactory {
+    /// `pinned_host_keys` are the fingerprints pinned in state, by
+    /// [`TargetHost::key_name`]: every command that reaches the host must trust them.
+    fn build(
+        &self,
+        loaded: &LoadedConfig,
+        pinned_host_keys: &BTreeMap<String, String>,
+    ) -> Result<Backends, SessionError>;
+}

@@ -1,0 +1,74 @@
+//! Why a use case of the session stopped. Typed, so that the front end (the CLI) alone
+//! chooses the words of the hint and the exit code.
+
+use stackctl_provider::{Address, ProviderError};
+
+use crate::config::ConfigErrors;
+use crate::state::StateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// stack.toml (or its inputs: `.env`, build contexts, key files) has problems.
+    #[error("the stack file has problems")]
+    Config(ConfigErrors),
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A provider refused or failed outside an action; `context` says what was being done.
+    #[error("{context}: {error}")]
+    Provider {
+        context: String,
+        error: ProviderError,
+    },
+    /// `--target ADDR` names nothing in stack.toml or in state.
+    #[error("`--target {target}`: no such resource in stack.toml or in state")]
+    UnknownTarget {
+        target: Address,
+        /// The nearest known address, if one is close.
+        nearest: Option<String>,
+    },
+    /// `--target` given with a saved plan, which is applied exactly as reviewed.
+    #[error("`--target` cannot narrow a saved plan: it is applied exactly as reviewed")]
+    SavedPlanNarrowed,
+    /// The saved plan no longer matches state or stack.toml.
+    #[error("refusing to apply `{path}`: {reason}")]
+    SavedPlanStale { path: String, reason: String },
+    /// The plan deletes data and that was not allowed.
+    #[error("the plan deletes data: {}", addresses.iter().map(|address| format!("`{address}`")).collect::<Vec<_>>().join(", "))]
+    DataLoss { addresses: Vec<Address> },
+    /// The run folder could not be created.
+    #[error("cannot create a run folder in `{directory}`: {cause}")]
+    RunFolder { directory: String, cause: String },
+    /// Live state could not be read at all, so drift cannot be known.
+    #[error("cannot read live state, so drift cannot be known")]
+    LiveUnreadable { reasons: Vec<String> },
+    /// Verification could not run (as opposed to checks that failed).
+    #[error("{0}")]
+    Verify(String),
+    /// `import` of an address stack.toml does not describe.
+    #[error("`{0}` is not in stack.toml")]
+    NotInStack(Address),
+    /// No provider owns the resource's kind in this run.
+    #[error("no `{0}` provider is available")]
+    NoProvider(String),
+    /// A recorded resource vanished from state while accepting drift.
+    #[error("`{0}` vanished from state")]
+    VanishedFromState(Address),
+    /// Reaching the host outside an apply (unlocking it) failed.
+    #[error("{0}")]
+    Host(String),
+}
+
+impl From<ConfigErrors> for SessionError {
+    fn from(errors: ConfigErrors) -> Self {
+        SessionError::Config(errors)
+    }
+}
+
+impl SessionError {
+    pub fn provider(context: impl Into<String>, error: ProviderError) -> Self {
+        SessionError::Provider {
+            context: context.into(),
+            error,
+        }
+    }
+}
