@@ -28,6 +28,30 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// hundred kilobytes at most).
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
+/// Why a question to Traefik's API got no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("HTTP handshake with Traefik's API failed: {0}")]
+    Handshake(String),
+    #[error("cannot build the request for {path}: {cause}")]
+    Request { path: String, cause: String },
+    #[error("Traefik's API did not answer {path}: {cause}")]
+    NoAnswer { path: String, cause: String },
+    #[error("reading {path} failed: {cause}")]
+    Read { path: String, cause: String },
+    #[error("the answer to {path} is larger than {MAX_ANSWER_BYTES} bytes")]
+    TooLarge { path: String },
+    /// Not a 200: a service that is not loaded yet answers 404.
+    #[error("Traefik's API answered {path} with {status}: {excerpt}")]
+    Status {
+        path: String,
+        status: u16,
+        excerpt: String,
+    },
+    #[error("the answer to {path} is not JSON: {cause}")]
+    NotJson { path: String, cause: String },
+}
+
 /// One router as Traefik's API reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RouterState {
@@ -42,13 +66,13 @@ pub struct RouterState {
 }
 
 /// `GET path` on the stream; the decoded JSON answer of a 200.
-pub async fn get_json<S>(stream: S, path: &str) -> Result<serde_json::Value, String>
+pub async fn get_json<S>(stream: S, path: &str) -> Result<serde_json::Value, AdminError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|error| format!("HTTP handshake with Traefik's API failed: {error}"))?;
+        .map_err(|error| AdminError::Handshake(error.to_string()))?;
     let driver = tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -59,40 +83,52 @@ where
         .header(hyper::header::ACCEPT, "application/json")
         .header(hyper::header::CONNECTION, "close")
         .body(Empty::<Bytes>::new())
-        .map_err(|error| format!("cannot build the request for {path}: {error}"))?;
+        .map_err(|error| AdminError::Request {
+            path: path.to_string(),
+            cause: error.to_string(),
+        })?;
     let response = sender
         .send_request(request)
         .await
-        .map_err(|error| format!("Traefik's API did not answer {path}: {error}"))?;
+        .map_err(|error| AdminError::NoAnswer {
+            path: path.to_string(),
+            cause: error.to_string(),
+        })?;
     let status = response.status().as_u16();
     let mut body = response.into_body();
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|error| format!("reading {path} failed: {error}"))?;
+        let frame = frame.map_err(|error| AdminError::Read {
+            path: path.to_string(),
+            cause: error.to_string(),
+        })?;
         if let Some(data) = frame.data_ref() {
             bytes.extend_from_slice(data);
         }
         if bytes.len() > MAX_ANSWER_BYTES {
             driver.abort();
-            return Err(format!(
-                "the answer to {path} is larger than {MAX_ANSWER_BYTES} bytes"
-            ));
+            return Err(AdminError::TooLarge {
+                path: path.to_string(),
+            });
         }
     }
     driver.abort();
     if status != 200 {
         let excerpt = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
-        return Err(format!(
-            "Traefik's API answered {path} with {status}: {}",
-            excerpt.trim()
-        ));
+        return Err(AdminError::Status {
+            path: path.to_string(),
+            status,
+            excerpt: excerpt.trim().to_string(),
+        });
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|error| format!("the answer to {path} is not JSON: {error}"))
+    serde_json::from_slice(&bytes).map_err(|error| AdminError::NotJson {
+        path: path.to_string(),
+        cause: error.to_string(),
+    })
 }
 
 /// Every HTTP router Traefik knows, from `/api/http/routers`.
-pub async fn routers<S>(stream: S) -> Result<Vec<RouterState>, String>
+pub async fn routers<S>(stream: S) -> Result<Vec<RouterState>, AdminError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -104,7 +140,7 @@ where
 /// The server URLs a service of the file provider balances over, from
 /// `/api/http/services/<service>@file`. A 404 (the backend file is not loaded yet)
 /// is an error.
-pub async fn service_servers<S>(stream: S, service: &str) -> Result<Vec<String>, String>
+pub async fn service_servers<S>(stream: S, service: &str) -> Result<Vec<String>, AdminError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

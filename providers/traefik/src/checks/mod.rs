@@ -1,7 +1,8 @@
 //! Checks: HTTP(S) requests through the edge, compared with what the stack promises.
 //!
-//! After an apply (and on `stackctl verify`) the engine runs the user's `[[checks]]`
-//! plus the checks the routes imply ([`implied_checks`]): every route answers, plain
+//! After an apply (and on `stackctl verify`) the engine asks the traefik provider to
+//! verify the stack (`verify.rs`), which runs the user's `[[checks]]` plus the checks the
+//! routes imply ([`implied_checks`]): every route answers, plain
 //! HTTP redirects to HTTPS, the security headers are on the answers, and services that
 //! no route names are not reachable. Each check is one request, and its result keeps
 //! the evidence a person needs to believe it: status, headers, the start of the body,
