@@ -3,9 +3,26 @@
 
 use std::time::{Duration, Instant};
 
-use crate::api::{self, DockerClient};
+use serde_json::Value as Json;
+
+use crate::api::{self, ClientError, DockerClient};
 use crate::http::demultiplex_logs;
 use crate::provider::DockerProvider;
+
+/// Why a container did not become healthy; the service's error says it after the
+/// service's address.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HealthError {
+    /// The daemon could not be asked.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("the container exited (code {code})")]
+    Exited { code: Json },
+    #[error("Docker reports it unhealthy")]
+    Unhealthy,
+    #[error("not healthy after {timeout:.0?}")]
+    NotHealthyInTime { timeout: Duration },
+}
 
 impl DockerProvider {
     /// Waits until Docker reports the container healthy (or running, without a health
@@ -15,26 +32,25 @@ impl DockerProvider {
         client: &DockerClient,
         id: &str,
         timeout: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), HealthError> {
         let started = Instant::now();
         loop {
-            let inspect = client
-                .send_json(api::inspect_container(id))
-                .await
-                .map_err(|error| error.to_string())?;
+            let inspect = client.send_json(api::inspect_container(id)).await?;
             let state = &inspect["State"];
             let status = state["Status"].as_str().unwrap_or("");
             if matches!(status, "exited" | "dead") {
-                return Err(format!("the container exited (code {})", state["ExitCode"]));
+                return Err(HealthError::Exited {
+                    code: state["ExitCode"].clone(),
+                });
             }
             match state["Health"]["Status"].as_str() {
                 Some("healthy") => return Ok(()),
-                Some("unhealthy") => return Err("Docker reports it unhealthy".into()),
+                Some("unhealthy") => return Err(HealthError::Unhealthy),
                 None if status == "running" => return Ok(()),
                 _ => {}
             }
             if started.elapsed() >= timeout {
-                return Err(format!("not healthy after {:.0?}", timeout));
+                return Err(HealthError::NotHealthyInTime { timeout });
             }
             tokio::time::sleep(self.options.poll_interval).await;
         }
@@ -70,5 +86,26 @@ impl DockerProvider {
             }
         }
         detail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn health_errors_say_why_in_a_few_words() {
+        let exited = HealthError::Exited { code: json!(3) };
+        assert_eq!(exited.to_string(), "the container exited (code 3)");
+        assert_eq!(
+            HealthError::Unhealthy.to_string(),
+            "Docker reports it unhealthy"
+        );
+        let late = HealthError::NotHealthyInTime {
+            timeout: Duration::from_secs(90),
+        };
+        assert_eq!(late.to_string(), "not healthy after 90s");
     }
 }

@@ -104,7 +104,7 @@ impl DockerProvider {
         )))
     }
 
-    pub(crate) async fn build_image(
+    async fn build_image(
         &self,
         client: &DockerClient,
         address: &Address,
@@ -175,7 +175,7 @@ impl DockerProvider {
 }
 
 /// The first `error` in a JSON-lines progress stream (build, pull).
-pub(crate) fn stream_error(response: &Response) -> Option<String> {
+fn stream_error(response: &Response) -> Option<String> {
     String::from_utf8_lossy(&response.body)
         .lines()
         .filter_map(|line| serde_json::from_str::<Json>(line).ok())

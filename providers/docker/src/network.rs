@@ -73,11 +73,7 @@ impl DockerProvider {
         Ok(ApplyOutcome::Recorded(recorded_with(desired, id, &[])))
     }
 
-    pub(crate) async fn remove_network(
-        &self,
-        client: &DockerClient,
-        name: &str,
-    ) -> Result<(), ProviderError> {
+    async fn remove_network(&self, client: &DockerClient, name: &str) -> Result<(), ProviderError> {
         let response = client
             .send_raw(api::remove_network(name))
             .await

@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 use crate::api::{ClientCounters, DockerClient};
 use crate::provider_error::{failed, from_host};
 use crate::service::SERVICE_FORCES_REPLACE;
-use crate::spec::ServiceSpec;
+use crate::spec::{ServiceSpec, SpecError};
 
 /// Timings and places the engine may change; the defaults suit production.
 #[derive(Clone, Debug)]
@@ -220,9 +220,11 @@ impl Provider for DockerProvider {
             if matches!(checked.get("image"), Some(Value::Unknown(_))) {
                 checked.insert("image".into(), Value::text("(known after apply)"));
             }
-            if let Err(message) = ServiceSpec::from_attributes(desired.address.name(), &checked) {
-                if !message.contains("not known yet") {
-                    return Err(failed(format!("`{}`: {message}", desired.address), None));
+            match ServiceSpec::from_attributes(desired.address.name(), &checked) {
+                // An env value another resource produces: known after apply, fine for now.
+                Ok(_) | Err(SpecError::EnvNotKnownYet { .. }) => {}
+                Err(error) => {
+                    return Err(failed(format!("`{}`: {error}", desired.address), None));
                 }
             }
         }
@@ -292,8 +294,13 @@ impl Provider for DockerProvider {
         }
     }
 }
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use stackctl_provider::Reference;
+
     use super::*;
 
     #[test]
@@ -306,5 +313,35 @@ mod tests {
         assert!(service.is_computed("running"));
         let volume = kinds.iter().find(|kind| kind.kind == "volume").unwrap();
         assert!(volume.forces_replace("name"));
+    }
+
+    fn service_with(name: &str, value: Value) -> Resource {
+        let mut resource = Resource::new(Address::new("service", "api"), "docker");
+        resource
+            .attributes
+            .insert("container_name".into(), Value::text("shop-api"));
+        resource.attributes.insert(name.into(), value);
+        resource
+    }
+
+    #[test]
+    fn prepare_lets_env_known_after_apply_through_and_names_the_service_otherwise() {
+        let provider = DockerProvider::new(Arc::new(HostConnector::local()), "shop");
+        let reference = Reference {
+            address: Address::new("service", "db"),
+            attribute: "container".into(),
+        };
+        let env = Value::Map(BTreeMap::from([(
+            "DB_HOST".to_string(),
+            Value::Unknown(reference),
+        )]));
+        assert!(provider.prepare(&mut service_with("env", env)).is_ok());
+        let error = provider
+            .prepare(&mut service_with("restart", Value::text("sometimes")))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`service.api`: `restart` = `sometimes` is not a Docker restart policy"
+        );
     }
 }

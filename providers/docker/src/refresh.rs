@@ -100,7 +100,11 @@ impl DockerProvider {
         let mut parsed = Vec::new();
         for (response, what) in lists.into_iter().zip(["containers", "networks", "volumes"]) {
             let response = api::check("GET", what, response).map_err(from_client)?;
-            parsed.push(response.json().map_err(|message| failed(message, None))?);
+            parsed.push(
+                response
+                    .json()
+                    .map_err(|error| failed(error.to_string(), None))?,
+            );
         }
         let (containers, networks, volumes) = (&parsed[0], &parsed[1], &parsed[2]);
 
@@ -175,7 +179,9 @@ impl DockerProvider {
                 // Removed between the list and the inspect: absent.
                 continue;
             }
-            let inspect = response.json().map_err(|message| failed(message, None))?;
+            let inspect = response
+                .json()
+                .map_err(|error| failed(error.to_string(), None))?;
             let image_env: Vec<String> = image_details
                 .get(image.as_str())
                 .and_then(|details| details["Config"]["Env"].as_array())

@@ -18,6 +18,8 @@ use crate::provider::DockerProvider;
 use crate::provider_error::{failed, from_client, from_host};
 use crate::spec::ServiceSpec;
 
+/// The service attributes that a container cannot change in place: a change to any of
+/// them replaces the container (the others are updated live).
 pub(crate) const SERVICE_FORCES_REPLACE: &[&str] = &[
     "container_name",
     "image",
@@ -37,20 +39,20 @@ pub(crate) const SERVICE_FORCES_REPLACE: &[&str] = &[
     "config_hash",
 ];
 
-pub(crate) fn short_hash(hash: &str) -> String {
+fn short_hash(hash: &str) -> String {
     hash.trim_start_matches("sha256:").chars().take(8).collect()
 }
 
 /// A container of this service found on the host.
 #[derive(Clone, Debug)]
-pub(crate) struct Existing {
+struct Existing {
     id: String,
     name: String,
 }
 
 impl DockerProvider {
     /// Every container labelled as this resource of this stack.
-    pub(crate) async fn service_containers(
+    async fn service_containers(
         &self,
         client: &DockerClient,
         address: &Address,
@@ -78,7 +80,7 @@ impl DockerProvider {
     }
 
     /// Creates, connects and starts a container; returns its id.
-    pub(crate) async fn create_container(
+    async fn create_container(
         &self,
         client: &DockerClient,
         address: &Address,
@@ -160,11 +162,7 @@ impl DockerProvider {
         Ok(id)
     }
 
-    pub(crate) async fn stop_and_remove(
-        &self,
-        client: &DockerClient,
-        id: &str,
-    ) -> Result<(), ProviderError> {
+    async fn stop_and_remove(&self, client: &DockerClient, id: &str) -> Result<(), ProviderError> {
         let _ = client
             .send_raw(api::stop_container(id, self.options.stop_grace_seconds))
             .await;
@@ -338,7 +336,7 @@ impl DockerProvider {
         Ok(self.record_service(desired, &id, &final_name))
     }
 
-    pub(crate) async fn update_in_place(
+    async fn update_in_place(
         &self,
         client: &DockerClient,
         address: &Address,
@@ -348,9 +346,9 @@ impl DockerProvider {
         context: &ApplyContext,
     ) -> Result<ApplyOutcome, ProviderError> {
         let nano = match &spec.cpus {
-            Some(cpus) => {
-                Some(crate::spec::nano_cpus(cpus).map_err(|message| failed(message, None))?)
-            }
+            Some(cpus) => Some(
+                crate::spec::nano_cpus(cpus).map_err(|error| failed(error.to_string(), None))?,
+            ),
             None => None,
         };
         client

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
+use stackctl_host::HostError;
 use stackctl_provider::ProviderError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -16,11 +17,11 @@ use crate::provider_error::from_host;
 use crate::spec::ServiceSpec;
 
 /// The edge's resource address: `lower.rs` lowers `[edge]` to this Traefik container.
-pub(crate) const EDGE_RESOURCE: &str = "service.edge";
+const EDGE_RESOURCE: &str = "service.edge";
 
 /// How long one question to Traefik's API may take. A container address that drops
 /// packets (an `internal` network) would otherwise hold a swap until the kernel gives up.
-pub(crate) const EDGE_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
+const EDGE_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl DockerProvider {
     /// Rewrites the backend file so that Traefik sends the service's traffic to `container`.
@@ -104,7 +105,7 @@ impl DockerProvider {
 
     /// Traefik's API on each address of the stack's running edge container; empty when
     /// there is no such container (an edge being replaced in the same run, or none).
-    pub(crate) async fn edge_admin_urls(&self, client: &DockerClient) -> Vec<String> {
+    async fn edge_admin_urls(&self, client: &DockerClient) -> Vec<String> {
         match client
             .send_json(api::list_containers(&self.stack, Some(EDGE_RESOURCE)))
             .await
@@ -120,7 +121,7 @@ impl DockerProvider {
 
 /// `http://<address>:<port>` for every IPv4 address, on any network, of a running
 /// container in a `/containers/json` answer (the edge's); ordered by network name.
-pub(crate) fn edge_admin_urls(list: &Json, port: u16) -> Vec<String> {
+fn edge_admin_urls(list: &Json, port: u16) -> Vec<String> {
     let mut urls = Vec::new();
     for container in list.as_array().map(Vec::as_slice).unwrap_or(&[]) {
         if container["State"].as_str() != Some("running") {
@@ -144,35 +145,43 @@ pub(crate) fn edge_admin_urls(list: &Json, port: u16) -> Vec<String> {
     urls
 }
 
+/// Why a question to Traefik's API got no answer. A swap only tells "answered" from "did
+/// not", so these are never shown; they name the cause for whoever debugs one.
+#[derive(Debug, thiserror::Error)]
+enum EdgeQueryError {
+    #[error("`{base}` is not http://address:port")]
+    NotAnAddress { base: String },
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("timed out")]
+    TimedOut,
+}
+
 /// A plain `GET` through the host (so it also works over SSH): `base` is `http://ip:port`.
-pub(crate) async fn http_get_via_host(
+async fn http_get_via_host(
     client: &DockerClient,
     base: &str,
     path: &str,
-) -> Result<String, String> {
+) -> Result<String, EdgeQueryError> {
     let authority = base.trim_start_matches("http://").trim_end_matches('/');
     let (address, port) = authority
         .rsplit_once(':')
         .and_then(|(address, port)| port.parse::<u16>().ok().map(|port| (address, port)))
-        .ok_or_else(|| format!("`{base}` is not http://address:port"))?;
-    let mut stream = client
-        .host()
-        .connect_tcp(address, port)
-        .await
-        .map_err(|error| error.to_string())?;
+        .ok_or_else(|| EdgeQueryError::NotAnAddress {
+            base: base.to_string(),
+        })?;
+    let mut stream = client.host().connect_tcp(address, port).await?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|error| error.to_string())?;
+    stream.write_all(request.as_bytes()).await?;
     let mut body = Vec::new();
     tokio::time::timeout(
         Duration::from_secs(2),
         stream.take(1 << 20).read_to_end(&mut body),
     )
     .await
-    .map_err(|_| "timed out".to_string())?
-    .map_err(|error| error.to_string())?;
+    .map_err(|_| EdgeQueryError::TimedOut)??;
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
