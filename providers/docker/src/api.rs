@@ -507,7 +507,7 @@ impl DockerClient {
         let response = self.send(request).await?;
         response
             .json()
-            .map_err(|message| ClientError::Http(HttpError::Malformed(message)))
+            .map_err(|error| ClientError::Http(HttpError::Malformed(error.to_string())))
     }
 }
 

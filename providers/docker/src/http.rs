@@ -115,12 +115,11 @@ impl Response {
         (200..300).contains(&self.status)
     }
 
-    pub fn json(&self) -> Result<serde_json::Value, String> {
+    pub fn json(&self) -> Result<serde_json::Value, InvalidJson> {
         if self.body.is_empty() {
             return Ok(serde_json::Value::Null);
         }
-        serde_json::from_slice(&self.body)
-            .map_err(|error| format!("the daemon answered with invalid JSON: {error}"))
+        Ok(serde_json::from_slice(&self.body)?)
     }
 
     /// The daemon's error message (`{"message": "…"}`), or the body as text.
@@ -134,6 +133,11 @@ impl Response {
         }
     }
 }
+
+/// A response body that is not JSON where the daemon should have answered JSON.
+#[derive(Debug, thiserror::Error)]
+#[error("the daemon answered with invalid JSON: {0}")]
+pub struct InvalidJson(#[from] serde_json::Error);
 
 /// Why an exchange failed at the HTTP level.
 #[derive(Debug, thiserror::Error)]

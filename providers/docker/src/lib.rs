@@ -11,20 +11,21 @@
 //!
 //! # Refresh in a constant number of round trips
 //!
-//! `read` opens one stream and sends two pipelined batches: first the three lists (every
-//! container, the stack's networks, the stack's volumes), then one inspect per container
-//! and per image of interest. Two network round trips whatever the number of services;
-//! `tests/docker.rs` counts them for 2 and for 20 services.
+//! `read` (`refresh.rs`) opens one stream and sends two pipelined batches: first the
+//! three lists (every container, the stack's networks, the stack's volumes), then one
+//! inspect per container and per image of interest. Two network round trips whatever the
+//! number of services; `tests/docker.rs` counts them for 2 and for 20 services.
 //!
 //! # Apply
 //!
 //! Every object carries the labels `stackctl.stack`, `stackctl.resource` and
-//! `stackctl.hash`, so refresh and clean-up find them by label and never touch anything
-//! else. A service is started and gated on Docker's health status; on failure the error
-//! carries the new container's last log lines and health log, and the old container is
-//! left serving. How a service is replaced depends on what it is:
+//! `stackctl.hash` (`labels.rs`), so refresh and clean-up find them by label and never
+//! touch anything else. A service (`service.rs`) is started and gated on Docker's health
+//! status (`health.rs`); on failure the error carries the new container's last log lines
+//! and health log, and the old container is left serving. How a service is replaced
+//! depends on what it is:
 //!
-//! - routed (`route_backend`): zero-downtime swap. The new container starts beside the old
+//! - routed (`route_backend`): zero-downtime swap (`swap.rs`). The new container starts beside the old
 //!   one as `<container_name>-<short hash>`, becomes healthy, the Traefik backend file is
 //!   rewritten to name it (temp file outside the watched directory, then rename), the
 //!   provider waits until Traefik's API lists it — at the published admin port, or else
@@ -35,14 +36,39 @@
 //!   share the data directory;
 //! - otherwise: new beside old under a temporary name, healthy, old removed, new renamed.
 //!
-//! Deleting (or replacing) a volume destroys data and needs `allow_data_loss`.
-//! `begin_apply` takes the host lock (`<root>/lock`), `end_apply` releases it.
+//! Deleting (or replacing) a volume destroys data and needs `allow_data_loss`
+//! (`volume.rs`). `begin_apply` takes the host lock (`<root>/lock`), `end_apply` releases
+//! it (`provider.rs`).
+//!
+//! # Where things are
+//!
+//! - `provider.rs`: [`DockerProvider`] and [`DockerOptions`], the client, the host lock,
+//!   and the `Provider` trait, which hands each use to the file of its concept;
+//! - `refresh.rs`: reading live state; `evidence.rs`: what the run folder keeps;
+//! - `network.rs`, `volume.rs`, `image.rs`, `service.rs`, `files.rs`: applying each kind;
+//!   `health.rs` and `swap.rs`: the health gate and the zero-downtime swap of a service;
+//!   `adopt.rs`: taking over what already exists (adopt, import);
+//! - `labels.rs`, `attributes.rs`, `provider_error.rs`: small shared helpers;
+//! - [`spec`]: attributes ↔ container, pure; [`api`] and [`http`]: requests and the wire.
 
+mod adopt;
 pub mod api;
+mod attributes;
+mod evidence;
 mod files;
+mod health;
 pub mod http;
+mod image;
+mod labels;
+mod network;
 mod provider;
+mod provider_error;
+mod refresh;
+mod service;
 pub mod spec;
+mod swap;
+mod volume;
 
 pub use api::{ClientCounters, DockerClient};
-pub use provider::{container_list_evidence, DockerOptions, DockerProvider};
+pub use evidence::container_list_evidence;
+pub use provider::{DockerOptions, DockerProvider};

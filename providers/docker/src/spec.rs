@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value as Json};
-use stackctl_provider::{Attributes, Secret, Value};
+use stackctl_provider::{Attributes, Reference, Secret, Value};
 
 use crate::api::Labels;
 
@@ -84,16 +84,57 @@ pub struct ServiceSpec {
     pub stateful: bool,
 }
 
-fn text_list(value: &Value, what: &str) -> Result<Vec<String>, String> {
+/// Why a service's attributes cannot become a container. The messages name the setting;
+/// the provider puts the resource's address in front of them.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("`{setting}` is missing")]
+    Missing { setting: &'static str },
+    #[error("`image` is missing (or not yet known)")]
+    ImageMissing,
+    /// An env value refers to something another resource produces during apply: not an
+    /// error at plan time, where `prepare` lets it through.
+    #[error("env `{key}` is not known yet ({reference})")]
+    EnvNotKnownYet { key: String, reference: Reference },
+    #[error("env `{key}` must be text")]
+    EnvNotText { key: String },
+    #[error("`{setting}` must be a list of text")]
+    NotTextList { setting: String },
+    #[error("`{setting}` must be a list of maps")]
+    NotListOfMaps { setting: &'static str },
+    /// An item of `volumes` or `ports` lacks a field.
+    #[error("a {item} has no `{field}`")]
+    ItemFieldMissing {
+        item: &'static str,
+        field: &'static str,
+    },
+    /// A map setting (`health`, `route_backend`) lacks a field.
+    #[error("`{setting}` has no `{field}`")]
+    FieldMissing {
+        setting: &'static str,
+        field: &'static str,
+    },
+    #[error("service `{service}` publishes host ports, but only `service.edge` may")]
+    PublishesPorts { service: String },
+    #[error("`cpus` = `{cpus}` is not a number of CPUs")]
+    CpusNotANumber { cpus: String },
+    #[error("`cpus` = `{cpus}` is out of range")]
+    CpusOutOfRange { cpus: String },
+    #[error("`restart` = `{restart}` is not a Docker restart policy")]
+    RestartPolicy { restart: String },
+    #[error("the secret value of env `{key}` is not available in this run (set it in the environment or .env)")]
+    SecretUnavailable { key: String },
+}
+
+fn text_list(value: &Value, what: &str) -> Result<Vec<String>, SpecError> {
+    let not_text_list = || SpecError::NotTextList {
+        setting: what.to_string(),
+    };
     value
         .as_list()
-        .ok_or_else(|| format!("`{what}` must be a list of text"))?
+        .ok_or_else(not_text_list)?
         .iter()
-        .map(|item| {
-            item.as_text()
-                .map(str::to_string)
-                .ok_or_else(|| format!("`{what}` must be a list of text"))
-        })
+        .map(|item| item.as_text().map(str::to_string).ok_or_else(not_text_list))
         .collect()
 }
 
@@ -106,13 +147,14 @@ fn number(value: &Value) -> Option<f64> {
 }
 
 /// `"0.5"` → 500 000 000 nano-CPUs.
-pub fn nano_cpus(cpus: &str) -> Result<i64, String> {
-    let parsed: f64 = cpus
-        .trim()
-        .parse()
-        .map_err(|_| format!("`cpus` = `{cpus}` is not a number of CPUs"))?;
+pub fn nano_cpus(cpus: &str) -> Result<i64, SpecError> {
+    let parsed: f64 = cpus.trim().parse().map_err(|_| SpecError::CpusNotANumber {
+        cpus: cpus.to_string(),
+    })?;
     if !(parsed > 0.0 && parsed < 1024.0) {
-        return Err(format!("`cpus` = `{cpus}` is out of range"));
+        return Err(SpecError::CpusOutOfRange {
+            cpus: cpus.to_string(),
+        });
     }
     Ok((parsed * 1e9).round() as i64)
 }
@@ -123,16 +165,21 @@ fn seconds_to_nanos(seconds: f64) -> i64 {
 
 impl ServiceSpec {
     /// Reads a `service.*` resource's attributes. `service` is the address name.
-    pub fn from_attributes(service: &str, attributes: &Attributes) -> Result<ServiceSpec, String> {
+    pub fn from_attributes(
+        service: &str,
+        attributes: &Attributes,
+    ) -> Result<ServiceSpec, SpecError> {
         let text = |name: &str| {
             attributes
                 .get(name)
                 .and_then(Value::as_text)
                 .map(str::to_string)
         };
-        let container_name = text("container_name").ok_or("`container_name` is missing")?;
-        let image = text("image").ok_or("`image` is missing (or not yet known)")?;
-        let optional_list = |name: &str| -> Result<Option<Vec<String>>, String> {
+        let container_name = text("container_name").ok_or(SpecError::Missing {
+            setting: "container_name",
+        })?;
+        let image = text("image").ok_or(SpecError::ImageMissing)?;
+        let optional_list = |name: &str| -> Result<Option<Vec<String>>, SpecError> {
             match attributes.get(name) {
                 None | Some(Value::Null) => Ok(None),
                 Some(value) => text_list(value, name).map(Some),
@@ -147,9 +194,12 @@ impl ServiceSpec {
                     Value::Integer(number) => EnvValue::Plain(number.to_string()),
                     Value::Bool(flag) => EnvValue::Plain(flag.to_string()),
                     Value::Unknown(reference) => {
-                        return Err(format!("env `{key}` is not known yet ({reference})"))
+                        return Err(SpecError::EnvNotKnownYet {
+                            key: key.clone(),
+                            reference: reference.clone(),
+                        })
                     }
-                    _ => return Err(format!("env `{key}` must be text")),
+                    _ => return Err(SpecError::EnvNotText { key: key.clone() }),
                 };
                 env.insert(key.clone(), value);
             }
@@ -166,11 +216,19 @@ impl ServiceSpec {
             .and_then(Value::as_list)
             .unwrap_or(&[])
         {
-            let map = item.as_map().ok_or("`volumes` must be a list of maps")?;
+            let map = item
+                .as_map()
+                .ok_or(SpecError::NotListOfMaps { setting: "volumes" })?;
             let field = |name: &str| map.get(name).and_then(Value::as_text).map(str::to_string);
             volumes.push(Mount {
-                source: field("source").ok_or("a volume has no `source`")?,
-                target: field("target").ok_or("a volume has no `target`")?,
+                source: field("source").ok_or(SpecError::ItemFieldMissing {
+                    item: "volume",
+                    field: "source",
+                })?,
+                target: field("target").ok_or(SpecError::ItemFieldMissing {
+                    item: "volume",
+                    field: "target",
+                })?,
                 read_only: map
                     .get("read_only")
                     .and_then(Value::as_bool)
@@ -184,7 +242,9 @@ impl ServiceSpec {
             .and_then(Value::as_list)
             .unwrap_or(&[])
         {
-            let map = item.as_map().ok_or("`ports` must be a list of maps")?;
+            let map = item
+                .as_map()
+                .ok_or(SpecError::NotListOfMaps { setting: "ports" })?;
             let integer = |name: &str| map.get(name).and_then(number).map(|value| value as i64);
             ports.push(PublishedPort {
                 host_ip: map
@@ -192,9 +252,14 @@ impl ServiceSpec {
                     .and_then(Value::as_text)
                     .unwrap_or("0.0.0.0")
                     .to_string(),
-                host_port: integer("host_port").ok_or("a port has no `host_port`")?,
-                container_port: integer("container_port")
-                    .ok_or("a port has no `container_port`")?,
+                host_port: integer("host_port").ok_or(SpecError::ItemFieldMissing {
+                    item: "port",
+                    field: "host_port",
+                })?,
+                container_port: integer("container_port").ok_or(SpecError::ItemFieldMissing {
+                    item: "port",
+                    field: "container_port",
+                })?,
                 protocol: map
                     .get("protocol")
                     .and_then(Value::as_text)
@@ -205,15 +270,18 @@ impl ServiceSpec {
         // Defence in depth: lowering gives ports to the edge alone; a bug there must not
         // publish a database on the internet.
         if !ports.is_empty() && service != "edge" {
-            return Err(format!(
-                "service `{service}` publishes host ports, but only `service.edge` may"
-            ));
+            return Err(SpecError::PublishesPorts {
+                service: service.to_string(),
+            });
         }
         let health = match attributes.get("health").and_then(Value::as_map) {
             None => None,
             Some(map) => Some(Health {
                 test: text_list(
-                    map.get("test").ok_or("`health` has no `test`")?,
+                    map.get("test").ok_or(SpecError::FieldMissing {
+                        setting: "health",
+                        field: "test",
+                    })?,
                     "health.test",
                 )?,
                 interval_seconds: map.get("interval_seconds").and_then(number),
@@ -227,8 +295,14 @@ impl ServiceSpec {
             Some(map) => {
                 let field = |name: &str| map.get(name).and_then(Value::as_text).map(str::to_string);
                 Some(RouteBackend {
-                    file: field("file").ok_or("`route_backend` has no `file`")?,
-                    temp_dir: field("temp_dir").ok_or("`route_backend` has no `temp_dir`")?,
+                    file: field("file").ok_or(SpecError::FieldMissing {
+                        setting: "route_backend",
+                        field: "file",
+                    })?,
+                    temp_dir: field("temp_dir").ok_or(SpecError::FieldMissing {
+                        setting: "route_backend",
+                        field: "temp_dir",
+                    })?,
                     service: field("service").unwrap_or_else(|| service.to_string()),
                     admin_url: field("admin_url"),
                 })
@@ -248,9 +322,7 @@ impl ServiceSpec {
             restart.as_str(),
             "no" | "always" | "unless-stopped" | "on-failure"
         ) {
-            return Err(format!(
-                "`restart` = `{restart}` is not a Docker restart policy"
-            ));
+            return Err(SpecError::RestartPolicy { restart });
         }
         Ok(ServiceSpec {
             service: service.to_string(),
@@ -287,14 +359,14 @@ impl ServiceSpec {
     }
 
     /// The body of `POST /containers/create`. Secrets are exposed here and only here.
-    pub fn create_body(&self, labels: &Labels) -> Result<Json, String> {
+    pub fn create_body(&self, labels: &Labels) -> Result<Json, SpecError> {
         let mut env = Vec::new();
         for (key, value) in &self.env {
             let text = match value {
                 EnvValue::Plain(text) => text,
-                EnvValue::Secret(secret) => secret.expose().ok_or_else(|| {
-                    format!("the secret value of env `{key}` is not available in this run (set it in the environment or .env)")
-                })?,
+                EnvValue::Secret(secret) => secret
+                    .expose()
+                    .ok_or_else(|| SpecError::SecretUnavailable { key: key.clone() })?,
             };
             env.push(format!("{key}={text}"));
         }
@@ -740,7 +812,9 @@ mod tests {
                 ("protocol".to_string(), Value::text("tcp")),
             ]))]),
         );
-        let error = ServiceSpec::from_attributes("api", &attributes).unwrap_err();
+        let error = ServiceSpec::from_attributes("api", &attributes)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("only `service.edge` may"), "{error}");
         let edge = ServiceSpec::from_attributes("edge", &attributes).unwrap();
         let body = edge.create_body(&labels()).unwrap();
@@ -762,7 +836,11 @@ mod tests {
             )])),
         );
         let spec = ServiceSpec::from_attributes("api", &attributes).unwrap();
-        assert!(spec.create_body(&labels()).unwrap_err().contains("`TOKEN`"));
+        assert!(spec
+            .create_body(&labels())
+            .unwrap_err()
+            .to_string()
+            .contains("`TOKEN`"));
     }
 
     #[test]

@@ -1,0 +1,183 @@
+//! Applying an `image.*` resource: a built image (`tag`) is built from its context once
+//! per context hash; a referenced image (`reference`) is used as found on the host, or
+//! pulled when `pull = true`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use stackctl_provider::{
+    Action, ActionKind, Address, ApplyOutcome, ProviderError, Resource, Value,
+};
+
+use crate::api::{self, DockerClient};
+use crate::attributes::{desired_of, recorded_with, text_attribute};
+use crate::http::Response;
+use crate::labels::label;
+use crate::provider::DockerProvider;
+use crate::provider_error::{failed, from_client};
+
+impl DockerProvider {
+    pub(crate) async fn apply_image(
+        &self,
+        client: &DockerClient,
+        action: &Action,
+    ) -> Result<ApplyOutcome, ProviderError> {
+        if action.kind == ActionKind::Delete {
+            // Built images are this stack's and go; referenced ones may be shared and stay.
+            if let Some(prior) = &action.prior {
+                if let Some(tag) = text_attribute(&prior.attributes, "tag") {
+                    // 404 (already gone) and 409 (still used) are both fine here.
+                    let _ = client
+                        .send_raw(api::remove_image(tag))
+                        .await
+                        .map_err(from_client)?;
+                }
+            }
+            return Ok(ApplyOutcome::Deleted);
+        }
+        let desired = desired_of(action)?;
+        let attributes = &desired.attributes;
+        let image_id = if let Some(tag) = text_attribute(attributes, "tag") {
+            let context_hash = text_attribute(attributes, "context_hash").unwrap_or("");
+            let existing = client
+                .send_raw(api::inspect_image(tag))
+                .await
+                .map_err(from_client)?;
+            let existing = existing
+                .is_success()
+                .then(|| existing.json().ok())
+                .flatten();
+            match existing {
+                Some(image)
+                    if label(&image["Config"], api::LABEL_CONTEXT_HASH) == Some(context_hash) =>
+                {
+                    image["Id"].as_str().unwrap_or("").to_string()
+                }
+                _ => {
+                    self.build_image(client, &action.address, desired, tag, context_hash)
+                        .await?
+                }
+            }
+        } else if let Some(reference) = text_attribute(attributes, "reference") {
+            let existing = client
+                .send_raw(api::inspect_image(reference))
+                .await
+                .map_err(from_client)?;
+            if existing.is_success() {
+                existing
+                    .json()
+                    .ok()
+                    .and_then(|json| json["Id"].as_str().map(str::to_string))
+                    .unwrap_or_default()
+            } else if attributes.get("pull").and_then(Value::as_bool) == Some(true) {
+                let response = client
+                    .with_timeout(Duration::from_secs(30 * 60))
+                    .send(api::pull_image(reference))
+                    .await
+                    .map_err(from_client)?;
+                if let Some(error) = stream_error(&response) {
+                    return Err(failed(format!("cannot pull `{reference}`: {error}"), None));
+                }
+                let image = client
+                    .send_json(api::inspect_image(reference))
+                    .await
+                    .map_err(from_client)?;
+                image["Id"].as_str().unwrap_or("").to_string()
+            } else {
+                return Err(ProviderError::Failed {
+                    message: format!("image `{reference}` is not on the host and `pull = false`"),
+                    detail: None,
+                    hint: Some("load or build the image on the host, or set `pull = true`".into()),
+                });
+            }
+        } else {
+            return Err(failed(
+                format!("`{}` has neither `tag` nor `reference`", action.address),
+                None,
+            ));
+        };
+        Ok(ApplyOutcome::Recorded(recorded_with(
+            desired,
+            Some(image_id.clone()),
+            &[("image_id", Value::text(image_id))],
+        )))
+    }
+
+    async fn build_image(
+        &self,
+        client: &DockerClient,
+        address: &Address,
+        desired: &Resource,
+        tag: &str,
+        context_hash: &str,
+    ) -> Result<String, ProviderError> {
+        let written = text_attribute(&desired.attributes, "context")
+            .ok_or_else(|| failed(format!("`{address}` has no `context`"), None))?;
+        // Contexts are recorded relative to the stack file, so moving the checkout does
+        // not change hashes; resolve them against the stack's directory here.
+        let context = match &self.options.build_directory {
+            Some(base) if std::path::Path::new(written).is_relative() => {
+                base.join(written).to_string_lossy().to_string()
+            }
+            _ => written.to_string(),
+        };
+        let dockerfile = text_attribute(&desired.attributes, "dockerfile")
+            .unwrap_or("Dockerfile")
+            .to_string();
+        let packed_dockerfile = dockerfile.clone();
+        let tarball = tokio::task::spawn_blocking(move || {
+            api::context_tarball(std::path::Path::new(&context), &packed_dockerfile)
+        })
+        .await
+        .map_err(|error| failed(format!("packing the build context failed: {error}"), None))?
+        .map_err(|error| {
+            failed(
+                format!("cannot pack the build context of `{address}`: {error}"),
+                None,
+            )
+        })?;
+        let labels = BTreeMap::from([
+            (api::LABEL_STACK.to_string(), self.stack.clone()),
+            (api::LABEL_RESOURCE.to_string(), address.to_string()),
+            (
+                api::LABEL_CONTEXT_HASH.to_string(),
+                context_hash.to_string(),
+            ),
+        ]);
+        // Builds may take long; the build's own output is the progress.
+        let response = client
+            .with_timeout(Duration::from_secs(30 * 60))
+            .send(api::build_image(tag, &dockerfile, &labels, tarball))
+            .await
+            .map_err(from_client)?;
+        if let Some(error) = stream_error(&response) {
+            return Err(failed(
+                format!("building `{tag}` failed: {error}"),
+                Some(
+                    String::from_utf8_lossy(&response.body)
+                        .chars()
+                        .rev()
+                        .take(4000)
+                        .collect::<String>()
+                        .chars()
+                        .rev()
+                        .collect(),
+                ),
+            ));
+        }
+        let image = client
+            .send_json(api::inspect_image(tag))
+            .await
+            .map_err(from_client)?;
+        Ok(image["Id"].as_str().unwrap_or("").to_string())
+    }
+}
+
+/// The first `error` in a JSON-lines progress stream (build, pull).
+fn stream_error(response: &Response) -> Option<String> {
+    String::from_utf8_lossy(&response.body)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Json>(line).ok())
+        .find_map(|line| line["error"].as_str().map(str::to_string))
+}

@@ -1,0 +1,281 @@
+//! Refresh: what is live on the host, read in a constant number of round trips.
+//!
+//! One stream, two pipelined batches: first the three lists (every container, the
+//! stack's networks, the stack's volumes), then one inspect per chosen container and per
+//! image of interest. Each live object is described with the attributes of the same
+//! shape as desired ones, so the planner compares like with like.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value as Json;
+use stackctl_provider::{Address, Attributes, LiveResource, ProviderError, ReadRequest, Value};
+
+use crate::api;
+use crate::attributes::{image_reference, text_attribute};
+use crate::labels::{container_names, container_resource, label};
+use crate::provider::DockerProvider;
+use crate::provider_error::{failed, from_client};
+use crate::spec::live_service_attributes;
+
+impl DockerProvider {
+    /// Every live object of the stack: containers, networks, volumes and images in two
+    /// round trips, then the stack's files.
+    pub(crate) async fn refresh(
+        &self,
+        request: &ReadRequest,
+    ) -> Result<Vec<LiveResource>, ProviderError> {
+        let mut live = self.read_live(request).await?;
+        // Files: recorded attributes win (live is compared with what the last apply left).
+        let mut files: BTreeMap<Address, Attributes> = BTreeMap::new();
+        for resource in request
+            .desired
+            .iter()
+            .filter(|resource| resource.address.kind() == "file")
+        {
+            files.insert(resource.address.clone(), resource.attributes.clone());
+        }
+        for recorded in request
+            .recorded
+            .iter()
+            .filter(|recorded| recorded.address.kind() == "file")
+        {
+            files.insert(recorded.address.clone(), recorded.attributes.clone());
+        }
+        if !files.is_empty() {
+            let client = self.client(self.recorded_droplet_ip(request)).await?;
+            let files: Vec<(Address, Attributes)> = files.into_iter().collect();
+            live.extend(crate::files::read(client.host().as_ref(), &files, &request.salt).await?);
+        }
+        Ok(live)
+    }
+
+    /// The target droplet's address as recorded (the engine passes the droplet's record
+    /// along with this provider's own), when the target is a droplet.
+    fn recorded_droplet_ip(&self, request: &ReadRequest) -> Option<String> {
+        let droplet = self.droplet_address()?;
+        let recorded = request
+            .recorded
+            .iter()
+            .find(|recorded| recorded.address == droplet)?;
+        text_attribute(&recorded.attributes, "ipv4").map(str::to_string)
+    }
+
+    async fn read_live(&self, request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError> {
+        let client = self.client(self.recorded_droplet_ip(request)).await?;
+        let stack = request.stack.as_str();
+
+        // What state and stack.toml say, by address: the reference for each live shape.
+        let mut references: BTreeMap<Address, Attributes> = BTreeMap::new();
+        for resource in &request.desired {
+            references.insert(resource.address.clone(), resource.attributes.clone());
+        }
+        for recorded in &request.recorded {
+            // Recorded wins: live is compared with what the last apply left.
+            references.insert(recorded.address.clone(), recorded.attributes.clone());
+        }
+        let recorded_ids: BTreeMap<&Address, &str> = request
+            .recorded
+            .iter()
+            .filter_map(|recorded| recorded.id.as_deref().map(|id| (&recorded.address, id)))
+            .collect();
+        let mut service_by_container_name: BTreeMap<String, Address> = BTreeMap::new();
+        for (address, attributes) in &references {
+            if address.kind() == "service" {
+                if let Some(name) = text_attribute(attributes, "container_name") {
+                    service_by_container_name.insert(name.to_string(), address.clone());
+                }
+            }
+        }
+
+        let mut connection = client.connect().await.map_err(from_client)?;
+        // Round trip 1: the lists.
+        let lists = connection
+            .batch(&[
+                api::list_all_containers(),
+                api::list_networks(stack),
+                api::list_volumes(stack),
+            ])
+            .await
+            .map_err(from_client)?;
+        let mut parsed = Vec::new();
+        for (response, what) in lists.into_iter().zip(["containers", "networks", "volumes"]) {
+            let response = api::check("GET", what, response).map_err(from_client)?;
+            parsed.push(
+                response
+                    .json()
+                    .map_err(|error| failed(error.to_string(), None))?,
+            );
+        }
+        let (containers, networks, volumes) = (&parsed[0], &parsed[1], &parsed[2]);
+
+        // Which containers matter: this stack's, and any holding a service's name.
+        let mut candidates: BTreeMap<Address, Vec<&Json>> = BTreeMap::new();
+        for container in containers.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            let address = container_resource(container, stack)
+                .and_then(|text| Address::parse(&text).ok())
+                .or_else(|| {
+                    container_names(container)
+                        .iter()
+                        .find_map(|name| service_by_container_name.get(name).cloned())
+                });
+            if let Some(address) = address {
+                candidates.entry(address).or_default().push(container);
+            }
+        }
+        // One container per service: the recorded one, else the newest running one.
+        let mut chosen: Vec<(Address, String, String)> = Vec::new();
+        for (address, containers) in &candidates {
+            let recorded = recorded_ids.get(address).copied();
+            let pick = containers
+                .iter()
+                .find(|container| Some(container["Id"].as_str().unwrap_or("")) == recorded)
+                .or_else(|| {
+                    containers
+                        .iter()
+                        .filter(|container| container["State"] == "running")
+                        .max_by_key(|container| container["Created"].as_i64().unwrap_or(0))
+                })
+                .or_else(|| {
+                    containers
+                        .iter()
+                        .max_by_key(|container| container["Created"].as_i64().unwrap_or(0))
+                });
+            if let Some(container) = pick {
+                let id = container["Id"].as_str().unwrap_or("").to_string();
+                let image = container["Image"].as_str().unwrap_or("").to_string();
+                chosen.push((address.clone(), id, image));
+            }
+        }
+        let mut images: BTreeSet<String> =
+            chosen.iter().map(|(_, _, image)| image.clone()).collect();
+        for (address, attributes) in &references {
+            if address.kind() == "image" {
+                if let Some(reference) = image_reference(attributes) {
+                    images.insert(reference.to_string());
+                }
+            }
+        }
+        images.remove("");
+        let images: Vec<String> = images.into_iter().collect();
+
+        // Round trip 2: every inspect at once.
+        let mut inspects: Vec<_> = chosen
+            .iter()
+            .map(|(_, id, _)| api::inspect_container(id))
+            .collect();
+        inspects.extend(images.iter().map(|image| api::inspect_image(image)));
+        let answers = connection.batch(&inspects).await.map_err(from_client)?;
+        let (container_answers, image_answers) = answers.split_at(chosen.len());
+        let image_details: BTreeMap<&str, Json> = images
+            .iter()
+            .zip(image_answers)
+            .filter(|(_, response)| response.is_success())
+            .filter_map(|(image, response)| response.json().ok().map(|json| (image.as_str(), json)))
+            .collect();
+
+        let mut live = Vec::new();
+        for ((address, id, image), response) in chosen.iter().zip(container_answers) {
+            if !response.is_success() {
+                // Removed between the list and the inspect: absent.
+                continue;
+            }
+            let inspect = response
+                .json()
+                .map_err(|error| failed(error.to_string(), None))?;
+            let image_env: Vec<String> = image_details
+                .get(image.as_str())
+                .and_then(|details| details["Config"]["Env"].as_array())
+                .map(|env| {
+                    env.iter()
+                        .filter_map(|item| item.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let attributes = live_service_attributes(
+                &inspect,
+                &image_env,
+                references.get(address),
+                &request.salt,
+            );
+            live.push(LiveResource {
+                address: address.clone(),
+                id: Some(id.clone()),
+                attributes,
+                owned: label(&inspect["Config"], api::LABEL_STACK) == Some(stack),
+            });
+        }
+        for network in networks.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            let Some(address) =
+                container_resource(network, stack).and_then(|text| Address::parse(&text).ok())
+            else {
+                continue;
+            };
+            let mut attributes = references.get(&address).cloned().unwrap_or_default();
+            attributes.insert(
+                "name".into(),
+                Value::text(network["Name"].as_str().unwrap_or("")),
+            );
+            attributes.insert(
+                "internal".into(),
+                Value::Bool(network["Internal"].as_bool().unwrap_or(false)),
+            );
+            live.push(LiveResource {
+                address,
+                id: network["Id"].as_str().map(str::to_string),
+                attributes,
+                owned: true,
+            });
+        }
+        for volume in volumes["Volumes"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            let Some(address) =
+                container_resource(volume, stack).and_then(|text| Address::parse(&text).ok())
+            else {
+                continue;
+            };
+            let name = volume["Name"].as_str().unwrap_or("").to_string();
+            let mut attributes = references.get(&address).cloned().unwrap_or_default();
+            attributes.insert("name".into(), Value::text(name.clone()));
+            live.push(LiveResource {
+                address,
+                id: Some(name),
+                attributes,
+                owned: true,
+            });
+        }
+        for (address, attributes) in &references {
+            if address.kind() != "image" {
+                continue;
+            }
+            let Some(details) =
+                image_reference(attributes).and_then(|reference| image_details.get(reference))
+            else {
+                continue;
+            };
+            let mut attributes = attributes.clone();
+            let image_id = details["Id"].as_str().unwrap_or("").to_string();
+            attributes.insert("image_id".into(), Value::text(image_id.clone()));
+            let built_from = label(&details["Config"], api::LABEL_CONTEXT_HASH);
+            if attributes.contains_key("context_hash") {
+                attributes.insert(
+                    "context_hash".into(),
+                    built_from.map(Value::text).unwrap_or(Value::Null),
+                );
+            }
+            // A referenced image (`image = "postgres:16"`) is shared, never this stack's
+            // alone: finding it present is what stackctl wants, so it is adopted as is.
+            let referenced = !attributes.contains_key("tag");
+            live.push(LiveResource {
+                address: address.clone(),
+                id: Some(image_id),
+                attributes,
+                owned: referenced || label(&details["Config"], api::LABEL_STACK) == Some(stack),
+            });
+        }
+        live.sort_by(|left, right| left.address.cmp(&right.address));
+        Ok(live)
+    }
+}

@@ -1,0 +1,400 @@
+//! A service's lifecycle: create (connect, start), update in place, replace, delete.
+//!
+//! How a service is replaced depends on what it is: a routed one swaps with zero
+//! downtime (`swap.rs`); a stateful one (a named volume) loses its old container first,
+//! so two processes never share the data directory; any other starts beside the old one
+//! under a temporary name, becomes healthy, and takes the name once the old one is gone.
+//! A container that fails its health check is removed and the old one keeps serving.
+
+use stackctl_provider::{
+    Action, ActionKind, Address, ApplyContext, ApplyOutcome, ProviderError, ReplaceOrder, Resource,
+    Value,
+};
+
+use crate::api::{self, DockerClient, Labels};
+use crate::attributes::{desired_of, recorded_with};
+use crate::labels::{container_names, label};
+use crate::provider::DockerProvider;
+use crate::provider_error::{failed, from_client, from_host};
+use crate::spec::ServiceSpec;
+
+/// The service attributes that a container cannot change in place: a change to any of
+/// them replaces the container (the others are updated live).
+pub(crate) const SERVICE_FORCES_REPLACE: &[&str] = &[
+    "container_name",
+    "image",
+    "command",
+    "entrypoint",
+    "env",
+    "networks",
+    "volumes",
+    "user",
+    "read_only",
+    "health",
+    "ports",
+    "port",
+    "route_backend",
+    "stateful",
+    // The hash of the edge's static Traefik file: Traefik reads it only at start.
+    "config_hash",
+];
+
+fn short_hash(hash: &str) -> String {
+    hash.trim_start_matches("sha256:").chars().take(8).collect()
+}
+
+/// A container of this service found on the host.
+#[derive(Clone, Debug)]
+struct Existing {
+    id: String,
+    name: String,
+}
+
+impl DockerProvider {
+    /// Every container labelled as this resource of this stack.
+    async fn service_containers(
+        &self,
+        client: &DockerClient,
+        address: &Address,
+    ) -> Result<Vec<Existing>, ProviderError> {
+        let list = client
+            .send_json(api::list_containers(
+                &self.stack,
+                Some(&address.to_string()),
+            ))
+            .await
+            .map_err(from_client)?;
+        Ok(list
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .map(|container| Existing {
+                id: container["Id"].as_str().unwrap_or("").to_string(),
+                name: container_names(container)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Creates, connects and starts a container; returns its id.
+    async fn create_container(
+        &self,
+        client: &DockerClient,
+        address: &Address,
+        spec: &ServiceSpec,
+        labels: &Labels,
+        name: &str,
+    ) -> Result<String, ProviderError> {
+        let body = spec
+            .create_body(labels)
+            .map_err(|message| failed(format!("`{address}`: {message}"), None))?;
+        let mut response = client
+            .send_raw(api::create_container(name, body.clone()))
+            .await
+            .map_err(from_client)?;
+        if response.status == 409 {
+            // The name is taken. A leftover of this very resource (a failed earlier run)
+            // may go; anything else is someone's container and stays.
+            let existing = client
+                .send_json(api::inspect_container(name))
+                .await
+                .map_err(from_client)?;
+            let ours = label(&existing["Config"], api::LABEL_STACK) == Some(self.stack.as_str())
+                && label(&existing["Config"], api::LABEL_RESOURCE)
+                    == Some(address.to_string().as_str());
+            if !ours {
+                return Err(ProviderError::Failed {
+                    message: format!(
+                        "a container named `{name}` exists and is not `{address}` of stack `{}`",
+                        self.stack
+                    ),
+                    detail: None,
+                    hint: Some("remove or rename that container, then apply again".into()),
+                });
+            }
+            let id = existing["Id"].as_str().unwrap_or(name).to_string();
+            client
+                .send(api::remove_container(&id))
+                .await
+                .map_err(from_client)?;
+            response = client
+                .send_raw(api::create_container(name, body))
+                .await
+                .map_err(from_client)?;
+        }
+        if !response.is_success() {
+            return Err(failed(
+                format!(
+                    "cannot create container `{name}` for `{address}`: {}",
+                    response.error_message()
+                ),
+                None,
+            ));
+        }
+        let id = response
+            .json()
+            .ok()
+            .and_then(|json| json["Id"].as_str().map(str::to_string))
+            .ok_or_else(|| failed("Docker did not return the new container's id", None))?;
+        for (network, aliases) in spec.networks.iter().skip(1) {
+            if let Err(error) = client
+                .send(api::connect_network(network, &id, aliases))
+                .await
+            {
+                let _ = client.send_raw(api::remove_container(&id)).await;
+                return Err(failed(
+                    format!("cannot connect `{name}` to network `{network}`: {error}"),
+                    None,
+                ));
+            }
+        }
+        if let Err(error) = client.send(api::start_container(&id)).await {
+            let evidence = self.failure_evidence(client, &id).await;
+            let _ = client.send_raw(api::remove_container(&id)).await;
+            return Err(failed(
+                format!("cannot start `{name}`: {error}"),
+                Some(evidence),
+            ));
+        }
+        Ok(id)
+    }
+
+    async fn stop_and_remove(&self, client: &DockerClient, id: &str) -> Result<(), ProviderError> {
+        let _ = client
+            .send_raw(api::stop_container(id, self.options.stop_grace_seconds))
+            .await;
+        let response = client
+            .send_raw(api::remove_container(id))
+            .await
+            .map_err(from_client)?;
+        if response.is_success() || response.status == 404 {
+            Ok(())
+        } else {
+            Err(failed(
+                format!("cannot remove container {id}: {}", response.error_message()),
+                None,
+            ))
+        }
+    }
+
+    pub(crate) async fn apply_service(
+        &self,
+        client: &DockerClient,
+        action: &Action,
+        context: &ApplyContext,
+    ) -> Result<ApplyOutcome, ProviderError> {
+        let address = &action.address;
+        if action.kind == ActionKind::Delete {
+            for container in self.service_containers(client, address).await? {
+                self.stop_and_remove(client, &container.id).await?;
+            }
+            if let Some(file) = action
+                .prior
+                .as_ref()
+                .and_then(|prior| prior.attributes.get("route_backend"))
+                .and_then(Value::as_map)
+                .and_then(|backend| backend.get("file"))
+                .and_then(Value::as_text)
+            {
+                client.host().remove_file(file).await.map_err(from_host)?;
+            }
+            return Ok(ApplyOutcome::Deleted);
+        }
+        let desired = desired_of(action)?;
+        let spec = ServiceSpec::from_attributes(address.name(), &desired.attributes)
+            .map_err(|message| failed(format!("`{address}`: {message}"), None))?;
+        let existing = self.service_containers(client, address).await?;
+
+        if action.kind == ActionKind::Update {
+            let forced_change = action.prior.as_ref().is_some_and(|prior| {
+                SERVICE_FORCES_REPLACE
+                    .iter()
+                    .any(|name| prior.attributes.get(*name) != desired.attributes.get(*name))
+            });
+            let current = existing
+                .iter()
+                .find(|container| {
+                    Some(&container.id) == action.prior.as_ref().and_then(|prior| prior.id.as_ref())
+                })
+                .or_else(|| {
+                    existing
+                        .iter()
+                        .find(|container| Some(&container.id) == action.live_id.as_ref())
+                })
+                .or_else(|| existing.first());
+            if let (Some(current), false) = (current, forced_change) {
+                return self
+                    .update_in_place(client, address, desired, &spec, current, context)
+                    .await;
+            }
+        }
+        let destroy_first = action.kind == ActionKind::ReplaceDestroyBeforeCreate
+            || desired.replace_order == ReplaceOrder::DestroyBeforeCreate
+            || spec.stateful;
+        let labels = self.labels(address, &desired.hash());
+        // A container that took the service's name by hand and was recorded or seen live as
+        // this service (the plan's repair) goes too; other strangers are never touched.
+        let mut old = existing.clone();
+        for id in [
+            action.live_id.as_ref(),
+            action.prior.as_ref().and_then(|prior| prior.id.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !old.iter().any(|container| &container.id == id) {
+                if let Ok(inspect) = client.send_json(api::inspect_container(id)).await {
+                    let name = inspect["Name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .trim_start_matches('/')
+                        .to_string();
+                    if name == spec.container_name
+                        || name.starts_with(&format!("{}-", spec.container_name))
+                    {
+                        old.push(Existing {
+                            id: id.clone(),
+                            name,
+                        });
+                    }
+                }
+            }
+        }
+
+        if destroy_first {
+            for container in &old {
+                self.stop_and_remove(client, &container.id).await?;
+            }
+            let id = self
+                .create_container(client, address, &spec, &labels, &spec.container_name)
+                .await?;
+            if let Err(reason) = self.wait_healthy(client, &id, context.health_timeout).await {
+                let evidence = self.failure_evidence(client, &id).await;
+                return Err(failed(
+                    format!("`{address}` did not become healthy: {reason}"),
+                    Some(evidence),
+                ));
+            }
+            self.switch_backend(client, &spec, &spec.container_name, !old.is_empty())
+                .await?;
+            return Ok(self.record_service(desired, &id, &spec.container_name));
+        }
+
+        let routed = spec.route_backend.is_some();
+        let name_taken = |name: &str| old.iter().any(|container| container.name == name);
+        let mut new_name = if routed || name_taken(&spec.container_name) {
+            format!("{}-{}", spec.container_name, short_hash(&desired.hash()))
+        } else {
+            spec.container_name.clone()
+        };
+        if name_taken(&new_name) {
+            // The same hash again (a repair): keep both names distinct.
+            let nonce = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_millis() % 100_000)
+                .unwrap_or(0);
+            new_name = format!("{new_name}-{nonce}");
+        }
+        let id = self
+            .create_container(client, address, &spec, &labels, &new_name)
+            .await?;
+        if let Err(reason) = self.wait_healthy(client, &id, context.health_timeout).await {
+            let evidence = self.failure_evidence(client, &id).await;
+            // The old container was never touched and keeps serving.
+            let _ = client.send_raw(api::remove_container(&id)).await;
+            let kept = if old.is_empty() {
+                String::new()
+            } else {
+                format!("; the previous container `{}` keeps serving", old[0].name)
+            };
+            return Err(failed(
+                format!("`{address}`: the new container `{new_name}` did not become healthy: {reason}{kept}"),
+                Some(evidence),
+            ));
+        }
+        if routed {
+            self.switch_backend(client, &spec, &new_name, !old.is_empty())
+                .await?;
+            if !old.is_empty() {
+                tokio::time::sleep(self.options.drain).await;
+            }
+        }
+        for container in &old {
+            self.stop_and_remove(client, &container.id).await?;
+        }
+        let mut final_name = new_name.clone();
+        if !routed && new_name != spec.container_name {
+            client
+                .send(api::rename_container(&id, &spec.container_name))
+                .await
+                .map_err(from_client)?;
+            final_name = spec.container_name.clone();
+        }
+        Ok(self.record_service(desired, &id, &final_name))
+    }
+
+    async fn update_in_place(
+        &self,
+        client: &DockerClient,
+        address: &Address,
+        desired: &Resource,
+        spec: &ServiceSpec,
+        current: &Existing,
+        context: &ApplyContext,
+    ) -> Result<ApplyOutcome, ProviderError> {
+        let nano = match &spec.cpus {
+            Some(cpus) => Some(
+                crate::spec::nano_cpus(cpus).map_err(|error| failed(error.to_string(), None))?,
+            ),
+            None => None,
+        };
+        client
+            .send(api::update_container(
+                &current.id,
+                spec.memory,
+                nano,
+                &spec.restart,
+            ))
+            .await
+            .map_err(from_client)?;
+        let inspect = client
+            .send_json(api::inspect_container(&current.id))
+            .await
+            .map_err(from_client)?;
+        if inspect["State"]["Running"].as_bool() != Some(true) {
+            // A container stopped by hand: start it again and gate on health.
+            client
+                .send(api::start_container(&current.id))
+                .await
+                .map_err(from_client)?;
+            if let Err(reason) = self
+                .wait_healthy(client, &current.id, context.health_timeout)
+                .await
+            {
+                let evidence = self.failure_evidence(client, &current.id).await;
+                return Err(failed(
+                    format!("`{address}` did not become healthy again: {reason}"),
+                    Some(evidence),
+                ));
+            }
+        }
+        Ok(self.record_service(desired, &current.id, &current.name))
+    }
+
+    pub(crate) fn record_service(&self, desired: &Resource, id: &str, name: &str) -> ApplyOutcome {
+        ApplyOutcome::Recorded(recorded_with(
+            desired,
+            Some(id.to_string()),
+            &[
+                ("container_id", Value::text(id)),
+                ("container", Value::text(name)),
+                ("running", Value::Bool(true)),
+                ("state", Value::text("running")),
+                ("label_hash", Value::text(desired.hash())),
+            ],
+        ))
+    }
+}
