@@ -5,6 +5,7 @@
 pub mod diagnostic;
 pub mod document;
 pub mod environment;
+pub mod parse;
 pub mod shape;
 pub mod types;
 pub mod validate;
