@@ -10,6 +10,9 @@ pub mod shape;
 pub mod types;
 pub mod validate;
 
+#[cfg(test)]
+mod validate_tests;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

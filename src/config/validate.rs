@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use petgraph::graphmap::DiGraphMap;
+use stackctl_traefik::policy::{
+    missing_dashboard_protections, production_certificates_refused, RouteProtection,
+};
 
 use super::diagnostic::{did_you_mean, Diagnostic};
 use super::document::{child_path, index_path, SourceMap};
@@ -277,9 +280,10 @@ impl Checks<'_> {
             return;
         };
         if let Some(tls) = &edge.tls {
-            if tls.ca == Some(CertificateAuthority::Production)
-                && !config.stack.allow_production_certificates
-            {
+            if production_certificates_refused(
+                tls.ca == Some(CertificateAuthority::Production),
+                config.stack.allow_production_certificates,
+            ) {
                 self.error(
                     "policy-production-certificates",
                     "edge.tls.ca",
@@ -493,16 +497,8 @@ impl Checks<'_> {
                     );
                 }
                 if service.dashboard {
-                    let flattened = flatten_middlewares(&route.middlewares, &config.middlewares);
-                    let has = |wanted: &str| {
-                        flattened
-                            .iter()
-                            .any(|middleware| middleware.type_name() == wanted)
-                    };
-                    let missing: Vec<&str> = ["basic_auth", "ip_allow_list"]
-                        .into_iter()
-                        .filter(|wanted| !has(wanted))
-                        .collect();
+                    let protection = route_protection(&route.middlewares, &config.middlewares);
+                    let missing = missing_dashboard_protections(&protection);
                     if !missing.is_empty() {
                         self.error(
                             "policy-dashboard-exposed",
@@ -533,11 +529,6 @@ impl Checks<'_> {
             for (index, middleware) in route.middlewares.iter().enumerate() {
                 let path = index_path(&child_path(&base, "middlewares"), index);
                 self.reference(&path, "middleware", middleware, &config.middlewares);
-            }
-        }
-        for (name, service) in &config.services {
-            if service.dashboard && config.routes.values().all(|route| &route.service != name) {
-                continue;
             }
         }
     }
@@ -727,6 +718,20 @@ pub fn flatten_middlewares<'a>(
         }
     }
     result
+}
+
+/// What a route's middlewares do, in the terms of the edge's policy: their types in
+/// request order, chains expanded.
+fn route_protection(
+    names: &[String],
+    all: &BTreeMap<String, MiddlewareConfig>,
+) -> RouteProtection {
+    let order = flatten_middlewares(names, all)
+        .into_iter()
+        .map(MiddlewareConfig::type_name)
+        .filter(|type_name| *type_name != "chain")
+        .collect();
+    RouteProtection { order }
 }
 
 /// Where a secret may appear: fields that lowering carries as [`stackctl_provider::Secret`]
