@@ -116,7 +116,9 @@ impl HealthConfig {
 }
 
 fn seconds_or(text: &Option<String>, default: i64) -> i64 {
-    text.as_deref().and_then(duration_seconds).unwrap_or(default)
+    text.as_deref()
+        .and_then(duration_seconds)
+        .unwrap_or(default)
 }
 
 impl DnsRecordConfig {
@@ -138,8 +140,14 @@ mod tests {
     #[test]
     fn mounts() {
         let cases = [
-            ("pgdata:/var/lib/postgresql/data", Some(("pgdata", "/var/lib/postgresql/data", false, false))),
-            ("/srv/files:/files:ro", Some(("/srv/files", "/files", true, true))),
+            (
+                "pgdata:/var/lib/postgresql/data",
+                Some(("pgdata", "/var/lib/postgresql/data", false, false)),
+            ),
+            (
+                "/srv/files:/files:ro",
+                Some(("/srv/files", "/files", true, true)),
+            ),
             ("./conf:/conf:rw", Some(("./conf", "/conf", false, true))),
             ("~/x:/x", Some(("~/x", "/x", false, true))),
             ("data:relative", None),
@@ -148,8 +156,14 @@ mod tests {
             ("a", None),
         ];
         for (text, expected) in cases {
-            let parsed = Mount::parse(text)
-                .map(|mount| (mount.source.clone(), mount.target.clone(), mount.read_only, mount.is_bind()));
+            let parsed = Mount::parse(text).map(|mount| {
+                (
+                    mount.source.clone(),
+                    mount.target.clone(),
+                    mount.read_only,
+                    mount.is_bind(),
+                )
+            });
             let expected = expected.map(|(source, target, read_only, bind)| {
                 (source.to_string(), target.to_string(), read_only, bind)
             });

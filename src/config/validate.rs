@@ -214,9 +214,12 @@ impl Checks<'_> {
                 // Two records of one name and type would share an address (one silently
                 // replacing the other); several values for a name need several names.
                 let base = record.address_base();
-                if let Some(other) = dns.records.iter().take(index).find(|other| {
-                    other.name != record.name && other.address_base() == base
-                }) {
+                if let Some(other) = dns
+                    .records
+                    .iter()
+                    .take(index)
+                    .find(|other| other.name != record.name && other.address_base() == base)
+                {
                     self.error(
                         "duplicate-record",
                         &path,
@@ -722,10 +725,7 @@ pub fn flatten_middlewares<'a>(
 
 /// What a route's middlewares do, in the terms of the edge's policy: their types in
 /// request order, chains expanded.
-fn route_protection(
-    names: &[String],
-    all: &BTreeMap<String, MiddlewareConfig>,
-) -> RouteProtection {
+fn route_protection(names: &[String], all: &BTreeMap<String, MiddlewareConfig>) -> RouteProtection {
     let order = flatten_middlewares(names, all)
         .into_iter()
         .map(MiddlewareConfig::type_name)

@@ -8,12 +8,15 @@ const BASE: &str = "[stack]\nname = \"shop\"\n\n[target]\nhost = \"local\"\n";
 const EDGE: &str = "\n[edge]\nimage = \"traefik:v3.3\"\n";
 const FLOWER: &str = "\n[services.flower]\nimage = \"flower:2\"\nport = 5555\ndashboard = true\n";
 
-/// (code, message, line, column) of every problem validation finds in `BASE` + `snippet`.
-fn problems(snippet: &str) -> Vec<(&'static str, String, usize, usize)> {
+/// A problem found: (code, message, line, column).
+type Problem<Message> = (&'static str, Message, usize, usize);
+
+/// Every problem validation finds in `BASE` + `snippet`.
+fn problems(snippet: &str) -> Vec<Problem<String>> {
     problems_in(&format!("{BASE}{snippet}"))
 }
 
-fn problems_in(text: &str) -> Vec<(&'static str, String, usize, usize)> {
+fn problems_in(text: &str) -> Vec<Problem<String>> {
     // An empty directory: no `.env.example` of this repository interferes.
     let directory = tempfile::tempdir().expect("a temporary directory");
     let source = SourceFile {
@@ -37,7 +40,7 @@ fn problems_in(text: &str) -> Vec<(&'static str, String, usize, usize)> {
 
 #[test]
 fn each_rule_reports_its_problem_where_it_is() {
-    let cases: Vec<(&str, String, Vec<(&str, &str, usize, usize)>)> = vec![
+    let cases: Vec<(&str, String, Vec<Problem<&str>>)> = vec![
         (
             "only the edge publishes ports",
             "\n[services.api]\nimage = \"api:1\"\nports = [\"8000:8000\"]\n".into(),
@@ -192,13 +195,15 @@ fn each_rule_reports_its_problem_where_it_is() {
     // Every row is checked before failing, so one run shows every rule that moved.
     let mut wrong = Vec::new();
     for (case, snippet, expected) in cases {
-        let expected: Vec<(&str, String, usize, usize)> = expected
+        let expected: Vec<Problem<String>> = expected
             .into_iter()
             .map(|(code, message, line, column)| (code, message.to_string(), line, column))
             .collect();
         let found = problems(&snippet);
         if found != expected {
-            wrong.push(format!("{case}:\n  found    {found:?}\n  expected {expected:?}"));
+            wrong.push(format!(
+                "{case}:\n  found    {found:?}\n  expected {expected:?}"
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));

@@ -47,7 +47,12 @@ pub fn link_edge_to_static_config(resources: &mut [Resource]) {
 }
 
 impl Lowering<'_> {
-    pub(super) fn edge(&self, edge: &EdgeConfig, networks: &[String], resources: &mut Vec<Resource>) {
+    pub(super) fn edge(
+        &self,
+        edge: &EdgeConfig,
+        networks: &[String],
+        resources: &mut Vec<Resource>,
+    ) {
         resources.push(self.on_host(self.static_file(edge)));
         resources.push(self.on_host(self.edge_service(edge, networks)));
         for (name, middleware) in &self.config.middlewares {
@@ -114,7 +119,12 @@ impl Lowering<'_> {
             ports.push(published_port("127.0.0.1", admin_port, EDGE_ADMIN_PORT));
         }
         let volumes = vec![
-            container_mount("bind", format!("{}/traefik", self.root), "/etc/traefik", true),
+            container_mount(
+                "bind",
+                format!("{}/traefik", self.root),
+                "/etc/traefik",
+                true,
+            ),
             container_mount(
                 "volume",
                 format!("{}_{EDGE_ACME_VOLUME}", self.stack),
@@ -135,7 +145,10 @@ impl Lowering<'_> {
             .with("restart", "unless-stopped")
             .with("read_only", false)
             .with("stateful", true)
-            .with("networks", network_attachments(self.stack, networks, "edge"))
+            .with(
+                "networks",
+                network_attachments(self.stack, networks, "edge"),
+            )
             .depends_on(Address::new("image", "edge"))
             .depends_on(Address::new("file", STATIC_FILE))
             .depends_on(Address::new("volume", EDGE_ACME_VOLUME));
@@ -239,7 +252,7 @@ impl Lowering<'_> {
                 map(entries)
             }
             MiddlewareConfig::IpAllowList { source_range } => {
-                map([("source_range", self.texts(source_range))])
+                map([("source_range", self.resolved_texts(source_range))])
             }
             MiddlewareConfig::StripPrefix { prefixes } => map([("prefixes", texts(prefixes))]),
             MiddlewareConfig::Chain { middlewares } => map([("middlewares", texts(middlewares))]),

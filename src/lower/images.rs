@@ -50,7 +50,9 @@ impl Lowering<'_> {
             .iter()
             .filter_map(|(name, image)| {
                 let attributes = &image.attributes;
-                let value = attributes.get("tag").or_else(|| attributes.get("reference"))?;
+                let value = attributes
+                    .get("tag")
+                    .or_else(|| attributes.get("reference"))?;
                 Some((name, value.clone()))
             })
             .collect();

@@ -106,7 +106,7 @@ impl Lowering<'_> {
     }
 
     /// Each config string of a list, resolved as plain text.
-    fn texts(&self, raw: &[String]) -> Value {
+    fn resolved_texts(&self, raw: &[String]) -> Value {
         texts(&raw.iter().map(|part| self.text(part)).collect::<Vec<_>>())
     }
 

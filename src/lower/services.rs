@@ -41,10 +41,10 @@ impl Lowering<'_> {
             .with("image", image.value.clone())
             .depends_on(Address::new("image", &image.name));
         if let Some(command) = &service.command {
-            resource = resource.with("command", self.texts(command));
+            resource = resource.with("command", self.resolved_texts(command));
         }
         if let Some(entrypoint) = &service.entrypoint {
-            resource = resource.with("entrypoint", self.texts(entrypoint));
+            resource = resource.with("entrypoint", self.resolved_texts(entrypoint));
         }
         let env: BTreeMap<String, Value> = service
             .env
@@ -54,10 +54,7 @@ impl Lowering<'_> {
         resource = resource.with("env", Value::Map(env));
 
         let networks = service.network_names();
-        resource = resource.with(
-            "networks",
-            network_attachments(self.stack, &networks, name),
-        );
+        resource = resource.with("networks", network_attachments(self.stack, &networks, name));
         for network in &networks {
             resource = resource.depends_on(Address::new("network", network));
         }
@@ -100,12 +97,22 @@ impl Lowering<'_> {
                     resolve_path(std::path::Path::new(&self.base_directory), &parsed.source)
                         .to_string_lossy()
                         .to_string();
-                mounts.push(container_mount("bind", absolute, &parsed.target, parsed.read_only));
+                mounts.push(container_mount(
+                    "bind",
+                    absolute,
+                    &parsed.target,
+                    parsed.read_only,
+                ));
             } else {
                 stateful = true;
                 resource = resource.depends_on(Address::new("volume", &parsed.source));
                 let volume = format!("{}_{}", self.stack, parsed.source);
-                mounts.push(container_mount("volume", volume, &parsed.target, parsed.read_only));
+                mounts.push(container_mount(
+                    "volume",
+                    volume,
+                    &parsed.target,
+                    parsed.read_only,
+                ));
             }
         }
         let resource = resource

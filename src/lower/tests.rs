@@ -202,7 +202,10 @@ fn a_secret_variable_makes_the_value_secret() {
     let Value::Map(env) = env else {
         panic!("env is not a map: {env:?}");
     };
-    assert!(matches!(env["POSTGRES_PASSWORD"], Value::Secret(_)), "{env:?}");
+    assert!(
+        matches!(env["POSTGRES_PASSWORD"], Value::Secret(_)),
+        "{env:?}"
+    );
     assert_eq!(env["POSTGRES_USER"], Value::text("shop"));
     assert!(!format!("{env:?}").contains("hunter2"));
 }

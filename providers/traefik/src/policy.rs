@@ -84,7 +84,10 @@ pub fn missing_dashboard_protections(protection: &RouteProtection) -> Vec<&'stat
 /// True when a stack asks Let's Encrypt production for certificates without allowing
 /// it explicitly. Staging is the default so that a misconfigured stack cannot burn
 /// through production's strict rate limits.
-pub fn production_certificates_refused(asks_for_production: bool, explicitly_allowed: bool) -> bool {
+pub fn production_certificates_refused(
+    asks_for_production: bool,
+    explicitly_allowed: bool,
+) -> bool {
     asks_for_production && !explicitly_allowed
 }
 
