@@ -2,6 +2,7 @@
 //! generated from the types, deserialise, then validate references and policy. Every
 //! problem is collected as a [`Diagnostic`] pointing at `file:line:column`.
 
+pub mod derived;
 pub mod diagnostic;
 pub mod document;
 pub mod environment;

@@ -13,6 +13,8 @@ use super::diagnostic::{did_you_mean, Diagnostic};
 use super::document::{child_path, index_path, SourceMap};
 use super::environment::{variables_in, Environment};
 use super::parse::{duration_seconds, file_mode, memory_bytes, Mount};
+// Other stages name these by their old home here.
+pub use super::derived::{flatten_middlewares, target_droplet};
 use super::types::*;
 
 pub fn validate(
@@ -690,37 +692,6 @@ fn collect_strings(value: &serde_json::Value, path: &str, found: &mut Vec<(Strin
         }
         _ => {}
     }
-}
-
-/// The droplet that runs the services, if any.
-pub fn target_droplet(config: &Config) -> Option<&str> {
-    match &config.target {
-        Some(target) => target.droplet.as_deref(),
-        None if config.droplets.len() == 1 => config.droplets.keys().next().map(String::as_str),
-        None => None,
-    }
-}
-
-/// The middlewares a route applies, with chains expanded (each once, cycles cut).
-pub fn flatten_middlewares<'a>(
-    names: &[String],
-    all: &'a BTreeMap<String, MiddlewareConfig>,
-) -> Vec<&'a MiddlewareConfig> {
-    let mut seen = BTreeSet::new();
-    let mut result = Vec::new();
-    let mut stack: Vec<&str> = names.iter().rev().map(String::as_str).collect();
-    while let Some(name) = stack.pop() {
-        if !seen.insert(name.to_string()) {
-            continue;
-        }
-        if let Some(middleware) = all.get(name) {
-            if let MiddlewareConfig::Chain { middlewares } = middleware {
-                stack.extend(middlewares.iter().rev().map(String::as_str));
-            }
-            result.push(middleware);
-        }
-    }
-    result
 }
 
 /// What a route's middlewares do, in the terms of the edge's policy: their types in

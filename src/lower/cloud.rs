@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use stackctl_provider::{Address, ReplaceOrder, Resource, Value};
 
 use super::{map, texts, unknown, Lowering, DIGITALOCEAN};
-use crate::config::validate::target_droplet;
+use crate::config::derived::target_droplet;
 use crate::config::{DropletConfig, FirewallConfig, Protocol};
 
 impl Lowering<'_> {

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use stackctl_provider::{Address, Reference, Resource, Secret, Value};
 
-use crate::config::validate::target_droplet;
+use crate::config::derived::target_droplet;
 use crate::config::{Config, Environment, HostTarget, LoadedConfig};
 use crate::context::ExternalInputs;
 
