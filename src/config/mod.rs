@@ -2,12 +2,17 @@
 //! generated from the types, deserialise, then validate references and policy. Every
 //! problem is collected as a [`Diagnostic`] pointing at `file:line:column`.
 
+pub mod derived;
 pub mod diagnostic;
 pub mod document;
 pub mod environment;
+pub mod parse;
 pub mod shape;
 pub mod types;
 pub mod validate;
+
+#[cfg(test)]
+mod validate_tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,10 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use petgraph::graphmap::DiGraphMap;
+use stackctl_traefik::policy::{
+    missing_dashboard_protections, production_certificates_refused, RouteProtection,
+};
 
 use super::diagnostic::{did_you_mean, Diagnostic};
 use super::document::{child_path, index_path, SourceMap};
 use super::environment::{variables_in, Environment};
+use super::parse::{duration_seconds, file_mode, memory_bytes, Mount};
+// Other stages name these by their old home here.
+pub use super::derived::{flatten_middlewares, target_droplet};
 use super::types::*;
 
 pub fn validate(
@@ -209,19 +215,13 @@ impl Checks<'_> {
                 let path = index_path("dns.records", index);
                 // Two records of one name and type would share an address (one silently
                 // replacing the other); several values for a name need several names.
-                let base = if record.name == "@" {
-                    "apex".to_string()
-                } else {
-                    record.name.replace('.', "-")
-                };
-                if let Some(other) = dns.records.iter().take(index).find(|other| {
-                    other.name != record.name
-                        && (if other.name == "@" {
-                            "apex".to_string()
-                        } else {
-                            other.name.replace('.', "-")
-                        }) == base
-                }) {
+                let base = record.address_base();
+                if let Some(other) = dns
+                    .records
+                    .iter()
+                    .take(index)
+                    .find(|other| other.name != record.name && other.address_base() == base)
+                {
                     self.error(
                         "duplicate-record",
                         &path,
@@ -285,9 +285,10 @@ impl Checks<'_> {
             return;
         };
         if let Some(tls) = &edge.tls {
-            if tls.ca == Some(CertificateAuthority::Production)
-                && !config.stack.allow_production_certificates
-            {
+            if production_certificates_refused(
+                tls.ca == Some(CertificateAuthority::Production),
+                config.stack.allow_production_certificates,
+            ) {
                 self.error(
                     "policy-production-certificates",
                     "edge.tls.ca",
@@ -331,7 +332,7 @@ impl Checks<'_> {
                 );
             }
             if let Some(mode) = &file.mode {
-                if parse_mode(mode).is_none() {
+                if file_mode(mode).is_none() {
                     self.error(
                         "invalid-value",
                         &child_path(&base, "mode"),
@@ -382,18 +383,19 @@ impl Checks<'_> {
                 }
             }
             for (index, volume) in service.volumes.iter().enumerate() {
-                if let Some((source, _, _)) = parse_volume(volume) {
-                    if source.starts_with('.') || source.starts_with('~') {
+                let mount = Mount::parse(volume);
+                if let Some(mount) = &mount {
+                    if mount.is_relative_bind() {
                         self.error(
                             "invalid-volume",
                             &index_path(&child_path(&base, "volumes"), index),
-                            format!("bind source `{source}` is relative: it would point into this checkout, not at the host"),
+                            format!("bind source `{}` is relative: it would point into this checkout, not at the host", mount.source),
                             "an absolute path on the host, or a named volume",
                         )
                         .hint = Some("to ship a file from this repository to the host, use `[files.<name>]` and mount its path".into());
                     }
                 }
-                if parse_volume(volume).is_none() {
+                if mount.is_none() {
                     self.error(
                         "invalid-volume",
                         &index_path(&child_path(&base, "volumes"), index),
@@ -403,7 +405,7 @@ impl Checks<'_> {
                 }
             }
             if let Some(memory) = &service.memory {
-                if parse_memory(memory).is_none() {
+                if memory_bytes(memory).is_none() {
                     self.error(
                         "invalid-value",
                         &child_path(&base, "memory"),
@@ -431,7 +433,7 @@ impl Checks<'_> {
                     ("start_period", &health.start_period),
                 ] {
                     if let Some(text) = value {
-                        if humantime::parse_duration(text).is_err() {
+                        if duration_seconds(text).is_none() {
                             self.error(
                                 "invalid-value",
                                 &child_path(&path, field),
@@ -500,16 +502,8 @@ impl Checks<'_> {
                     );
                 }
                 if service.dashboard {
-                    let flattened = flatten_middlewares(&route.middlewares, &config.middlewares);
-                    let has = |wanted: &str| {
-                        flattened
-                            .iter()
-                            .any(|middleware| middleware.type_name() == wanted)
-                    };
-                    let missing: Vec<&str> = ["basic_auth", "ip_allow_list"]
-                        .into_iter()
-                        .filter(|wanted| !has(wanted))
-                        .collect();
+                    let protection = route_protection(&route.middlewares, &config.middlewares);
+                    let missing = missing_dashboard_protections(&protection);
                     if !missing.is_empty() {
                         self.error(
                             "policy-dashboard-exposed",
@@ -542,11 +536,6 @@ impl Checks<'_> {
                 self.reference(&path, "middleware", middleware, &config.middlewares);
             }
         }
-        for (name, service) in &config.services {
-            if service.dashboard && config.routes.values().all(|route| &route.service != name) {
-                continue;
-            }
-        }
     }
 
     fn middlewares(&mut self, config: &Config) {
@@ -567,7 +556,7 @@ impl Checks<'_> {
                 MiddlewareConfig::RateLimit {
                     period: Some(period),
                     ..
-                } if humantime::parse_duration(period).is_err() => {
+                } if duration_seconds(period).is_none() => {
                     self.error(
                         "invalid-value",
                         &child_path(&base, "period"),
@@ -705,75 +694,15 @@ fn collect_strings(value: &serde_json::Value, path: &str, found: &mut Vec<(Strin
     }
 }
 
-/// The droplet that runs the services, if any.
-pub fn target_droplet(config: &Config) -> Option<&str> {
-    match &config.target {
-        Some(target) => target.droplet.as_deref(),
-        None if config.droplets.len() == 1 => config.droplets.keys().next().map(String::as_str),
-        None => None,
-    }
-}
-
-/// The middlewares a route applies, with chains expanded (each once, cycles cut).
-pub fn flatten_middlewares<'a>(
-    names: &[String],
-    all: &'a BTreeMap<String, MiddlewareConfig>,
-) -> Vec<&'a MiddlewareConfig> {
-    let mut seen = BTreeSet::new();
-    let mut result = Vec::new();
-    let mut stack: Vec<&str> = names.iter().rev().map(String::as_str).collect();
-    while let Some(name) = stack.pop() {
-        if !seen.insert(name.to_string()) {
-            continue;
-        }
-        if let Some(middleware) = all.get(name) {
-            if let MiddlewareConfig::Chain { middlewares } = middleware {
-                stack.extend(middlewares.iter().rev().map(String::as_str));
-            }
-            result.push(middleware);
-        }
-    }
-    result
-}
-
-/// `source:/target[:ro]` → (source, target, read only). A source starting with `/` or
-/// `.` is a bind mount, otherwise a named volume.
-pub fn parse_volume(text: &str) -> Option<(String, String, bool)> {
-    let parts: Vec<&str> = text.split(':').collect();
-    let (source, target, read_only) = match parts.as_slice() {
-        [source, target] => (*source, *target, false),
-        [source, target, "ro"] => (*source, *target, true),
-        [source, target, "rw"] => (*source, *target, false),
-        _ => return None,
-    };
-    if source.is_empty() || !target.starts_with('/') {
-        return None;
-    }
-    Some((source.to_string(), target.to_string(), read_only))
-}
-
-/// `512m` → bytes.
-pub fn parse_memory(text: &str) -> Option<i64> {
-    let text = text.trim().to_ascii_lowercase();
-    let text = text.trim_end_matches('b');
-    let (digits, multiplier) = match text.chars().last()? {
-        'k' => (&text[..text.len() - 1], 1024),
-        'm' => (&text[..text.len() - 1], 1024 * 1024),
-        'g' => (&text[..text.len() - 1], 1024 * 1024 * 1024),
-        _ => (text, 1),
-    };
-    digits
-        .parse::<i64>()
-        .ok()
-        .filter(|number| *number > 0)
-        .map(|number| number * multiplier)
-}
-
-/// `"0640"` → 0o640.
-pub fn parse_mode(text: &str) -> Option<i64> {
-    i64::from_str_radix(text.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|mode| (0..=0o7777).contains(mode))
+/// What a route's middlewares do, in the terms of the edge's policy: their types in
+/// request order, chains expanded.
+fn route_protection(names: &[String], all: &BTreeMap<String, MiddlewareConfig>) -> RouteProtection {
+    let order = flatten_middlewares(names, all)
+        .into_iter()
+        .map(MiddlewareConfig::type_name)
+        .filter(|type_name| *type_name != "chain")
+        .collect();
+    RouteProtection { order }
 }
 
 /// Where a secret may appear: fields that lowering carries as [`stackctl_provider::Secret`]

@@ -1,19 +1,26 @@
-//! Edge policy over lowered resources, for `validate` (and so `plan` and `apply`).
-//!
-//! The engine owns the messages' file:line:column (it knows where each route came
-//! from); this module owns the Traefik knowledge behind them:
+//! Edge policy: the Traefik knowledge behind the edge's rules, in one place.
 //!
 //! - a route to a dashboard-type service (Flower, say) must pass through basic auth
-//!   **and** an IP allowlist, directly or inside a chain;
+//!   **and** an IP allowlist, directly or inside a chain
+//!   ([`missing_dashboard_protections`]);
 //! - certificates come from Let's Encrypt staging unless production was explicitly
-//!   allowed (`staging = false`): [`crate::spec::StaticSpec::from_attributes`] already
-//!   refuses a production `ca_server` without it, and [`check_resources`] reports it;
-//! - every middleware a route or chain names exists, and a route's certificate resolver
-//!   is the one the edge defines (Traefik otherwise drops the route, or silently serves
-//!   its self-signed certificate);
-//! - middleware order matters, as observed in Traefik 3.7: `headers` must come first or
-//!   401/403/429 answers go out without HSTS and friends, and an allowlist placed after
-//!   basic auth lets outsiders try passwords. Those are warnings, not errors.
+//!   allowed ([`production_certificates_refused`]).
+//!
+//! `stackctl validate` applies those two rules to stack.toml through the functions
+//! named above and words the messages itself, since only the engine knows the
+//! `file:line:column` each route came from.
+//!
+//! [`check_resources`] applies the same rules to lowered resources, plus what only
+//! lowered resources show: every middleware a route or chain names exists, a route's
+//! certificate resolver is the one the edge defines (Traefik otherwise drops the route,
+//! or silently serves its self-signed certificate), and middleware order, as observed
+//! in Traefik 3.7 (`headers` must come first or 401/403/429 answers go out without HSTS
+//! and friends; an allowlist placed after basic auth lets outsiders try passwords —
+//! warnings, not errors). The engine does not run it yet: its findings carry no
+//! position in stack.toml. A production resolver is reported there as a warning,
+//! because in lowered resources `staging = false` is itself the explicit allowance
+//! ([`crate::spec::StaticSpec::from_attributes`] refuses a production `ca_server`
+//! without it).
 //!
 //! Middleware names that point outside the file provider (`x@internal`) are not
 //! resolved and count as neither auth nor allowlist.
@@ -58,6 +65,30 @@ impl RouteProtection {
     fn position(&self, type_name: &str) -> Option<usize> {
         self.order.iter().position(|found| *found == type_name)
     }
+}
+
+/// The middleware types a route to a dashboard must apply: dashboards leak task
+/// arguments and can revoke work, so a password alone (guessable) or an allowlist
+/// alone (shared office networks) is not enough.
+pub const DASHBOARD_PROTECTIONS: [&str; 2] = ["basic_auth", "ip_allow_list"];
+
+/// The [`DASHBOARD_PROTECTIONS`] a route to a dashboard lacks, in that order; empty
+/// when it is protected.
+pub fn missing_dashboard_protections(protection: &RouteProtection) -> Vec<&'static str> {
+    DASHBOARD_PROTECTIONS
+        .into_iter()
+        .filter(|type_name| !protection.has(type_name))
+        .collect()
+}
+
+/// True when a stack asks Let's Encrypt production for certificates without allowing
+/// it explicitly. Staging is the default so that a misconfigured stack cannot burn
+/// through production's strict rate limits.
+pub fn production_certificates_refused(
+    asks_for_production: bool,
+    explicitly_allowed: bool,
+) -> bool {
+    asks_for_production && !explicitly_allowed
 }
 
 /// Expands a route's middleware list through chains (bounded depth; unknown names and
@@ -196,10 +227,7 @@ pub fn check_resources(resources: &[Resource], dashboard_services: &[String]) ->
     for (address, route) in routes {
         let protection = route_protection(&route.middlewares, &middlewares);
         if dashboard_services.contains(&route.service) {
-            let missing: Vec<&str> = ["basic_auth", "ip_allow_list"]
-                .into_iter()
-                .filter(|type_name| !protection.has(type_name))
-                .collect();
+            let missing = missing_dashboard_protections(&protection);
             if !missing.is_empty() {
                 findings.push(Finding {
                     address: address.clone(),

@@ -4,7 +4,10 @@ mod common;
 
 use common::*;
 use stackctl_provider::Value;
-use stackctl_traefik::policy::{check_resources, Severity};
+use stackctl_traefik::policy::{
+    check_resources, missing_dashboard_protections, production_certificates_refused,
+    RouteProtection, Severity,
+};
 
 const ROOT: &str = "/srv/shop";
 
@@ -154,4 +157,31 @@ fn unknown_middlewares_and_resolvers_are_errors() {
         "{}",
         findings[1].message
     );
+}
+
+#[test]
+fn a_dashboard_route_lacks_the_guards_it_does_not_apply() {
+    let cases: [(&[&'static str], &[&str]); 4] = [
+        (&[], &["basic_auth", "ip_allow_list"]),
+        (&["headers", "basic_auth"], &["ip_allow_list"]),
+        (&["ip_allow_list"], &["basic_auth"]),
+        (&["headers", "ip_allow_list", "basic_auth"], &[]),
+    ];
+    for (order, missing) in cases {
+        let protection = RouteProtection {
+            order: order.to_vec(),
+        };
+        assert_eq!(
+            missing_dashboard_protections(&protection),
+            missing,
+            "{order:?}"
+        );
+    }
+}
+
+#[test]
+fn production_certificates_need_an_explicit_allowance() {
+    assert!(production_certificates_refused(true, false));
+    assert!(!production_certificates_refused(true, true));
+    assert!(!production_certificates_refused(false, false));
 }

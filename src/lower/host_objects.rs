@@ -1,0 +1,108 @@
+//! Docker networks and volumes, and the configuration files written on the host.
+//! Networks and volumes are not declared in stack.toml: they are implied by the
+//! services (and the edge) that use them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use stackctl_provider::{Address, Resource, Value};
+
+use super::{Lowering, DOCKER};
+use crate::config::parse::Mount;
+
+/// The edge's volume for ACME certificates and account keys.
+pub(super) const EDGE_ACME_VOLUME: &str = "edge-acme";
+
+impl Lowering<'_> {
+    /// The networks the edge joins: the ones `[edge]` names, or else every network of a
+    /// routed service (so it can reach them), or else its own `edge` network.
+    pub(super) fn edge_networks(&self) -> Vec<String> {
+        if let Some(networks) = self
+            .config
+            .edge
+            .as_ref()
+            .and_then(|edge| edge.networks.clone())
+        {
+            return networks;
+        }
+        let mut joined: BTreeSet<String> = BTreeSet::new();
+        for name in self.routed_services() {
+            if let Some(service) = self.config.services.get(name) {
+                joined.extend(service.network_names());
+            }
+        }
+        if joined.is_empty() {
+            joined.insert("edge".to_string());
+        }
+        joined.into_iter().collect()
+    }
+
+    pub(super) fn networks_and_volumes(
+        &self,
+        edge_networks: &[String],
+        resources: &mut Vec<Resource>,
+    ) {
+        let mut networks: BTreeSet<String> = BTreeSet::new();
+        let mut volumes: BTreeSet<String> = BTreeSet::new();
+        for service in self.config.services.values() {
+            networks.extend(service.network_names());
+            for mount in service.volumes.iter().filter_map(|text| Mount::parse(text)) {
+                if !mount.is_bind() {
+                    volumes.insert(mount.source);
+                }
+            }
+        }
+        if self.config.edge.is_some() {
+            networks.extend(edge_networks.iter().cloned());
+            volumes.insert(EDGE_ACME_VOLUME.to_string());
+        }
+        for network in &networks {
+            resources.push(
+                self.on_host(
+                    Resource::new(Address::new("network", network), DOCKER)
+                        .with("name", format!("{}_{network}", self.stack))
+                        .with("internal", false),
+                ),
+            );
+        }
+        for volume in &volumes {
+            resources.push(
+                self.on_host(
+                    Resource::new(Address::new("volume", volume), DOCKER)
+                        .with("name", format!("{}_{volume}", self.stack)),
+                ),
+            );
+        }
+    }
+
+    /// Lowers `[files]`; returns each file's path on the host → its address, so that a
+    /// service bind-mounting one can depend on it.
+    pub(super) fn files(&self, resources: &mut Vec<Resource>) -> BTreeMap<String, Address> {
+        let mut file_paths: BTreeMap<String, Address> = BTreeMap::new();
+        for (name, file) in &self.config.files {
+            let path = if file.path.starts_with('/') {
+                file.path.clone()
+            } else {
+                format!("{}/files/{}", self.root, file.path)
+            };
+            let content = match (&file.content, &file.source) {
+                (Some(inline), _) => self.value(inline),
+                (None, Some(source)) => {
+                    Value::Text(self.inputs.files.get(source).cloned().unwrap_or_default())
+                }
+                (None, None) => Value::Text(String::new()),
+            };
+            let address = Address::new("file", name);
+            file_paths.insert(path.clone(), address.clone());
+            resources.push(
+                self.on_host(
+                    Resource::new(address, DOCKER)
+                        .with("path", path)
+                        .with("content", content)
+                        .with("mode", format!("{:04o}", file.mode_bits()))
+                        .with("temp_dir", format!("{}/.tmp", self.root)),
+                ),
+            );
+        }
+        file_paths
+    }
+}

@@ -1,0 +1,218 @@
+//! The stack's containers: what each runs, its environment, networks, mounts, limits
+//! and health check, and — for a routed service — where the edge's backend file goes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use stackctl_provider::{Address, ReplaceOrder, Resource, Value};
+
+use super::images::ServiceImage;
+use super::{container_mount, map, network_attachments, texts, Lowering, DOCKER};
+use crate::config::parse::Mount;
+use crate::config::{HealthConfig, ServiceConfig};
+use crate::context::resolve_path;
+
+impl Lowering<'_> {
+    pub(super) fn services(
+        &self,
+        images: &BTreeMap<String, ServiceImage>,
+        file_paths: &BTreeMap<String, Address>,
+        resources: &mut Vec<Resource>,
+    ) {
+        let routed = self.routed_services();
+        for (name, service) in &self.config.services {
+            let Some(image) = images.get(name) else {
+                continue;
+            };
+            let resource = self.service(name, service, image, file_paths, &routed);
+            resources.push(self.on_host(resource));
+        }
+    }
+
+    fn service(
+        &self,
+        name: &str,
+        service: &ServiceConfig,
+        image: &ServiceImage,
+        file_paths: &BTreeMap<String, Address>,
+        routed: &BTreeSet<&str>,
+    ) -> Resource {
+        let mut resource = Resource::new(Address::new("service", name), DOCKER)
+            .with("container_name", format!("{}-{name}", self.stack))
+            .with("image", image.value.clone())
+            .depends_on(Address::new("image", &image.name));
+        if let Some(command) = &service.command {
+            resource = resource.with("command", self.resolved_texts(command));
+        }
+        if let Some(entrypoint) = &service.entrypoint {
+            resource = resource.with("entrypoint", self.resolved_texts(entrypoint));
+        }
+        let env: BTreeMap<String, Value> = service
+            .env
+            .iter()
+            .map(|(key, raw)| (key.clone(), self.value(raw)))
+            .collect();
+        resource = resource.with("env", Value::Map(env));
+
+        let networks = service.network_names();
+        resource = resource.with("networks", network_attachments(self.stack, &networks, name));
+        for network in &networks {
+            resource = resource.depends_on(Address::new("network", network));
+        }
+
+        let (resource, stateful) = self.mounts(resource, service, file_paths);
+        let mut resource = self.limits(resource, service);
+        if let Some(health) = &service.health {
+            resource = resource.with("health", self.health(health, service));
+        }
+        if routed.contains(name) {
+            resource = resource.with("route_backend", self.route_backend(name));
+        }
+        for dependency in &service.depends_on {
+            resource = resource.depends_on(Address::new("service", dependency));
+        }
+        // A named volume cannot be shared by two containers of one database: the old
+        // one stops before the new one starts.
+        if stateful {
+            resource.replace_order = ReplaceOrder::DestroyBeforeCreate;
+        }
+        resource
+    }
+
+    /// Adds `volumes` and `stateful` (true when a named volume is mounted), and a
+    /// dependency on each file or volume mounted. Returns the resource and `stateful`.
+    fn mounts(
+        &self,
+        mut resource: Resource,
+        service: &ServiceConfig,
+        file_paths: &BTreeMap<String, Address>,
+    ) -> (Resource, bool) {
+        let mut mounts = Vec::new();
+        let mut stateful = false;
+        for parsed in service.volumes.iter().filter_map(|text| Mount::parse(text)) {
+            if let Some(file) = mounted_file(file_paths, &parsed.source) {
+                resource = resource.depends_on(file);
+            }
+            if parsed.is_bind() {
+                let absolute =
+                    resolve_path(std::path::Path::new(&self.base_directory), &parsed.source)
+                        .to_string_lossy()
+                        .to_string();
+                mounts.push(container_mount(
+                    "bind",
+                    absolute,
+                    &parsed.target,
+                    parsed.read_only,
+                ));
+            } else {
+                stateful = true;
+                resource = resource.depends_on(Address::new("volume", &parsed.source));
+                let volume = format!("{}_{}", self.stack, parsed.source);
+                mounts.push(container_mount(
+                    "volume",
+                    volume,
+                    &parsed.target,
+                    parsed.read_only,
+                ));
+            }
+        }
+        let resource = resource
+            .with("volumes", Value::List(mounts))
+            .with("stateful", stateful);
+        (resource, stateful)
+    }
+
+    /// User, memory and CPU limits, restart policy, read-only root; never host ports.
+    fn limits(&self, mut resource: Resource, service: &ServiceConfig) -> Resource {
+        if let Some(user) = &service.user {
+            resource = resource.with("user", self.text(user));
+        }
+        if let Some(memory) = service.memory_bytes() {
+            resource = resource.with("memory", memory);
+        }
+        if let Some(cpus) = service.cpus {
+            resource = resource.with("cpus", format!("{cpus}"));
+        }
+        resource = resource
+            .with(
+                "restart",
+                service
+                    .restart
+                    .map_or("unless-stopped", |policy| policy.as_str()),
+            )
+            .with("read_only", service.read_only)
+            .with("ports", Value::List(Vec::new()));
+        if let Some(port) = service.port {
+            resource = resource.with("port", i64::from(port));
+        }
+        resource
+    }
+
+    /// Docker's health check: the command written, or an HTTP GET of `http` on the
+    /// service's port with whichever of curl and wget the image has.
+    fn health(&self, health: &HealthConfig, service: &ServiceConfig) -> Value {
+        let test = match (&health.command, &health.http) {
+            (Some(command), _) => command.iter().map(|part| self.text(part)).collect(),
+            (None, Some(path)) => {
+                let url = format!(
+                    "http://127.0.0.1:{}{}",
+                    service.port.unwrap_or(80),
+                    self.text(path)
+                );
+                vec![
+                    "CMD-SHELL".to_string(),
+                    format!("curl -fsS {url} >/dev/null || wget -qO- {url} >/dev/null || exit 1"),
+                ]
+            }
+            (None, None) => Vec::new(),
+        };
+        map([
+            ("test", texts(&test)),
+            (
+                "interval_seconds",
+                Value::Integer(health.interval_seconds()),
+            ),
+            ("timeout_seconds", Value::Integer(health.timeout_seconds())),
+            (
+                "retries",
+                Value::Integer(i64::from(health.retries.unwrap_or(10))),
+            ),
+            (
+                "start_period_seconds",
+                Value::Integer(health.start_period_seconds()),
+            ),
+        ])
+    }
+
+    /// Where the Traefik backend file of a routed service goes; the Docker provider
+    /// rewrites it with the container's address when the container changes.
+    fn route_backend(&self, name: &str) -> Value {
+        let mut backend = vec![
+            (
+                "file",
+                Value::text(self.dynamic_file(&format!("backend-{name}.yml"))),
+            ),
+            ("temp_dir", Value::text(self.traefik_temp_dir())),
+            ("service", Value::text(name)),
+        ];
+        // With Traefik's API reachable on the host, a swap waits until Traefik
+        // serves the new container instead of sleeping a fixed time.
+        if let Some(admin_port) = self.config.edge.as_ref().and_then(|edge| edge.admin_port) {
+            backend.push((
+                "admin_url",
+                Value::text(format!("http://127.0.0.1:{admin_port}")),
+            ));
+        }
+        map(backend)
+    }
+}
+
+/// The file resource a bind source is, or lies inside of (a directory of files).
+fn mounted_file(file_paths: &BTreeMap<String, Address>, source: &str) -> Option<Address> {
+    file_paths
+        .iter()
+        .find(|(path, _)| {
+            path.as_str() == source
+                || path.starts_with(&format!("{}/", source.trim_end_matches('/')))
+        })
+        .map(|(_, address)| address.clone())
+}

@@ -1,0 +1,444 @@
+//! Lowering, one behaviour per test: a small stack.toml in, the resources, attributes
+//! and dependency edges that matter out. (The whole reference plan is snapshot-tested
+//! in tests/cli.rs; these name what each part of lowering promises.)
+
+use stackctl_provider::{Address, ReplaceOrder, Resource, Value};
+
+use crate::config::{load_text, LoadOptions, LoadedConfig, SourceFile};
+use crate::context::ExternalInputs;
+
+const LOCAL: &str = "[stack]\nname = \"shop\"\n\n[target]\nhost = \"local\"\n";
+const ON_A_DROPLET: &str = r#"
+[stack]
+name = "shop"
+
+[droplets.web]
+region = "fra1"
+size = "s-1vcpu-1gb"
+image = "docker-20-04"
+ssh_keys = ["deploy"]
+
+[ssh_keys.deploy]
+public_key = "ssh-ed25519 AAAA deploy@example "
+"#;
+
+/// Loads `text` as stack.toml (validated: a test stack must be a valid one).
+fn load(text: &str) -> LoadedConfig {
+    // An empty directory: no `.env.example` or env file of this repository interferes.
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let source = SourceFile {
+        name: "stack.toml".to_string(),
+        text: text.to_string(),
+    };
+    let options = LoadOptions {
+        process_environment: [("DB_PASSWORD".to_string(), "hunter2".to_string())].into(),
+        ..LoadOptions::default()
+    };
+    match load_text(source, directory.path(), &options) {
+        Ok(loaded) => loaded,
+        Err(errors) => panic!("the test stack is invalid: {:#?}", errors.diagnostics),
+    }
+}
+
+fn lowered(text: &str) -> Vec<Resource> {
+    crate::lower::lower(&load(text), &ExternalInputs::default(), "salt")
+}
+
+fn find<'a>(resources: &'a [Resource], address: &str) -> &'a Resource {
+    resources
+        .iter()
+        .find(|resource| resource.address.to_string() == address)
+        .unwrap_or_else(|| panic!("no `{address}` among {:?}", addresses(resources)))
+}
+
+fn addresses(resources: &[Resource]) -> Vec<String> {
+    resources
+        .iter()
+        .map(|resource| resource.address.to_string())
+        .collect()
+}
+
+fn attribute<'a>(resource: &'a Resource, name: &str) -> &'a Value {
+    resource
+        .attributes
+        .get(name)
+        .unwrap_or_else(|| panic!("`{}` has no `{name}`", resource.address))
+}
+
+fn dependencies(resource: &Resource) -> Vec<String> {
+    resource
+        .dependencies
+        .iter()
+        .map(Address::to_string)
+        .collect()
+}
+
+fn json(value: &Value) -> serde_json::Value {
+    value.to_json()
+}
+
+#[test]
+fn a_service_implies_its_image_network_and_volume_sorted_by_address() {
+    let resources = lowered(&format!(
+        "{LOCAL}\n[services.db]\nimage = \"postgres:16\"\nvolumes = [\"pgdata:/var/lib/postgresql/data\"]\n"
+    ));
+    assert_eq!(
+        addresses(&resources),
+        ["image.db", "network.backend", "service.db", "volume.pgdata"]
+    );
+    let service = find(&resources, "service.db");
+    assert_eq!(
+        dependencies(service),
+        ["image.db", "network.backend", "volume.pgdata"]
+    );
+    assert_eq!(json(attribute(service, "image")), "postgres:16");
+    assert_eq!(json(attribute(service, "container_name")), "shop-db");
+    assert_eq!(
+        json(attribute(service, "networks")),
+        serde_json::json!({ "shop_backend": ["db"] })
+    );
+    // A named volume makes the service stateful: never two containers on one volume.
+    assert_eq!(json(attribute(service, "stateful")), true);
+    assert_eq!(service.replace_order, ReplaceOrder::DestroyBeforeCreate);
+    assert_eq!(
+        json(attribute(find(&resources, "volume.pgdata"), "name")),
+        "shop_pgdata"
+    );
+}
+
+#[test]
+fn services_with_one_build_share_one_image() {
+    let resources = lowered(&format!(
+        "{LOCAL}\n[services.api]\nbuild = \"./apps/api/\"\n\n[services.worker]\nbuild = \"./apps/api/\"\n"
+    ));
+    let images: Vec<String> = addresses(&resources)
+        .into_iter()
+        .filter(|address| address.starts_with("image."))
+        .collect();
+    assert_eq!(images, ["image.api"]);
+    let image = find(&resources, "image.api");
+    assert_eq!(json(attribute(image, "context")), "apps/api");
+    assert_eq!(json(attribute(image, "dockerfile")), "Dockerfile");
+    assert!(!image.attributes.contains_key("key"), "{image:?}");
+    let worker = find(&resources, "service.worker");
+    assert_eq!(dependencies(worker), ["image.api", "network.backend"]);
+    assert_eq!(
+        attribute(worker, "image"),
+        attribute(image, "tag"),
+        "the worker runs the shared build's tag"
+    );
+}
+
+#[test]
+fn service_limits_health_and_bind_mounts() {
+    let resources = lowered(&format!(
+        r#"{LOCAL}
+[services.api]
+image = "api:1"
+port = 8000
+memory = "512m"
+cpus = 0.5
+restart = "on-failure"
+volumes = ["/srv/media:/media:ro"]
+health = {{ http = "/health", interval = "10s", start_period = "1m" }}
+"#
+    ));
+    let service = find(&resources, "service.api");
+    assert_eq!(json(attribute(service, "memory")), 512 * 1024 * 1024);
+    assert_eq!(json(attribute(service, "cpus")), "0.5");
+    assert_eq!(json(attribute(service, "restart")), "on-failure");
+    assert_eq!(json(attribute(service, "ports")), serde_json::json!([]));
+    assert_eq!(json(attribute(service, "stateful")), false);
+    assert_eq!(service.replace_order, ReplaceOrder::default());
+    assert_eq!(
+        json(attribute(service, "volumes")),
+        serde_json::json!([{ "kind": "bind", "source": "/srv/media", "target": "/media", "read_only": true }])
+    );
+    let url = "http://127.0.0.1:8000/health";
+    assert_eq!(
+        json(attribute(service, "health")),
+        serde_json::json!({
+            "test": ["CMD-SHELL", format!("curl -fsS {url} >/dev/null || wget -qO- {url} >/dev/null || exit 1")],
+            "interval_seconds": 10,
+            "timeout_seconds": 3,
+            "retries": 10,
+            "start_period_seconds": 60,
+        })
+    );
+}
+
+#[test]
+fn a_file_gets_its_path_under_the_root_and_its_mounting_service_depends_on_it() {
+    let resources = lowered(&format!(
+        r#"{LOCAL}
+[files.nginx]
+path = "nginx/site.conf"
+content = "server {{}}"
+mode = "0600"
+
+[services.web]
+image = "nginx:1"
+volumes = ["/var/lib/stackctl/shop/files/nginx:/etc/nginx/conf.d:ro"]
+"#
+    ));
+    let file = find(&resources, "file.nginx");
+    assert_eq!(
+        json(attribute(file, "path")),
+        "/var/lib/stackctl/shop/files/nginx/site.conf"
+    );
+    assert_eq!(json(attribute(file, "mode")), "0600");
+    assert_eq!(
+        dependencies(find(&resources, "service.web")),
+        ["file.nginx", "image.web", "network.backend"]
+    );
+}
+
+#[test]
+fn a_secret_variable_makes_the_value_secret() {
+    let resources = lowered(&format!(
+        "{LOCAL}\n[services.db]\nimage = \"postgres:16\"\nenv = {{ POSTGRES_PASSWORD = \"${{DB_PASSWORD}}\", POSTGRES_USER = \"shop\" }}\n"
+    ));
+    let env = attribute(find(&resources, "service.db"), "env");
+    let Value::Map(env) = env else {
+        panic!("env is not a map: {env:?}");
+    };
+    assert!(
+        matches!(env["POSTGRES_PASSWORD"], Value::Secret(_)),
+        "{env:?}"
+    );
+    assert_eq!(env["POSTGRES_USER"], Value::text("shop"));
+    assert!(!format!("{env:?}").contains("hunter2"));
+}
+
+#[test]
+fn on_a_droplet_everything_on_the_host_waits_for_the_droplet() {
+    let resources = lowered(&format!(
+        "{ON_A_DROPLET}\n[services.api]\nimage = \"api:1\"\n\n[dns]\ndomain = \"example.test\"\nrecords = [{{ type = \"A\", name = \"@\" }}, {{ type = \"A\", name = \"www\", data = \"203.0.113.7\" }}]\n"
+    ));
+    for address in ["image.api", "network.backend", "service.api"] {
+        assert!(
+            dependencies(find(&resources, address)).contains(&"droplet.web".to_string()),
+            "{address} does not wait for the droplet"
+        );
+    }
+    let droplet = find(&resources, "droplet.web");
+    assert_eq!(dependencies(droplet), ["ssh_key.deploy"]);
+    assert_eq!(droplet.replace_order, ReplaceOrder::DestroyBeforeCreate);
+    assert_eq!(
+        json(attribute(droplet, "tags")),
+        serde_json::json!(["stackctl:shop"])
+    );
+    assert_eq!(
+        json(attribute(find(&resources, "ssh_key.deploy"), "public_key")),
+        "ssh-ed25519 AAAA deploy@example"
+    );
+    // A record without data takes the droplet's address, known after apply.
+    let apex = find(&resources, "dns_record.apex");
+    assert!(matches!(attribute(apex, "data"), Value::Unknown(_)));
+    assert_eq!(dependencies(apex), ["droplet.web"]);
+    let www = find(&resources, "dns_record.www");
+    assert_eq!(json(attribute(www, "data")), "203.0.113.7");
+    assert_eq!(json(attribute(www, "ttl")), 1800);
+    assert!(dependencies(www).is_empty());
+}
+
+#[test]
+fn dns_records_sharing_a_name_are_told_apart_by_type() {
+    let resources = lowered(&format!(
+        "{LOCAL}\n[dns]\ndomain = \"example.test\"\nrecords = [{{ type = \"A\", name = \"mail.eu\", data = \"203.0.113.7\" }}, {{ type = \"TXT\", name = \"mail.eu\", data = \"v=spf1\" }}]\n"
+    ));
+    assert_eq!(
+        addresses(&resources),
+        ["dns_record.mail-eu-a", "dns_record.mail-eu-txt"]
+    );
+}
+
+#[test]
+fn a_firewall_without_outbound_rules_lets_everything_out() {
+    let resources = lowered(&format!(
+        "{ON_A_DROPLET}\n[firewalls.web]\ndroplets = [\"web\"]\ninbound = [{{ protocol = \"tcp\", ports = \"22\", sources = [\"10.0.0.0/8\"] }}, {{ protocol = \"tcp\", ports = \"443\" }}]\n"
+    ));
+    let firewall = find(&resources, "firewall.web");
+    assert_eq!(json(attribute(firewall, "name")), "shop-web");
+    assert_eq!(
+        json(attribute(firewall, "inbound_rules")),
+        serde_json::json!([
+            { "protocol": "tcp", "ports": "22", "sources": ["10.0.0.0/8"] },
+            { "protocol": "tcp", "ports": "443", "sources": ["0.0.0.0/0", "::/0"] },
+        ])
+    );
+    let everyone = serde_json::json!(["0.0.0.0/0", "::/0"]);
+    assert_eq!(
+        json(attribute(firewall, "outbound_rules")),
+        serde_json::json!([
+            { "protocol": "tcp", "ports": "all", "destinations": everyone },
+            { "protocol": "udp", "ports": "all", "destinations": everyone },
+            { "protocol": "icmp", "ports": "all", "destinations": everyone },
+        ])
+    );
+    assert_eq!(dependencies(firewall), ["droplet.web"]);
+}
+
+const EDGE_STACK: &str = r#"
+[edge]
+image = "traefik:v3.3"
+admin_port = 8081
+tls = { resolver = "le", email = "ops@example.test" }
+
+[services.web]
+image = "web:1"
+port = 3000
+networks = ["front"]
+
+[routes.web]
+host = "example.test"
+path_prefix = "/app"
+service = "web"
+middlewares = ["guard"]
+
+[middlewares.headers]
+type = "headers"
+hsts_seconds = 300
+remove_server_headers = true
+
+[middlewares.guard]
+type = "chain"
+middlewares = ["headers"]
+"#;
+
+#[test]
+fn the_edge_joins_the_routed_services_networks_and_alone_publishes_ports() {
+    let resources = lowered(&format!("{LOCAL}{EDGE_STACK}"));
+    let edge = find(&resources, "service.edge");
+    assert_eq!(
+        json(attribute(edge, "networks")),
+        serde_json::json!({ "shop_front": ["edge"] })
+    );
+    assert_eq!(
+        json(attribute(edge, "ports")),
+        serde_json::json!([
+            { "host_ip": "0.0.0.0", "host_port": 80, "container_port": 80, "protocol": "tcp" },
+            { "host_ip": "0.0.0.0", "host_port": 443, "container_port": 443, "protocol": "tcp" },
+            { "host_ip": "127.0.0.1", "host_port": 8081, "container_port": 8080, "protocol": "tcp" },
+        ])
+    );
+    assert_eq!(
+        dependencies(edge),
+        [
+            "file.traefik-static",
+            "image.edge",
+            "network.front",
+            "volume.edge-acme"
+        ]
+    );
+    assert_eq!(edge.replace_order, ReplaceOrder::DestroyBeforeCreate);
+    assert_eq!(json(attribute(edge, "stateful")), true);
+    assert_eq!(
+        json(attribute(find(&resources, "image.edge"), "reference")),
+        "traefik:v3.3"
+    );
+}
+
+#[test]
+fn certificates_come_from_staging_by_default() {
+    let resources = lowered(&format!("{LOCAL}{EDGE_STACK}"));
+    let static_file = find(&resources, "file.traefik-static");
+    assert_eq!(
+        json(attribute(static_file, "resolver")),
+        serde_json::json!({
+            "name": "le",
+            "email": "ops@example.test",
+            "ca_server": "https://acme-staging-v02.api.letsencrypt.org/directory",
+            "staging": true,
+            "storage": "/acme/acme.json",
+        })
+    );
+    assert_eq!(
+        json(attribute(static_file, "path")),
+        "/var/lib/stackctl/shop/traefik/traefik.yml"
+    );
+}
+
+#[test]
+fn a_route_builds_its_rule_and_waits_for_its_service_and_middlewares() {
+    let resources = lowered(&format!("{LOCAL}{EDGE_STACK}"));
+    let route = find(&resources, "route.web");
+    assert_eq!(
+        json(attribute(route, "rule")),
+        "Host(`example.test`) && PathPrefix(`/app`)"
+    );
+    assert_eq!(json(attribute(route, "tls_resolver")), "le");
+    assert_eq!(
+        json(attribute(route, "path")),
+        "/var/lib/stackctl/shop/traefik/dynamic/route-web.yml"
+    );
+    assert_eq!(dependencies(route), ["middleware.guard", "service.web"]);
+    assert_eq!(
+        dependencies(find(&resources, "middleware.guard")),
+        ["middleware.headers"]
+    );
+    // The routed service says where its backend file goes and how to reach Traefik.
+    assert_eq!(
+        json(attribute(find(&resources, "service.web"), "route_backend")),
+        serde_json::json!({
+            "file": "/var/lib/stackctl/shop/traefik/dynamic/backend-web.yml",
+            "temp_dir": "/var/lib/stackctl/shop/traefik/.tmp",
+            "service": "web",
+            "admin_url": "http://127.0.0.1:8081",
+        })
+    );
+}
+
+#[test]
+fn middleware_settings_use_the_traefik_providers_names() {
+    let resources = lowered(&format!("{LOCAL}{EDGE_STACK}"));
+    let headers = find(&resources, "middleware.headers");
+    assert_eq!(json(attribute(headers, "type")), "headers");
+    let settings = json(attribute(headers, "settings"));
+    assert_eq!(settings["sts_seconds"], 300);
+    assert_eq!(
+        settings["remove_headers"],
+        serde_json::json!(["Server", "X-Powered-By"])
+    );
+    assert_eq!(settings["referrer_policy"], "");
+}
+
+#[test]
+fn the_edge_is_linked_to_its_static_file_once_rendered() {
+    let mut resources = lowered(&format!("{LOCAL}{EDGE_STACK}"));
+    crate::lower::link_edge_to_static_config(&mut resources);
+    assert!(
+        !find(&resources, "service.edge")
+            .attributes
+            .contains_key("config_hash"),
+        "no content rendered yet, nothing to link"
+    );
+    let static_file = resources
+        .iter_mut()
+        .find(|resource| resource.address == Address::new("file", "traefik-static"))
+        .expect("the static file");
+    static_file
+        .attributes
+        .insert("content".to_string(), Value::text("entryPoints: {}"));
+    crate::lower::link_edge_to_static_config(&mut resources);
+    let hash = attribute(find(&resources, "service.edge"), "config_hash");
+    let expected = stackctl_provider::sha256_hex(b"\"entryPoints: {}\"");
+    assert_eq!(hash, &Value::Text(expected));
+}
+
+#[test]
+fn where_the_stack_lives_and_runs() {
+    let local = load(LOCAL).config;
+    assert!(crate::lower::targets_local(&local));
+    assert_eq!(crate::lower::host_root(&local), "/var/lib/stackctl/shop");
+    let droplet = load(ON_A_DROPLET).config;
+    assert!(!crate::lower::targets_local(&droplet));
+    let rooted = load(&format!("{LOCAL}root = \"/srv/shop\"\n")).config;
+    assert_eq!(crate::lower::host_root(&rooted), "/srv/shop");
+}
+
+#[test]
+fn lowering_is_deterministic() {
+    let text = format!("{LOCAL}{EDGE_STACK}");
+    assert_eq!(lowered(&text), lowered(&text));
+}
