@@ -1,6 +1,7 @@
 //! The Traefik edge: its static file, its container (the only one publishing host
 //! ports), and one dynamic file per middleware and route. Traefik's paths inside the
-//! container and Let's Encrypt's directories are known here and nowhere else in lowering.
+//! container are known here and nowhere else in lowering; Let's Encrypt's directories
+//! are the traefik crate's.
 
 use std::collections::BTreeMap;
 
@@ -14,8 +15,7 @@ use crate::config::{
     CertificateAuthority, EdgeConfig, MiddlewareConfig, RouteConfig, TlsConfig, TlsVersion,
 };
 
-const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
-const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
+use stackctl_traefik::spec::{LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING};
 
 /// The container-side ports of the edge; the host ports come from `[edge]`.
 const EDGE_HTTP_PORT: i64 = 80;
