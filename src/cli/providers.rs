@@ -111,6 +111,7 @@ pub fn build(
         DockerOptions {
             root: Some(host_root(config)),
             build_directory: Some(loaded.base_directory.clone()),
+            edge_formats: Some(Arc::new(stackctl_traefik::TraefikFormats)),
             ..DockerOptions::default()
         },
     );

@@ -29,12 +29,21 @@
 //!   one as `<container_name>-<short hash>`, becomes healthy, the Traefik backend file is
 //!   rewritten to name it (temp file outside the watched directory, then rename), the
 //!   provider waits until Traefik's API lists it — at the published admin port, or else
-//!   on the edge container's own address, port 8080 — (a settle time only when neither
-//!   answers), drains the old one, and removes it. A first create writes the file and
-//!   does not wait: there is no traffic to move;
+//!   on the edge container's own address, at the API port — (a settle time only when
+//!   neither answers), drains the old one, and removes it. A first create writes the file
+//!   and does not wait: there is no traffic to move;
 //! - stateful (a named volume): the old container goes first, so two processes never
 //!   share the data directory;
 //! - otherwise: new beside old under a temporary name, healthy, old removed, new renamed.
+//!
+//! # Who owns the edge's formats
+//!
+//! Not this crate. The backend file, the API path of a service's servers, the parser of
+//! the API's answer and the API port are Traefik's formats, owned by the traefik crate
+//! (`stackctl_traefik::TraefikFormats`) and handed to this provider by the front end as a
+//! [`stackctl_provider::EdgeFormats`] in [`DockerOptions::edge_formats`]. This crate does
+//! not depend on the traefik crate (its tests do, to show the swap writes exactly what
+//! Traefik's renderer renders); a routed service applied without the formats fails.
 //!
 //! Deleting (or replacing) a volume destroys data and needs `allow_data_loss`
 //! (`volume.rs`). `begin_apply` takes the host lock (`<root>/lock`), `end_apply` releases

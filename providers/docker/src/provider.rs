@@ -11,8 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use stackctl_host::{HostConnector, HostError, Target};
 use stackctl_provider::{
-    Action, ActionKind, Address, ApplyContext, ApplyOutcome, AttributeSchema, KindSchema,
-    LiveResource, Provider, ProviderError, ReadRequest, RecordedResource, Resource, Value,
+    Action, ActionKind, Address, ApplyContext, ApplyOutcome, AttributeSchema, EdgeFormats,
+    KindSchema, LiveResource, Provider, ProviderError, ReadRequest, RecordedResource, Resource,
+    Value,
 };
 use tokio::sync::Mutex;
 
@@ -36,8 +37,13 @@ pub struct DockerOptions {
     /// How long Traefik may take to report the new backend before the swap goes on.
     pub edge_wait: Duration,
     /// The port of Traefik's `traefik` entry point (ping and API) inside the edge
-    /// container: `lower.rs` always renders it there, published on the host or not.
-    pub edge_admin_port: u16,
+    /// container, published on the host or not. `None`: the port of `edge_formats`, where
+    /// `lower.rs` always renders it.
+    pub edge_admin_port: Option<u16>,
+    /// The edge's file and API formats, which the swap of a routed service writes and
+    /// reads. The front end passes the traefik crate's; without them, applying a routed
+    /// service fails (`swap.rs`).
+    pub edge_formats: Option<Arc<dyn EdgeFormats>>,
     /// SIGTERM grace when stopping a container.
     pub stop_grace_seconds: u32,
     /// How many log lines a failure carries.
@@ -53,7 +59,8 @@ impl Default for DockerOptions {
             drain: Duration::from_secs(3),
             settle: Duration::from_millis(1500),
             edge_wait: Duration::from_secs(10),
-            edge_admin_port: 8080,
+            edge_admin_port: None,
+            edge_formats: None,
             stop_grace_seconds: 10,
             log_lines: 30,
             poll_interval: Duration::from_millis(200),

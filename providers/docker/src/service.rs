@@ -206,6 +206,10 @@ impl DockerProvider {
         let desired = desired_of(action)?;
         let spec = ServiceSpec::from_attributes(address.name(), &desired.attributes)
             .map_err(|message| failed(format!("`{address}`: {message}"), None))?;
+        if spec.route_backend.is_some() {
+            // Before any container is touched: a swap could not steer the edge.
+            self.edge_formats(&spec)?;
+        }
         let existing = self.service_containers(client, address).await?;
 
         if action.kind == ActionKind::Update {

@@ -449,25 +449,11 @@ impl ServiceSpec {
         Ok(body)
     }
 
-    /// The backend file Traefik reads for a routed service, naming `container`.
-    pub fn backend_file(&self, container: &str) -> Option<String> {
-        let backend = self.route_backend.as_ref()?;
-        let port = self.port.unwrap_or(80);
-        Some(render_backend_file(&backend.service, container, port))
+    /// The server the edge sends a routed service's traffic to when `container` serves
+    /// it: `http://<container>:<port>`, on the networks the edge shares with it.
+    pub fn backend_url(&self, container: &str) -> String {
+        format!("http://{container}:{}", self.port.unwrap_or(80))
     }
-}
-
-/// `http.services.<service>.loadBalancer.servers[0].url`, as YAML. Names are quoted so a
-/// strange service name cannot change the document's structure, and `{{` cannot appear
-/// (Traefik reads dynamic files as Go templates) because Docker names exclude braces.
-pub fn render_backend_file(service: &str, container: &str, port: i64) -> String {
-    let quoted = |text: &str| serde_json::Value::String(text.to_string()).to_string();
-    format!(
-        "# Written by stackctl: the container that serves `{}` now.\nhttp:\n  services:\n    {}:\n      loadBalancer:\n        servers:\n          - url: {}\n",
-        service.replace(['\n', '{', '}'], ""),
-        quoted(service),
-        quoted(&format!("http://{container}:{port}")),
-    )
 }
 
 /// What a container read back means as attributes (the same shape as desired ones).
@@ -866,11 +852,16 @@ mod tests {
     }
 
     #[test]
-    fn backend_file_names_the_container() {
+    fn backend_url_names_the_container_and_its_port() {
+        let spec = ServiceSpec::from_attributes("api", &attributes()).unwrap();
         assert_eq!(
-            render_backend_file("api", "shop-api-0123abcd", 8080),
-            "# Written by stackctl: the container that serves `api` now.\nhttp:\n  services:\n    \"api\":\n      loadBalancer:\n        servers:\n          - url: \"http://shop-api-0123abcd:8080\"\n"
+            spec.backend_url("shop-api-0123abcd"),
+            "http://shop-api-0123abcd:8080"
         );
+        let mut without_port = attributes();
+        without_port.remove("port");
+        let spec = ServiceSpec::from_attributes("api", &without_port).unwrap();
+        assert_eq!(spec.backend_url("shop-api"), "http://shop-api:80");
     }
 
     #[test]

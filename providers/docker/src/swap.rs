@@ -1,20 +1,27 @@
-//! The zero-downtime swap of a routed service: the Traefik backend file is rewritten to
+//! The zero-downtime swap of a routed service: the edge's backend file is rewritten to
 //! name the new container (temp file outside the watched directory, then rename), and
-//! the provider waits until Traefik's API lists it — at the published admin port, or
-//! else on the edge container's own addresses — before the old one drains. When Traefik
+//! the provider waits until the edge's API lists it — at the published admin port, or
+//! else on the edge container's own addresses — before the old one drains. When the edge
 //! cannot be asked, a fixed settle time stands in.
+//!
+//! This file owns the swap's steps and timing, not Traefik's formats: the backend file,
+//! the API path and the parser of its answer come from [`EdgeFormats`], which the traefik
+//! crate implements and the front end hands over in [`crate::DockerOptions`]. So the file
+//! a swap ships is the one the real-Traefik tests load, and this crate does not depend on
+//! the traefik crate.
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use stackctl_host::HostError;
-use stackctl_provider::ProviderError;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use stackctl_provider::{EdgeFormats, ProviderError};
+use tokio::io::{AsyncWriteExt, BufReader};
 
 use crate::api::{self, DockerClient};
+use crate::http::{read_response, HttpError, Response};
 use crate::provider::DockerProvider;
-use crate::provider_error::from_host;
-use crate::spec::ServiceSpec;
+use crate::provider_error::{failed, from_host};
+use crate::spec::{RouteBackend, ServiceSpec};
 
 /// The edge's resource address: `lower.rs` lowers `[edge]` to this Traefik container.
 const EDGE_RESOURCE: &str = "service.edge";
@@ -24,6 +31,25 @@ const EDGE_RESOURCE: &str = "service.edge";
 const EDGE_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl DockerProvider {
+    /// The edge's formats, which a routed service's swap needs. The front end gives them
+    /// when it builds the provider; without them a routed service cannot be applied, and
+    /// that is the front end's mistake, not the user's.
+    pub(crate) fn edge_formats(
+        &self,
+        spec: &ServiceSpec,
+    ) -> Result<&dyn EdgeFormats, ProviderError> {
+        match &self.options.edge_formats {
+            Some(formats) => Ok(formats.as_ref()),
+            None => Err(failed(
+                format!(
+                    "the docker provider was built without the edge's formats; cannot route `{}`",
+                    spec.service
+                ),
+                None,
+            )),
+        }
+    }
+
     /// Rewrites the backend file so that Traefik sends the service's traffic to `container`.
     ///
     /// When `replacing` (another container served the service until now), it then waits
@@ -38,10 +64,12 @@ impl DockerProvider {
         container: &str,
         replacing: bool,
     ) -> Result<(), ProviderError> {
-        let (Some(backend), Some(contents)) = (&spec.route_backend, spec.backend_file(container))
-        else {
+        let Some(backend) = &spec.route_backend else {
             return Ok(());
         };
+        let formats = self.edge_formats(spec)?;
+        let expected = spec.backend_url(container);
+        let contents = backend_contents(formats, backend, &expected);
         client
             .host()
             .write_file(&backend.file, contents.as_bytes(), 0o644, &backend.temp_dir)
@@ -50,17 +78,16 @@ impl DockerProvider {
         if !replacing {
             return Ok(());
         }
-        let expected = format!("http://{container}:{}", spec.port.unwrap_or(80));
-        let path = format!(
-            "/api/http/services/{}@file",
-            crate::http::percent_encode(&backend.service)
-        );
+        let path = formats.servers_path(&backend.service);
         // A published admin port was asked for by the user: keep asking it until the
         // deadline. Without one, Traefik's API still listens inside the edge container, on
         // the container's own addresses, which the Docker host can reach (Linux bridges).
         let (mut candidates, configured) = match &backend.admin_url {
             Some(admin_url) => (vec![admin_url.clone()], true),
-            None => (self.edge_admin_urls(client).await, false),
+            None => {
+                let port = self.options.edge_admin_port.unwrap_or(formats.api_port());
+                (self.edge_admin_urls(client, port).await, false)
+            }
         };
         if candidates.is_empty() {
             tracing::debug!(service = %backend.service, "no running edge container to ask; waiting the settle time");
@@ -77,9 +104,9 @@ impl DockerProvider {
                     http_get_via_host(client, base, &path),
                 )
                 .await;
-                if let Ok(Ok(body)) = answer {
+                if let Ok(Ok(answer)) = answer {
                     reached = Some(base.clone());
-                    if body.contains(&expected) {
+                    if lists_server(formats, &answer, &expected) {
                         return Ok(());
                     }
                     break;
@@ -105,18 +132,33 @@ impl DockerProvider {
 
     /// Traefik's API on each address of the stack's running edge container; empty when
     /// there is no such container (an edge being replaced in the same run, or none).
-    async fn edge_admin_urls(&self, client: &DockerClient) -> Vec<String> {
+    async fn edge_admin_urls(&self, client: &DockerClient, port: u16) -> Vec<String> {
         match client
             .send_json(api::list_containers(&self.stack, Some(EDGE_RESOURCE)))
             .await
         {
-            Ok(list) => edge_admin_urls(&list, self.options.edge_admin_port),
+            Ok(list) => edge_admin_urls(&list, port),
             Err(error) => {
                 tracing::debug!(%error, "cannot list the edge container");
                 Vec::new()
             }
         }
     }
+}
+
+/// What a swap writes into the backend file: the edge's file sending `backend`'s traffic
+/// to `url`.
+fn backend_contents(formats: &dyn EdgeFormats, backend: &RouteBackend, url: &str) -> String {
+    formats.backend_file(&backend.service, url)
+}
+
+/// Whether the edge's answer lists `expected` among the service's servers. Another status
+/// (404 while the backend file is not loaded yet) or an unreadable body means "not yet".
+fn lists_server(formats: &dyn EdgeFormats, answer: &Response, expected: &str) -> bool {
+    answer.is_success()
+        && formats
+            .servers_in(&answer.body)
+            .is_ok_and(|servers| servers.iter().any(|server| server == expected))
 }
 
 /// `http://<address>:<port>` for every IPv4 address, on any network, of a running
@@ -155,16 +197,19 @@ enum EdgeQueryError {
     Host(#[from] HostError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Http(#[from] HttpError),
     #[error("timed out")]
     TimedOut,
 }
 
 /// A plain `GET` through the host (so it also works over SSH): `base` is `http://ip:port`.
+/// The answer is read by the crate's own HTTP/1.1 reader (Content-Length or chunked).
 async fn http_get_via_host(
     client: &DockerClient,
     base: &str,
     path: &str,
-) -> Result<String, EdgeQueryError> {
+) -> Result<Response, EdgeQueryError> {
     let authority = base.trim_start_matches("http://").trim_end_matches('/');
     let (address, port) = authority
         .rsplit_once(':')
@@ -175,19 +220,19 @@ async fn http_get_via_host(
     let mut stream = client.host().connect_tcp(address, port).await?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
-    let mut body = Vec::new();
-    tokio::time::timeout(
-        Duration::from_secs(2),
-        stream.take(1 << 20).read_to_end(&mut body),
-    )
-    .await
-    .map_err(|_| EdgeQueryError::TimedOut)??;
-    Ok(String::from_utf8_lossy(&body).into_owned())
+    let mut reader = BufReader::new(stream);
+    tokio::time::timeout(Duration::from_secs(2), read_response(&mut reader, false))
+        .await
+        .map_err(|_| EdgeQueryError::TimedOut)?
+        .map_err(EdgeQueryError::from)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use serde_json::json;
+    use stackctl_provider::Value;
 
     use super::*;
 
@@ -209,6 +254,91 @@ mod tests {
                 "http://172.21.0.2:8080".to_string(),
                 "http://172.20.0.3:8080".to_string()
             ]
+        );
+    }
+
+    fn routed_spec() -> ServiceSpec {
+        let mut attributes = stackctl_provider::Attributes::new();
+        attributes.insert("container_name".into(), Value::text("shop-api"));
+        attributes.insert("image".into(), Value::text("stackctl-test/server:latest"));
+        attributes.insert("port".into(), Value::Integer(8000));
+        attributes.insert(
+            "route_backend".into(),
+            Value::Map(BTreeMap::from([
+                (
+                    "file".to_string(),
+                    Value::text("/srv/shop/traefik/dynamic/backend-api.yml"),
+                ),
+                (
+                    "temp_dir".to_string(),
+                    Value::text("/srv/shop/traefik/.tmp"),
+                ),
+                ("service".to_string(), Value::text("api")),
+            ])),
+        );
+        ServiceSpec::from_attributes("api", &attributes).unwrap()
+    }
+
+    #[test]
+    fn the_backend_file_a_swap_writes_is_the_one_the_traefik_crate_renders() {
+        let spec = routed_spec();
+        let backend = spec.route_backend.as_ref().unwrap();
+        let url = spec.backend_url("shop-api-0123abcd");
+        assert_eq!(url, "http://shop-api-0123abcd:8000");
+        assert_eq!(
+            backend_contents(&stackctl_traefik::TraefikFormats, backend, &url),
+            stackctl_traefik::render_backend("api", "http://shop-api-0123abcd:8000")
+        );
+    }
+
+    #[test]
+    fn a_swap_waits_for_the_new_server_in_the_edges_answer() {
+        let formats = stackctl_traefik::TraefikFormats;
+        let answer = |status: u16, body: &str| Response {
+            status,
+            body: body.as_bytes().to_vec(),
+        };
+        let listing = |url: &str| {
+            format!(
+                r#"{{"loadBalancer": {{"servers": [{{"url": "{url}"}}]}}, "status": "enabled"}}"#
+            )
+        };
+        let expected = "http://shop-api-2:8000";
+        assert!(lists_server(
+            &formats,
+            &answer(200, &listing(expected)),
+            expected
+        ));
+        assert!(!lists_server(
+            &formats,
+            &answer(200, &listing("http://shop-api-1:8000")),
+            expected
+        ));
+        // The URL must be a server, not merely appear in the answer.
+        assert!(!lists_server(
+            &formats,
+            &answer(200, &listing("http://shop-api-2:80001")),
+            expected
+        ));
+        assert!(!lists_server(
+            &formats,
+            &answer(404, "404 page not found\n"),
+            expected
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_routed_service_without_the_edges_formats_is_refused() {
+        let provider = DockerProvider::new(
+            std::sync::Arc::new(stackctl_host::HostConnector::local()),
+            "shop",
+        );
+        let error = provider.edge_formats(&routed_spec()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("built without the edge's formats; cannot route `api`"),
+            "{error}"
         );
     }
 

@@ -7,6 +7,7 @@
 
 mod action;
 mod address;
+mod edge_formats;
 mod provider;
 mod resource;
 mod schema;
@@ -16,6 +17,7 @@ mod verify;
 
 pub use action::{Action, ActionKind, AttributeChange, Reason, ReplaceOrder};
 pub use address::{Address, AddressError};
+pub use edge_formats::{EdgeFormatError, EdgeFormats};
 pub use provider::{
     ApplyContext, ApplyOutcome, LiveResource, Provider, ProviderError, ReadRequest,
 };

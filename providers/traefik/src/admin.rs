@@ -14,7 +14,11 @@
 //!   error, which is the evidence a failed apply should show.
 //! - **Which servers does a service send traffic to?** During a zero-downtime swap the
 //!   docker provider rewrites `backend-<service>.yml` and must wait until Traefik routes
-//!   to the new container before draining the old one ([`service_servers`]).
+//!   to the new container before draining the old one. This file owns that question's
+//!   format: the path ([`service_servers_path`]) and the one parser of the answer
+//!   ([`parse_service_servers`]). [`service_servers`] asks it over a stream; the docker
+//!   provider, which has its own HTTP client and does not depend on this crate, gets the
+//!   same two functions through [`crate::TraefikFormats`].
 
 use std::collections::BTreeMap;
 
@@ -23,6 +27,10 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
+
+/// The port of the `traefik` entry point (ping and API) inside the edge container, when
+/// the stack does not choose another.
+pub const API_PORT: u16 = 8080;
 
 /// The most of an API answer that is read (the router list of a big stack is a few
 /// hundred kilobytes at most).
@@ -144,13 +152,33 @@ pub async fn service_servers<S>(stream: S, service: &str) -> Result<Vec<String>,
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let name = if service.contains('@') {
-        service.to_string()
-    } else {
-        format!("{service}@file")
-    };
-    let json = get_json(stream, &format!("/api/http/services/{name}")).await?;
+    let json = get_json(stream, &service_servers_path(service)).await?;
     Ok(parse_service_servers(&json))
+}
+
+/// `/api/http/services/<service>@file`: the API path of a service's servers. A name that
+/// already names its provider (`api@docker`) keeps it. The name is percent-encoded, so
+/// `/`, `?` or spaces in it travel as data and never as syntax.
+pub fn service_servers_path(service: &str) -> String {
+    let (name, provider) = service.rsplit_once('@').unwrap_or((service, "file"));
+    format!(
+        "/api/http/services/{}@{}",
+        percent_encode(name),
+        percent_encode(provider)
+    )
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 /// Router states from the `/api/http/routers` JSON (pure: testable without Traefik).
@@ -248,6 +276,19 @@ mod tests {
         assert_eq!(
             parse_service_servers(&service),
             vec!["http://a:1".to_string()]
+        );
+    }
+
+    #[test]
+    fn the_servers_path_names_the_file_provider_and_encodes_the_name() {
+        assert_eq!(service_servers_path("api"), "/api/http/services/api@file");
+        assert_eq!(
+            service_servers_path("api@docker"),
+            "/api/http/services/api@docker"
+        );
+        assert_eq!(
+            service_servers_path("a b/c?$(d)"),
+            "/api/http/services/a%20b%2Fc%3F%24%28d%29@file"
         );
     }
 }

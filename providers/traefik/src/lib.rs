@@ -10,6 +10,10 @@
 //!   order, production certificates).
 //! - [`admin`]: Traefik's API over any stream (routers applied, a service's servers),
 //!   for readiness and for the zero-downtime swap.
+//! - [`TraefikFormats`]: this crate's backend file and servers API, handed by the front
+//!   end to the docker provider (as `stackctl_provider::EdgeFormats`), whose swap steers
+//!   the edge. This crate is the one owner of Traefik's formats: the docker provider
+//!   knows none of them and does not depend on this crate.
 //! - [`scratch`]: validating dynamic files with a throw-away Traefik process (Traefik
 //!   has no check command).
 //! - [`checks`]: HTTP(S) checks through the edge, and the checks implied by the routes;
@@ -17,6 +21,7 @@
 
 pub mod admin;
 pub mod checks;
+mod edge_formats;
 pub mod policy;
 pub mod provider;
 pub mod render;
@@ -25,5 +30,7 @@ pub mod spec;
 mod verify;
 mod yaml;
 
+pub use admin::API_PORT;
+pub use edge_formats::TraefikFormats;
 pub use provider::{TraefikProvider, PROVIDER_NAME};
 pub use render::render_backend;

@@ -270,7 +270,7 @@ pub fn render_middleware(
 
 /// The backend file for a routed service: a Traefik service named after the stackctl
 /// service with one server. The docker provider writes it when it creates or swaps the
-/// service's container (`backend-<service>.yml`).
+/// service's container (`backend-<service>.yml`), through [`crate::TraefikFormats`].
 pub fn render_backend(service: &str, url: &str) -> String {
     let body = Yaml::map().with(
         "http",

@@ -369,7 +369,7 @@ impl StaticSpec {
         let reader = Reader::new("file.traefik-static", attributes);
         let http_port = reader.port("http_port")?.unwrap_or(80);
         let https_port = reader.port("https_port")?.unwrap_or(443);
-        let admin_port = reader.port("admin_port")?.unwrap_or(8080);
+        let admin_port = reader.port("admin_port")?.unwrap_or(crate::admin::API_PORT);
         let resolver = match reader.get("resolver") {
             None => None,
             Some(Value::Map(entries)) => Some(ResolverSpec::from_settings(entries)?),

@@ -223,6 +223,10 @@ fn assert_passed(result: &stackctl_traefik::checks::CheckResult, traefik: &Traef
     );
 }
 
+/// Also the test of the backend file stackctl ships: `render_backend` is what the docker
+/// provider's zero-downtime swap writes in production (through `TraefikFormats`), and
+/// this test loads its output into a real Traefik, sees the server through the API
+/// (`admin::service_servers`, the parser the swap uses too) and swaps it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendered_files_behave_as_promised_in_a_real_traefik() {
     let directory = tempfile::tempdir().expect("a temp dir");

@@ -132,6 +132,8 @@ pub fn provider_with_settle(stack: &str, root: &str, settle: Duration) -> Docker
             drain: Duration::from_millis(1500),
             settle,
             stop_grace_seconds: 5,
+            // As the front end wires it: routed services are swapped with Traefik's formats.
+            edge_formats: Some(Arc::new(stackctl_traefik::TraefikFormats)),
             ..DockerOptions::default()
         },
     )
