@@ -20,7 +20,8 @@ use stackctl_traefik::spec::{LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING};
 /// The container-side ports of the edge; the host ports come from `[edge]`.
 const EDGE_HTTP_PORT: i64 = 80;
 const EDGE_HTTPS_PORT: i64 = 443;
-const EDGE_ADMIN_PORT: i64 = 8080;
+/// Traefik's API (ping, routers) inside the container: the traefik crate's port.
+const EDGE_ADMIN_PORT: i64 = stackctl_traefik::API_PORT as i64;
 
 /// The static file's address name, and where the container reads it.
 const STATIC_FILE: &str = "traefik-static";
