@@ -306,7 +306,7 @@ pub fn droplet_address(config: &crate::config::Config, state: Option<&State>) ->
     let recorded = state?.resources.get(&Address::new("droplet", droplet))?;
     recorded
         .attributes
-        .get("ipv4")?
+        .get(stackctl_provider::DROPLET_ADDRESS_ATTRIBUTE)?
         .as_text()
         .map(str::to_string)
 }

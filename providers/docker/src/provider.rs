@@ -110,9 +110,10 @@ impl DockerProvider {
         }
     }
 
-    pub(crate) fn droplet_address(&self) -> Option<Address> {
+    /// The target droplet's name, when the target is a droplet.
+    pub(crate) fn droplet_name(&self) -> Option<&str> {
         match self.connector.target() {
-            Target::Droplet { droplet, .. } => Some(Address::new("droplet", droplet.clone())),
+            Target::Droplet { droplet, .. } => Some(droplet),
             _ => None,
         }
     }
@@ -140,9 +141,8 @@ impl DockerProvider {
         context: &ApplyContext,
     ) -> Result<DockerClient, ProviderError> {
         let ip = self
-            .droplet_address()
-            .and_then(|droplet| context.recorded_attribute(&droplet, "ipv4"))
-            .and_then(|value| value.as_text().map(str::to_string));
+            .droplet_name()
+            .and_then(|droplet| context.droplet_address(droplet));
         self.client(ip).await
     }
 }

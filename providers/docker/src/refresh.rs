@@ -52,12 +52,7 @@ impl DockerProvider {
     /// The target droplet's address as recorded (the engine passes the droplet's record
     /// along with this provider's own), when the target is a droplet.
     fn recorded_droplet_ip(&self, request: &ReadRequest) -> Option<String> {
-        let droplet = self.droplet_address()?;
-        let recorded = request
-            .recorded
-            .iter()
-            .find(|recorded| recorded.address == droplet)?;
-        text_attribute(&recorded.attributes, "ipv4").map(str::to_string)
+        request.droplet_address(self.droplet_name()?)
     }
 
     async fn read_live(&self, request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError> {

@@ -27,6 +27,27 @@ pub struct ReadRequest {
     pub recorded: Vec<RecordedResource>,
 }
 
+/// The attribute a droplet's public IPv4 address is recorded under: the host transport
+/// reaches a droplet target at it. Every provider and the engine look it up through
+/// [`ReadRequest::droplet_address`], [`ApplyContext::droplet_address`] or this name.
+pub const DROPLET_ADDRESS_ATTRIBUTE: &str = "ipv4";
+
+impl ReadRequest {
+    /// The recorded public IPv4 address of `droplet.<droplet>`, if the engine passed it.
+    pub fn droplet_address(&self, droplet: &str) -> Option<String> {
+        let address = Address::new("droplet", droplet);
+        let recorded = self
+            .recorded
+            .iter()
+            .find(|recorded| recorded.address == address)?;
+        recorded
+            .attributes
+            .get(DROPLET_ADDRESS_ATTRIBUTE)?
+            .as_text()
+            .map(str::to_string)
+    }
+}
+
 /// What every apply call shares.
 #[derive(Clone, Debug)]
 pub struct ApplyContext {
@@ -46,6 +67,14 @@ impl ApplyContext {
     pub fn recorded_attribute(&self, address: &Address, attribute: &str) -> Option<crate::Value> {
         let recorded = self.recorded.read().ok()?;
         recorded.get(address)?.get(attribute).cloned()
+    }
+
+    /// The public IPv4 address of `droplet.<droplet>` as recorded right now (also one
+    /// created moments ago in this run).
+    pub fn droplet_address(&self, droplet: &str) -> Option<String> {
+        self.recorded_attribute(&Address::new("droplet", droplet), DROPLET_ADDRESS_ATTRIBUTE)?
+            .as_text()
+            .map(str::to_string)
     }
 }
 

@@ -72,11 +72,7 @@ impl TraefikProvider {
     }
 
     fn droplet_address(&self, context: &ApplyContext) -> Option<String> {
-        let droplet = self.droplet_name()?;
-        context
-            .recorded_attribute(&Address::new("droplet", droplet), "ipv4")?
-            .as_text()
-            .map(str::to_string)
+        context.droplet_address(self.droplet_name()?)
     }
 
     fn subject(&self, address: &Address) -> String {
@@ -408,16 +404,9 @@ impl Provider for TraefikProvider {
             layout.push((address, attributes, files));
         }
 
-        let droplet_address = self.droplet_name().and_then(|droplet| {
-            let droplet = Address::new("droplet", droplet);
-            request
-                .recorded
-                .iter()
-                .find(|recorded| recorded.address == droplet)
-                .and_then(|recorded| recorded.attributes.get("ipv4"))
-                .and_then(Value::as_text)
-                .map(str::to_string)
-        });
+        let droplet_address = self
+            .droplet_name()
+            .and_then(|droplet| request.droplet_address(droplet));
         let host = self.host(droplet_address).await?;
         // One round trip for every file of the stack.
         let contents = host.read_files(&paths).await.map_err(host_failure)?;
@@ -475,11 +464,7 @@ impl Provider for TraefikProvider {
                 "the traefik provider does not manage `{address}`"
             )));
         }
-        let droplet_address = self.droplet_name().and_then(|droplet| {
-            context
-                .recorded_attribute(&Address::new("droplet", droplet), "ipv4")
-                .and_then(|value| value.as_text().map(str::to_string))
-        });
+        let droplet_address = self.droplet_address(context);
 
         if action.kind == ActionKind::Delete {
             let prior = action.prior.as_ref().ok_or_else(|| {
