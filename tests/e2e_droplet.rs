@@ -1,4 +1,4 @@
-//! End to end with a DigitalOcean account: the emulator (`stackctl_digitalocean::Emulator`,
+//! End to end with a DigitalOcean account: the emulator (`stackctl_do_emulator::Emulator`,
 //! in-process on 127.0.0.1) plays the API, a real OpenSSH server on loopback plays the
 //! droplet (every droplet's public IPv4 is 127.0.0.1, and `[target] port` points at the
 //! test sshd), and the real Docker daemon behind it runs the test stack with the Traefik
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 use stackctl_digitalocean::client::{Client, ClientConfig, Token};
-use stackctl_digitalocean::{Emulator, EmulatorConfig, Faults};
+use stackctl_do_emulator::{Emulator, EmulatorConfig, Faults};
 use stackctl_host::testing::TestSshd;
 
 use support::{repository, Run, TestEnvironment};

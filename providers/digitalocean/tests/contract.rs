@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use common::*;
 use serde_json::{json, Value as Json};
 use stackctl_digitalocean::api::{DomainRecord, Droplet};
-use stackctl_digitalocean::emulator::Exchange;
 use stackctl_digitalocean::ssh_fingerprint;
+use stackctl_do_emulator::Exchange;
 use stackctl_provider::{
     Action, ActionKind, ApplyOutcome, Provider, ReadRequest, Reason, RecordedResource, Resource,
 };

@@ -51,7 +51,7 @@ struct Stack {
     recorded: Vec<RecordedResource>,
 }
 
-async fn applied_stack(emulator: &stackctl_digitalocean::Emulator) -> Stack {
+async fn applied_stack(emulator: &stackctl_do_emulator::Emulator) -> Stack {
     let provider = provider(emulator);
     let context = context();
     let fingerprint = ssh_fingerprint(PUBLIC_KEY).expect("fingerprint");
@@ -90,7 +90,7 @@ async fn applied_stack(emulator: &stackctl_digitalocean::Emulator) -> Stack {
     }
 }
 
-async fn read(emulator: &stackctl_digitalocean::Emulator, stack: &Stack) -> Vec<LiveResource> {
+async fn read(emulator: &stackctl_do_emulator::Emulator, stack: &Stack) -> Vec<LiveResource> {
     provider(emulator)
         .read(&ReadRequest {
             stack: STACK.into(),
@@ -357,7 +357,7 @@ async fn a_lost_answer_to_a_droplet_action_is_not_fatal() {
         .expect("id");
     assert!(emulator.resize_out_of_band(droplet_id, "s-2vcpu-4gb"));
     // The power-off is carried out, but its answer never arrives.
-    emulator.set_faults(stackctl_digitalocean::Faults {
+    emulator.set_faults(stackctl_do_emulator::Faults {
         drop_after_commit: 1,
         only: Some(format!("POST /v2/droplets/{droplet_id}/actions")),
         ..Default::default()

@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use stackctl_digitalocean::emulator::Faults;
 use stackctl_digitalocean::ssh_fingerprint;
+use stackctl_do_emulator::Faults;
 use stackctl_provider::{Action, ActionKind, ApplyOutcome, Provider, Reason};
 
 fn create_action(resource: stackctl_provider::Resource) -> Action {
@@ -22,7 +22,7 @@ fn create_action(resource: stackctl_provider::Resource) -> Action {
 }
 
 async fn apply_key_and_droplet(
-    emulator: &stackctl_digitalocean::Emulator,
+    emulator: &stackctl_do_emulator::Emulator,
 ) -> stackctl_provider::RecordedResource {
     let provider = provider(emulator);
     let context = context();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use stackctl_digitalocean::emulator::EmulatorConfig;
+use stackctl_do_emulator::EmulatorConfig;
 
 async fn polls_until_ready(rate_limit_per_hour: u32) -> usize {
     let emulator = start_emulator_with(EmulatorConfig {

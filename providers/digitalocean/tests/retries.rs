@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use stackctl_digitalocean::client::ClientError;
-use stackctl_digitalocean::emulator::Faults;
+use stackctl_do_emulator::Faults;
 
 #[tokio::test]
 async fn server_errors_are_retried_until_success() {

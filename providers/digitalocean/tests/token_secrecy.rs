@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use stackctl_digitalocean::client::{Client, ClientConfig, Token};
-use stackctl_digitalocean::emulator::Faults;
 use stackctl_digitalocean::ssh_fingerprint;
+use stackctl_do_emulator::Faults;
 use stackctl_provider::{Action, ActionKind, Provider, Reason};
 
 #[derive(Clone, Default)]

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value as Json};
 use stackctl_digitalocean::client::{Client, ClientConfig, PollPolicy, RetryPolicy, Token};
-use stackctl_digitalocean::emulator::{Emulator, EmulatorConfig, Exchange};
 use stackctl_digitalocean::{DigitalOceanProvider, ProviderOptions};
+use stackctl_do_emulator::{Emulator, EmulatorConfig, Exchange};
 use stackctl_provider::{Address, ApplyContext, Resource, Value};
 
 pub const TOKEN: &str = "dop_v1_emulator_token_0123456789abcdef";

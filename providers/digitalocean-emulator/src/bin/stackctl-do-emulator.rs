@@ -1,14 +1,14 @@
 //! `stackctl-do-emulator`: the DigitalOcean API emulator as a process, for demos and CI.
 //!
 //! ```text
-//! cargo run -p stackctl-digitalocean --bin stackctl-do-emulator -- --listen 127.0.0.1:8089 --token test-token
+//! cargo run -p stackctl-do-emulator -- --listen 127.0.0.1:8089 --token test-token
 //! ```
 //!
 //! Then point stackctl at it with `DIGITALOCEAN_API_URL=http://127.0.0.1:8089` and
 //! `DIGITALOCEAN_TOKEN=test-token`. Every flag also reads a `STACKCTL_DO_EMULATOR_*`
 //! variable (see `EmulatorConfig::from_args`).
 
-use stackctl_digitalocean::emulator::{Emulator, EmulatorConfig};
+use stackctl_do_emulator::{Emulator, EmulatorConfig};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
