@@ -100,7 +100,10 @@ fn response_examples_decode_into_the_client_types() {
 #[tokio::test]
 async fn the_subsets_request_examples_replay_through_the_emulator() {
     let emulator = start_emulator().await;
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(stackctl_digitalocean::client::tls_config().unwrap())
+        .build()
+        .unwrap();
     let base = emulator.base_url();
     let send = |method: reqwest::Method, path: String, body: Option<Json>| {
         let mut request = http

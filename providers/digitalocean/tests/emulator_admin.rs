@@ -10,7 +10,10 @@ use serde_json::{json, Value as Json};
 #[tokio::test]
 async fn admin_endpoints_control_faults_and_make_drift() {
     let emulator = start_emulator().await;
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(stackctl_digitalocean::client::tls_config().unwrap())
+        .build()
+        .unwrap();
     let base = emulator.base_url();
     let post = |path: &str, body: Json| {
         http.post(format!("{base}{path}"))

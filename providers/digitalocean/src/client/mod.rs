@@ -68,6 +68,21 @@ pub use poll::PollPolicy;
 pub use retry::{Idempotence, RetryPolicy};
 pub use token::Token;
 
+/// TLS with aws-lc-rs and the public web roots: the crypto stackctl links once for SSH,
+/// the checks and this client. Any other reqwest client in the process (the tests') must
+/// be built with it too: reqwest has no crypto provider of its own here.
+pub fn tls_config() -> Result<rustls::ClientConfig, ClientError> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| ClientError::Failed(format!("cannot set up TLS: {error}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// The DigitalOcean v2 client.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -80,6 +95,7 @@ pub struct Client {
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls_config()?)
             .timeout(config.retry.request_timeout)
             .connect_timeout(config.retry.request_timeout)
             .user_agent(concat!("stackctl-digitalocean/", env!("CARGO_PKG_VERSION")))
