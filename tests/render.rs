@@ -144,3 +144,326 @@ fn mangled_stack_files_give_diagnostics_never_a_panic() {
         assert!(outcome.is_ok(), "round {round} panicked");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// A plan with every kind of action, built from hand-made desired, recorded and live
+// resources (the CLI cannot produce an adopt or a replace without a running target):
+//
+// | resource                 | change                                   | action     |
+// |--------------------------|------------------------------------------|------------|
+// | `route.docs`             | new route                                | create     |
+// | `middleware.api-limit`   | rate limit raised                        | update     |
+// | `service.api`            | env changed (stateless, routed)          | replace +/- |
+// | `service.postgres`       | image 16 → 17 (holds `pgdata`)           | replace -/+ |
+// | `file.traefik-static`    | resolver staging → production            | update     |
+// | `service.edge`           | restarts to read the static file         | replace -/+ |
+// | `route.dashboard`        | removed                                  | delete     |
+// | `service.uploads`        | removed (holds `uploads`, which stays)   | delete     |
+// | `volume.cache`           | removed                                  | delete     |
+// | `network.backend`        | running with our labels, not in state    | adopt      |
+// | `image.api`, `volume.uploads` | nothing                             | unchanged  |
+
+use std::collections::BTreeMap;
+
+use stackctl::plan::{LiveSnapshot, WarningKind};
+use stackctl_provider::{
+    ActionKind, AttributeSchema, KindSchema, LiveResource, RecordedResource, ReplaceOrder,
+};
+
+const ROOT: &str = "/var/lib/stackctl/shop";
+
+fn route(name: &str, rule: &str, service: &str, middlewares: &[&str]) -> Resource {
+    let mut content = format!(
+        "# Managed by stackctl (stack shop, route.{name}). Hand edits are reported as drift and replaced by apply.\nhttp:\n  routers:\n    {name}:\n      rule: \"{rule}\"\n      entryPoints:\n        - \"websecure\"\n      service: \"{service}\"\n"
+    );
+    if !middlewares.is_empty() {
+        content.push_str("      middlewares:\n");
+        for middleware in middlewares {
+            content.push_str(&format!("        - \"{middleware}\"\n"));
+        }
+    }
+    content.push_str("      tls:\n        certResolver: \"le\"\n");
+    Resource::new(Address::new("route", name), "traefik")
+        .with("content", content)
+        .with("rule", rule)
+        .with("service", service)
+        .with(
+            "middlewares",
+            Value::List(middlewares.iter().map(|name| Value::text(*name)).collect()),
+        )
+        .with("path", format!("{ROOT}/traefik/dynamic/route-{name}.yml"))
+        .with("temp_dir", format!("{ROOT}/traefik/.tmp"))
+        .depends_on(Address::new("service", service))
+}
+
+fn rate_limit(average: i64) -> Resource {
+    Resource::new(Address::new("middleware", "api-limit"), "traefik")
+        .with("type", "rate_limit")
+        .with(
+            "settings",
+            Value::Map(BTreeMap::from([
+                ("average".to_string(), Value::Integer(average)),
+                ("burst".to_string(), Value::Integer(average * 2)),
+            ])),
+        )
+        .with(
+            "content",
+            format!("# Managed by stackctl (stack shop, middleware.api-limit). Hand edits are reported as drift and replaced by apply.\nhttp:\n  middlewares:\n    api-limit:\n      rateLimit:\n        average: {average}\n        burst: {}\n        period: \"1s\"\n", average * 2),
+        )
+        .with("path", format!("{ROOT}/traefik/dynamic/middleware-api-limit.yml"))
+        .with("temp_dir", format!("{ROOT}/traefik/.tmp"))
+}
+
+fn service(name: &str, image: &str, env: &[(&str, &str)]) -> Resource {
+    Resource::new(Address::new("service", name), "docker")
+        .with("container_name", format!("shop-{name}"))
+        .with("image", image)
+        .with(
+            "env",
+            Value::Map(
+                env.iter()
+                    .map(|(key, value)| (key.to_string(), Value::text(*value)))
+                    .collect(),
+            ),
+        )
+        .with("stateful", false)
+        .with("volumes", Value::List(Vec::new()))
+}
+
+fn stateful_service(name: &str, image: &str, volume: &str) -> Resource {
+    let mut resource = service(name, image, &[])
+        .with("stateful", true)
+        .with(
+            "volumes",
+            Value::List(vec![Value::Map(BTreeMap::from([
+                ("kind".to_string(), Value::text("volume")),
+                ("source".to_string(), Value::text(format!("shop_{volume}"))),
+                ("target".to_string(), Value::text("/data")),
+            ]))]),
+        )
+        .depends_on(Address::new("volume", volume));
+    resource.replace_order = ReplaceOrder::DestroyBeforeCreate;
+    resource
+}
+
+fn static_file(staging: bool) -> Resource {
+    let server = if staging {
+        "https://acme-staging-v02.api.letsencrypt.org/directory"
+    } else {
+        "https://acme-v02.api.letsencrypt.org/directory"
+    };
+    Resource::new(Address::new("file", "traefik-static"), "traefik")
+        .with(
+            "content",
+            format!("# Managed by stackctl (stack shop, file.traefik-static). Hand edits are reported as drift and replaced by apply.\nentryPoints:\n  websecure:\n    address: \":443\"\ncertificatesResolvers:\n  le:\n    acme:\n      email: \"ops@example.com\"\n      storage: \"/acme/acme.json\"\n      caServer: \"{server}\"\n"),
+        )
+        .with(
+            "resolver",
+            Value::Map(BTreeMap::from([
+                ("name".to_string(), Value::text("le")),
+                ("ca_server".to_string(), Value::text(server)),
+                ("staging".to_string(), Value::Bool(staging)),
+            ])),
+        )
+        .with("path", format!("{ROOT}/traefik/traefik.yml"))
+        .with("temp_dir", format!("{ROOT}/traefik/.tmp"))
+        .with("dynamic_dir", "/etc/traefik/dynamic")
+}
+
+fn edge(config_hash: &str) -> Resource {
+    let port = |port: i64| {
+        Value::Map(BTreeMap::from([
+            ("host_ip".to_string(), Value::text("0.0.0.0")),
+            ("host_port".to_string(), Value::Integer(port)),
+            ("container_port".to_string(), Value::Integer(port)),
+        ]))
+    };
+    let mut resource = service("edge", "traefik:v3.3", &[])
+        .with("stateful", true)
+        .with("ports", Value::List(vec![port(80), port(443)]))
+        .with("config_hash", config_hash)
+        .depends_on(Address::new("file", "traefik-static"));
+    resource.replace_order = ReplaceOrder::DestroyBeforeCreate;
+    resource
+}
+
+fn review_schemas() -> SchemaSet {
+    SchemaSet::new([
+        KindSchema {
+            kind: "service",
+            provider: "docker",
+            attributes: vec![
+                AttributeSchema::replaces("image"),
+                AttributeSchema::replaces("env"),
+                AttributeSchema::replaces("volumes"),
+                AttributeSchema::replaces("config_hash"),
+                AttributeSchema::computed("container_id"),
+            ],
+        },
+        KindSchema {
+            kind: "volume",
+            provider: "docker",
+            attributes: vec![AttributeSchema::replaces("name")],
+        },
+    ])
+}
+
+fn recorded_as(resource: &Resource) -> RecordedResource {
+    RecordedResource::from_desired(resource, Some(format!("id-{}", resource.address.name())))
+}
+
+fn live_as(record: &RecordedResource) -> LiveResource {
+    LiveResource {
+        address: record.address.clone(),
+        id: record.id.clone(),
+        attributes: record.attributes.clone(),
+        owned: true,
+    }
+}
+
+/// Every kind of action: create, update, both replace orders, delete, adopt.
+fn review_plan() -> stackctl::plan::Plan {
+    let api = |hosts: &str| {
+        service(
+            "api",
+            "shop/api:3a5ad1994102",
+            &[("ALLOWED_HOSTS", hosts), ("REDIS_URL", "redis://redis:6379/0")],
+        )
+        .with("port", 8000i64)
+        .with(
+            "route_backend",
+            Value::Map(BTreeMap::from([
+                (
+                    "file".to_string(),
+                    Value::text(format!("{ROOT}/traefik/dynamic/backend-api.yml")),
+                ),
+                ("service".to_string(), Value::text("api")),
+            ])),
+        )
+        .depends_on(Address::new("service", "postgres"))
+    };
+    let image = Resource::new(Address::new("image", "api"), "docker").with("tag", "shop/api:3a5ad1994102");
+    let uploads_volume =
+        Resource::new(Address::new("volume", "uploads"), "docker").with("name", "shop_uploads");
+    let cache_volume =
+        Resource::new(Address::new("volume", "cache"), "docker").with("name", "shop_cache");
+    let network =
+        Resource::new(Address::new("network", "backend"), "docker").with("name", "shop_backend");
+
+    let before = vec![
+        image.clone(),
+        rate_limit(50),
+        api("example.com"),
+        stateful_service("postgres", "postgres:16-alpine", "pgdata"),
+        static_file(true),
+        edge("sha256:1111"),
+        route("dashboard", "Host(`traefik.example.com`)", "edge", &["admin-only"]),
+        stateful_service("uploads", "shop/uploads:1", "uploads"),
+        uploads_volume.clone(),
+        cache_volume,
+    ];
+    let desired = vec![
+        image,
+        rate_limit(100),
+        api("example.com,www.example.com"),
+        stateful_service("postgres", "postgres:17-alpine", "pgdata"),
+        static_file(false),
+        edge("sha256:2222"),
+        route("docs", "Host(`example.com`) && PathPrefix(`/docs`)", "api", &["secure-headers"]),
+        uploads_volume,
+        network.clone(),
+    ];
+    let recorded: BTreeMap<Address, RecordedResource> = before
+        .iter()
+        .map(|resource| (resource.address.clone(), recorded_as(resource)))
+        .collect();
+    let mut live = LiveSnapshot {
+        resources: recorded
+            .values()
+            .map(|record| (record.address.clone(), live_as(record)))
+            .collect(),
+        read_providers: ["docker".to_string(), "traefik".to_string()].into(),
+        unread: Vec::new(),
+    };
+    let found = live_as(&recorded_as(&network));
+    live.resources.insert(found.address.clone(), found);
+    plan(&PlanInput {
+        stack: "shop",
+        desired: &desired,
+        recorded: &recorded,
+        state: StateIdentity {
+            lineage: Some("0f3c".into()),
+            serial: 7,
+        },
+        config_fingerprint: "fingerprint".into(),
+        live: Ok(&live),
+        schemas: &review_schemas(),
+        targets: &[],
+        mode: PlanMode::Apply,
+    })
+}
+
+#[test]
+fn the_review_plan_has_every_kind_of_action() {
+    let plan = review_plan();
+    let kind_of = |address: &str| {
+        plan.actions
+            .iter()
+            .find(|action| action.address.to_string() == address)
+            .map(|action| action.kind)
+    };
+    assert_eq!(kind_of("route.docs"), Some(ActionKind::Create));
+    assert_eq!(kind_of("middleware.api-limit"), Some(ActionKind::Update));
+    assert_eq!(kind_of("service.api"), Some(ActionKind::ReplaceCreateBeforeDestroy));
+    assert_eq!(kind_of("service.postgres"), Some(ActionKind::ReplaceDestroyBeforeCreate));
+    assert_eq!(kind_of("route.dashboard"), Some(ActionKind::Delete));
+    assert_eq!(kind_of("network.backend"), Some(ActionKind::Adopt));
+    assert_eq!(kind_of("volume.cache"), Some(ActionKind::Delete));
+    assert_eq!(
+        plan.unchanged,
+        vec![Address::new("image", "api"), Address::new("volume", "uploads")]
+    );
+}
+
+#[test]
+fn warnings_name_data_loss_failing_requests_and_production_certificates_never_a_swap() {
+    let plan = review_plan();
+    let warnings: Vec<(WarningKind, String)> = plan
+        .risks
+        .iter()
+        .map(|warning| (warning.kind, warning.address.to_string()))
+        .collect();
+    assert_eq!(
+        warnings,
+        vec![
+            (WarningKind::DataLoss, "service.uploads".to_string()),
+            (WarningKind::DataLoss, "volume.cache".to_string()),
+            (WarningKind::RequestsFail, "service.edge".to_string()),
+            (WarningKind::RequestsFail, "service.postgres".to_string()),
+            (WarningKind::ProductionCertificates, "file.traefik-static".to_string()),
+        ],
+        "{:#?}",
+        plan.risks
+    );
+    // The create-before-destroy swap of the stateless api drops no request: no warning.
+    assert!(!plan.risks.iter().any(|warning| warning.address.name() == "api"));
+    let edge = plan.risks.iter().find(|warning| warning.address.name() == "edge").unwrap();
+    assert!(edge.why.contains("`file.traefik-static`") && edge.why.contains("80, 443"), "{}", edge.why);
+    let postgres = plan.risks.iter().find(|warning| warning.address.name() == "postgres").unwrap();
+    assert!(postgres.why.contains("`service.api`"), "{}", postgres.why);
+}
+
+#[test]
+fn the_review_plan_as_text() {
+    insta::assert_snapshot!("review_plan_text", stackctl::render::text::render(&review_plan(), false));
+}
+
+#[test]
+fn the_review_plan_as_json() {
+    insta::assert_snapshot!("review_plan_json", stackctl::render::json::render(&review_plan()));
+}
+
+#[test]
+fn the_review_plan_as_markdown() {
+    insta::assert_snapshot!("review_plan_markdown", stackctl::render::markdown::render(&review_plan()));
+}

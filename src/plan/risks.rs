@@ -55,7 +55,7 @@ const STATIC_FILE: (&str, &str) = ("file", "traefik-static");
 pub fn risks(actions: &[Action], desired: &[Resource]) -> Vec<PlanWarning> {
     let mut warnings = Vec::new();
     for action in actions {
-        data_loss(action, &mut warnings);
+        data_loss(action, actions, &mut warnings);
         requests_fail(action, actions, desired, &mut warnings);
         production_certificates(action, &mut warnings);
     }
@@ -64,7 +64,7 @@ pub fn risks(actions: &[Action], desired: &[Resource]) -> Vec<PlanWarning> {
     warnings
 }
 
-fn data_loss(action: &Action, warnings: &mut Vec<PlanWarning>) {
+fn data_loss(action: &Action, actions: &[Action], warnings: &mut Vec<PlanWarning>) {
     let deleted = action.kind == ActionKind::Delete;
     let replaced = action.kind.is_replace();
     if !deleted && !replaced {
@@ -76,9 +76,11 @@ fn data_loss(action: &Action, warnings: &mut Vec<PlanWarning>) {
             .to_string(),
         "droplet" if deleted => "is destroyed with everything on its disk".to_string(),
         "droplet" => "is replaced: the old droplet is destroyed with everything on its disk".to_string(),
+        // When its volumes go too, their own warnings say it: one warning per loss.
+        "service" if deleted && !keeps_a_volume(action, actions) => return,
         "service" if deleted => match attributes(action) {
             Some(attributes) if is_stateful(attributes) => format!(
-                "is removed while it holds data in {}: nothing will use that data any more (the volume itself is deleted only if this plan deletes it)",
+                "is removed while it holds data in {}: the volume is kept, but nothing serves its data any more",
                 named_volumes(attributes)
             ),
             _ => return,
@@ -195,6 +197,20 @@ fn attributes(action: &Action) -> Option<&Attributes> {
         .as_ref()
         .map(|resource| &resource.attributes)
         .or(action.prior.as_ref().map(|prior| &prior.attributes))
+}
+
+/// True when a volume the deleted service used is not deleted by this plan.
+fn keeps_a_volume(service: &Action, actions: &[Action]) -> bool {
+    let deleted = |volume: &Address| {
+        actions
+            .iter()
+            .any(|other| &other.address == volume && other.kind == ActionKind::Delete)
+    };
+    service
+        .prior
+        .iter()
+        .flat_map(|prior| &prior.dependencies)
+        .any(|dependency| dependency.kind() == "volume" && !deleted(dependency))
 }
 
 fn is_stateful(attributes: &Attributes) -> bool {

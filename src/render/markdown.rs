@@ -147,9 +147,15 @@ fn capitalized(text: &str) -> String {
 /// A collapsed block with the resource's diff; plumbing attributes in a nested block.
 fn details(action: &Action) -> String {
     let (reviewer, plumbing) = reviewer_then_plumbing(&action.changes);
-    let mut body = diff_lines(&reviewer);
-    if body.is_empty() && plumbing.is_empty() && action.kind == ActionKind::Delete {
-        body.push_str("- (the whole resource)\n");
+    // "forces replacement" means something only for a resource that stays.
+    let replacing = matches!(action.kind, ActionKind::Update) || action.kind.is_replace();
+    let mut body = diff_lines(&reviewer, replacing);
+    if body.is_empty() && plumbing.is_empty() {
+        body.push_str(match action.kind {
+            ActionKind::Delete => "- (the whole resource)\n",
+            ActionKind::Adopt => "  (recorded in state as found; nothing on the target changes)\n",
+            _ => "  (no attribute differs; applied again so state records the new configuration)\n",
+        });
     }
     let mut section = format!(
         "<details><summary><code>{}</code> {} — {}</summary>\n\n",
@@ -160,7 +166,7 @@ fn details(action: &Action) -> String {
     if !body.is_empty() {
         section.push_str(&diff_block(&body));
     }
-    let operators = diff_lines(&plumbing);
+    let operators = diff_lines(&plumbing, replacing);
     if !operators.is_empty() {
         section.push_str("<details><summary>Details for operators</summary>\n\n");
         section.push_str(&diff_block(&operators));
@@ -176,11 +182,15 @@ fn diff_block(body: &str) -> String {
     format!("{fence}diff\n{body}{fence}\n\n")
 }
 
-fn diff_lines(changes: &[&AttributeChange]) -> String {
+fn diff_lines(changes: &[&AttributeChange], show_forces: bool) -> String {
     let mut body = String::new();
     for change in changes {
         for (name, line, forces) in expand(change) {
-            let note = if forces { "  # forces replacement" } else { "" };
+            let note = if forces && show_forces {
+                "  # forces replacement"
+            } else {
+                ""
+            };
             match line {
                 ChangeLine::Added(value) => body.push_str(&format!("+ {name} = {value}{note}\n")),
                 ChangeLine::Removed(value) => body.push_str(&format!("- {name} = {value}{note}\n")),
