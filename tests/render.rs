@@ -467,3 +467,153 @@ fn the_review_plan_as_json() {
 fn the_review_plan_as_markdown() {
     insta::assert_snapshot!("review_plan_markdown", stackctl::render::markdown::render(&review_plan()));
 }
+
+/// The markdown as GitHub would render it: Debian's `cmark-gfm`, with GitHub's extensions.
+/// `--unsafe` keeps raw HTML (`<details>`, `<summary>`, `<code>`), which cmark-gfm drops by
+/// default and GitHub keeps (its sanitizer allows those tags). A missing renderer fails the
+/// test rather than skipping it: a skipped check is no check.
+fn rendered_by_cmark_gfm(markdown: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("cmark-gfm")
+        .args([
+            "--extension",
+            "table",
+            "--extension",
+            "autolink",
+            "--extension",
+            "strikethrough",
+            "--unsafe",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => panic!(
+            "cannot run `cmark-gfm` ({error}): this test renders the pull-request comment as GitHub would. \
+             `.ci/run` installs it in its \"packages\" step; on Debian or Ubuntu run `apt-get install cmark-gfm`"
+        ),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(markdown.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "cmark-gfm failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The text of every `<tag>…</tag>` element in `html` (not nested in itself).
+fn elements<'a>(html: &'a str, tag: &str) -> Vec<&'a str> {
+    let (open, close) = (format!("<{tag}"), format!("</{tag}>"));
+    let mut found = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find(&open) {
+        let Some(length) = rest[start..].find(&close) else {
+            break;
+        };
+        found.push(&rest[start..start + length]);
+        rest = &rest[start + length + close.len()..];
+    }
+    found
+}
+
+#[test]
+fn markdown_renders_on_github_as_a_table_with_readable_code_and_sections_in_order() {
+    let html = rendered_by_cmark_gfm(&stackctl::render::markdown::render(&review_plan()));
+
+    assert!(html.contains("<table>"), "no table in:\n{html}");
+    for tag in ["pre", "code"] {
+        for element in elements(&html, tag) {
+            assert!(
+                !element.contains("\\n"),
+                "an escaped newline inside <{tag}>; multi-line values should render as lines:\n{element}"
+            );
+        }
+    }
+    // Summaries are HTML: code there is a <code> tag; a backtick would show as-is.
+    for summary in elements(&html, "summary") {
+        assert!(!summary.contains('`'), "a backtick inside <summary>: {summary}");
+    }
+    // Sections in the order a reviewer needs them: title, risks, table, diffs.
+    let position = |needle: &str| {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("`{needle}` not found in:\n{html}"))
+    };
+    let title = position("<h3>");
+    let risks = position("Applying this plan risks");
+    let table = position("<table>");
+    let diffs = position("<details>");
+    assert!(title < risks && risks < table && table < diffs, "{html}");
+    // The exposure diff (issue 14, point 1), once there, comes before the table.
+    if let Some(exposure) = html.to_lowercase().find("exposure") {
+        assert!(exposure < table, "the exposure section comes after the table:\n{html}");
+    }
+}
+
+/// 300 resources: 100 routes created, 100 changed, 100 deleted, each with a rendered
+/// file, the way a large stack's first or last deploy looks.
+fn plan_of_300_resources() -> stackctl::plan::Plan {
+    let routes = |range: std::ops::Range<usize>, service: &str| -> Vec<Resource> {
+        range
+            .map(|index| {
+                route(
+                    &format!("site-{index:03}"),
+                    &format!("Host(`site-{index:03}.example.com`)"),
+                    service,
+                    &["secure-headers", "api-limit"],
+                )
+            })
+            .collect()
+    };
+    let before: Vec<Resource> = routes(100..300, "api");
+    let desired: Vec<Resource> = routes(0..100, "api")
+        .into_iter()
+        .chain(routes(100..200, "api-v2"))
+        .collect();
+    let recorded: BTreeMap<Address, RecordedResource> = before
+        .iter()
+        .map(|resource| (resource.address.clone(), recorded_as(resource)))
+        .collect();
+    plan(&PlanInput {
+        stack: "shop",
+        desired: &desired,
+        recorded: &recorded,
+        state: StateIdentity {
+            lineage: Some("0f3c".into()),
+            serial: 7,
+        },
+        config_fingerprint: String::new(),
+        live: Err("--offline".into()),
+        schemas: &review_schemas(),
+        targets: &[],
+        mode: PlanMode::Apply,
+    })
+}
+
+#[test]
+fn a_300_resource_plan_stays_under_githubs_comment_limit_and_points_at_the_whole_plan() {
+    let plan = plan_of_300_resources();
+    assert_eq!(plan.actions.len(), 300);
+    let markdown = stackctl::render::markdown::render(&plan);
+    // GitHub counts characters; 65,536 is its limit for a comment.
+    assert!(markdown.chars().count() < 65_536, "{} characters", markdown.chars().count());
+    assert!(markdown.len() <= stackctl::render::markdown::LIMIT_BYTES);
+    assert!(markdown.contains("left out to keep this comment under 60 KB"), "{markdown}");
+    assert!(markdown.contains("`stackctl plan --format json`"), "{markdown}");
+    assert!(markdown.contains("`plan.txt` and `plan.json`"), "{markdown}");
+    // Every action keeps its row: only diffs were left out.
+    assert_eq!(markdown.matches("\n| `").count(), 300);
+    assert_eq!(markdown, stackctl::render::markdown::render(&plan), "deterministic");
+    // What is left still renders as GitHub would: no block left open by the cut.
+    let html = rendered_by_cmark_gfm(&markdown);
+    assert_eq!(html.matches("<details>").count(), html.matches("</details>").count());
+}
