@@ -327,7 +327,10 @@ fn review_plan() -> stackctl::plan::Plan {
         service(
             "api",
             "shop/api:3a5ad1994102",
-            &[("ALLOWED_HOSTS", hosts), ("REDIS_URL", "redis://redis:6379/0")],
+            &[
+                ("ALLOWED_HOSTS", hosts),
+                ("REDIS_URL", "redis://redis:6379/0"),
+            ],
         )
         .with("port", 8000i64)
         .with(
@@ -342,7 +345,8 @@ fn review_plan() -> stackctl::plan::Plan {
         )
         .depends_on(Address::new("service", "postgres"))
     };
-    let image = Resource::new(Address::new("image", "api"), "docker").with("tag", "shop/api:3a5ad1994102");
+    let image =
+        Resource::new(Address::new("image", "api"), "docker").with("tag", "shop/api:3a5ad1994102");
     let uploads_volume =
         Resource::new(Address::new("volume", "uploads"), "docker").with("name", "shop_uploads");
     let cache_volume =
@@ -357,7 +361,12 @@ fn review_plan() -> stackctl::plan::Plan {
         stateful_service("postgres", "postgres:16-alpine", "pgdata"),
         static_file(true),
         edge("sha256:1111"),
-        route("dashboard", "Host(`traefik.example.com`)", "edge", &["admin-only"]),
+        route(
+            "dashboard",
+            "Host(`traefik.example.com`)",
+            "edge",
+            &["admin-only"],
+        ),
         stateful_service("uploads", "shop/uploads:1", "uploads"),
         uploads_volume.clone(),
         cache_volume,
@@ -369,7 +378,12 @@ fn review_plan() -> stackctl::plan::Plan {
         stateful_service("postgres", "postgres:17-alpine", "pgdata"),
         static_file(false),
         edge("sha256:2222"),
-        route("docs", "Host(`example.com`) && PathPrefix(`/docs`)", "api", &["secure-headers"]),
+        route(
+            "docs",
+            "Host(`example.com`) && PathPrefix(`/docs`)",
+            "api",
+            &["secure-headers"],
+        ),
         uploads_volume,
         network.clone(),
     ];
@@ -414,14 +428,23 @@ fn the_review_plan_has_every_kind_of_action() {
     };
     assert_eq!(kind_of("route.docs"), Some(ActionKind::Create));
     assert_eq!(kind_of("middleware.api-limit"), Some(ActionKind::Update));
-    assert_eq!(kind_of("service.api"), Some(ActionKind::ReplaceCreateBeforeDestroy));
-    assert_eq!(kind_of("service.postgres"), Some(ActionKind::ReplaceDestroyBeforeCreate));
+    assert_eq!(
+        kind_of("service.api"),
+        Some(ActionKind::ReplaceCreateBeforeDestroy)
+    );
+    assert_eq!(
+        kind_of("service.postgres"),
+        Some(ActionKind::ReplaceDestroyBeforeCreate)
+    );
     assert_eq!(kind_of("route.dashboard"), Some(ActionKind::Delete));
     assert_eq!(kind_of("network.backend"), Some(ActionKind::Adopt));
     assert_eq!(kind_of("volume.cache"), Some(ActionKind::Delete));
     assert_eq!(
         plan.unchanged,
-        vec![Address::new("image", "api"), Address::new("volume", "uploads")]
+        vec![
+            Address::new("image", "api"),
+            Address::new("volume", "uploads")
+        ]
     );
 }
 
@@ -440,32 +463,59 @@ fn warnings_name_data_loss_failing_requests_and_production_certificates_never_a_
             (WarningKind::DataLoss, "volume.cache".to_string()),
             (WarningKind::RequestsFail, "service.edge".to_string()),
             (WarningKind::RequestsFail, "service.postgres".to_string()),
-            (WarningKind::ProductionCertificates, "file.traefik-static".to_string()),
+            (
+                WarningKind::ProductionCertificates,
+                "file.traefik-static".to_string()
+            ),
         ],
         "{:#?}",
         plan.risks
     );
     // The create-before-destroy swap of the stateless api drops no request: no warning.
-    assert!(!plan.risks.iter().any(|warning| warning.address.name() == "api"));
-    let edge = plan.risks.iter().find(|warning| warning.address.name() == "edge").unwrap();
-    assert!(edge.why.contains("`file.traefik-static`") && edge.why.contains("80, 443"), "{}", edge.why);
-    let postgres = plan.risks.iter().find(|warning| warning.address.name() == "postgres").unwrap();
+    assert!(!plan
+        .risks
+        .iter()
+        .any(|warning| warning.address.name() == "api"));
+    let edge = plan
+        .risks
+        .iter()
+        .find(|warning| warning.address.name() == "edge")
+        .unwrap();
+    assert!(
+        edge.why.contains("`file.traefik-static`") && edge.why.contains("80, 443"),
+        "{}",
+        edge.why
+    );
+    let postgres = plan
+        .risks
+        .iter()
+        .find(|warning| warning.address.name() == "postgres")
+        .unwrap();
     assert!(postgres.why.contains("`service.api`"), "{}", postgres.why);
 }
 
 #[test]
 fn the_review_plan_as_text() {
-    insta::assert_snapshot!("review_plan_text", stackctl::render::text::render(&review_plan(), false));
+    insta::assert_snapshot!(
+        "review_plan_text",
+        stackctl::render::text::render(&review_plan(), false)
+    );
 }
 
 #[test]
 fn the_review_plan_as_json() {
-    insta::assert_snapshot!("review_plan_json", stackctl::render::json::render(&review_plan()));
+    insta::assert_snapshot!(
+        "review_plan_json",
+        stackctl::render::json::render(&review_plan())
+    );
 }
 
 #[test]
 fn the_review_plan_as_markdown() {
-    insta::assert_snapshot!("review_plan_markdown", stackctl::render::markdown::render(&review_plan()));
+    insta::assert_snapshot!(
+        "review_plan_markdown",
+        stackctl::render::markdown::render(&review_plan())
+    );
 }
 
 /// The markdown as GitHub would render it: Debian's `cmark-gfm`, with GitHub's extensions.
@@ -541,7 +591,10 @@ fn markdown_renders_on_github_as_a_table_with_readable_code_and_sections_in_orde
     }
     // Summaries are HTML: code there is a <code> tag; a backtick would show as-is.
     for summary in elements(&html, "summary") {
-        assert!(!summary.contains('`'), "a backtick inside <summary>: {summary}");
+        assert!(
+            !summary.contains('`'),
+            "a backtick inside <summary>: {summary}"
+        );
     }
     // Sections in the order a reviewer needs them: title, risks, table, diffs.
     let position = |needle: &str| {
@@ -555,7 +608,10 @@ fn markdown_renders_on_github_as_a_table_with_readable_code_and_sections_in_orde
     assert!(title < risks && risks < table && table < diffs, "{html}");
     // The exposure diff (issue 14, point 1), once there, comes before the table.
     if let Some(exposure) = html.to_lowercase().find("exposure") {
-        assert!(exposure < table, "the exposure section comes after the table:\n{html}");
+        assert!(
+            exposure < table,
+            "the exposure section comes after the table:\n{html}"
+        );
     }
 }
 
@@ -605,15 +661,35 @@ fn a_300_resource_plan_stays_under_githubs_comment_limit_and_points_at_the_whole
     assert_eq!(plan.actions.len(), 300);
     let markdown = stackctl::render::markdown::render(&plan);
     // GitHub counts characters; 65,536 is its limit for a comment.
-    assert!(markdown.chars().count() < 65_536, "{} characters", markdown.chars().count());
+    assert!(
+        markdown.chars().count() < 65_536,
+        "{} characters",
+        markdown.chars().count()
+    );
     assert!(markdown.len() <= stackctl::render::markdown::LIMIT_BYTES);
-    assert!(markdown.contains("left out to keep this comment under 60 KB"), "{markdown}");
-    assert!(markdown.contains("`stackctl plan --format json`"), "{markdown}");
-    assert!(markdown.contains("`plan.txt` and `plan.json`"), "{markdown}");
+    assert!(
+        markdown.contains("left out to keep this comment under 60 KB"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("`stackctl plan --format json`"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("`plan.txt` and `plan.json`"),
+        "{markdown}"
+    );
     // Every action keeps its row: only diffs were left out.
     assert_eq!(markdown.matches("\n| `").count(), 300);
-    assert_eq!(markdown, stackctl::render::markdown::render(&plan), "deterministic");
+    assert_eq!(
+        markdown,
+        stackctl::render::markdown::render(&plan),
+        "deterministic"
+    );
     // What is left still renders as GitHub would: no block left open by the cut.
     let html = rendered_by_cmark_gfm(&markdown);
-    assert_eq!(html.matches("<details>").count(), html.matches("</details>").count());
+    assert_eq!(
+        html.matches("<details>").count(),
+        html.matches("</details>").count()
+    );
 }

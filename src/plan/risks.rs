@@ -119,8 +119,7 @@ fn requests_fail(
         ));
         return;
     }
-    if action.address.kind() != "service" || action.kind != ActionKind::ReplaceDestroyBeforeCreate
-    {
+    if action.address.kind() != "service" || action.kind != ActionKind::ReplaceDestroyBeforeCreate {
         return;
     }
     let Some(attributes) = attributes(action) else {
@@ -159,7 +158,10 @@ fn production_certificates(action: &Action, warnings: &mut Vec<PlanWarning>) {
     if !is_static_file || matches!(action.kind, ActionKind::Delete | ActionKind::Adopt) {
         return;
     }
-    let Some(after) = action.desired.as_ref().and_then(|resource| resolver(&resource.attributes))
+    let Some(after) = action
+        .desired
+        .as_ref()
+        .and_then(|resource| resolver(&resource.attributes))
     else {
         return;
     };

@@ -130,8 +130,7 @@ pub fn render(plan: &Plan, color: bool) -> String {
             ActionKind::Delete => {}
             _ => {
                 // "forces replacement" means something only for a resource that stays.
-                let replacing =
-                    action.kind == ActionKind::Update || action.kind.is_replace();
+                let replacing = action.kind == ActionKind::Update || action.kind.is_replace();
                 for change in ordered {
                     for (name, line, forces) in expand(change) {
                         let note = if forces && replacing {
