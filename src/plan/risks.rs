@@ -132,7 +132,12 @@ fn requests_fail(
         } else {
             "is stopped before its replacement starts"
         };
-        format!("{cause}: every request to ports {ports} fails until Traefik is back")
+        let requests = if ports.is_empty() {
+            "every request through it".to_string()
+        } else {
+            format!("every request to ports {ports}")
+        };
+        format!("{cause}: {requests} fails until Traefik is back")
     } else if !ports.is_empty() {
         format!("is stopped before its replacement starts: requests to ports {ports} fail until it is back")
     } else {
