@@ -31,10 +31,7 @@ impl BackendFactory for InMemory {
                 "docker",
                 &["network", "volume", "image", "service"],
             )),
-            Arc::new(MemoryProvider::new(
-                "traefik",
-                &["file", "route", "middleware"],
-            )),
+            Arc::new(MemoryProvider::new("traefik", &["file", "route", "middleware"])),
             Arc::new(MemoryProvider::new(
                 "digitalocean",
                 &["droplet", "ssh_key", "firewall", "dns_record"],
@@ -89,10 +86,7 @@ async fn a_run_computes_the_desired_resources_exactly_once() {
         .expect("the apply runs");
     assert_eq!(run.report.succeeded(), plan.actions.len());
     let drift = session.drift().await.expect("drift reads").expect("state");
-    assert!(
-        !drift.has_drift(),
-        "nothing changed behind the session's back"
-    );
+    assert!(!drift.has_drift(), "nothing changed behind the session's back");
     assert_eq!(
         session::desired_computations() - before,
         1,

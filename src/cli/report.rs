@@ -160,8 +160,9 @@ impl From<SessionError> for CliError {
             ),
             SessionError::SavedPlanNarrowed => CliError::new(message)
                 .hint("make the narrowed plan with `stackctl plan --target ADDR --out FILE`"),
-            SessionError::SavedPlanStale { .. } => CliError::new(message)
-                .hint("make a new plan with `stackctl plan --out FILE`, review it, and apply that"),
+            SessionError::SavedPlanStale { .. } => CliError::new(message).hint(
+                "make a new plan with `stackctl plan --out FILE`, review it, and apply that",
+            ),
             SessionError::DataLoss { .. } => CliError::new(message).hint(
                 "nothing was changed; pass `--allow-data-loss` if that is really what you want",
             ),

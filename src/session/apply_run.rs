@@ -82,13 +82,12 @@ impl Session {
             // The journal extends a saved state: give a new stack one before the first action.
             self.store.save(state)?;
         }
-        let folder =
-            RunFolder::create(&self.runs_directory, self.secrets.clone()).map_err(|error| {
-                SessionError::RunFolder {
-                    directory: self.runs_directory.display().to_string(),
-                    cause: error.to_string(),
-                }
-            })?;
+        let folder = RunFolder::create(&self.runs_directory, self.secrets.clone()).map_err(
+            |error| SessionError::RunFolder {
+                directory: self.runs_directory.display().to_string(),
+                cause: error.to_string(),
+            },
+        )?;
         let write = |observer: &mut dyn RunObserver, name: &str, contents: &[u8]| {
             if let Err(error) = folder.write(name, contents) {
                 observer.warning(&format!("cannot write `{name}` in the run folder: {error}"));
@@ -99,11 +98,7 @@ impl Session {
             "plan.txt",
             crate::render::text::render(plan, false).as_bytes(),
         );
-        write(
-            observer,
-            "plan.json",
-            crate::render::json::render(plan).as_bytes(),
-        );
+        write(observer, "plan.json", crate::render::json::render(plan).as_bytes());
 
         let mut journal = self.store.start_journal(state)?;
         let report = {
@@ -146,7 +141,8 @@ impl Session {
         write(
             observer,
             "outcome.json",
-            (serde_json::to_string_pretty(&report.outcomes).unwrap_or_default() + "\n").as_bytes(),
+            (serde_json::to_string_pretty(&report.outcomes).unwrap_or_default() + "\n")
+                .as_bytes(),
         );
         let context = stackctl_provider::ApplyContext {
             stack: plan.stack.clone(),

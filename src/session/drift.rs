@@ -1,7 +1,7 @@
 //! Drift: what changed on the target behind stackctl's back, and accepting it — recording
 //! the live values as the new state without touching the target.
 
-use stackctl_provider::{canonical_json, sha256_hex};
+use stackctl_provider::{sha256_hex, canonical_json};
 
 use super::{identity, Session, SessionError};
 use crate::plan::{LiveSnapshot, Plan};

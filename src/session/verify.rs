@@ -59,8 +59,9 @@ impl Session {
             report.warnings.extend(verification.warnings);
         }
         let redact = |text: &str| crate::apply::redact::redact(text, &self.secrets);
-        report.document =
-            redact(&(serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"));
+        report.document = redact(
+            &(serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"),
+        );
         report.lines = report.lines.iter().map(|line| redact(line)).collect();
         if let Some(folder) = folder {
             let _ = folder.write("checks.json", report.document.as_bytes());
@@ -83,7 +84,8 @@ impl Session {
                     .expect_headers
                     .iter()
                     .map(|(name, value)| {
-                        let expected = (value != "*").then(|| environment.interpolate(value).text);
+                        let expected =
+                            (value != "*").then(|| environment.interpolate(value).text);
                         (name.clone(), expected)
                     })
                     .collect(),
@@ -124,17 +126,12 @@ impl Session {
             if !service.dashboard || host.is_empty() {
                 continue;
             }
-            let middlewares = crate::config::validate::flatten_middlewares(
-                &route.middlewares,
-                &config.middlewares,
-            );
-            let first_basic_auth =
-                middlewares
-                    .into_iter()
-                    .find_map(|middleware| match middleware {
-                        MiddlewareConfig::BasicAuth { users, .. } => Some(users),
-                        _ => None,
-                    });
+            let middlewares =
+                crate::config::validate::flatten_middlewares(&route.middlewares, &config.middlewares);
+            let first_basic_auth = middlewares.into_iter().find_map(|middleware| match middleware {
+                MiddlewareConfig::BasicAuth { users, .. } => Some(users),
+                _ => None,
+            });
             if let Some((user, password)) = first_basic_auth.and_then(|users| users.iter().next()) {
                 let password = environment.interpolate(password).text;
                 logins.push(DashboardLogin {

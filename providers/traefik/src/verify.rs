@@ -129,10 +129,8 @@ impl TraefikProvider {
                             .find(|state| state.name == format!("{name}@file"))
                             .and_then(|state| state.rule.clone());
                         if rule.is_some() && live.is_some() && &live != rule {
-                            unready.insert(
-                                name.clone(),
-                                "still serving the previous rule".to_string(),
-                            );
+                            unready
+                                .insert(name.clone(), "still serving the previous rule".to_string());
                         }
                     }
                     if unready.is_empty() {

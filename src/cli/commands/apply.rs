@@ -159,11 +159,9 @@ async fn run_plan(
     let run = session
         .apply(plan, options, run_checks, &mut terminal)
         .await?;
-    let checks = run.checks.map(|checks| {
-        checks
-            .map_err(CliError::from)
-            .and_then(|report| super::verify::show(&report, false))
-    });
+    let checks = run
+        .checks
+        .map(|checks| checks.map_err(CliError::from).and_then(|report| super::verify::show(&report, false)));
     eprintln!("Run folder: {}", run.folder.display());
     if let Some(Err(error)) = checks {
         return Err(error);

@@ -18,10 +18,7 @@ pub async fn run(settings: &Settings, arguments: &PlanArgs) -> Result<Outcome, C
         .await;
     print(&render(&plan, arguments.format, settings.color));
     if let Some(out) = &arguments.out {
-        write_saved(
-            out,
-            &SavedPlan::new(plan.clone(), session.salt().to_string()),
-        )?;
+        write_saved(out, &SavedPlan::new(plan.clone(), session.salt().to_string()))?;
         eprintln!(
             "Saved the plan to `{}`. Apply exactly this plan with `stackctl apply {}`.",
             out.display(),
