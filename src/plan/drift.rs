@@ -90,5 +90,7 @@ pub fn detect(
         actions,
         unchanged,
         warnings: Vec::new(),
+        // A drift report changes nothing by itself: the plan that repairs it warns.
+        risks: Vec::new(),
     }
 }

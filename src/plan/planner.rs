@@ -264,6 +264,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             unread: live.unread.clone(),
         },
     };
+    let risks = super::risks::risks(&actions, input.desired);
     Plan {
         format_version: PLAN_FORMAT_VERSION,
         mode: input.mode,
@@ -275,6 +276,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         actions,
         unchanged,
         warnings,
+        risks,
     }
 }
 

@@ -92,6 +92,12 @@ pub fn render(plan: &Plan) -> String {
             "unchanged": summary.unchanged,
         },
         "warnings": plan.warnings,
+        "risks": plan.risks.iter().map(|warning| json!({
+            "kind": warning.kind,
+            "label": warning.kind.label(),
+            "address": warning.address.to_string(),
+            "why": warning.why,
+        })).collect::<Vec<_>>(),
         "actions": plan.actions.iter().map(action).collect::<Vec<_>>(),
         "unchanged": plan.unchanged.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "markers": { "sensitive": SENSITIVE, "known_after_apply": KNOWN_AFTER_APPLY },
