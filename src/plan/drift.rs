@@ -90,5 +90,7 @@ pub fn detect(
         actions,
         unchanged,
         warnings: Vec::new(),
+        // A drift report says what changed on the target, not what a change proposes.
+        exposure: None,
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod diff;
 pub mod drift;
+pub mod exposure;
 pub mod planner;
 pub mod saved;
 
@@ -37,6 +38,10 @@ pub struct Plan {
     /// Resources that need nothing.
     pub unchanged: Vec<Address>,
     pub warnings: Vec<String>,
+    /// What the plan does to the public surface; `None` for drift reports (and for plans
+    /// saved before exposure existed).
+    #[serde(default)]
+    pub exposure: Option<exposure::Exposure>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

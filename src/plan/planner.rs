@@ -25,6 +25,7 @@ use stackctl_provider::{
 };
 
 use super::diff::{change, changes, drifted};
+use super::exposure;
 use super::{LiveStatus, Plan, PlanMode, StateIdentity, PLAN_FORMAT_VERSION};
 use crate::graph;
 
@@ -264,6 +265,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             unread: live.unread.clone(),
         },
     };
+    let exposure = exposure::of_plan(input.recorded, &actions);
     Plan {
         format_version: PLAN_FORMAT_VERSION,
         mode: input.mode,
@@ -275,6 +277,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         actions,
         unchanged,
         warnings,
+        exposure: Some(exposure),
     }
 }
 

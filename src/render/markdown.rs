@@ -34,6 +34,7 @@ pub fn render_with_limit(plan: &Plan, limit: usize) -> String {
             unread.join("; ")
         ));
     }
+    head.push_str(&super::exposure::markdown(plan));
     let deletes: Vec<String> = plan
         .actions
         .iter()
