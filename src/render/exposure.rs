@@ -142,6 +142,18 @@ fn surface_details(surface: &Surface) -> String {
             out.push_str(&format!("  - service {}: {port}\n", code(&port.service)));
         }
     }
+    if !surface.firewall_rules.is_empty() {
+        out.push_str("- Firewall lets in:\n");
+        for rule in &surface.firewall_rules {
+            out.push_str(&format!(
+                "  - firewall {}: {} {} from {}\n",
+                code(&rule.firewall),
+                rule.protocol,
+                rule.ports,
+                rule.sources.join(", ")
+            ));
+        }
+    }
     if !surface.entrypoints.is_empty() {
         out.push_str(&format!(
             "- Entry points: {}\n",

@@ -1,7 +1,8 @@
 //! What widened and what narrowed between two surfaces.
 //!
 //! "Widens" means more clients can reach more of the stack, or with less in their way: a
-//! new route, host or published port; a route on another entry point; a route that lost basic auth, an
+//! new route, host, published port or firewall opening; a firewall rule that lets in
+//! addresses it did not; a route on another entry point; a route that lost basic auth, an
 //! allowlist, a rate limit or HSTS; an allowlist range that admits addresses it did not
 //! (by CIDR containment); a higher rate limit; production certificates; the dashboard
 //! turned on; a service newly reachable through the edge. "Narrows" is the opposite.
@@ -13,14 +14,14 @@ use std::collections::BTreeMap;
 use super::describe::{code, names, rate};
 use super::ip_range::all_contained;
 use super::surface::{
-    CertificateAuthority, Certificates, Middleware, PublishedPort, Route, Surface,
+    CertificateAuthority, Certificates, FirewallRule, Middleware, PublishedPort, Route, Surface,
 };
 use super::{Change, Direction, ExposureChange};
 
 /// The changes from `before` to `after`: widenings first, each group in surface order
-/// (certificates, dashboard, ports, routes, reachable services). Entry points are not
-/// compared: they listen inside the edge's container, and what the host publishes of
-/// them shows in the published ports.
+/// (certificates, dashboard, ports, firewall rules, routes, reachable services). Entry
+/// points are not compared: they listen inside the edge's container, and what the host
+/// publishes of them shows in the published ports.
 pub fn compare(before: &Surface, after: &Surface) -> Vec<ExposureChange> {
     let mut changes = Vec::new();
     certificates(
@@ -34,6 +35,7 @@ pub fn compare(before: &Surface, after: &Surface) -> Vec<ExposureChange> {
         &after.published_ports,
         &mut changes,
     );
+    firewall_rules(&before.firewall_rules, &after.firewall_rules, &mut changes);
     routes(&before.routes, &after.routes, &mut changes);
     reachable_services(before, after, &mut changes);
     // A stable sort keeps the surface order inside each direction.
@@ -204,6 +206,83 @@ fn reach(port: &PublishedPort) -> u8 {
         2
     } else {
         1
+    }
+}
+
+fn firewall_rules(
+    before: &[FirewallRule],
+    after: &[FirewallRule],
+    changes: &mut Vec<ExposureChange>,
+) {
+    // Rules are matched by firewall, protocol and ports, and reported in surface order.
+    let same_opening = |left: &FirewallRule, right: &FirewallRule| {
+        left.firewall == right.firewall
+            && left.protocol == right.protocol
+            && left.ports == right.ports
+    };
+    let find = |rules: &[FirewallRule], wanted: &FirewallRule| -> Option<FirewallRule> {
+        rules
+            .iter()
+            .find(|rule| same_opening(rule, wanted))
+            .cloned()
+    };
+    let ports = |rule: &FirewallRule| {
+        if rule.ports == "all" {
+            format!("all {} ports", rule.protocol)
+        } else {
+            format!("{} port {}", rule.protocol, rule.ports)
+        }
+    };
+    for rule in after {
+        let subject = format!("firewall.{}", rule.firewall);
+        match find(before, rule) {
+            None => push(
+                changes,
+                Direction::Widens,
+                Change::Added,
+                subject,
+                format!(
+                    "firewall {} lets {} in from {}",
+                    code(&rule.firewall),
+                    ports(rule),
+                    rule.sources.join(", ")
+                ),
+            ),
+            Some(old) if old.sources != rule.sources => push(
+                changes,
+                if all_contained(&rule.sources, &old.sources) {
+                    Direction::Narrows
+                } else {
+                    Direction::Widens
+                },
+                Change::Changed,
+                subject,
+                format!(
+                    "firewall {} lets {} in from {} instead of {}",
+                    code(&rule.firewall),
+                    ports(rule),
+                    rule.sources.join(", "),
+                    old.sources.join(", ")
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    for rule in before {
+        if find(after, rule).is_none() {
+            push(
+                changes,
+                Direction::Narrows,
+                Change::Removed,
+                format!("firewall.{}", rule.firewall),
+                format!(
+                    "firewall {} no longer lets {} in (it let in {})",
+                    code(&rule.firewall),
+                    ports(rule),
+                    rule.sources.join(", ")
+                ),
+            );
+        }
     }
 }
 

@@ -125,7 +125,7 @@ impl fmt::Display for Middleware {
     }
 }
 
-/// "50 per 1s, burst 100" for a rate limit; empty for anything else.
+/// "50 per 1s with burst 100" for a rate limit; empty for anything else.
 pub fn rate(middleware: &Middleware) -> String {
     match middleware {
         Middleware::RateLimit {
@@ -134,7 +134,7 @@ pub fn rate(middleware: &Middleware) -> String {
             period,
             ..
         } => match burst {
-            Some(burst) => format!("{average} per {period}, burst {burst}"),
+            Some(burst) => format!("{average} per {period} with burst {burst}"),
             None => format!("{average} per {period}"),
         },
         _ => String::new(),

@@ -9,6 +9,7 @@
 //!   `websecure`, `admin_port` → `traefik`), `dashboard`, and `resolver` (`staging`,
 //!   `ca_server`) for certificates;
 //! - `service.*` `ports`: host ports a container publishes (only the edge should);
+//! - `firewall.*` `inbound_rules`: which addresses the cloud firewall lets in, per port;
 //! - `route.*`: `rule`, `entrypoints`, `service`, and `middlewares` by name;
 //! - `middleware.*`: `type` and `settings`; a `chain` is flattened into its members.
 //!
@@ -32,6 +33,8 @@ pub struct Surface {
     pub certificates: Option<Certificates>,
     /// Host ports published by any service, by service then port.
     pub published_ports: Vec<PublishedPort>,
+    /// What the cloud firewalls let in, by firewall, protocol and ports.
+    pub firewall_rules: Vec<FirewallRule>,
     /// Routes by name.
     pub routes: Vec<Route>,
     /// Names of the services some route leads to, sorted.
@@ -80,6 +83,18 @@ impl PublishedPort {
             .is_ok_and(|address| address.is_loopback())
             || self.host_ip == "localhost"
     }
+}
+
+/// One inbound rule of a cloud firewall.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallRule {
+    /// The firewall's name (`web` for `firewall.web`).
+    pub firewall: String,
+    pub protocol: String,
+    /// `22`, `8000-8100` or `all`.
+    pub ports: String,
+    /// Address ranges let in: `0.0.0.0/0` and `::/0` mean everyone.
+    pub sources: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +259,37 @@ pub fn read(resources: &AttributesByAddress<'_>) -> Surface {
         }
     }
     surface.published_ports.sort();
+    for (address, attributes) in of_kind("firewall") {
+        for rule in attributes
+            .get("inbound_rules")
+            .and_then(Value::as_list)
+            .unwrap_or_default()
+        {
+            if let Some(rule) = rule.as_map() {
+                surface.firewall_rules.push(FirewallRule {
+                    firewall: address.name().to_string(),
+                    protocol: text(rule, "protocol"),
+                    ports: text(rule, "ports"),
+                    sources: texts(rule, "sources"),
+                });
+            }
+        }
+    }
+    // Ports by number (`80` before `443`), then as written (`all`, ranges).
+    surface.firewall_rules.sort_by_key(|rule| {
+        let first_port: u32 = rule
+            .ports
+            .split('-')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or(u32::MAX);
+        (
+            rule.firewall.clone(),
+            rule.protocol.clone(),
+            first_port,
+            rule.ports.clone(),
+        )
+    });
     for (address, attributes) in of_kind("route") {
         surface
             .routes

@@ -153,14 +153,6 @@ fn stack_with(changed: Vec<Resource>) -> Vec<Resource> {
     resources
 }
 
-fn stack_without(kind: &str, name: &str) -> Vec<Resource> {
-    let gone = Address::new(kind, name);
-    stack()
-        .into_iter()
-        .filter(|resource| resource.address != gone)
-        .collect()
-}
-
 fn planned(recorded: &[Resource], desired: &[Resource], mode: PlanMode) -> Plan {
     let recorded: BTreeMap<Address, RecordedResource> = recorded
         .iter()
@@ -368,7 +360,7 @@ fn a_removed_rate_limit_widens_exposure() {
     assert_one(
         &exposure_of(&desired),
         Direction::Widens,
-        "route `api` lost its rate limit (50 per 1s, burst 100)",
+        "route `api` lost its rate limit (50 per 1s with burst 100)",
     );
 }
 
@@ -378,7 +370,7 @@ fn a_raised_rate_limit_widens_exposure() {
     assert_one(
         &exposure_of(&desired),
         Direction::Widens,
-        "rate limit on route `api` raised from 50 per 1s, burst 100 to 100 per 1s, burst 200",
+        "rate limit on route `api` raised from 50 per 1s with burst 100 to 100 per 1s with burst 200",
     );
 }
 
@@ -389,8 +381,8 @@ fn a_lowered_rate_limit_narrows_exposure() {
 }
 
 #[test]
-fn the_same_rate_over_a_longer_period_is_not_a_raise() {
-    // 50 per second → 3000 per minute is the same rate, but a larger burst lets more in.
+fn a_larger_average_over_a_longer_period_is_not_a_raise() {
+    // 60 per 2 s is 30 per second: fewer than 50 per second, though the number grew.
     let desired = stack_with(vec![middleware(
         "api-limit",
         "rate_limit",
@@ -451,6 +443,69 @@ fn an_unpublished_port_narrows_exposure() {
         &exposure_of(&desired),
         Direction::Narrows,
         "service `edge` no longer publishes host port 80/tcp",
+    );
+}
+
+fn firewall(ssh_sources: &[&str]) -> Resource {
+    Resource::new(Address::new("firewall", "web"), "digitalocean").with(
+        "inbound_rules",
+        Value::List(vec![
+            map(vec![
+                ("ports", Value::text("22")),
+                ("protocol", Value::text("tcp")),
+                ("sources", text_list(ssh_sources)),
+            ]),
+            map(vec![
+                ("ports", Value::text("443")),
+                ("protocol", Value::text("tcp")),
+                ("sources", text_list(&["0.0.0.0/0", "::/0"])),
+            ]),
+        ]),
+    )
+}
+
+#[test]
+fn ssh_opened_to_everyone_in_the_firewall_widens_exposure() {
+    let recorded = stack_with(vec![firewall(&["203.0.113.0/24"])]);
+    let desired = stack_with(vec![firewall(&["0.0.0.0/0"])]);
+    let exposure = planned(&recorded, &desired, PlanMode::Apply)
+        .exposure
+        .expect("exposure");
+    assert_one(
+        &exposure,
+        Direction::Widens,
+        "firewall `web` lets tcp port 22 in from 0.0.0.0/0 instead of 203.0.113.0/24",
+    );
+}
+
+#[test]
+fn a_firewall_rule_removed_narrows_exposure() {
+    let recorded = stack_with(vec![firewall(&["203.0.113.0/24"])]);
+    let desired = stack_with(vec![Resource::new(
+        Address::new("firewall", "web"),
+        "digitalocean",
+    )
+    .with("inbound_rules", Value::List(Vec::new()))]);
+    let exposure = planned(&recorded, &desired, PlanMode::Apply)
+        .exposure
+        .expect("exposure");
+    let messages: Vec<(Direction, &str)> = exposure
+        .changes
+        .iter()
+        .map(|change| (change.direction, change.message.as_str()))
+        .collect();
+    assert_eq!(
+        messages,
+        vec![
+            (
+                Direction::Narrows,
+                "firewall `web` no longer lets tcp port 22 in (it let in 203.0.113.0/24)"
+            ),
+            (
+                Direction::Narrows,
+                "firewall `web` no longer lets tcp port 443 in (it let in 0.0.0.0/0, ::/0)"
+            ),
+        ]
     );
 }
 
