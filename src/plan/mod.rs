@@ -6,6 +6,7 @@
 
 pub mod diff;
 pub mod drift;
+pub mod exposure;
 pub mod planner;
 pub mod risks;
 pub mod saved;
@@ -41,6 +42,10 @@ pub struct Plan {
     /// Notes on how the plan was made: a `--target` plan, a dependency cycle, a live
     /// resource that is not ours.
     pub warnings: Vec<String>,
+    /// What the plan does to the public surface; `None` for drift reports (and for plans
+    /// saved before exposure existed).
+    #[serde(default)]
+    pub exposure: Option<exposure::Exposure>,
     /// What applying the plan risks, per resource (data loss, requests failing,
     /// production certificates, exposure widened); see [`risks`]. Absent from plans
     /// saved before it existed.

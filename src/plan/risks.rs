@@ -64,6 +64,34 @@ pub fn risks(actions: &[Action], desired: &[Resource]) -> Vec<PlanWarning> {
     warnings
 }
 
+/// One warning per resource whose change widens the public surface, with the first
+/// widening said in words (the exposure section lists them all) — except for resources
+/// `already` warned about (production certificates say it better).
+pub fn exposure_widened(
+    exposure: &super::exposure::Exposure,
+    already: &[PlanWarning],
+) -> Vec<PlanWarning> {
+    let mut warnings: Vec<PlanWarning> = Vec::new();
+    for change in &exposure.changes {
+        if change.direction != super::exposure::Direction::Widens {
+            continue;
+        }
+        let Ok(address) = Address::parse(&change.subject) else {
+            continue;
+        };
+        let warned = |warning: &PlanWarning| warning.address == address;
+        if warnings.iter().any(warned) || already.iter().any(warned) {
+            continue;
+        }
+        warnings.push(PlanWarning {
+            kind: WarningKind::ExposureWidened,
+            address,
+            why: format!("widens what the internet reaches: {}", change.message),
+        });
+    }
+    warnings
+}
+
 fn data_loss(action: &Action, actions: &[Action], warnings: &mut Vec<PlanWarning>) {
     let deleted = action.kind == ActionKind::Delete;
     let replaced = action.kind.is_replace();

@@ -30,6 +30,7 @@ pub fn render(plan: &Plan) -> String {
 pub fn render_with_limit(plan: &Plan, limit: usize) -> String {
     let mut head = title(plan);
     head.push_str(&live_state(&plan.live));
+    head.push_str(&super::exposure::markdown(plan));
     head.push_str(&risks(plan));
     for warning in &plan.warnings {
         head.push_str(&format!("- warning: {}\n", table_cell(warning)));
@@ -110,6 +111,10 @@ fn live_state(live: &LiveStatus) -> String {
 }
 
 /// One GitHub alert listing every risk; a caution (red) when data or exposure is at stake.
+/// How many risks (and exposure changes) a comment lists before it points at the JSON
+/// plan: a reviewer reads a screenful, and the comment must stay under GitHub's limit.
+pub const MOST_LISTED: usize = 25;
+
 fn risks(plan: &Plan) -> String {
     if plan.risks.is_empty() {
         return String::new();
@@ -124,12 +129,51 @@ fn risks(plan: &Plan) -> String {
         "> [!{}]\n> Applying this plan risks:\n",
         if severe { "CAUTION" } else { "WARNING" }
     );
-    for warning in &plan.risks {
+    // The exposure section above lists every widening: here they are one line.
+    let widened: Vec<String> = plan
+        .risks
+        .iter()
+        .filter(|warning| warning.kind == WarningKind::ExposureWidened)
+        .map(|warning| format!("`{}`", warning.address))
+        .collect();
+    let others = plan
+        .risks
+        .iter()
+        .filter(|warning| warning.kind != WarningKind::ExposureWidened);
+    let mut shown = 0;
+    for warning in others {
+        if shown == MOST_LISTED {
+            break;
+        }
+        shown += 1;
         alert.push_str(&format!(
             "> - **{}:** `{}` {}.\n",
             capitalized(warning.kind.label()),
             warning.address,
             warning.why.replace('\n', " ")
+        ));
+    }
+    let left_out = plan.risks.len() - widened.len() - shown;
+    if left_out > 0 {
+        alert.push_str(&format!(
+            "> - …and {left_out} more (every one in `stackctl plan --format json`).\n"
+        ));
+    }
+    if !widened.is_empty() {
+        let named = widened
+            .iter()
+            .take(MOST_LISTED)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = widened.len().saturating_sub(MOST_LISTED);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        alert.push_str(&format!(
+            "> - **Exposure widened:** {named}{more} (see the exposure section above).\n"
         ));
     }
     alert.push('\n');

@@ -47,6 +47,7 @@ pub fn render(plan: &Plan, color: bool) -> String {
             unread.join("; ")
         )),
     }
+    out.push_str(&super::exposure::text(plan, color));
     for warning in &plan.warnings {
         out.push_str(&format!("{} {warning}\n", palette.paint("33", "warning:")));
     }
