@@ -63,6 +63,7 @@
 mod adopt;
 pub mod api;
 mod attributes;
+mod backend_file;
 mod evidence;
 mod files;
 mod health;
