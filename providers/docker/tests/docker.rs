@@ -484,7 +484,7 @@ async fn removing_a_route_removes_the_backend_file_and_keeps_the_container() {
         "ps",
         "-aq",
         "--filter",
-        &format!("label=stackctl.resource=service.api"),
+        "label=stackctl.resource=service.api",
         "--filter",
         &format!("label=stackctl.stack={stack}"),
     ])
