@@ -90,7 +90,7 @@ fn the_documented_command_starts_a_working_emulator() {
         .build()
         .expect("runtime");
     let status = runtime.block_on(async {
-        reqwest::Client::new()
+        http_client()
             .get(format!("{base_url}/v2/account"))
             .bearer_auth("test-token")
             .timeout(Duration::from_secs(5))
@@ -101,4 +101,19 @@ fn the_documented_command_starts_a_working_emulator() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(status.expect("answered"), 200);
+}
+
+/// A plain-HTTP client: reqwest has no crypto provider of its own in this workspace, so
+/// it is given a TLS configuration (never used against the emulator's `http://`).
+fn http_client() -> reqwest::Client {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .expect("HTTP client")
 }
