@@ -586,3 +586,103 @@ fn an_unknown_target_is_an_error_with_the_nearest_address() {
 fn a_relative_bind_mount_is_refused() {
     bad_input("error_relative_bind", &format!("{BASE}\n[services.web]\nimage = \"nginx:1\"\nvolumes = [\"./site:/usr/share/nginx/html:ro\"]\n"));
 }
+
+/// Records everything the reference stack's plan would create as applied, so the next
+/// plan shows only what a change to stack.toml does.
+fn record_the_reference_stack_as_applied(environment: &TestEnvironment) {
+    let store = stackctl::state::StateStore::new(environment.path().join("state"), "shop");
+    let mut state = stackctl::state::State::new("shop");
+    store.save(&mut state).unwrap();
+    let saved = environment.run(&[
+        "plan",
+        "--offline",
+        "--env-file",
+        ENV_FILE,
+        "--out",
+        "plan.json",
+    ]);
+    assert_eq!(saved.code, 0, "{}", saved.stderr);
+    let saved: stackctl::plan::SavedPlan =
+        serde_json::from_str(&environment.read("plan.json")).unwrap();
+    for action in &saved.plan.actions {
+        let desired = action.desired.as_ref().expect("a create has its resource");
+        state.resources.insert(
+            desired.address.clone(),
+            stackctl_provider::RecordedResource::from_desired(desired, None),
+        );
+    }
+    store.save(&mut state).unwrap();
+}
+
+#[test]
+fn a_change_to_the_public_surface_comes_first_in_every_format() {
+    let environment = TestEnvironment::reference();
+    record_the_reference_stack_as_applied(&environment);
+    let unchanged = plan(&environment, "text");
+    assert!(
+        unchanged.stdout.contains("No changes."),
+        "recorded state matches stack.toml: {}",
+        unchanged.stdout
+    );
+
+    // Django's admin gets a route with nothing in front of it, Flower's allowlist opens to
+    // everyone, the API's rate limit is raised, and the frontend's route goes away.
+    let stack = environment
+        .read("stack.toml")
+        .replace(
+            "[routes.api]",
+            "[routes.admin]\nhost = \"admin.${WEBSITE_DOMAIN}\"\nservice = \"django\"\n\n[routes.api]",
+        )
+        .replace("average = 50\nburst = 100", "average = 200\nburst = 400")
+        .replace(
+            "[routes.frontend]\nhost = \"${WEBSITE_DOMAIN}\"\nservice = \"react-app\"\nmiddlewares = [\"secure-headers\"]\n",
+            "",
+        );
+    environment.write("stack.toml", &stack);
+    let env_file = environment
+        .read(ENV_FILE)
+        .replace("ADMIN_CIDR=203.0.113.0/24", "ADMIN_CIDR=0.0.0.0/0");
+    environment.write(ENV_FILE, &env_file);
+
+    let text = plan(&environment, "text");
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    insta::assert_snapshot!(
+        "plan_exposure_change_text",
+        environment.filter(&text.stdout)
+    );
+    let markdown = plan(&environment, "markdown");
+    insta::assert_snapshot!(
+        "plan_exposure_change_markdown",
+        environment.filter(&markdown.stdout)
+    );
+    let json: serde_json::Value = serde_json::from_str(&plan(&environment, "json").stdout).unwrap();
+    insta::assert_snapshot!(
+        "plan_exposure_change_json_changes",
+        serde_json::to_string_pretty(&json["exposure"]["changes"]).unwrap()
+    );
+}
+
+#[test]
+fn a_change_that_touches_nothing_public_says_exposure_is_unchanged() {
+    let environment = TestEnvironment::reference();
+    record_the_reference_stack_as_applied(&environment);
+    // A new secret for Django: its container changes, nothing a client reaches does.
+    let env_file = environment
+        .read(ENV_FILE)
+        .replace("DJANGO_SECRET_KEY=change-me", "DJANGO_SECRET_KEY=changed");
+    environment.write(ENV_FILE, &env_file);
+    let text = plan(&environment, "text");
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout
+            .contains("\nExposure: unchanged.\n\nStack `shop`:"),
+        "{}",
+        text.stdout
+    );
+    let markdown = plan(&environment, "markdown");
+    assert!(
+        markdown.stdout.contains("\n**Exposure:** unchanged.\n\n"),
+        "{}",
+        markdown.stdout
+    );
+}

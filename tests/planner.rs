@@ -464,3 +464,139 @@ fn everything_on_a_replaced_droplet_is_created_again() {
         "replacing a droplet loses what is on it: --allow-data-loss is required"
     );
 }
+
+// ---- routes and the services they reach, with the real lowering and schemas -------------
+
+/// A local stack with an edge and two services on one network; `routes` are appended.
+fn routed_stack(routes: &str) -> String {
+    format!(
+        r#"
+[stack]
+name = "shop"
+
+[target]
+host = "local"
+
+[edge]
+image = "traefik:v3.3"
+
+[services.web]
+image = "web:1"
+port = 3000
+networks = ["front"]
+
+[services.admin]
+image = "admin:1"
+port = 4000
+networks = ["front"]
+
+[routes.web]
+host = "example.test"
+service = "web"
+{routes}"#
+    )
+}
+
+const ADMIN_ROUTE: &str = r#"
+[routes.admin]
+host = "admin.example.test"
+service = "admin"
+"#;
+
+/// `text` as stack.toml, lowered as the CLI lowers it.
+fn lowered_stack(text: &str) -> Vec<Resource> {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let source = stackctl::config::SourceFile {
+        name: "stack.toml".to_string(),
+        text: text.to_string(),
+    };
+    let loaded = stackctl::config::load_text(
+        source,
+        directory.path(),
+        &stackctl::config::LoadOptions::default(),
+    )
+    .unwrap_or_else(|errors| panic!("the test stack is invalid: {:#?}", errors.diagnostics));
+    stackctl::lower::lower(
+        &loaded,
+        &stackctl::context::ExternalInputs::default(),
+        "salt",
+    )
+}
+
+/// The schemas of the real Docker and Traefik providers, which say what forces a replace.
+fn provider_schemas() -> SchemaSet {
+    use stackctl_provider::Provider;
+    let connector = std::sync::Arc::new(stackctl_host::HostConnector::local());
+    let docker = stackctl_docker::DockerProvider::new(connector.clone(), "shop");
+    let traefik = stackctl_traefik::TraefikProvider::new(connector, "shop");
+    SchemaSet::new(docker.kinds().into_iter().chain(traefik.kinds()))
+}
+
+/// What the first apply of `desired` records: each resource as desired.
+fn applied(desired: &[Resource]) -> Vec<RecordedResource> {
+    desired
+        .iter()
+        .map(|resource| {
+            RecordedResource::from_desired(resource, Some(format!("id-{}", resource.address)))
+        })
+        .collect()
+}
+
+/// The offline plan of `desired` against `state`, with the real providers' schemas.
+fn offline_plan(desired: &[Resource], state: &[RecordedResource]) -> Vec<(String, ActionKind)> {
+    let recorded: BTreeMap<Address, RecordedResource> = state
+        .iter()
+        .map(|record| (record.address.clone(), record.clone()))
+        .collect();
+    let plan = plan(&PlanInput {
+        stack: "shop",
+        desired,
+        recorded: &recorded,
+        state: StateIdentity {
+            lineage: Some("lineage".into()),
+            serial: 1,
+        },
+        config_fingerprint: "fingerprint".into(),
+        live: Err("--offline".to_string()),
+        schemas: &provider_schemas(),
+        targets: &[],
+        mode: PlanMode::Apply,
+    });
+    plan.actions
+        .iter()
+        .map(|action| (action.address.to_string(), action.kind))
+        .collect()
+}
+
+#[test]
+fn adding_or_removing_a_route_updates_the_service_in_place_never_replaces_it() {
+    let with_admin_route = lowered_stack(&routed_stack(ADMIN_ROUTE));
+    let without_admin_route = lowered_stack(&routed_stack(""));
+
+    // Removed: the route's file goes, the service it reached is updated, nothing replaced.
+    let removed = offline_plan(&without_admin_route, &applied(&with_admin_route));
+    assert_eq!(
+        removed,
+        [
+            ("service.admin".to_string(), ActionKind::Update),
+            ("route.admin".to_string(), ActionKind::Delete),
+        ]
+    );
+
+    // Added back: the route is created, the service is updated, nothing replaced.
+    let added = offline_plan(&with_admin_route, &applied(&without_admin_route));
+    assert_eq!(
+        added,
+        [
+            ("service.admin".to_string(), ActionKind::Update),
+            ("route.admin".to_string(), ActionKind::Create),
+        ]
+    );
+
+    // Changed (another host): the route alone changes; its service is not touched.
+    let moved_host = lowered_stack(&routed_stack(
+        &ADMIN_ROUTE.replace("admin.example.test", "backoffice.example.test"),
+    ));
+    let changed = offline_plan(&moved_host, &applied(&with_admin_route));
+    assert_eq!(changed, [("route.admin".to_string(), ActionKind::Update)]);
+}

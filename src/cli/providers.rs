@@ -112,6 +112,7 @@ pub fn build(
             root: Some(host_root(config)),
             build_directory: Some(loaded.base_directory.clone()),
             edge_formats: Some(Arc::new(stackctl_traefik::TraefikFormats)),
+            edge_published_admin_port: config.edge.as_ref().and_then(|edge| edge.admin_port),
             ..DockerOptions::default()
         },
     );

@@ -184,25 +184,19 @@ impl Lowering<'_> {
     }
 
     /// Where the Traefik backend file of a routed service goes; the Docker provider
-    /// rewrites it with the container's address when the container changes.
+    /// rewrites it with the container's address when the container changes, and writes or
+    /// removes it in place when a route comes or goes. Nothing here depends on an edge
+    /// setting (the published admin port reaches the provider as an option), so changing
+    /// `[edge]` replaces no routed container.
     fn route_backend(&self, name: &str) -> Value {
-        let mut backend = vec![
+        map([
             (
                 "file",
                 Value::text(self.dynamic_file(&format!("backend-{name}.yml"))),
             ),
             ("temp_dir", Value::text(self.traefik_temp_dir())),
             ("service", Value::text(name)),
-        ];
-        // With Traefik's API reachable on the host, a swap waits until Traefik
-        // serves the new container instead of sleeping a fixed time.
-        if let Some(admin_port) = self.config.edge.as_ref().and_then(|edge| edge.admin_port) {
-            backend.push((
-                "admin_url",
-                Value::text(format!("http://127.0.0.1:{admin_port}")),
-            ));
-        }
-        map(backend)
+        ])
     }
 }
 

@@ -377,15 +377,32 @@ fn a_route_builds_its_rule_and_waits_for_its_service_and_middlewares() {
         dependencies(find(&resources, "middleware.guard")),
         ["middleware.headers"]
     );
-    // The routed service says where its backend file goes and how to reach Traefik.
+    // The routed service says where its backend file goes, and nothing about the edge.
     assert_eq!(
         json(attribute(find(&resources, "service.web"), "route_backend")),
         serde_json::json!({
             "file": "/var/lib/stackctl/shop/traefik/dynamic/backend-web.yml",
             "temp_dir": "/var/lib/stackctl/shop/traefik/.tmp",
             "service": "web",
-            "admin_url": "http://127.0.0.1:8081",
         })
+    );
+}
+
+#[test]
+fn the_edges_admin_port_changes_no_routed_service() {
+    let published = lowered(&format!("{LOCAL}{EDGE_STACK}"));
+    let unpublished = lowered(&format!(
+        "{LOCAL}{}",
+        EDGE_STACK.replace("admin_port = 8081\n", "")
+    ));
+    assert_ne!(
+        find(&published, "service.edge").attributes,
+        find(&unpublished, "service.edge").attributes,
+        "the admin port is published by the edge alone"
+    );
+    assert_eq!(
+        find(&published, "service.web").attributes,
+        find(&unpublished, "service.web").attributes
     );
 }
 

@@ -90,5 +90,9 @@ pub fn detect(
         actions,
         unchanged,
         warnings: Vec::new(),
+        // A drift report says what changed on the target, not what a change proposes.
+        exposure: None,
+        // A drift report changes nothing by itself: the plan that repairs it warns.
+        risks: Vec::new(),
     }
 }

@@ -6,13 +6,16 @@
 
 pub mod diff;
 pub mod drift;
+pub mod exposure;
 pub mod planner;
+pub mod risks;
 pub mod saved;
 
 use serde::{Deserialize, Serialize};
 use stackctl_provider::{Action, ActionKind, Address};
 
 pub use planner::{plan, LiveSnapshot, PlanInput, SchemaSet};
+pub use risks::{PlanWarning, WarningKind};
 pub use saved::{SavedPlan, StalePlan};
 
 /// The version of the JSON form of a plan (`plan --format json`, `plan --out`).
@@ -36,7 +39,18 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Resources that need nothing.
     pub unchanged: Vec<Address>,
+    /// Notes on how the plan was made: a `--target` plan, a dependency cycle, a live
+    /// resource that is not ours.
     pub warnings: Vec<String>,
+    /// What the plan does to the public surface; `None` for drift reports (and for plans
+    /// saved before exposure existed).
+    #[serde(default)]
+    pub exposure: Option<exposure::Exposure>,
+    /// What applying the plan risks, per resource (data loss, requests failing,
+    /// production certificates, exposure widened); see [`risks`]. Absent from plans
+    /// saved before it existed.
+    #[serde(default)]
+    pub risks: Vec<PlanWarning>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,6 +25,7 @@ use stackctl_provider::{
 };
 
 use super::diff::{change, changes, drifted};
+use super::exposure;
 use super::{LiveStatus, Plan, PlanMode, StateIdentity, PLAN_FORMAT_VERSION};
 use crate::graph;
 
@@ -264,6 +265,11 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             unread: live.unread.clone(),
         },
     };
+    let exposure = exposure::of_plan(input.recorded, &actions);
+    let mut risks = super::risks::risks(&actions, input.desired);
+    let widened = super::risks::exposure_widened(&exposure, &risks);
+    risks.extend(widened);
+    risks.sort_by_key(|warning| warning.kind);
     Plan {
         format_version: PLAN_FORMAT_VERSION,
         mode: input.mode,
@@ -275,6 +281,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         actions,
         unchanged,
         warnings,
+        exposure: Some(exposure),
+        risks,
     }
 }
 

@@ -69,6 +69,20 @@ fn reason_code(reason: &stackctl_provider::Reason) -> String {
         .unwrap_or_default()
 }
 
+/// `null` for a drift report; otherwise the changes first, then both surfaces.
+fn exposure(plan: &Plan) -> Json {
+    let Some(exposure) = &plan.exposure else {
+        return Json::Null;
+    };
+    json!({
+        "widens": exposure.widens(),
+        "unchanged": exposure.is_unchanged(),
+        "changes": exposure.changes,
+        "before": exposure.before,
+        "after": exposure.after,
+    })
+}
+
 pub fn render(plan: &Plan) -> String {
     let summary = plan.summary();
     let live = match &plan.live {
@@ -91,7 +105,14 @@ pub fn render(plan: &Plan) -> String {
             "adopt": summary.adopt,
             "unchanged": summary.unchanged,
         },
+        "exposure": exposure(plan),
         "warnings": plan.warnings,
+        "risks": plan.risks.iter().map(|warning| json!({
+            "kind": warning.kind,
+            "label": warning.kind.label(),
+            "address": warning.address.to_string(),
+            "why": warning.why,
+        })).collect::<Vec<_>>(),
         "actions": plan.actions.iter().map(action).collect::<Vec<_>>(),
         "unchanged": plan.unchanged.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "markers": { "sensitive": SENSITIVE, "known_after_apply": KNOWN_AFTER_APPLY },

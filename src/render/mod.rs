@@ -3,11 +3,41 @@
 //! function of the plan: same plan, byte-identical output. Secrets appear only as
 //! `(sensitive)`; values known only after apply as `(known after apply)`.
 
+pub mod exposure;
 pub mod json;
 pub mod markdown;
 pub mod text;
 
 use stackctl_provider::{AttributeChange, Value};
+
+/// Attributes that say how stackctl does its work, not what the stack becomes: where a
+/// file is written and its temporary directory (derived from the stack root), Traefik's
+/// directories and admin address, hashes that only mirror a change shown elsewhere (the
+/// static file's content, an image's build context), and which backend file a routed
+/// service writes. A reviewer rarely needs them, so text shows them last and markdown in a
+/// collapsed "Details for operators" block; JSON keeps every attribute as it is.
+pub const PLUMBING_ATTRIBUTES: &[&str] = &[
+    "admin_url",
+    "config_hash",
+    "context_hash",
+    "dynamic_dir",
+    "file",
+    "path",
+    "route_backend",
+    "temp_dir",
+    "tls_path",
+];
+
+pub fn is_plumbing(change: &AttributeChange) -> bool {
+    PLUMBING_ATTRIBUTES.contains(&change.attribute.as_str())
+}
+
+/// The changes a reviewer reads first, then the plumbing ones, each in their own order.
+pub fn reviewer_then_plumbing(
+    changes: &[AttributeChange],
+) -> (Vec<&AttributeChange>, Vec<&AttributeChange>) {
+    changes.iter().partition(|change| !is_plumbing(change))
+}
 
 pub const SENSITIVE: &str = "(sensitive)";
 pub const SENSITIVE_CHANGED: &str = "(sensitive value changed)";
@@ -37,11 +67,6 @@ pub fn inline(value: &Value) -> String {
     }
 }
 
-/// True for text spanning lines (a rendered config file): shown as a line diff.
-pub fn is_multiline(value: Option<&Value>) -> bool {
-    matches!(value, Some(Value::Text(text)) if text.contains('\n'))
-}
-
 /// One rendered line of a change, without glyph or colour: `(sensitive value changed)`,
 /// `"a" → "b"`, `+ "b"`, `- "a"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +78,11 @@ pub enum ChangeLine {
         after: String,
     },
     SensitiveChanged,
-    /// A multi-line text: a unified line diff.
+    /// A multi-line text that is new: its lines, shown as a block.
+    AddedText(Vec<String>),
+    /// A multi-line text that goes: its lines, shown as a block.
+    RemovedText(Vec<String>),
+    /// A multi-line text that changed: a unified line diff.
     TextDiff(Vec<DiffLine>),
 }
 
@@ -116,7 +145,14 @@ fn expand_into(
             inline(value)
         }
     };
+    let lines_of = |text: &str| text.lines().map(str::to_string).collect();
     let line = match (before, after) {
+        (None, Some(Value::Text(new))) if !sensitive && new.contains('\n') => {
+            ChangeLine::AddedText(lines_of(new))
+        }
+        (Some(Value::Text(old)), None) if !sensitive && old.contains('\n') => {
+            ChangeLine::RemovedText(lines_of(old))
+        }
         (None, Some(new)) => ChangeLine::Added(shown(new)),
         (Some(old), None) => ChangeLine::Removed(shown(old)),
         (Some(_), Some(_)) if sensitive => ChangeLine::SensitiveChanged,

@@ -1,8 +1,11 @@
-//! The terminal rendering: glyphs `+ ~ +/- -/+ - <=`, colour only when asked for.
+//! The terminal rendering: glyphs `+ ~ +/- -/+ - <=`, colour only when asked for. Per
+//! resource, the attributes a reviewer reads come first and plumbing ones (see
+//! [`super::PLUMBING_ATTRIBUTES`]) after them; the risks close the plan, where a terminal
+//! leaves them on screen.
 
-use stackctl_provider::{ActionKind, Value};
+use stackctl_provider::{ActionKind, AttributeChange, Value};
 
-use super::{expand, inline, ChangeLine, DiffLine, SENSITIVE};
+use super::{expand, inline, reviewer_then_plumbing, ChangeLine, DiffLine, SENSITIVE};
 use crate::plan::{LiveStatus, Plan, PlanMode};
 
 struct Palette {
@@ -44,6 +47,7 @@ pub fn render(plan: &Plan, color: bool) -> String {
             unread.join("; ")
         )),
     }
+    out.push_str(&super::exposure::text(plan, color));
     for warning in &plan.warnings {
         out.push_str(&format!("{} {warning}\n", palette.paint("33", "warning:")));
     }
@@ -88,6 +92,8 @@ pub fn render(plan: &Plan, color: bool) -> String {
                     .join(", ")
             ));
         }
+        let (reviewer, plumbing) = reviewer_then_plumbing(&action.changes);
+        let ordered: Vec<&AttributeChange> = reviewer.into_iter().chain(plumbing).collect();
         match action.kind {
             ActionKind::Create if action.changes.iter().all(|change| change.before.is_none()) => {
                 let width = action
@@ -96,7 +102,7 @@ pub fn render(plan: &Plan, color: bool) -> String {
                     .map(|change| change.attribute.len())
                     .max()
                     .unwrap_or(0);
-                for change in &action.changes {
+                for change in ordered {
                     let value = change
                         .after
                         .as_ref()
@@ -124,9 +130,11 @@ pub fn render(plan: &Plan, color: bool) -> String {
             }
             ActionKind::Delete => {}
             _ => {
-                for change in &action.changes {
+                // "forces replacement" means something only for a resource that stays.
+                let replacing = action.kind == ActionKind::Update || action.kind.is_replace();
+                for change in ordered {
                     for (name, line, forces) in expand(change) {
-                        let note = if forces {
+                        let note = if forces && replacing {
                             palette.paint("31", "  # forces replacement")
                         } else {
                             String::new()
@@ -149,6 +157,28 @@ pub fn render(plan: &Plan, color: bool) -> String {
                                 palette.paint("33", "~"),
                                 super::SENSITIVE_CHANGED
                             )),
+                            ChangeLine::AddedText(lines) => {
+                                out.push_str(&format!(
+                                    "      {} {name} = <<EOT{note}\n",
+                                    palette.paint("32", "+")
+                                ));
+                                for text in lines {
+                                    out.push_str(format!("          {text}").trim_end());
+                                    out.push('\n');
+                                }
+                                out.push_str("          EOT\n");
+                            }
+                            ChangeLine::RemovedText(lines) => {
+                                out.push_str(&format!(
+                                    "      {} {name} = <<EOT{note}\n",
+                                    palette.paint("31", "-")
+                                ));
+                                for text in lines {
+                                    out.push_str(format!("          {text}").trim_end());
+                                    out.push('\n');
+                                }
+                                out.push_str("          EOT\n");
+                            }
                             ChangeLine::TextDiff(lines) => {
                                 out.push_str(&format!(
                                     "      {} {name}:{note}\n",
@@ -194,11 +224,13 @@ pub fn render(plan: &Plan, color: bool) -> String {
         "Plan: {} to create, {} to update, {} to replace, {} to delete, {} to adopt; {} unchanged.\n",
         summary.create, summary.update, summary.replace, summary.delete, summary.adopt, summary.unchanged
     ));
-    for action in plan.data_loss() {
+    for warning in &plan.risks {
         out.push_str(&format!(
-            "{} `{}` will be deleted with its data.\n",
-            palette.paint("31", "warning:"),
-            action.address
+            "{} ({}): `{}` {}\n",
+            palette.paint("31", "warning"),
+            warning.kind.label(),
+            warning.address,
+            warning.why
         ));
     }
     out

@@ -31,7 +31,9 @@
 //!   provider waits until Traefik's API lists it — at the published admin port, or else
 //!   on the edge container's own address, at the API port — (a settle time only when
 //!   neither answers), drains the old one, and removes it. A first create writes the file
-//!   and does not wait: there is no traffic to move;
+//!   and does not wait: there is no traffic to move. A route added, changed or removed
+//!   is not a replace: the container stays, and the backend file is written, moved or
+//!   removed in place (`backend_file.rs`);
 //! - stateful (a named volume): the old container goes first, so two processes never
 //!   share the data directory;
 //! - otherwise: new beside old under a temporary name, healthy, old removed, new renamed.
@@ -56,6 +58,7 @@
 //! - `refresh.rs`: reading live state; `evidence.rs`: what the run folder keeps;
 //! - `network.rs`, `volume.rs`, `image.rs`, `service.rs`, `files.rs`: applying each kind;
 //!   `health.rs` and `swap.rs`: the health gate and the zero-downtime swap of a service;
+//!   `backend_file.rs`: the backend file following a route that comes, moves or goes;
 //!   `adopt.rs`: taking over what already exists (adopt, import);
 //! - `labels.rs`, `attributes.rs`, `provider_error.rs`: small shared helpers;
 //! - [`spec`]: attributes ↔ container, pure; [`api`] and [`http`]: requests and the wire.
@@ -63,6 +66,7 @@
 mod adopt;
 pub mod api;
 mod attributes;
+mod backend_file;
 mod evidence;
 mod files;
 mod health;

@@ -40,6 +40,12 @@ pub struct DockerOptions {
     /// container, published on the host or not. `None`: the port of `edge_formats`, where
     /// `lower.rs` always renders it.
     pub edge_admin_port: Option<u16>,
+    /// `[edge].admin_port`: the host port (on the host's 127.0.0.1) where that entry point
+    /// is published. When set, a swap asks Traefik there whether it serves the new
+    /// container, and keeps asking until `edge_wait`; when not, it asks the edge
+    /// container's own addresses. An option of the run, not an attribute of each routed
+    /// service, so that publishing the port replaces no container but the edge.
+    pub edge_published_admin_port: Option<u16>,
     /// The edge's file and API formats, which the swap of a routed service writes and
     /// reads. The front end passes the traefik crate's; without them, applying a routed
     /// service fails (`swap.rs`).
@@ -60,6 +66,7 @@ impl Default for DockerOptions {
             settle: Duration::from_millis(1500),
             edge_wait: Duration::from_secs(10),
             edge_admin_port: None,
+            edge_published_admin_port: None,
             edge_formats: None,
             stop_grace_seconds: 10,
             log_lines: 30,
@@ -160,7 +167,9 @@ impl Provider for DockerProvider {
             .iter()
             .map(|name| AttributeSchema::replaces(name))
             .collect();
-        service.extend(["memory", "cpus", "restart"].map(AttributeSchema::plain));
+        // `route_backend` too: a route added, changed or removed rewrites or removes the
+        // edge's backend file and leaves the container as it is (`backend_file.rs`).
+        service.extend(["memory", "cpus", "restart", "route_backend"].map(AttributeSchema::plain));
         service.extend(
             [
                 "container_id",
@@ -317,6 +326,7 @@ mod tests {
         let service = kinds.iter().find(|kind| kind.kind == "service").unwrap();
         assert!(service.forces_replace("env"));
         assert!(!service.forces_replace("memory"));
+        assert!(!service.forces_replace("route_backend"));
         assert!(service.is_computed("running"));
         let volume = kinds.iter().find(|kind| kind.kind == "volume").unwrap();
         assert!(volume.forces_replace("name"));

@@ -5,6 +5,9 @@
 //! so two processes never share the data directory; any other starts beside the old one
 //! under a temporary name, becomes healthy, and takes the name once the old one is gone.
 //! A container that fails its health check is removed and the old one keeps serving.
+//!
+//! A route added, changed or removed changes `route_backend` alone: the container stays and
+//! only the edge's backend file follows (`backend_file.rs`).
 
 use stackctl_provider::{
     Action, ActionKind, Address, ApplyContext, ApplyOutcome, ProviderError, ReplaceOrder, Resource,
@@ -13,13 +16,16 @@ use stackctl_provider::{
 
 use crate::api::{self, DockerClient, Labels};
 use crate::attributes::{desired_of, recorded_with};
+use crate::backend_file::recorded_backend;
 use crate::labels::{container_names, label};
 use crate::provider::DockerProvider;
-use crate::provider_error::{failed, from_client, from_host};
+use crate::provider_error::{failed, from_client};
 use crate::spec::ServiceSpec;
 
 /// The service attributes that a container cannot change in place: a change to any of
-/// them replaces the container (the others are updated live).
+/// them replaces the container (the others are updated live). `route_backend` is not
+/// one: which route reaches a service is the edge's business, and the backend file
+/// follows it without touching the container.
 pub(crate) const SERVICE_FORCES_REPLACE: &[&str] = &[
     "container_name",
     "image",
@@ -33,7 +39,6 @@ pub(crate) const SERVICE_FORCES_REPLACE: &[&str] = &[
     "health",
     "ports",
     "port",
-    "route_backend",
     "stateful",
     // The hash of the edge's static Traefik file: Traefik reads it only at start.
     "config_hash",
@@ -187,20 +192,16 @@ impl DockerProvider {
         context: &ApplyContext,
     ) -> Result<ApplyOutcome, ProviderError> {
         let address = &action.address;
+        let recorded_backend = recorded_backend(
+            address,
+            action.prior.as_ref().map(|prior| &prior.attributes),
+        )?;
         if action.kind == ActionKind::Delete {
             for container in self.service_containers(client, address).await? {
                 self.stop_and_remove(client, &container.id).await?;
             }
-            if let Some(file) = action
-                .prior
-                .as_ref()
-                .and_then(|prior| prior.attributes.get("route_backend"))
-                .and_then(Value::as_map)
-                .and_then(|backend| backend.get("file"))
-                .and_then(Value::as_text)
-            {
-                client.host().remove_file(file).await.map_err(from_host)?;
-            }
+            self.remove_stale_backend_file(client, recorded_backend.as_ref(), None)
+                .await?;
             return Ok(ApplyOutcome::Deleted);
         }
         let desired = desired_of(action)?;
@@ -230,9 +231,12 @@ impl DockerProvider {
                 })
                 .or_else(|| existing.first());
             if let (Some(current), false) = (current, forced_change) {
-                return self
+                let outcome = self
                     .update_in_place(client, address, desired, &spec, current, context)
-                    .await;
+                    .await?;
+                self.update_backend_file(client, recorded_backend.as_ref(), &spec, &current.name)
+                    .await?;
+                return Ok(outcome);
             }
         }
         let destroy_first = action.kind == ActionKind::ReplaceDestroyBeforeCreate
@@ -284,6 +288,12 @@ impl DockerProvider {
             }
             self.switch_backend(client, &spec, &spec.container_name, !old.is_empty())
                 .await?;
+            self.remove_stale_backend_file(
+                client,
+                recorded_backend.as_ref(),
+                spec.route_backend.as_ref(),
+            )
+            .await?;
             return Ok(self.record_service(desired, &id, &spec.container_name));
         }
 
@@ -329,6 +339,13 @@ impl DockerProvider {
         for container in &old {
             self.stop_and_remove(client, &container.id).await?;
         }
+        // The route went (or its file moved) in the same change that replaced the container.
+        self.remove_stale_backend_file(
+            client,
+            recorded_backend.as_ref(),
+            spec.route_backend.as_ref(),
+        )
+        .await?;
         let mut final_name = new_name.clone();
         if !routed && new_name != spec.container_name {
             client

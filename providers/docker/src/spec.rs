@@ -49,15 +49,42 @@ pub struct Health {
 }
 
 /// Where the edge finds a routed service: the backend file the provider rewrites on a swap.
+///
+/// Only what the routes decide lives here. How to ask the edge whether it serves a new
+/// container (its published admin port) is a setting of the edge, in
+/// [`crate::DockerOptions::edge_published_admin_port`]: were it here, changing it would
+/// change every routed service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteBackend {
     pub file: String,
     pub temp_dir: String,
     pub service: String,
-    /// Optional Traefik API base (e.g. `http://127.0.0.1:8081`) reachable from the host;
-    /// when set, a swap asks it whether Traefik serves the new server. Without it the swap
-    /// asks the edge container's own address instead.
-    pub admin_url: Option<String>,
+}
+
+impl RouteBackend {
+    /// Reads a service's `route_backend` attribute; `None` when the service has no route.
+    /// `service` is the address name, the default Traefik service name. Keys this
+    /// provider no longer uses (`admin_url`, recorded by earlier versions) are ignored.
+    pub fn from_attributes(
+        service: &str,
+        attributes: &Attributes,
+    ) -> Result<Option<RouteBackend>, SpecError> {
+        let Some(map) = attributes.get("route_backend").and_then(Value::as_map) else {
+            return Ok(None);
+        };
+        let field = |name: &str| map.get(name).and_then(Value::as_text).map(str::to_string);
+        Ok(Some(RouteBackend {
+            file: field("file").ok_or(SpecError::FieldMissing {
+                setting: "route_backend",
+                field: "file",
+            })?,
+            temp_dir: field("temp_dir").ok_or(SpecError::FieldMissing {
+                setting: "route_backend",
+                field: "temp_dir",
+            })?,
+            service: field("service").unwrap_or_else(|| service.to_string()),
+        }))
+    }
 }
 
 /// A service as the container it becomes.
@@ -290,24 +317,7 @@ impl ServiceSpec {
                 start_period_seconds: map.get("start_period_seconds").and_then(number),
             }),
         };
-        let route_backend = match attributes.get("route_backend").and_then(Value::as_map) {
-            None => None,
-            Some(map) => {
-                let field = |name: &str| map.get(name).and_then(Value::as_text).map(str::to_string);
-                Some(RouteBackend {
-                    file: field("file").ok_or(SpecError::FieldMissing {
-                        setting: "route_backend",
-                        field: "file",
-                    })?,
-                    temp_dir: field("temp_dir").ok_or(SpecError::FieldMissing {
-                        setting: "route_backend",
-                        field: "temp_dir",
-                    })?,
-                    service: field("service").unwrap_or_else(|| service.to_string()),
-                    admin_url: field("admin_url"),
-                })
-            }
-        };
+        let route_backend = RouteBackend::from_attributes(service, attributes)?;
         let memory = attributes.get("memory").and_then(Value::as_integer);
         let cpus = match attributes.get("cpus") {
             Some(Value::Text(text)) => Some(text.clone()),

@@ -82,8 +82,8 @@ impl DockerProvider {
         // A published admin port was asked for by the user: keep asking it until the
         // deadline. Without one, Traefik's API still listens inside the edge container, on
         // the container's own addresses, which the Docker host can reach (Linux bridges).
-        let (mut candidates, configured) = match &backend.admin_url {
-            Some(admin_url) => (vec![admin_url.clone()], true),
+        let (mut candidates, configured) = match self.options.edge_published_admin_port {
+            Some(admin_port) => (vec![format!("http://127.0.0.1:{admin_port}")], true),
             None => {
                 let port = self.options.edge_admin_port.unwrap_or(formats.api_port());
                 (self.edge_admin_urls(client, port).await, false)

@@ -203,13 +203,13 @@ async fn swap_through_traefik(admin: AdminPort) {
     };
     let root = temp_root(&stack);
     let settle = Duration::from_secs(60);
+    let edge_port = free_port();
+    let admin_port = free_port();
     let provider = match admin {
-        AdminPort::Published => provider(&stack, &root),
+        AdminPort::Published => provider_asking_the_admin_port(&stack, &root, admin_port),
         AdminPort::Unpublished => provider_with_settle(&stack, &root, settle),
     };
     let context = context(&stack);
-    let edge_port = free_port();
-    let admin_port = free_port();
 
     // Static config and a route, as the traefik provider would write them.
     let traefik_dir = format!("{root}/traefik");
@@ -227,24 +227,10 @@ async fn swap_through_traefik(admin: AdminPort) {
 
     create(&provider, network(&stack, "net"), &context).await;
     let routed = |version: &str| {
-        let mut backend = std::collections::BTreeMap::from([
-            (
-                "file".to_string(),
-                Value::text(format!("{traefik_dir}/dynamic/backend-api.yml")),
-            ),
-            (
-                "temp_dir".to_string(),
-                Value::text(format!("{traefik_dir}/.tmp")),
-            ),
-            ("service".to_string(), Value::text("api")),
-        ]);
-        if admin == AdminPort::Published {
-            backend.insert(
-                "admin_url".to_string(),
-                Value::text(format!("http://127.0.0.1:{admin_port}")),
-            );
-        }
-        service(&stack, "api", &[("ECHO_ENV", version)]).with("route_backend", Value::Map(backend))
+        with_route_backend(
+            service(&stack, "api", &[("ECHO_ENV", version)]),
+            &traefik_dir,
+        )
     };
     let first = create(&provider, routed("v1"), &context).await;
     let backend =
@@ -396,6 +382,114 @@ async fn swap_through_traefik(admin: AdminPort) {
             "{container}"
         );
     }
+}
+
+/// A route removed, added back or moved changes where the edge finds the service, not the
+/// service: the container stays, and only its backend file is removed or written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_route_removes_the_backend_file_and_keeps_the_container() {
+    ensure_images();
+    let stack = unique_stack("route");
+    let _cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    let root = temp_root(&stack);
+    let provider = provider(&stack, &root);
+    let context = context(&stack);
+    // The traefik provider makes the dynamic directories; no edge runs, none is needed.
+    let traefik_dir = format!("{root}/traefik");
+    let moved_dir = format!("{root}/moved/traefik");
+    for directory in [&traefik_dir, &moved_dir] {
+        std::fs::create_dir_all(format!("{directory}/dynamic")).unwrap();
+    }
+    let backend_file = format!("{traefik_dir}/dynamic/backend-api.yml");
+    let moved_file = format!("{moved_dir}/dynamic/backend-api.yml");
+    let plain = || service(&stack, "api", &[("ECHO_ENV", "v1")]);
+
+    create(&provider, network(&stack, "net"), &context).await;
+    let routed = create(
+        &provider,
+        with_route_backend(plain(), &traefik_dir),
+        &context,
+    )
+    .await;
+    let container = routed.attributes["container"]
+        .as_text()
+        .unwrap()
+        .to_string();
+    let serves = format!("http://{container}:8080");
+    let written = std::fs::read_to_string(&backend_file).expect("the backend file is written");
+    assert!(written.contains(&serves), "{written}");
+
+    // The route is removed: the same container, running; the backend file is gone.
+    let unrouted = apply(
+        &provider,
+        action(ActionKind::Update, Some(plain()), Some(routed.clone())),
+        &context,
+    )
+    .await;
+    assert_eq!(unrouted.id, routed.id, "the container was replaced");
+    assert_eq!(
+        unrouted.attributes["container"],
+        routed.attributes["container"]
+    );
+    assert_eq!(
+        docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}}",
+            routed.id.as_deref().unwrap()
+        ])
+        .as_deref(),
+        Some("true")
+    );
+    assert!(
+        !std::path::Path::new(&backend_file).exists(),
+        "the backend file of the removed route is still on the host"
+    );
+
+    // The route is added back: the same container, named by a new backend file.
+    let rerouted = apply(
+        &provider,
+        action(
+            ActionKind::Update,
+            Some(with_route_backend(plain(), &traefik_dir)),
+            Some(unrouted),
+        ),
+        &context,
+    )
+    .await;
+    assert_eq!(rerouted.id, routed.id, "the container was replaced");
+    let written =
+        std::fs::read_to_string(&backend_file).expect("the backend file is written again");
+    assert!(written.contains(&serves), "{written}");
+
+    // The backend file moves: written at the new path, removed from the old one.
+    let moved = apply(
+        &provider,
+        action(
+            ActionKind::Update,
+            Some(with_route_backend(plain(), &moved_dir)),
+            Some(rerouted),
+        ),
+        &context,
+    )
+    .await;
+    assert_eq!(moved.id, routed.id, "the container was replaced");
+    let written = std::fs::read_to_string(&moved_file).expect("the moved backend file is written");
+    assert!(written.contains(&serves), "{written}");
+    assert!(!std::path::Path::new(&backend_file).exists());
+    // Only the one container of the service ever existed.
+    let all = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        "label=stackctl.resource=service.api",
+        "--filter",
+        &format!("label=stackctl.stack={stack}"),
+    ])
+    .unwrap();
+    assert_eq!(all.lines().count(), 1, "{all}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -124,19 +124,33 @@ pub fn provider(stack: &str, root: &str) -> DockerProvider {
 
 /// A test provider whose swaps wait `settle` when they cannot ask Traefik.
 pub fn provider_with_settle(stack: &str, root: &str, settle: Duration) -> DockerProvider {
-    DockerProvider::with_options(
-        Arc::new(HostConnector::local()),
-        stack,
-        DockerOptions {
-            root: Some(root.to_string()),
-            drain: Duration::from_millis(1500),
-            settle,
-            stop_grace_seconds: 5,
-            // As the front end wires it: routed services are swapped with Traefik's formats.
-            edge_formats: Some(Arc::new(stackctl_traefik::TraefikFormats)),
-            ..DockerOptions::default()
-        },
-    )
+    DockerProvider::with_options(Arc::new(HostConnector::local()), stack, {
+        let mut options = test_options(root);
+        options.settle = settle;
+        options
+    })
+}
+
+/// A test provider whose swaps ask Traefik on the host's `127.0.0.1:<admin_port>`, as
+/// the front end wires `[edge] admin_port`.
+pub fn provider_asking_the_admin_port(stack: &str, root: &str, admin_port: u16) -> DockerProvider {
+    DockerProvider::with_options(Arc::new(HostConnector::local()), stack, {
+        let mut options = test_options(root);
+        options.edge_published_admin_port = Some(admin_port);
+        options
+    })
+}
+
+fn test_options(root: &str) -> DockerOptions {
+    DockerOptions {
+        root: Some(root.to_string()),
+        drain: Duration::from_millis(1500),
+        settle: Duration::from_millis(1500),
+        stop_grace_seconds: 5,
+        // As the front end wires it: routed services are swapped with Traefik's formats.
+        edge_formats: Some(Arc::new(stackctl_traefik::TraefikFormats)),
+        ..DockerOptions::default()
+    }
 }
 
 pub fn context(stack: &str) -> ApplyContext {
@@ -211,6 +225,26 @@ pub fn with_env(mut resource: Resource, key: &str, value: &str) -> Resource {
         env.insert(key.to_string(), Value::text(value));
     }
     resource
+}
+
+/// A route to the service: its backend file is `<traefik_dir>/dynamic/backend-<name>.yml`,
+/// as lowering places it under `<root>/traefik`.
+pub fn with_route_backend(resource: Resource, traefik_dir: &str) -> Resource {
+    let name = resource.address.name().to_string();
+    resource.with(
+        "route_backend",
+        Value::Map(BTreeMap::from([
+            (
+                "file".to_string(),
+                Value::text(format!("{traefik_dir}/dynamic/backend-{name}.yml")),
+            ),
+            (
+                "temp_dir".to_string(),
+                Value::text(format!("{traefik_dir}/.tmp")),
+            ),
+            ("service".to_string(), Value::text(name)),
+        ])),
+    )
 }
 
 pub fn with_volume(resource: Resource, source: &str, target: &str) -> Resource {

@@ -1,0 +1,314 @@
+//! What applying a plan risks, one warning per resource: data lost, a window where
+//! requests fail, production certificates, exposure widened.
+//!
+//! A warning that fires on every deploy is a warning reviewers learn to skip, so only
+//! these four kinds exist, and a create-before-destroy swap of a stateless service (the
+//! usual deploy: the new container is healthy before the old one goes) is none of them.
+//! Computed from the actions and the desired resources alone: pure, no I/O.
+
+use serde::{Deserialize, Serialize};
+use stackctl_provider::{Action, ActionKind, Address, Attributes, Resource, Value};
+
+/// One thing a reviewer should know before approving: what, where, and why in one line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanWarning {
+    pub kind: WarningKind,
+    pub address: Address,
+    /// One line, read after the address: "is deleted with everything in it".
+    pub why: String,
+}
+
+/// Declared from most to least severe: warnings are listed in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// Data is deleted: a volume, a droplet's disk, or a service holding data goes.
+    DataLoss,
+    /// More of the stack answers the internet than before (a route without
+    /// authentication, a wider allowlist, a published port). Computed with the exposure
+    /// diff, not by [`risks`].
+    ExposureWidened,
+    /// Requests fail for a while: a service that serves traffic is stopped before its
+    /// successor starts, or the edge restarts.
+    RequestsFail,
+    /// The edge asks Let's Encrypt's production CA for real certificates.
+    ProductionCertificates,
+}
+
+impl WarningKind {
+    /// A short label, as shown before the address.
+    pub fn label(self) -> &'static str {
+        match self {
+            WarningKind::DataLoss => "data loss",
+            WarningKind::ExposureWidened => "exposure widened",
+            WarningKind::RequestsFail => "requests fail",
+            WarningKind::ProductionCertificates => "production certificates",
+        }
+    }
+}
+
+const EDGE: (&str, &str) = ("service", "edge");
+const STATIC_FILE: (&str, &str) = ("file", "traefik-static");
+
+/// The warnings for `actions`, most severe kind first, then in plan order. `desired` is
+/// every resource stack.toml wants (acting or not): it says who depends on a service.
+pub fn risks(actions: &[Action], desired: &[Resource]) -> Vec<PlanWarning> {
+    let mut warnings = Vec::new();
+    for action in actions {
+        data_loss(action, actions, &mut warnings);
+        requests_fail(action, actions, desired, &mut warnings);
+        production_certificates(action, &mut warnings);
+    }
+    // A stable sort: within a kind, plan order stays.
+    warnings.sort_by_key(|warning| warning.kind);
+    warnings
+}
+
+/// One warning per resource whose change widens the public surface, with the first
+/// widening said in words (the exposure section lists them all) — except for resources
+/// `already` warned about (production certificates say it better).
+pub fn exposure_widened(
+    exposure: &super::exposure::Exposure,
+    already: &[PlanWarning],
+) -> Vec<PlanWarning> {
+    let mut warnings: Vec<PlanWarning> = Vec::new();
+    for change in &exposure.changes {
+        if change.direction != super::exposure::Direction::Widens {
+            continue;
+        }
+        let Ok(address) = Address::parse(&change.subject) else {
+            continue;
+        };
+        let warned = |warning: &PlanWarning| warning.address == address;
+        if warnings.iter().any(warned) || already.iter().any(warned) {
+            continue;
+        }
+        warnings.push(PlanWarning {
+            kind: WarningKind::ExposureWidened,
+            address,
+            why: format!("widens what the internet reaches: {}", change.message),
+        });
+    }
+    warnings
+}
+
+fn data_loss(action: &Action, actions: &[Action], warnings: &mut Vec<PlanWarning>) {
+    let deleted = action.kind == ActionKind::Delete;
+    let replaced = action.kind.is_replace();
+    if !deleted && !replaced {
+        return;
+    }
+    let why = match action.address.kind() {
+        "volume" if deleted => "is deleted with everything in it".to_string(),
+        "volume" => "is replaced: the old volume is deleted with its data, the new one starts empty"
+            .to_string(),
+        "droplet" if deleted => "is destroyed with everything on its disk".to_string(),
+        "droplet" => "is replaced: the old droplet is destroyed with everything on its disk".to_string(),
+        // When its volumes go too, their own warnings say it: one warning per loss.
+        "service" if deleted && !keeps_a_volume(action, actions) => return,
+        "service" if deleted => match attributes(action) {
+            Some(attributes) if is_stateful(attributes) => format!(
+                "is removed while it holds data in {}: the volume is kept, but nothing serves its data any more",
+                named_volumes(attributes)
+            ),
+            _ => return,
+        },
+        _ => return,
+    };
+    warnings.push(warning(WarningKind::DataLoss, action, why));
+}
+
+fn requests_fail(
+    action: &Action,
+    actions: &[Action],
+    desired: &[Resource],
+    warnings: &mut Vec<PlanWarning>,
+) {
+    let acting_on = |(kind, name): (&str, &str)| {
+        actions.iter().find(|other| {
+            other.address.kind() == kind
+                && other.address.name() == name
+                && other.kind != ActionKind::Adopt
+        })
+    };
+    let is_edge = action.address.kind() == EDGE.0 && action.address.name() == EDGE.1;
+    let is_static_file =
+        action.address.kind() == STATIC_FILE.0 && action.address.name() == STATIC_FILE.1;
+
+    if is_static_file && (action.kind == ActionKind::Update || action.kind.is_replace()) {
+        // The edge's own warning covers it when the edge is replaced in this plan.
+        if acting_on(EDGE).is_some_and(|edge| edge.kind.is_replace()) {
+            return;
+        }
+        warnings.push(warning(
+            WarningKind::RequestsFail,
+            action,
+            "changes, and Traefik reads it only when it starts: `service.edge` restarts and requests fail while it does".to_string(),
+        ));
+        return;
+    }
+    if action.address.kind() != "service" || action.kind != ActionKind::ReplaceDestroyBeforeCreate {
+        return;
+    }
+    let Some(attributes) = attributes(action) else {
+        return;
+    };
+    let ports = published_ports(attributes);
+    let why = if is_edge {
+        let cause = if acting_on(STATIC_FILE).is_some() {
+            "restarts to read the changed `file.traefik-static`"
+        } else {
+            "is stopped before its replacement starts"
+        };
+        let requests = if ports.is_empty() {
+            "every request through it".to_string()
+        } else {
+            format!("every request to ports {ports}")
+        };
+        format!("{cause}: {requests} fails until Traefik is back")
+    } else if !ports.is_empty() {
+        format!("is stopped before its replacement starts: requests to ports {ports} fail until it is back")
+    } else {
+        let dependents = dependents(&action.address, desired);
+        if !dependents.is_empty() {
+            format!(
+                "is stopped before its replacement starts: requests from {} fail until the new container is healthy",
+                dependents.join(", ")
+            )
+        } else if attributes.contains_key("port") {
+            "is stopped before its replacement starts: requests to it fail until the new container is healthy".to_string()
+        } else {
+            // Serves nobody: stopping it first costs no request.
+            return;
+        }
+    };
+    warnings.push(warning(WarningKind::RequestsFail, action, why));
+}
+
+fn production_certificates(action: &Action, warnings: &mut Vec<PlanWarning>) {
+    let is_static_file =
+        action.address.kind() == STATIC_FILE.0 && action.address.name() == STATIC_FILE.1;
+    if !is_static_file || matches!(action.kind, ActionKind::Delete | ActionKind::Adopt) {
+        return;
+    }
+    let Some(after) = action
+        .desired
+        .as_ref()
+        .and_then(|resource| resolver(&resource.attributes))
+    else {
+        return;
+    };
+    let before_was_production = action
+        .prior
+        .as_ref()
+        .and_then(|prior| resolver(&prior.attributes))
+        .is_some_and(|before| !before.staging);
+    // Already production before this plan: the reviewer approved that once.
+    if after.staging || before_was_production {
+        return;
+    }
+    warnings.push(warning(
+        WarningKind::ProductionCertificates,
+        action,
+        format!(
+            "points resolver `{}` at Let's Encrypt's production CA: real certificates, under rate limits (5 failed validations an hour, 5 identical certificates a week) that make a mistake slow to undo",
+            after.name
+        ),
+    ));
+}
+
+fn warning(kind: WarningKind, action: &Action, why: String) -> PlanWarning {
+    PlanWarning {
+        kind,
+        address: action.address.clone(),
+        why,
+    }
+}
+
+/// What the resource will be, or for a delete what it was.
+fn attributes(action: &Action) -> Option<&Attributes> {
+    action
+        .desired
+        .as_ref()
+        .map(|resource| &resource.attributes)
+        .or(action.prior.as_ref().map(|prior| &prior.attributes))
+}
+
+/// True when a volume the deleted service used is not deleted by this plan.
+fn keeps_a_volume(service: &Action, actions: &[Action]) -> bool {
+    let deleted = |volume: &Address| {
+        actions
+            .iter()
+            .any(|other| &other.address == volume && other.kind == ActionKind::Delete)
+    };
+    service
+        .prior
+        .iter()
+        .flat_map(|prior| &prior.dependencies)
+        .any(|dependency| dependency.kind() == "volume" && !deleted(dependency))
+}
+
+fn is_stateful(attributes: &Attributes) -> bool {
+    attributes.get("stateful").and_then(Value::as_bool) == Some(true)
+}
+
+/// `` `shop_pgdata` `` or `` `a`, `b` ``: the named volumes a service mounts.
+fn named_volumes(attributes: &Attributes) -> String {
+    let names: Vec<String> = attributes
+        .get("volumes")
+        .and_then(Value::as_list)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_map)
+        .filter(|mount| mount.get("kind").and_then(Value::as_text) == Some("volume"))
+        .filter_map(|mount| mount.get("source").and_then(Value::as_text))
+        .map(|source| format!("`{source}`"))
+        .collect();
+    if names.is_empty() {
+        "its volumes".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// `80, 443`: host ports published on addresses other than loopback.
+fn published_ports(attributes: &Attributes) -> String {
+    attributes
+        .get("ports")
+        .and_then(Value::as_list)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_map)
+        .filter(|port| port.get("host_ip").and_then(Value::as_text) != Some("127.0.0.1"))
+        .filter_map(|port| port.get("host_port").and_then(Value::as_integer))
+        .map(|port| port.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `` `route.api`, `service.django` ``: desired resources that depend on `address`.
+fn dependents(address: &Address, desired: &[Resource]) -> Vec<String> {
+    desired
+        .iter()
+        .filter(|resource| resource.dependencies.contains(address))
+        .map(|resource| format!("`{}`", resource.address))
+        .collect()
+}
+
+struct Resolver {
+    name: String,
+    staging: bool,
+}
+
+fn resolver(attributes: &Attributes) -> Option<Resolver> {
+    let resolver = attributes.get("resolver")?.as_map()?;
+    Some(Resolver {
+        name: resolver
+            .get("name")
+            .and_then(Value::as_text)
+            .unwrap_or_default()
+            .to_string(),
+        // Lowering always writes `staging`; anything else is treated as production.
+        staging: resolver.get("staging").and_then(Value::as_bool) == Some(true),
+    })
+}
