@@ -11,8 +11,8 @@
 //! [`crate::http`]). It counts streams and round trips so tests can prove that a refresh
 //! costs the same for 2 services as for 20.
 //!
-//! The daemon is Docker 20.10 (API 1.41); every path is prefixed with `/v1.41`, which
-//! newer daemons also serve.
+//! Every path is prefixed with the API version agreed with the daemon on the client's
+//! first stream (`api_version.rs`): 1.41 with Docker 20.10, up to 1.52 with Docker 29.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,8 +21,10 @@ use std::sync::Arc;
 use serde_json::{json, Value as Json};
 use stackctl_host::{Host, HostError};
 
+use crate::api_version::{self, ApiVersion, VersionError};
 use crate::http::{percent_encode, Body, Connection, HttpError, Request, Response};
 
+/// The oldest API version, as the request builders' tests write paths.
 pub const API_VERSION: &str = "1.41";
 
 pub const LABEL_STACK: &str = "stackctl.stack";
@@ -404,6 +406,9 @@ pub enum ClientError {
     /// The daemon did not answer in time (a hung daemon or transport must not hang a run).
     #[error("the Docker daemon did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    /// stackctl and the daemon have no Engine API version in common.
+    #[error(transparent)]
+    Version(#[from] VersionError),
     /// The daemon answered with an error status.
     #[error("Docker answered {status} to {method} {path}: {message}")]
     Status {
@@ -427,6 +432,8 @@ impl ClientError {
 #[derive(Clone)]
 pub struct DockerClient {
     host: Arc<dyn Host>,
+    /// Agreed with the daemon on the first stream, then reused by every clone.
+    api_version: Arc<tokio::sync::OnceCell<ApiVersion>>,
     streams_opened: Arc<AtomicUsize>,
     round_trips: Arc<AtomicUsize>,
     requests_sent: Arc<AtomicUsize>,
@@ -448,6 +455,7 @@ impl DockerClient {
     pub fn new(host: Arc<dyn Host>) -> Self {
         DockerClient {
             host,
+            api_version: Arc::default(),
             streams_opened: Arc::default(),
             round_trips: Arc::default(),
             requests_sent: Arc::default(),
@@ -479,10 +487,34 @@ impl DockerClient {
     pub async fn connect(&self) -> Result<CountedConnection, ClientError> {
         let stream = self.host.docker_stream().await?;
         self.streams_opened.fetch_add(1, Ordering::Relaxed);
-        Ok(CountedConnection {
+        let mut connection = CountedConnection {
             connection: Connection::new(stream, API_VERSION),
             client: self.clone(),
-        })
+        };
+        let version = match self.api_version.get() {
+            Some(version) => *version,
+            None => {
+                // Once per client, on the stream just opened: one more round trip.
+                let answer = connection
+                    .batch(&[Request::new("GET", "/version").unversioned()])
+                    .await?
+                    .pop()
+                    .ok_or_else(|| ClientError::Http(HttpError::Malformed("no response".into())))?;
+                let answer = check("GET", "/version", answer)?
+                    .json()
+                    .map_err(|error| ClientError::Http(HttpError::Malformed(error.to_string())))?;
+                let version = api_version::negotiate(&answer)?;
+                let _ = self.api_version.set(version);
+                version
+            }
+        };
+        connection.connection.use_api_version(&version.to_string());
+        Ok(connection)
+    }
+
+    /// The Engine API version agreed with the daemon, once a stream was opened.
+    pub fn api_version(&self) -> Option<ApiVersion> {
+        self.api_version.get().copied()
     }
 
     /// Sends one request; any status is returned.

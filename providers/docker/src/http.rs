@@ -30,6 +30,8 @@ pub struct Request {
     /// Query parameters, encoded when the request is written.
     pub query: Vec<(String, String)>,
     pub body: Body,
+    /// Prefixed with `/v<api version>`; only the version question itself is not.
+    pub versioned: bool,
 }
 
 impl Request {
@@ -39,7 +41,15 @@ impl Request {
             path: path.into(),
             query: Vec::new(),
             body: Body::Empty,
+            versioned: true,
         }
+    }
+
+    /// Sent without the `/v<api version>` prefix (`GET /version`, asked before a version
+    /// is known).
+    pub fn unversioned(mut self) -> Self {
+        self.versioned = false;
+        self
     }
 
     pub fn query(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -54,7 +64,11 @@ impl Request {
 
     /// The request target: `/v1.41/containers/json?all=1&filters=…`.
     pub fn target(&self, api_version: &str) -> String {
-        let mut target = format!("/v{api_version}{}", self.path);
+        let mut target = if self.versioned {
+            format!("/v{api_version}{}", self.path)
+        } else {
+            self.path.clone()
+        };
         for (index, (name, value)) in self.query.iter().enumerate() {
             target.push(if index == 0 { '?' } else { '&' });
             target.push_str(&percent_encode(name));
@@ -158,6 +172,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Speaks `api_version` from now on (after asking the daemon which one).
+    pub fn use_api_version(&mut self, api_version: &str) {
+        self.api_version = api_version.to_string();
+    }
+
     pub fn new(stream: Box<dyn Stream>, api_version: &str) -> Self {
         Connection {
             stream: BufReader::new(stream),

@@ -65,6 +65,7 @@
 
 mod adopt;
 pub mod api;
+pub mod api_version;
 mod attributes;
 mod backend_file;
 mod evidence;

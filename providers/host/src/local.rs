@@ -16,6 +16,13 @@ impl LocalHost {
         }
     }
 
+    /// This machine, with the Docker daemon at `socket` (a second daemon, or a test's).
+    pub fn with_docker_socket(socket: impl Into<String>) -> Self {
+        LocalHost {
+            docker_socket: socket.into(),
+        }
+    }
+
     fn operation_error(&self, operation: &str, cause: impl ToString) -> HostError {
         HostError::Operation {
             target: self.describe(),
