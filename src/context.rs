@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use sha2::{Digest, Sha256};
+use stackctl_provider::build_context;
 
 use crate::config::{Diagnostic, LoadedConfig};
 
@@ -28,7 +28,8 @@ pub fn gather(loaded: &LoadedConfig) -> Result<ExternalInputs, Vec<Diagnostic>> 
                 continue;
             }
             let directory = loaded.base_directory.join(context);
-            match hash_context(&directory) {
+            let dockerfile = service.dockerfile.as_deref().unwrap_or("Dockerfile");
+            match hash_context(&directory, dockerfile) {
                 Ok(hash) => {
                     inputs.context_hashes.insert(context.clone(), hash);
                 }
@@ -95,67 +96,32 @@ pub fn resolve_path(base_directory: &Path, file: &str) -> PathBuf {
     base_directory.join(file)
 }
 
-/// sha256 over the sorted relative paths, modes and contents of every file in the
-/// context that `.dockerignore` does not exclude. Unchanged context → unchanged hash →
-/// no rebuild.
-pub fn hash_context(directory: &Path) -> std::io::Result<String> {
+/// sha256 over the sorted relative paths, permission bits and contents of every file the
+/// build sends — the walk the docker provider packs into its tarball
+/// ([`stackctl_provider::build_context::walk`], `.dockerignore` with Docker's rules). An
+/// unchanged context → unchanged hash → no rebuild; any change to what ships → a rebuild.
+pub fn hash_context(directory: &Path, dockerfile: &str) -> std::io::Result<String> {
     if !directory.is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             "not a directory",
         ));
     }
-    let ignore = dockerignore(directory);
-    let mut files = Vec::new();
-    collect_files(directory, directory, &ignore, &mut files)?;
-    files.sort();
     let mut hasher = Sha256::new();
-    for relative in files {
-        let full = directory.join(&relative);
-        let contents = std::fs::read(&full)?;
-        hasher.update(relative.to_string_lossy().as_bytes());
+    for entry in build_context::walk(directory, dockerfile)? {
+        if entry.is_directory {
+            continue;
+        }
+        let contents = std::fs::read(&entry.path)?;
+        hasher.update(entry.relative.as_bytes());
         hasher.update([0]);
+        // Group and other write bits follow the umask of whoever checked the code out;
+        // the rest (executable, set-id, owner write) is what changes an image.
+        hasher.update((entry.mode & !0o022).to_le_bytes());
         hasher.update((contents.len() as u64).to_le_bytes());
         hasher.update(&contents);
     }
     Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
-}
-
-fn dockerignore(directory: &Path) -> Gitignore {
-    let mut builder = GitignoreBuilder::new(directory);
-    let file = directory.join(".dockerignore");
-    if file.exists() {
-        // A malformed pattern is skipped rather than failing the plan; Docker does the same.
-        let _ = builder.add(file);
-    }
-    builder.build().unwrap_or_else(|_| Gitignore::empty())
-}
-
-fn collect_files(
-    root: &Path,
-    directory: &Path,
-    ignore: &Gitignore,
-    files: &mut Vec<PathBuf>,
-) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(directory)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|entry| entry.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-        let is_directory = entry.file_type()?.is_dir();
-        if ignore
-            .matched_path_or_any_parents(&relative, is_directory)
-            .is_ignore()
-        {
-            continue;
-        }
-        if is_directory {
-            collect_files(root, &path, ignore, files)?;
-        } else {
-            files.push(relative);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -171,12 +137,69 @@ mod tests {
             "*.log\nnode_modules\n",
         )
         .unwrap();
-        let before = hash_context(directory.path()).unwrap();
+        let before = hash_context(directory.path(), "Dockerfile").unwrap();
         std::fs::write(directory.path().join("debug.log"), "noise").unwrap();
         std::fs::create_dir(directory.path().join("node_modules")).unwrap();
         std::fs::write(directory.path().join("node_modules/x.js"), "x").unwrap();
-        assert_eq!(hash_context(directory.path()).unwrap(), before);
+        assert_eq!(
+            hash_context(directory.path(), "Dockerfile").unwrap(),
+            before
+        );
         std::fs::write(directory.path().join("main.py"), "print(1)").unwrap();
-        assert_ne!(hash_context(directory.path()).unwrap(), before);
+        assert_ne!(
+            hash_context(directory.path(), "Dockerfile").unwrap(),
+            before
+        );
+    }
+
+    #[test]
+    fn a_shipped_file_below_a_root_pattern_changes_the_hash() {
+        // `.dockerignore`'s `*.log` is anchored at the root (Docker's rule): `logs/app.log`
+        // ships with the image, so editing it must rebuild. gitignore's rule would have
+        // ignored it and left the image stale.
+        let directory = tempfile::tempdir().unwrap();
+        std::fs::write(directory.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(directory.path().join(".dockerignore"), "*.log\n").unwrap();
+        std::fs::create_dir(directory.path().join("logs")).unwrap();
+        std::fs::write(directory.path().join("logs/app.log"), "v1").unwrap();
+        let before = hash_context(directory.path(), "Dockerfile").unwrap();
+        std::fs::write(directory.path().join("logs/app.log"), "v2").unwrap();
+        assert_ne!(
+            hash_context(directory.path(), "Dockerfile").unwrap(),
+            before
+        );
+    }
+
+    #[test]
+    fn a_mode_change_changes_the_hash() {
+        use std::os::unix::fs::PermissionsExt;
+        let directory = tempfile::tempdir().unwrap();
+        std::fs::write(directory.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let script = directory.path().join("entrypoint.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let before = hash_context(directory.path(), "Dockerfile").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_ne!(
+            hash_context(directory.path(), "Dockerfile").unwrap(),
+            before
+        );
+    }
+
+    #[test]
+    fn an_ignored_dockerfile_is_still_hashed() {
+        let directory = tempfile::tempdir().unwrap();
+        std::fs::write(directory.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(directory.path().join(".dockerignore"), "Dockerfile\n").unwrap();
+        let before = hash_context(directory.path(), "Dockerfile").unwrap();
+        std::fs::write(
+            directory.path().join("Dockerfile"),
+            "FROM scratch\nENV A=1\n",
+        )
+        .unwrap();
+        assert_ne!(
+            hash_context(directory.path(), "Dockerfile").unwrap(),
+            before
+        );
     }
 }

@@ -23,6 +23,7 @@ use stackctl_host::{Host, HostError};
 
 use crate::api_version::{self, ApiVersion, VersionError};
 use crate::http::{percent_encode, Body, Connection, HttpError, Request, Response};
+pub use stackctl_provider::build_context::{self, glob_match, IgnoreRules};
 
 /// The oldest API version, as the request builders' tests write paths.
 pub const API_VERSION: &str = "1.41";
@@ -256,142 +257,20 @@ pub fn remove_image(reference: &str) -> Request {
     request
 }
 
-/// Makes a build context tarball from a directory, leaving out `.git` and whatever the
-/// context's `.dockerignore` excludes (as the docker CLI does: the daemon builds from
-/// whatever it is sent, so an ignored `.env` would otherwise reach the image).
-/// `dockerfile` is always sent, even when ignored, because the build needs it.
+/// Makes a build context tarball from a directory: exactly the entries
+/// [`build_context::walk`] lists (the same walk the engine hashes), so what is hashed is
+/// what is built.
 pub fn context_tarball(context: &std::path::Path, dockerfile: &str) -> std::io::Result<Vec<u8>> {
-    let ignore = match std::fs::read_to_string(context.join(".dockerignore")) {
-        Ok(text) => IgnoreRules::parse(&text),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
-        Err(error) => return Err(error),
-    };
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
-    append_directory(&mut builder, context, "", &ignore, dockerfile)?;
-    builder.into_inner()
-}
-
-fn append_directory(
-    builder: &mut tar::Builder<Vec<u8>>,
-    directory: &std::path::Path,
-    prefix: &str,
-    ignore: &IgnoreRules,
-    dockerfile: &str,
-) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(directory)?.collect::<Result<_, _>>()?;
-    // Sorted, so equal contexts give equal tarballs.
-    entries.sort_by_key(|entry| entry.file_name());
-    for entry in entries {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == ".git" && prefix.is_empty() {
-            continue;
-        }
-        let path = entry.path();
-        let inside = if prefix.is_empty() {
-            name.clone()
+    for entry in build_context::walk(context, dockerfile)? {
+        if entry.is_directory {
+            builder.append_dir(&entry.relative, &entry.path)?;
         } else {
-            format!("{prefix}/{name}")
-        };
-        let excluded = ignore.excludes(&inside) && inside != dockerfile;
-        if entry.file_type()?.is_dir() {
-            if !excluded {
-                builder.append_dir(&inside, &path)?;
-            }
-            // A later `!pattern` may bring back something inside an excluded directory.
-            if !excluded || ignore.has_exceptions() {
-                append_directory(builder, &path, &inside, ignore, dockerfile)?;
-            }
-        } else if !excluded {
-            builder.append_path_with_name(&path, &inside)?;
+            builder.append_path_with_name(&entry.path, &entry.relative)?;
         }
     }
-    Ok(())
-}
-
-/// The patterns of a `.dockerignore`: `*`, `?` and `**` globs over `/`-separated paths
-/// relative to the context, `!` for exceptions, the last matching line wins, and a
-/// pattern that matches a directory excludes everything below it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct IgnoreRules {
-    rules: Vec<(String, bool)>,
-}
-
-impl IgnoreRules {
-    pub fn parse(text: &str) -> IgnoreRules {
-        let rules = text
-            .lines()
-            .map(str::trim)
-            .filter(|line| !line.is_empty() && !line.starts_with('#'))
-            .map(|line| {
-                let (pattern, exception) = match line.strip_prefix('!') {
-                    Some(rest) => (rest.trim(), true),
-                    None => (line, false),
-                };
-                let pattern = pattern
-                    .trim_start_matches("./")
-                    .trim_start_matches('/')
-                    .trim_end_matches('/');
-                (pattern.to_string(), exception)
-            })
-            .filter(|(pattern, _)| !pattern.is_empty())
-            .collect();
-        IgnoreRules { rules }
-    }
-
-    pub fn has_exceptions(&self) -> bool {
-        self.rules.iter().any(|(_, exception)| *exception)
-    }
-
-    /// True when `path` (relative, `/`-separated) is left out of the context.
-    pub fn excludes(&self, path: &str) -> bool {
-        let mut excluded = false;
-        for (pattern, exception) in &self.rules {
-            let mut matched = glob_match(pattern, path);
-            let mut ancestor = path;
-            while !matched {
-                match ancestor.rfind('/') {
-                    Some(index) => {
-                        ancestor = &ancestor[..index];
-                        matched = glob_match(pattern, ancestor);
-                    }
-                    None => break,
-                }
-            }
-            if matched {
-                excluded = !exception;
-            }
-        }
-        excluded
-    }
-}
-
-/// Matches a glob against a path: `*` and `?` stay within one segment, `**` spans any.
-pub fn glob_match(pattern: &str, path: &str) -> bool {
-    fn segments_match(pattern: &[&str], path: &[&str]) -> bool {
-        match pattern.split_first() {
-            None => path.is_empty(),
-            Some((&"**", rest)) => (0..=path.len()).any(|skip| segments_match(rest, &path[skip..])),
-            Some((first, rest)) => match path.split_first() {
-                Some((segment, path_rest)) => {
-                    segment_match(first.as_bytes(), segment.as_bytes())
-                        && segments_match(rest, path_rest)
-                }
-                None => false,
-            },
-        }
-    }
-    fn segment_match(pattern: &[u8], text: &[u8]) -> bool {
-        match pattern.split_first() {
-            None => text.is_empty(),
-            Some((b'*', rest)) => (0..=text.len()).any(|skip| segment_match(rest, &text[skip..])),
-            Some((b'?', rest)) => !text.is_empty() && segment_match(rest, &text[1..]),
-            Some((byte, rest)) => text.first() == Some(byte) && segment_match(rest, &text[1..]),
-        }
-    }
-    let pattern: Vec<&str> = pattern.split('/').collect();
-    let path: Vec<&str> = path.split('/').collect();
-    segments_match(&pattern, &path)
+    builder.into_inner()
 }
 
 // ---- the executor ----------------------------------------------------------------

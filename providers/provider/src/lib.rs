@@ -7,6 +7,7 @@
 
 mod action;
 mod address;
+pub mod build_context;
 mod edge_formats;
 mod provider;
 mod resource;
