@@ -135,7 +135,17 @@ fn requests_fail(
     let is_static_file =
         action.address.kind() == STATIC_FILE.0 && action.address.name() == STATIC_FILE.1;
 
-    if is_static_file && (action.kind == ActionKind::Update || action.kind.is_replace()) {
+    // Removing files dropped by hand into the watched directory changes nothing Traefik
+    // reads at start: the edge keeps running.
+    let removes_strays_only = !action.changes.is_empty()
+        && action
+            .changes
+            .iter()
+            .all(|change| change.attribute == "unmanaged_files");
+    if is_static_file
+        && !removes_strays_only
+        && (action.kind == ActionKind::Update || action.kind.is_replace())
+    {
         // The edge's own warning covers it when the edge is replaced in this plan.
         if acting_on(EDGE).is_some_and(|edge| edge.kind.is_replace()) {
             return;
@@ -311,4 +321,40 @@ fn resolver(attributes: &Attributes) -> Option<Resolver> {
         // Lowering always writes `staging`; anything else is treated as production.
         staging: resolver.get("staging").and_then(Value::as_bool) == Some(true),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stackctl_provider::{AttributeChange, Reason};
+
+    fn static_file_update(attribute: &str) -> Action {
+        Action {
+            address: Address::new(STATIC_FILE.0, STATIC_FILE.1),
+            provider: "traefik".into(),
+            kind: ActionKind::Update,
+            reason: Reason::Drift {
+                attributes: vec![attribute.to_string()],
+            },
+            changes: vec![AttributeChange {
+                attribute: attribute.to_string(),
+                before: Some(Value::List(vec![Value::text("stray.yml")])),
+                after: Some(Value::List(Vec::new())),
+                forces_replace: false,
+                sensitive: false,
+            }],
+            depends_on: Vec::new(),
+            desired: None,
+            prior: None,
+            live_id: None,
+        }
+    }
+
+    #[test]
+    fn removing_a_file_dropped_into_the_watched_directory_does_not_restart_the_edge() {
+        assert_eq!(risks(&[static_file_update("unmanaged_files")], &[]), vec![]);
+        let restart = risks(&[static_file_update("content")], &[]);
+        assert_eq!(restart.len(), 1);
+        assert_eq!(restart[0].kind, WarningKind::RequestsFail);
+    }
 }
