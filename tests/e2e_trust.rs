@@ -328,3 +328,71 @@ async fn a_file_dropped_into_the_watched_directory_is_reported_and_removed() {
     deployment.assert_web_answers().await;
     deployment.assert_no_changes();
 }
+
+/// The docker-level test (`providers/docker/tests/docker.rs`) shows the live read; this
+/// one the whole loop through the binary: drift names the port, the plan replaces the
+/// container, and after apply nothing listens on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_published_by_hand_is_drift_and_the_plan_replaces_the_container_without_it() {
+    let deployment = Deployment::new("port");
+    deployment.apply();
+    let container = deployment.container_of("django");
+    let inspect = |format: &str| docker(&["inspect", "-f", format, &container]);
+    let labels: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&inspect("{{json .Config.Labels}}")).expect("labels");
+    let env: Vec<String> = serde_json::from_str(&inspect("{{json .Config.Env}}")).expect("env");
+    let image = inspect("{{.Config.Image}}");
+    docker(&["rm", "-f", &container]);
+    let port = free_port();
+    let binding = format!("127.0.0.1:{port}:8080");
+    let network = format!("{}_backend", deployment.name);
+    let mut arguments: Vec<String> = [
+        "run",
+        "-d",
+        "--name",
+        &container,
+        "--network",
+        &network,
+        "--network-alias",
+        "django",
+        "-p",
+        &binding,
+    ]
+    .map(str::to_string)
+    .to_vec();
+    for (key, value) in &labels {
+        arguments.extend(["--label".to_string(), format!("{key}={value}")]);
+    }
+    for entry in &env {
+        arguments.extend(["-e".to_string(), entry.clone()]);
+    }
+    arguments.push(image);
+    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    assert!(!docker(&arguments).is_empty(), "docker run by hand");
+
+    let drift = deployment.stackctl(&["drift"]);
+    assert_eq!(drift.code, 2, "{}{}", drift.stdout, drift.stderr);
+    assert!(
+        drift.stdout.contains("service.django")
+            && drift.stdout.contains("ports")
+            && drift.stdout.contains(&port.to_string()),
+        "{}",
+        drift.stdout
+    );
+    let plan = deployment.stackctl(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("service.django") && plan.stdout.contains("replace"),
+        "{}",
+        plan.stdout
+    );
+
+    deployment.apply();
+    let container = deployment.container_of("django");
+    assert_eq!(docker(&["port", &container]), "", "no port after apply");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port {port} still answers"
+    );
+    deployment.assert_no_changes();
+}
