@@ -386,6 +386,13 @@ async fn a_port_published_by_hand_is_drift_and_the_plan_replaces_the_container_w
         "{}",
         plan.stdout
     );
+    assert!(
+        plan.stdout.contains(&format!(
+            "warning (exposure widened): `service.django` publishes 127.0.0.1:{port} → 8080/tcp on the host"
+        )),
+        "the plan calls the port out:\n{}",
+        plan.stdout
+    );
 
     deployment.apply();
     let container = deployment.container_of("django");
