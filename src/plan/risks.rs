@@ -7,7 +7,7 @@
 //! Computed from the actions and the desired resources alone: pure, no I/O.
 
 use serde::{Deserialize, Serialize};
-use stackctl_provider::{Action, ActionKind, Address, Attributes, Resource, Value};
+use stackctl_provider::{Action, ActionKind, Address, Attributes, Reason, Resource, Value};
 
 /// One thing a reviewer should know before approving: what, where, and why in one line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +26,8 @@ pub enum WarningKind {
     DataLoss,
     /// More of the stack answers the internet than before (a route without
     /// authentication, a wider allowlist, a published port). Computed with the exposure
-    /// diff, not by [`risks`].
+    /// diff, except for ports a service was found publishing by hand, which [`risks`]
+    /// reports from the drift repair (the exposure diff compares recorded with desired).
     ExposureWidened,
     /// Requests fail for a while: a service that serves traffic is stopped before its
     /// successor starts, or the edge restarts.
@@ -58,6 +59,7 @@ pub fn risks(actions: &[Action], desired: &[Resource]) -> Vec<PlanWarning> {
         data_loss(action, actions, &mut warnings);
         requests_fail(action, actions, desired, &mut warnings);
         production_certificates(action, &mut warnings);
+        ports_published_by_hand(action, &mut warnings);
     }
     // A stable sort: within a kind, plan order stays.
     warnings.sort_by_key(|warning| warning.kind);
@@ -135,7 +137,17 @@ fn requests_fail(
     let is_static_file =
         action.address.kind() == STATIC_FILE.0 && action.address.name() == STATIC_FILE.1;
 
-    if is_static_file && (action.kind == ActionKind::Update || action.kind.is_replace()) {
+    // Removing files dropped by hand into the watched directory changes nothing Traefik
+    // reads at start: the edge keeps running.
+    let removes_strays_only = !action.changes.is_empty()
+        && action
+            .changes
+            .iter()
+            .all(|change| change.attribute == "unmanaged_files");
+    if is_static_file
+        && !removes_strays_only
+        && (action.kind == ActionKind::Update || action.kind.is_replace())
+    {
         // The edge's own warning covers it when the edge is replaced in this plan.
         if acting_on(EDGE).is_some_and(|edge| edge.kind.is_replace()) {
             return;
@@ -213,6 +225,59 @@ fn production_certificates(action: &Action, warnings: &mut Vec<PlanWarning>) {
         format!(
             "points resolver `{}` at Let's Encrypt's production CA: real certificates, under rate limits (5 failed validations an hour, 5 identical certificates a week) that make a mistake slow to undo",
             after.name
+        ),
+    ));
+}
+
+/// A service other than the edge found publishing host ports (a container replaced or
+/// run by hand): the live stack answers more than anything approved. The repair removes
+/// them; the reviewer should still know the host was exposed.
+fn ports_published_by_hand(action: &Action, warnings: &mut Vec<PlanWarning>) {
+    let is_edge = action.address.kind() == EDGE.0 && action.address.name() == EDGE.1;
+    if action.address.kind() != "service" || is_edge {
+        return;
+    }
+    let Reason::Drift { .. } = action.reason else {
+        return;
+    };
+    let Some(live) = action
+        .changes
+        .iter()
+        .find(|change| change.attribute == "ports")
+        .and_then(|change| change.before.as_ref())
+    else {
+        return;
+    };
+    let bindings: Vec<String> = live
+        .as_list()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_map)
+        .map(|port| {
+            let text = |name: &str| port.get(name).and_then(Value::as_text).unwrap_or("?");
+            let number = |name: &str| {
+                port.get(name)
+                    .and_then(Value::as_integer)
+                    .map_or("?".to_string(), |number| number.to_string())
+            };
+            format!(
+                "{}:{} → {}/{}",
+                text("host_ip"),
+                number("host_port"),
+                number("container_port"),
+                text("protocol")
+            )
+        })
+        .collect();
+    if bindings.is_empty() {
+        return;
+    }
+    warnings.push(warning(
+        WarningKind::ExposureWidened,
+        action,
+        format!(
+            "publishes {} on the host, which no apply made (only `service.edge` may publish ports): this plan replaces the container without them",
+            bindings.join(", ")
         ),
     ));
 }
@@ -311,4 +376,67 @@ fn resolver(attributes: &Attributes) -> Option<Resolver> {
         // Lowering always writes `staging`; anything else is treated as production.
         staging: resolver.get("staging").and_then(Value::as_bool) == Some(true),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stackctl_provider::AttributeChange;
+
+    fn static_file_update(attribute: &str) -> Action {
+        Action {
+            address: Address::new(STATIC_FILE.0, STATIC_FILE.1),
+            provider: "traefik".into(),
+            kind: ActionKind::Update,
+            reason: Reason::Drift {
+                attributes: vec![attribute.to_string()],
+            },
+            changes: vec![AttributeChange {
+                attribute: attribute.to_string(),
+                before: Some(Value::List(vec![Value::text("stray.yml")])),
+                after: Some(Value::List(Vec::new())),
+                forces_replace: false,
+                sensitive: false,
+            }],
+            depends_on: Vec::new(),
+            desired: None,
+            prior: None,
+            live_id: None,
+        }
+    }
+
+    #[test]
+    fn a_port_published_by_hand_on_a_service_is_called_out() {
+        let port = Value::Map(std::collections::BTreeMap::from([
+            ("container_port".to_string(), Value::Integer(8080)),
+            ("host_ip".to_string(), Value::text("127.0.0.1")),
+            ("host_port".to_string(), Value::Integer(5999)),
+            ("protocol".to_string(), Value::text("tcp")),
+        ]));
+        let mut repair = static_file_update("ports");
+        repair.address = Address::new("service", "django");
+        repair.kind = ActionKind::ReplaceCreateBeforeDestroy;
+        repair.changes[0].before = Some(Value::List(vec![port]));
+        let found = risks(&[repair.clone()], &[]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, WarningKind::ExposureWidened);
+        assert!(
+            found[0]
+                .why
+                .starts_with("publishes 127.0.0.1:5999 → 8080/tcp on the host"),
+            "{}",
+            found[0].why
+        );
+        // The edge publishes ports by design.
+        repair.address = Address::new("service", "edge");
+        assert_eq!(risks(&[repair], &[]), vec![]);
+    }
+
+    #[test]
+    fn removing_a_file_dropped_into_the_watched_directory_does_not_restart_the_edge() {
+        assert_eq!(risks(&[static_file_update("unmanaged_files")], &[]), vec![]);
+        let restart = risks(&[static_file_update("content")], &[]);
+        assert_eq!(restart.len(), 1);
+        assert_eq!(restart[0].kind, WarningKind::RequestsFail);
+    }
 }

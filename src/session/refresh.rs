@@ -27,7 +27,9 @@ impl Session {
         let recorded: Vec<_> = state
             .map(|state| state.resources.values().cloned().collect())
             .unwrap_or_default();
-        let salt = state.map(|state| state.salt.clone()).unwrap_or_default();
+        // The salt the desired secrets were hashed with (a new stack's when there is no
+        // state): live secrets hashed with another would all look changed on adoption.
+        let salt = self.salt.clone();
         let mut names: BTreeSet<String> = desired
             .iter()
             .map(|resource| resource.provider.clone())

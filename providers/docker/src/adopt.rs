@@ -10,6 +10,7 @@ use crate::attributes::{desired_of, image_reference, recorded_with};
 use crate::labels::label;
 use crate::provider::DockerProvider;
 use crate::provider_error::{failed, from_client};
+use crate::spec::ServiceSpec;
 
 impl DockerProvider {
     /// Records a live resource that is already this stack's, without changing it.
@@ -37,6 +38,12 @@ impl DockerProvider {
                     .trim_start_matches('/');
                 let id = inspect["Id"].as_str().unwrap_or(live_id);
                 let running = inspect["State"]["Running"].as_bool().unwrap_or(false);
+                // Adopting means the edge finds it too: write its backend file if needed.
+                let spec =
+                    ServiceSpec::from_attributes(action.address.name(), &desired.attributes).ok();
+                if let Some(spec) = spec.filter(|spec| spec.route_backend.is_some() && running) {
+                    self.adopt_backend_file(client, &spec, name).await?;
+                }
                 let ApplyOutcome::Recorded(mut recorded) = self.record_service(desired, id, name)
                 else {
                     return Err(failed("adopt produced no record", None));

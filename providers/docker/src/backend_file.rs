@@ -10,6 +10,13 @@
 //!
 //! The same rule cleans up after a replace or a delete: a recorded backend file that the
 //! desired service no longer names is removed once its container is gone.
+//!
+//! The file is part of the service as a resource: its content is recorded as the computed
+//! attribute `backend_file` (what it must say: the container that serves now) and read
+//! back with the stack's files on every refresh (`refresh.rs`; `null` when it is gone).
+//! A file edited or removed by hand is therefore drift, repaired by an update in place
+//! that writes it again; adopting a routed service writes it when the live copy differs,
+//! so a lost state converges in one apply.
 
 use stackctl_provider::{Address, Attributes, ProviderError};
 
@@ -17,6 +24,9 @@ use crate::api::DockerClient;
 use crate::provider::DockerProvider;
 use crate::provider_error::{failed, from_host};
 use crate::spec::{RouteBackend, ServiceSpec};
+
+/// The computed attribute holding the backend file's content (`null`: no file).
+pub(crate) const BACKEND_FILE: &str = "backend_file";
 
 /// The recorded backend file that no route needs any more: the service lost its route,
 /// or its backend file moved to another path. `None` when the file is still wanted.
@@ -50,7 +60,8 @@ pub(crate) fn recorded_backend(
 
 impl DockerProvider {
     /// For a service updated in place: writes the desired backend file naming `container`
-    /// (the one that keeps serving) when the route's backend changed, and removes the
+    /// (the one that keeps serving) — again when only its content drifted, since an
+    /// update is also how a hand-edited or removed file is repaired — and removes the
     /// recorded file no route needs any more.
     pub(crate) async fn update_backend_file(
         &self,
@@ -59,12 +70,48 @@ impl DockerProvider {
         spec: &ServiceSpec,
         container: &str,
     ) -> Result<(), ProviderError> {
-        if recorded != spec.route_backend.as_ref() {
-            // No other container served before: nothing to wait for.
-            self.switch_backend(client, spec, container, false).await?;
-        }
+        // No other container served before: nothing to wait for.
+        self.switch_backend(client, spec, container, false).await?;
         self.remove_stale_backend_file(client, recorded, spec.route_backend.as_ref())
             .await
+    }
+
+    /// What the backend file of `spec` must say while `container` serves it; `None` when
+    /// the service has no route or the edge's formats are unknown (then nothing routes).
+    pub(crate) fn expected_backend_file(
+        &self,
+        spec: &ServiceSpec,
+        container: &str,
+    ) -> Option<String> {
+        let backend = spec.route_backend.as_ref()?;
+        let formats = self.options.edge_formats.as_ref()?;
+        Some(formats.backend_file(&backend.service, &spec.backend_url(container)))
+    }
+
+    /// For an adopted routed service: writes its backend file when the host's copy is
+    /// missing or differs (after a crash or a lost state, the container may be there
+    /// while the edge knows nothing of it). Nothing moves: it names the container found.
+    pub(crate) async fn adopt_backend_file(
+        &self,
+        client: &DockerClient,
+        spec: &ServiceSpec,
+        container: &str,
+    ) -> Result<(), ProviderError> {
+        let (Some(backend), Some(expected)) = (
+            spec.route_backend.as_ref(),
+            self.expected_backend_file(spec, container),
+        ) else {
+            return Ok(());
+        };
+        let found = client
+            .host()
+            .read_files(std::slice::from_ref(&backend.file))
+            .await
+            .map_err(from_host)?;
+        if found.first().and_then(Option::as_deref) == Some(expected.as_bytes()) {
+            return Ok(());
+        }
+        self.switch_backend(client, spec, container, false).await
     }
 
     /// Removes the recorded backend file when the desired service (`None`: deleted)

@@ -9,20 +9,21 @@ use stackctl_provider::{
     RecordedResource, Secret, Value,
 };
 
-/// Reads every file in one round trip. `files` holds each file's address and the
-/// attributes it is known by (recorded, else desired).
-pub async fn read(
-    host: &dyn Host,
-    files: &[(Address, Attributes)],
-    salt: &str,
-) -> Result<Vec<LiveResource>, ProviderError> {
-    let paths: Vec<String> = files
+/// The host paths of `files`, in order: refresh reads them in one batch with the
+/// edge's backend files.
+pub fn paths(files: &[(Address, Attributes)]) -> Vec<String> {
+    files
         .iter()
         .map(|(_, attributes)| text(attributes, "path").unwrap_or_default().to_string())
-        .collect();
-    let contents = host.read_files(&paths).await.map_err(|error| {
-        ProviderError::failed(format!("cannot read the stack's files: {error}"))
-    })?;
+        .collect()
+}
+
+/// `files` as live resources, given the contents read at [`paths`] (`None`: absent).
+pub fn described(
+    files: &[(Address, Attributes)],
+    contents: Vec<Option<Vec<u8>>>,
+    salt: &str,
+) -> Vec<LiveResource> {
     let mut live = Vec::new();
     for ((address, reference), content) in files.iter().zip(contents) {
         let Some(bytes) = content else { continue };
@@ -46,7 +47,7 @@ pub async fn read(
             owned: true,
         });
     }
-    Ok(live)
+    live
 }
 
 /// Creates, updates, replaces (a new path: write it, then remove the old) or deletes a file.

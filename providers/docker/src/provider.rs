@@ -177,6 +177,7 @@ impl Provider for DockerProvider {
                 "running",
                 "state",
                 "label_hash",
+                "backend_file",
             ]
             .map(AttributeSchema::computed),
         );

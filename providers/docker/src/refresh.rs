@@ -12,10 +12,11 @@ use stackctl_provider::{Address, Attributes, LiveResource, ProviderError, ReadRe
 
 use crate::api;
 use crate::attributes::{image_reference, text_attribute};
+use crate::backend_file::BACKEND_FILE;
 use crate::labels::{container_names, container_resource, label};
 use crate::provider::DockerProvider;
 use crate::provider_error::{failed, from_client};
-use crate::spec::live_service_attributes;
+use crate::spec::{live_service_attributes, RouteBackend};
 
 impl DockerProvider {
     /// Every live object of the stack: containers, networks, volumes and images in two
@@ -25,6 +26,18 @@ impl DockerProvider {
         request: &ReadRequest,
     ) -> Result<Vec<LiveResource>, ProviderError> {
         let mut live = self.read_live(request).await?;
+        // The edge's backend file of each routed service: read with the stack's files.
+        let backend_paths: Vec<(usize, String)> = live
+            .iter()
+            .enumerate()
+            .filter(|(_, resource)| resource.address.kind() == "service")
+            .filter_map(|(index, resource)| {
+                RouteBackend::from_attributes(resource.address.name(), &resource.attributes)
+                    .ok()
+                    .flatten()
+                    .map(|backend| (index, backend.file))
+            })
+            .collect();
         // Files: recorded attributes win (live is compared with what the last apply left).
         let mut files: BTreeMap<Address, Attributes> = BTreeMap::new();
         for resource in request
@@ -41,11 +54,29 @@ impl DockerProvider {
         {
             files.insert(recorded.address.clone(), recorded.attributes.clone());
         }
-        if !files.is_empty() {
-            let client = self.client(self.recorded_droplet_ip(request)).await?;
-            let files: Vec<(Address, Attributes)> = files.into_iter().collect();
-            live.extend(crate::files::read(client.host().as_ref(), &files, &request.salt).await?);
+        if backend_paths.is_empty() && files.is_empty() {
+            return Ok(live);
         }
+        // One read for every file, the stack's and the backend files.
+        let files: Vec<(Address, Attributes)> = files.into_iter().collect();
+        let mut paths = crate::files::paths(&files);
+        paths.extend(backend_paths.iter().map(|(_, path)| path.clone()));
+        let client = self.client(self.recorded_droplet_ip(request)).await?;
+        let mut contents = client
+            .host()
+            .read_files(&paths)
+            .await
+            .map_err(|error| failed(format!("cannot read the stack's files: {error}"), None))?;
+        let backend_contents = contents.split_off(files.len());
+        for ((index, _), content) in backend_paths.iter().zip(backend_contents) {
+            // What the edge loads for this service: a file edited or removed by hand is
+            // drift of `backend_file`, which an update in place rewrites.
+            let value = content
+                .map(|bytes| Value::Text(String::from_utf8_lossy(&bytes).into_owned()))
+                .unwrap_or(Value::Null);
+            live[*index].attributes.insert(BACKEND_FILE.into(), value);
+        }
+        live.extend(crate::files::described(&files, contents, &request.salt));
         Ok(live)
     }
 
@@ -177,18 +208,13 @@ impl DockerProvider {
             let inspect = response
                 .json()
                 .map_err(|error| failed(error.to_string(), None))?;
-            let image_env: Vec<String> = image_details
+            let image_config = image_details
                 .get(image.as_str())
-                .and_then(|details| details["Config"]["Env"].as_array())
-                .map(|env| {
-                    env.iter()
-                        .filter_map(|item| item.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
+                .map(|details| &details["Config"])
+                .unwrap_or(&Json::Null);
             let attributes = live_service_attributes(
                 &inspect,
-                &image_env,
+                image_config,
                 references.get(address),
                 &request.salt,
             );

@@ -16,7 +16,7 @@ use stackctl_provider::{
 
 use crate::api::{self, DockerClient, Labels};
 use crate::attributes::{desired_of, recorded_with};
-use crate::backend_file::recorded_backend;
+use crate::backend_file::{recorded_backend, BACKEND_FILE};
 use crate::labels::{container_names, label};
 use crate::provider::DockerProvider;
 use crate::provider_error::{failed, from_client};
@@ -406,16 +406,20 @@ impl DockerProvider {
     }
 
     pub(crate) fn record_service(&self, desired: &Resource, id: &str, name: &str) -> ApplyOutcome {
-        ApplyOutcome::Recorded(recorded_with(
-            desired,
-            Some(id.to_string()),
-            &[
-                ("container_id", Value::text(id)),
-                ("container", Value::text(name)),
-                ("running", Value::Bool(true)),
-                ("state", Value::text("running")),
-                ("label_hash", Value::text(desired.hash())),
-            ],
-        ))
+        let mut computed = vec![
+            ("container_id", Value::text(id)),
+            ("container", Value::text(name)),
+            ("running", Value::Bool(true)),
+            ("state", Value::text("running")),
+            ("label_hash", Value::text(desired.hash())),
+        ];
+        // What the edge's backend file says now, so that an edit by hand shows as drift.
+        let expected = ServiceSpec::from_attributes(desired.address.name(), &desired.attributes)
+            .ok()
+            .and_then(|spec| self.expected_backend_file(&spec, name));
+        if let Some(content) = expected {
+            computed.push((BACKEND_FILE, Value::Text(content)));
+        }
+        ApplyOutcome::Recorded(recorded_with(desired, Some(id.to_string()), &computed))
     }
 }

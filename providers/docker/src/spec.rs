@@ -468,13 +468,19 @@ impl ServiceSpec {
 
 /// What a container read back means as attributes (the same shape as desired ones).
 ///
+/// Everything Docker can show is read from `inspect`, never copied: image, command,
+/// entrypoint, env, health check, published ports, networks, mounts, user, limits,
+/// restart policy, read-only root and the label hash, so that any change by hand is
+/// drift of the attribute it touched.
+///
 /// `reference` is the resource as recorded (or desired, when nothing is recorded): it
 /// says which env keys are secrets, and supplies the attributes Docker cannot show (the
-/// route backend, the container port). `image_env` is the image's own `Config.Env`, left
-/// out of the container's env unless the resource sets the same key.
+/// route backend, the container port). `image_config` is the image's own `Config`:
+/// Docker copies its env, command, entrypoint and health check into every container, so
+/// those are left out unless the resource sets them or the container differs from them.
 pub fn live_service_attributes(
     inspect: &Json,
-    image_env: &[String],
+    image_config: &Json,
     reference: Option<&Attributes>,
     salt: &str,
 ) -> Attributes {
@@ -501,9 +507,31 @@ pub fn live_service_attributes(
         attributes.insert("image".into(), Value::text(image));
     }
 
-    let image_env: BTreeMap<&str, &str> = image_env
+    read_command(
+        &mut attributes,
+        "command",
+        &config["Cmd"],
+        &image_config["Cmd"],
+    );
+    read_command(
+        &mut attributes,
+        "entrypoint",
+        &config["Entrypoint"],
+        &image_config["Entrypoint"],
+    );
+    read_health(
+        &mut attributes,
+        &config["Healthcheck"],
+        &image_config["Healthcheck"],
+    );
+    read_ports(&mut attributes, &host_config["PortBindings"]);
+
+    let image_env: BTreeMap<&str, &str> = image_config["Env"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
         .iter()
-        .filter_map(|entry| entry.split_once('='))
+        .filter_map(|entry| entry.as_str()?.split_once('='))
         .collect();
     let mut env = BTreeMap::new();
     for entry in config["Env"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
@@ -676,6 +704,137 @@ pub fn live_service_attributes(
         label_hash.map(Value::text).unwrap_or(Value::Null),
     );
     attributes
+}
+
+/// `command` or `entrypoint` (`name`) as the container runs it. Left out when the
+/// resource does not set it and the container runs the image's own (or none).
+fn read_command(attributes: &mut Attributes, name: &str, live: &Json, image: &Json) {
+    let texts = |json: &Json| -> Vec<String> {
+        json.as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|item| item.as_str().map(str::to_string))
+            .collect()
+    };
+    let running = texts(live);
+    let declared = matches!(attributes.get(name), Some(value) if *value != Value::Null);
+    if !declared && (running.is_empty() || running == texts(image)) {
+        attributes.remove(name);
+        return;
+    }
+    attributes.insert(
+        name.into(),
+        Value::List(running.into_iter().map(Value::Text).collect()),
+    );
+}
+
+/// The health check as the container runs it, in the resource's shape (seconds). Left
+/// out when the resource sets none and the container runs the image's own (or none).
+fn read_health(attributes: &mut Attributes, live: &Json, image: &Json) {
+    let declared = attributes.get("health").and_then(Value::as_map).cloned();
+    if declared.is_none() && (live.is_null() || live == image) {
+        attributes.remove("health");
+        return;
+    }
+    let declared = declared.unwrap_or_default();
+    let mut health = BTreeMap::new();
+    let test: Vec<Value> = live["Test"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|item| item.as_str().map(Value::text))
+        .collect();
+    health.insert("test".to_string(), Value::List(test));
+    for (key, field, is_duration) in [
+        ("interval_seconds", "Interval", true),
+        ("timeout_seconds", "Timeout", true),
+        ("retries", "Retries", false),
+        ("start_period_seconds", "StartPeriod", true),
+    ] {
+        let raw = live[field].as_i64().unwrap_or(0);
+        let stated = declared.get(key);
+        if raw == 0 && stated.is_none() {
+            continue;
+        }
+        let value = if !is_duration {
+            Value::Integer(raw)
+        } else {
+            let seconds = raw as f64 / 1e9;
+            match stated {
+                // The declared spelling when it means the same duration.
+                Some(stated) if number(stated).map(seconds_to_nanos) == Some(raw) => stated.clone(),
+                _ if raw % 1_000_000_000 == 0 => Value::Integer(raw / 1_000_000_000),
+                _ => Value::text(format!("{seconds}")),
+            }
+        };
+        health.insert(key.to_string(), value);
+    }
+    attributes.insert("health".into(), Value::Map(health));
+}
+
+/// Host ports the container publishes (`HostConfig.PortBindings`), in the resource's
+/// shape. Only the edge declares any: on any other service a binding is drift, and
+/// repairing it replaces the container without it.
+fn read_ports(attributes: &mut Attributes, bindings: &Json) {
+    let mut ports = Vec::new();
+    for (key, hosts) in bindings.as_object().into_iter().flatten() {
+        let (container_port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        let container_port: i64 = container_port.parse().unwrap_or(0);
+        for host in hosts.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            let host_ip = match host["HostIp"].as_str() {
+                None | Some("") => "0.0.0.0",
+                Some(ip) => ip,
+            };
+            let host_port: i64 = host["HostPort"]
+                .as_str()
+                .and_then(|port| port.parse().ok())
+                .unwrap_or(0);
+            ports.push(Value::Map(BTreeMap::from([
+                ("container_port".to_string(), Value::Integer(container_port)),
+                ("host_ip".to_string(), Value::text(host_ip)),
+                ("host_port".to_string(), Value::Integer(host_port)),
+                ("protocol".to_string(), Value::text(protocol)),
+            ])));
+        }
+    }
+    let declared = attributes
+        .get("ports")
+        .and_then(Value::as_list)
+        .map(<[Value]>::to_vec);
+    match declared {
+        // The declared order (and spelling) when the bindings are the same.
+        Some(declared) if same_items(&normalized_ports(&declared), &ports) => {}
+        Some(_) => {
+            attributes.insert("ports".into(), Value::List(ports));
+        }
+        None if !ports.is_empty() => {
+            attributes.insert("ports".into(), Value::List(ports));
+        }
+        None => {}
+    }
+}
+
+/// Declared ports with the defaults Docker fills in, to compare with what it shows.
+fn normalized_ports(declared: &[Value]) -> Vec<Value> {
+    declared
+        .iter()
+        .map(|item| {
+            let map = item.as_map().cloned().unwrap_or_default();
+            let integer =
+                |name: &str| Value::Integer(map.get(name).and_then(number).unwrap_or(0.0) as i64);
+            let text = |name: &str, default: &str| {
+                Value::text(map.get(name).and_then(Value::as_text).unwrap_or(default))
+            };
+            Value::Map(BTreeMap::from([
+                ("container_port".to_string(), integer("container_port")),
+                ("host_ip".to_string(), text("host_ip", "0.0.0.0")),
+                ("host_port".to_string(), integer("host_port")),
+                ("protocol".to_string(), text("protocol", "tcp")),
+            ]))
+        })
+        .collect()
 }
 
 fn same_items(left: &[Value], right: &[Value]) -> bool {
@@ -884,7 +1043,9 @@ mod tests {
                 "Image": "stackctl-test/server:latest",
                 "Env": ["NAME=api", "PASSWORD=hunter2", "PORT=8080"],
                 "User": "10001",
-                "Labels": {"stackctl.hash": "sha256:h"}
+                "Labels": {"stackctl.hash": "sha256:h"},
+                "Cmd": ["/server"],
+                "Healthcheck": {"Test": ["CMD", "/server", "health"], "Interval": 1_000_000_000i64, "Retries": 3}
             },
             "HostConfig": {"Memory": 64 << 20, "NanoCpus": 500_000_000, "RestartPolicy": {"Name": "unless-stopped"}, "ReadonlyRootfs": true},
             "NetworkSettings": {"Networks": {
@@ -894,8 +1055,12 @@ mod tests {
             "Mounts": [{"Type": "volume", "Name": "shop_data", "Source": "/var/lib/docker/volumes/shop_data/_data", "Destination": "/data", "RW": true}],
             "State": {"Status": "running", "Running": true}
         });
-        let live =
-            live_service_attributes(&inspect, &["PORT=8080".to_string()], Some(&desired), "salt");
+        let live = live_service_attributes(
+            &inspect,
+            &json!({"Env": ["PORT=8080"], "Cmd": ["/server"]}),
+            Some(&desired),
+            "salt",
+        );
         for name in [
             "image",
             "env",
@@ -908,6 +1073,9 @@ mod tests {
             "read_only",
             "health",
             "port",
+            "command",
+            "entrypoint",
+            "ports",
         ] {
             assert_eq!(live.get(name), desired.get(name), "{name}");
         }
@@ -930,7 +1098,7 @@ mod tests {
             "NetworkSettings": {"Networks": {}},
             "State": {"Status": "exited", "Running": false}
         });
-        let live = live_service_attributes(&inspect, &[], Some(&desired), "salt");
+        let live = live_service_attributes(&inspect, &Json::Null, Some(&desired), "salt");
         assert_eq!(live["image"], Value::text("other:1"));
         let env = live["env"].as_map().unwrap();
         assert_eq!(env["NAME"], Value::text("changed"));
@@ -942,5 +1110,85 @@ mod tests {
         assert_eq!(live["state"], Value::text("exited"));
         assert_eq!(live["label_hash"], Value::Null);
         assert_eq!(live["networks"], Value::Map(BTreeMap::new()));
+    }
+
+    #[test]
+    fn a_port_published_by_hand_is_read_back_as_drift() {
+        let mut desired = attributes();
+        desired.insert("ports".into(), Value::List(Vec::new()));
+        let inspect = json!({
+            "Id": "abc", "Name": "/shop-api",
+            "Config": {"Image": "stackctl-test/server:latest", "Env": [], "Labels": {}},
+            "HostConfig": {"PortBindings": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "5999"}]}},
+            "NetworkSettings": {"Networks": {}},
+            "State": {"Status": "running", "Running": true}
+        });
+        let live = live_service_attributes(&inspect, &Json::Null, Some(&desired), "salt");
+        assert_eq!(
+            live["ports"].to_json(),
+            json!([{"container_port": 8080, "host_ip": "127.0.0.1", "host_port": 5999, "protocol": "tcp"}])
+        );
+        // The edge's declared ports read back unchanged, whatever Docker's spelling.
+        let mut edge = attributes();
+        edge.insert(
+            "ports".into(),
+            Value::List(vec![Value::Map(BTreeMap::from([
+                ("host_ip".to_string(), Value::text("0.0.0.0")),
+                ("host_port".to_string(), Value::Integer(80)),
+                ("container_port".to_string(), Value::Integer(8000)),
+                ("protocol".to_string(), Value::text("tcp")),
+            ]))]),
+        );
+        let inspect = json!({
+            "Id": "abc", "Name": "/shop-edge",
+            "Config": {"Image": "traefik", "Labels": {}},
+            "HostConfig": {"PortBindings": {"8000/tcp": [{"HostIp": "", "HostPort": "80"}]}},
+            "State": {"Status": "running", "Running": true}
+        });
+        let live = live_service_attributes(&inspect, &Json::Null, Some(&edge), "salt");
+        assert_eq!(live["ports"], edge["ports"]);
+    }
+
+    #[test]
+    fn a_hand_changed_command_entrypoint_or_health_check_is_read_back() {
+        let mut desired = attributes();
+        desired.insert("command".into(), Value::List(vec![Value::text("/server")]));
+        let inspect = json!({
+            "Id": "abc", "Name": "/shop-api",
+            "Config": {
+                "Image": "stackctl-test/server:latest", "Labels": {},
+                "Cmd": ["/bin/sh", "-c", "sleep 1d"],
+                "Entrypoint": ["/init"],
+                "Healthcheck": {"Test": ["NONE"]}
+            },
+            "HostConfig": {},
+            "State": {"Status": "running", "Running": true}
+        });
+        let image = json!({"Cmd": ["/server"]});
+        let live = live_service_attributes(&inspect, &image, Some(&desired), "salt");
+        assert_eq!(
+            live["command"].to_json(),
+            json!(["/bin/sh", "-c", "sleep 1d"])
+        );
+        assert_eq!(live["entrypoint"].to_json(), json!(["/init"]));
+        assert_eq!(
+            live["health"].to_json(),
+            json!({"test": ["NONE"], "interval_seconds": 0, "retries": 0})
+        );
+        // What the image says is not the resource's when the resource leaves it out.
+        let mut plain = attributes();
+        plain.remove("health");
+        let inspect = json!({
+            "Id": "abc", "Name": "/shop-api",
+            "Config": {"Image": "x", "Labels": {}, "Cmd": ["/server"], "Healthcheck": {"Test": ["CMD", "/server", "health"]}},
+            "HostConfig": {},
+            "State": {"Status": "running", "Running": true}
+        });
+        let image =
+            json!({"Cmd": ["/server"], "Healthcheck": {"Test": ["CMD", "/server", "health"]}});
+        let live = live_service_attributes(&inspect, &image, Some(&plain), "salt");
+        assert!(!live.contains_key("command"));
+        assert!(!live.contains_key("entrypoint"));
+        assert!(!live.contains_key("health"));
     }
 }

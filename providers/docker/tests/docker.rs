@@ -942,3 +942,164 @@ async fn builds_an_image_once_per_context_hash_and_never_pulls() {
     assert_eq!(deleted, ApplyOutcome::Deleted);
     assert!(!image_exists(&format!("{stack}/app:aaaa")));
 }
+
+/// What the planner calls drift: attributes recorded and live that differ (`plan::diff`).
+fn drifted_attributes(
+    recorded: &stackctl_provider::RecordedResource,
+    live: &stackctl_provider::LiveResource,
+) -> Vec<String> {
+    live.attributes
+        .iter()
+        .filter(|(name, value)| {
+            recorded
+                .attributes
+                .get(*name)
+                .is_some_and(|recorded| recorded != *value)
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Replaces the service's container by hand with one of the same name, labels (hash
+/// included), network and env, plus `extra` arguments before the image and `command`
+/// after it: what an operator (or an attacker with the Docker socket) could do.
+fn replace_by_hand(stack: &str, container: &str, extra: &[&str], command: &[&str]) {
+    let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", container])
+        .expect("docker inspect labels");
+    let labels: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&labels).expect("labels are JSON");
+    let env = docker(&["inspect", "-f", "{{json .Config.Env}}", container]).expect("env");
+    let env: Vec<String> = serde_json::from_str(&env).expect("env is JSON");
+    docker(&["rm", "-f", container]).expect("docker rm");
+    let network = format!("{stack}_net");
+    let mut arguments: Vec<String> = ["run", "-d", "--name", container, "--network", &network]
+        .map(str::to_string)
+        .to_vec();
+    for (key, value) in &labels {
+        arguments.extend(["--label".to_string(), format!("{key}={value}")]);
+    }
+    for entry in &env {
+        arguments.extend(["-e".to_string(), entry.clone()]);
+    }
+    arguments.extend(extra.iter().map(|item| item.to_string()));
+    arguments.push(SERVER_IMAGE.to_string());
+    arguments.extend(command.iter().map(|item| item.to_string()));
+    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    docker(&arguments).expect("docker run by hand");
+}
+
+fn free_local_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_published_by_hand_is_drift_and_apply_removes_it() {
+    ensure_images();
+    let stack = unique_stack("rogueport");
+    let _cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    let provider = provider(&stack, &temp_root(&stack));
+    let context = context(&stack);
+    let network_recorded = create(&provider, network(&stack, "net"), &context).await;
+    // As lowering makes it: a service other than the edge declares no ports.
+    let desired = service(&stack, "web", &[("ECHO_ENV", "v1")]).with("ports", Value::List(vec![]));
+    let recorded = create(&provider, desired.clone(), &context).await;
+    let all_recorded = vec![network_recorded.clone(), recorded.clone()];
+    let container = format!("{stack}-web");
+
+    let port = free_local_port();
+    let binding = format!("127.0.0.1:{port}:8080");
+    replace_by_hand(&stack, &container, &["-p", &binding], &[]);
+    let answers = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !answers() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(answers(), "the hand-made container publishes {binding}");
+
+    let live = read(
+        &provider,
+        &stack,
+        std::slice::from_ref(&desired),
+        &all_recorded,
+    )
+    .await;
+    let web = find(&live, "service.web").expect("the hand-made container is live");
+    assert!(web.owned, "it carries the stack's labels");
+    assert_eq!(
+        web.attributes["label_hash"],
+        recorded.attributes["label_hash"]
+    );
+    let drift = drifted_attributes(&recorded, web);
+    assert!(drift.contains(&"ports".to_string()), "drift: {drift:?}");
+    assert_eq!(
+        web.attributes["ports"].to_json(),
+        serde_json::json!([{"container_port": 8080, "host_ip": "127.0.0.1", "host_port": port, "protocol": "tcp"}])
+    );
+
+    // `ports` forces a replace: the repair is a new container without the binding.
+    let mut repair = action(
+        ActionKind::ReplaceCreateBeforeDestroy,
+        Some(desired.clone()),
+        Some(recorded.clone()),
+    );
+    repair.live_id = web.id.clone();
+    let repaired = apply(&provider, repair, &context).await;
+    assert_eq!(
+        docker(&["port", &container]).as_deref(),
+        Some(""),
+        "the repaired container publishes nothing"
+    );
+    assert!(!answers(), "port {port} still answers after the repair");
+    let live = read(
+        &provider,
+        &stack,
+        &[],
+        &[network_recorded, repaired.clone()],
+    )
+    .await;
+    let web = find(&live, "service.web").unwrap();
+    assert_eq!(drifted_attributes(&repaired, web), Vec::<String>::new());
+    assert_eq!(web.attributes["ports"], Value::List(vec![]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_changed_command_is_drift() {
+    ensure_images();
+    let stack = unique_stack("handcmd");
+    let _cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    let provider = provider(&stack, &temp_root(&stack));
+    let context = context(&stack);
+    let network_recorded = create(&provider, network(&stack, "net"), &context).await;
+    let desired = service(&stack, "web", &[])
+        .with("command", text_list(&["serve", "--name", "declared"]))
+        .with("ports", Value::List(vec![]));
+    let recorded = create(&provider, desired.clone(), &context).await;
+    let all_recorded = vec![network_recorded, recorded.clone()];
+    let container = format!("{stack}-web");
+
+    // Nothing changed yet: the command reads back as declared.
+    let live = read(&provider, &stack, &[], &all_recorded).await;
+    let web = find(&live, "service.web").unwrap();
+    assert_eq!(drifted_attributes(&recorded, web), Vec::<String>::new());
+
+    replace_by_hand(&stack, &container, &[], &["serve", "--name", "by-hand"]);
+    let live = read(&provider, &stack, &[], &all_recorded).await;
+    let web = find(&live, "service.web").unwrap();
+    let drift = drifted_attributes(&recorded, web);
+    assert!(drift.contains(&"command".to_string()), "drift: {drift:?}");
+    assert_eq!(
+        web.attributes["command"],
+        text_list(&["serve", "--name", "by-hand"])
+    );
+    assert_eq!(
+        web.attributes["label_hash"],
+        recorded.attributes["label_hash"]
+    );
+}

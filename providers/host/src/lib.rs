@@ -99,6 +99,11 @@ pub trait Host: Send + Sync {
     /// Removes a file; a missing file is not an error.
     async fn remove_file(&self, path: &str) -> Result<(), HostError>;
 
+    /// The names of the files directly in `directory` (regular files and symbolic links,
+    /// not subdirectories), sorted; empty when the directory does not exist. Used to find
+    /// files that stackctl did not write in a directory Traefik watches.
+    async fn list_files(&self, directory: &str) -> Result<Vec<String>, HostError>;
+
     /// Takes a lock by creating the directory `path` atomically and writing `details`
     /// (who, when, command) into it. Fails with [`HostError::Locked`] if it exists.
     async fn lock(&self, path: &str, details: &str) -> Result<(), HostError>;

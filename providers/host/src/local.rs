@@ -118,6 +118,24 @@ impl Host for LocalHost {
         }
     }
 
+    async fn list_files(&self, directory: &str) -> Result<Vec<String>, HostError> {
+        let failure = |error| self.operation_error(&format!("list {directory}"), error);
+        let mut entries = match tokio::fs::read_dir(directory).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(failure(error)),
+        };
+        let mut names = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(failure)? {
+            let kind = entry.file_type().await.map_err(failure)?;
+            if !kind.is_dir() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     async fn lock(&self, path: &str, details: &str) -> Result<(), HostError> {
         if let Some(parent) = std::path::Path::new(path).parent() {
             tokio::fs::create_dir_all(parent).await.map_err(|error| {

@@ -235,6 +235,32 @@ pub fn remove_file_script(path: &str) -> Result<String, QuoteError> {
     Ok(format!("rm -f -- {}\n", quote(path)?))
 }
 
+/// Lists the files directly in `directory` (not subdirectories), each name followed by a
+/// NUL byte; nothing when the directory does not exist.
+pub fn list_files_script(directory: &str, nonce: &str) -> Result<String, QuoteError> {
+    let mut script = begin_marker_command(nonce);
+    script.push_str(&format!(
+        "cd -- {} 2>/dev/null || exit 0\n\
+         for f in * .[!.]* ..?*; do\n\
+         if [ -L \"$f\" ] || {{ [ -e \"$f\" ] && [ ! -d \"$f\" ]; }}; then printf '%s\\0' \"$f\"; fi\n\
+         done\n",
+        quote(directory)?
+    ));
+    Ok(script)
+}
+
+/// The sorted names [`list_files_script`] printed.
+pub fn parse_list_files(output: &[u8], nonce: &str) -> Result<Vec<String>, String> {
+    let listed = after_begin_marker(output, nonce)?;
+    let mut names: Vec<String> = listed
+        .split(|byte| *byte == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +344,30 @@ mod tests {
         assert_eq!(parent_directory("/file"), None);
         assert_eq!(parent_directory("relative"), None);
         assert_eq!(parent_directory("a/b"), Some("a"));
+    }
+
+    #[test]
+    fn list_files_names_the_files_of_a_directory_and_nothing_else() {
+        let directory = tempfile::tempdir().unwrap();
+        let base = directory.path().to_str().unwrap();
+        std::fs::write(format!("{base}/route-web.yml"), b"").unwrap();
+        std::fs::write(format!("{base}/.hidden.yml"), b"").unwrap();
+        std::fs::write(format!("{base}/with space; $(id).yml"), b"").unwrap();
+        std::fs::create_dir(format!("{base}/subdirectory")).unwrap();
+        let nonce = nonce();
+        let (status, stdout, _) = run(&list_files_script(base, &nonce).unwrap(), b"");
+        assert_eq!(status, 0);
+        assert_eq!(
+            parse_list_files(&stdout, &nonce).unwrap(),
+            vec![".hidden.yml", "route-web.yml", "with space; $(id).yml"]
+        );
+        let missing = format!("{base}/missing");
+        let (status, stdout, _) = run(&list_files_script(&missing, &nonce).unwrap(), b"");
+        assert_eq!(status, 0);
+        assert_eq!(
+            parse_list_files(&stdout, &nonce).unwrap(),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -432,6 +432,16 @@ impl Host for SshHost {
             .map(drop)
     }
 
+    async fn list_files(&self, directory: &str) -> Result<Vec<String>, HostError> {
+        let operation = format!("list {directory}");
+        let nonce = remote_script::nonce();
+        let script = remote_script::list_files_script(directory, &nonce)
+            .map_err(|error| self.operation_error(&operation, error))?;
+        let output = self.run_script(&operation, &script, &[], &[]).await?;
+        remote_script::parse_list_files(&output.stdout, &nonce)
+            .map_err(|cause| self.operation_error(&operation, cause))
+    }
+
     async fn lock(&self, path: &str, details: &str) -> Result<(), HostError> {
         let operation = format!("take the lock {path}");
         let nonce = remote_script::nonce();

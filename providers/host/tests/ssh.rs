@@ -611,6 +611,32 @@ async fn read_files_reads_a_batch_and_reports_missing_files() {
 }
 
 #[tokio::test]
+async fn list_files_names_the_files_of_a_directory_over_ssh_and_locally() {
+    let sshd = start_sshd();
+    let host = connect(&sshd).await;
+    let directory = scratch_directory();
+    std::fs::write(path_in(&directory, "route-web.yml"), "").unwrap();
+    std::fs::write(path_in(&directory, "dropped by hand.yml"), "").unwrap();
+    std::fs::create_dir(path_in(&directory, "nested")).unwrap();
+    let listed = host
+        .list_files(&directory.path().display().to_string())
+        .await
+        .unwrap();
+    assert_eq!(listed, vec!["dropped by hand.yml", "route-web.yml"]);
+    let local = stackctl_host::LocalHost::new()
+        .list_files(&directory.path().display().to_string())
+        .await
+        .unwrap();
+    assert_eq!(local, listed, "both transports list the same names");
+    assert_eq!(
+        host.list_files(&path_in(&directory, "missing"))
+            .await
+            .unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
 async fn write_file_goes_through_a_temporary_file_and_sets_the_mode() {
     let sshd = start_sshd();
     let host = connect(&sshd).await;

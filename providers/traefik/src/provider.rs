@@ -8,6 +8,14 @@
 //! [`Host::write_file`], which stages the bytes in `temp_dir` (outside the watched
 //! directory) and renames them in: Traefik then sees one complete file, never a half
 //! written one, and reloads within milliseconds.
+//!
+//! Traefik loads every file of its dynamic directory, not only stackctl's: a file dropped
+//! there by hand could add a router to any host. `read` lists the directory and reports
+//! the files no resource of the stack wrote (the route and middleware files, the TLS
+//! options, the docker provider's `backend-<service>.yml` of each routed service) as the
+//! static file's computed attribute `unmanaged_files`, recorded empty by every apply: any
+//! such file is drift of `file.traefik-static`, and the update that repairs it removes
+//! the files the plan listed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,6 +40,9 @@ pub const PROVIDER_NAME: &str = "traefik";
 pub const STATIC_FILE_NAME: &str = "traefik-static";
 /// The TLS options file, in the host's dynamic directory.
 pub const TLS_OPTIONS_FILE: &str = "tls-options.yml";
+/// The static file's computed attribute: files in the dynamic directory that no resource
+/// of the stack wrote (empty after every apply).
+pub const UNMANAGED_FILES: &str = "unmanaged_files";
 
 /// Owns `file.traefik-static`, `middleware.*` and `route.*`.
 pub struct TraefikProvider {
@@ -164,6 +175,58 @@ fn tls_options_path(attributes: &Attributes) -> Result<String, SpecError> {
         .join(TLS_OPTIONS_FILE)
         .to_string_lossy()
         .into_owned())
+}
+
+/// The directory Traefik watches: the one holding the TLS options file.
+fn dynamic_directory(attributes: &Attributes) -> Result<String, SpecError> {
+    let tls_path = tls_options_path(attributes)?;
+    Ok(Path::new(&tls_path)
+        .parent()
+        .unwrap_or_else(|| Path::new("/"))
+        .to_string_lossy()
+        .into_owned())
+}
+
+/// The names of the files the stack writes in `directory`: the route and middleware
+/// files, the TLS options, and the backend file of each routed service (written by the
+/// docker provider as `backend-<service>.yml`, docs/resources.md).
+fn stack_files(
+    bases: &BTreeMap<Address, Attributes>,
+    directory: &str,
+) -> std::collections::BTreeSet<String> {
+    let in_directory = |path: &str| {
+        let path = Path::new(path);
+        (path.parent() == Some(Path::new(directory)))
+            .then(|| path.file_name())
+            .flatten()
+            .map(|name| name.to_string_lossy().into_owned())
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for (address, attributes) in bases {
+        for file in managed_files(address, attributes).unwrap_or_default() {
+            names.extend(in_directory(&file.path));
+        }
+        if address.kind() == "route" {
+            if let Some(service) = attributes.get("service").and_then(Value::as_text) {
+                names.insert(format!("backend-{service}.yml"));
+            }
+        }
+    }
+    names
+}
+
+/// The unmanaged files the plan showed for this action (the live side of the change).
+/// Names with a `/` are not in the directory and are never removed.
+fn planned_unmanaged_files(action: &Action) -> Vec<String> {
+    action
+        .changes
+        .iter()
+        .filter(|change| change.attribute == UNMANAGED_FILES)
+        .filter_map(|change| change.before.as_ref()?.as_list().map(<[Value]>::to_vec))
+        .flatten()
+        .filter_map(|name| name.as_text().map(str::to_string))
+        .filter(|name| !name.contains('/') && name != "." && name != "..")
+        .collect()
 }
 
 fn required_path(attributes: &Attributes, subject: &str) -> Result<String, SpecError> {
@@ -303,6 +366,7 @@ impl Provider for TraefikProvider {
                 attributes: files(&[
                     AttributeSchema::plain("tls_path"),
                     AttributeSchema::plain("tls_content"),
+                    AttributeSchema::computed(UNMANAGED_FILES),
                 ]),
             },
             KindSchema {
@@ -450,6 +514,20 @@ impl Provider for TraefikProvider {
                 });
             }
         }
+        let static_file = Address::new("file", STATIC_FILE_NAME);
+        if let Some(found) = live.iter_mut().find(|found| found.address == static_file) {
+            let directory = dynamic_directory(&found.attributes).map_err(spec_failure)?;
+            let listed = host.list_files(&directory).await.map_err(host_failure)?;
+            let known = stack_files(&bases, &directory);
+            let unmanaged: Vec<Value> = listed
+                .into_iter()
+                .filter(|name| !known.contains(name))
+                .map(Value::Text)
+                .collect();
+            found
+                .attributes
+                .insert(UNMANAGED_FILES.into(), Value::List(unmanaged));
+        }
         Ok(live)
     }
 
@@ -505,15 +583,25 @@ impl Provider for TraefikProvider {
         prepared.attributes.extend(rendered);
         let files = managed_files(address, &prepared.attributes).map_err(spec_failure)?;
 
-        if action.kind == ActionKind::Adopt {
-            return Ok(ApplyOutcome::Recorded(RecordedResource::from_desired(
-                &prepared,
-                Some(files[0].path.clone()),
-            )));
-        }
-
         let host = self.host(droplet_address).await?;
-        for file in &files {
+        // Adopting records the rendered files: those whose copy on the host differs (a
+        // basic-auth file hashed with another state's salt, a file edited by hand) are
+        // written, so that what is recorded is what is on disk and one apply converges.
+        let mut to_write: Vec<&ManagedFile> = files.iter().collect();
+        if action.kind == ActionKind::Adopt {
+            let paths: Vec<String> = files.iter().map(|file| file.path.clone()).collect();
+            let found = host.read_files(&paths).await.map_err(host_failure)?;
+            let mut differing = Vec::new();
+            for (file, found) in files.iter().zip(found) {
+                let value = prepared.attributes.get(file.content_attribute);
+                let wanted = content_bytes(address, file.content_attribute, value)?;
+                if found.as_deref() != Some(wanted.as_slice()) {
+                    differing.push(file);
+                }
+            }
+            to_write = differing;
+        }
+        for file in to_write {
             let value = prepared.attributes.get(file.content_attribute);
             let bytes = content_bytes(address, file.content_attribute, value)?;
             // Credential hashes stay readable by the owner (Traefik runs as root in its
@@ -528,6 +616,17 @@ impl Provider for TraefikProvider {
                 .await
                 .map_err(host_failure)?;
         }
+        let is_static_file = address.name() == STATIC_FILE_NAME && address.kind() == "file";
+        if is_static_file {
+            // Files Traefik would load that the stack did not write: the ones the plan
+            // showed (never more), by name, in the dynamic directory.
+            let directory = dynamic_directory(&prepared.attributes).map_err(spec_failure)?;
+            for name in planned_unmanaged_files(action) {
+                host.remove_file(&format!("{directory}/{name}"))
+                    .await
+                    .map_err(host_failure)?;
+            }
+        }
         // A moved file: the old one would keep its router or middleware alive.
         if let Some(prior) = &action.prior {
             if let Ok(old_files) = managed_files(address, &prior.attributes) {
@@ -538,10 +637,14 @@ impl Provider for TraefikProvider {
                 }
             }
         }
-        Ok(ApplyOutcome::Recorded(RecordedResource::from_desired(
-            &prepared,
-            Some(files[0].path.clone()),
-        )))
+        let mut recorded = RecordedResource::from_desired(&prepared, Some(files[0].path.clone()));
+        if is_static_file {
+            // Computed, outside the hash: no file but the stack's is left.
+            recorded
+                .attributes
+                .insert(UNMANAGED_FILES.into(), Value::List(Vec::new()));
+        }
+        Ok(ApplyOutcome::Recorded(recorded))
     }
 }
 

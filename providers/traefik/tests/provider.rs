@@ -188,14 +188,32 @@ async fn apply_refuses_bytes_that_differ_from_the_plan() {
     assert!(!std::path::Path::new(&format!("{root}/traefik/dynamic/route-api.yml")).exists());
 }
 
+/// Adoption records what stack.toml renders, so the host must hold those bytes: a file
+/// that is the same is left alone, one that differs or is missing (a lost state, a crash)
+/// is written, and one apply converges (issue 9).
 #[tokio::test]
-async fn adopt_records_without_writing() {
+async fn adopt_writes_only_the_files_that_differ_on_the_host() {
     let directory = tempfile::tempdir().expect("temp dir");
     let root = directory.path().to_string_lossy().into_owned();
+    let path = format!("{root}/traefik/dynamic/route-api.yml");
     let route = prepared(route(&root, "api", "Host(`example.test`)", "api", &[]));
+    let rendered = route.attributes["content"].as_text().unwrap().to_string();
+
+    // Missing: written.
     let record = recorded(action(ActionKind::Adopt, Some(route.clone()), None)).await;
     assert_eq!(record.hash, route.hash());
-    assert!(!std::path::Path::new(&format!("{root}/traefik/dynamic/route-api.yml")).exists());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), rendered);
+
+    // The same: not touched (same inode: no rename over it).
+    use std::os::unix::fs::MetadataExt;
+    let before = std::fs::metadata(&path).unwrap().ino();
+    recorded(action(ActionKind::Adopt, Some(route.clone()), None)).await;
+    assert_eq!(std::fs::metadata(&path).unwrap().ino(), before);
+
+    // Different: written again.
+    std::fs::write(&path, "# edited by hand\n").unwrap();
+    recorded(action(ActionKind::Adopt, Some(route.clone()), None)).await;
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), rendered);
 }
 
 #[test]
