@@ -74,6 +74,7 @@ mod health;
 pub mod http;
 mod image;
 mod labels;
+mod live;
 mod network;
 mod provider;
 mod provider_error;
