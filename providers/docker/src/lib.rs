@@ -74,6 +74,7 @@ pub mod http;
 mod image;
 mod labels;
 mod network;
+mod never_started;
 mod provider;
 mod provider_error;
 mod refresh;
