@@ -396,6 +396,32 @@ fn a_second_apply_fails_naming_the_lock_holder() {
 }
 
 #[test]
+fn plan_mentions_a_held_state_lock_and_a_killed_runs_lock_needs_no_unlock() {
+    let environment = TestEnvironment::reference();
+    let store = stackctl::state::StateStore::new(environment.path().join("state"), "shop");
+    let held = store.lock("stackctl apply").unwrap();
+    let plan = environment.run(&["plan", "--offline", "--env-file", ENV_FILE]);
+    assert!(
+        plan.stderr.contains("note: the state is locked by")
+            && plan.stderr.contains(&format!("pid {}", std::process::id())),
+        "{}",
+        plan.stderr
+    );
+    drop(held);
+    // What a run killed with -9 leaves: its name in the file, no kernel lock.
+    let gone = stackctl::state::LockHolder {
+        pid: 999_999,
+        ..stackctl::state::LockHolder::current("stackctl apply")
+    };
+    std::fs::write(store.lock_path(), serde_json::to_string(&gone).unwrap()).unwrap();
+    let plan = environment.run(&["plan", "--offline", "--env-file", ENV_FILE]);
+    assert!(!plan.stderr.contains("locked"), "{}", plan.stderr);
+    let _taken = store
+        .lock("stackctl apply")
+        .expect("taken over, no unlock needed");
+}
+
+#[test]
 fn state_commands_list_show_and_forget_resources() {
     let environment = TestEnvironment::reference();
     let store = stackctl::state::StateStore::new(environment.path().join("state"), "shop");
