@@ -389,10 +389,36 @@ fn a_second_apply_fails_naming_the_lock_holder() {
     );
     assert!(run
         .stderr
-        .contains("hint: wait for that run to finish; if it is gone, run `stackctl state unlock`"));
+        .contains("hint: wait for that run to finish: the lock is released when its process ends"));
     drop(_held);
     let run = environment.run(&["state", "unlock", "--env-file", ENV_FILE]);
     assert_eq!(run.code, 0);
+}
+
+#[test]
+fn plan_mentions_a_held_state_lock_and_a_killed_runs_lock_needs_no_unlock() {
+    let environment = TestEnvironment::reference();
+    let store = stackctl::state::StateStore::new(environment.path().join("state"), "shop");
+    let held = store.lock("stackctl apply").unwrap();
+    let plan = environment.run(&["plan", "--offline", "--env-file", ENV_FILE]);
+    assert!(
+        plan.stderr.contains("note: the state is locked by")
+            && plan.stderr.contains(&format!("pid {}", std::process::id())),
+        "{}",
+        plan.stderr
+    );
+    drop(held);
+    // What a run killed with -9 leaves: its name in the file, no kernel lock.
+    let gone = stackctl::state::LockHolder {
+        pid: 999_999,
+        ..stackctl::state::LockHolder::current("stackctl apply")
+    };
+    std::fs::write(store.lock_path(), serde_json::to_string(&gone).unwrap()).unwrap();
+    let plan = environment.run(&["plan", "--offline", "--env-file", ENV_FILE]);
+    assert!(!plan.stderr.contains("locked"), "{}", plan.stderr);
+    let _taken = store
+        .lock("stackctl apply")
+        .expect("taken over, no unlock needed");
 }
 
 #[test]
@@ -545,16 +571,22 @@ fn two_dns_records_of_one_name_and_type_are_refused() {
 fn a_stale_state_lock_can_be_cleared_without_a_loadable_stack() {
     let environment = TestEnvironment::reference();
     let store = stackctl::state::StateStore::new(environment.path().join("state"), "shop");
-    std::mem::forget(store.lock("stackctl apply").unwrap());
+    // What a killed run leaves: the file naming its holder, and no kernel lock.
+    let gone = stackctl::state::LockHolder {
+        pid: 999_999,
+        ..stackctl::state::LockHolder::current("stackctl apply")
+    };
+    std::fs::create_dir_all(environment.path().join("state")).unwrap();
+    std::fs::write(store.lock_path(), serde_json::to_string(&gone).unwrap()).unwrap();
     // No env file: `${VAR}`s do not resolve, yet the lock can be cleared.
     let run = environment.run(&["state", "unlock"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stdout.contains("Removed the lock held by"),
+        run.stdout.contains("Cleared the lock left by") && run.stdout.contains("pid 999999"),
         "{}",
         run.stdout
     );
-    assert!(!store.lock_path().exists());
+    assert_eq!(std::fs::read_to_string(store.lock_path()).unwrap(), "");
 }
 
 #[test]

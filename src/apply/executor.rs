@@ -9,6 +9,12 @@
 //! Every completed action is appended to the state journal (fsynced, O(1)) as it
 //! completes, so an interrupted apply loses nothing; the caller folds the journal into
 //! the state file once at the end.
+//!
+//! A front end can interrupt a run through [`ApplyOptions::interrupt`]: at
+//! [`Interruption::Stop`] no action starts any more and the running ones finish (and are
+//! recorded); at [`Interruption::Abort`] the running ones are dropped where they are. Either
+//! way every action not completed is [`Status::Interrupted`], the providers are released
+//! (their locks with them) and the report is returned like any other.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -19,6 +25,7 @@ use stackctl_provider::{
     Action, ActionKind, Address, ApplyContext, ApplyOutcome, Attributes, ProviderError, Reference,
     Resource, Value,
 };
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::ProviderSet;
@@ -30,6 +37,8 @@ pub struct ApplyOptions {
     pub parallelism: usize,
     pub health_timeout: Duration,
     pub allow_data_loss: bool,
+    /// Watched for Ctrl-C (or any reason a front end has to stop the run).
+    pub interrupt: InterruptSignal,
 }
 
 impl Default for ApplyOptions {
@@ -38,6 +47,49 @@ impl Default for ApplyOptions {
             parallelism: 10,
             health_timeout: Duration::from_secs(120),
             allow_data_loss: false,
+            interrupt: InterruptSignal::never(),
+        }
+    }
+}
+
+/// How far a front end asked a run to stop. Only ever goes up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interruption {
+    #[default]
+    None,
+    /// Start nothing more; let the running actions finish.
+    Stop,
+    /// Drop the running actions too.
+    Abort,
+}
+
+/// The executor's end of an interrupt: the front end keeps the [`watch::Sender`] and
+/// raises the [`Interruption`] (Ctrl-C once: stop; twice: abort).
+#[derive(Clone, Debug)]
+pub struct InterruptSignal(watch::Receiver<Interruption>);
+
+impl InterruptSignal {
+    pub fn new() -> (watch::Sender<Interruption>, InterruptSignal) {
+        let (sender, receiver) = watch::channel(Interruption::None);
+        (sender, InterruptSignal(receiver))
+    }
+
+    /// A signal that is never raised.
+    pub fn never() -> InterruptSignal {
+        InterruptSignal::new().1
+    }
+
+    pub fn current(&self) -> Interruption {
+        *self.0.borrow()
+    }
+
+    /// Waits until the interruption is raised further; never returns once the sender is
+    /// gone.
+    async fn raised(&mut self) -> Interruption {
+        match self.0.changed().await {
+            Ok(()) => *self.0.borrow_and_update(),
+            Err(_) => std::future::pending().await,
         }
     }
 }
@@ -59,6 +111,11 @@ pub enum Status {
     Unreachable {
         target: String,
         cause: String,
+    },
+    /// Not completed because the run was interrupted: never started, or (after a second
+    /// interrupt) dropped while running — then its effect is unknown until the next plan.
+    Interrupted {
+        because: String,
     },
 }
 
@@ -90,6 +147,8 @@ pub struct ApplyReport {
     pub outcomes: Vec<ActionOutcome>,
     pub events: Vec<Event>,
     pub duration_ms: u64,
+    /// How far the run was interrupted (`none` when it ran to its end).
+    pub interruption: Interruption,
 }
 
 impl ApplyReport {
@@ -118,6 +177,13 @@ impl ApplyReport {
         self.outcomes
             .iter()
             .filter(|outcome| matches!(outcome.status, Status::Unreachable { .. }))
+            .count()
+    }
+
+    pub fn interrupted(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome.status, Status::Interrupted { .. }))
             .count()
     }
 }
@@ -185,10 +251,15 @@ pub async fn execute(
     let mut stopped: Option<StateError> = None;
     let mut begun: BTreeMap<String, Result<(), ProviderError>> = BTreeMap::new();
     let mut unreachable: BTreeMap<String, (String, String)> = BTreeMap::new();
+    // The first action of each provider whose `begin_apply` failed.
+    let mut failed_to_begin: BTreeMap<String, String> = BTreeMap::new();
     let parallelism = options.parallelism.max(1);
+    let mut interrupt = options.interrupt.clone();
+    let mut interruption = interrupt.current();
 
     loop {
-        while running.len() < parallelism && stopped.is_none() {
+        while running.len() < parallelism && stopped.is_none() && interruption == Interruption::None
+        {
             let Some(index) = ready.pop_front() else {
                 break;
             };
@@ -222,7 +293,22 @@ pub async fn execute(
                 if let ProviderError::Unreachable { target, cause } = error {
                     unreachable.insert(action.provider.clone(), (target.clone(), cause.clone()));
                 }
-                Some(status_of_error(error))
+                // The cause (a held lock, with its holder) is told once, on the first
+                // action; the provider's other actions point at it.
+                match failed_to_begin.get(&action.provider) {
+                    Some(first) if !unreachable.contains_key(&action.provider) => {
+                        Some(Status::Skipped {
+                            because: format!(
+                                "the {} provider could not start (see `{first}`)",
+                                action.provider
+                            ),
+                        })
+                    }
+                    _ => {
+                        failed_to_begin.insert(action.provider.clone(), action.address.to_string());
+                        Some(status_of_error(error))
+                    }
+                }
             } else {
                 None
             };
@@ -278,7 +364,17 @@ pub async fn execute(
             });
             task_actions.insert(handle.id(), (index, started_ms));
         }
-        let Some(joined) = running.join_next_with_id().await else {
+        let joined = tokio::select! {
+            joined = running.join_next_with_id() => joined,
+            raised = interrupt.raised() => {
+                interruption = interruption.max(raised);
+                if interruption == Interruption::Abort {
+                    running.abort_all();
+                }
+                continue;
+            }
+        };
+        let Some(joined) = joined else {
             break;
         };
         let finished = match joined {
@@ -287,6 +383,31 @@ pub async fn execute(
                 let Some((index, started_ms)) = task_actions.get(&error.id()).copied() else {
                     continue;
                 };
+                if error.is_cancelled() {
+                    // Dropped by a second interrupt: its dependents stay not run, and
+                    // become interrupted below.
+                    let status = Status::Interrupted {
+                        because: "aborted while running by a second interrupt; the next plan shows what it did".into(),
+                    };
+                    emit(
+                        Event {
+                            at_ms: elapsed(),
+                            address: actions[index].address.to_string(),
+                            event: event_name(&status),
+                            duration_ms: Some(elapsed().saturating_sub(started_ms)),
+                            message: None,
+                        },
+                        &mut events,
+                    );
+                    outcomes[index] = Some(ActionOutcome {
+                        address: actions[index].address.clone(),
+                        action: actions[index].kind,
+                        status,
+                        started_ms: Some(started_ms),
+                        duration_ms: Some(elapsed().saturating_sub(started_ms)),
+                    });
+                    continue;
+                }
                 Finished {
                     index,
                     result: Err(ProviderError::Failed {
@@ -408,11 +529,33 @@ pub async fn execute(
     if let Some(error) = stopped {
         return Err(error);
     }
-    let outcomes = outcomes
-        .into_iter()
-        .enumerate()
-        .map(|(index, outcome)| {
-            outcome.unwrap_or_else(|| ActionOutcome {
+    let mut completed = Vec::with_capacity(actions.len());
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        let outcome = match outcome {
+            Some(outcome) => outcome,
+            None if interruption != Interruption::None => {
+                let status = Status::Interrupted {
+                    because: "the apply was interrupted before it started".into(),
+                };
+                emit(
+                    Event {
+                        at_ms: elapsed(),
+                        address: actions[index].address.to_string(),
+                        event: event_name(&status),
+                        duration_ms: None,
+                        message: None,
+                    },
+                    &mut events,
+                );
+                ActionOutcome {
+                    address: actions[index].address.clone(),
+                    action: actions[index].kind,
+                    status,
+                    started_ms: None,
+                    duration_ms: None,
+                }
+            }
+            None => ActionOutcome {
                 address: actions[index].address.clone(),
                 action: actions[index].kind,
                 status: Status::Skipped {
@@ -420,13 +563,15 @@ pub async fn execute(
                 },
                 started_ms: None,
                 duration_ms: None,
-            })
-        })
-        .collect();
+            },
+        };
+        completed.push(outcome);
+    }
     Ok(ApplyReport {
-        outcomes,
+        outcomes: completed,
         events,
         duration_ms: elapsed(),
+        interruption,
     })
 }
 
@@ -436,6 +581,7 @@ fn event_name(status: &Status) -> &'static str {
         Status::Failed { .. } => "failed",
         Status::Skipped { .. } => "skipped",
         Status::Unreachable { .. } => "unreachable",
+        Status::Interrupted { .. } => "interrupted",
     }
 }
 

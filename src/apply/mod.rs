@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use stackctl_provider::{KindSchema, Provider, ProviderError, Resource};
 
-pub use executor::{execute, ActionOutcome, ApplyOptions, ApplyReport, Event, Status};
+pub use executor::{
+    execute, ActionOutcome, ApplyOptions, ApplyReport, Event, InterruptSignal, Interruption, Status,
+};
 
 /// The providers of a run, by name.
 #[derive(Clone, Default)]

@@ -3,6 +3,7 @@
 
 pub mod args;
 mod commands;
+mod interrupt;
 mod progress;
 pub mod providers;
 pub mod report;

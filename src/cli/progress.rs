@@ -57,6 +57,7 @@ impl Progress {
                 self.paint("33", "skipped, target unreachable")
             ),
             "skipped" => format!("{}{message}", self.paint("33", "skipped")),
+            "interrupted" => format!("{}{message}", self.paint("33", "interrupted")),
             other => format!("{other}{message}"),
         }
     }

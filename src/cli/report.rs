@@ -38,6 +38,8 @@ pub enum Outcome {
     Changes,
     /// 3: partial: remote steps skipped because the target could not be reached.
     Partial,
+    /// 130: interrupted (Ctrl-C or SIGTERM) — what completed is recorded, locks released.
+    Interrupted,
 }
 
 impl Outcome {
@@ -46,6 +48,7 @@ impl Outcome {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::Changes => ExitCode::from(2),
             Outcome::Partial => ExitCode::from(3),
+            Outcome::Interrupted => ExitCode::from(130),
         }
     }
 }
@@ -137,7 +140,7 @@ impl From<StateError> for CliError {
         let message = error.to_string();
         match error {
             StateError::Locked { .. } => CliError::new(message)
-                .hint("wait for that run to finish; if it is gone, run `stackctl state unlock`"),
+                .hint("wait for that run to finish: the lock is released when its process ends, so a run that is gone never keeps it"),
             StateError::JournalMismatch { .. } => CliError::new(message)
                 .hint("the journal belongs to an older state; move it aside after checking it, then run `stackctl plan`"),
             StateError::NewerFormat { .. } => CliError::new(message).hint("upgrade stackctl"),

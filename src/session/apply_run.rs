@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use super::{Session, SessionError, VerifyReport};
 use crate::apply::runs::RunFolder;
-use crate::apply::{execute, ApplyOptions, ApplyReport, Event, Status};
+use crate::apply::{execute, ApplyOptions, ApplyReport, Event, Interruption, Status};
 use crate::plan::Plan;
 use crate::state::{JournalEntry, State};
 
@@ -184,6 +184,8 @@ impl Session {
             "failed": report.failed(),
             "skipped": report.skipped(),
             "unreachable": report.unreachable(),
+            "interrupted": report.interrupted(),
+            "interruption": report.interruption,
             "state_serial": state.serial,
             "outcomes": report.outcomes,
         });
@@ -196,7 +198,10 @@ impl Session {
         write(observer, "summary.txt", summary.as_bytes());
         observer.summary(&summary);
 
-        let all_done = report.failed() == 0 && report.skipped() == 0 && report.unreachable() == 0;
+        let all_done = report.failed() == 0
+            && report.skipped() == 0
+            && report.unreachable() == 0
+            && report.interrupted() == 0;
         let checks = if run_checks && all_done && self.loaded.config.edge.is_some() {
             Some(self.verify_with_state(Some(state), Some(&folder)).await)
         } else {
@@ -244,13 +249,26 @@ impl Session {
 /// The end-of-run summary: counts, then each failure with its evidence.
 pub fn summarize(report: &ApplyReport) -> String {
     let mut text = format!(
-        "\nApply finished in {:.1}s: {} succeeded, {} failed, {} skipped, {} unreachable.\n",
+        "\nApply {} {:.1}s: {} succeeded, {} failed, {} skipped, {} unreachable",
+        if report.interruption == Interruption::None {
+            "finished in"
+        } else {
+            "interrupted after"
+        },
         report.duration_ms as f64 / 1000.0,
         report.succeeded(),
         report.failed(),
         report.skipped(),
         report.unreachable()
     );
+    if report.interruption == Interruption::None {
+        text.push_str(".\n");
+    } else {
+        text.push_str(&format!(
+            ", {} not done.\nEvery completed action is recorded in state and the locks are released: `stackctl apply` carries on from here.\n",
+            report.interrupted()
+        ));
+    }
     for outcome in &report.outcomes {
         match &outcome.status {
             Status::Failed {
@@ -276,6 +294,9 @@ pub fn summarize(report: &ApplyReport) -> String {
             }
             Status::Skipped { because } => {
                 text.push_str(&format!("  skipped: {}: {because}\n", outcome.address))
+            }
+            Status::Interrupted { because } => {
+                text.push_str(&format!("  not done: {}: {because}\n", outcome.address))
             }
             Status::Succeeded => {}
         }

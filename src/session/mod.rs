@@ -21,6 +21,7 @@
 
 mod apply_run;
 mod backends;
+mod destroy;
 mod drift;
 mod error;
 mod import;
@@ -180,6 +181,17 @@ impl Session {
     /// The recorded state, if there is one.
     pub fn state(&self) -> Option<&State> {
         self.state.as_ref()
+    }
+
+    /// The run whose state lock this one took over: it ended without releasing it
+    /// (killed, or its machine lost power). The front end warns about it.
+    pub fn lock_taken_over_from(&self) -> Option<&crate::state::LockHolder> {
+        self._lock.as_ref().and_then(StateLock::taken_over_from)
+    }
+
+    /// Who holds the state lock right now, if a live run does (`plan` mentions it).
+    pub fn lock_holder(&self) -> Option<crate::state::LockHolder> {
+        StateLock::holder(&self.store.lock_path())
     }
 
     pub fn store(&self) -> &StateStore {

@@ -130,6 +130,20 @@ impl Session {
         } else {
             &self.desired
         };
+        // Destroy also removes what an interrupted apply created but never recorded.
+        let swept;
+        let recorded = match (&live, mode) {
+            (Ok(snapshot), PlanMode::Destroy) => {
+                swept = super::destroy::with_unrecorded_owned(
+                    recorded,
+                    snapshot,
+                    &self.desired,
+                    &self.backends.providers.schemas(),
+                );
+                &swept
+            }
+            _ => recorded,
+        };
         crate::plan::plan(&PlanInput {
             stack: self.stack(),
             desired,

@@ -1,9 +1,19 @@
-//! `state/<stack>.lock`: one writer at a time. The file is created exclusively and names
-//! its holder, so a second writer fails with who holds it and since when; `stackctl state
-//! unlock` removes a lock whose run is gone.
+//! `state/<stack>.lock`: one writer at a time, held by the kernel.
+//!
+//! The lock is an exclusive file lock (`flock`) on the lock file, held for the whole run
+//! through an open file; the kernel releases it when the process ends, however it ends
+//! (kill -9 included), so no run ever leaves a lock that needs `stackctl state unlock`.
+//! The file also names its holder (pid, host, user, command, since) for the message a
+//! second writer gets. A file that names a holder while nobody holds the kernel lock was
+//! left by a run that is gone: the next writer takes it over and reports whose it was.
+//!
+//! The file itself is never removed: removing it would let two runs lock two different
+//! files under the same name.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs::{File, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +39,16 @@ impl LockHolder {
             since: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         }
     }
+
+    fn unknown() -> Self {
+        LockHolder {
+            pid: 0,
+            host: "unknown".into(),
+            user: "unknown".into(),
+            command: "unknown".into(),
+            since: "unknown".into(),
+        }
+    }
 }
 
 impl std::fmt::Display for LockHolder {
@@ -41,84 +61,168 @@ impl std::fmt::Display for LockHolder {
     }
 }
 
-/// A held lock; dropping it releases the lock.
+/// A held lock; dropping it (or the process ending) releases the lock.
 #[derive(Debug)]
 pub struct StateLock {
-    path: PathBuf,
+    file: File,
+    /// The holder named in the file when this run took it over from a run that is gone.
+    taken_over_from: Option<LockHolder>,
 }
+
+/// How often, and how long apart, a busy lock is tried again before giving up: `plan`
+/// probes the lock for an instant (to say who holds it), which must not make a
+/// concurrent apply fail.
+const ATTEMPTS: u32 = 5;
+const RETRY_DELAY: Duration = Duration::from_millis(40);
 
 impl StateLock {
     pub fn acquire(path: &Path, stack: &str, command: &str) -> Result<StateLock, StateError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| StateError::Io {
-                operation: "create",
-                path: parent.display().to_string(),
-                source,
-            })?;
-        }
-        let holder = LockHolder::current(command);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-        {
-            Ok(mut file) => {
-                let text = serde_json::to_string_pretty(&holder).unwrap_or_default();
-                file.write_all(text.as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .map_err(|source| StateError::Io {
-                        operation: "write",
+        let mut file = open(path)?;
+        let mut attempt = 1;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if attempt < ATTEMPTS => {
+                    attempt += 1;
+                    std::thread::sleep(RETRY_DELAY);
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(StateError::Locked {
+                        stack: stack.to_string(),
+                        holder: Box::new(
+                            read_holder(&mut file).unwrap_or_else(LockHolder::unknown),
+                        ),
                         path: path.display().to_string(),
-                        source,
-                    })?;
-                Ok(StateLock {
-                    path: path.to_path_buf(),
-                })
+                    })
+                }
+                Err(TryLockError::Error(source)) => return Err(io_error("lock", path, source)),
             }
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(StateError::Locked {
-                    stack: stack.to_string(),
-                    holder: Box::new(Self::holder(path).unwrap_or(LockHolder {
-                        pid: 0,
-                        host: "unknown".into(),
-                        user: "unknown".into(),
-                        command: "unknown".into(),
-                        since: "unknown".into(),
-                    })),
-                    path: path.display().to_string(),
-                })
-            }
-            Err(source) => Err(StateError::Io {
-                operation: "create",
-                path: path.display().to_string(),
-                source,
-            }),
         }
+        let taken_over_from = read_holder(&mut file);
+        let holder = LockHolder::current(command);
+        let text = serde_json::to_string_pretty(&holder).unwrap_or_default();
+        write_contents(&mut file, text.as_bytes())
+            .map_err(|source| io_error("write", path, source))?;
+        Ok(StateLock {
+            file,
+            taken_over_from,
+        })
     }
 
-    /// Who holds the lock at `path`, if anyone.
+    /// The run whose lock this one took over (it ended without releasing it: killed, or
+    /// its machine lost power), for a warning.
+    pub fn taken_over_from(&self) -> Option<&LockHolder> {
+        self.taken_over_from.as_ref()
+    }
+
+    /// Who holds the lock at `path` right now, if a live run does. Probes the kernel
+    /// lock for an instant.
     pub fn holder(path: &Path) -> Option<LockHolder> {
-        let text = std::fs::read_to_string(path).ok()?;
-        serde_json::from_str(&text).ok()
+        let mut file = File::open(path).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => None,
+            Err(TryLockError::WouldBlock) => {
+                Some(read_holder(&mut file).unwrap_or_else(LockHolder::unknown))
+            }
+            Err(TryLockError::Error(_)) => None,
+        }
     }
 
-    /// Removes a lock left by a run that is gone. Returns who held it.
-    pub fn force_unlock(path: &Path) -> Result<Option<LockHolder>, StateError> {
-        let holder = Self::holder(path);
-        match std::fs::remove_file(path) {
-            Ok(()) => Ok(holder),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StateError::Io {
-                operation: "remove",
-                path: path.display().to_string(),
-                source,
-            }),
+    /// Clears the holder left in the file by a run that is gone. Returns who it was.
+    /// Refuses while a live run holds the lock: removing its lock would let a second
+    /// writer in.
+    pub fn force_unlock(path: &Path, stack: &str) -> Result<Option<LockHolder>, StateError> {
+        if !path.exists() {
+            return Ok(None);
         }
+        let lock = StateLock::acquire(path, stack, "stackctl state unlock")?;
+        let previous = lock.taken_over_from.clone();
+        drop(lock);
+        Ok(previous)
     }
 }
 
 impl Drop for StateLock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // Empty means "free"; the kernel lock goes with the file descriptor.
+        let _ = write_contents(&mut self.file, b"");
+        let _ = self.file.unlock();
+    }
+}
+
+fn open(path: &Path) -> Result<File, StateError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| io_error("create", parent, source))?;
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| io_error("open", path, source))
+}
+
+fn read_holder(file: &mut File) -> Option<LockHolder> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn write_contents(file: &mut File, contents: &[u8]) -> std::io::Result<()> {
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+fn io_error(operation: &'static str, path: &Path, source: std::io::Error) -> StateError {
+    StateError::Io {
+        operation,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_left_by_a_killed_run_is_taken_over_naming_its_holder() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("demo.lock");
+        // What a run killed with -9 leaves: the file naming it, and no kernel lock.
+        let gone = LockHolder {
+            pid: 999_999,
+            ..LockHolder::current("stackctl apply")
+        };
+        std::fs::write(&path, serde_json::to_string(&gone).unwrap()).unwrap();
+        assert_eq!(StateLock::holder(&path), None, "nobody holds it");
+        let lock = StateLock::acquire(&path, "demo", "stackctl apply").unwrap();
+        assert_eq!(lock.taken_over_from(), Some(&gone));
+        assert_eq!(
+            StateLock::holder(&path).map(|holder| holder.pid),
+            Some(std::process::id())
+        );
+        drop(lock);
+        assert_eq!(StateLock::holder(&path), None);
+        let again = StateLock::acquire(&path, "demo", "stackctl apply").unwrap();
+        assert_eq!(
+            again.taken_over_from(),
+            None,
+            "a released lock is not taken over"
+        );
+    }
+
+    #[test]
+    fn a_held_lock_refuses_a_second_writer_and_a_forced_unlock() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("demo.lock");
+        let _held = StateLock::acquire(&path, "demo", "stackctl apply").unwrap();
+        let error = StateLock::acquire(&path, "demo", "stackctl apply").unwrap_err();
+        assert!(error.to_string().contains("locked by"), "{error}");
+        assert!(StateLock::force_unlock(&path, "demo").is_err());
     }
 }

@@ -76,6 +76,7 @@ mod image;
 mod labels;
 mod live;
 mod network;
+mod never_started;
 mod provider;
 mod provider_error;
 mod refresh;

@@ -296,7 +296,9 @@ impl Provider for DockerProvider {
         let client = self.client_for_apply(context).await?;
         // A file found on the host is adopted by writing what stack.toml says into it.
         if action.kind == ActionKind::Adopt && action.address.kind() != "file" {
-            return self.adopt(&client, action).await;
+            return self
+                .adopt_unless_never_started(&client, action, context)
+                .await;
         }
         match action.address.kind() {
             "network" => self.apply_network(&client, action).await,

@@ -104,8 +104,10 @@ pub trait Host: Send + Sync {
     /// files that stackctl did not write in a directory Traefik watches.
     async fn list_files(&self, directory: &str) -> Result<Vec<String>, HostError>;
 
-    /// Takes a lock by creating the directory `path` atomically and writing `details`
-    /// (who, when, command) into it. Fails with [`HostError::Locked`] if it exists.
+    /// Takes the lock at `path` and records `details` (who, when, command) in it. Fails
+    /// with [`HostError::Locked`], naming the holder, if another run holds it. On this
+    /// machine it is a kernel file lock held by the process (gone when the process ends,
+    /// kill -9 included); over SSH, a lock directory.
     async fn lock(&self, path: &str, details: &str) -> Result<(), HostError>;
 
     /// Releases the lock taken by [`Host::lock`] (also used to clear a stale one).

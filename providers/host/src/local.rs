@@ -1,3 +1,8 @@
+use std::collections::BTreeMap;
+use std::fs::TryLockError;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 
 use crate::{Host, HostError, Stream};
@@ -6,6 +11,9 @@ use crate::{Host, HostError, Stream};
 #[derive(Clone, Debug)]
 pub struct LocalHost {
     docker_socket: String,
+    /// The host locks this process holds: open files with a kernel lock (`flock`) on
+    /// them, released by the kernel when the process ends however it ends.
+    held_locks: Arc<Mutex<BTreeMap<String, std::fs::File>>>,
 }
 
 impl LocalHost {
@@ -13,6 +21,7 @@ impl LocalHost {
         LocalHost {
             docker_socket: std::env::var("STACKCTL_DOCKER_SOCKET")
                 .unwrap_or_else(|_| "/var/run/docker.sock".to_string()),
+            held_locks: Arc::default(),
         }
     }
 
@@ -142,30 +151,105 @@ impl Host for LocalHost {
                 self.operation_error(&format!("create {}", parent.display()), error)
             })?;
         }
-        match tokio::fs::create_dir(path).await {
+        if let Some(holder) = directory_lock_holder(path).await {
+            return Err(HostError::Locked {
+                path: path.to_string(),
+                holder,
+            });
+        }
+        let mut file = open_lock_file(path)
+            .map_err(|error| self.operation_error(&format!("open lock {path}"), error))?;
+        match file.try_lock() {
             Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                let holder = tokio::fs::read_to_string(format!("{path}/details"))
-                    .await
-                    .unwrap_or_else(|_| "an unknown holder (no details file)".to_string());
+            Err(TryLockError::WouldBlock) => {
                 return Err(HostError::Locked {
                     path: path.to_string(),
-                    holder: holder.trim().to_string(),
-                });
+                    holder: read_details(&mut file),
+                })
             }
-            Err(error) => return Err(self.operation_error(&format!("create lock {path}"), error)),
+            Err(TryLockError::Error(error)) => {
+                return Err(self.operation_error(&format!("lock {path}"), error))
+            }
         }
-        tokio::fs::write(format!("{path}/details"), details)
-            .await
-            .map_err(|error| self.operation_error(&format!("write {path}/details"), error))
+        replace_contents(&mut file, details.as_bytes())
+            .map_err(|error| self.operation_error(&format!("write {path}"), error))?;
+        if let Ok(mut held) = self.held_locks.lock() {
+            held.insert(path.to_string(), file);
+        }
+        Ok(())
     }
 
     async fn unlock(&self, path: &str) -> Result<(), HostError> {
-        match tokio::fs::remove_dir_all(path).await {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                Err(self.operation_error(&format!("remove lock {path}"), error))
+        let mine = self
+            .held_locks
+            .lock()
+            .ok()
+            .and_then(|mut held| held.remove(path));
+        if let Some(mut file) = mine {
+            // Empty means free; closing the file releases the kernel lock.
+            let _ = replace_contents(&mut file, b"");
+            return Ok(());
+        }
+        // A lock directory left by an older stackctl: nothing but its existence holds it.
+        if directory_lock_holder(path).await.is_some() {
+            return tokio::fs::remove_dir_all(path)
+                .await
+                .map_err(|error| self.operation_error(&format!("remove lock {path}"), error));
+        }
+        let mut file = match open_lock_file(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(self.operation_error(&format!("open lock {path}"), error)),
+        };
+        match file.try_lock() {
+            Ok(()) => replace_contents(&mut file, b"")
+                .map_err(|error| self.operation_error(&format!("clear lock {path}"), error)),
+            // A live run holds it: clearing its lock would let a second writer in.
+            Err(TryLockError::WouldBlock) => Err(HostError::Locked {
+                path: path.to_string(),
+                holder: read_details(&mut file),
+            }),
+            Err(TryLockError::Error(error)) => {
+                Err(self.operation_error(&format!("lock {path}"), error))
             }
-            _ => Ok(()),
         }
     }
+}
+
+/// The holder named by a lock directory an older stackctl left at `path`, if there is one.
+async fn directory_lock_holder(path: &str) -> Option<String> {
+    let metadata = tokio::fs::metadata(path).await.ok()?;
+    if !metadata.is_dir() {
+        return None;
+    }
+    let holder = tokio::fs::read_to_string(format!("{path}/details"))
+        .await
+        .unwrap_or_else(|_| "an unknown holder (no details file)".to_string());
+    Some(holder.trim().to_string())
+}
+
+fn open_lock_file(path: &str) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+fn read_details(file: &mut std::fs::File) -> String {
+    let mut text = String::new();
+    let _ = file.seek(SeekFrom::Start(0));
+    let _ = file.read_to_string(&mut text);
+    if text.trim().is_empty() {
+        "an unknown holder (no details written yet)".to_string()
+    } else {
+        text.trim().to_string()
+    }
+}
+
+fn replace_contents(file: &mut std::fs::File, contents: &[u8]) -> std::io::Result<()> {
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(contents)
 }

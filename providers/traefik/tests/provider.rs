@@ -279,16 +279,20 @@ async fn files_change_only_under_the_host_lock_shared_with_the_docker_provider()
 
     std::fs::remove_dir_all(&lock).unwrap();
     provider.begin_apply(&context()).await.unwrap();
+    // Another run (its own connection) is refused while this one holds the lock.
+    let other_run =
+        TraefikProvider::with_root(Arc::new(HostConnector::local()), STACK, root_path.clone());
     assert!(
-        std::path::Path::new(&lock).is_dir(),
+        other_run.begin_apply(&context()).await.is_err(),
         "the lock is held during the run"
     );
     // A second provider on the same connection shares the run's lock instead of tripping on it.
     let sibling = TraefikProvider::with_root(connector, STACK, root_path);
     sibling.begin_apply(&context()).await.unwrap();
     provider.end_apply(&context()).await.unwrap();
-    assert!(
-        !std::path::Path::new(&lock).exists(),
-        "released at the end of the run"
-    );
+    other_run
+        .begin_apply(&context())
+        .await
+        .expect("released at the end of the run");
+    other_run.end_apply(&context()).await.unwrap();
 }

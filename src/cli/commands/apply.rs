@@ -1,7 +1,8 @@
 //! `stackctl apply [PLAN]` and `stackctl destroy`.
 
-use crate::apply::{ApplyOptions, Event};
+use crate::apply::{ApplyOptions, Event, Interruption};
 use crate::cli::args::ApplyArgs;
+use crate::cli::interrupt::InterruptHandler;
 use crate::cli::progress::Progress;
 use crate::cli::providers::ProviderOptions;
 use crate::cli::report::{CliError, Outcome};
@@ -24,6 +25,7 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
         parallelism: arguments.parallelism,
         health_timeout,
         allow_data_loss: arguments.allow_data_loss,
+        ..ApplyOptions::default()
     };
     let saved = arguments.plan.as_deref().map(read_saved).transpose()?;
     let targets = parse_targets(&arguments.targets)?;
@@ -156,9 +158,16 @@ async fn run_plan(
     let mut terminal = Terminal {
         progress: Progress::new(settings.color_errors, session.secret_values().to_vec()),
     };
+    let (handler, interrupt) = InterruptHandler::install();
+    let options = ApplyOptions {
+        interrupt,
+        ..options.clone()
+    };
     let run = session
-        .apply(plan, options, run_checks, &mut terminal)
-        .await?;
+        .apply(plan, &options, run_checks, &mut terminal)
+        .await;
+    drop(handler);
+    let run = run?;
     let checks = run.checks.map(|checks| {
         checks
             .map_err(CliError::from)
@@ -169,6 +178,9 @@ async fn run_plan(
         return Err(error);
     }
     let report = &run.report;
+    if report.interruption != Interruption::None {
+        return Ok(Outcome::Interrupted);
+    }
     if report.failed() > 0 || report.skipped() > 0 {
         return Err(CliError::new(format!(
             "{} of {} actions failed; {} skipped",

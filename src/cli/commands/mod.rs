@@ -48,6 +48,11 @@ pub fn open_session(
         saved_salt,
     )?;
     super::report::remember_secrets(session.secret_values().to_vec());
+    if let Some(holder) = session.lock_taken_over_from() {
+        eprintln!(
+            "warning: took over the state lock left by {holder}: that run ended without releasing it (killed?); completed actions it recorded are kept"
+        );
+    }
     Ok(session)
 }
 

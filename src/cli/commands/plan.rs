@@ -13,6 +13,11 @@ pub async fn run(settings: &Settings, arguments: &PlanArgs) -> Result<Outcome, C
     let targets = parse_targets(&arguments.targets)?;
     let session = open_session(settings, &ProviderOptions::default(), Access::Read, None)?;
     session.check_targets(&targets)?;
+    if let Some(holder) = session.lock_holder() {
+        eprintln!(
+            "note: the state is locked by {holder}: this plan may change when that run finishes"
+        );
+    }
     let plan = session
         .plan(arguments.offline, &targets, PlanMode::Apply)
         .await;

@@ -74,8 +74,10 @@ pub async fn run(settings: &Settings, command: StateCommand) -> Result<Outcome, 
         }
         // `--host` was handled above: it needs the whole stack, to reach the target.
         StateCommand::Unlock { .. } => {
-            match StateLock::force_unlock(&store.lock_path())? {
-                Some(holder) => print(&format!("Removed the lock held by {holder}.\n")),
+            match StateLock::force_unlock(&store.lock_path(), &stack)? {
+                Some(holder) => print(&format!(
+                    "Cleared the lock left by {holder}, a run that is gone.\n"
+                )),
                 None => print("The state was not locked.\n"),
             }
             Ok(Outcome::Success)
