@@ -29,6 +29,7 @@ impl LocalHost {
     pub fn with_docker_socket(socket: impl Into<String>) -> Self {
         LocalHost {
             docker_socket: socket.into(),
+            held_locks: Arc::default(),
         }
     }
 
