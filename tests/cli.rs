@@ -718,3 +718,124 @@ fn a_change_that_touches_nothing_public_says_exposure_is_unchanged() {
         markdown.stdout
     );
 }
+
+/// A stack that validates, with one route and its service; `{ROUTE}` takes the route's
+/// matcher fields and `{MIDDLEWARES}` extra tables.
+fn gated_stack(route: &str, middlewares: &str) -> String {
+    format!("{BASE}\n[edge]\nimage = \"traefik:v3.3\"\n\n[services.web]\nimage = \"nginx:1\"\nport = 80\n\n[routes.web]\nservice = \"web\"\n{route}{middlewares}")
+}
+
+/// `validate` refuses what `plan` would: a CI gate running `validate` is not fooled.
+fn refused_by_validate_and_plan(stack: &str, code: &str) -> support::Run {
+    let environment = TestEnvironment::new();
+    environment.write("stack.toml", stack);
+    let validate = environment.run(&["validate"]);
+    assert_eq!(validate.code, 1, "validate passed:\n{}", validate.stderr);
+    assert!(validate.stderr.contains(&format!("[{code}]")) || validate.stderr.contains(code), "{}", validate.stderr);
+    assert!(validate.stderr.contains("stack.toml:"), "no file:line:column:\n{}", validate.stderr);
+    let plan = environment.run(&["plan", "--offline"]);
+    assert_eq!(plan.code, 1, "plan passed:\n{}", plan.stdout);
+    validate
+}
+
+#[test]
+fn an_invalid_cidr_fails_validate_not_only_plan() {
+    let middleware = "\n[middlewares.office]\ntype = \"ip_allow_list\"\nsource_range = [\"203.0.113.0/33\"]\n";
+    let run = refused_by_validate_and_plan(&gated_stack("host = \"example.test\"\nmiddlewares = [\"office\"]\n", middleware), "invalid-cidr");
+    assert!(run.stderr.contains("`203.0.113.0/33` is not an IP address or CIDR range"), "{}", run.stderr);
+}
+
+#[test]
+fn a_secret_in_a_response_header_fails_validate() {
+    let environment = TestEnvironment::new();
+    let stack = gated_stack(
+        "host = \"example.test\"\nmiddlewares = [\"headers\"]\n",
+        "\n[middlewares.headers]\ntype = \"headers\"\ncustom_response_headers = { X-Debug-Token = \"${DEBUG_TOKEN}\" }\n",
+    )
+    .replace("name = \"shop\"\n", "name = \"shop\"\nenv_file = \".env\"\n");
+    environment.write("stack.toml", &stack);
+    environment.write(".env", "DEBUG_TOKEN=hunter2-token\n");
+    environment.write(".env.example", "DEBUG_TOKEN=\n");
+    let validate = environment.run(&["validate"]);
+    assert_eq!(validate.code, 1, "{}", validate.stderr);
+    assert!(validate.stderr.contains("the edge would send it to every client"), "{}", validate.stderr);
+    assert!(validate.stderr.contains("stack.toml:20:"), "{}", validate.stderr);
+    assert!(!validate.stderr.contains("hunter2"), "{}", validate.stderr);
+}
+
+#[test]
+fn a_300_character_stack_name_fails_validate() {
+    let stack = format!("{BASE}\n[services.web]\nimage = \"nginx:1\"\n").replace("\"shop\"", &format!("\"{}\"", "s".repeat(300)));
+    let run = refused_by_validate_and_plan(&stack, "name-too-long");
+    assert!(run.stderr.contains("stack.toml:2:8"), "{}", run.stderr);
+    assert!(run.stderr.contains("DNS labels of at most 63 characters"), "{}", run.stderr);
+}
+
+#[test]
+fn a_host_that_closes_its_matcher_is_refused_not_a_catch_all() {
+    let run = refused_by_validate_and_plan(
+        &gated_stack("host = \"example.test`) || PathPrefix(`/\"\n", ""),
+        "invalid-rule",
+    );
+    assert!(run.stderr.contains("stack.toml:16:8"), "{}", run.stderr);
+    assert!(run.stderr.contains("which a host name cannot hold"), "{}", run.stderr);
+}
+
+#[test]
+fn a_raw_rule_that_does_not_parse_fails_validate() {
+    let run = refused_by_validate_and_plan(
+        &gated_stack("rule = \"Host(`example.test`) || PathPrefix(`/`\"\n", ""),
+        "invalid-rule",
+    );
+    assert!(run.stderr.contains("is not a Traefik v3 rule"), "{}", run.stderr);
+}
+
+#[test]
+fn a_secret_file_is_written_0600() {
+    let environment = TestEnvironment::new();
+    environment.write(
+        "stack.toml",
+        &format!("{BASE}\n[files.credentials]\npath = \"app/credentials\"\ncontent = \"password=${{APP_PASSWORD}}\"\n\n[files.settings]\npath = \"app/settings\"\ncontent = \"debug=false\"\n")
+            .replace("name = \"shop\"\n", "name = \"shop\"\nenv_file = \".env\"\n"),
+    );
+    environment.write(".env", "APP_PASSWORD=hunter2-file\n");
+    environment.write(".env.example", "APP_PASSWORD=\n");
+    let run = environment.run(&["plan", "--offline", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let text = plan.to_string();
+    assert!(!text.contains("hunter2"), "{text}");
+    let mode_of = |address: &str| {
+        plan["actions"]
+            .as_array()
+            .and_then(|actions| actions.iter().find(|action| action["address"] == address))
+            .map(|action| action.to_string())
+            .unwrap_or_default()
+    };
+    assert!(mode_of("file.credentials").contains("\"0600\""), "{}", mode_of("file.credentials"));
+    assert!(mode_of("file.settings").contains("\"0644\""), "{}", mode_of("file.settings"));
+}
+
+#[test]
+fn env_file_errors_name_the_line_and_never_a_value() {
+    let environment = TestEnvironment::new();
+    environment.write(
+        "stack.toml",
+        &format!("{BASE}\n[services.flower]\nimage = \"flower:2\"\nenv = {{ FLOWER_PASSWORD = \"${{FLOWER_PASSWORD}}\", OTHER_SECRET = \"${{OTHER_SECRET}}\" }}\n")
+            .replace("name = \"shop\"\n", "name = \"shop\"\nenv_file = \".env\"\n"),
+    );
+    environment.write(".env.example", "FLOWER_PASSWORD=\nOTHER_SECRET=\n");
+    environment.write(".env", "# passwords\nFLOWER_PASSWORD=p@$w0rd-hunter2\nOTHER_SECRET=\"never-closed hunter2\nTAIL=hunter2-tail\n");
+    let run = environment.run(&["validate"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains(".env:2:19"), "{}", run.stderr);
+    assert!(run.stderr.contains(".env:3:14"), "{}", run.stderr);
+    assert!(run.stderr.contains("write `$$` for a literal `$`"), "{}", run.stderr);
+    for secret in ["hunter2", "w0rd", "never-closed"] {
+        assert!(!run.stderr.contains(secret), "`{secret}` printed:\n{}", run.stderr);
+    }
+    // With `$$`, the whole password arrives.
+    environment.write(".env", "FLOWER_PASSWORD=p@$$w0rd\nOTHER_SECRET='x'\n");
+    let run = environment.run(&["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

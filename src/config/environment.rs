@@ -57,6 +57,11 @@ impl Environment {
             || SECRET_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
     }
 
+    /// Listed in `[stack] not_secrets`: the operator said it is not a secret.
+    pub fn declared_not_secret(&self, name: &str) -> bool {
+        self.not_secrets.contains(name)
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }

@@ -5,9 +5,12 @@
 pub mod derived;
 pub mod diagnostic;
 pub mod document;
+pub mod env_file;
 pub mod environment;
 pub mod parse;
+pub mod secret_hints;
 pub mod shape;
+pub mod traefik_rule;
 pub mod types;
 pub mod validate;
 
@@ -66,7 +69,7 @@ pub fn json_schema() -> serde_json::Value {
 /// Reads and validates a stack file.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedConfig, ConfigErrors> {
     let name = display_name(path);
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigErrors {
+    let text = env_file::read_regular_file(path).map_err(|error| ConfigErrors {
         diagnostics: vec![Diagnostic::error("unreadable", format!("cannot read `{name}`: {error}"))
             .hint("pass the stack file with `--config PATH`, or run from the directory holding stack.toml")],
         sources: vec![],
@@ -117,15 +120,14 @@ pub fn load_text(
     let mut file_values = BTreeMap::new();
     let mut diagnostics = Vec::new();
     if let Some(env_path) = &env_path {
-        match std::fs::read_to_string(env_path) {
+        match env_file::read_regular_file(env_path) {
             Ok(text) => {
                 env_text = text;
-                match parse_env_file(&env_text) {
+                match parse_env_file(&env_text, &options.process_environment) {
                     Ok(values) => file_values = values,
-                    Err(message) => diagnostics.push(Diagnostic::error(
-                        "env-file",
-                        format!("cannot parse `{}`: {message}", env_path.display()),
-                    )),
+                    Err(errors) => {
+                        diagnostics.extend(env_file_diagnostics(env_path, errors));
+                    }
                 }
             }
             // The stack's own `env_file` may be absent (values from the environment);
@@ -183,13 +185,34 @@ pub fn load_text(
     })
 }
 
-fn parse_env_file(text: &str) -> Result<BTreeMap<String, String>, String> {
-    let mut values = BTreeMap::new();
-    for item in dotenvy::from_read_iter(text.as_bytes()) {
-        let (key, value) = item.map_err(|error| error.to_string())?;
-        values.insert(key, value);
-    }
-    Ok(values)
+/// The env file's variables, with Docker Compose's semantics (see [`env_file`]).
+pub fn parse_env_file(
+    text: &str,
+    process_environment: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, Vec<env_file::EnvFileError>> {
+    env_file::parse(text, process_environment)
+}
+
+/// Each env file problem at `file:line:column`. The env file is not among the sources,
+/// so no snippet of it (secrets) is ever printed.
+fn env_file_diagnostics(path: &Path, errors: Vec<env_file::EnvFileError>) -> Vec<Diagnostic> {
+    errors
+        .into_iter()
+        .map(|error| {
+            let location = diagnostic::Location {
+                file: display_name(path),
+                line: error.line,
+                column: error.column,
+                span: 0..0,
+            };
+            Diagnostic::error(
+                "env-file",
+                format!("cannot parse `{}`: {}", display_name(path), error.message),
+            )
+            .at(Some(location))
+            .hint_if(error.hint)
+        })
+        .collect()
 }
 
 fn display_name(path: &Path) -> String {

@@ -92,9 +92,11 @@ impl ServiceConfig {
 }
 
 impl FileConfig {
-    /// The permissions as a number: the `mode` written, or 0644.
-    pub fn mode_bits(&self) -> i64 {
-        self.mode.as_deref().and_then(file_mode).unwrap_or(0o644)
+    /// The permissions as a number: the `mode` written, or 0600 for a file holding a
+    /// secret (no other user of the host may read it) and 0644 for any other.
+    pub fn mode_bits(&self, holds_secret: bool) -> i64 {
+        let default = if holds_secret { 0o600 } else { 0o644 };
+        self.mode.as_deref().and_then(file_mode).unwrap_or(default)
     }
 }
 

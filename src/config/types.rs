@@ -314,9 +314,14 @@ pub struct FileConfig {
     /// The content itself; `${VAR}` works, and a secret variable makes the file secret.
     #[serde(default)]
     pub content: Option<String>,
-    /// Permissions in octal, e.g. `"0640"` (default `"0644"`).
+    /// Permissions in octal, e.g. `"0640"` (default `"0644"`, `"0600"` for a file whose
+    /// content holds a secret).
     #[serde(default)]
     pub mode: Option<String>,
+    /// Allows an absolute `path` outside the stack's root directory on the host (files are
+    /// written as the SSH user, often root: a path elsewhere must be meant).
+    #[serde(default)]
+    pub allow_outside_root: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]

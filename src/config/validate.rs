@@ -5,13 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use petgraph::graphmap::DiGraphMap;
+use stackctl_traefik::spec::is_ip_range;
 use stackctl_traefik::policy::{
     missing_dashboard_protections, production_certificates_refused, RouteProtection,
 };
 
 use super::diagnostic::{did_you_mean, Diagnostic};
 use super::document::{child_path, index_path, SourceMap};
+use super::env_file::read_regular_file;
 use super::environment::{variables_in, Environment};
+use super::{secret_hints, traefik_rule};
 use super::parse::{duration_seconds, file_mode, memory_bytes, Mount};
 // Other stages name these by their old home here.
 pub use super::derived::{flatten_middlewares, target_droplet};
@@ -27,6 +30,7 @@ pub fn validate(
 ) -> Vec<Diagnostic> {
     let mut check = Checks {
         map,
+        environment,
         found: Vec::new(),
     };
     check.stack(config);
@@ -44,7 +48,45 @@ pub fn validate(
 
 struct Checks<'a> {
     map: &'a SourceMap,
+    environment: &'a Environment,
     found: Vec<Diagnostic>,
+}
+
+/// Docker's embedded DNS resolves container names (`<stack>-<service>`) and network
+/// aliases, and DigitalOcean droplet names are host names: each is one DNS label, at
+/// most 63 characters (RFC 1035). The state file `<stack>.json.backup` and the host root
+/// `/var/lib/stackctl/<stack>` are far below the file-name limit at that length.
+const DNS_LABEL_MAX: usize = 63;
+
+/// Linux's NAME_MAX: the longest file name (`route-<name>.yml`, `middleware-<name>.yml`).
+const FILE_NAME_MAX: usize = 255;
+
+/// A name that becomes part of a file name on the host and a Traefik object name: ASCII
+/// letters, digits, `-`, `_` and `.`, starting with a letter or digit. This keeps out `/`
+/// and `..` (leaving the directory), `@` (Traefik's provider suffix), spaces, quotes and
+/// control characters.
+fn is_file_safe_name(name: &str) -> bool {
+    let mut characters = name.chars();
+    characters
+        .next()
+        .is_some_and(|first| first.is_ascii_alphanumeric())
+        && characters.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.contains("..")
+}
+
+/// The stack's directory on the host: `target.root`, else `/var/lib/stackctl/<stack>`
+/// (as lowering places it).
+fn host_root(config: &Config) -> String {
+    config
+        .target
+        .as_ref()
+        .and_then(|target| target.root.clone())
+        .unwrap_or_else(|| format!("/var/lib/stackctl/{}", config.stack.name))
+}
+
+/// `path` has no `..` component and no NUL: joined under a directory, it stays there.
+fn stays_inside(path: &str) -> bool {
+    !path.contains('\0') && !path.split('/').any(|component| component == "..")
 }
 
 fn is_simple_name(name: &str) -> bool {
@@ -114,6 +156,18 @@ impl Checks<'_> {
                 "lowercase letters, digits, `-` and `_`, starting with a letter or digit",
             );
         }
+        let stack = &config.stack.name;
+        if stack.chars().count() > DNS_LABEL_MAX {
+            self.error(
+                "name-too-long",
+                "stack.name",
+                format!(
+                    "the stack name is {} characters long; containers are named `<stack>-<service>` and resolved as DNS labels of at most {DNS_LABEL_MAX} characters",
+                    stack.chars().count(),
+                ),
+                "a short stack name: with a `-` and the longest service name, at most 63 characters",
+            );
+        }
         for (section, names) in [
             ("services", config.services.keys().collect::<Vec<_>>()),
             ("droplets", config.droplets.keys().collect()),
@@ -125,6 +179,39 @@ impl Checks<'_> {
                         &child_path(section, name),
                         format!("`{section}.{name}`: the name cannot be used for Docker objects"),
                         "lowercase letters, digits, `-` and `_`",
+                    );
+                }
+                // The container (or droplet) is named `<stack>-<name>`.
+                let full = stack.chars().count() + 1 + name.chars().count();
+                if full > DNS_LABEL_MAX && stack.chars().count() <= DNS_LABEL_MAX {
+                    self.error(
+                        "name-too-long",
+                        &child_path(section, name),
+                        format!("`{stack}-{name}` is {full} characters long; Docker and DigitalOcean use it as a DNS label, at most {DNS_LABEL_MAX}"),
+                        &format!("a name of at most {} characters with this stack name", DNS_LABEL_MAX.saturating_sub(stack.chars().count() + 1)),
+                    );
+                }
+            }
+        }
+        for (section, names, file_prefix) in [
+            ("routes", config.routes.keys().collect::<Vec<_>>(), "route-"),
+            ("middlewares", config.middlewares.keys().collect(), "middleware-"),
+            ("files", config.files.keys().collect(), ""),
+        ] {
+            for name in names {
+                if !is_file_safe_name(name) {
+                    self.error(
+                        "invalid-name",
+                        &child_path(section, name),
+                        format!("`{section}.{name}`: the name becomes a file name on the host and a Traefik name, and these characters would leave their directory or mean something else to Traefik"),
+                        "letters, digits, `-`, `_` and `.` (no `/`, `..`, `@`, spaces or quotes), starting with a letter or digit",
+                    );
+                } else if file_prefix.len() + name.len() + ".yml".len() > FILE_NAME_MAX {
+                    self.error(
+                        "name-too-long",
+                        &child_path(section, name),
+                        format!("`{section}.{name}` is {} characters long; its file `{file_prefix}<name>.yml` would exceed the file-name limit of {FILE_NAME_MAX} bytes", name.len()),
+                        "a shorter name",
                     );
                 }
             }
@@ -200,6 +287,15 @@ impl Checks<'_> {
             }
         }
         for (name, firewall) in &config.firewalls {
+            let base = child_path("firewalls", name);
+            for (index, rule) in firewall.inbound.iter().enumerate() {
+                let path = index_path(&child_path(&base, "inbound"), index);
+                self.ip_ranges(&child_path(&path, "sources"), rule.sources.as_deref().unwrap_or_default());
+            }
+            for (index, rule) in firewall.outbound.iter().flatten().enumerate() {
+                let path = index_path(&child_path(&base, "outbound"), index);
+                self.ip_ranges(&child_path(&path, "destinations"), rule.destinations.as_deref().unwrap_or_default());
+            }
             for (index, droplet) in firewall.droplets.iter().enumerate() {
                 let path = index_path(
                     &child_path(&child_path("firewalls", name), "droplets"),
@@ -330,6 +426,27 @@ impl Checks<'_> {
                     format!("file `{name}` needs exactly one of `source` and `content`"),
                     "`source = \"config/app.conf\"` or `content = \"…\"`",
                 );
+            }
+            let root = host_root(config);
+            let path = &file.path;
+            if !stays_inside(path) {
+                self.error(
+                    "path-outside-root",
+                    &child_path(&base, "path"),
+                    format!("the path of `files.{name}` contains `..`: it would be written outside the directory it names"),
+                    "a path without `..` components",
+                );
+            } else if path.starts_with('/')
+                && !file.allow_outside_root
+                && !path.starts_with(&format!("{}/", root.trim_end_matches('/')))
+            {
+                self.error(
+                    "path-outside-root",
+                    &child_path(&base, "path"),
+                    format!("`files.{name}` would be written to `{path}`, outside the stack's directory `{root}` on the host"),
+                    "a relative path (under `<root>/files/`), or `allow_outside_root = true` if it must be there",
+                )
+                .hint = Some("files are written as the SSH user, often root: a path elsewhere (say `/etc/…`) must be meant, so say so with `allow_outside_root = true`".into());
             }
             if let Some(mode) = &file.mode {
                 if file_mode(mode).is_none() {
@@ -535,6 +652,52 @@ impl Checks<'_> {
                 let path = index_path(&child_path(&base, "middlewares"), index);
                 self.reference(&path, "middleware", middleware, &config.middlewares);
             }
+            self.route_matchers(name, &base, route);
+        }
+    }
+
+    /// The route's `host`, `path_prefix` and `rule` as Traefik will read them, variables
+    /// resolved: values that stay inside their matcher, and a rule that parses.
+    fn route_matchers(&mut self, name: &str, base: &str, route: &RouteConfig) {
+        let resolved = |raw: &str| {
+            let interpolated = self.environment.interpolate(raw);
+            // An unresolved variable is reported on its own.
+            interpolated.missing.is_empty().then_some(interpolated.text)
+        };
+        if let Some(host) = route.host.as_deref().and_then(resolved) {
+            if let Err(problem) = traefik_rule::check_host(&host) {
+                self.error(
+                    "invalid-rule",
+                    &child_path(base, "host"),
+                    format!("the host of route `{name}` {problem}"),
+                    "a host name such as `example.com`",
+                )
+                .hint = Some("a host is one matcher's value, never rule text; write a raw `rule` to combine matchers".into());
+            }
+        }
+        if let Some(prefix) = route.path_prefix.as_deref().and_then(resolved) {
+            if let Err(problem) = traefik_rule::check_path(&prefix) {
+                self.error(
+                    "invalid-rule",
+                    &child_path(base, "path_prefix"),
+                    format!("the path prefix of route `{name}` {problem}"),
+                    "a path such as `/api`",
+                );
+            }
+        }
+        if let Some(rule) = route.rule.as_deref().and_then(resolved) {
+            if let Err(error) = traefik_rule::parse(&rule) {
+                self.error(
+                    "invalid-rule",
+                    &child_path(base, "rule"),
+                    format!(
+                        "the rule of route `{name}` is not a Traefik v3 rule: {} (at character {} of the rule)",
+                        error.message,
+                        error.offset + 1
+                    ),
+                    "matchers such as Host(`example.com`) combined with `&&`, `||`, `!` and parentheses",
+                );
+            }
         }
     }
 
@@ -572,10 +735,50 @@ impl Checks<'_> {
                         "`users = { admin = \"${FLOWER_PASSWORD}\" }`",
                     );
                 }
+                MiddlewareConfig::BasicAuth { users, .. } => {
+                    for user in users.keys() {
+                        if user.is_empty() || user.contains(':') || user.chars().any(char::is_whitespace) {
+                            self.error(
+                                "invalid-value",
+                                &child_path(&child_path(&base, "users"), user),
+                                format!("`{user}` is not a usable basic-auth user name"),
+                                "a user name without `:` or spaces",
+                            );
+                        }
+                    }
+                }
+                MiddlewareConfig::IpAllowList { source_range } => {
+                    let path = child_path(&base, "source_range");
+                    if source_range.is_empty() {
+                        self.error(
+                            "invalid-value",
+                            &path,
+                            format!("the allow list `{name}` is empty: it would admit nobody"),
+                            "at least one address or CIDR, e.g. `203.0.113.0/24`",
+                        );
+                    }
+                    self.ip_ranges(&path, source_range);
+                }
                 _ => {}
             }
         }
         self.cycles(&graph, "middlewares", "middlewares", "middleware chain");
+    }
+
+    /// Each entry, variables resolved, is an IP address or a CIDR range.
+    fn ip_ranges(&mut self, path: &str, ranges: &[String]) {
+        for (index, raw) in ranges.iter().enumerate() {
+            let resolved = self.environment.interpolate(raw);
+            if resolved.missing.is_empty() && !is_ip_range(&resolved.text) {
+                let shown = if resolved.secret { raw.clone() } else { resolved.text };
+                self.error(
+                    "invalid-cidr",
+                    &index_path(path, index),
+                    format!("`{shown}` is not an IP address or CIDR range"),
+                    "an address or range such as `203.0.113.7` or `203.0.113.0/24` (IPv6 too)",
+                );
+            }
+        }
     }
 
     fn checks(&mut self, config: &Config) {
@@ -605,16 +808,27 @@ impl Checks<'_> {
         for (path, text) in &strings {
             for name in variables_in(text) {
                 used.entry(name.clone()).or_insert_with(|| path.clone());
-                if environment.is_secret(&name) && !carries_secrets(path) {
+                if environment.is_secret(&name) && is_response_header(path) {
+                    self.error(
+                        "policy-secret-in-response-header",
+                        path,
+                        format!("the secret `${{{name}}}` is used in a response header: the edge would send it to every client"),
+                        "no secrets in `custom_response_headers`",
+                    )
+                    .hint = Some(format!("if `{name}` is not secret, list it in `[stack] not_secrets`"));
+                } else if environment.is_secret(&name) && !carries_secrets(path) {
                     self.error(
                         "policy-secret-in-plain-field",
                         path,
                         format!("the secret `${{{name}}}` is used in `{path}`, which plans and state show in plain text"),
-                        "secrets only in `services.<name>.env`, basic-auth `users`, `files.<name>.content` or headers",
+                        "secrets only in `services.<name>.env`, basic-auth `users` or `files.<name>.content`",
                     )
                     .hint = Some(format!(
                         "pass it to the container in `env` and expand it there (`$${name}` in a shell command); if `{name}` is not secret, list it in `[stack] not_secrets`"
                     ));
+                }
+                if !environment.is_secret(&name) && !environment.declared_not_secret(&name) {
+                    self.secret_looking_variable(&name, path, environment);
                 }
                 let has_default = text.contains(&format!("${{{name}:-"));
                 if environment.get(&name).is_none() && !has_default {
@@ -631,8 +845,9 @@ impl Checks<'_> {
                 }
             }
         }
+        self.secret_looking_literals(document);
         let example_path = base_directory.join(".env.example");
-        let Ok(example) = std::fs::read_to_string(&example_path) else {
+        let Ok(example) = read_regular_file(&example_path) else {
             if !used.is_empty() {
                 self.found.push(Diagnostic::warning(
                     "env-example-missing",
@@ -675,6 +890,69 @@ impl Checks<'_> {
     }
 }
 
+impl Checks<'_> {
+    /// A variable the naming rule does not make secret, but whose name or value looks
+    /// like one: plans and state would show it. Warned once per variable.
+    fn secret_looking_variable(&mut self, name: &str, path: &str, environment: &Environment) {
+        let by_name = secret_hints::name_looks_secret(name);
+        let by_value = environment
+            .get(name)
+            .is_some_and(secret_hints::value_looks_secret);
+        if !(by_name || by_value) {
+            return;
+        }
+        let already = self.found.iter().any(|found| {
+            found.code == "secret-not-declared" && found.message.contains(&format!("`${{{name}}}`"))
+        });
+        if already {
+            return;
+        }
+        let why = if by_name {
+            "its name looks like a secret's"
+        } else {
+            "its value looks like a generated secret"
+        };
+        self.found.push(
+            Diagnostic::warning(
+                "secret-not-declared",
+                format!("`${{{name}}}` is not treated as a secret, but {why}: plans would show it and state would store it in plain text"),
+            )
+            .at(self.map.value(path))
+            .expected("a secret declared in `[stack] secrets`")
+            .hint(format!("add `secrets = [\"{name}\"]` to `[stack]` (or, if it is not secret, `not_secrets = [\"{name}\"]`)")),
+        );
+    }
+
+    /// A literal (no `${VAR}`) under a secret-looking key of a service's `env` or a
+    /// header: the secret is committed in stack.toml and shown in plans.
+    fn secret_looking_literals(&mut self, document: &serde_json::Value) {
+        let Some(services) = document.get("services").and_then(serde_json::Value::as_object) else {
+            return;
+        };
+        for (service, table) in services {
+            let Some(env) = table.get("env").and_then(serde_json::Value::as_object) else {
+                continue;
+            };
+            for (key, value) in env {
+                let Some(text) = value.as_str() else { continue };
+                if text.is_empty() || text.contains("${") || !secret_hints::name_looks_secret(key) {
+                    continue;
+                }
+                let path = child_path(&child_path(&child_path("services", service), "env"), key);
+                self.found.push(
+                    Diagnostic::warning(
+                        "secret-literal",
+                        format!("`{path}` holds a literal value under a name that looks secret: it is committed in stack.toml, shown in plans and stored in state"),
+                    )
+                    .at(self.map.value(&path))
+                    .expected(format!("`\"${{{key}}}\"`, with the value in the env file"))
+                    .hint(format!("move the value to the env file as `{key}=…`, write `{key} = \"${{{key}}}\"` here, and if the name does not end in _PASSWORD, _SECRET, _TOKEN or _KEY add `secrets = [\"{key}\"]` to `[stack]`")),
+                );
+            }
+        }
+    }
+}
+
 fn collect_strings(value: &serde_json::Value, path: &str, found: &mut Vec<(String, String)>) {
     match value {
         serde_json::Value::String(text) if text.contains('$') => {
@@ -705,6 +983,12 @@ fn route_protection(names: &[String], all: &BTreeMap<String, MiddlewareConfig>) 
     RouteProtection { order }
 }
 
+/// A header the edge adds to every response.
+fn is_response_header(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('.').collect();
+    matches!(parts.as_slice(), ["middlewares", _, "custom_response_headers", ..])
+}
+
 /// Where a secret may appear: fields that lowering carries as [`stackctl_provider::Secret`]
 /// values (masked in plans, digests in state). Anywhere else its plaintext would show.
 fn carries_secrets(path: &str) -> bool {
@@ -713,7 +997,6 @@ fn carries_secrets(path: &str) -> bool {
         parts.as_slice(),
         ["services", _, "env", ..]
             | ["middlewares", _, "users", ..]
-            | ["middlewares", _, "custom_response_headers", ..]
             | ["files", _, "content"]
     )
 }

@@ -97,8 +97,8 @@ impl Lowering<'_> {
                 self.on_host(
                     Resource::new(address, DOCKER)
                         .with("path", path)
+                        .with("mode", format!("{:04o}", file.mode_bits(content.contains_secret())))
                         .with("content", content)
-                        .with("mode", format!("{:04o}", file.mode_bits()))
                         .with("temp_dir", format!("{}/.tmp", self.root)),
                 ),
             );

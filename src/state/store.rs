@@ -143,6 +143,17 @@ impl StateStore {
                 path: path.display().to_string(),
                 message: error.to_string(),
             })?;
+        // A state file copied from another stack would make the plan delete or adopt
+        // that stack's resources under this one's name.
+        if state.stack != self.stack {
+            return Err(StateError::Corrupt {
+                path: path.display().to_string(),
+                message: format!(
+                    "it records the stack `{}`, not `{}` (copied from another stack?); move it aside, or name the stack it belongs to in `[stack] name`",
+                    state.stack, self.stack
+                ),
+            });
+        }
         Ok(Some(state))
     }
 
@@ -447,6 +458,22 @@ mod tests {
         let text = std::fs::read_to_string(store.state_path()).unwrap();
         assert!(!text.contains("hunter2"));
         assert!(text.contains("$secret"));
+    }
+
+    #[test]
+    fn a_state_file_of_another_stack_is_refused() {
+        let directory = tempfile::tempdir().unwrap();
+        let other = StateStore::new(directory.path(), "other");
+        other.save(&mut State::new("other")).unwrap();
+        // Copied over this stack's state file, as a careless `cp` would.
+        let store = StateStore::new(directory.path(), "shop");
+        std::fs::copy(other.state_path(), store.state_path()).unwrap();
+        for error in [store.read().unwrap_err(), store.load_for_write().unwrap_err()] {
+            let message = error.to_string();
+            assert!(matches!(error, StateError::Corrupt { .. }), "{message}");
+            assert!(message.contains("records the stack `other`, not `shop`"), "{message}");
+        }
+        assert!(other.read().unwrap().is_some(), "its own stack still reads it");
     }
 
     #[test]

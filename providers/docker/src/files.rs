@@ -72,10 +72,12 @@ pub async fn apply(host: &dyn Host, action: &Action) -> Result<ApplyOutcome, Pro
     let path = text(&desired.attributes, "path")
         .ok_or_else(|| ProviderError::failed(format!("`{}` has no `path`", action.address)))?;
     let temp_dir = text(&desired.attributes, "temp_dir").unwrap_or("/tmp");
-    // `mode` is octal text ("0640"), as stack.toml writes it and plans show it.
+    // `mode` is octal text ("0640"), as stack.toml writes it and plans show it; without
+    // one, a file holding a secret is readable by its owner only.
+    let holds_secret = matches!(desired.attributes.get("content"), Some(Value::Secret(_)));
     let mode = text(&desired.attributes, "mode")
         .and_then(|mode| u32::from_str_radix(mode, 8).ok())
-        .unwrap_or(0o644);
+        .unwrap_or(if holds_secret { 0o600 } else { 0o644 });
     let content = match desired.attributes.get("content") {
         Some(Value::Text(text)) => text.clone(),
         Some(Value::Secret(secret)) => secret
