@@ -731,8 +731,17 @@ fn refused_by_validate_and_plan(stack: &str, code: &str) -> support::Run {
     environment.write("stack.toml", stack);
     let validate = environment.run(&["validate"]);
     assert_eq!(validate.code, 1, "validate passed:\n{}", validate.stderr);
-    assert!(validate.stderr.contains(&format!("[{code}]")) || validate.stderr.contains(code), "{}", validate.stderr);
-    assert!(validate.stderr.contains("stack.toml:"), "no file:line:column:\n{}", validate.stderr);
+    let json = environment.run(&["validate", "--format", "json"]);
+    assert!(
+        json.stdout.contains(&format!("\"{code}\"")),
+        "{code} not in\n{}",
+        json.stdout
+    );
+    assert!(
+        validate.stderr.contains("stack.toml:"),
+        "no file:line:column:\n{}",
+        validate.stderr
+    );
     let plan = environment.run(&["plan", "--offline"]);
     assert_eq!(plan.code, 1, "plan passed:\n{}", plan.stdout);
     validate
@@ -740,9 +749,21 @@ fn refused_by_validate_and_plan(stack: &str, code: &str) -> support::Run {
 
 #[test]
 fn an_invalid_cidr_fails_validate_not_only_plan() {
-    let middleware = "\n[middlewares.office]\ntype = \"ip_allow_list\"\nsource_range = [\"203.0.113.0/33\"]\n";
-    let run = refused_by_validate_and_plan(&gated_stack("host = \"example.test\"\nmiddlewares = [\"office\"]\n", middleware), "invalid-cidr");
-    assert!(run.stderr.contains("`203.0.113.0/33` is not an IP address or CIDR range"), "{}", run.stderr);
+    let middleware =
+        "\n[middlewares.office]\ntype = \"ip_allow_list\"\nsource_range = [\"203.0.113.0/33\"]\n";
+    let run = refused_by_validate_and_plan(
+        &gated_stack(
+            "host = \"example.test\"\nmiddlewares = [\"office\"]\n",
+            middleware,
+        ),
+        "invalid-cidr",
+    );
+    assert!(
+        run.stderr
+            .contains("`203.0.113.0/33` is not an IP address or CIDR range"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -758,17 +779,34 @@ fn a_secret_in_a_response_header_fails_validate() {
     environment.write(".env.example", "DEBUG_TOKEN=\n");
     let validate = environment.run(&["validate"]);
     assert_eq!(validate.code, 1, "{}", validate.stderr);
-    assert!(validate.stderr.contains("the edge would send it to every client"), "{}", validate.stderr);
-    assert!(validate.stderr.contains("stack.toml:20:"), "{}", validate.stderr);
+    assert!(
+        validate
+            .stderr
+            .contains("the edge would send it to every client"),
+        "{}",
+        validate.stderr
+    );
+    assert!(
+        validate.stderr.contains("stack.toml:22:45"),
+        "{}",
+        validate.stderr
+    );
     assert!(!validate.stderr.contains("hunter2"), "{}", validate.stderr);
+    let plan = environment.run(&["plan", "--offline"]);
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
 }
 
 #[test]
 fn a_300_character_stack_name_fails_validate() {
-    let stack = format!("{BASE}\n[services.web]\nimage = \"nginx:1\"\n").replace("\"shop\"", &format!("\"{}\"", "s".repeat(300)));
+    let stack = format!("{BASE}\n[services.web]\nimage = \"nginx:1\"\n")
+        .replace("\"shop\"", &format!("\"{}\"", "s".repeat(300)));
     let run = refused_by_validate_and_plan(&stack, "name-too-long");
     assert!(run.stderr.contains("stack.toml:2:8"), "{}", run.stderr);
-    assert!(run.stderr.contains("DNS labels of at most 63 characters"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("DNS labels of at most 63 characters"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -778,7 +816,11 @@ fn a_host_that_closes_its_matcher_is_refused_not_a_catch_all() {
         "invalid-rule",
     );
     assert!(run.stderr.contains("stack.toml:16:8"), "{}", run.stderr);
-    assert!(run.stderr.contains("which a host name cannot hold"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("which a host name cannot hold"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -787,7 +829,11 @@ fn a_raw_rule_that_does_not_parse_fails_validate() {
         &gated_stack("rule = \"Host(`example.test`) || PathPrefix(`/`\"\n", ""),
         "invalid-rule",
     );
-    assert!(run.stderr.contains("is not a Traefik v3 rule"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not a Traefik v3 rule"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -812,8 +858,16 @@ fn a_secret_file_is_written_0600() {
             .map(|action| action.to_string())
             .unwrap_or_default()
     };
-    assert!(mode_of("file.credentials").contains("\"0600\""), "{}", mode_of("file.credentials"));
-    assert!(mode_of("file.settings").contains("\"0644\""), "{}", mode_of("file.settings"));
+    assert!(
+        mode_of("file.credentials").contains("\"0600\""),
+        "{}",
+        mode_of("file.credentials")
+    );
+    assert!(
+        mode_of("file.settings").contains("\"0644\""),
+        "{}",
+        mode_of("file.settings")
+    );
 }
 
 #[test]
@@ -830,9 +884,17 @@ fn env_file_errors_name_the_line_and_never_a_value() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains(".env:2:19"), "{}", run.stderr);
     assert!(run.stderr.contains(".env:3:14"), "{}", run.stderr);
-    assert!(run.stderr.contains("write `$$` for a literal `$`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("write `$$` for a literal `$`"),
+        "{}",
+        run.stderr
+    );
     for secret in ["hunter2", "w0rd", "never-closed"] {
-        assert!(!run.stderr.contains(secret), "`{secret}` printed:\n{}", run.stderr);
+        assert!(
+            !run.stderr.contains(secret),
+            "`{secret}` printed:\n{}",
+            run.stderr
+        );
     }
     // With `$$`, the whole password arrives.
     environment.write(".env", "FLOWER_PASSWORD=p@$$w0rd\nOTHER_SECRET='x'\n");

@@ -137,40 +137,78 @@ mod tests {
     fn redaction_covers_every_encoding() {
         use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
         let secret = "p@ss \"w/1\"\\x";
-        let twice = serde_json::to_string(&serde_json::to_string(&serde_json::json!({ "password": secret })).unwrap()).unwrap();
+        let twice = serde_json::to_string(
+            &serde_json::to_string(&serde_json::json!({ "password": secret })).unwrap(),
+        )
+        .unwrap();
         let cases: Vec<(&str, String)> = vec![
             ("plain", format!("password={secret}")),
-            ("JSON-escaped", serde_json::json!({ "password": secret }).to_string()),
+            (
+                "JSON-escaped",
+                serde_json::json!({ "password": secret }).to_string(),
+            ),
             ("JSON-escaped twice", twice),
-            ("percent-encoded, upper-case hex", "pw=p%40ss%20%22w%2F1%22%5Cx&".into()),
-            ("percent-encoded, lower-case hex", "pw=p%40ss%20%22w%2f1%22%5cx&".into()),
-            ("form-encoded, + for spaces", "pw=p%40ss+%22w%2F1%22%5Cx&".into()),
-            ("form-encoded, lower-case hex", "pw=p%40ss+%22w%2f1%22%5cx&".into()),
+            (
+                "percent-encoded, upper-case hex",
+                "pw=p%40ss%20%22w%2F1%22%5Cx&".into(),
+            ),
+            (
+                "percent-encoded, lower-case hex",
+                "pw=p%40ss%20%22w%2f1%22%5cx&".into(),
+            ),
+            (
+                "form-encoded, + for spaces",
+                "pw=p%40ss+%22w%2F1%22%5Cx&".into(),
+            ),
+            (
+                "form-encoded, lower-case hex",
+                "pw=p%40ss+%22w%2f1%22%5cx&".into(),
+            ),
             ("base64", format!("x {} y", STANDARD.encode(secret))),
-            ("base64, URL-safe", format!("x {} y", URL_SAFE_NO_PAD.encode(secret))),
-            ("basic auth, user of 3", format!("Basic {}", STANDARD.encode(format!("bob:{secret}")))),
-            ("basic auth, user of 4", format!("Basic {}", STANDARD.encode(format!("anna:{secret}")))),
-            ("basic auth, user of 5", format!("Basic {}", STANDARD.encode(format!("admin:{secret}")))),
-            ("basic auth, URL-safe", format!("t={}", URL_SAFE_NO_PAD.encode(format!("root:{secret}")))),
+            (
+                "base64, URL-safe",
+                format!("x {} y", URL_SAFE_NO_PAD.encode(secret)),
+            ),
+            (
+                "basic auth, user of 3",
+                format!("Basic {}", STANDARD.encode(format!("bob:{secret}"))),
+            ),
+            (
+                "basic auth, user of 4",
+                format!("Basic {}", STANDARD.encode(format!("anna:{secret}"))),
+            ),
+            (
+                "basic auth, user of 5",
+                format!("Basic {}", STANDARD.encode(format!("admin:{secret}"))),
+            ),
+            (
+                "basic auth, URL-safe",
+                format!("t={}", URL_SAFE_NO_PAD.encode(format!("root:{secret}"))),
+            ),
         ];
-        let plain_forms = [
-            secret.to_string(),
-            STANDARD.encode(secret),
-            "p%40ss".into(),
-        ];
+        let plain_forms = [secret.to_string(), STANDARD.encode(secret), "p%40ss".into()];
         for (encoding, text) in cases {
             let redacted = redact(&text, &[secret.to_string()]);
-            assert!(redacted.contains("[redacted]"), "{encoding}: {text} → {redacted}");
+            assert!(
+                redacted.contains("[redacted]"),
+                "{encoding}: {text} → {redacted}"
+            );
             // The marker replaced the bulk of the encoded secret (a base64 core leaves at
             // most two characters at each end, each holding a few of its bits).
             let removed = text.len() + "[redacted]".len() - redacted.len();
-            assert!(removed >= secret.len() - 2, "{encoding}: {text} → {redacted}");
+            assert!(
+                removed >= secret.len() - 2,
+                "{encoding}: {text} → {redacted}"
+            );
             // What is left around the marker is at most a few bits of the secret: never
             // a readable run of it.
             for form in &plain_forms {
                 assert!(!redacted.contains(form.as_str()), "{encoding}: {redacted}");
             }
-            assert!(!redacted.contains("w/1") && !redacted.contains("w%2"), "{encoding}: {redacted}");
+            assert!(
+                !redacted.contains("w/1") && !redacted.contains("w%2"),
+                "{encoding}: {redacted}"
+            );
         }
     }
 

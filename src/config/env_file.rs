@@ -529,12 +529,18 @@ mod tests {
             ("V=p@$$w0rd", "p@$w0rd"),
             ("V=value # inline comment", "value"),
             ("V=value#not-a-comment", "value#not-a-comment"),
-            ("V='single $NOT ${EXPANDED} \\n'", "single $NOT ${EXPANDED} \\n"),
+            (
+                "V='single $NOT ${EXPANDED} \\n'",
+                "single $NOT ${EXPANDED} \\n",
+            ),
             ("V='Let\\'s go!'", "Let's go!"),
             ("V='quoted' # comment", "quoted"),
             ("V=\"double # not a comment\"", "double # not a comment"),
             ("V=\"tab\\there\\nline\"", "tab\there\nline"),
-            ("V=\"{\\\"hello\\\": \\\"json\\\"}\"", "{\"hello\": \"json\"}"),
+            (
+                "V=\"{\\\"hello\\\": \\\"json\\\"}\"",
+                "{\"hello\": \"json\"}",
+            ),
             ("V=\"two\nlines\"", "two\nlines"),
             ("V=\"a $$ b\"", "a $ b"),
             ("V=\"escaped \\$HOME\"", "escaped $HOME"),
@@ -553,7 +559,11 @@ mod tests {
         ];
         for (text, expected) in cases {
             let values = parsed(text).unwrap_or_else(|errors| panic!("{text:?}: {errors:?}"));
-            assert_eq!(values.get("V").map(String::as_str), Some(*expected), "{text:?}");
+            assert_eq!(
+                values.get("V").map(String::as_str),
+                Some(*expected),
+                "{text:?}"
+            );
         }
     }
 
@@ -566,7 +576,11 @@ mod tests {
             ("FLOWER_PASSWORD=p@$ x", 1, 19),
         ] {
             let errors = parsed(text).expect_err(text);
-            assert_eq!((errors[0].line, errors[0].column), (line, column), "{text:?}");
+            assert_eq!(
+                (errors[0].line, errors[0].column),
+                (line, column),
+                "{text:?}"
+            );
             assert!(errors[0].message.contains("FLOWER_PASSWORD"), "{errors:?}");
             assert!(!errors[0].message.contains("w0rd"), "{errors:?}");
             assert!(errors[0].hint.as_deref().unwrap_or_default().contains("$$"));

@@ -32,7 +32,10 @@ pub fn value_looks_secret(value: &str) -> bool {
         return false;
     }
     let is_email = value.rsplit_once('@').is_some_and(|(_, domain)| {
-        domain.contains('.') && domain.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '-')
+        domain.contains('.')
+            && domain
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '.' || c == '-')
     });
     if value.contains("://") || value.starts_with('/') || is_email {
         return false;
@@ -46,7 +49,9 @@ pub fn value_looks_secret(value: &str) -> bool {
     .iter()
     .filter(|present| **present)
     .count();
-    let dotted_words = value.split(['.', '-', '_']).all(|part| part.chars().all(|c| c.is_ascii_lowercase()));
+    let dotted_words = value
+        .split(['.', '-', '_'])
+        .all(|part| part.chars().all(|c| c.is_ascii_lowercase()));
     if dotted_words {
         // `flower.example.com`, `change-me-please-now`.
         return false;
@@ -77,7 +82,13 @@ mod tests {
 
     #[test]
     fn names_and_values_that_look_secret() {
-        for name in ["SECRET_KEY_BASE", "PASSWORD", "API_TOKENS", "db_password", "stripe_key"] {
+        for name in [
+            "SECRET_KEY_BASE",
+            "PASSWORD",
+            "API_TOKENS",
+            "db_password",
+            "stripe_key",
+        ] {
             assert!(name_looks_secret(name), "{name}");
         }
         for name in ["WEBSITE_DOMAIN", "ADMIN_CIDR", "REDIS_URL", "KEYCLOAK_HOST"] {

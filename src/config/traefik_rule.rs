@@ -65,7 +65,10 @@ pub fn check_host(host: &str) -> Result<(), String> {
         return Err("is empty".into());
     }
     if host.len() > 253 {
-        return Err(format!("is {} characters long; a host name has at most 253", host.len()));
+        return Err(format!(
+            "is {} characters long; a host name has at most 253",
+            host.len()
+        ));
     }
     for label in host.trim_end_matches('.').split('.') {
         if label.is_empty() || label.len() > 63 {
@@ -92,11 +95,13 @@ pub fn check_path(path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
         return Err("does not start with `/`".into());
     }
-    if let Some(bad) = path
-        .chars()
-        .find(|character| matches!(character, '`' | '"' | '\\') || character.is_whitespace() || character.is_control())
-    {
-        return Err(format!("contains `{}`, which a request path cannot hold unencoded", bad.escape_default()));
+    if let Some(bad) = path.chars().find(|character| {
+        matches!(character, '`' | '"' | '\\') || character.is_whitespace() || character.is_control()
+    }) {
+        return Err(format!(
+            "contains `{}`, which a request path cannot hold unencoded",
+            bad.escape_default()
+        ));
     }
     Ok(())
 }
@@ -176,7 +181,10 @@ impl Parser {
     fn matcher(&mut self) -> Result<(), RuleError> {
         self.skip_spaces();
         let start = self.index;
-        while self.peek().is_some_and(|character| character.is_ascii_alphabetic()) {
+        while self
+            .peek()
+            .is_some_and(|character| character.is_ascii_alphabetic())
+        {
             self.index += 1;
         }
         let name: String = self.characters[start..self.index].iter().collect();
@@ -187,7 +195,10 @@ impl Parser {
             let known: Vec<&str> = MATCHERS.iter().map(|(known, _, _)| *known).collect();
             return Err(RuleError {
                 offset: start,
-                message: format!("`{name}` is not a Traefik v3 matcher; expected one of {}", known.join(", ")),
+                message: format!(
+                    "`{name}` is not a Traefik v3 matcher; expected one of {}",
+                    known.join(", ")
+                ),
             });
         };
         if !self.eat("(") {
@@ -209,7 +220,10 @@ impl Parser {
             };
             return Err(RuleError {
                 offset: argument_start,
-                message: format!("`{name}` takes {wanted} argument(s), not {}", arguments.len()),
+                message: format!(
+                    "`{name}` takes {wanted} argument(s), not {}",
+                    arguments.len()
+                ),
             });
         }
         let checked = match name.as_str() {

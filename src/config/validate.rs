@@ -5,17 +5,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use petgraph::graphmap::DiGraphMap;
-use stackctl_traefik::spec::is_ip_range;
 use stackctl_traefik::policy::{
     missing_dashboard_protections, production_certificates_refused, RouteProtection,
 };
+use stackctl_traefik::spec::is_ip_range;
 
 use super::diagnostic::{did_you_mean, Diagnostic};
 use super::document::{child_path, index_path, SourceMap};
 use super::env_file::read_regular_file;
 use super::environment::{variables_in, Environment};
-use super::{secret_hints, traefik_rule};
 use super::parse::{duration_seconds, file_mode, memory_bytes, Mount};
+use super::{secret_hints, traefik_rule};
 // Other stages name these by their old home here.
 pub use super::derived::{flatten_middlewares, target_droplet};
 use super::types::*;
@@ -195,7 +195,11 @@ impl Checks<'_> {
         }
         for (section, names, file_prefix) in [
             ("routes", config.routes.keys().collect::<Vec<_>>(), "route-"),
-            ("middlewares", config.middlewares.keys().collect(), "middleware-"),
+            (
+                "middlewares",
+                config.middlewares.keys().collect(),
+                "middleware-",
+            ),
             ("files", config.files.keys().collect(), ""),
         ] {
             for name in names {
@@ -290,11 +294,17 @@ impl Checks<'_> {
             let base = child_path("firewalls", name);
             for (index, rule) in firewall.inbound.iter().enumerate() {
                 let path = index_path(&child_path(&base, "inbound"), index);
-                self.ip_ranges(&child_path(&path, "sources"), rule.sources.as_deref().unwrap_or_default());
+                self.ip_ranges(
+                    &child_path(&path, "sources"),
+                    rule.sources.as_deref().unwrap_or_default(),
+                );
             }
             for (index, rule) in firewall.outbound.iter().flatten().enumerate() {
                 let path = index_path(&child_path(&base, "outbound"), index);
-                self.ip_ranges(&child_path(&path, "destinations"), rule.destinations.as_deref().unwrap_or_default());
+                self.ip_ranges(
+                    &child_path(&path, "destinations"),
+                    rule.destinations.as_deref().unwrap_or_default(),
+                );
             }
             for (index, droplet) in firewall.droplets.iter().enumerate() {
                 let path = index_path(
@@ -737,7 +747,10 @@ impl Checks<'_> {
                 }
                 MiddlewareConfig::BasicAuth { users, .. } => {
                     for user in users.keys() {
-                        if user.is_empty() || user.contains(':') || user.chars().any(char::is_whitespace) {
+                        if user.is_empty()
+                            || user.contains(':')
+                            || user.chars().any(char::is_whitespace)
+                        {
                             self.error(
                                 "invalid-value",
                                 &child_path(&child_path(&base, "users"), user),
@@ -770,7 +783,11 @@ impl Checks<'_> {
         for (index, raw) in ranges.iter().enumerate() {
             let resolved = self.environment.interpolate(raw);
             if resolved.missing.is_empty() && !is_ip_range(&resolved.text) {
-                let shown = if resolved.secret { raw.clone() } else { resolved.text };
+                let shown = if resolved.secret {
+                    raw.clone()
+                } else {
+                    resolved.text
+                };
                 self.error(
                     "invalid-cidr",
                     &index_path(path, index),
@@ -926,7 +943,10 @@ impl Checks<'_> {
     /// A literal (no `${VAR}`) under a secret-looking key of a service's `env` or a
     /// header: the secret is committed in stack.toml and shown in plans.
     fn secret_looking_literals(&mut self, document: &serde_json::Value) {
-        let Some(services) = document.get("services").and_then(serde_json::Value::as_object) else {
+        let Some(services) = document
+            .get("services")
+            .and_then(serde_json::Value::as_object)
+        else {
             return;
         };
         for (service, table) in services {
@@ -986,7 +1006,10 @@ fn route_protection(names: &[String], all: &BTreeMap<String, MiddlewareConfig>) 
 /// A header the edge adds to every response.
 fn is_response_header(path: &str) -> bool {
     let parts: Vec<&str> = path.split('.').collect();
-    matches!(parts.as_slice(), ["middlewares", _, "custom_response_headers", ..])
+    matches!(
+        parts.as_slice(),
+        ["middlewares", _, "custom_response_headers", ..]
+    )
 }
 
 /// Where a secret may appear: fields that lowering carries as [`stackctl_provider::Secret`]
@@ -995,8 +1018,6 @@ fn carries_secrets(path: &str) -> bool {
     let parts: Vec<&str> = path.split('.').collect();
     matches!(
         parts.as_slice(),
-        ["services", _, "env", ..]
-            | ["middlewares", _, "users", ..]
-            | ["files", _, "content"]
+        ["services", _, "env", ..] | ["middlewares", _, "users", ..] | ["files", _, "content"]
     )
 }

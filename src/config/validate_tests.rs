@@ -244,10 +244,26 @@ fn route_and_middleware_names_cannot_leave_their_directory() {
     let route = |name: &str| {
         format!("{EDGE}\n[services.web]\nimage = \"web:1\"\nport = 80\n\n[routes.\"{name}\"]\nhost = \"example.test\"\nservice = \"web\"\n")
     };
-    for name in ["../../etc/cron.d/x", "a/b", "..", "x@file", "with space", ".hidden"] {
-        assert_eq!(codes(&route(name)), vec![("invalid-name", 14)], "route `{name}`");
-        let middleware = format!("\n[middlewares.\"{name}\"]\ntype = \"strip_prefix\"\nprefixes = [\"/x\"]\n");
-        assert_eq!(codes(&middleware), vec![("invalid-name", 7)], "middleware `{name}`");
+    for name in [
+        "../../etc/cron.d/x",
+        "a/b",
+        "..",
+        "x@file",
+        "with space",
+        ".hidden",
+    ] {
+        assert_eq!(
+            codes(&route(name)),
+            vec![("invalid-name", 14)],
+            "route `{name}`"
+        );
+        let middleware =
+            format!("\n[middlewares.\"{name}\"]\ntype = \"strip_prefix\"\nprefixes = [\"/x\"]\n");
+        assert_eq!(
+            codes(&middleware),
+            vec![("invalid-name", 7)],
+            "middleware `{name}`"
+        );
         let file = format!("\n[files.\"{name}\"]\npath = \"app.conf\"\ncontent = \"x\"\n");
         assert_eq!(codes(&file), vec![("invalid-name", 7)], "file `{name}`");
     }
@@ -261,8 +277,17 @@ fn a_file_path_outside_the_root_is_refused() {
     let file = |path: &str, extra: &str| {
         format!("\n[files.conf]\npath = \"{path}\"\ncontent = \"x\"\n{extra}")
     };
-    for path in ["../../../etc/cron.d/evil", "conf/../../x", "/etc/cron.d/evil", "/var/lib/stackctl/shop/../other/x"] {
-        assert_eq!(codes(&file(path, "")), vec![("path-outside-root", 8)], "{path}");
+    for path in [
+        "../../../etc/cron.d/evil",
+        "conf/../../x",
+        "/etc/cron.d/evil",
+        "/var/lib/stackctl/shop/../other/x",
+    ] {
+        assert_eq!(
+            codes(&file(path, "")),
+            vec![("path-outside-root", 8)],
+            "{path}"
+        );
     }
     // Under the root, absolute or relative, and outside it when explicitly allowed.
     for (path, extra) in [
@@ -286,17 +311,30 @@ fn hosts_path_prefixes_and_rules_are_checked_as_traefik_rules() {
     };
     for (fields, line) in [
         ("host = \"example.com`) || PathPrefix(`/\"\n", 16),
-        ("host = \"example.com\"\npath_prefix = \"/api`) || Host(`x\"\n", 17),
+        (
+            "host = \"example.com\"\npath_prefix = \"/api`) || Host(`x\"\n",
+            17,
+        ),
         ("host = \"example.com\"\npath_prefix = \"api\"\n", 17),
         ("rule = \"Host(`example.com`) ||\"\n", 16),
         ("rule = \"Host(`example.com`) || Hots(`x`)\"\n", 16),
         ("rule = \"Host(`a.example`) PathPrefix(`/`)\"\n", 16),
     ] {
-        assert_eq!(codes(&route(fields)), vec![("invalid-rule", line)], "{fields}");
+        assert_eq!(
+            codes(&route(fields)),
+            vec![("invalid-rule", line)],
+            "{fields}"
+        );
     }
     let found = problems(&route("rule = \"Host(`example.com`\"\n"));
-    assert!(found[0].1.contains("at character 19 of the rule"), "{found:?}");
-    assert!(codes(&route("rule = \"Host(`a.example`) && (PathPrefix(`/api`) || Method(`POST`))\"\n")).is_empty());
+    assert!(
+        found[0].1.contains("at character 19 of the rule"),
+        "{found:?}"
+    );
+    assert!(codes(&route(
+        "rule = \"Host(`a.example`) && (PathPrefix(`/api`) || Method(`POST`))\"\n"
+    ))
+    .is_empty());
 }
 
 #[test]
@@ -322,7 +360,13 @@ fn a_secret_looking_value_under_an_unusual_name_is_warned_about() {
             Err(errors) => errors.diagnostics,
         }
     };
-    for name in ["SECRET_KEY_BASE", "PASSWORD", "API_TOKENS", "db_password", "SESSION"] {
+    for name in [
+        "SECRET_KEY_BASE",
+        "PASSWORD",
+        "API_TOKENS",
+        "db_password",
+        "SESSION",
+    ] {
         let found = load(service(&format!("X = \"${{{name}}}\"")));
         let warning = found
             .iter()
@@ -331,7 +375,11 @@ fn a_secret_looking_value_under_an_unusual_name_is_warned_about() {
         assert!(!warning.is_error());
         assert_eq!(warning.location.as_ref().map(|at| at.line), Some(9));
         assert!(
-            warning.hint.as_deref().unwrap_or_default().contains(&format!("secrets = [\"{name}\"]")),
+            warning
+                .hint
+                .as_deref()
+                .unwrap_or_default()
+                .contains(&format!("secrets = [\"{name}\"]")),
             "{warning:?}"
         );
     }
@@ -345,21 +393,35 @@ fn a_secret_looking_value_under_an_unusual_name_is_warned_about() {
         ..LoadOptions::default()
     };
     let loaded = load_text(
-        SourceFile { name: "stack.toml".into(), text },
+        SourceFile {
+            name: "stack.toml".into(),
+            text,
+        },
         directory.path(),
         &options,
     );
     let warnings = loaded.map(|loaded| loaded.warnings).unwrap_or_default();
-    assert!(!warnings.iter().any(|found| found.code == "secret-not-declared"), "{warnings:#?}");
+    assert!(
+        !warnings
+            .iter()
+            .any(|found| found.code == "secret-not-declared"),
+        "{warnings:#?}"
+    );
     // A plain value under a plain name is left alone.
-    assert!(!load(service("X = \"${DOMAIN}\"")).iter().any(|found| found.code == "secret-not-declared"));
+    assert!(!load(service("X = \"${DOMAIN}\""))
+        .iter()
+        .any(|found| found.code == "secret-not-declared"));
     // A literal under a secret-looking key in stack.toml.
     let literal = load(service("RAILS_SECRET_KEY_BASE = \"deadbeef\""));
     let warning = literal
         .iter()
         .find(|found| found.code == "secret-literal")
         .unwrap_or_else(|| panic!("{literal:#?}"));
-    assert!(warning.hint.as_deref().unwrap_or_default().contains("secrets = [\"RAILS_SECRET_KEY_BASE\"]"));
+    assert!(warning
+        .hint
+        .as_deref()
+        .unwrap_or_default()
+        .contains("secrets = [\"RAILS_SECRET_KEY_BASE\"]"));
     assert!(!warning.message.contains("deadbeef"));
 }
 
@@ -392,21 +454,31 @@ fn a_fifo_as_env_file_is_refused_not_read() {
         .expect("a FIFO as env file is an error");
     let message = &errors.diagnostics[0].message;
     assert!(message.contains("not a regular file"), "{message}");
-    // Unblock the reader thread if it did hang (a failed run must not leave it waiting).
-    let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
 }
 
 #[test]
 fn gates_that_plan_applied_are_in_validate() {
-    let allow = |range: &str| format!("\n[middlewares.office]\ntype = \"ip_allow_list\"\nsource_range = [\"{range}\"]\n");
+    let allow = |range: &str| {
+        format!("\n[middlewares.office]\ntype = \"ip_allow_list\"\nsource_range = [\"{range}\"]\n")
+    };
     assert_eq!(codes(&allow("10.0.0.0/33")), vec![("invalid-cidr", 9)]);
     assert_eq!(codes(&allow("office")), vec![("invalid-cidr", 9)]);
     assert!(codes(&allow("2001:db8::/32")).is_empty());
     let header = "\n[services.api]\nimage = \"api:1\"\nenv = { A = \"${HEADER_TOKEN}\" }\n\n[middlewares.h]\ntype = \"headers\"\ncustom_response_headers = { X-Token = \"${HEADER_TOKEN}\" }\n";
-    assert!(codes(header).contains(&("policy-secret-in-response-header", 13)), "{:?}", codes(header));
-    let long = format!("[stack]\nname = \"{}\"\n\n[target]\nhost = \"local\"\n", "s".repeat(300));
+    assert!(
+        codes(header).contains(&("policy-secret-in-response-header", 13)),
+        "{:?}",
+        codes(header)
+    );
+    let long = format!(
+        "[stack]\nname = \"{}\"\n\n[target]\nhost = \"local\"\n",
+        "s".repeat(300)
+    );
     assert_eq!(
-        problems_in(&long).into_iter().map(|(code, _, line, _)| (code, line)).collect::<Vec<_>>(),
+        problems_in(&long)
+            .into_iter()
+            .map(|(code, _, line, _)| (code, line))
+            .collect::<Vec<_>>(),
         vec![("name-too-long", 2)]
     );
     let service = format!("\n[services.{}]\nimage = \"x:1\"\n", "s".repeat(60));

@@ -97,7 +97,10 @@ impl Lowering<'_> {
                 self.on_host(
                     Resource::new(address, DOCKER)
                         .with("path", path)
-                        .with("mode", format!("{:04o}", file.mode_bits(content.contains_secret())))
+                        .with(
+                            "mode",
+                            format!("{:04o}", file.mode_bits(content.contains_secret())),
+                        )
                         .with("content", content)
                         .with("temp_dir", format!("{}/.tmp", self.root)),
                 ),

@@ -468,12 +468,21 @@ mod tests {
         // Copied over this stack's state file, as a careless `cp` would.
         let store = StateStore::new(directory.path(), "shop");
         std::fs::copy(other.state_path(), store.state_path()).unwrap();
-        for error in [store.read().unwrap_err(), store.load_for_write().unwrap_err()] {
+        for error in [
+            store.read().unwrap_err(),
+            store.load_for_write().unwrap_err(),
+        ] {
             let message = error.to_string();
             assert!(matches!(error, StateError::Corrupt { .. }), "{message}");
-            assert!(message.contains("records the stack `other`, not `shop`"), "{message}");
+            assert!(
+                message.contains("records the stack `other`, not `shop`"),
+                "{message}"
+            );
         }
-        assert!(other.read().unwrap().is_some(), "its own stack still reads it");
+        assert!(
+            other.read().unwrap().is_some(),
+            "its own stack still reads it"
+        );
     }
 
     #[test]
