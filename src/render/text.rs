@@ -157,28 +157,20 @@ pub fn render(plan: &Plan, color: bool) -> String {
                                 palette.paint("33", "~"),
                                 super::SENSITIVE_CHANGED
                             )),
-                            ChangeLine::AddedText(lines) => {
-                                out.push_str(&format!(
-                                    "      {} {name} = <<EOT{note}\n",
-                                    palette.paint("32", "+")
-                                ));
-                                for text in lines {
-                                    out.push_str(format!("          {text}").trim_end());
-                                    out.push('\n');
-                                }
-                                out.push_str("          EOT\n");
-                            }
-                            ChangeLine::RemovedText(lines) => {
-                                out.push_str(&format!(
-                                    "      {} {name} = <<EOT{note}\n",
-                                    palette.paint("31", "-")
-                                ));
-                                for text in lines {
-                                    out.push_str(format!("          {text}").trim_end());
-                                    out.push('\n');
-                                }
-                                out.push_str("          EOT\n");
-                            }
+                            ChangeLine::AddedText(lines) => text_block(
+                                &mut out,
+                                &palette.paint("32", "+"),
+                                &name,
+                                &note,
+                                &lines,
+                            ),
+                            ChangeLine::RemovedText(lines) => text_block(
+                                &mut out,
+                                &palette.paint("31", "-"),
+                                &name,
+                                &note,
+                                &lines,
+                            ),
                             ChangeLine::TextDiff(lines) => {
                                 out.push_str(&format!(
                                     "      {} {name}:{note}\n",
@@ -244,4 +236,14 @@ fn shown(value: &Value, sensitive: bool) -> String {
     } else {
         inline(value)
     }
+}
+
+/// A multi-line value created or deleted, as a heredoc-style block of its lines.
+fn text_block(out: &mut String, glyph: &str, name: &str, note: &str, lines: &[String]) {
+    out.push_str(&format!("      {glyph} {name} = <<EOT{note}\n"));
+    for text in lines {
+        out.push_str(format!("          {text}").trim_end());
+        out.push('\n');
+    }
+    out.push_str("          EOT\n");
 }
