@@ -2,6 +2,7 @@
 //! and how both are read from the binary's flags and `STACKCTL_DO_EMULATOR_*` variables.
 //! A flag that does not parse is a [`ConfigError`] naming it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -14,8 +15,13 @@ pub struct EmulatorConfig {
     pub listen: SocketAddr,
     /// The only bearer token accepted.
     pub token: String,
-    /// The public IPv4 address every droplet gets when it becomes active.
+    /// The public IPv4 address every droplet gets when it becomes active, unless
+    /// `public_ipv4_by_name` names it.
     pub public_ipv4: String,
+    /// Public IPv4 addresses by droplet name: droplets played by hosts of their own (a
+    /// network namespace each, `stackctl_host::testing::DropletHost`), so each of several
+    /// droplets is reached at its own address.
+    pub public_ipv4_by_name: BTreeMap<String, String>,
     /// How long a droplet stays `new` before its create action completes.
     pub activation_delay: Duration,
     /// How long power, resize and other droplet actions take.
@@ -35,6 +41,7 @@ impl Default for EmulatorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: "test-token".to_string(),
             public_ipv4: "127.0.0.1".to_string(),
+            public_ipv4_by_name: BTreeMap::new(),
             activation_delay: Duration::from_millis(200),
             action_delay: Duration::from_millis(50),
             rate_limit_per_hour: 5000,
@@ -90,6 +97,13 @@ pub enum ConfigError {
 }
 
 impl EmulatorConfig {
+    /// The public IPv4 address the droplet named `name` gets.
+    pub fn public_ipv4_for(&self, name: &str) -> &str {
+        self.public_ipv4_by_name
+            .get(name)
+            .unwrap_or(&self.public_ipv4)
+    }
+
     /// Reads `--flag value` pairs, falling back to `STACKCTL_DO_EMULATOR_*` variables.
     /// Returns an error naming the flag when a value does not parse.
     pub fn from_args(
@@ -227,6 +241,17 @@ mod tests {
         EmulatorConfig::from_args(&args, &|_| None)
             .expect_err("the flags are wrong")
             .to_string()
+    }
+
+    #[test]
+    fn a_droplet_named_in_public_ipv4_by_name_gets_its_own_address_the_others_the_default() {
+        let config = EmulatorConfig {
+            public_ipv4: "127.0.0.1".to_string(),
+            public_ipv4_by_name: [("web-1".to_string(), "10.210.7.2".to_string())].into(),
+            ..EmulatorConfig::default()
+        };
+        assert_eq!(config.public_ipv4_for("web-1"), "10.210.7.2");
+        assert_eq!(config.public_ipv4_for("web-2"), "127.0.0.1");
     }
 
     #[test]

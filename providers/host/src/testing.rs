@@ -13,6 +13,10 @@
 //! allowed to log in with a key — tests run as root, so `PermitRootLogin
 //! prohibit-password` is set.
 //!
+//! [`DropletHost`] (in `testing/droplet_host.rs`) goes further: a network namespace
+//! with its own address, sshd on port 22 and dockerd, which a test deploys to as to a
+//! droplet.
+//!
 //! Other crates' tests use it through a dev-dependency:
 //! `stackctl-host = { workspace = true, features = ["testing"] }`.
 
@@ -23,6 +27,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::SshOptions;
+
+mod droplet_host;
+
+pub use droplet_host::{DropletHost, Teardown};
 
 const SSHD: &str = "/usr/sbin/sshd";
 const START_ATTEMPTS: usize = 5;

@@ -65,11 +65,12 @@ impl State {
         let size = catalog::size(&droplet.size_slug).unwrap_or(Json::Null);
         let region = catalog::region(&droplet.region).unwrap_or(Json::Null);
         let (v4, v6) = if droplet.networked {
+            let public_ipv4 = self.config.public_ipv4_for(&droplet.name);
             let mut v4 = vec![
-                json!({"ip_address": self.config.public_ipv4, "netmask": "255.255.240.0", "gateway": "127.0.0.254", "type": "public"}),
+                json!({"ip_address": public_ipv4, "netmask": "255.255.240.0", "gateway": "127.0.0.254", "type": "public"}),
                 json!({"ip_address": format!("10.110.0.{}", droplet.private_octet), "netmask": "255.255.240.0", "gateway": "nil", "type": "private"}),
             ];
-            if self.config.public_ipv4.parse::<Ipv4Addr>().is_err() {
+            if public_ipv4.parse::<Ipv4Addr>().is_err() {
                 v4.remove(0);
             }
             let v6 = if droplet.features.iter().any(|feature| feature == "ipv6") {
