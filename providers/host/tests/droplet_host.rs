@@ -90,7 +90,10 @@ async fn root_logs_in_on_port_22_of_the_droplet_address_and_reaches_a_docker_dae
         remote["ID"], local["ID"],
         "the droplet's /var/run/docker.sock is its own daemon"
     );
-    assert_eq!(remote["Name"], "host-test", "the droplet has its own hostname");
+    assert_eq!(
+        remote["Name"], "host-test",
+        "the droplet has its own hostname"
+    );
     assert_eq!(remote["DockerRootDir"], "/var/lib/docker");
     assert_eq!(remote["Containers"], 0, "a fresh daemon: {remote:#}");
     let direct = droplet
