@@ -40,6 +40,29 @@ async fn docker_info(host: &dyn Host) -> Json {
     serde_json::from_str(body.trim()).unwrap_or_else(|error| panic!("{error}: {text}"))
 }
 
+/// `GET /` over plain TCP, retried for up to 10 s while the container starts.
+fn http_get(address: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(mut stream) =
+            std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1))
+        {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = stream.write_all(b"GET / HTTP/1.0\r\nHost: probe\r\n\r\n");
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/") {
+                return answer;
+            }
+            last = answer;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    format!("no answer from {address} within 10 s (last: {last:?})")
+}
+
 fn network_namespaces() -> String {
     let output = std::process::Command::new("ip")
         .args(["netns", "list"])
@@ -73,7 +96,8 @@ fn assert_gone(host_name: &str, namespace: &str, pids: &[u32]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn root_logs_in_on_port_22_of_the_droplet_address_and_reaches_a_docker_daemon_of_its_own() {
+async fn root_logs_in_on_port_22_of_the_droplet_address_and_reaches_a_docker_daemon_of_its_own_and_a_stop_with_a_running_container_leaves_nothing(
+) {
     let droplet = start("host-test", 201);
     assert_eq!(droplet.address.to_string(), "10.210.201.2");
     assert!(droplet.startup < Duration::from_secs(60));
@@ -106,11 +130,44 @@ async fn root_logs_in_on_port_22_of_the_droplet_address_and_reaches_a_docker_dae
     );
     drop(host);
 
-    let pids = droplet.processes();
+    // A container publishing a port is reached from this machine through the droplet's
+    // address (DNAT in its namespace), and is still running when the host is stopped.
+    droplet
+        .load_images(&["stackctl-test/server:latest"])
+        .unwrap_or_else(|error| {
+            panic!("{error}: testing/build-images.sh builds the image (.ci/run runs it)")
+        });
+    droplet
+        .docker(&[
+            "run",
+            "--detach",
+            "--name",
+            "probe",
+            "--publish",
+            "8080:8080",
+            "--env",
+            "NAME=probe",
+            "stackctl-test/server:latest",
+        ])
+        .unwrap_or_else(|error| panic!("{error}\n{}", droplet.logs()));
+    let answer = http_get((droplet.address, 8080).into());
     assert!(
-        pids.len() >= 3,
-        "sshd, dockerd and containerd run in the namespaces: {pids:?}"
+        answer.starts_with("HTTP/1.1 200") && answer.contains("\"backend\":\"probe\""),
+        "{answer}"
     );
+
+    let pids = droplet.processes();
+    let names: Vec<String> = pids
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect();
+    for daemon in ["sshd", "dockerd", "containerd", "server"] {
+        assert!(
+            names.iter().any(|name| name == daemon),
+            "{daemon} is one of the host's processes: {names:?}"
+        );
+    }
     let namespace = droplet.namespace.clone();
     let teardown = droplet.stop();
     assert!(
