@@ -11,12 +11,15 @@
 //!   side holds `.1` (the operator: the address tests put in allowlists) and `.3` (a
 //!   second client, outside any allowlist). Loopback is up, the default route goes back
 //!   through `.1`.
-//! - a **mount namespace** shared by the droplet's daemons: a private tmpfs on `/run`
-//!   (so `/var/run/docker.sock`, Docker's exec-root and pid file, and sshd's `/run/sshd`
-//!   are the droplet's own and this machine's Docker socket is out of sight), and the
-//!   host's own data directory bound over `/var/lib/docker`. Everything a container
-//!   mounts lives in this namespace, so when its last process exits the kernel drops
-//!   every mount: none can leak into this machine's mount table.
+//! - a **mount and UTS namespace** shared by the droplet's daemons: a private tmpfs on
+//!   `/run` (so `/var/run/docker.sock`, Docker's exec-root and pid file, and sshd's
+//!   `/run/sshd` are the droplet's own and this machine's Docker socket is out of
+//!   sight), the host's own directories bound over `/var/lib/docker` and `/etc/docker`
+//!   (its own images and engine identity), and the hostname `<name>`. Everything a
+//!   container mounts lives in this namespace, so when its last process exits the
+//!   kernel drops every mount: none can leak into this machine's mount table. Outside
+//!   those paths the droplet shares this machine's files (a stack's `[target] root`
+//!   is best a test directory).
 //! - its own **sshd** on `<address>:22`, run as root with its own host key and an
 //!   authorized key made for the test (`PermitRootLogin prohibit-password`, as on a
 //!   droplet), so stackctl's SSH transport forwards `/var/run/docker.sock` (or runs
@@ -36,10 +39,15 @@
 //! pair), the cgroups and the directory are removed, and the teardown checks each is
 //! gone. Every wait is bounded in count and time.
 //!
-//! A run that crashed leaves its record (`host.record`: the owner's and dockerd's PIDs)
-//! in the host's directory, and its namespace under its name; the next start under the
-//! same name tears that down first (every process in the namespace or the cgroup),
-//! unless the owner is still alive, which is an error naming it.
+//! Processes are found by namespace and cgroup, never by name: the network namespace
+//! is held by its name under `/run/netns`, and the mount namespace by an open handle,
+//! because the kernel hands a dead namespace's id to the next new one at once (a scan by
+//! a stale id once killed another test's fresh sshd).
+//!
+//! A run that crashed leaves its record (`host.record`: the owner's and the daemons'
+//! PIDs) in the host's directory, and its namespace under its name; the next start under
+//! the same name tears that down first (dockerd by SIGTERM, then every process in the
+//! namespace or the cgroup), unless the owner is still alive, which is an error naming it.
 //! Names and indexes must be unique among hosts running at once (like ports); an
 //! index whose range some other interface holds is refused.
 //!
@@ -795,16 +803,15 @@ fn remove_host(
     remaining
 }
 
+/// SIGTERM, then SIGKILL after `timeout`; the child is reaped either way (its exit
+/// status does not matter here).
 fn stop_child(child: Option<Child>, timeout: Duration) {
     let Some(mut child) = child else {
         return;
     };
     if let Ok(None) = child.try_wait() {
         signal(child.id(), "TERM");
-        let deadline = Instant::now() + timeout;
-        if wait_or_kill(&mut child, deadline).is_err() {
-            // Killed after the deadline; already reaped by wait_or_kill.
-        }
+        let _ = wait_or_kill(&mut child, Instant::now() + timeout);
     }
     let _ = child.wait();
 }
