@@ -296,7 +296,7 @@ async fn one_apply_from_an_empty_account_deploys_to_a_droplet_shaped_host_and_th
         explain(&applied)
     );
     assert!(
-        !applied.stdout.contains("has not loaded every route"),
+        !format!("{}{}", applied.stdout, applied.stderr).contains("has not loaded every route"),
         "Traefik's API answered over SSH inside the droplet: {}",
         explain(&applied)
     );
