@@ -434,17 +434,7 @@ impl DropletHost {
     }
 
     fn prepare_directory(&mut self, index: u8) -> Result<(), String> {
-        let in_use = run(
-            "ip",
-            &[
-                "-o",
-                "-4",
-                "addr",
-                "show",
-                "to",
-                &format!("10.210.{index}.0/29"),
-            ],
-        )?;
+        let in_use = ip(&format!("-o -4 addr show to 10.210.{index}.0/29"))?;
         if !in_use.trim().is_empty() {
             return Err(format!(
                 "the link range 10.210.{index}.0/29 of droplet host {} is already in use: {}; choose another index",
@@ -500,51 +490,23 @@ impl DropletHost {
     }
 
     fn create_network(&mut self) -> Result<(), String> {
-        let namespace = self.namespace.as_str();
-        let link = self.root_link.as_str();
-        let prefix = |address: Ipv4Addr| format!("{address}/29");
-        run("ip", &["netns", "add", namespace])?;
-        run(
-            "ip",
-            &[
-                "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", namespace,
-            ],
-        )?;
-        run(
-            "ip",
-            &["addr", "add", &prefix(self.operator_address), "dev", link],
-        )?;
-        run(
-            "ip",
-            &["addr", "add", &prefix(self.outside_address), "dev", link],
-        )?;
-        run("ip", &["link", "set", link, "up"])?;
-        run("ip", &["-n", namespace, "link", "set", "lo", "up"])?;
-        run(
-            "ip",
-            &[
-                "-n",
-                namespace,
-                "addr",
-                "add",
-                &prefix(self.address),
-                "dev",
-                "eth0",
-            ],
-        )?;
-        run("ip", &["-n", namespace, "link", "set", "eth0", "up"])?;
-        run(
-            "ip",
-            &[
-                "-n",
-                namespace,
-                "route",
-                "add",
-                "default",
-                "via",
-                &self.operator_address.to_string(),
-            ],
-        )?;
+        let (namespace, link) = (&self.namespace, &self.root_link);
+        for command in [
+            format!("netns add {namespace}"),
+            format!("link add {link} type veth peer name eth0 netns {namespace}"),
+            format!("addr add {}/29 dev {link}", self.operator_address),
+            format!("addr add {}/29 dev {link}", self.outside_address),
+            format!("link set {link} up"),
+            format!("-n {namespace} link set lo up"),
+            format!("-n {namespace} addr add {}/29 dev eth0", self.address),
+            format!("-n {namespace} link set eth0 up"),
+            format!(
+                "-n {namespace} route add default via {}",
+                self.operator_address
+            ),
+        ] {
+            ip(&command)?;
+        }
         Ok(())
     }
 
@@ -781,10 +743,10 @@ fn remove_host(
         let _ = std::fs::remove_dir(&path);
     }
     if namespace_exists(namespace) {
-        let _ = run("ip", &["netns", "del", namespace]);
+        let _ = ip(&format!("netns del {namespace}"));
     }
     if link_exists(root_link) {
-        let _ = run("ip", &["link", "del", root_link]);
+        let _ = ip(&format!("link del {root_link}"));
     }
     // The daemons' mounts live and die in their own mount namespace; anything under the
     // directory in this one would be a bug, and must not keep the directory alive.
@@ -884,7 +846,7 @@ fn processes_in_named_namespace(namespace: &str) -> Vec<u32> {
     if !namespace_exists(namespace) {
         return Vec::new();
     }
-    run("ip", &["netns", "pids", namespace])
+    ip(&format!("netns pids {namespace}"))
         .unwrap_or_default()
         .split_whitespace()
         .filter_map(|pid| pid.parse().ok())
@@ -988,6 +950,11 @@ fn docker_ping(socket: &Path) -> bool {
     }
     let mut answer = [0u8; 12];
     stream.read_exact(&mut answer).is_ok() && answer.ends_with(b" 200")
+}
+
+/// `ip` with arguments separated by spaces (names here never contain one).
+fn ip(arguments: &str) -> Result<String, String> {
+    run("ip", &arguments.split(' ').collect::<Vec<_>>())
 }
 
 fn run(program: &str, arguments: &[&str]) -> Result<String, String> {
