@@ -1,6 +1,7 @@
 """The shop's api: FastAPI on uvicorn, Postgres through psycopg2, Celery through Redis,
 and Django (internal only) over the backend network.
 
+    GET  /api               what the api offers
     GET  /api/health        200 when Postgres and Redis answer, else 503 naming which failed
     POST /api/tasks         {"a": 2, "b": 3} → records the request in Postgres, enqueues add(a, b)
     GET  /api/tasks/{id}    the recorded request and the worker's result once computed
@@ -42,6 +43,12 @@ def check_redis() -> None:
         socket_timeout=settings.DEPENDENCY_TIMEOUT,
         socket_connect_timeout=settings.DEPENDENCY_TIMEOUT,
     ).ping()
+
+
+@app.get("/api")
+def index():
+    """What the api offers (the edge's route check asks its prefix, `/api`, for an answer)."""
+    return {"service": "shop api", "endpoints": ["/api/health", "/api/tasks", "/api/whoami"]}
 
 
 @app.get("/api/health")
