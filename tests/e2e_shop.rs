@@ -100,9 +100,9 @@ fn url(host: &str, path: &str) -> String {
     format!("https://{host}:{HTTPS}{path}")
 }
 
-/// A POST with a JSON body through the edge, with curl (the checks' client only GETs);
-/// returns the status and the body.
-fn post_json(path: &str, body: &str) -> (Option<u16>, String) {
+/// A request through the edge with curl (the checks' client only GETs, and keeps only an
+/// excerpt of the body); returns the status and the whole body.
+fn curl(path: &str, arguments: &[&str]) -> (Option<u16>, String) {
     let output = Command::new("curl")
         .args([
             "--silent",
@@ -111,19 +111,42 @@ fn post_json(path: &str, body: &str) -> (Option<u16>, String) {
             "10",
             "--resolve",
             &format!("shop.test:{HTTPS}:127.0.0.1"),
-            "--header",
-            "content-type: application/json",
-            "--data",
-            body,
             "--write-out",
             "\n%{http_code}",
-            &url("shop.test", path),
         ])
+        .args(arguments)
+        .arg(url("shop.test", path))
         .output()
         .expect("curl (installed by .ci/run)");
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
     (status.trim().parse().ok(), body.to_string())
+}
+
+fn post_json(path: &str, body: &str) -> (Option<u16>, String) {
+    curl(
+        path,
+        &["--header", "content-type: application/json", "--data", body],
+    )
+}
+
+/// Removes the test's containers, networks and volumes when it ends, passing or not.
+struct Cleanup;
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        remove_leftovers(NAME);
+        let images = docker(&[
+            "image",
+            "ls",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &format!("{NAME}/*"),
+        ]);
+        for image in images.split_whitespace() {
+            docker(&["image", "rm", image]);
+        }
+    }
 }
 
 fn json_field(body: &str, field: &str) -> serde_json::Value {
@@ -160,6 +183,7 @@ async fn celery_round_trip(a: i64, b: i64) -> String {
 async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_destroyed() {
     build_images();
     remove_leftovers(NAME);
+    let _cleanup = Cleanup;
     let environment = stack();
 
     // One apply brings up the whole shop; its checks pass through the edge.
@@ -202,10 +226,10 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
             front.headers
         );
     }
-    let bundle = get(&url("shop.test", "/app.js")).await;
-    assert_eq!(bundle.status, Some(200));
+    let (status, bundle) = curl("/app.js", &[]);
+    assert_eq!(status, Some(200));
     assert!(
-        bundle.body_excerpt.contains("/api/health"),
+        bundle.contains("/api/health") && bundle.contains("createRoot"),
         "the React bundle asks the api"
     );
     // Traefik's default certificate: Let's Encrypt staging cannot reach this machine.
@@ -291,6 +315,7 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
         "plan.txt",
         "plan.json",
         "events.jsonl",
+        "checks.json",
         "docker/containers.json",
         "docker/traefik.log",
         "traefik/files/traefik.yml",
@@ -303,14 +328,30 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
             first_run.display()
         );
     }
-    let responses = files_under(&first_run.join("checks"));
-    assert!(
-        responses
+    // The responses of `/` and `/api/health` (the stack's checks), as they came.
+    let checks: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(first_run.join("checks.json")).expect("checks.json"),
+    )
+    .expect("checks.json is JSON");
+    let response = |path: &str| {
+        checks
+            .as_array()
+            .unwrap()
             .iter()
-            .any(|(_, text)| text.contains("\"postgres\":\"ok\"")),
-        "the response of /api/health is kept: {:?}",
-        responses.iter().map(|(path, _)| path).collect::<Vec<_>>()
-    );
+            .find(|check| check["url"] == url("shop.test", path))
+            .unwrap_or_else(|| panic!("no response of {path} in checks.json"))
+            .clone()
+    };
+    assert_eq!(response("/")["status"], 200);
+    assert!(response("/")["body_excerpt"]
+        .as_str()
+        .unwrap()
+        .contains("/app.js"));
+    assert_eq!(response("/api/health")["status"], 200);
+    assert!(response("/api/health")["body_excerpt"]
+        .as_str()
+        .unwrap()
+        .contains("\"postgres\":\"ok\""));
 
     // A change to the api's code: one image build, the api swapped (its worker and beat run
     // the same image, so they are replaced too), nothing else.
@@ -368,6 +409,20 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
         4,
         "nothing else changes (no route, no file): {actions:?}"
     );
+    let previous_build = document["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|action| action["address"] == "image.api")
+        .and_then(|action| {
+            action["changes"]
+                .as_array()?
+                .iter()
+                .find(|change| change["attribute"] == "tag")
+        })
+        .and_then(|change| change["before"].as_str())
+        .expect("the api image's tag changes")
+        .to_string();
 
     // Apply it under a small concurrent load on /api/health (below the rate limit of
     // 50/s): no request fails.
@@ -488,10 +543,18 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
     assert_eq!(docker(&["ps", "-a", "-q", "--filter", &label]), "");
     assert_eq!(docker(&["network", "ls", "-q", "--filter", &label]), "");
     assert_eq!(docker(&["volume", "ls", "-q", "--filter", &label]), "");
+    // The images it runs are removed; the api's previous build stays on the host (an
+    // update does not delete what a rollback may need), and goes with the test's cleanup.
     assert_eq!(
-        docker(&["image", "ls", "-q", &format!("{NAME}/*")]),
-        "",
-        "the stack's built images are removed"
+        docker(&[
+            "image",
+            "ls",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &format!("{NAME}/*")
+        ]),
+        previous_build,
+        "the stack's current images are removed"
     );
 }
 
