@@ -132,9 +132,7 @@ impl Lowering<'_> {
             (None, None) => image,
         }
     }
-}
 
-impl Lowering<'_> {
     /// A service's build arguments with their variables resolved (validation refused
     /// secrets here: Docker keeps build arguments in the image's history).
     fn build_args(&self, service: &ServiceConfig) -> BTreeMap<String, String> {
