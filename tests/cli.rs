@@ -285,15 +285,40 @@ fn the_reference_stack_and_every_example_validate_and_plan() {
     assert!(stacks.len() >= 3, "at least three examples");
     stacks.push(repository());
     for directory in stacks {
-        let environment = if directory == repository() {
-            TestEnvironment::reference()
+        // Each example sits where it does in the repository, beside a copy of apps/ (the
+        // shop builds `../../apps/*`).
+        let (environment, stack_file, env_file) = if directory == repository() {
+            (
+                TestEnvironment::reference(),
+                "stack.toml".to_string(),
+                ENV_FILE.to_string(),
+            )
         } else {
-            TestEnvironment::new()
+            let environment = TestEnvironment::new();
+            let name = directory
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let example = format!("examples/{name}");
+            support::copy_tree(&directory, &environment.path().join(&example));
+            for generated in ["runs", "state"] {
+                std::fs::remove_dir_all(environment.path().join(&example).join(generated)).ok();
+            }
+            support::copy_sources(&repository().join("apps"), &environment.path().join("apps"));
+            (
+                environment,
+                format!("{example}/stack.toml"),
+                format!("{example}/{ENV_FILE}"),
+            )
         };
-        if directory != repository() {
-            support::copy_tree(&directory, environment.path());
-        }
-        let validate = environment.run(&["validate", "--strict", "--env-file", ENV_FILE]);
+        let run = |command: &[&str]| {
+            let mut arguments = vec!["-c", stack_file.as_str()];
+            arguments.extend(command);
+            arguments.extend(["--env-file", env_file.as_str()]);
+            environment.run(&arguments)
+        };
+        let validate = run(&["validate", "--strict"]);
         assert_eq!(
             validate.code,
             0,
@@ -301,7 +326,7 @@ fn the_reference_stack_and_every_example_validate_and_plan() {
             directory.display(),
             validate.stderr
         );
-        let plan = environment.run(&["plan", "--offline", "--env-file", ENV_FILE]);
+        let plan = run(&["plan", "--offline"]);
         assert_eq!(plan.code, 0, "{}: {}", directory.display(), plan.stderr);
         assert!(plan.stdout.contains("to create"), "{}", directory.display());
     }

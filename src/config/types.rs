@@ -335,6 +335,10 @@ pub struct ServiceConfig {
     pub build: Option<String>,
     #[serde(default)]
     pub dockerfile: Option<String>,
+    /// Build arguments (`ARG` in the Dockerfile) for `build`, e.g. `{ BASE = "debian:bookworm-slim" }`.
+    /// They are kept in the image's history, so secrets are refused here.
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
     /// Use the image if present, never pull it.
     #[serde(default)]
     pub pull: Option<bool>,

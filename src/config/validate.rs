@@ -493,6 +493,7 @@ impl Checks<'_> {
                     "`image = \"postgres:16\"` or `build = \"./api\"`",
                 );
             }
+            self.build_args(name, service, &base);
             if !service.ports.is_empty() {
                 self.error(
                     "policy-published-port",
@@ -825,7 +826,17 @@ impl Checks<'_> {
         for (path, text) in &strings {
             for name in variables_in(text) {
                 used.entry(name.clone()).or_insert_with(|| path.clone());
-                if environment.is_secret(&name) && is_response_header(path) {
+                if environment.is_secret(&name) && is_build_arg(path) {
+                    self.error(
+                        "policy-secret-in-build-args",
+                        path,
+                        format!("the secret `${{{name}}}` is used as a build argument: Docker keeps build arguments in the image's history, readable by anyone who has the image"),
+                        "no secrets in `build_args`",
+                    )
+                    .hint = Some(format!(
+                        "give the secret to the running container in `env` instead; if `{name}` is not secret, list it in `[stack] not_secrets`"
+                    ));
+                } else if environment.is_secret(&name) && is_response_header(path) {
                     self.error(
                         "policy-secret-in-response-header",
                         path,
@@ -908,6 +919,56 @@ impl Checks<'_> {
 }
 
 impl Checks<'_> {
+    /// A service's build arguments: only with `build`, named as Docker's `ARG` allows, and
+    /// never a literal under a secret's name (Docker keeps build arguments in the image's
+    /// history; secrets given as `${VAR}` are refused with the other variables).
+    fn build_args(&mut self, name: &str, service: &ServiceConfig, base: &str) {
+        let path = child_path(base, "build_args");
+        if !service.build_args.is_empty() && service.build.is_none() {
+            self.error(
+                "build-args-without-build",
+                &path,
+                format!(
+                    "service `{name}` has `build_args` but no `build`: there is nothing to build"
+                ),
+                "`build = \"./app\"` beside `build_args`, or no `build_args`",
+            );
+        }
+        for (argument, value) in &service.build_args {
+            let argument_path = child_path(&path, argument);
+            let valid_name = argument
+                .chars()
+                .next()
+                .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+                && argument
+                    .chars()
+                    .all(|character| character.is_ascii_alphanumeric() || character == '_');
+            if !valid_name {
+                self.error(
+                    "invalid-name",
+                    &argument_path,
+                    format!("`{argument}` is not a build argument name"),
+                    "letters, digits and `_`, not starting with a digit, as in a Dockerfile's `ARG BASE`",
+                );
+            }
+            let declared_not_secret = self.environment.declared_not_secret(argument);
+            if !value.contains("${")
+                && secret_hints::name_looks_secret(argument)
+                && !declared_not_secret
+            {
+                self.error(
+                    "policy-secret-in-build-args",
+                    &argument_path,
+                    format!("the build argument `{argument}` looks like a secret: Docker keeps build arguments in the image's history, and plans and state show them"),
+                    "no secrets in `build_args`",
+                )
+                .hint = Some(format!(
+                    "give the secret to the running container in `env` instead; if `{argument}` is not secret, list it in `[stack] not_secrets`"
+                ));
+            }
+        }
+    }
+
     /// A variable the naming rule does not make secret, but whose name or value looks
     /// like one: plans and state would show it. Warned once per variable.
     fn secret_looking_variable(&mut self, name: &str, path: &str, environment: &Environment) {
@@ -1004,6 +1065,11 @@ fn route_protection(names: &[String], all: &BTreeMap<String, MiddlewareConfig>) 
 }
 
 /// A header the edge adds to every response.
+fn is_build_arg(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('.').collect();
+    matches!(parts.as_slice(), ["services", _, "build_args", ..])
+}
+
 fn is_response_header(path: &str) -> bool {
     let parts: Vec<&str> = path.split('.').collect();
     matches!(

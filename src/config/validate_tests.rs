@@ -484,3 +484,45 @@ fn gates_that_plan_applied_are_in_validate() {
     let service = format!("\n[services.{}]\nimage = \"x:1\"\n", "s".repeat(60));
     assert_eq!(codes(&service), vec![("name-too-long", 7)]);
 }
+
+#[test]
+fn build_arguments_refuse_secrets_and_need_a_build() {
+    let service = |body: &str| format!("\n[services.api]\n{body}\n");
+    // Plain build arguments of a build are fine.
+    assert!(codes(&service(
+        "build = \"./api\"\nbuild_args = { BASE = \"debian:bookworm-slim\", PYTHON_VERSION = \"3.11\" }"
+    ))
+    .is_empty());
+    // A secret variable would stay in the image's history: refused, where it is used.
+    let secret = service("build = \"./api\"\nbuild_args = { TOKEN = \"${NPM_TOKEN}\" }");
+    let found = problems(&secret);
+    let (_, message, line, _) = found
+        .iter()
+        .find(|(code, ..)| *code == "policy-secret-in-build-args")
+        .unwrap_or_else(|| panic!("refused: {found:#?}"));
+    assert_eq!(*line, 9, "{found:#?}");
+    assert!(message.contains("image's history"), "{message}");
+    // So would a literal under a secret's name, unless the stack says it is not secret.
+    assert_eq!(
+        codes(&service(
+            "build = \"./api\"\nbuild_args = { NPM_TOKEN = \"abc\" }"
+        )),
+        vec![("policy-secret-in-build-args", 9)]
+    );
+    assert!(problems_in(&format!(
+        "[stack]\nname = \"shop\"\nnot_secrets = [\"SIGNING_KEY\"]\n\n[target]\nhost = \"local\"\n{}",
+        service("build = \"./api\"\nbuild_args = { SIGNING_KEY = \"public\" }")
+    ))
+    .is_empty());
+    // Nothing to build, and names a Dockerfile's ARG cannot have.
+    assert_eq!(
+        codes(&service("image = \"api:1\"\nbuild_args = { BASE = \"x\" }")),
+        vec![("build-args-without-build", 9)]
+    );
+    assert_eq!(
+        codes(&service(
+            "build = \"./api\"\nbuild_args = { \"1BASE\" = \"x\" }"
+        )),
+        vec![("invalid-name", 9)]
+    );
+}

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use sha2::{Digest, Sha256};
 use stackctl_provider::{Address, Resource, Value};
 
 use super::{Lowering, DOCKER};
@@ -74,8 +75,9 @@ impl Lowering<'_> {
     fn image_key(&self, service: &ServiceConfig) -> Option<String> {
         match (&service.build, &service.image) {
             (Some(context), _) => Some(format!(
-                "build:{context}:{}",
-                service.dockerfile.as_deref().unwrap_or("Dockerfile")
+                "build:{context}:{}:{}",
+                service.dockerfile.as_deref().unwrap_or("Dockerfile"),
+                serde_json::to_string(&self.build_args(service)).unwrap_or_default()
             )),
             (None, Some(reference)) => Some(format!("image:{}", self.text(reference))),
             (None, None) => None,
@@ -94,11 +96,24 @@ impl Lowering<'_> {
                     .get(context)
                     .cloned()
                     .unwrap_or_default();
-                let short = hash
-                    .trim_start_matches("sha256:")
+                let build_args = self.build_args(service);
+                let short = build_digest(&hash, &build_args)
                     .chars()
                     .take(12)
                     .collect::<String>();
+                let image = if build_args.is_empty() {
+                    image
+                } else {
+                    image.with(
+                        "build_args",
+                        Value::Map(
+                            build_args
+                                .iter()
+                                .map(|(name, value)| (name.clone(), Value::text(value.clone())))
+                                .collect(),
+                        ),
+                    )
+                };
                 image
                     .with("tag", format!("{}/{name}:{short}", self.stack))
                     .with("context", clean_relative(context))
@@ -117,6 +132,28 @@ impl Lowering<'_> {
             (None, None) => image,
         }
     }
+
+    /// A service's build arguments with their variables resolved (validation refused
+    /// secrets here: Docker keeps build arguments in the image's history).
+    fn build_args(&self, service: &ServiceConfig) -> BTreeMap<String, String> {
+        service
+            .build_args
+            .iter()
+            .map(|(name, value)| (name.clone(), self.text(value)))
+            .collect()
+    }
+}
+
+/// What a built image's tag is named after: its context's hash, and its build arguments
+/// when it has any (so changing one is a new tag, hence a build and a service update).
+fn build_digest(context_hash: &str, build_args: &BTreeMap<String, String>) -> String {
+    let context = context_hash.trim_start_matches("sha256:");
+    if build_args.is_empty() {
+        return context.to_string();
+    }
+    let canonical = serde_json::to_string(build_args).unwrap_or_default();
+    let digest = Sha256::digest(format!("{context}\n{canonical}").as_bytes());
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// A build context as written, relative to the stack file (so moving the checkout does

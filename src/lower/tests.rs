@@ -130,6 +130,43 @@ fn services_with_one_build_share_one_image() {
 }
 
 #[test]
+fn build_arguments_are_part_of_the_image_and_its_tag() {
+    let stack = |base: &str| {
+        format!("{LOCAL}\n[services.api]\nbuild = \"apps/api\"\nbuild_args = {{ BASE = \"{base}\" }}\n\n[services.worker]\nbuild = \"apps/api\"\n")
+    };
+    let inputs = ExternalInputs {
+        context_hashes: [(
+            "apps/api".to_string(),
+            "sha256:abcdef0123456789".to_string(),
+        )]
+        .into(),
+        ..ExternalInputs::default()
+    };
+    let lower = |text: &str| crate::lower::lower(&load(text), &inputs, "salt");
+    let resources = lower(&stack("local/bookworm:1"));
+    // The same context with other arguments is another image.
+    let api = find(&resources, "image.api");
+    let worker = find(&resources, "image.worker");
+    assert_eq!(
+        json(attribute(api, "build_args")),
+        serde_json::json!({ "BASE": "local/bookworm:1" })
+    );
+    assert!(!worker.attributes.contains_key("build_args"), "{worker:?}");
+    assert_eq!(json(attribute(worker, "tag")), "shop/worker:abcdef012345");
+    assert_ne!(attribute(api, "tag"), attribute(worker, "tag"));
+    // Changing an argument changes the tag: a new build and an update of its services.
+    let changed = lower(&stack("debian:bookworm-slim"));
+    assert_ne!(
+        attribute(find(&changed, "image.api"), "tag"),
+        attribute(api, "tag")
+    );
+    assert_eq!(
+        attribute(find(&changed, "service.api"), "image"),
+        attribute(find(&changed, "image.api"), "tag")
+    );
+}
+
+#[test]
 fn service_limits_health_and_bind_mounts() {
     let resources = lowered(&format!(
         r#"{LOCAL}

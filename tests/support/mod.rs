@@ -46,7 +46,7 @@ impl TestEnvironment {
         let root = repository();
         environment.copy_file(&root.join("stack.toml"), "stack.toml");
         environment.copy_file(&root.join(".env.example"), ".env.example");
-        copy_tree(&root.join("apps"), &environment.path().join("apps"));
+        copy_sources(&root.join("apps"), &environment.path().join("apps"));
         environment
     }
 
@@ -97,6 +97,27 @@ impl TestEnvironment {
     /// Replaces this environment's temporary path so snapshots are stable.
     pub fn filter(&self, text: &str) -> String {
         text.replace(&self.path().display().to_string(), "[TEMP]")
+    }
+}
+
+/// Directories `testing/build-shop-images.sh` fills (and git ignores): the React app's
+/// packages and bundle, Flower's wheel. Plans of a copy without them are the same on a
+/// fresh checkout and after the images were built.
+const BUILT_BY_PREPARE: [&str; 3] = ["node_modules", "dist", "wheels"];
+
+/// Copies the sources under `from`, leaving out what the image build script generates.
+pub fn copy_sources(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if !BUILT_BY_PREPARE.contains(&entry.file_name().to_string_lossy().as_ref()) {
+                copy_sources(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
     }
 }
 

@@ -33,6 +33,8 @@ pub const LABEL_RESOURCE: &str = "stackctl.resource";
 pub const LABEL_HASH: &str = "stackctl.hash";
 /// On built images: the context hash they were built from (skip unchanged builds).
 pub const LABEL_CONTEXT_HASH: &str = "stackctl.context_hash";
+/// On built images: the build arguments they were built with, as canonical JSON.
+pub const LABEL_BUILD_ARGS: &str = "stackctl.build_args";
 
 /// The labels every object the provider creates carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -209,19 +211,23 @@ pub fn inspect_image(reference: &str) -> Request {
 }
 
 /// Builds `tag` from a tarred context with the legacy builder. `labels` mark the image as
-/// this stack's and record the context hash it came from.
+/// this stack's and record the context hash it came from; `build_args` fill the
+/// Dockerfile's `ARG`s (sent only when there are some).
 pub fn build_image(
     tag: &str,
     dockerfile: &str,
     labels: &BTreeMap<String, String>,
+    build_args: &BTreeMap<String, String>,
     context_tar: Vec<u8>,
 ) -> Request {
     let mut request = Request::new("POST", "/build")
         .query("t", tag)
         .query("dockerfile", dockerfile)
-        .query("labels", json!(labels).to_string())
-        .query("rm", "1")
-        .query("forcerm", "1");
+        .query("labels", json!(labels).to_string());
+    if !build_args.is_empty() {
+        request = request.query("buildargs", json!(build_args).to_string());
+    }
+    let mut request = request.query("rm", "1").query("forcerm", "1");
     request.body = Body::Tar(context_tar);
     request
 }
@@ -584,12 +590,37 @@ mod tests {
             "/v1.41/images/create?fromImage=traefik&tag=v3.3"
         );
         let labels = BTreeMap::from([(LABEL_CONTEXT_HASH.to_string(), "sha256:c".to_string())]);
-        let build = build_image("shop/api:c", "Dockerfile", &labels, vec![1, 2]);
+        let build = build_image(
+            "shop/api:c",
+            "Dockerfile",
+            &labels,
+            &BTreeMap::new(),
+            vec![1, 2],
+        );
         assert_eq!(
             build.target(API_VERSION),
             "/v1.41/build?t=shop%2Fapi%3Ac&dockerfile=Dockerfile&labels=%7B%22stackctl.context_hash%22%3A%22sha256%3Ac%22%7D&rm=1&forcerm=1"
         );
         assert_eq!(build.body, Body::Tar(vec![1, 2]));
+    }
+
+    #[test]
+    fn build_arguments_go_to_the_daemon_as_json() {
+        let build_args = BTreeMap::from([
+            ("BASE".to_string(), "local/bookworm:1".to_string()),
+            ("MODE".to_string(), "a b&c".to_string()),
+        ]);
+        let build = build_image(
+            "shop/api:c",
+            "Dockerfile",
+            &BTreeMap::new(),
+            &build_args,
+            vec![],
+        );
+        assert_eq!(
+            build.target(API_VERSION),
+            "/v1.41/build?t=shop%2Fapi%3Ac&dockerfile=Dockerfile&labels=%7B%7D&buildargs=%7B%22BASE%22%3A%22local%2Fbookworm%3A1%22%2C%22MODE%22%3A%22a%20b%26c%22%7D&rm=1&forcerm=1"
+        );
     }
 
     #[test]

@@ -48,9 +48,13 @@ impl DockerProvider {
                 .is_success()
                 .then(|| existing.json().ok())
                 .flatten();
+            let build_args = build_args_of(attributes);
+            let build_args_label = build_args_label(&build_args);
             match existing {
                 Some(image)
-                    if label(&image["Config"], api::LABEL_CONTEXT_HASH) == Some(context_hash) =>
+                    if label(&image["Config"], api::LABEL_CONTEXT_HASH) == Some(context_hash)
+                        && label(&image["Config"], api::LABEL_BUILD_ARGS).unwrap_or("")
+                            == build_args_label =>
                 {
                     image["Id"].as_str().unwrap_or("").to_string()
                 }
@@ -137,7 +141,8 @@ impl DockerProvider {
                 None,
             )
         })?;
-        let labels = BTreeMap::from([
+        let build_args = build_args_of(&desired.attributes);
+        let mut labels = BTreeMap::from([
             (api::LABEL_STACK.to_string(), self.stack.clone()),
             (api::LABEL_RESOURCE.to_string(), address.to_string()),
             (
@@ -145,10 +150,22 @@ impl DockerProvider {
                 context_hash.to_string(),
             ),
         ]);
+        if !build_args.is_empty() {
+            labels.insert(
+                api::LABEL_BUILD_ARGS.to_string(),
+                build_args_label(&build_args),
+            );
+        }
         // Builds may take long; the build's own output is the progress.
         let response = client
             .with_timeout(Duration::from_secs(30 * 60))
-            .send(api::build_image(tag, &dockerfile, &labels, tarball))
+            .send(api::build_image(
+                tag,
+                &dockerfile,
+                &labels,
+                &build_args,
+                tarball,
+            ))
             .await
             .map_err(from_client)?;
         if let Some(error) = stream_error(&response) {
@@ -171,6 +188,29 @@ impl DockerProvider {
             .await
             .map_err(from_client)?;
         Ok(image["Id"].as_str().unwrap_or("").to_string())
+    }
+}
+
+/// An image resource's `build_args` (name → value); empty when it has none.
+pub(crate) fn build_args_of(attributes: &BTreeMap<String, Value>) -> BTreeMap<String, String> {
+    attributes
+        .get("build_args")
+        .and_then(Value::as_map)
+        .map(|arguments| {
+            arguments
+                .iter()
+                .filter_map(|(name, value)| Some((name.clone(), value.as_text()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The label recording an image's build arguments: canonical JSON, or nothing for none.
+pub(crate) fn build_args_label(build_args: &BTreeMap<String, String>) -> String {
+    if build_args.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(build_args).unwrap_or_default()
     }
 }
 

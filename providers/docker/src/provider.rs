@@ -203,6 +203,7 @@ impl Provider for DockerProvider {
                     AttributeSchema::plain("context"),
                     AttributeSchema::plain("context_hash"),
                     AttributeSchema::plain("dockerfile"),
+                    AttributeSchema::plain("build_args"),
                     AttributeSchema::plain("reference"),
                     AttributeSchema::plain("pull"),
                     AttributeSchema::computed("image_id"),

@@ -286,6 +286,17 @@ impl DockerProvider {
                     built_from.map(Value::text).unwrap_or(Value::Null),
                 );
             }
+            if attributes.contains_key("build_args") {
+                let built_with = label(&details["Config"], api::LABEL_BUILD_ARGS)
+                    .and_then(|json| serde_json::from_str::<Json>(json).ok());
+                attributes.insert(
+                    "build_args".into(),
+                    built_with
+                        .as_ref()
+                        .map(Value::from_json)
+                        .unwrap_or(Value::Null),
+                );
+            }
             // A referenced image (`image = "postgres:16"`) is shared, never this stack's
             // alone: finding it present is what stackctl wants, so it is adopted as is.
             let referenced = !attributes.contains_key("tag");

@@ -943,6 +943,104 @@ async fn builds_an_image_once_per_context_hash_and_never_pulls() {
     assert!(!image_exists(&format!("{stack}/app:aaaa")));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_arguments_reach_the_dockerfile_and_are_read_back() {
+    let stack = unique_stack("buildargs");
+    let _cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    ensure_images();
+    let root = temp_root(&stack);
+    let provider = provider(&stack, &root);
+    let context = context(&stack);
+    let build_context = format!("{root}/context");
+    std::fs::create_dir_all(&build_context).unwrap();
+    // The base itself is an argument, as in the shop's Dockerfiles.
+    std::fs::write(
+        format!("{build_context}/Dockerfile"),
+        "ARG BASE=scratch\nFROM ${BASE}\nARG GREETING=unset\nLABEL greeting=${GREETING}\nCOPY hello.txt /hello.txt\n",
+    )
+    .unwrap();
+    std::fs::write(format!("{build_context}/hello.txt"), "hello").unwrap();
+    let tag = format!("{stack}/app:args");
+    let image = |greeting: &str| {
+        let arguments = [
+            ("BASE", SERVER_IMAGE.to_string()),
+            ("GREETING", greeting.to_string()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), stackctl_provider::Value::text(value)))
+        .collect();
+        stackctl_provider::Resource::new(stackctl_provider::Address::new("image", "app"), "docker")
+            .with("tag", tag.as_str())
+            .with("context", build_context.as_str())
+            .with("context_hash", "sha256:cccc")
+            .with("dockerfile", "Dockerfile")
+            .with("build_args", stackctl_provider::Value::Map(arguments))
+    };
+    let inspect = |format: &str| docker(&["image", "inspect", "-f", format, &tag]);
+    let first = create(&provider, image("hello"), &context).await;
+    assert_eq!(
+        inspect("{{index .Config.Labels \"greeting\"}}").as_deref(),
+        Some("hello")
+    );
+    // FROM ${BASE}: the test server's image, whose entrypoint the build inherits.
+    assert_eq!(
+        inspect("{{json .Config.Entrypoint}}").as_deref(),
+        Some("[\"/server\"]")
+    );
+    // What it was built with is read back from the image, not copied from the config.
+    let live = read(
+        &provider,
+        &stack,
+        &[image("hello")],
+        std::slice::from_ref(&first),
+    )
+    .await;
+    let live = find(&live, "image.app").expect("image live");
+    assert_eq!(
+        live.attributes["build_args"],
+        image("hello").attributes["build_args"]
+    );
+    assert_eq!(live.attributes, first.attributes);
+    let read_back = read(
+        &provider,
+        &stack,
+        &[image("other")],
+        std::slice::from_ref(&first),
+    )
+    .await;
+    assert_eq!(
+        find(&read_back, "image.app")
+            .expect("image live")
+            .attributes["build_args"],
+        image("hello").attributes["build_args"],
+        "the live value is the image's, whatever is desired"
+    );
+
+    // Another argument with the same context: built again, not reused.
+    let changed = apply(
+        &provider,
+        action(
+            ActionKind::Update,
+            Some(image("bonjour")),
+            Some(first.clone()),
+        ),
+        &context,
+    )
+    .await;
+    assert_ne!(changed.attributes["image_id"], first.attributes["image_id"]);
+    assert_eq!(
+        inspect("{{index .Config.Labels \"greeting\"}}").as_deref(),
+        Some("bonjour")
+    );
+    provider
+        .apply(&action(ActionKind::Delete, None, Some(changed)), &context)
+        .await
+        .unwrap();
+    assert!(!image_exists(&tag));
+}
+
 /// What the planner calls drift: attributes recorded and live that differ (`plan::diff`).
 fn drifted_attributes(
     recorded: &stackctl_provider::RecordedResource,

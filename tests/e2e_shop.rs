@@ -1,0 +1,598 @@
+//! The real shop, end to end on this machine: Debian-built images of a FastAPI api, its
+//! Celery worker and beat, an internal Django, Postgres, Redis, Flower and a React front
+//! end (apps/, built by testing/build-shop-images.sh from mmdebstrap bases), behind the
+//! real Traefik, deployed by the real `stackctl` binary from a copy of examples/shop.
+//! `.ci/run` starts dockerd, installs Traefik and mmdebstrap and builds the images; without
+//! them this test fails, it never skips.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::edge::{get, get_with_auth};
+use support::{repository, TestEnvironment};
+
+const NAME: &str = "e2e-shop";
+const HTTP: u16 = 29180;
+const HTTPS: u16 = 29543;
+const ADMIN: u16 = 29181;
+const SECRETS: [(&str, &str); 3] = [
+    ("POSTGRES_PASSWORD", "e2e-shop-postgres-Secret-4417"),
+    ("DJANGO_SECRET_KEY", "e2e-shop-django-Secret-4417"),
+    ("FLOWER_PASSWORD", "e2e-shop-flower-Secret-4417"),
+];
+
+fn build_images() {
+    for script in ["testing/build-images.sh", "testing/build-shop-images.sh"] {
+        let status = Command::new("bash")
+            .arg(repository().join(script))
+            .status()
+            .unwrap_or_else(|error| panic!("run {script}: {error}"));
+        assert!(
+            status.success(),
+            "{script} failed: is dockerd running, Traefik installed and mmdebstrap, npm and pip available? (.ci/run sees to all of them)"
+        );
+    }
+}
+
+fn docker(arguments: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(arguments)
+        .output()
+        .expect("docker CLI");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// A copy of examples/shop and of apps/ (so the test may edit the api's code), with its
+/// own stack name, host root and ports.
+fn stack() -> TestEnvironment {
+    let environment = TestEnvironment::new();
+    support::copy_tree(&repository().join("examples/shop"), environment.path());
+    for leftover in ["runs", "state"] {
+        std::fs::remove_dir_all(environment.path().join(leftover)).ok();
+    }
+    copy_apps(&repository().join("apps"), &environment.path().join("apps"));
+    let root = environment.path().join("host-root");
+    let text = environment
+        .read("stack.toml")
+        .replace("name = \"shop-local\"", &format!("name = \"{NAME}\""))
+        .replace(
+            "root = \"/tmp/stackctl/shop-local\"",
+            &format!("root = \"{}\"", root.display()),
+        )
+        .replace("\"../../apps/", "\"apps/")
+        .replace("19080", &HTTP.to_string())
+        .replace("19443", &HTTPS.to_string())
+        .replace("19081", &ADMIN.to_string());
+    environment.write("stack.toml", &text);
+    environment
+}
+
+/// apps/ without the React app's node_modules (the bundle in dist/ is what is built).
+fn copy_apps(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == "node_modules" {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_apps(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn stackctl(environment: &TestEnvironment, arguments: &[&str]) -> support::Run {
+    let variables: Vec<(&str, &str)> = SECRETS.to_vec();
+    let mut all = arguments.to_vec();
+    all.extend(["--env-file", ".env.example"]);
+    environment.run_with_env(&all, &variables)
+}
+
+fn url(host: &str, path: &str) -> String {
+    format!("https://{host}:{HTTPS}{path}")
+}
+
+/// A request through the edge with curl (the checks' client only GETs, and keeps only an
+/// excerpt of the body); returns the status and the whole body.
+fn curl(path: &str, arguments: &[&str]) -> (Option<u16>, String) {
+    let output = Command::new("curl")
+        .args([
+            "--silent",
+            "--insecure",
+            "--max-time",
+            "10",
+            "--resolve",
+            &format!("shop.test:{HTTPS}:127.0.0.1"),
+            "--write-out",
+            "\n%{http_code}",
+        ])
+        .args(arguments)
+        .arg(url("shop.test", path))
+        .output()
+        .expect("curl (installed by .ci/run)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (status.trim().parse().ok(), body.to_string())
+}
+
+fn post_json(path: &str, body: &str) -> (Option<u16>, String) {
+    curl(
+        path,
+        &["--header", "content-type: application/json", "--data", body],
+    )
+}
+
+/// Removes the test's containers, networks and volumes when it ends, passing or not.
+struct Cleanup;
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        remove_leftovers(NAME);
+        let images = docker(&[
+            "image",
+            "ls",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &format!("{NAME}/*"),
+        ]);
+        for image in images.split_whitespace() {
+            docker(&["image", "rm", image]);
+        }
+    }
+}
+
+fn json_field(body: &str, field: &str) -> serde_json::Value {
+    serde_json::from_str::<serde_json::Value>(body)
+        .unwrap_or_else(|error| panic!("not JSON ({error}): {body}"))[field]
+        .clone()
+}
+
+/// Enqueues `a + b` through the api and waits (bounded) for the worker's result.
+async fn celery_round_trip(a: i64, b: i64) -> String {
+    let (status, body) = post_json("/api/tasks", &format!("{{\"a\": {a}, \"b\": {b}}}"));
+    assert_eq!(status, Some(202), "POST /api/tasks: {body}");
+    let id = json_field(&body, "id")
+        .as_str()
+        .expect("a task id")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let result = get(&url("shop.test", &format!("/api/tasks/{id}"))).await;
+        if result.status == Some(200)
+            && json_field(&result.body_excerpt, "result") == serde_json::json!(a + b)
+        {
+            return id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not compute task {id} within 60 s: {result:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_destroyed() {
+    build_images();
+    remove_leftovers(NAME);
+    let _cleanup = Cleanup;
+    let environment = stack();
+
+    // One apply brings up the whole shop; its checks pass through the edge.
+    let first = stackctl(&environment, &["apply", "--yes"]);
+    assert_eq!(
+        first.code, 0,
+        "first apply failed:\n{}\n{}",
+        first.stdout, first.stderr
+    );
+    assert!(first.stdout.contains("ok   checks[1]"), "{}", first.stdout);
+    let again = stackctl(&environment, &["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        again.code, 0,
+        "a second plan should be empty:\n{}{}",
+        again.stdout, again.stderr
+    );
+    let verified = stackctl(&environment, &["verify"]);
+    assert_eq!(
+        verified.code, 0,
+        "verify:\n{}{}",
+        verified.stdout, verified.stderr
+    );
+
+    // The React front end, with the security headers.
+    let front = get(&url("shop.test", "/")).await;
+    assert_eq!(front.status, Some(200), "{front:?}");
+    assert!(front.body_excerpt.contains("/app.js"), "{front:?}");
+    for (header, value) in [
+        ("strict-transport-security", "max-age=31536000"),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "strict-origin-when-cross-origin"),
+    ] {
+        assert!(
+            front
+                .headers
+                .get(header)
+                .is_some_and(|found| found.contains(value)),
+            "{header}: {:?}",
+            front.headers
+        );
+    }
+    let (status, bundle) = curl("/app.js", &[]);
+    assert_eq!(status, Some(200));
+    assert!(
+        bundle.contains("/api/health") && bundle.contains("createRoot"),
+        "the React bundle asks the api"
+    );
+    // Traefik's default certificate: Let's Encrypt staging cannot reach this machine.
+    assert!(!front.tls.as_ref().expect("a TLS connection").trusted);
+
+    // HTTP redirects to HTTPS.
+    let redirect = get(&format!("http://shop.test:{HTTP}/some/path")).await;
+    assert!(matches!(redirect.status, Some(301 | 308)), "{redirect:?}");
+    assert!(redirect
+        .headers
+        .get("location")
+        .is_some_and(|location| location.starts_with("https://")));
+
+    // The api is healthy only with Postgres and Redis up, and says so.
+    let health = get(&url("shop.test", "/api/health")).await;
+    assert_eq!(health.status, Some(200), "{health:?}");
+    assert_eq!(json_field(&health.body_excerpt, "postgres"), "ok");
+    assert_eq!(json_field(&health.body_excerpt, "redis"), "ok");
+
+    // A Celery round trip: the api enqueues, the worker computes, the api reports.
+    let before_swap = celery_round_trip(20, 22).await;
+
+    // Django: internal only. Through the edge a Django path is the front end's 404 and an
+    // unrouted host is Traefik's 404; from the api, over the backend network, it answers —
+    // reading the auth tables `migrate` created in Postgres.
+    for (host, path) in [
+        ("shop.test", "/internal/users/me"),
+        ("django.shop.test", "/internal/users/me"),
+    ] {
+        let outside = get(&url(host, path)).await;
+        assert_eq!(outside.status, Some(404), "{host}{path}: {outside:?}");
+        assert!(!outside.body_excerpt.contains("users_in_database"));
+    }
+    let whoami = get(&url("shop.test", "/api/whoami")).await;
+    assert_eq!(whoami.status, Some(200), "{whoami:?}");
+    let django = json_field(&whoami.body_excerpt, "django");
+    assert_eq!(django["users_in_database"], 0, "{django}");
+    assert_eq!(django["authenticated"], false);
+
+    // Flower: basic auth behind the allowlist (which admits Docker's address pools: requests
+    // from this machine arrive from a Docker network's gateway).
+    let anonymous = get(&url("flower.shop.test", "/")).await;
+    assert_eq!(anonymous.status, Some(401), "{anonymous:?}");
+    let admin = get_with_auth(&url("flower.shop.test", "/"), "admin", SECRETS[2].1).await;
+    assert_eq!(admin.status, Some(200), "{admin:?}");
+    assert!(
+        admin.body_excerpt.to_lowercase().contains("flower"),
+        "{admin:?}"
+    );
+    let wrong = get_with_auth(&url("flower.shop.test", "/"), "admin", "wrong").await;
+    assert_eq!(wrong.status, Some(401));
+
+    // Only the edge publishes ports; every service runs.
+    let containers = docker(&[
+        "ps",
+        "--filter",
+        &format!("label=stackctl.stack={NAME}"),
+        "--format",
+        "{{.Names}} {{.Ports}}",
+    ]);
+    assert_eq!(containers.lines().count(), 9, "{containers}");
+    for line in containers.lines() {
+        assert_eq!(
+            line.contains("->"),
+            line.starts_with(&format!("{NAME}-edge ")),
+            "only the edge publishes ports: {line}"
+        );
+    }
+
+    // The resolver is Let's Encrypt's staging directory.
+    let static_file =
+        std::fs::read_to_string(environment.path().join("host-root/traefik/traefik.yml"))
+            .expect("Traefik's static file");
+    assert!(
+        static_file
+            .contains("caServer: \"https://acme-staging-v02.api.letsencrypt.org/directory\""),
+        "{static_file}"
+    );
+
+    // The first run's folder holds the seed's artifacts.
+    let first_run = run_folders(&environment)[0].clone();
+    for artifact in [
+        "plan.txt",
+        "plan.json",
+        "events.jsonl",
+        "checks.json",
+        "docker/containers.json",
+        "docker/traefik.log",
+        "traefik/files/traefik.yml",
+        "traefik/files/route-api.yml",
+        "traefik/files/middleware-flower-auth.yml",
+    ] {
+        assert!(
+            first_run.join(artifact).is_file(),
+            "{artifact} missing from {}",
+            first_run.display()
+        );
+    }
+    // The responses of `/` and `/api/health` (the stack's checks), as they came.
+    let checks: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(first_run.join("checks.json")).expect("checks.json"),
+    )
+    .expect("checks.json is JSON");
+    let response = |path: &str| {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|check| check["url"] == url("shop.test", path))
+            .unwrap_or_else(|| panic!("no response of {path} in checks.json"))
+            .clone()
+    };
+    assert_eq!(response("/")["status"], 200);
+    assert!(response("/")["body_excerpt"]
+        .as_str()
+        .unwrap()
+        .contains("/app.js"));
+    assert_eq!(response("/api/health")["status"], 200);
+    assert!(response("/api/health")["body_excerpt"]
+        .as_str()
+        .unwrap()
+        .contains("\"postgres\":\"ok\""));
+
+    // A change to the api's code: one image build, the api swapped (its worker and beat run
+    // the same image, so they are replaced too), nothing else.
+    let main = environment.path().join("apps/api/app/main.py");
+    let code = std::fs::read_to_string(&main).unwrap().replace(
+        "return {\"status\": \"ok\", \"postgres\": \"ok\", \"redis\": \"ok\"}",
+        "return {\"status\": \"ok\", \"postgres\": \"ok\", \"redis\": \"ok\", \"version\": 2}",
+    );
+    assert!(code.contains("\"version\": 2"));
+    std::fs::write(&main, code).unwrap();
+    let planned = stackctl(&environment, &["plan", "--format", "json"]);
+    let document: serde_json::Value =
+        serde_json::from_str(&planned.stdout).unwrap_or_else(|_| panic!("{}", planned.stderr));
+    let mut actions: Vec<(String, String)> = document["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|action| {
+            (
+                action["address"].as_str().unwrap().to_string(),
+                action["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    actions.sort();
+    let images: Vec<_> = actions
+        .iter()
+        .filter(|(address, _)| address.starts_with("image."))
+        .collect();
+    assert_eq!(images.len(), 1, "one image build: {actions:?}");
+    assert_eq!(images[0].0, "image.api");
+    let services: Vec<&str> = actions
+        .iter()
+        .filter(|(address, _)| address.starts_with("service."))
+        .map(|(address, _)| address.as_str())
+        .collect();
+    assert_eq!(
+        services,
+        [
+            "service.api",
+            "service.celery-beat",
+            "service.celery-worker"
+        ],
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&(
+            "service.api".to_string(),
+            "replace_create_before_destroy".to_string()
+        )),
+        "the routed api is swapped create-before-destroy: {actions:?}"
+    );
+    assert_eq!(
+        actions.len(),
+        4,
+        "nothing else changes (no route, no file): {actions:?}"
+    );
+    let previous_build = document["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|action| action["address"] == "image.api")
+        .and_then(|action| {
+            action["changes"]
+                .as_array()?
+                .iter()
+                .find(|change| change["attribute"] == "tag")
+        })
+        .and_then(|change| change["before"].as_str())
+        .expect("the api image's tag changes")
+        .to_string();
+
+    // Apply it under a small concurrent load on /api/health (below the rate limit of
+    // 50/s): no request fails.
+    let sent = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = (0..4)
+        .map(|_| {
+            let (sent, failures, stop) = (sent.clone(), failures.clone(), stop.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(300)
+                {
+                    let result = get(&url("shop.test", "/api/health")).await;
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    if result.status != Some(200) {
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{:?} {}", result.status, result.body_excerpt));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let swap = tokio::task::spawn_blocking({
+        let directory = environment.path().to_path_buf();
+        move || {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_stackctl"));
+            command
+                .args([
+                    "apply",
+                    "--yes",
+                    "--skip-checks",
+                    "--env-file",
+                    ".env.example",
+                ])
+                .current_dir(&directory)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("HOME", &directory)
+                .env("NO_COLOR", "1");
+            for (key, value) in SECRETS {
+                command.env(key, value);
+            }
+            command.output().expect("apply")
+        }
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    for load in loads {
+        load.await.unwrap();
+    }
+    assert!(
+        swap.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&swap.stdout),
+        String::from_utf8_lossy(&swap.stderr)
+    );
+    let sent = sent.load(Ordering::Relaxed);
+    let failures = failures.lock().unwrap().clone();
+    eprintln!(
+        "api swap under load: {sent} requests to /api/health, {} failed",
+        failures.len()
+    );
+    assert!(sent > 20, "the load ran ({sent} requests)");
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests failed during the swap: {failures:?}",
+        failures.len()
+    );
+    let swapped = get(&url("shop.test", "/api/health")).await;
+    assert_eq!(
+        json_field(&swapped.body_excerpt, "version"),
+        2,
+        "{swapped:?}"
+    );
+
+    // What was written to Postgres before the swap is read by the new api, and the new
+    // worker computes.
+    let kept = get(&url("shop.test", &format!("/api/tasks/{before_swap}"))).await;
+    assert_eq!(kept.status, Some(200), "{kept:?}");
+    assert_eq!(json_field(&kept.body_excerpt, "a"), 20);
+    assert_eq!(json_field(&kept.body_excerpt, "b"), 22);
+    celery_round_trip(1, 2).await;
+    let settled = stackctl(&environment, &["plan", "--detailed-exitcode"]);
+    assert_eq!(settled.code, 0, "{}{}", settled.stdout, settled.stderr);
+
+    // No secret value in state or in any run artifact.
+    let mut files = files_under(&environment.path().join("runs"));
+    files.push((
+        environment.path().join(format!("state/{NAME}.json")),
+        environment.read(&format!("state/{NAME}.json")),
+    ));
+    assert!(files.len() > 10);
+    for (path, text) in &files {
+        for (_, secret) in SECRETS {
+            assert!(
+                !text.contains(secret),
+                "{secret} found in {}",
+                path.display()
+            );
+        }
+    }
+
+    // Destroy leaves nothing of the stack: containers, networks, volumes, built images.
+    let destroyed = stackctl(&environment, &["destroy", "--yes", "--allow-data-loss"]);
+    assert_eq!(
+        destroyed.code, 0,
+        "{}{}",
+        destroyed.stdout, destroyed.stderr
+    );
+    let label = format!("label=stackctl.stack={NAME}");
+    assert_eq!(docker(&["ps", "-a", "-q", "--filter", &label]), "");
+    assert_eq!(docker(&["network", "ls", "-q", "--filter", &label]), "");
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &label]), "");
+    // The images it runs are removed; the api's previous build stays on the host (an
+    // update does not delete what a rollback may need), and goes with the test's cleanup.
+    assert_eq!(
+        docker(&[
+            "image",
+            "ls",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &format!("{NAME}/*")
+        ]),
+        previous_build,
+        "the stack's current images are removed"
+    );
+}
+
+/// The run folders, oldest first.
+fn run_folders(environment: &TestEnvironment) -> Vec<std::path::PathBuf> {
+    let mut folders: Vec<_> = std::fs::read_dir(environment.path().join("runs"))
+        .expect("a runs folder")
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    folders.sort();
+    folders
+}
+
+/// Every file under `directory` with its text (lossy), recursively.
+fn files_under(directory: &Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(directory).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            found.push((path, text));
+        }
+    }
+    found
+}
+
+/// Removes what an earlier, interrupted run of this test left on the daemon.
+fn remove_leftovers(stack: &str) {
+    let label = format!("label=stackctl.stack={stack}");
+    for id in docker(&["ps", "-a", "-q", "--filter", &label]).split_whitespace() {
+        docker(&["rm", "-f", id]);
+    }
+    for kind in ["network", "volume"] {
+        for item in docker(&[kind, "ls", "-q", "--filter", &label]).split_whitespace() {
+            docker(&[kind, "rm", item]);
+        }
+    }
+}
