@@ -80,9 +80,10 @@ impl DockerProvider {
                     code.map_or("an unknown status".to_string(), |code| code.to_string())
                 ),
                 detail: Some(tail),
-                hint: Some(
-                    "its whole log is in the run folder (`docker/release-<service>.log`); fix the task and apply again".into(),
-                ),
+                hint: Some(format!(
+                    "its whole log is in the run folder (`docker/release-{}.log`); fix the task and apply again",
+                    address.name()
+                )),
             }),
             (Err(error), _) => Err(ProviderError::Failed {
                 message: format!(
@@ -97,15 +98,10 @@ impl DockerProvider {
 
     /// Keeps the task's log (at most [`KEPT_LOG_BYTES`], its end) for the run folder.
     fn keep_release_log(&self, service: &str, log: &str) {
-        let start = log.len().saturating_sub(KEPT_LOG_BYTES);
-        let start = (start..=log.len())
-            .find(|index| log.is_char_boundary(*index))
-            .unwrap_or(log.len());
+        let bytes = log.as_bytes();
+        let kept = &bytes[bytes.len().saturating_sub(KEPT_LOG_BYTES)..];
         if let Ok(mut logs) = self.release_logs.lock() {
-            logs.push((
-                format!("release-{service}.log"),
-                log[start..].as_bytes().to_vec(),
-            ));
+            logs.push((format!("release-{service}.log"), kept.to_vec()));
         }
     }
 }
