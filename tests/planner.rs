@@ -505,17 +505,22 @@ service = "admin"
 
 /// `text` as stack.toml, lowered as the CLI lowers it.
 fn lowered_stack(text: &str) -> Vec<Resource> {
+    lowered_stack_with(text, BTreeMap::new())
+}
+
+/// `text` as stack.toml with `environment` as the process environment.
+fn lowered_stack_with(text: &str, environment: BTreeMap<String, String>) -> Vec<Resource> {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let source = stackctl::config::SourceFile {
         name: "stack.toml".to_string(),
         text: text.to_string(),
     };
-    let loaded = stackctl::config::load_text(
-        source,
-        directory.path(),
-        &stackctl::config::LoadOptions::default(),
-    )
-    .unwrap_or_else(|errors| panic!("the test stack is invalid: {:#?}", errors.diagnostics));
+    let options = stackctl::config::LoadOptions {
+        process_environment: environment,
+        ..Default::default()
+    };
+    let loaded = stackctl::config::load_text(source, directory.path(), &options)
+        .unwrap_or_else(|errors| panic!("the test stack is invalid: {:#?}", errors.diagnostics));
     stackctl::lower::lower(
         &loaded,
         &stackctl::context::ExternalInputs::default(),
@@ -544,11 +549,19 @@ fn applied(desired: &[Resource]) -> Vec<RecordedResource> {
 
 /// The offline plan of `desired` against `state`, with the real providers' schemas.
 fn offline_plan(desired: &[Resource], state: &[RecordedResource]) -> Vec<(String, ActionKind)> {
+    offline_full_plan(desired, state)
+        .actions
+        .iter()
+        .map(|action| (action.address.to_string(), action.kind))
+        .collect()
+}
+
+fn offline_full_plan(desired: &[Resource], state: &[RecordedResource]) -> Plan {
     let recorded: BTreeMap<Address, RecordedResource> = state
         .iter()
         .map(|record| (record.address.clone(), record.clone()))
         .collect();
-    let plan = plan(&PlanInput {
+    plan(&PlanInput {
         stack: "shop",
         desired,
         recorded: &recorded,
@@ -561,11 +574,7 @@ fn offline_plan(desired: &[Resource], state: &[RecordedResource]) -> Vec<(String
         schemas: &provider_schemas(),
         targets: &[],
         mode: PlanMode::Apply,
-    });
-    plan.actions
-        .iter()
-        .map(|action| (action.address.to_string(), action.kind))
-        .collect()
+    })
 }
 
 #[test]
@@ -599,4 +608,164 @@ fn adding_or_removing_a_route_updates_the_service_in_place_never_replaces_it() {
     ));
     let changed = offline_plan(&moved_host, &applied(&with_admin_route));
     assert_eq!(changed, [("route.admin".to_string(), ActionKind::Update)]);
+}
+
+/// A local stack with Postgres and a Django whose release task migrates; `django` is
+/// appended to Django's table, `release` to its release table.
+fn django_stack(django: &str, release: &str) -> String {
+    format!(
+        r#"
+[stack]
+name = "shop"
+
+[target]
+host = "local"
+
+[services.postgres]
+image = "postgres:16"
+volumes = ["pgdata:/var/lib/postgresql/data"]
+
+[services.django]
+image = "django:1"
+depends_on = ["postgres"]
+env = {{ DATABASE_URL = "postgres://app:${{POSTGRES_PASSWORD}}@postgres/app" }}
+{django}
+
+[services.django.release]
+command = ["python", "manage.py", "migrate", "--noinput"]
+{release}
+"#
+    )
+}
+
+fn lowered_django(django: &str, release: &str, password: &str) -> Vec<Resource> {
+    lowered_stack_with(
+        &django_stack(django, release),
+        BTreeMap::from([("POSTGRES_PASSWORD".to_string(), password.to_string())]),
+    )
+}
+
+fn action_on<'a>(plan: &'a Plan, address_text: &str) -> Option<&'a stackctl_provider::Action> {
+    plan.actions
+        .iter()
+        .find(|action| action.address == address(address_text))
+}
+
+#[test]
+fn a_release_task_runs_on_the_first_deploy_before_its_service_and_after_what_it_needs() {
+    let desired = lowered_django("", "", "first");
+    let plan = offline_full_plan(&desired, &[]);
+    let task = action_on(&plan, "release.django").expect("the release task is planned");
+    assert_eq!(task.kind, ActionKind::Run);
+    assert_eq!(task.reason, Reason::ReleaseTask { attributes: vec![] });
+    assert_eq!(
+        task.reason.to_string(),
+        "release task: first run for this service"
+    );
+    // It waits for the image and the database it migrates; the service waits for it.
+    assert!(task.depends_on.contains(&address("image.django")));
+    assert!(task.depends_on.contains(&address("service.postgres")));
+    let django = action_on(&plan, "service.django").unwrap();
+    assert!(django.depends_on.contains(&address("release.django")));
+    // Its env is the service's, its secret shown as sensitive and never in plain text.
+    let env = task
+        .changes
+        .iter()
+        .find(|change| change.attribute == "env")
+        .unwrap();
+    assert!(!format!("{:?}", env.after).contains("first"));
+    assert_eq!(plan.summary().run, 1);
+}
+
+#[test]
+fn a_release_task_runs_again_when_the_image_changes_and_the_replace_waits_for_it() {
+    let before = lowered_django("", "", "same");
+    let after: Vec<Resource> = lowered_stack_with(
+        &django_stack("", "").replace("django:1", "django:2"),
+        BTreeMap::from([("POSTGRES_PASSWORD".to_string(), "same".to_string())]),
+    );
+    let plan = offline_full_plan(&after, &applied(&before));
+    let task = action_on(&plan, "release.django").expect("the image changed: the task runs");
+    assert_eq!(task.kind, ActionKind::Run);
+    assert_eq!(
+        task.reason,
+        Reason::ReleaseTask {
+            attributes: vec!["image".to_string()]
+        }
+    );
+    assert_eq!(task.reason.to_string(), "release task: `image` changed");
+    let django = action_on(&plan, "service.django").unwrap();
+    assert!(django.kind.is_replace());
+    assert!(django.depends_on.contains(&address("release.django")));
+    assert!(action_on(&plan, "service.postgres").is_none());
+}
+
+#[test]
+fn a_release_task_runs_again_when_the_env_changes_even_a_secret_alone() {
+    let before = lowered_django("", "", "old-password");
+    let after = lowered_django("", "", "new-password");
+    let plan = offline_full_plan(&after, &applied(&before));
+    let task = action_on(&plan, "release.django").expect("the env changed: the task runs");
+    assert_eq!(
+        task.reason,
+        Reason::ReleaseTask {
+            attributes: vec!["env".to_string()]
+        }
+    );
+    let rendered = stackctl::render::json::render(&plan);
+    assert!(!rendered.contains("new-password") && !rendered.contains("old-password"));
+}
+
+#[test]
+fn no_release_task_on_a_no_op_or_when_only_the_services_limits_or_the_tasks_inert_settings_change()
+{
+    let before = lowered_django("", "", "same");
+    assert!(offline_full_plan(&before, &applied(&before))
+        .actions
+        .is_empty());
+
+    let limits = lowered_django("memory = \"1g\"\nrestart = \"always\"", "", "same");
+    let plan = offline_full_plan(&limits, &applied(&before));
+    assert!(
+        action_on(&plan, "release.django").is_none(),
+        "{:#?}",
+        plan.actions
+    );
+    assert_eq!(
+        action_on(&plan, "service.django").map(|action| action.kind),
+        Some(ActionKind::Update)
+    );
+
+    // The task's own timeout (and user, networks, volumes) apply at its next run.
+    let timeout = lowered_django("", "timeout = \"20m\"", "same");
+    assert!(offline_full_plan(&timeout, &applied(&before))
+        .actions
+        .is_empty());
+
+    // Its command is what it runs: a new command runs.
+    let command = lowered_stack_with(
+        &django_stack("", "").replace("\"--noinput\"]", "\"--noinput\", \"-v\", \"2\"]"),
+        BTreeMap::from([("POSTGRES_PASSWORD".to_string(), "same".to_string())]),
+    );
+    let plan = offline_full_plan(&command, &applied(&before));
+    assert_eq!(
+        action_on(&plan, "release.django").map(|action| action.reason.clone()),
+        Some(Reason::ReleaseTask {
+            attributes: vec!["command".to_string()]
+        })
+    );
+}
+
+#[test]
+fn removing_a_release_task_deletes_its_record_and_touches_no_container() {
+    let before = lowered_django("", "", "same");
+    let without = lowered_stack_with(&django_stack("", "").replace(
+        "[services.django.release]\ncommand = [\"python\", \"manage.py\", \"migrate\", \"--noinput\"]",
+        "",
+    ), BTreeMap::from([("POSTGRES_PASSWORD".to_string(), "same".to_string())]));
+    let plan = offline_full_plan(&without, &applied(&before));
+    assert_eq!(
+        action_on(&plan, "release.django").map(|action| action.kind),
+        Some(ActionKind::Delete)
+    );
 }

@@ -702,3 +702,91 @@ fn a_300_resource_plan_stays_under_githubs_comment_limit_and_points_at_the_whole
         html.matches("</details>").count()
     );
 }
+
+/// Django's image and a secret in its env changed: the release task (`migrate`) runs
+/// between the image build and the service's replacement, which waits for it.
+fn release_plan() -> stackctl::plan::Plan {
+    use stackctl_provider::{Provider, RecordedResource};
+    let django = |tag: &str, password: &str| {
+        let env = Value::Map(
+            [
+                (
+                    "DJANGO_SETTINGS_MODULE".to_string(),
+                    Value::text("shop.settings"),
+                ),
+                (
+                    "DATABASE_PASSWORD".to_string(),
+                    Value::Secret(Secret::new(password, "salt")),
+                ),
+            ]
+            .into(),
+        );
+        let image = Resource::new(Address::new("image", "django"), "docker")
+            .with("tag", format!("shop/django:{tag}"))
+            .with("context", "apps/django")
+            .with("context_hash", format!("sha256:{tag}"))
+            .with("dockerfile", "Dockerfile");
+        let release = Resource::new(Address::new("release", "django"), "docker")
+            .with("container_name", "shop-django-release")
+            .with("image", format!("shop/django:{tag}"))
+            .with(
+                "command",
+                Value::List(
+                    ["python", "manage.py", "migrate", "--noinput"]
+                        .map(Value::text)
+                        .to_vec(),
+                ),
+            )
+            .with("env", env.clone())
+            .with("timeout_seconds", 600i64)
+            .depends_on(Address::new("image", "django"));
+        let service = Resource::new(Address::new("service", "django"), "docker")
+            .with("container_name", "shop-django")
+            .with("image", format!("shop/django:{tag}"))
+            .with("env", env)
+            .depends_on(Address::new("image", "django"))
+            .depends_on(Address::new("release", "django"));
+        vec![image, release, service]
+    };
+    let before = django("aaaa", "old-Secret-1");
+    let after = django("bbbb", "new-Secret-2");
+    let recorded = before
+        .iter()
+        .map(|resource| {
+            (
+                resource.address.clone(),
+                RecordedResource::from_desired(resource, None),
+            )
+        })
+        .collect();
+    let connector = std::sync::Arc::new(stackctl_host::HostConnector::local());
+    let docker = stackctl_docker::DockerProvider::new(connector, "shop");
+    plan(&PlanInput {
+        stack: "shop",
+        desired: &after,
+        recorded: &recorded,
+        state: StateIdentity {
+            lineage: Some("lineage".into()),
+            serial: 4,
+        },
+        config_fingerprint: "fingerprint".into(),
+        live: Err("--offline".into()),
+        schemas: &SchemaSet::new(docker.kinds()),
+        targets: &[],
+        mode: PlanMode::Apply,
+    })
+}
+
+#[test]
+fn a_plan_with_a_release_task_in_every_format() {
+    let plan = release_plan();
+    let text = stackctl::render::text::render(&plan, false);
+    let json = stackctl::render::json::render(&plan);
+    let markdown = stackctl::render::markdown::render(&plan);
+    for rendered in [&text, &json, &markdown] {
+        assert!(!rendered.contains("Secret-"), "{rendered}");
+    }
+    insta::assert_snapshot!("release_plan_text", text);
+    insta::assert_snapshot!("release_plan_json", json);
+    insta::assert_snapshot!("release_plan_markdown", markdown);
+}

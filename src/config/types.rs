@@ -379,6 +379,22 @@ pub struct ServiceConfig {
     /// An admin dashboard (Flower): a route to it needs basic auth and an IP allowlist.
     #[serde(default)]
     pub dashboard: bool,
+    /// A one-off task run before a new version of the service takes traffic (Django's
+    /// `migrate`): from the new image, with the new env, networks, volumes and user.
+    #[serde(default)]
+    pub release: Option<ReleaseConfig>,
+}
+
+/// `[services.<name>.release]`: runs when the service's image, env or this command
+/// changed (and on the first deploy); must exit 0, or the service is not replaced.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseConfig {
+    /// The command, in the image's entrypoint, e.g. `["python", "manage.py", "migrate"]`.
+    pub command: Vec<String>,
+    /// How long it may run before it is stopped and counted as failed (default `10m`).
+    #[serde(default)]
+    pub timeout: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]

@@ -572,6 +572,27 @@ impl Checks<'_> {
                     }
                 }
             }
+            if let Some(release) = &service.release {
+                let path = child_path(&base, "release");
+                if release.command.is_empty() {
+                    self.error(
+                        "invalid-value",
+                        &child_path(&path, "command"),
+                        format!("the release task of `{name}` has an empty command"),
+                        "e.g. `command = [\"python\", \"manage.py\", \"migrate\", \"--noinput\"]`",
+                    );
+                }
+                if let Some(text) = &release.timeout {
+                    if duration_seconds(text).is_none_or(|seconds| seconds <= 0) {
+                        self.error(
+                            "invalid-value",
+                            &child_path(&path, "timeout"),
+                            format!("`{text}` is not a duration"),
+                            "a duration such as `10m` or `90s`",
+                        );
+                    }
+                }
+            }
             for (index, network) in service.networks.iter().flatten().enumerate() {
                 if !is_simple_name(network) {
                     self.error(

@@ -12,6 +12,7 @@ mod cloud;
 mod edge;
 mod host_objects;
 mod images;
+mod releases;
 mod services;
 
 #[cfg(test)]

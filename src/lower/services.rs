@@ -23,7 +23,12 @@ impl Lowering<'_> {
             let Some(image) = images.get(name) else {
                 continue;
             };
-            let resource = self.service(name, service, image, file_paths, &routed);
+            let mut resource = self.service(name, service, image, file_paths, &routed);
+            if let Some(release) = &service.release {
+                let task = self.release_task(name, release, &resource);
+                resource = resource.depends_on(task.address.clone());
+                resources.push(self.on_host(task));
+            }
             resources.push(self.on_host(resource));
         }
     }

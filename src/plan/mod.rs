@@ -87,6 +87,8 @@ pub struct Summary {
     pub replace: usize,
     pub delete: usize,
     pub adopt: usize,
+    /// Release tasks to run.
+    pub run: usize,
     pub unchanged: usize,
 }
 
@@ -105,6 +107,7 @@ impl Plan {
                 }
                 ActionKind::Delete => summary.delete += 1,
                 ActionKind::Adopt => summary.adopt += 1,
+                ActionKind::Run => summary.run += 1,
             }
         }
         summary

@@ -20,8 +20,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use stackctl_provider::{
-    Action, ActionKind, Address, Attributes, KindSchema, LiveResource, Reason, RecordedResource,
-    Reference, ReplaceOrder, Resource, Value,
+    Action, ActionKind, Address, AttributeChange, Attributes, KindSchema, LiveResource, Reason,
+    RecordedResource, Reference, ReplaceOrder, Resource, Value,
 };
 
 use super::diff::{change, changes, drifted};
@@ -179,6 +179,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 &mut warnings,
             ),
         };
+        let action = action.map(|action| as_release_task(action, schema));
         match action {
             Some(action) => {
                 if matches!(action.kind, ActionKind::Create) || action.kind.is_replace() {
@@ -392,6 +393,12 @@ fn decide(
     }
     found.sort_by(|left, right| left.attribute.cmp(&right.attribute));
     found.retain(|change| change.before != change.after);
+    let inert =
+        |change: &AttributeChange| schema.is_some_and(|schema| schema.is_inert(&change.attribute));
+    if drift.is_empty() && !found.is_empty() && found.iter().all(inert) {
+        // Only attributes that take effect at the next apply changed: nothing to do now.
+        return None;
+    }
     if found.is_empty() && drift.is_empty() {
         // The hash moved but no attribute shows it (a reference resolved differently):
         // re-apply in place so the recorded hash catches up.
@@ -429,6 +436,32 @@ fn decide(
         Some(recorded),
         live.and_then(|live| live.id.clone()),
     ))
+}
+
+/// A release task (`release.*`) is not created or updated: it runs, once per change of
+/// what it runs with. Any planned action on one but its delete becomes a run, whose
+/// reason names the attributes that changed (none: its first run).
+fn as_release_task(mut action: Action, schema: Option<&KindSchema>) -> Action {
+    if action.address.kind() != "release" || action.kind == ActionKind::Delete {
+        return action;
+    }
+    let first_run = matches!(
+        action.reason,
+        Reason::New | Reason::Vanished | Reason::HostRenewed { .. }
+    );
+    let attributes = if first_run {
+        Vec::new()
+    } else {
+        action
+            .changes
+            .iter()
+            .filter(|change| !schema.is_some_and(|schema| schema.is_inert(&change.attribute)))
+            .map(|change| change.attribute.clone())
+            .collect()
+    };
+    action.kind = ActionKind::Run;
+    action.reason = Reason::ReleaseTask { attributes };
+    action
 }
 
 /// Recorded attributes without computed ones: what the config could have said.

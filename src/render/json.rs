@@ -103,6 +103,7 @@ pub fn render(plan: &Plan) -> String {
             "replace": summary.replace,
             "delete": summary.delete,
             "adopt": summary.adopt,
+            "run": summary.run,
             "unchanged": summary.unchanged,
         },
         "exposure": exposure(plan),

@@ -92,8 +92,15 @@ fn title(plan: &Plan) -> String {
         PlanMode::Apply => "stackctl plan",
     };
     format!(
-        "### {title} for `{}`: {} to create, {} to update, {} to replace, {} to delete, {} to adopt ({} unchanged)\n\n",
-        plan.stack, summary.create, summary.update, summary.replace, summary.delete, summary.adopt, summary.unchanged
+        "### {title} for `{}`: {} to create, {} to update, {} to replace, {} to delete, {} to adopt{} ({} unchanged)\n\n",
+        plan.stack,
+        summary.create,
+        summary.update,
+        summary.replace,
+        summary.delete,
+        summary.adopt,
+        super::release_tasks_to_run(summary.run),
+        summary.unchanged
     )
 }
 

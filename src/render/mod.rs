@@ -191,3 +191,13 @@ pub fn text_diff(old: &str, new: &str) -> Vec<DiffLine> {
     }
     lines
 }
+
+/// `, 1 release task to run` for the summary line; empty when none is planned, so plans
+/// without release tasks read as they always did.
+fn release_tasks_to_run(count: usize) -> String {
+    match count {
+        0 => String::new(),
+        1 => ", 1 release task to run".to_string(),
+        _ => format!(", {count} release tasks to run"),
+    }
+}

@@ -27,6 +27,7 @@ impl Palette {
             ActionKind::Update => "33",
             ActionKind::ReplaceCreateBeforeDestroy | ActionKind::ReplaceDestroyBeforeCreate => "35",
             ActionKind::Delete => "31",
+            ActionKind::Run => "36",
         };
         self.paint(code, text)
     }
@@ -95,7 +96,9 @@ pub fn render(plan: &Plan, color: bool) -> String {
         let (reviewer, plumbing) = reviewer_then_plumbing(&action.changes);
         let ordered: Vec<&AttributeChange> = reviewer.into_iter().chain(plumbing).collect();
         match action.kind {
-            ActionKind::Create if action.changes.iter().all(|change| change.before.is_none()) => {
+            ActionKind::Create | ActionKind::Run
+                if action.changes.iter().all(|change| change.before.is_none()) =>
+            {
                 let width = action
                     .changes
                     .iter()
@@ -213,8 +216,14 @@ pub fn render(plan: &Plan, color: bool) -> String {
         return out;
     }
     out.push_str(&format!(
-        "Plan: {} to create, {} to update, {} to replace, {} to delete, {} to adopt; {} unchanged.\n",
-        summary.create, summary.update, summary.replace, summary.delete, summary.adopt, summary.unchanged
+        "Plan: {} to create, {} to update, {} to replace, {} to delete, {} to adopt{}; {} unchanged.\n",
+        summary.create,
+        summary.update,
+        summary.replace,
+        summary.delete,
+        summary.adopt,
+        super::release_tasks_to_run(summary.run),
+        summary.unchanged
     ));
     for warning in &plan.risks {
         out.push_str(&format!(

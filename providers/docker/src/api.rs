@@ -158,6 +158,19 @@ pub fn container_logs(id: &str, lines: u32) -> Request {
         .query("tail", lines.to_string())
 }
 
+/// Every line of stdout and stderr (a release task's log, kept in the run folder).
+pub fn all_container_logs(id: &str) -> Request {
+    Request::new("GET", format!("/containers/{}/logs", segment(id)))
+        .query("stdout", "1")
+        .query("stderr", "1")
+        .query("tail", "all")
+}
+
+/// Waits until the container exits; answers `{"StatusCode": n}`.
+pub fn wait_container(id: &str) -> Request {
+    Request::new("POST", format!("/containers/{}/wait", segment(id)))
+}
+
 // ---- networks and volumes ----------------------------------------------------------
 
 pub fn create_network(name: &str, internal: bool, labels: &Labels) -> Request {

@@ -81,6 +81,8 @@ pub struct DockerProvider {
     pub(crate) stack: String,
     pub(crate) options: DockerOptions,
     client: Mutex<Option<DockerClient>>,
+    /// The logs of the release tasks run so far (file name → log), for the run folder.
+    pub(crate) release_logs: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
 }
 
 impl DockerProvider {
@@ -98,6 +100,7 @@ impl DockerProvider {
             stack: stack.into(),
             options,
             client: Mutex::new(None),
+            release_logs: std::sync::Mutex::default(),
         }
     }
 
@@ -214,6 +217,24 @@ impl Provider for DockerProvider {
                 provider: "docker",
                 attributes: service,
             },
+            // What a release task runs with. A change of its image, env, command or
+            // entrypoint runs it again; the others are inert (`lower/releases.rs`).
+            KindSchema {
+                kind: "release",
+                provider: "docker",
+                attributes: vec![
+                    AttributeSchema::plain("image"),
+                    AttributeSchema::plain("env"),
+                    AttributeSchema::plain("command"),
+                    AttributeSchema::plain("entrypoint"),
+                    AttributeSchema::inert("container_name"),
+                    AttributeSchema::inert("user"),
+                    AttributeSchema::inert("networks"),
+                    AttributeSchema::inert("volumes"),
+                    AttributeSchema::inert("read_only"),
+                    AttributeSchema::inert("timeout_seconds"),
+                ],
+            },
             KindSchema {
                 kind: "file",
                 provider: "docker",
@@ -229,7 +250,7 @@ impl Provider for DockerProvider {
 
     fn prepare(&self, desired: &mut Resource) -> Result<(), ProviderError> {
         // Checked before planning, so a bad service fails `plan`, not halfway through apply.
-        if desired.address.kind() == "service" {
+        if matches!(desired.address.kind(), "service" | "release") {
             let mut checked = desired.attributes.clone();
             // The image may be known only after the image resource is applied.
             checked
@@ -286,7 +307,11 @@ impl Provider for DockerProvider {
     }
 
     async fn evidence(&self, _context: &ApplyContext) -> Vec<(String, Vec<u8>)> {
-        self.collect_evidence().await
+        let mut evidence = self.collect_evidence().await;
+        if let Ok(logs) = self.release_logs.lock() {
+            evidence.extend(logs.iter().cloned());
+        }
+        evidence
     }
 
     async fn apply(
@@ -306,6 +331,7 @@ impl Provider for DockerProvider {
             "volume" => self.apply_volume(&client, action, context).await,
             "image" => self.apply_image(&client, action).await,
             "service" => self.apply_service(&client, action, context).await,
+            "release" => self.apply_release(&client, action).await,
             "file" => crate::files::apply(client.host().as_ref(), action).await,
             other => Err(failed(
                 format!("the docker provider has no kind `{other}`"),

@@ -144,7 +144,9 @@ impl DockerProvider {
                         .iter()
                         .find_map(|name| service_by_container_name.get(name).cloned())
                 });
-            if let Some(address) = address {
+            // A release task's container lives only while the task runs (or after a
+            // crash, until the next run removes it): it is never a service.
+            if let Some(address) = address.filter(|address| address.kind() != "release") {
                 candidates.entry(address).or_default().push(container);
             }
         }
@@ -306,6 +308,19 @@ impl DockerProvider {
                 attributes,
                 owned: referenced || label(&details["Config"], api::LABEL_STACK) == Some(stack),
             });
+        }
+        // A release task leaves nothing on the host once it ran: what it last ran for is
+        // what state recorded, so it is found as recorded (and runs again only when
+        // stack.toml changes what it runs with).
+        for recorded in &request.recorded {
+            if recorded.address.kind() == "release" {
+                live.push(LiveResource {
+                    address: recorded.address.clone(),
+                    id: None,
+                    attributes: recorded.attributes.clone(),
+                    owned: true,
+                });
+            }
         }
         live.sort_by(|left, right| left.address.cmp(&right.address));
         Ok(live)

@@ -50,14 +50,14 @@ fn short_hash(hash: &str) -> String {
 
 /// A container of this service found on the host.
 #[derive(Clone, Debug)]
-struct Existing {
-    id: String,
+pub(crate) struct Existing {
+    pub(crate) id: String,
     name: String,
 }
 
 impl DockerProvider {
     /// Every container labelled as this resource of this stack.
-    async fn service_containers(
+    pub(crate) async fn service_containers(
         &self,
         client: &DockerClient,
         address: &Address,
@@ -85,7 +85,7 @@ impl DockerProvider {
     }
 
     /// Creates, connects and starts a container; returns its id.
-    async fn create_container(
+    pub(crate) async fn create_container(
         &self,
         client: &DockerClient,
         address: &Address,

@@ -20,6 +20,9 @@ pub enum ActionKind {
     Delete,
     /// `<=` record a live resource that is already ours, without touching it.
     Adopt,
+    /// `>` run a one-off task (a release task: Django's `migrate`) before its service's
+    /// new version takes traffic.
+    Run,
 }
 
 impl ActionKind {
@@ -31,6 +34,7 @@ impl ActionKind {
             ActionKind::ReplaceDestroyBeforeCreate => "-/+",
             ActionKind::Delete => "-",
             ActionKind::Adopt => "<=",
+            ActionKind::Run => ">",
         }
     }
 
@@ -43,6 +47,7 @@ impl ActionKind {
             ActionKind::ReplaceDestroyBeforeCreate => "replace (destroy before create)",
             ActionKind::Delete => "delete",
             ActionKind::Adopt => "adopt",
+            ActionKind::Run => "run",
         }
     }
 
@@ -94,6 +99,9 @@ pub enum Reason {
     FoundUnrecorded,
     /// Its host (a droplet) is created or replaced: what was on the old one is gone.
     HostRenewed { host: Address },
+    /// A release task runs: for the first time (`attributes` empty), or because what it
+    /// runs with changed (the service's image, env, the task's command).
+    ReleaseTask { attributes: Vec<String> },
 }
 
 impl fmt::Display for Reason {
@@ -118,6 +126,14 @@ impl fmt::Display for Reason {
             Reason::HostRenewed { host } => write!(
                 formatter,
                 "its host `{host}` is new or replaced, so everything on it is created again"
+            ),
+            Reason::ReleaseTask { attributes } if attributes.is_empty() => {
+                formatter.write_str("release task: first run for this service")
+            }
+            Reason::ReleaseTask { attributes } => write!(
+                formatter,
+                "release task: {} changed",
+                backticked(attributes)
             ),
             Reason::FoundUnrecorded => {
                 formatter.write_str("found on the target as this stack's (labelled, or a shared image) but not in state")

@@ -18,6 +18,10 @@ pub struct AttributeSchema {
     pub computed: bool,
     /// Always shown as `(sensitive)`, even when its value is not a [`crate::Secret`].
     pub sensitive: bool,
+    /// Carried to the provider, but a change to it alone plans nothing: it takes effect
+    /// the next time the resource is applied for another reason (a release task's
+    /// timeout or networks, which are no reason to run the task again).
+    pub inert: bool,
 }
 
 impl AttributeSchema {
@@ -27,6 +31,7 @@ impl AttributeSchema {
             force_replace: false,
             computed: false,
             sensitive: false,
+            inert: false,
         }
     }
 
@@ -50,6 +55,13 @@ impl AttributeSchema {
             ..AttributeSchema::plain(name)
         }
     }
+
+    pub const fn inert(name: &'static str) -> Self {
+        AttributeSchema {
+            inert: true,
+            ..AttributeSchema::plain(name)
+        }
+    }
 }
 
 impl KindSchema {
@@ -68,6 +80,11 @@ impl KindSchema {
     pub fn is_computed(&self, name: &str) -> bool {
         self.attribute(name)
             .is_some_and(|attribute| attribute.computed)
+    }
+
+    pub fn is_inert(&self, name: &str) -> bool {
+        self.attribute(name)
+            .is_some_and(|attribute| attribute.inert)
     }
 
     pub fn is_sensitive(&self, name: &str) -> bool {

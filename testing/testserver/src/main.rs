@@ -26,6 +26,11 @@
 //! `testserver health` requests its own health path on 127.0.0.1 and exits 0 on a 200,
 //! 1 otherwise: a scratch image has no shell or curl, so this is its `HEALTHCHECK`.
 //!
+//! `testserver task [--print-env NAME]… [--print-file PATH]… [--exit CODE]` stands in for
+//! a release task (Django's `migrate`): prints `NAME=value` for each variable and
+//! `PATH: contents` for each file, so a test sees which env and image it ran with, then
+//! exits with CODE (default 0).
+//!
 //! As PID 1 in a container, a process gets no default signal handling, so `docker stop`
 //! would wait out its whole timeout. The server installs a SIGTERM/SIGINT handler that
 //! exits at once, which keeps swaps and test clean-up fast.
@@ -86,6 +91,7 @@ fn main() {
     let settings = apply_arguments(settings, &arguments);
     match arguments.first().map(String::as_str) {
         Some("health") => std::process::exit(health_check(&settings)),
+        Some("task") => std::process::exit(task(&arguments[1..])),
         Some("--help") | Some("-h") => {
             println!("usage: testserver [serve|health] [--port N] [--name NAME]");
         }
@@ -264,6 +270,26 @@ fn json_string(text: &str) -> String {
 }
 
 /// The `health` subcommand: 0 when the configured health path answers 200, else 1.
+/// A one-off task: prints what it was asked to show, then exits with the code asked for.
+fn task(arguments: &[String]) -> i32 {
+    let mut exit_code = 0;
+    let mut index = 0;
+    while index + 1 < arguments.len() {
+        let value = &arguments[index + 1];
+        match arguments[index].as_str() {
+            "--print-env" => println!("{value}={}", std::env::var(value).unwrap_or_default()),
+            "--print-file" => match std::fs::read_to_string(value) {
+                Ok(contents) => println!("{value}: {}", contents.trim_end()),
+                Err(error) => println!("{value}: unreadable ({error})"),
+            },
+            "--exit" => exit_code = value.parse().unwrap_or(1),
+            other => eprintln!("testserver task: unknown argument `{other}`"),
+        }
+        index += 2;
+    }
+    exit_code
+}
+
 fn health_check(settings: &Settings) -> i32 {
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], settings.port));
     let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(2)) else {

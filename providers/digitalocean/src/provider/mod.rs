@@ -340,6 +340,10 @@ impl Provider for DigitalOceanProvider {
                 }
                 Ok(ApplyOutcome::Deleted)
             }
+            ActionKind::Run => Err(ProviderError::failed(format!(
+                "`{}`: the digitalocean provider runs no tasks",
+                action.address
+            ))),
             ActionKind::Adopt => {
                 let id = action.live_id.as_deref().ok_or_else(|| {
                     ProviderError::failed(format!("`{}`: nothing found to adopt", action.address))
