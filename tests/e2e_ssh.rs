@@ -17,6 +17,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
 use stackctl_host::testing::TestSshd;
+use stackctl_host::{host_lock_path, Host, SshHost};
 use support::edge::wait_for;
 use support::{repository, Run, TestEnvironment};
 
@@ -553,8 +554,13 @@ fn an_unknown_host_key_is_refused_until_accepted_and_is_then_pinned_in_state() {
     assert_eq!(leftovers(name), "");
 }
 
+/// The host lock is keyed on the stack (not on `[target].root`) and is a kernel lock held
+/// by a process that lives as long as the SSH session holding it: a second operator is
+/// refused naming the holder, even from another state directory with another root; when
+/// the holder's connection ends without unlocking (kill -9, a cut network), the next
+/// apply takes the lock over by itself, with a warning naming the gone holder.
 #[test]
-fn a_second_apply_is_refused_by_the_host_lock_naming_its_holder_until_unlocked() {
+fn the_host_lock_is_keyed_on_the_stack_and_dies_with_the_ssh_session_holding_it() {
     build_images();
     let _slot = deployment_slot();
     let sshd = start_sshd();
@@ -566,64 +572,91 @@ fn a_second_apply_is_refused_by_the_host_lock_naming_its_holder_until_unlocked()
         "stack.toml",
         &small_stack(name, &ssh_target(&sshd, &root, &sshd.known_hosts), ""),
     );
-
-    // Another operator, on another machine with its own state, is applying: its run
-    // holds `<root>/lock` on the host.
-    let lock = root.join("lock");
-    std::fs::create_dir_all(&lock).unwrap();
-    let holder = r#"{"who":"alice@laptop","pid":4242,"when":"2026-05-02T10:14:03Z","command":"stackctl apply"}"#;
-    std::fs::write(lock.join("details"), format!("{holder}\n")).unwrap();
+    // The same stack, from another state directory, with another root on the host.
+    let other_root = environment.path().join("other-root");
+    environment.write(
+        "other.toml",
+        &small_stack(name, &ssh_target(&sshd, &other_root, &sshd.known_hosts), ""),
+    );
     let other_state = environment.path().join("other-operator-state");
     let other_state_argument = other_state.display().to_string();
+    let other_apply = [
+        "apply",
+        "--yes",
+        "--config",
+        "other.toml",
+        "--state-dir",
+        &other_state_argument,
+    ];
 
-    let refused = stackctl(
-        &environment,
-        &["apply", "--yes", "--state-dir", &other_state_argument],
-    );
-    assert_code(&refused, 1, "apply while another holds the host lock");
-    let output = format!("{}{}", refused.stdout, refused.stderr);
-    assert!(
-        output.contains("host lock") && output.contains("alice@laptop"),
-        "the refusal names the holder:\n{output}"
-    );
-    assert!(
-        output.contains("stackctl state unlock --host"),
-        "and says how to clear a stale lock:\n{output}"
-    );
+    // Another operator's run holds the stack's lock over a real SSH session.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let alice = runtime
+        .block_on(SshHost::connect(sshd.ssh_options()))
+        .unwrap_or_else(|error| panic!("{error}\n{}", sshd.log()));
+    let holder = r#"{"who":"alice@laptop","pid":4242,"when":"2026-05-02T10:14:03Z","command":"stackctl apply"}"#;
+    runtime
+        .block_on(alice.lock(&host_lock_path(name), holder))
+        .unwrap();
+
+    for arguments in [&["apply", "--yes"][..], &other_apply[..]] {
+        let refused = stackctl(&environment, arguments);
+        assert_code(&refused, 1, "apply while another holds the host lock");
+        let output = format!("{}{}", refused.stdout, refused.stderr);
+        assert!(
+            output.contains("host lock") && output.contains("alice@laptop"),
+            "the refusal names the holder:\n{output}"
+        );
+        assert!(
+            output.contains("releases the lock by itself"),
+            "and says that a gone run needs no manual step:\n{output}"
+        );
+    }
     assert_eq!(leftovers(name), "", "nothing was created");
-    assert_eq!(
-        std::fs::read_to_string(lock.join("details")).unwrap(),
-        format!("{holder}\n"),
-        "the holder's lock is left alone"
+
+    // Alice's connection ends without an unlock. Her lock goes with it: the next apply
+    // (from the other root) takes it over, without `state unlock --host`.
+    drop(alice);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let applied = loop {
+        let run = stackctl(&environment, &other_apply);
+        if run.code == 0 || std::time::Instant::now() > deadline {
+            break run;
+        }
+        assert!(
+            run.stderr.contains("another apply holds the host lock"),
+            "apply failed for another reason:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_code(&applied, 0, "apply once the holder's session ended");
+    assert!(
+        applied.stderr.contains("took over the host lock")
+            && applied.stderr.contains("alice@laptop"),
+        "the take-over is a warning naming the gone holder:\n{}",
+        applied.stderr
     );
 
-    // The holder is gone: `state unlock --host` clears its lock over SSH.
+    // Released at the end of the run: nothing to clear, and `state unlock --host` says so.
     let unlocked = stackctl(
         &environment,
         &[
             "state",
             "unlock",
             "--host",
+            "--config",
+            "other.toml",
             "--state-dir",
             &other_state_argument,
         ],
     );
     assert_code(&unlocked, 0, "state unlock --host");
     assert!(
-        unlocked.stdout.contains("Removed the host lock"),
+        unlocked.stdout.contains("is free; nothing to clear"),
         "{}",
         unlocked.stdout
-    );
-    assert!(!lock.exists(), "the lock directory is gone");
-
-    let applied = stackctl(
-        &environment,
-        &["apply", "--yes", "--state-dir", &other_state_argument],
-    );
-    assert_code(&applied, 0, "apply once the lock is cleared");
-    assert!(
-        !lock.exists(),
-        "apply releases its own host lock at the end"
     );
     let destroyed = stackctl(
         &environment,
@@ -631,6 +664,8 @@ fn a_second_apply_is_refused_by_the_host_lock_naming_its_holder_until_unlocked()
             "destroy",
             "--yes",
             "--allow-data-loss",
+            "--config",
+            "other.toml",
             "--state-dir",
             &other_state_argument,
         ],

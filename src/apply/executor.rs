@@ -235,6 +235,7 @@ pub async fn execute(
         Arc::new(RwLock::new(state.attributes_by_address()));
     let context = ApplyContext {
         stack: plan.stack.clone(),
+        lineage: state.lineage.clone(),
         salt: state.salt.clone(),
         health_timeout: options.health_timeout,
         allow_data_loss: options.allow_data_loss,

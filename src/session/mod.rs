@@ -269,8 +269,8 @@ impl Session {
                 "this stack has no target host to unlock".to_string(),
             ));
         };
-        let path = format!("{}/lock", crate::lower::host_root(&self.loaded.config));
-        host.unlock(&path, self.droplet_address().as_deref()).await
+        host.unlock(self.stack(), self.droplet_address().as_deref())
+            .await
     }
 
     /// The target droplet's public IPv4 address as recorded in state, if there is one.

@@ -254,13 +254,16 @@ impl Provider for DockerProvider {
 
     async fn begin_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {
         let client = self.client_for_apply(context).await?;
-        let path = format!("{}/lock", self.root());
-        match self.connector.take_lock(client.host().as_ref(), &path, &context.stack).await {
+        match self
+            .connector
+            .take_lock(client.host().as_ref(), &context.stack, &context.lineage)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(HostError::Locked { path, holder }) => Err(ProviderError::Failed {
                 message: format!("another apply holds the host lock `{path}`"),
                 detail: Some(holder),
-                hint: Some("wait for it to finish, or clear a stale lock with `stackctl state unlock --host`".into()),
+                hint: Some("wait for it to finish; a run that was killed or lost its connection releases the lock by itself".into()),
             }),
             Err(error) => Err(from_host(error)),
         }

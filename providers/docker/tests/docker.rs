@@ -814,8 +814,11 @@ async fn hostile_names_and_values_are_passed_literally() {
 async fn host_lock_refuses_a_second_apply_until_released() {
     let stack = unique_stack("lock");
     let root = temp_root(&stack);
+    // The lock is keyed on the stack: another root (another state directory) for the same
+    // stack is refused just the same.
+    let other_root = temp_root(&format!("{stack}-other"));
     let first = provider(&stack, &root);
-    let second = provider(&stack, &root);
+    let second = provider(&stack, &other_root);
     let context = context(&stack);
     first.begin_apply(&context).await.expect("first lock");
     let error = second
@@ -836,11 +839,18 @@ async fn host_lock_refuses_a_second_apply_until_released() {
         detail.contains("\"who\"") && detail.contains("\"when\"") && detail.contains("\"command\""),
         "{detail}"
     );
-    assert!(hint.unwrap_or_default().contains("unlock"));
+    assert!(
+        detail.contains(&format!("\"stack\": \"{stack}\"")) && detail.contains("\"lineage\""),
+        "{detail}"
+    );
+    assert!(hint
+        .unwrap_or_default()
+        .contains("releases the lock by itself"));
     first.end_apply(&context).await.unwrap();
     second.begin_apply(&context).await.expect("free again");
     second.end_apply(&context).await.unwrap();
     std::fs::remove_dir_all(&root).ok();
+    std::fs::remove_dir_all(&other_root).ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

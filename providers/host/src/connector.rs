@@ -117,21 +117,33 @@ impl HostConnector {
 }
 
 impl HostConnector {
-    /// Takes the host lock at `path` for this run, once: every provider that changes the
-    /// host calls this before its first action, so two operators on two machines cannot
-    /// apply at once — whichever kinds of resources they touch.
+    /// Takes the host lock of `stack` for this run, once: every provider that changes the
+    /// host calls this before its first action, so two operators on two machines (or two
+    /// state directories with different roots) cannot apply the same stack at once —
+    /// whichever kinds of resources they touch. `lineage` is the state's, recorded in the
+    /// holder's details.
+    ///
+    /// A lock whose holder is gone (killed, its connection cut) is taken over with a
+    /// warning naming that holder.
     pub async fn take_lock(
         &self,
         host: &dyn Host,
-        path: &str,
         stack: &str,
+        lineage: &str,
     ) -> Result<(), HostError> {
+        let path = crate::host_lock_path(stack);
         let mut held = self.held_lock.lock().await;
-        if held.as_deref() == Some(path) {
+        if held.as_deref() == Some(path.as_str()) {
             return Ok(());
         }
-        host.lock(path, &lock_details(stack)).await?;
-        *held = Some(path.to_string());
+        if let Some(previous) = host.lock(&path, &lock_details(stack, lineage)).await? {
+            tracing::warn!(
+                "took over the host lock `{path}` on {}: its last holder ended without releasing it (killed, or its connection was cut): {}",
+                host.describe(),
+                one_line(&previous)
+            );
+        }
+        *held = Some(path);
         Ok(())
     }
 
@@ -145,8 +157,17 @@ impl HostConnector {
     }
 }
 
-/// Who holds a host lock: user and machine, process, time, command line, stack.
-pub fn lock_details(stack: &str) -> String {
+/// Details as one line, for a warning.
+fn one_line(details: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(details) {
+        Ok(value) => value.to_string(),
+        Err(_) => details.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
+}
+
+/// Who holds a host lock: user and machine, process, time, command line, stack, and the
+/// lineage of the state the run writes.
+pub fn lock_details(stack: &str, lineage: &str) -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
@@ -159,6 +180,7 @@ pub fn lock_details(stack: &str) -> String {
         "when": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         "command": std::env::args().collect::<Vec<_>>().join(" "),
         "stack": stack,
+        "lineage": lineage,
     });
     format!("{details:#}\n")
 }

@@ -52,6 +52,9 @@ impl ReadRequest {
 #[derive(Clone, Debug)]
 pub struct ApplyContext {
     pub stack: String,
+    /// The lineage of the state this run writes (recorded with the host lock, and as the
+    /// stack's owner on the host).
+    pub lineage: String,
     pub salt: String,
     /// How long a service may take to become healthy before the action fails.
     pub health_timeout: Duration,
