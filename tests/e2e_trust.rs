@@ -158,7 +158,19 @@ impl Deployment {
 impl Drop for Deployment {
     fn drop(&mut self) {
         remove_everything_of(&self.name);
+        // The host lock and the owner record of the stack on this machine.
+        let records = std::path::Path::new(stackctl_host::HOST_RECORDS_DIRECTORY);
+        for suffix in ["lock", "lock.holder", "lineage"] {
+            let _ = std::fs::remove_file(records.join(format!("{}.{suffix}", self.name)));
+        }
     }
+}
+
+/// The lineage recorded in the state file of `stack` in `directory`.
+fn lineage_in(directory: &std::path::Path, stack: &str) -> String {
+    let text = std::fs::read_to_string(directory.join(format!("{stack}.json"))).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    state["lineage"].as_str().unwrap().to_string()
 }
 
 /// Removes the containers, networks and volumes labelled as `stack`'s.
@@ -282,6 +294,55 @@ async fn after_losing_state_one_apply_converges_and_routes_answer() {
     assert_eq!(dashboard.status, Some(200), "{dashboard:?}");
     let drift = deployment.stackctl(&["drift"]);
     assert_eq!(drift.code, 0, "{}{}", drift.stdout, drift.stderr);
+}
+
+/// The host records which state lineage deploys the stack. A state with resources of
+/// another lineage (a copy that went its own way) is refused by `plan`, `apply` and
+/// `drift`, naming both lineages, the state file and what to do; an empty state adopts
+/// the stack and becomes its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_of_another_lineage_is_refused_and_an_empty_state_adopts() {
+    let deployment = Deployment::new("lineage");
+    deployment.apply();
+    let directory = deployment.environment.path();
+    let first_state = directory.join("state-first");
+    std::fs::rename(directory.join("state"), &first_state).unwrap();
+    let first_lineage = lineage_in(&first_state, &deployment.name);
+
+    // An empty state adopts what runs, and its lineage now owns the stack.
+    let adopted = deployment.apply();
+    assert!(adopted.contains("to adopt"), "{adopted}");
+    let owner_lineage = lineage_in(&directory.join("state"), &deployment.name);
+    assert_ne!(owner_lineage, first_lineage);
+    deployment.assert_no_changes();
+
+    // The first state still has its resources, but no longer deploys the stack.
+    let first_state_argument = first_state.display().to_string();
+    for command in [&["plan"][..], &["apply", "--yes"][..], &["drift"][..]] {
+        let mut arguments = command.to_vec();
+        arguments.extend(["--state-dir", &first_state_argument]);
+        let refused = deployment.stackctl(&arguments);
+        assert_eq!(
+            refused.code, 1,
+            "{command:?}:\n{}{}",
+            refused.stdout, refused.stderr
+        );
+        let said = &refused.stderr;
+        assert!(
+            said.contains(&first_lineage)
+                && said.contains(&owner_lineage)
+                && said.contains(&format!("{}.json", deployment.name))
+                && said.contains("did not deploy stack"),
+            "{command:?} names both lineages and the state file:\n{said}"
+        );
+        assert!(
+            said.contains("fresh `--state-dir`") && said.contains("stackctl import"),
+            "and says what to do:\n{said}"
+        );
+    }
+    // Nothing was changed by the refused runs.
+    deployment.assert_no_changes();
+    deployment.assert_web_answers().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use stackctl_host::{host_lock_path, HostConnector, Unlocked};
+use stackctl_host::{host_lock_path, read_deployed_lineage, HostConnector, Unlocked};
 
 use crate::session::{PresentedHostKey, SessionError, TargetHost};
 
@@ -34,6 +34,21 @@ impl TargetHost for ConnectedHost {
             fingerprint: key.fingerprint,
             key_type: key.key_type,
         })
+    }
+
+    async fn deployed_lineage(
+        &self,
+        stack: &str,
+        droplet_address: Option<&str>,
+    ) -> Result<Option<String>, SessionError> {
+        let host = self
+            .connector
+            .connect(droplet_address)
+            .await
+            .map_err(|error| SessionError::Host(error.to_string()))?;
+        read_deployed_lineage(host.as_ref(), stack)
+            .await
+            .map_err(|error| SessionError::Host(error.to_string()))
     }
 
     async fn unlock(

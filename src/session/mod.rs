@@ -25,6 +25,7 @@ mod destroy;
 mod drift;
 mod error;
 mod import;
+mod owner;
 mod refresh;
 mod verify;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use stackctl_provider::{Address, ProviderError, ReadRequest, Resource};
 
-use super::{desired_fingerprint, identity, Session};
+use super::{desired_fingerprint, identity, Session, SessionError};
 use crate::plan::{LiveSnapshot, Plan, PlanInput, PlanMode};
 use crate::state::State;
 
@@ -103,8 +103,17 @@ impl Session {
     }
 
     /// Makes the plan of `mode` against the recorded state, reading live state unless
-    /// `offline`.
-    pub async fn plan(&self, offline: bool, targets: &[Address], mode: PlanMode) -> Plan {
+    /// `offline`. Refuses a state that did not deploy the stack on its host
+    /// ([`Session::check_owner`]).
+    pub async fn plan(
+        &self,
+        offline: bool,
+        targets: &[Address],
+        mode: PlanMode,
+    ) -> Result<Plan, SessionError> {
+        if !offline {
+            self.check_owner().await?;
+        }
         let state = self.recorded_state();
         let empty = BTreeMap::new();
         let recorded = state.map(|state| &state.resources).unwrap_or(&empty);
@@ -144,7 +153,7 @@ impl Session {
             }
             _ => recorded,
         };
-        crate::plan::plan(&PlanInput {
+        Ok(crate::plan::plan(&PlanInput {
             stack: self.stack(),
             desired,
             recorded,
@@ -154,7 +163,7 @@ impl Session {
             schemas: &schemas,
             targets,
             mode,
-        })
+        }))
     }
 }
 

@@ -256,7 +256,12 @@ impl Provider for DockerProvider {
         let client = self.client_for_apply(context).await?;
         match self
             .connector
-            .take_lock(client.host().as_ref(), &context.stack, &context.lineage)
+            .take_lock(
+                client.host().as_ref(),
+                &context.stack,
+                &context.lineage,
+                context.recorded_is_empty(),
+            )
             .await
         {
             Ok(()) => Ok(()),
@@ -264,6 +269,11 @@ impl Provider for DockerProvider {
                 message: format!("another apply holds the host lock `{path}`"),
                 detail: Some(holder),
                 hint: Some("wait for it to finish; a run that was killed or lost its connection releases the lock by itself".into()),
+            }),
+            Err(error @ HostError::ForeignLineage { .. }) => Err(ProviderError::Failed {
+                message: error.to_string(),
+                detail: None,
+                hint: Some(stackctl_host::FOREIGN_LINEAGE_HINT.into()),
             }),
             Err(error) => Err(from_host(error)),
         }

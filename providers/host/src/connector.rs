@@ -125,11 +125,18 @@ impl HostConnector {
     ///
     /// A lock whose holder is gone (killed, its connection cut) is taken over with a
     /// warning naming that holder.
+    ///
+    /// Under the lock, the stack's owner on the host is settled: a run whose state has
+    /// recorded resources (`state_is_empty` false) must be of the lineage that deployed
+    /// the stack there ([`HostError::ForeignLineage`] otherwise, and the lock is released
+    /// again); an empty state (a first apply, or a lost state starting over) adopts the
+    /// stack and its lineage becomes the owner.
     pub async fn take_lock(
         &self,
         host: &dyn Host,
         stack: &str,
         lineage: &str,
+        state_is_empty: bool,
     ) -> Result<(), HostError> {
         let path = crate::host_lock_path(stack);
         let mut held = self.held_lock.lock().await;
@@ -143,6 +150,10 @@ impl HostConnector {
                 one_line(&previous)
             );
         }
+        if let Err(error) = record_owner(host, stack, lineage, state_is_empty).await {
+            let _ = host.unlock(&path).await;
+            return Err(error);
+        }
         *held = Some(path);
         Ok(())
     }
@@ -155,6 +166,55 @@ impl HostConnector {
         }
         Ok(())
     }
+}
+
+/// The lineage of the state that deploys `stack` on the host, if one is recorded there.
+pub async fn read_deployed_lineage(
+    host: &dyn Host,
+    stack: &str,
+) -> Result<Option<String>, HostError> {
+    let path = crate::host_lineage_path(stack);
+    let contents = host.read_files(std::slice::from_ref(&path)).await?;
+    Ok(contents
+        .into_iter()
+        .next()
+        .flatten()
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .filter(|lineage| !lineage.is_empty()))
+}
+
+/// Checks this run's lineage against the one recorded on the host and records it when the
+/// run may own the stack (see [`HostConnector::take_lock`]).
+async fn record_owner(
+    host: &dyn Host,
+    stack: &str,
+    lineage: &str,
+    state_is_empty: bool,
+) -> Result<(), HostError> {
+    let recorded = read_deployed_lineage(host, stack).await?;
+    match recorded {
+        Some(recorded) if recorded == lineage => return Ok(()),
+        Some(recorded) if !state_is_empty => {
+            return Err(HostError::ForeignLineage {
+                stack: stack.to_string(),
+                host: host.describe(),
+                recorded,
+                ours: lineage.to_string(),
+            })
+        }
+        Some(recorded) => tracing::warn!(
+            "an empty state adopts stack `{stack}` on {}: it was deployed by the state of lineage {recorded}, and from now on only this state (lineage {lineage}) may change it",
+            host.describe()
+        ),
+        None => {}
+    }
+    host.write_file(
+        &crate::host_lineage_path(stack),
+        format!("{lineage}\n").as_bytes(),
+        0o644,
+        crate::HOST_RECORDS_DIRECTORY,
+    )
+    .await
 }
 
 /// Details as one line, for a warning.

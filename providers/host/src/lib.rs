@@ -42,7 +42,7 @@ pub mod testing;
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use connector::{HostConnector, SshOptions, Target};
+pub use connector::{read_deployed_lineage, HostConnector, SshOptions, Target};
 pub use local::LocalHost;
 pub use ssh::SshHost;
 
@@ -70,7 +70,20 @@ pub enum HostError {
     /// The lock is held by a live run; `holder` is its details file's content.
     #[error("the host lock `{path}` is held by {holder}")]
     Locked { path: String, holder: String },
+    /// The stack on the host was deployed by a state of another lineage than this run's
+    /// (a copy of state that went its own way, another team's state): applying would
+    /// fight over the same containers.
+    #[error("stack `{stack}` on {host} was deployed by the state of lineage {recorded}; this run's state has lineage {ours}")]
+    ForeignLineage {
+        stack: String,
+        host: String,
+        recorded: String,
+        ours: String,
+    },
 }
+
+/// What to do about [`HostError::ForeignLineage`], for the providers' messages.
+pub const FOREIGN_LINEAGE_HINT: &str = "use the state that deployed the stack; to take the stack over from a lost state instead, start from an empty state (a fresh `--state-dir`): it adopts what runs and becomes the owner";
 
 #[async_trait]
 pub trait Host: Send + Sync {

@@ -66,6 +66,15 @@ pub struct ApplyContext {
 }
 
 impl ApplyContext {
+    /// Whether the run's state recorded nothing before it began (a first apply, or a lost
+    /// state starting over): such a run may adopt what it finds.
+    pub fn recorded_is_empty(&self) -> bool {
+        self.recorded
+            .read()
+            .map(|recorded| recorded.is_empty())
+            .unwrap_or(false)
+    }
+
     /// Returns one attribute of another resource as recorded right now.
     pub fn recorded_attribute(&self, address: &Address, attribute: &str) -> Option<crate::Value> {
         let recorded = self.recorded.read().ok()?;

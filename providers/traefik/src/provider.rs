@@ -378,7 +378,12 @@ impl Provider for TraefikProvider {
         let host = self.host(self.droplet_address(context)).await?;
         match self
             .connector
-            .take_lock(host.as_ref(), &context.stack, &context.lineage)
+            .take_lock(
+                host.as_ref(),
+                &context.stack,
+                &context.lineage,
+                context.recorded_is_empty(),
+            )
             .await
         {
             Ok(()) => Ok(()),
@@ -386,6 +391,11 @@ impl Provider for TraefikProvider {
                 message: format!("another apply holds the host lock `{path}`"),
                 detail: Some(holder),
                 hint: Some("wait for it to finish; a run that was killed or lost its connection releases the lock by itself".into()),
+            }),
+            Err(error @ HostError::ForeignLineage { .. }) => Err(ProviderError::Failed {
+                message: error.to_string(),
+                detail: None,
+                hint: Some(stackctl_host::FOREIGN_LINEAGE_HINT.into()),
             }),
             Err(error) => Err(host_failure(error)),
         }
