@@ -674,6 +674,109 @@ fn the_host_lock_is_keyed_on_the_stack_and_dies_with_the_ssh_session_holding_it(
     assert_eq!(leftovers(name), "");
 }
 
+/// The SSH connection is cut in the middle of an apply (every `sshd` process serving
+/// it killed while `web` waits to become healthy; the server itself goes on listening):
+/// the run fails cleanly, naming the actions whose outcome is unknown; the state is
+/// valid; nothing needs unlocking (the host lock died with the session); the next apply
+/// converges, the plan is then empty and `verify` passes.
+#[test]
+fn an_ssh_connection_cut_mid_apply_fails_cleanly_and_the_next_apply_converges() {
+    use std::io::{BufRead, BufReader};
+    build_images();
+    let _slot = deployment_slot();
+    let sshd = start_sshd();
+    remove_leftovers_of_dead_runs();
+    let name = &stack_name("cut");
+    // `web` takes ~4 s to become healthy: the cut lands while the run waits for it.
+    let environment = example_over_ssh(name, &sshd, ", START_DELAY_MS = \"4000\"");
+
+    let mut command = environment.command(&["apply", "--yes", "--env-file", ".env.example"]);
+    for (variable, value) in SECRETS {
+        command.env(variable, value);
+    }
+    command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("start stackctl apply");
+    let stdout = child.stdout.take().unwrap();
+    let stdout_reader =
+        std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let (lines, received) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut progress = String::new();
+    let mut cut = 0;
+    while std::time::Instant::now() < deadline {
+        match received.recv_timeout(std::time::Duration::from_millis(200)) {
+            Ok(line) => {
+                progress.push_str(&line);
+                progress.push('\n');
+                // Progress lines off a terminal: `[<time>] service.web: started …`.
+                if cut == 0 && line.contains("service.web") && line.contains("Z] ") {
+                    std::thread::sleep(std::time::Duration::from_millis(1500));
+                    cut = sshd.cut_connections();
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if std::time::Instant::now() >= deadline {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("wait for stackctl apply");
+    let _ = stderr_reader.join();
+    let stdout = stdout_reader.join().unwrap_or_default();
+    let said = format!("{stdout}\n{progress}");
+    assert!(
+        cut > 0,
+        "the connection was cut (no sshd process found):\n{said}"
+    );
+    assert!(
+        std::time::Instant::now() < deadline,
+        "the apply ended on its own after the cut:\n{said}"
+    );
+    assert_ne!(status.code(), Some(0), "the cut run fails:\n{said}");
+    assert!(
+        said.lines().any(|line| line.contains("failed: service.web: outcome unknown: the connection to")),
+        "it names the actions whose outcome is unknown (`web` was waiting to become healthy):\n{said}"
+    );
+
+    // The state is valid and nobody holds its lock.
+    let store = stackctl::state::StateStore::new(environment.path().join("state"), name);
+    store
+        .read()
+        .unwrap_or_else(|error| panic!("the state does not load: {error}"));
+    assert_eq!(stackctl::state::StateLock::holder(&store.lock_path()), None);
+
+    // No manual step: the next apply reconnects and converges.
+    let converged = stackctl(&environment, &["apply", "--yes"]);
+    assert_code(
+        &converged,
+        0,
+        &format!("the apply after the cut (sshd log:\n{})", sshd.log()),
+    );
+    assert!(
+        !format!("{}{}", converged.stdout, converged.stderr).contains("another apply holds"),
+        "the host lock died with the cut session"
+    );
+    let planned = stackctl(&environment, &["plan", "--detailed-exitcode"]);
+    assert_code(&planned, 0, "plan after converging");
+    let verified = stackctl(&environment, &["verify"]);
+    assert_code(&verified, 0, "verify after converging");
+
+    let destroyed = stackctl(&environment, &["destroy", "--yes", "--allow-data-loss"]);
+    assert_code(&destroyed, 0, "destroy");
+    assert_eq!(leftovers(name), "");
+}
+
 #[test]
 fn an_unreachable_target_gives_exit_3_and_a_run_folder_naming_address_and_cause() {
     let name = &stack_name("unreachable");

@@ -606,6 +606,13 @@ fn status_of_error(error: &ProviderError) -> Status {
             target: target.clone(),
             cause: cause.clone(),
         },
+        ProviderError::ConnectionLost { .. } => Status::Failed {
+            message: error.to_string(),
+            detail: None,
+            hint: Some(
+                "the next `stackctl plan` reads what happened on the host; `stackctl apply` carries on from there".into(),
+            ),
+        },
     }
 }
 

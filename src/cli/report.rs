@@ -193,6 +193,7 @@ pub fn provider_error(context: &str, error: ProviderError) -> CliError {
         ProviderError::Unreachable { target, cause } => {
             CliError::new(format!("{context}: cannot reach {target}")).cause(cause)
         }
+        ProviderError::ConnectionLost { .. } => CliError::new(format!("{context}: {error}")),
         ProviderError::Failed {
             message,
             detail,

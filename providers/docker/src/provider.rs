@@ -307,17 +307,39 @@ impl Provider for DockerProvider {
         context: &ApplyContext,
     ) -> Result<ApplyOutcome, ProviderError> {
         let client = self.client_for_apply(context).await?;
+        match self.apply_action(&client, action, context).await {
+            Err(error @ (ProviderError::Failed { .. } | ProviderError::Credentials { .. }))
+                if client.host().connection_lost().await =>
+            {
+                Err(ProviderError::ConnectionLost {
+                    target: client.host().describe(),
+                    cause: error.to_string(),
+                })
+            }
+            result => result,
+        }
+    }
+}
+
+impl DockerProvider {
+    /// Carries out one action (see [`Provider::apply`]).
+    async fn apply_action(
+        &self,
+        client: &DockerClient,
+        action: &Action,
+        context: &ApplyContext,
+    ) -> Result<ApplyOutcome, ProviderError> {
         // A file found on the host is adopted by writing what stack.toml says into it.
         if action.kind == ActionKind::Adopt && action.address.kind() != "file" {
             return self
-                .adopt_unless_never_started(&client, action, context)
+                .adopt_unless_never_started(client, action, context)
                 .await;
         }
         match action.address.kind() {
-            "network" => self.apply_network(&client, action).await,
-            "volume" => self.apply_volume(&client, action, context).await,
-            "image" => self.apply_image(&client, action).await,
-            "service" => self.apply_service(&client, action, context).await,
+            "network" => self.apply_network(client, action).await,
+            "volume" => self.apply_volume(client, action, context).await,
+            "image" => self.apply_image(client, action).await,
+            "service" => self.apply_service(client, action, context).await,
             "file" => crate::files::apply(client.host().as_ref(), action).await,
             other => Err(failed(
                 format!("the docker provider has no kind `{other}`"),

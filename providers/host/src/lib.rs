@@ -133,6 +133,13 @@ pub trait Host: Send + Sync {
     /// (`stackctl state unlock --host`). Never breaks the lock of a live run.
     async fn unlock(&self, path: &str) -> Result<Unlocked, HostError>;
 
+    /// Whether the connection to the host is gone (a cut network, a server that died):
+    /// asked after an operation failed, so that the failure is reported as "outcome
+    /// unknown" rather than as the host's answer. Never for this machine.
+    async fn connection_lost(&self) -> bool {
+        false
+    }
+
     /// The host key this connection trusted, for transports that have one (SSH).
     fn host_key(&self) -> Option<HostKey> {
         None

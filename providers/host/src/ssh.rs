@@ -588,6 +588,23 @@ impl Host for SshHost {
         })
     }
 
+    async fn connection_lost(&self) -> bool {
+        if self.handle.is_closed() {
+            return true;
+        }
+        // The session task may not have seen the end of the connection yet: a channel
+        // open is answered at once by a live server, and fails at once on a dead one.
+        match tokio::time::timeout(Duration::from_secs(2), self.handle.channel_open_session()).await
+        {
+            Ok(Ok(channel)) => {
+                let _ = channel.close().await;
+                false
+            }
+            Ok(Err(russh::Error::ChannelOpenFailure(_))) => false,
+            Ok(Err(_)) | Err(_) => true,
+        }
+    }
+
     fn host_key(&self) -> Option<HostKey> {
         Some(self.host_key.clone())
     }

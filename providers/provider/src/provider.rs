@@ -106,6 +106,10 @@ pub enum ProviderError {
     /// skips the provider's remaining actions and exits 3 ("partial").
     #[error("cannot reach {target}: {cause}")]
     Unreachable { target: String, cause: String },
+    /// The connection to the target was lost while the action ran: whether it took
+    /// effect is unknown until the next plan reads the live state.
+    #[error("outcome unknown: the connection to {target} was lost while it ran ({cause})")]
+    ConnectionLost { target: String, cause: String },
     /// Credentials are missing or were rejected.
     #[error("{message}")]
     Credentials { message: String, hint: String },

@@ -533,6 +533,30 @@ impl Provider for TraefikProvider {
         action: &Action,
         context: &ApplyContext,
     ) -> Result<ApplyOutcome, ProviderError> {
+        match self.apply_action(action, context).await {
+            Err(error @ (ProviderError::Failed { .. } | ProviderError::Credentials { .. })) => {
+                match self.host(self.droplet_address(context)).await {
+                    Ok(host) if host.connection_lost().await => {
+                        Err(ProviderError::ConnectionLost {
+                            target: host.describe(),
+                            cause: error.to_string(),
+                        })
+                    }
+                    _ => Err(error),
+                }
+            }
+            result => result,
+        }
+    }
+}
+
+impl TraefikProvider {
+    /// Carries out one action (see [`Provider::apply`]).
+    async fn apply_action(
+        &self,
+        action: &Action,
+        context: &ApplyContext,
+    ) -> Result<ApplyOutcome, ProviderError> {
         let address = &action.address;
         if !self.owns(address) {
             return Err(ProviderError::failed(format!(
