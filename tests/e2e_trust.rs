@@ -390,6 +390,86 @@ async fn a_file_dropped_into_the_watched_directory_is_reported_and_removed() {
     deployment.assert_no_changes();
 }
 
+/// `django` declares no command, no user and no ports. Its container is replaced by hand
+/// with one that runs another command, as another user, with an extra env var and a
+/// published port: each is drift with its own line in `drift` and `plan` (the desired
+/// side being what stackctl builds when they are unset), and one apply removes them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_env_var_user_and_port_added_by_hand_are_drift_and_apply_removes_them() {
+    let deployment = Deployment::new("added");
+    deployment.apply();
+    let container = deployment.container_of("django");
+    let inspect = |format: &str| docker(&["inspect", "-f", format, &container]);
+    let labels: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&inspect("{{json .Config.Labels}}")).expect("labels");
+    let env: Vec<String> = serde_json::from_str(&inspect("{{json .Config.Env}}")).expect("env");
+    let image = inspect("{{.Config.Image}}");
+    docker(&["rm", "-f", &container]);
+    let port = free_port();
+    let binding = format!("127.0.0.1:{port}:8080");
+    let network = format!("{}_backend", deployment.name);
+    let mut arguments: Vec<String> = [
+        "run",
+        "-d",
+        "--name",
+        &container,
+        "--network",
+        &network,
+        "--network-alias",
+        "django",
+        "-p",
+        &binding,
+        "-u",
+        "4242",
+        "-e",
+        "ADDED_BY_HAND=yes",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    for (key, value) in &labels {
+        arguments.extend(["--label".to_string(), format!("{key}={value}")]);
+    }
+    for entry in &env {
+        arguments.extend(["-e".to_string(), entry.clone()]);
+    }
+    arguments.push(image);
+    arguments.extend(["serve", "--name", "by-hand"].map(str::to_string));
+    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    assert!(!docker(&arguments).is_empty(), "docker run by hand");
+
+    let drift = deployment.stackctl(&["drift"]);
+    assert_eq!(drift.code, 2, "{}{}", drift.stdout, drift.stderr);
+    let plan = deployment.stackctl(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    for (what, output) in [("drift", &drift.stdout), ("plan", &plan.stdout)] {
+        assert!(output.contains("service.django"), "{what}:\n{output}");
+        for attribute in ["command", "env", "user", "ports"] {
+            assert!(
+                output.contains(&format!("`{attribute}`"))
+                    || output.contains(&format!(" {attribute} ")),
+                "{what} names `{attribute}`:\n{output}"
+            );
+        }
+        assert!(
+            output.contains("by-hand")
+                && output.contains("4242")
+                && output.contains(&port.to_string()),
+            "{what} shows the hand-added values:\n{output}"
+        );
+    }
+
+    deployment.apply();
+    let container = deployment.container_of("django");
+    let inspect = |format: &str| docker(&["inspect", "-f", format, &container]);
+    assert_eq!(inspect("{{.Config.User}}"), "", "no user after apply");
+    assert!(!inspect("{{json .Config.Cmd}}").contains("by-hand"));
+    assert!(!inspect("{{json .Config.Env}}").contains("ADDED_BY_HAND"));
+    assert_eq!(docker(&["port", &container]), "", "no port after apply");
+    deployment.assert_no_changes();
+    let drift = deployment.stackctl(&["drift"]);
+    assert_eq!(drift.code, 0, "{}{}", drift.stdout, drift.stderr);
+}
+
 /// The docker-level test (`providers/docker/tests/docker.rs`) shows the live read; this
 /// one the whole loop through the binary: drift names the port, the plan replaces the
 /// container, and after apply nothing listens on it.

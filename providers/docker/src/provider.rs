@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 
 use crate::api::{ClientCounters, DockerClient};
 use crate::provider_error::{failed, from_host};
-use crate::service::SERVICE_FORCES_REPLACE;
+use crate::service::{SERVICE_DEFAULT_WHEN_UNSET, SERVICE_FORCES_REPLACE};
 use crate::spec::{ServiceSpec, SpecError};
 
 /// Timings and places the engine may change; the defaults suit production.
@@ -163,6 +163,16 @@ impl Provider for DockerProvider {
     }
 
     fn kinds(&self) -> Vec<KindSchema> {
+        // Left unset, these are what a container gets by default (the image's command,
+        // entrypoint and health check, no user, no limits); `live.rs` reads them back only
+        // when the container differs, so a value there is a hand edit.
+        let default_when_unset = |schema: AttributeSchema| {
+            if SERVICE_DEFAULT_WHEN_UNSET.contains(&schema.name) {
+                schema.unset_means_default()
+            } else {
+                schema
+            }
+        };
         let mut service: Vec<AttributeSchema> = SERVICE_FORCES_REPLACE
             .iter()
             .map(|name| AttributeSchema::replaces(name))
@@ -170,6 +180,8 @@ impl Provider for DockerProvider {
         // `route_backend` too: a route added, changed or removed rewrites or removes the
         // edge's backend file and leaves the container as it is (`backend_file.rs`).
         service.extend(["memory", "cpus", "restart", "route_backend"].map(AttributeSchema::plain));
+        let mut service: Vec<AttributeSchema> =
+            service.into_iter().map(default_when_unset).collect();
         service.extend(
             [
                 "container_id",

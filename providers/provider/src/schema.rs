@@ -18,6 +18,12 @@ pub struct AttributeSchema {
     pub computed: bool,
     /// Always shown as `(sensitive)`, even when its value is not a [`crate::Secret`].
     pub sensitive: bool,
+    /// Leaving the attribute unset means "what the provider builds by default" (the
+    /// image's own command, no user, no memory limit), and the provider reads it back
+    /// only when the live value differs from that default. So a live value of an
+    /// attribute the resource leaves unset was added by hand: it is drift, and apply
+    /// puts the default back.
+    pub unset_means_default: bool,
 }
 
 impl AttributeSchema {
@@ -27,6 +33,15 @@ impl AttributeSchema {
             force_replace: false,
             computed: false,
             sensitive: false,
+            unset_means_default: false,
+        }
+    }
+
+    /// The same attribute, marked [`AttributeSchema::unset_means_default`].
+    pub const fn unset_means_default(self) -> Self {
+        AttributeSchema {
+            unset_means_default: true,
+            ..self
         }
     }
 
@@ -68,6 +83,11 @@ impl KindSchema {
     pub fn is_computed(&self, name: &str) -> bool {
         self.attribute(name)
             .is_some_and(|attribute| attribute.computed)
+    }
+
+    pub fn unset_means_default(&self, name: &str) -> bool {
+        self.attribute(name)
+            .is_some_and(|attribute| attribute.unset_means_default)
     }
 
     pub fn is_sensitive(&self, name: &str) -> bool {
