@@ -834,8 +834,8 @@ fn hostile_values_and_paths_reach_the_host_literally_and_hostile_names_are_rejec
         markers[0].display()
     );
     let backticks = format!("`touch {}`", markers[1].display());
-    // The host root goes into the remote scripts that create directories and take the
-    // lock: it gets every metacharacter too.
+    // The host root goes into the remote scripts that create directories and write
+    // files (a `[files]` entry below): it gets every metacharacter too.
     let root = environment
         .path()
         .join(format!("root $(touch {}) `id` ;'\"", markers[2].display()));
@@ -852,6 +852,10 @@ fn hostile_values_and_paths_reach_the_host_literally_and_hostile_names_are_rejec
             ),
         ),
     );
+    // A file under the root, so that something is written below the hostile path.
+    let mut text = environment.read("stack.toml");
+    text.push_str("\n[files.note]\npath = \"note.txt\"\ncontent = \"written literally\"\n");
+    environment.write("stack.toml", &text);
 
     let applied = stackctl(&environment, &["apply", "--yes"]);
     assert_code(&applied, 0, "apply with hostile values");
@@ -871,9 +875,12 @@ fn hostile_values_and_paths_reach_the_host_literally_and_hostile_names_are_rejec
         variables.contains(&format!("BACKTICKS={backticks}")),
         "{variables:?}"
     );
-    assert!(
-        root.is_dir(),
-        "the host root is created under its literal name"
+    assert_eq!(
+        std::fs::read_to_string(root.join("files/note.txt"))
+            .ok()
+            .as_deref(),
+        Some("written literally"),
+        "the host root is used under its literal name"
     );
 
     // A hostile service name never reaches a shell or Docker: validation rejects it.
