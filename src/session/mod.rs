@@ -263,7 +263,8 @@ impl Session {
             })
     }
 
-    /// Clears a stale lock on the target host (`stackctl state unlock --host`).
+    /// Clears what a gone holder left beside the target host's lock (`stackctl state
+    /// unlock --host`); the lock itself dies with its holder's SSH session.
     pub async fn unlock_host(&self) -> Result<String, SessionError> {
         let Some(host) = &self.backends.host else {
             return Err(SessionError::Host(

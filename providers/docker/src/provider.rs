@@ -25,7 +25,7 @@ use crate::spec::{ServiceSpec, SpecError};
 /// Timings and places the engine may change; the defaults suit production.
 #[derive(Clone, Debug)]
 pub struct DockerOptions {
-    /// The stack's directory on the host (`[target].root`); the lock lives in it.
+    /// The stack's directory on the host (`[target].root`).
     pub root: Option<String>,
     /// The directory of stack.toml on this machine: relative build contexts start there.
     pub build_directory: Option<std::path::PathBuf>,
