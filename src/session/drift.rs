@@ -28,8 +28,10 @@ impl Session {
         let Some(state) = self.state.as_ref() else {
             return Ok(None);
         };
-        self.check_owner().await?;
         let snapshot = self.read_live().await;
+        if snapshot.unread.is_empty() {
+            self.check_owner().await?;
+        }
         if snapshot.read_providers.is_empty() {
             return Err(SessionError::LiveUnreadable {
                 reasons: snapshot.unread.clone(),

@@ -12,9 +12,9 @@ use super::{Session, SessionError};
 
 impl Session {
     /// Refuses a state with recorded resources whose lineage is not the one that deployed
-    /// the stack on the target. A host that cannot be read (not created yet, unreachable)
-    /// is not a refusal: the plan says what it could not read, and the apply checks again
-    /// under the host lock.
+    /// the stack on the target. Called once live state was read from every provider; a
+    /// host that cannot be read is not a refusal: the plan says what it could not read,
+    /// and the apply checks again under the host lock.
     pub async fn check_owner(&self) -> Result<(), SessionError> {
         let (Some(host), Some(state)) = (&self.backends.host, self.recorded_state()) else {
             return Ok(());

@@ -111,9 +111,6 @@ impl Session {
         targets: &[Address],
         mode: PlanMode,
     ) -> Result<Plan, SessionError> {
-        if !offline {
-            self.check_owner().await?;
-        }
         let state = self.recorded_state();
         let empty = BTreeMap::new();
         let recorded = state.map(|state| &state.resources).unwrap_or(&empty);
@@ -122,6 +119,12 @@ impl Session {
             Err("--offline".to_string())
         } else {
             snapshot = self.read_live().await;
+            // After the read, and only when every provider answered: an unreachable host
+            // is not asked twice (each costing the connect timeout), and the apply
+            // checks again under the host lock anyway.
+            if snapshot.unread.is_empty() {
+                self.check_owner().await?;
+            }
             if snapshot.read_providers.is_empty() {
                 let reason = if snapshot.unread.is_empty() {
                     "no provider could be read".to_string()
