@@ -106,6 +106,15 @@ fn leftovers(stack: &str) -> String {
 
 /// The stack name for one test in this process. The pid makes concurrent runs of this
 /// suite on one machine (several engineers, one Docker daemon) use disjoint names.
+/// Removes the host lock and owner record of `stack` that stackctl keeps on the host
+/// (this machine, behind the test sshd).
+fn remove_host_records(stack: &str) {
+    let records = Path::new(stackctl_host::HOST_RECORDS_DIRECTORY);
+    for suffix in ["lock", "lock.holder", "lineage"] {
+        let _ = std::fs::remove_file(records.join(format!("{stack}.{suffix}")));
+    }
+}
+
 fn stack_name(test: &str) -> String {
     format!("{PREFIX}{test}-{}", std::process::id())
 }
@@ -672,6 +681,7 @@ fn the_host_lock_is_keyed_on_the_stack_and_dies_with_the_ssh_session_holding_it(
     );
     assert_code(&destroyed, 0, "destroy");
     assert_eq!(leftovers(name), "");
+    remove_host_records(name);
 }
 
 /// The SSH connection is cut in the middle of an apply (every `sshd` process serving
@@ -775,6 +785,7 @@ fn an_ssh_connection_cut_mid_apply_fails_cleanly_and_the_next_apply_converges() 
     let destroyed = stackctl(&environment, &["destroy", "--yes", "--allow-data-loss"]);
     assert_code(&destroyed, 0, "destroy");
     assert_eq!(leftovers(name), "");
+    remove_host_records(name);
 }
 
 #[test]
