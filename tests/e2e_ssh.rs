@@ -106,12 +106,16 @@ fn leftovers(stack: &str) -> String {
 
 /// The stack name for one test in this process. The pid makes concurrent runs of this
 /// suite on one machine (several engineers, one Docker daemon) use disjoint names.
-/// Removes the host lock and owner record of `stack` that stackctl keeps on the host
-/// (this machine, behind the test sshd).
-fn remove_host_records(stack: &str) {
-    let records = Path::new(stackctl_host::HOST_RECORDS_DIRECTORY);
-    for suffix in ["lock", "lock.holder", "lineage"] {
-        let _ = std::fs::remove_file(records.join(format!("{stack}.{suffix}")));
+/// On drop (a failed test included), removes the host lock and owner record of the stack
+/// that stackctl keeps on the host (this machine, behind the test sshd).
+struct HostRecords(String);
+
+impl Drop for HostRecords {
+    fn drop(&mut self) {
+        let records = Path::new(stackctl_host::HOST_RECORDS_DIRECTORY);
+        for suffix in ["lock", "lock.holder", "lineage"] {
+            let _ = std::fs::remove_file(records.join(format!("{}.{suffix}", self.0)));
+        }
     }
 }
 
@@ -575,6 +579,7 @@ fn the_host_lock_is_keyed_on_the_stack_and_dies_with_the_ssh_session_holding_it(
     let sshd = start_sshd();
     remove_leftovers_of_dead_runs();
     let name = &stack_name("host-lock");
+    let _host_records = HostRecords(name.clone());
     let environment = TestEnvironment::new();
     let root = environment.path().join("host-root");
     environment.write(
@@ -681,7 +686,6 @@ fn the_host_lock_is_keyed_on_the_stack_and_dies_with_the_ssh_session_holding_it(
     );
     assert_code(&destroyed, 0, "destroy");
     assert_eq!(leftovers(name), "");
-    remove_host_records(name);
 }
 
 /// The SSH connection is cut in the middle of an apply (every `sshd` process serving
@@ -697,6 +701,7 @@ fn an_ssh_connection_cut_mid_apply_fails_cleanly_and_the_next_apply_converges() 
     let sshd = start_sshd();
     remove_leftovers_of_dead_runs();
     let name = &stack_name("cut");
+    let _host_records = HostRecords(name.clone());
     // `web` takes ~4 s to become healthy: the cut lands while the run waits for it.
     let environment = example_over_ssh(name, &sshd, ", START_DELAY_MS = \"4000\"");
 
@@ -785,7 +790,6 @@ fn an_ssh_connection_cut_mid_apply_fails_cleanly_and_the_next_apply_converges() 
     let destroyed = stackctl(&environment, &["destroy", "--yes", "--allow-data-loss"]);
     assert_code(&destroyed, 0, "destroy");
     assert_eq!(leftovers(name), "");
-    remove_host_records(name);
 }
 
 #[test]
