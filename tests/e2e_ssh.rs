@@ -17,6 +17,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
 use stackctl_host::testing::TestSshd;
+use stackctl_host::{host_lock_path, Host, SshHost};
 use support::edge::wait_for;
 use support::{repository, Run, TestEnvironment};
 
@@ -105,6 +106,19 @@ fn leftovers(stack: &str) -> String {
 
 /// The stack name for one test in this process. The pid makes concurrent runs of this
 /// suite on one machine (several engineers, one Docker daemon) use disjoint names.
+/// On drop (a failed test included), removes the host lock and owner record of the stack
+/// that stackctl keeps on the host (this machine, behind the test sshd).
+struct HostRecords(String);
+
+impl Drop for HostRecords {
+    fn drop(&mut self) {
+        let records = Path::new(stackctl_host::HOST_RECORDS_DIRECTORY);
+        for suffix in ["lock", "lock.holder", "lineage"] {
+            let _ = std::fs::remove_file(records.join(format!("{}.{suffix}", self.0)));
+        }
+    }
+}
+
 fn stack_name(test: &str) -> String {
     format!("{PREFIX}{test}-{}", std::process::id())
 }
@@ -553,77 +567,110 @@ fn an_unknown_host_key_is_refused_until_accepted_and_is_then_pinned_in_state() {
     assert_eq!(leftovers(name), "");
 }
 
+/// The host lock is keyed on the stack (not on `[target].root`) and is a kernel lock held
+/// by a process that lives as long as the SSH session holding it: a second operator is
+/// refused naming the holder, even from another state directory with another root; when
+/// the holder's connection ends without unlocking (kill -9, a cut network), the next
+/// apply takes the lock over by itself, with a warning naming the gone holder.
 #[test]
-fn a_second_apply_is_refused_by_the_host_lock_naming_its_holder_until_unlocked() {
+fn the_host_lock_is_keyed_on_the_stack_and_dies_with_the_ssh_session_holding_it() {
     build_images();
     let _slot = deployment_slot();
     let sshd = start_sshd();
     remove_leftovers_of_dead_runs();
     let name = &stack_name("host-lock");
+    let _host_records = HostRecords(name.clone());
     let environment = TestEnvironment::new();
     let root = environment.path().join("host-root");
     environment.write(
         "stack.toml",
         &small_stack(name, &ssh_target(&sshd, &root, &sshd.known_hosts), ""),
     );
-
-    // Another operator, on another machine with its own state, is applying: its run
-    // holds `<root>/lock` on the host.
-    let lock = root.join("lock");
-    std::fs::create_dir_all(&lock).unwrap();
-    let holder = r#"{"who":"alice@laptop","pid":4242,"when":"2026-05-02T10:14:03Z","command":"stackctl apply"}"#;
-    std::fs::write(lock.join("details"), format!("{holder}\n")).unwrap();
+    // The same stack, from another state directory, with another root on the host.
+    let other_root = environment.path().join("other-root");
+    environment.write(
+        "other.toml",
+        &small_stack(name, &ssh_target(&sshd, &other_root, &sshd.known_hosts), ""),
+    );
     let other_state = environment.path().join("other-operator-state");
     let other_state_argument = other_state.display().to_string();
+    let other_apply = [
+        "apply",
+        "--yes",
+        "--config",
+        "other.toml",
+        "--state-dir",
+        &other_state_argument,
+    ];
 
-    let refused = stackctl(
-        &environment,
-        &["apply", "--yes", "--state-dir", &other_state_argument],
-    );
-    assert_code(&refused, 1, "apply while another holds the host lock");
-    let output = format!("{}{}", refused.stdout, refused.stderr);
-    assert!(
-        output.contains("host lock") && output.contains("alice@laptop"),
-        "the refusal names the holder:\n{output}"
-    );
-    assert!(
-        output.contains("stackctl state unlock --host"),
-        "and says how to clear a stale lock:\n{output}"
-    );
+    // Another operator's run holds the stack's lock over a real SSH session.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let alice = runtime
+        .block_on(SshHost::connect(sshd.ssh_options()))
+        .unwrap_or_else(|error| panic!("{error}\n{}", sshd.log()));
+    let holder = r#"{"who":"alice@laptop","pid":4242,"when":"2026-05-02T10:14:03Z","command":"stackctl apply"}"#;
+    runtime
+        .block_on(alice.lock(&host_lock_path(name), holder))
+        .unwrap();
+
+    for arguments in [&["apply", "--yes"][..], &other_apply[..]] {
+        let refused = stackctl(&environment, arguments);
+        assert_code(&refused, 1, "apply while another holds the host lock");
+        let output = format!("{}{}", refused.stdout, refused.stderr);
+        assert!(
+            output.contains("host lock") && output.contains("alice@laptop"),
+            "the refusal names the holder:\n{output}"
+        );
+        assert!(
+            output.contains("releases the lock by itself"),
+            "and says that a gone run needs no manual step:\n{output}"
+        );
+    }
     assert_eq!(leftovers(name), "", "nothing was created");
-    assert_eq!(
-        std::fs::read_to_string(lock.join("details")).unwrap(),
-        format!("{holder}\n"),
-        "the holder's lock is left alone"
+
+    // Alice's connection ends without an unlock. Her lock goes with it: the next apply
+    // (from the other root) takes it over, without `state unlock --host`.
+    drop(alice);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let applied = loop {
+        let run = stackctl(&environment, &other_apply);
+        if run.code == 0 || std::time::Instant::now() > deadline {
+            break run;
+        }
+        assert!(
+            run.stderr.contains("another apply holds the host lock"),
+            "apply failed for another reason:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_code(&applied, 0, "apply once the holder's session ended");
+    assert!(
+        applied.stderr.contains("took over the host lock")
+            && applied.stderr.contains("alice@laptop"),
+        "the take-over is a warning naming the gone holder:\n{}",
+        applied.stderr
     );
 
-    // The holder is gone: `state unlock --host` clears its lock over SSH.
+    // Released at the end of the run: nothing to clear, and `state unlock --host` says so.
     let unlocked = stackctl(
         &environment,
         &[
             "state",
             "unlock",
             "--host",
+            "--config",
+            "other.toml",
             "--state-dir",
             &other_state_argument,
         ],
     );
     assert_code(&unlocked, 0, "state unlock --host");
     assert!(
-        unlocked.stdout.contains("Removed the host lock"),
+        unlocked.stdout.contains("is free; nothing to clear"),
         "{}",
         unlocked.stdout
-    );
-    assert!(!lock.exists(), "the lock directory is gone");
-
-    let applied = stackctl(
-        &environment,
-        &["apply", "--yes", "--state-dir", &other_state_argument],
-    );
-    assert_code(&applied, 0, "apply once the lock is cleared");
-    assert!(
-        !lock.exists(),
-        "apply releases its own host lock at the end"
     );
     let destroyed = stackctl(
         &environment,
@@ -631,10 +678,116 @@ fn a_second_apply_is_refused_by_the_host_lock_naming_its_holder_until_unlocked()
             "destroy",
             "--yes",
             "--allow-data-loss",
+            "--config",
+            "other.toml",
             "--state-dir",
             &other_state_argument,
         ],
     );
+    assert_code(&destroyed, 0, "destroy");
+    assert_eq!(leftovers(name), "");
+}
+
+/// The SSH connection is cut in the middle of an apply (every `sshd` process serving
+/// it killed while `web` waits to become healthy; the server itself goes on listening):
+/// the run fails cleanly, naming the actions whose outcome is unknown; the state is
+/// valid; nothing needs unlocking (the host lock died with the session); the next apply
+/// converges, the plan is then empty and `verify` passes.
+#[test]
+fn an_ssh_connection_cut_mid_apply_fails_cleanly_and_the_next_apply_converges() {
+    use std::io::{BufRead, BufReader};
+    build_images();
+    let _slot = deployment_slot();
+    let sshd = start_sshd();
+    remove_leftovers_of_dead_runs();
+    let name = &stack_name("cut");
+    let _host_records = HostRecords(name.clone());
+    // `web` takes ~4 s to become healthy: the cut lands while the run waits for it.
+    let environment = example_over_ssh(name, &sshd, ", START_DELAY_MS = \"4000\"");
+
+    let mut command = environment.command(&["apply", "--yes", "--env-file", ".env.example"]);
+    for (variable, value) in SECRETS {
+        command.env(variable, value);
+    }
+    command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("start stackctl apply");
+    let stdout = child.stdout.take().unwrap();
+    let stdout_reader =
+        std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let (lines, received) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut progress = String::new();
+    let mut cut = 0;
+    while std::time::Instant::now() < deadline {
+        match received.recv_timeout(std::time::Duration::from_millis(200)) {
+            Ok(line) => {
+                progress.push_str(&line);
+                progress.push('\n');
+                // Progress lines off a terminal: `[<time>] service.web: started …`.
+                if cut == 0 && line.contains("service.web") && line.contains("Z] ") {
+                    std::thread::sleep(std::time::Duration::from_millis(1500));
+                    cut = sshd.cut_connections();
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if std::time::Instant::now() >= deadline {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("wait for stackctl apply");
+    let _ = stderr_reader.join();
+    let stdout = stdout_reader.join().unwrap_or_default();
+    let said = format!("{stdout}\n{progress}");
+    assert!(
+        cut > 0,
+        "the connection was cut (no sshd process found):\n{said}"
+    );
+    assert!(
+        std::time::Instant::now() < deadline,
+        "the apply ended on its own after the cut:\n{said}"
+    );
+    assert_ne!(status.code(), Some(0), "the cut run fails:\n{said}");
+    assert!(
+        said.lines().any(|line| line.contains("failed: service.web: outcome unknown: the connection to")),
+        "it names the actions whose outcome is unknown (`web` was waiting to become healthy):\n{said}"
+    );
+
+    // The state is valid and nobody holds its lock.
+    let store = stackctl::state::StateStore::new(environment.path().join("state"), name);
+    store
+        .read()
+        .unwrap_or_else(|error| panic!("the state does not load: {error}"));
+    assert_eq!(stackctl::state::StateLock::holder(&store.lock_path()), None);
+
+    // No manual step: the next apply reconnects and converges.
+    let converged = stackctl(&environment, &["apply", "--yes"]);
+    assert_code(
+        &converged,
+        0,
+        &format!("the apply after the cut (sshd log:\n{})", sshd.log()),
+    );
+    assert!(
+        !format!("{}{}", converged.stdout, converged.stderr).contains("another apply holds"),
+        "the host lock died with the cut session"
+    );
+    let planned = stackctl(&environment, &["plan", "--detailed-exitcode"]);
+    assert_code(&planned, 0, "plan after converging");
+    let verified = stackctl(&environment, &["verify"]);
+    assert_code(&verified, 0, "verify after converging");
+
+    let destroyed = stackctl(&environment, &["destroy", "--yes", "--allow-data-loss"]);
     assert_code(&destroyed, 0, "destroy");
     assert_eq!(leftovers(name), "");
 }
@@ -696,8 +849,8 @@ fn hostile_values_and_paths_reach_the_host_literally_and_hostile_names_are_rejec
         markers[0].display()
     );
     let backticks = format!("`touch {}`", markers[1].display());
-    // The host root goes into the remote scripts that create directories and take the
-    // lock: it gets every metacharacter too.
+    // The host root goes into the remote scripts that create directories and write
+    // files (a `[files]` entry below): it gets every metacharacter too.
     let root = environment
         .path()
         .join(format!("root $(touch {}) `id` ;'\"", markers[2].display()));
@@ -714,6 +867,10 @@ fn hostile_values_and_paths_reach_the_host_literally_and_hostile_names_are_rejec
             ),
         ),
     );
+    // A file under the root, so that something is written below the hostile path.
+    let mut text = environment.read("stack.toml");
+    text.push_str("\n[files.note]\npath = \"note.txt\"\ncontent = \"written literally\"\n");
+    environment.write("stack.toml", &text);
 
     let applied = stackctl(&environment, &["apply", "--yes"]);
     assert_code(&applied, 0, "apply with hostile values");
@@ -733,9 +890,12 @@ fn hostile_values_and_paths_reach_the_host_literally_and_hostile_names_are_rejec
         variables.contains(&format!("BACKTICKS={backticks}")),
         "{variables:?}"
     );
-    assert!(
-        root.is_dir(),
-        "the host root is created under its literal name"
+    assert_eq!(
+        std::fs::read_to_string(root.join("files/note.txt"))
+            .ok()
+            .as_deref(),
+        Some("written literally"),
+        "the host root is used under its literal name"
     );
 
     // A hostile service name never reaches a shell or Docker: validation rejects it.

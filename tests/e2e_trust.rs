@@ -158,7 +158,19 @@ impl Deployment {
 impl Drop for Deployment {
     fn drop(&mut self) {
         remove_everything_of(&self.name);
+        // The host lock and the owner record of the stack on this machine.
+        let records = std::path::Path::new(stackctl_host::HOST_RECORDS_DIRECTORY);
+        for suffix in ["lock", "lock.holder", "lineage"] {
+            let _ = std::fs::remove_file(records.join(format!("{}.{suffix}", self.name)));
+        }
     }
+}
+
+/// The lineage recorded in the state file of `stack` in `directory`.
+fn lineage_in(directory: &std::path::Path, stack: &str) -> String {
+    let text = std::fs::read_to_string(directory.join(format!("{stack}.json"))).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    state["lineage"].as_str().unwrap().to_string()
 }
 
 /// Removes the containers, networks and volumes labelled as `stack`'s.
@@ -284,6 +296,55 @@ async fn after_losing_state_one_apply_converges_and_routes_answer() {
     assert_eq!(drift.code, 0, "{}{}", drift.stdout, drift.stderr);
 }
 
+/// The host records which state lineage deploys the stack. A state with resources of
+/// another lineage (a copy that went its own way) is refused by `plan`, `apply` and
+/// `drift`, naming both lineages, the state file and what to do; an empty state adopts
+/// the stack and becomes its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_of_another_lineage_is_refused_and_an_empty_state_adopts() {
+    let deployment = Deployment::new("lineage");
+    deployment.apply();
+    let directory = deployment.environment.path();
+    let first_state = directory.join("state-first");
+    std::fs::rename(directory.join("state"), &first_state).unwrap();
+    let first_lineage = lineage_in(&first_state, &deployment.name);
+
+    // An empty state adopts what runs, and its lineage now owns the stack.
+    let adopted = deployment.apply();
+    assert!(adopted.contains("to adopt"), "{adopted}");
+    let owner_lineage = lineage_in(&directory.join("state"), &deployment.name);
+    assert_ne!(owner_lineage, first_lineage);
+    deployment.assert_no_changes();
+
+    // The first state still has its resources, but no longer deploys the stack.
+    let first_state_argument = first_state.display().to_string();
+    for command in [&["plan"][..], &["apply", "--yes"][..], &["drift"][..]] {
+        let mut arguments = command.to_vec();
+        arguments.extend(["--state-dir", &first_state_argument]);
+        let refused = deployment.stackctl(&arguments);
+        assert_eq!(
+            refused.code, 1,
+            "{command:?}:\n{}{}",
+            refused.stdout, refused.stderr
+        );
+        let said = &refused.stderr;
+        assert!(
+            said.contains(&first_lineage)
+                && said.contains(&owner_lineage)
+                && said.contains(&format!("{}.json", deployment.name))
+                && said.contains("did not deploy stack"),
+            "{command:?} names both lineages and the state file:\n{said}"
+        );
+        assert!(
+            said.contains("fresh `--state-dir`") && said.contains("stackctl import"),
+            "and says what to do:\n{said}"
+        );
+    }
+    // Nothing was changed by the refused runs.
+    deployment.assert_no_changes();
+    deployment.assert_web_answers().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_dropped_into_the_watched_directory_is_reported_and_removed() {
     let deployment = Deployment::new("stray");
@@ -327,6 +388,86 @@ async fn a_file_dropped_into_the_watched_directory_is_reported_and_removed() {
     assert_eq!(closed.status, Some(404), "{closed:?}");
     deployment.assert_web_answers().await;
     deployment.assert_no_changes();
+}
+
+/// `django` declares no command, no user and no ports. Its container is replaced by hand
+/// with one that runs another command, as another user, with an extra env var and a
+/// published port: each is drift with its own line in `drift` and `plan` (the desired
+/// side being what stackctl builds when they are unset), and one apply removes them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_env_var_user_and_port_added_by_hand_are_drift_and_apply_removes_them() {
+    let deployment = Deployment::new("added");
+    deployment.apply();
+    let container = deployment.container_of("django");
+    let inspect = |format: &str| docker(&["inspect", "-f", format, &container]);
+    let labels: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&inspect("{{json .Config.Labels}}")).expect("labels");
+    let env: Vec<String> = serde_json::from_str(&inspect("{{json .Config.Env}}")).expect("env");
+    let image = inspect("{{.Config.Image}}");
+    docker(&["rm", "-f", &container]);
+    let port = free_port();
+    let binding = format!("127.0.0.1:{port}:8080");
+    let network = format!("{}_backend", deployment.name);
+    let mut arguments: Vec<String> = [
+        "run",
+        "-d",
+        "--name",
+        &container,
+        "--network",
+        &network,
+        "--network-alias",
+        "django",
+        "-p",
+        &binding,
+        "-u",
+        "4242",
+        "-e",
+        "ADDED_BY_HAND=yes",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    for (key, value) in &labels {
+        arguments.extend(["--label".to_string(), format!("{key}={value}")]);
+    }
+    for entry in &env {
+        arguments.extend(["-e".to_string(), entry.clone()]);
+    }
+    arguments.push(image);
+    arguments.extend(["serve", "--name", "by-hand"].map(str::to_string));
+    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    assert!(!docker(&arguments).is_empty(), "docker run by hand");
+
+    let drift = deployment.stackctl(&["drift"]);
+    assert_eq!(drift.code, 2, "{}{}", drift.stdout, drift.stderr);
+    let plan = deployment.stackctl(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    for (what, output) in [("drift", &drift.stdout), ("plan", &plan.stdout)] {
+        assert!(output.contains("service.django"), "{what}:\n{output}");
+        for attribute in ["command", "env", "user", "ports"] {
+            assert!(
+                output.contains(&format!("`{attribute}`"))
+                    || output.contains(&format!(" {attribute} ")),
+                "{what} names `{attribute}`:\n{output}"
+            );
+        }
+        assert!(
+            output.contains("by-hand")
+                && output.contains("4242")
+                && output.contains(&port.to_string()),
+            "{what} shows the hand-added values:\n{output}"
+        );
+    }
+
+    deployment.apply();
+    let container = deployment.container_of("django");
+    let inspect = |format: &str| docker(&["inspect", "-f", format, &container]);
+    assert_eq!(inspect("{{.Config.User}}"), "", "no user after apply");
+    assert!(!inspect("{{json .Config.Cmd}}").contains("by-hand"));
+    assert!(!inspect("{{json .Config.Env}}").contains("ADDED_BY_HAND"));
+    assert_eq!(docker(&["port", &container]), "", "no port after apply");
+    deployment.assert_no_changes();
+    let drift = deployment.stackctl(&["drift"]);
+    assert_eq!(drift.code, 0, "{}{}", drift.stdout, drift.stderr);
 }
 
 /// The docker-level test (`providers/docker/tests/docker.rs`) shows the live read; this

@@ -79,8 +79,8 @@ async fn a_run_computes_the_desired_resources_exactly_once() {
     )
     .expect("the reference stack opens");
     // Every use case of an apply run: plan (offline and live), apply, drift, verify.
-    let offline = session.plan(true, &[], PlanMode::Apply).await;
-    let plan = session.plan(false, &[], PlanMode::Apply).await;
+    let offline = session.plan(true, &[], PlanMode::Apply).await.unwrap();
+    let plan = session.plan(false, &[], PlanMode::Apply).await.unwrap();
     assert_eq!(offline.actions.len(), plan.actions.len());
     assert!(plan.has_changes());
     let run = session

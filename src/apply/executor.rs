@@ -235,6 +235,7 @@ pub async fn execute(
         Arc::new(RwLock::new(state.attributes_by_address()));
     let context = ApplyContext {
         stack: plan.stack.clone(),
+        lineage: state.lineage.clone(),
         salt: state.salt.clone(),
         health_timeout: options.health_timeout,
         allow_data_loss: options.allow_data_loss,
@@ -604,6 +605,13 @@ fn status_of_error(error: &ProviderError) -> Status {
         ProviderError::Unreachable { target, cause } => Status::Unreachable {
             target: target.clone(),
             cause: cause.clone(),
+        },
+        ProviderError::ConnectionLost { .. } => Status::Failed {
+            message: error.to_string(),
+            detail: None,
+            hint: Some(
+                "the next `stackctl plan` reads what happened on the host; `stackctl apply` carries on from there".into(),
+            ),
         },
     }
 }

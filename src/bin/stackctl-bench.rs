@@ -145,7 +145,10 @@ async fn main() {
     let lower_s = seconds(lowering);
 
     let planning = Instant::now();
-    let the_plan = session.plan(true, &[], PlanMode::Apply).await;
+    let the_plan = session
+        .plan(true, &[], PlanMode::Apply)
+        .await
+        .unwrap_or_else(|error| fail(describe(error)));
     let plan_only_s = seconds(planning);
     let plan_s = seconds(total);
     if plan_only {

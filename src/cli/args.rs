@@ -198,7 +198,8 @@ pub enum StateCommand {
     Rm { address: String },
     /// Remove a stale lock left by a run that is gone.
     Unlock {
-        /// Clear the lock on the target host instead of the state lock.
+        /// Clear what a gone run left beside the host lock instead of the state lock (the
+        /// host lock itself is released by the kernel when its run's SSH session ends).
         #[arg(long)]
         host: bool,
     },

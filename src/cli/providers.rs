@@ -116,7 +116,7 @@ pub fn build(
             ..DockerOptions::default()
         },
     );
-    let traefik = TraefikProvider::with_root(connector.clone(), stack, host_root(config));
+    let traefik = TraefikProvider::new(connector.clone(), stack);
     let digitalocean = DigitalOceanProvider::from_env().map_err(|error| {
         SessionError::provider("cannot set up the DigitalOcean provider", error)
     })?;

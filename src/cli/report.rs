@@ -171,6 +171,9 @@ impl From<SessionError> for CliError {
             SessionError::LiveUnreadable { reasons } => CliError::new(message)
                 .cause(reasons.join("; "))
                 .hint("check credentials and that the target is reachable"),
+            SessionError::ForeignLineage { host_lineage, .. } => CliError::new(message)
+                .cause("two states changing one stack would undo each other's work; nothing was changed")
+                .hint(format!("use the state of lineage {host_lineage} (its `--state-dir`); if that state is lost, start from an empty state (a fresh `--state-dir`): it adopts what runs with one apply, or take single resources over with `stackctl import`")),
             SessionError::NotInStack(_) => CliError::new(message).hint(
                 "import only what stack.toml describes; `stackctl graph` lists the addresses",
             ),
@@ -190,6 +193,7 @@ pub fn provider_error(context: &str, error: ProviderError) -> CliError {
         ProviderError::Unreachable { target, cause } => {
             CliError::new(format!("{context}: cannot reach {target}")).cause(cause)
         }
+        ProviderError::ConnectionLost { .. } => CliError::new(format!("{context}: {error}")),
         ProviderError::Failed {
             message,
             detail,

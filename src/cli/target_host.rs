@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use stackctl_host::HostConnector;
+use stackctl_host::{host_lock_path, read_deployed_lineage, HostConnector, Unlocked};
 
 use crate::session::{PresentedHostKey, SessionError, TargetHost};
 
@@ -36,9 +36,24 @@ impl TargetHost for ConnectedHost {
         })
     }
 
+    async fn deployed_lineage(
+        &self,
+        stack: &str,
+        droplet_address: Option<&str>,
+    ) -> Result<Option<String>, SessionError> {
+        let host = self
+            .connector
+            .connect(droplet_address)
+            .await
+            .map_err(|error| SessionError::Host(error.to_string()))?;
+        read_deployed_lineage(host.as_ref(), stack)
+            .await
+            .map_err(|error| SessionError::Host(error.to_string()))
+    }
+
     async fn unlock(
         &self,
-        path: &str,
+        stack: &str,
         droplet_address: Option<&str>,
     ) -> Result<String, SessionError> {
         let host = self
@@ -46,12 +61,20 @@ impl TargetHost for ConnectedHost {
             .connect(droplet_address)
             .await
             .map_err(|error| SessionError::Host(error.to_string()))?;
-        host.unlock(path)
+        let path = host_lock_path(stack);
+        let unlocked = host
+            .unlock(&path)
             .await
             .map_err(|error| SessionError::Host(error.to_string()))?;
-        Ok(format!(
-            "Removed the host lock `{path}` on {}.",
-            host.describe()
-        ))
+        let place = host.describe();
+        Ok(match unlocked {
+            Unlocked::ClearedStaleDetails { holder } => format!(
+                "The host lock `{path}` on {place} was free: its holder ({}) is gone, and the kernel released the lock when its SSH session ended. Removed the details it left behind; nothing else was needed.",
+                holder.split_whitespace().collect::<Vec<_>>().join(" ")
+            ),
+            Unlocked::NotHeld | Unlocked::Released => format!(
+                "The host lock `{path}` on {place} is free; nothing to clear. (A run that is killed or loses its connection releases it by itself.)"
+            ),
+        })
     }
 }

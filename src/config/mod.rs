@@ -7,6 +7,7 @@ pub mod diagnostic;
 pub mod document;
 pub mod env_file;
 pub mod environment;
+pub mod go_regexp;
 pub mod parse;
 pub mod secret_hints;
 pub mod shape;

@@ -16,6 +16,8 @@
 
 use stackctl_traefik::spec::is_ip_range;
 
+use super::go_regexp;
+
 /// Why a rule is refused, and where (a character offset into the rule).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleError {
@@ -44,6 +46,7 @@ pub fn parse(rule: &str) -> Result<Vec<String>, RuleError> {
         characters: rule.chars().collect(),
         index: 0,
         matchers: Vec::new(),
+        last_argument: ('`', 0),
     };
     parser.skip_spaces();
     if parser.at_end() {
@@ -110,6 +113,8 @@ struct Parser {
     characters: Vec<char>,
     index: usize,
     matchers: Vec<String>,
+    /// The quote and offset of the argument read last.
+    last_argument: (char, usize),
 }
 
 impl Parser {
@@ -209,6 +214,10 @@ impl Parser {
         while self.eat(",") {
             arguments.push(self.argument()?);
         }
+        if name.ends_with("Regexp") {
+            // The pattern is the last argument (`HeaderRegexp(`Name`, `pattern`)`).
+            self.check_regexp(&name, arguments.last().map(String::as_str).unwrap_or(""))?;
+        }
         if !self.eat(")") {
             return Err(self.error(format!("`{name}(` is not closed by `)`")));
         }
@@ -245,6 +254,28 @@ impl Parser {
         Ok(())
     }
 
+    /// Checks the pattern of a `…Regexp` matcher as Go compiles it (Traefik does). The
+    /// offset points into the pattern when it was written in backticks (taken as is), at
+    /// its opening quote otherwise (escapes shift the characters).
+    fn check_regexp(&self, name: &str, pattern: &str) -> Result<(), RuleError> {
+        let Err(error) = go_regexp::check(pattern) else {
+            return Ok(());
+        };
+        let (quote, start) = self.last_argument;
+        let offset = if quote == '`' {
+            start + 1 + error.offset
+        } else {
+            start
+        };
+        Err(RuleError {
+            offset,
+            message: format!(
+                "the regexp of `{name}` does not compile as a Go (RE2) regexp: {}",
+                error.message
+            ),
+        })
+    }
+
     /// A backtick string (no escapes) or a double-quoted one (`\` escapes).
     fn argument(&mut self) -> Result<String, RuleError> {
         self.skip_spaces();
@@ -253,6 +284,7 @@ impl Parser {
             _ => return Err(self.error("expected an argument in backticks or double quotes")),
         };
         let start = self.index;
+        self.last_argument = (quote, start);
         self.index += 1;
         let mut text = String::new();
         loop {
@@ -314,6 +346,11 @@ mod tests {
             ("Host(`example.com`) || PathPrefix(`/`) ) || (", 39),
             ("Host(`a.example`) && Header(`X`)", 28),
             ("Host(`unclosed)", 5),
+            // Go (RE2) refuses these: the offset is the offending character.
+            ("HostRegexp(`^(api|web\\.example\\.com$`)", 13),
+            ("PathRegexp(`^/(a)\\1`)", 17),
+            ("Host(`a.example`) && PathRegexp(`^/x(?=y)`)", 36),
+            ("HeaderRegexp(`X-Id`, `^\\d+\\Z`)", 26),
         ] {
             let error = parse(bad).expect_err(bad);
             assert_eq!(error.offset, offset, "{bad}: {error:?}");

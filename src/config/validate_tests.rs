@@ -526,3 +526,37 @@ fn build_arguments_refuse_secrets_and_need_a_build() {
         vec![("invalid-name", 9)]
     );
 }
+
+#[test]
+fn a_malformed_regexp_matcher_fails_validate_as_go_would_compile_it() {
+    let route = |rule: &str| {
+        format!("{EDGE}\n[services.web]\nimage = \"web:1\"\nport = 80\n\n[routes.web]\nservice = \"web\"\nrule = '{rule}'\n")
+    };
+    // Refused by Go's regexp package: an unclosed group, a backreference, lookahead,
+    // `\Z` (Go has only `\z`), a count above 1000.
+    for (rule, character) in [
+        ("HostRegexp(`^(api|web\\.example\\.com$`)", 14),
+        ("Host(`example.com`) && PathRegexp(`^/(a)\\1`)", 41),
+        ("PathRegexp(`^/x(?=y)`)", 16),
+        ("HeaderRegexp(`X-Id`, `^\\d+\\Z`)", 27),
+        ("QueryRegexp(`id`, `^[0-9]{1001}$`)", 26),
+    ] {
+        let found = problems(&route(rule));
+        assert_eq!(found.len(), 1, "{rule}: {found:?}");
+        let (code, message, line, column) = &found[0];
+        assert_eq!(
+            (*code, *line, *column),
+            ("invalid-rule", 16, 8),
+            "{rule}: {found:?}"
+        );
+        assert!(message.contains("Go (RE2) regexp"), "{message}");
+        assert!(
+            message.contains(&format!("at character {character} of the rule")),
+            "{rule}: {message}"
+        );
+    }
+    assert!(codes(&route(
+        "HostRegexp(`^[a-z]+\\.example\\.com$`) && PathRegexp(`^/api/v[0-9]{1,3}/`)"
+    ))
+    .is_empty());
+}

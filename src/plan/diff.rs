@@ -46,13 +46,19 @@ pub fn change(
     }
 }
 
-/// Attributes present on both sides that differ: what changed outside stackctl.
-pub fn drifted(recorded: &Attributes, live: &Attributes) -> Vec<String> {
+/// What changed outside stackctl: attributes present on both sides that differ, and
+/// attributes the resource leaves unset (meaning the provider's default, see
+/// [`KindSchema::unset_means_default`]) that now have a live value — a command added by
+/// hand to a service that declares none, say.
+pub fn drifted(
+    recorded: &Attributes,
+    live: &Attributes,
+    schema: Option<&KindSchema>,
+) -> Vec<String> {
     live.iter()
-        .filter(|(name, value)| {
-            recorded
-                .get(*name)
-                .is_some_and(|recorded| recorded != *value)
+        .filter(|(name, value)| match recorded.get(*name) {
+            Some(recorded) => recorded != *value,
+            None => schema.is_some_and(|schema| schema.unset_means_default(name)),
         })
         .map(|(name, _)| name.clone())
         .collect()

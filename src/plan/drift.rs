@@ -38,7 +38,7 @@ pub fn detect(
                 live_id: None,
             }),
             Some(found) => {
-                let attributes = drifted(&record.attributes, &found.attributes);
+                let attributes = drifted(&record.attributes, &found.attributes, schema);
                 if attributes.is_empty() {
                     unchanged.push(address.clone());
                     continue;

@@ -365,7 +365,7 @@ fn decide(
 
     // Drift: what changed on the target since the last apply.
     let drift = live
-        .map(|live| drifted(&recorded.attributes, &live.attributes))
+        .map(|live| drifted(&recorded.attributes, &live.attributes, schema))
         .unwrap_or_default();
     let config_changed = resource.hash() != recorded.hash;
     if drift.is_empty() && !config_changed {

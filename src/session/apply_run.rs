@@ -150,6 +150,7 @@ impl Session {
         );
         let context = stackctl_provider::ApplyContext {
             stack: plan.stack.clone(),
+            lineage: state.lineage.clone(),
             salt: state.salt.clone(),
             health_timeout: options.health_timeout,
             allow_data_loss: options.allow_data_loss,

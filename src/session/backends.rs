@@ -30,12 +30,20 @@ pub trait TargetHost: Send + Sync {
     /// The key the host presented, once a connection was made during this run.
     fn presented_key(&self) -> Option<PresentedHostKey>;
 
-    /// Clears a stale host lock at `path` (`stackctl state unlock --host`); returns a
-    /// sentence saying what was removed where. `droplet_address` is the droplet's
-    /// recorded IPv4 when the target is a droplet.
+    /// The lineage of the state that deployed `stack` on the host, if one is recorded
+    /// there (one round trip on the run's connection).
+    async fn deployed_lineage(
+        &self,
+        stack: &str,
+        droplet_address: Option<&str>,
+    ) -> Result<Option<String>, SessionError>;
+
+    /// Clears what a gone holder of `stack`'s host lock left behind (`stackctl state
+    /// unlock --host`); returns a sentence saying what was found and done where.
+    /// `droplet_address` is the droplet's recorded IPv4 when the target is a droplet.
     async fn unlock(
         &self,
-        path: &str,
+        stack: &str,
         droplet_address: Option<&str>,
     ) -> Result<String, SessionError>;
 }

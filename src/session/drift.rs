@@ -29,6 +29,9 @@ impl Session {
             return Ok(None);
         };
         let snapshot = self.read_live().await;
+        if snapshot.unread.is_empty() {
+            self.check_owner().await?;
+        }
         if snapshot.read_providers.is_empty() {
             return Err(SessionError::LiveUnreadable {
                 reasons: snapshot.unread.clone(),

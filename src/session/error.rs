@@ -56,6 +56,16 @@ pub enum SessionError {
     /// Reaching the host outside an apply (unlocking it) failed.
     #[error("{0}")]
     Host(String),
+    /// The stack on the target was deployed by a state of another lineage than the one
+    /// at `state_path`, which has recorded resources of its own.
+    #[error("the state `{state_path}` (lineage {state_lineage}) did not deploy stack `{stack}` on {host}: the state of lineage {host_lineage} did")]
+    ForeignLineage {
+        stack: String,
+        host: String,
+        state_path: String,
+        state_lineage: String,
+        host_lineage: String,
+    },
 }
 
 impl From<ConfigErrors> for SessionError {

@@ -25,6 +25,7 @@ mod destroy;
 mod drift;
 mod error;
 mod import;
+mod owner;
 mod refresh;
 mod verify;
 
@@ -262,15 +263,16 @@ impl Session {
             })
     }
 
-    /// Clears a stale lock on the target host (`stackctl state unlock --host`).
+    /// Clears what a gone holder left beside the target host's lock (`stackctl state
+    /// unlock --host`); the lock itself dies with its holder's SSH session.
     pub async fn unlock_host(&self) -> Result<String, SessionError> {
         let Some(host) = &self.backends.host else {
             return Err(SessionError::Host(
                 "this stack has no target host to unlock".to_string(),
             ));
         };
-        let path = format!("{}/lock", crate::lower::host_root(&self.loaded.config));
-        host.unlock(&path, self.droplet_address().as_deref()).await
+        host.unlock(self.stack(), self.droplet_address().as_deref())
+            .await
     }
 
     /// The target droplet's public IPv4 address as recorded in state, if there is one.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use stackctl_provider::{Address, ProviderError, ReadRequest, Resource};
 
-use super::{desired_fingerprint, identity, Session};
+use super::{desired_fingerprint, identity, Session, SessionError};
 use crate::plan::{LiveSnapshot, Plan, PlanInput, PlanMode};
 use crate::state::State;
 
@@ -103,8 +103,14 @@ impl Session {
     }
 
     /// Makes the plan of `mode` against the recorded state, reading live state unless
-    /// `offline`.
-    pub async fn plan(&self, offline: bool, targets: &[Address], mode: PlanMode) -> Plan {
+    /// `offline`. Refuses a state that did not deploy the stack on its host
+    /// ([`Session::check_owner`]).
+    pub async fn plan(
+        &self,
+        offline: bool,
+        targets: &[Address],
+        mode: PlanMode,
+    ) -> Result<Plan, SessionError> {
         let state = self.recorded_state();
         let empty = BTreeMap::new();
         let recorded = state.map(|state| &state.resources).unwrap_or(&empty);
@@ -113,6 +119,12 @@ impl Session {
             Err("--offline".to_string())
         } else {
             snapshot = self.read_live().await;
+            // After the read, and only when every provider answered: an unreachable host
+            // is not asked twice (each costing the connect timeout), and the apply
+            // checks again under the host lock anyway.
+            if snapshot.unread.is_empty() {
+                self.check_owner().await?;
+            }
             if snapshot.read_providers.is_empty() {
                 let reason = if snapshot.unread.is_empty() {
                     "no provider could be read".to_string()
@@ -144,7 +156,7 @@ impl Session {
             }
             _ => recorded,
         };
-        crate::plan::plan(&PlanInput {
+        Ok(crate::plan::plan(&PlanInput {
             stack: self.stack(),
             desired,
             recorded,
@@ -154,7 +166,7 @@ impl Session {
             schemas: &schemas,
             targets,
             mode,
-        })
+        }))
     }
 }
 

@@ -48,7 +48,8 @@
 //! Traefik's renderer renders); a routed service applied without the formats fails.
 //!
 //! Deleting (or replacing) a volume destroys data and needs `allow_data_loss`
-//! (`volume.rs`). `begin_apply` takes the host lock (`<root>/lock`), `end_apply` releases
+//! (`volume.rs`). `begin_apply` takes the host lock (keyed on the stack, see
+//! `stackctl_host::HOST_RECORDS_DIRECTORY`), `end_apply` releases
 //! it (`provider.rs`).
 //!
 //! # Where things are

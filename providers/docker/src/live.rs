@@ -193,8 +193,13 @@ pub fn live_service_attributes(
         None => {}
     }
 
+    // Docker copies the image's `USER` into the container: that is the default, not a
+    // value to show, unless the resource sets a user.
+    let image_user = image_config["User"].as_str().unwrap_or_default();
     match config["User"].as_str() {
-        Some(user) if !user.is_empty() => {
+        Some(user)
+            if !user.is_empty() && (attributes.contains_key("user") || user != image_user) =>
+        {
             attributes.insert("user".into(), Value::text(user));
         }
         _ => {

@@ -19,13 +19,13 @@ use tokio::sync::Mutex;
 
 use crate::api::{ClientCounters, DockerClient};
 use crate::provider_error::{failed, from_host};
-use crate::service::SERVICE_FORCES_REPLACE;
+use crate::service::{SERVICE_DEFAULT_WHEN_UNSET, SERVICE_FORCES_REPLACE};
 use crate::spec::{ServiceSpec, SpecError};
 
 /// Timings and places the engine may change; the defaults suit production.
 #[derive(Clone, Debug)]
 pub struct DockerOptions {
-    /// The stack's directory on the host (`[target].root`); the lock lives in it.
+    /// The stack's directory on the host (`[target].root`).
     pub root: Option<String>,
     /// The directory of stack.toml on this machine: relative build contexts start there.
     pub build_directory: Option<std::path::PathBuf>,
@@ -166,6 +166,16 @@ impl Provider for DockerProvider {
     }
 
     fn kinds(&self) -> Vec<KindSchema> {
+        // Left unset, these are what a container gets by default (the image's command,
+        // entrypoint and health check, no user, no limits); `live.rs` reads them back only
+        // when the container differs, so a value there is a hand edit.
+        let default_when_unset = |schema: AttributeSchema| {
+            if SERVICE_DEFAULT_WHEN_UNSET.contains(&schema.name) {
+                schema.unset_means_default()
+            } else {
+                schema
+            }
+        };
         let mut service: Vec<AttributeSchema> = SERVICE_FORCES_REPLACE
             .iter()
             .map(|name| AttributeSchema::replaces(name))
@@ -173,6 +183,8 @@ impl Provider for DockerProvider {
         // `route_backend` too: a route added, changed or removed rewrites or removes the
         // edge's backend file and leaves the container as it is (`backend_file.rs`).
         service.extend(["memory", "cpus", "restart", "route_backend"].map(AttributeSchema::plain));
+        let mut service: Vec<AttributeSchema> =
+            service.into_iter().map(default_when_unset).collect();
         service.extend(
             [
                 "container_id",
@@ -276,13 +288,26 @@ impl Provider for DockerProvider {
 
     async fn begin_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {
         let client = self.client_for_apply(context).await?;
-        let path = format!("{}/lock", self.root());
-        match self.connector.take_lock(client.host().as_ref(), &path, &context.stack).await {
+        match self
+            .connector
+            .take_lock(
+                client.host().as_ref(),
+                &context.stack,
+                &context.lineage,
+                context.recorded_is_empty(),
+            )
+            .await
+        {
             Ok(()) => Ok(()),
             Err(HostError::Locked { path, holder }) => Err(ProviderError::Failed {
                 message: format!("another apply holds the host lock `{path}`"),
                 detail: Some(holder),
-                hint: Some("wait for it to finish, or clear a stale lock with `stackctl state unlock --host`".into()),
+                hint: Some("wait for it to finish; a run that was killed or lost its connection releases the lock by itself".into()),
+            }),
+            Err(error @ HostError::ForeignLineage { .. }) => Err(ProviderError::Failed {
+                message: error.to_string(),
+                detail: None,
+                hint: Some(stackctl_host::FOREIGN_LINEAGE_HINT.into()),
             }),
             Err(error) => Err(from_host(error)),
         }
@@ -320,18 +345,40 @@ impl Provider for DockerProvider {
         context: &ApplyContext,
     ) -> Result<ApplyOutcome, ProviderError> {
         let client = self.client_for_apply(context).await?;
+        match self.apply_action(&client, action, context).await {
+            Err(error @ (ProviderError::Failed { .. } | ProviderError::Credentials { .. }))
+                if client.host().connection_lost().await =>
+            {
+                Err(ProviderError::ConnectionLost {
+                    target: client.host().describe(),
+                    cause: error.to_string(),
+                })
+            }
+            result => result,
+        }
+    }
+}
+
+impl DockerProvider {
+    /// Carries out one action (see [`Provider::apply`]).
+    async fn apply_action(
+        &self,
+        client: &DockerClient,
+        action: &Action,
+        context: &ApplyContext,
+    ) -> Result<ApplyOutcome, ProviderError> {
         // A file found on the host is adopted by writing what stack.toml says into it.
         if action.kind == ActionKind::Adopt && action.address.kind() != "file" {
             return self
-                .adopt_unless_never_started(&client, action, context)
+                .adopt_unless_never_started(client, action, context)
                 .await;
         }
         match action.address.kind() {
-            "network" => self.apply_network(&client, action).await,
-            "volume" => self.apply_volume(&client, action, context).await,
-            "image" => self.apply_image(&client, action).await,
-            "service" => self.apply_service(&client, action, context).await,
-            "release" => self.apply_release(&client, action).await,
+            "network" => self.apply_network(client, action).await,
+            "volume" => self.apply_volume(client, action, context).await,
+            "image" => self.apply_image(client, action).await,
+            "service" => self.apply_service(client, action, context).await,
+            "release" => self.apply_release(client, action).await,
             "file" => crate::files::apply(client.host().as_ref(), action).await,
             other => Err(failed(
                 format!("the docker provider has no kind `{other}`"),

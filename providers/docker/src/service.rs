@@ -26,6 +26,13 @@ use crate::spec::ServiceSpec;
 /// them replaces the container (the others are updated live). `route_backend` is not
 /// one: which route reaches a service is the edge's business, and the backend file
 /// follows it without touching the container.
+/// Service attributes stack.toml may leave unset, meaning the container's default (the
+/// image's command, entrypoint and health check; no user; no memory or CPU limit). Env,
+/// networks, volumes, ports, restart and read-only root are always set by lowering, so a
+/// hand-added value of those is already a difference from the recorded one.
+pub(crate) const SERVICE_DEFAULT_WHEN_UNSET: &[&str] =
+    &["command", "entrypoint", "health", "user", "memory", "cpus"];
+
 pub(crate) const SERVICE_FORCES_REPLACE: &[&str] = &[
     "container_name",
     "image",

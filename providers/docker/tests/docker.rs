@@ -814,8 +814,11 @@ async fn hostile_names_and_values_are_passed_literally() {
 async fn host_lock_refuses_a_second_apply_until_released() {
     let stack = unique_stack("lock");
     let root = temp_root(&stack);
+    // The lock is keyed on the stack: another root (another state directory) for the same
+    // stack is refused just the same.
+    let other_root = temp_root(&format!("{stack}-other"));
     let first = provider(&stack, &root);
-    let second = provider(&stack, &root);
+    let second = provider(&stack, &other_root);
     let context = context(&stack);
     first.begin_apply(&context).await.expect("first lock");
     let error = second
@@ -836,11 +839,18 @@ async fn host_lock_refuses_a_second_apply_until_released() {
         detail.contains("\"who\"") && detail.contains("\"when\"") && detail.contains("\"command\""),
         "{detail}"
     );
-    assert!(hint.unwrap_or_default().contains("unlock"));
+    assert!(
+        detail.contains(&format!("\"stack\": \"{stack}\"")) && detail.contains("\"lineage\""),
+        "{detail}"
+    );
+    assert!(hint
+        .unwrap_or_default()
+        .contains("releases the lock by itself"));
     first.end_apply(&context).await.unwrap();
     second.begin_apply(&context).await.expect("free again");
     second.end_apply(&context).await.unwrap();
     std::fs::remove_dir_all(&root).ok();
+    std::fs::remove_dir_all(&other_root).ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1041,18 +1051,23 @@ async fn build_arguments_reach_the_dockerfile_and_are_read_back() {
     assert!(!image_exists(&tag));
 }
 
-/// What the planner calls drift: attributes recorded and live that differ (`plan::diff`).
+/// What the planner calls drift (`plan::diff::drifted`): attributes recorded and live
+/// that differ, and live values of attributes the resource leaves unset when the
+/// provider's schema says unset means its default.
 fn drifted_attributes(
     recorded: &stackctl_provider::RecordedResource,
     live: &stackctl_provider::LiveResource,
 ) -> Vec<String> {
+    let provider = provider("schema", "/nonexistent");
+    let kinds = provider.kinds();
+    let schema = kinds
+        .iter()
+        .find(|schema| schema.kind == recorded.address.kind());
     live.attributes
         .iter()
-        .filter(|(name, value)| {
-            recorded
-                .attributes
-                .get(*name)
-                .is_some_and(|recorded| recorded != *value)
+        .filter(|(name, value)| match recorded.attributes.get(*name) {
+            Some(recorded) => recorded != *value,
+            None => schema.is_some_and(|schema| schema.unset_means_default(name)),
         })
         .map(|(name, _)| name.clone())
         .collect()
@@ -1200,4 +1215,108 @@ async fn a_hand_changed_command_is_drift() {
         web.attributes["label_hash"],
         recorded.attributes["label_hash"]
     );
+}
+
+/// A service that declares no command, no user and only its own env: values added to
+/// those by hand are read from the daemon and are drift — the desired side being what
+/// stackctl builds when they are unset (the image's own command, no user, no extra env)
+/// — and the repair (a replace) takes them away again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_env_and_user_added_by_hand_to_a_service_declaring_none_are_drift_and_apply_removes_them(
+) {
+    ensure_images();
+    let stack = unique_stack("handadd");
+    let _cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    let provider = provider(&stack, &temp_root(&stack));
+    let context = context(&stack);
+    let network_recorded = create(&provider, network(&stack, "net"), &context).await;
+    // As lowering makes it: no command, no entrypoint, no user, no ports.
+    let desired = service(&stack, "web", &[]).with("ports", Value::List(vec![]));
+    let recorded = create(&provider, desired.clone(), &context).await;
+    let all_recorded = vec![network_recorded.clone(), recorded.clone()];
+    let container = format!("{stack}-web");
+    let health = |live: &stackctl_provider::LiveResource| live.attributes.get("health").cloned();
+
+    // Nothing was changed yet: no drift, and no value for what the service leaves unset.
+    let live = read(&provider, &stack, &[], &all_recorded).await;
+    let web = find(&live, "service.web").unwrap();
+    assert_eq!(drifted_attributes(&recorded, web), Vec::<String>::new());
+    for unset in ["command", "entrypoint", "user", "memory", "cpus"] {
+        assert!(
+            !web.attributes.contains_key(unset),
+            "{unset}: {:?}",
+            web.attributes
+        );
+    }
+    let declared_health = health(web);
+
+    replace_by_hand(
+        &stack,
+        &container,
+        &[
+            "-e",
+            "ADDED_BY_HAND=1",
+            "-u",
+            "4242",
+            "--health-cmd",
+            "/server health",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "2",
+            "--health-timeout",
+            "2s",
+        ],
+        &["serve", "--name", "by-hand"],
+    );
+    let live = read(&provider, &stack, &[], &all_recorded).await;
+    let web = find(&live, "service.web").unwrap();
+    let drift = drifted_attributes(&recorded, web);
+    for attribute in ["command", "env", "user"] {
+        assert!(
+            drift.contains(&attribute.to_string()),
+            "{attribute}: drift {drift:?}"
+        );
+    }
+    assert_eq!(
+        web.attributes["command"],
+        text_list(&["serve", "--name", "by-hand"])
+    );
+    assert_eq!(web.attributes["user"], Value::text("4242"));
+    assert!(
+        web.attributes["env"]
+            .as_map()
+            .is_some_and(|env| env.contains_key("ADDED_BY_HAND")),
+        "{:?}",
+        web.attributes["env"]
+    );
+
+    // The repair is a replace: the new container runs the image's command again, as
+    // no user, with the declared env only.
+    let mut repair = action(
+        ActionKind::ReplaceCreateBeforeDestroy,
+        Some(desired.clone()),
+        Some(recorded.clone()),
+    );
+    repair.live_id = web.id.clone();
+    let repaired = apply(&provider, repair, &context).await;
+    let live = read(
+        &provider,
+        &stack,
+        &[],
+        &[network_recorded, repaired.clone()],
+    )
+    .await;
+    let web = find(&live, "service.web").unwrap();
+    assert_eq!(drifted_attributes(&repaired, web), Vec::<String>::new());
+    for unset in ["command", "user"] {
+        assert!(
+            !web.attributes.contains_key(unset),
+            "{unset}: {:?}",
+            web.attributes
+        );
+    }
+    assert_eq!(health(web), declared_health);
 }

@@ -117,21 +117,44 @@ impl HostConnector {
 }
 
 impl HostConnector {
-    /// Takes the host lock at `path` for this run, once: every provider that changes the
-    /// host calls this before its first action, so two operators on two machines cannot
-    /// apply at once — whichever kinds of resources they touch.
+    /// Takes the host lock of `stack` for this run, once: every provider that changes the
+    /// host calls this before its first action, so two operators on two machines (or two
+    /// state directories with different roots) cannot apply the same stack at once —
+    /// whichever kinds of resources they touch. `lineage` is the state's, recorded in the
+    /// holder's details.
+    ///
+    /// A lock whose holder is gone (killed, its connection cut) is taken over with a
+    /// warning naming that holder.
+    ///
+    /// Under the lock, the stack's owner on the host is settled: a run whose state has
+    /// recorded resources (`state_is_empty` false) must be of the lineage that deployed
+    /// the stack there ([`HostError::ForeignLineage`] otherwise, and the lock is released
+    /// again); an empty state (a first apply, or a lost state starting over) adopts the
+    /// stack and its lineage becomes the owner.
     pub async fn take_lock(
         &self,
         host: &dyn Host,
-        path: &str,
         stack: &str,
+        lineage: &str,
+        state_is_empty: bool,
     ) -> Result<(), HostError> {
+        let path = crate::host_lock_path(stack);
         let mut held = self.held_lock.lock().await;
-        if held.as_deref() == Some(path) {
+        if held.as_deref() == Some(path.as_str()) {
             return Ok(());
         }
-        host.lock(path, &lock_details(stack)).await?;
-        *held = Some(path.to_string());
+        if let Some(previous) = host.lock(&path, &lock_details(stack, lineage)).await? {
+            tracing::warn!(
+                "took over the host lock `{path}` on {}: its last holder ended without releasing it (killed, or its connection was cut): {}",
+                host.describe(),
+                one_line(&previous)
+            );
+        }
+        if let Err(error) = record_owner(host, stack, lineage, state_is_empty).await {
+            let _ = host.unlock(&path).await;
+            return Err(error);
+        }
+        *held = Some(path);
         Ok(())
     }
 
@@ -145,8 +168,66 @@ impl HostConnector {
     }
 }
 
-/// Who holds a host lock: user and machine, process, time, command line, stack.
-pub fn lock_details(stack: &str) -> String {
+/// The lineage of the state that deploys `stack` on the host, if one is recorded there.
+pub async fn read_deployed_lineage(
+    host: &dyn Host,
+    stack: &str,
+) -> Result<Option<String>, HostError> {
+    let path = crate::host_lineage_path(stack);
+    let contents = host.read_files(std::slice::from_ref(&path)).await?;
+    Ok(contents
+        .into_iter()
+        .next()
+        .flatten()
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .filter(|lineage| !lineage.is_empty()))
+}
+
+/// Checks this run's lineage against the one recorded on the host and records it when the
+/// run may own the stack (see [`HostConnector::take_lock`]).
+async fn record_owner(
+    host: &dyn Host,
+    stack: &str,
+    lineage: &str,
+    state_is_empty: bool,
+) -> Result<(), HostError> {
+    let recorded = read_deployed_lineage(host, stack).await?;
+    match recorded {
+        Some(recorded) if recorded == lineage => return Ok(()),
+        Some(recorded) if !state_is_empty => {
+            return Err(HostError::ForeignLineage {
+                stack: stack.to_string(),
+                host: host.describe(),
+                recorded,
+                ours: lineage.to_string(),
+            })
+        }
+        Some(recorded) => tracing::warn!(
+            "an empty state adopts stack `{stack}` on {}: it was deployed by the state of lineage {recorded}, and from now on only this state (lineage {lineage}) may change it",
+            host.describe()
+        ),
+        None => {}
+    }
+    host.write_file(
+        &crate::host_lineage_path(stack),
+        format!("{lineage}\n").as_bytes(),
+        0o644,
+        crate::HOST_RECORDS_DIRECTORY,
+    )
+    .await
+}
+
+/// Details as one line, for a warning.
+fn one_line(details: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(details) {
+        Ok(value) => value.to_string(),
+        Err(_) => details.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
+}
+
+/// Who holds a host lock: user and machine, process, time, command line, stack, and the
+/// lineage of the state the run writes.
+pub fn lock_details(stack: &str, lineage: &str) -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
@@ -159,6 +240,7 @@ pub fn lock_details(stack: &str) -> String {
         "when": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         "command": std::env::args().collect::<Vec<_>>().join(" "),
         "stack": stack,
+        "lineage": lineage,
     });
     format!("{details:#}\n")
 }

@@ -42,7 +42,7 @@ pub mod testing;
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use connector::{HostConnector, SshOptions, Target};
+pub use connector::{read_deployed_lineage, HostConnector, SshOptions, Target};
 pub use local::LocalHost;
 pub use ssh::SshHost;
 
@@ -67,10 +67,23 @@ pub enum HostError {
         operation: String,
         cause: String,
     },
-    /// The lock is held; `holder` is the details file's content.
+    /// The lock is held by a live run; `holder` is its details file's content.
     #[error("the host lock `{path}` is held by {holder}")]
     Locked { path: String, holder: String },
+    /// The stack on the host was deployed by a state of another lineage than this run's
+    /// (a copy of state that went its own way, another team's state): applying would
+    /// fight over the same containers.
+    #[error("stack `{stack}` on {host} was deployed by the state of lineage {recorded}; this run's state has lineage {ours}")]
+    ForeignLineage {
+        stack: String,
+        host: String,
+        recorded: String,
+        ours: String,
+    },
 }
+
+/// What to do about [`HostError::ForeignLineage`], for the providers' messages.
+pub const FOREIGN_LINEAGE_HINT: &str = "use the state that deployed the stack; to take the stack over from a lost state instead, start from an empty state (a fresh `--state-dir`): it adopts what runs and becomes the owner";
 
 #[async_trait]
 pub trait Host: Send + Sync {
@@ -104,19 +117,66 @@ pub trait Host: Send + Sync {
     /// files that stackctl did not write in a directory Traefik watches.
     async fn list_files(&self, directory: &str) -> Result<Vec<String>, HostError>;
 
-    /// Takes the lock at `path` and records `details` (who, when, command) in it. Fails
-    /// with [`HostError::Locked`], naming the holder, if another run holds it. On this
-    /// machine it is a kernel file lock held by the process (gone when the process ends,
-    /// kill -9 included); over SSH, a lock directory.
-    async fn lock(&self, path: &str, details: &str) -> Result<(), HostError>;
+    /// Takes the kernel lock (`flock`) on the file `path` and writes `details` (who,
+    /// when, command, lineage) to the holder file beside it. Fails with
+    /// [`HostError::Locked`], naming the holder, if a live run holds it. The lock lives
+    /// exactly as long as this run: on this machine it is held by this process, over SSH
+    /// by a process on the host that lives as long as the SSH channel, so kill -9 of
+    /// stackctl or a cut connection releases it with no manual step.
+    ///
+    /// Returns the details a holder that is gone left behind when it took the lock over
+    /// (for a warning), `None` when the last holder released it cleanly.
+    async fn lock(&self, path: &str, details: &str) -> Result<Option<String>, HostError>;
 
-    /// Releases the lock taken by [`Host::lock`] (also used to clear a stale one).
-    async fn unlock(&self, path: &str) -> Result<(), HostError>;
+    /// Releases the lock this run took with [`Host::lock`]; otherwise, if no live run
+    /// holds it, removes the details a holder that is gone left behind
+    /// (`stackctl state unlock --host`). Never breaks the lock of a live run.
+    async fn unlock(&self, path: &str) -> Result<Unlocked, HostError>;
+
+    /// Whether the connection to the host is gone (a cut network, a server that died):
+    /// asked after an operation failed, so that the failure is reported as "outcome
+    /// unknown" rather than as the host's answer. Never for this machine.
+    async fn connection_lost(&self) -> bool {
+        false
+    }
 
     /// The host key this connection trusted, for transports that have one (SSH).
     fn host_key(&self) -> Option<HostKey> {
         None
     }
+}
+
+/// What [`Host::unlock`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unlocked {
+    /// This run held the lock and released it.
+    Released,
+    /// No live run held it; the details its last holder (gone) left were removed.
+    ClearedStaleDetails { holder: String },
+    /// No live run held it and no details were left: nothing to do.
+    NotHeld,
+}
+
+/// The directory on a host where stackctl keeps, per stack, the host lock
+/// (`<stack>.lock`, with `<stack>.lock.holder` beside it) and the lineage of the state
+/// that deploys the stack there (`<stack>.lineage`).
+///
+/// Keyed on the stack's name, not on `[target].root`: containers, networks and volumes
+/// are named after the stack, so two state directories with different roots that
+/// deploy one stack change the same objects and must exclude each other. Stack names
+/// start with a letter or digit, so no stack's default root (`/var/lib/stackctl/<stack>`)
+/// can be this directory.
+pub const HOST_RECORDS_DIRECTORY: &str = "/var/lib/stackctl/.locks";
+
+/// The host lock of `stack`: see [`HOST_RECORDS_DIRECTORY`].
+pub fn host_lock_path(stack: &str) -> String {
+    format!("{HOST_RECORDS_DIRECTORY}/{stack}.lock")
+}
+
+/// The file naming the state lineage that deploys `stack` on the host: see
+/// [`HOST_RECORDS_DIRECTORY`].
+pub fn host_lineage_path(stack: &str) -> String {
+    format!("{HOST_RECORDS_DIRECTORY}/{stack}.lineage")
 }
 
 /// The SSH host key a connection was made with, and why it was trusted.

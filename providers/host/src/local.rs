@@ -1,11 +1,10 @@
 use std::collections::BTreeMap;
 use std::fs::TryLockError;
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::{Host, HostError, Stream};
+use crate::{Host, HostError, Stream, Unlocked};
 
 /// This machine (`target = "local"`): demos and tests.
 #[derive(Clone, Debug)]
@@ -146,69 +145,79 @@ impl Host for LocalHost {
         Ok(names)
     }
 
-    async fn lock(&self, path: &str, details: &str) -> Result<(), HostError> {
+    async fn lock(&self, path: &str, details: &str) -> Result<Option<String>, HostError> {
         if let Some(parent) = std::path::Path::new(path).parent() {
             tokio::fs::create_dir_all(parent).await.map_err(|error| {
                 self.operation_error(&format!("create {}", parent.display()), error)
             })?;
         }
-        if let Some(holder) = directory_lock_holder(path).await {
-            return Err(HostError::Locked {
-                path: path.to_string(),
-                holder,
-            });
-        }
-        let mut file = open_lock_file(path)
+        let holder_path = holder_path(path);
+        let file = open_lock_file(path)
             .map_err(|error| self.operation_error(&format!("open lock {path}"), error))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 return Err(HostError::Locked {
                     path: path.to_string(),
-                    holder: read_details(&mut file),
+                    holder: read_holder(&holder_path)
+                        .unwrap_or_else(|| "an unknown holder (no details written yet)".into()),
                 })
             }
             Err(TryLockError::Error(error)) => {
                 return Err(self.operation_error(&format!("lock {path}"), error))
             }
         }
-        replace_contents(&mut file, details.as_bytes())
-            .map_err(|error| self.operation_error(&format!("write {path}"), error))?;
+        // Details left behind mean their run ended without releasing: it is gone (the
+        // kernel released its lock), and the caller warns that it took the lock over.
+        let previous_holder = read_holder(&holder_path);
+        write_atomically(&holder_path, details.as_bytes())
+            .map_err(|error| self.operation_error(&format!("write {holder_path}"), error))?;
         if let Ok(mut held) = self.held_locks.lock() {
             held.insert(path.to_string(), file);
         }
-        Ok(())
+        Ok(previous_holder)
     }
 
-    async fn unlock(&self, path: &str) -> Result<(), HostError> {
+    async fn unlock(&self, path: &str) -> Result<Unlocked, HostError> {
+        let holder_path = holder_path(path);
+        let remove_details = || match std::fs::remove_file(&holder_path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                Err(self.operation_error(&format!("remove {holder_path}"), error))
+            }
+            _ => Ok(()),
+        };
         let mine = self
             .held_locks
             .lock()
             .ok()
             .and_then(|mut held| held.remove(path));
-        if let Some(mut file) = mine {
-            // Empty means free; closing the file releases the kernel lock.
-            let _ = replace_contents(&mut file, b"");
-            return Ok(());
+        if let Some(file) = mine {
+            // The details go first, while the lock still keeps others out; closing the
+            // file then releases the kernel lock.
+            remove_details()?;
+            drop(file);
+            return Ok(Unlocked::Released);
         }
-        // A lock directory left by an older stackctl: nothing but its existence holds it.
-        if directory_lock_holder(path).await.is_some() {
-            return tokio::fs::remove_dir_all(path)
-                .await
-                .map_err(|error| self.operation_error(&format!("remove lock {path}"), error));
-        }
-        let mut file = match open_lock_file(path) {
+        let file = match open_existing_lock_file(path) {
             Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Unlocked::NotHeld)
+            }
             Err(error) => return Err(self.operation_error(&format!("open lock {path}"), error)),
         };
         match file.try_lock() {
-            Ok(()) => replace_contents(&mut file, b"")
-                .map_err(|error| self.operation_error(&format!("clear lock {path}"), error)),
-            // A live run holds it: clearing its lock would let a second writer in.
+            Ok(()) => match read_holder(&holder_path) {
+                Some(holder) => {
+                    remove_details()?;
+                    Ok(Unlocked::ClearedStaleDetails { holder })
+                }
+                None => Ok(Unlocked::NotHeld),
+            },
+            // A live run holds it: clearing its details would hide who it is.
             Err(TryLockError::WouldBlock) => Err(HostError::Locked {
                 path: path.to_string(),
-                holder: read_details(&mut file),
+                holder: read_holder(&holder_path)
+                    .unwrap_or_else(|| "an unknown holder (no details written yet)".into()),
             }),
             Err(TryLockError::Error(error)) => {
                 Err(self.operation_error(&format!("lock {path}"), error))
@@ -217,16 +226,30 @@ impl Host for LocalHost {
     }
 }
 
-/// The holder named by a lock directory an older stackctl left at `path`, if there is one.
-async fn directory_lock_holder(path: &str) -> Option<String> {
-    let metadata = tokio::fs::metadata(path).await.ok()?;
-    if !metadata.is_dir() {
-        return None;
-    }
-    let holder = tokio::fs::read_to_string(format!("{path}/details"))
-        .await
-        .unwrap_or_else(|_| "an unknown holder (no details file)".to_string());
-    Some(holder.trim().to_string())
+fn holder_path(path: &str) -> String {
+    format!("{path}.holder")
+}
+
+/// The details in the holder file, if it exists and says something.
+fn read_holder(path: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// Writes `path` through a temporary file renamed over it: a reader sees the old
+/// details or the new, never half of them.
+fn write_atomically(path: &str, contents: &[u8]) -> std::io::Result<()> {
+    let temporary = format!("{path}.{}", std::process::id());
+    std::fs::write(&temporary, contents)?;
+    std::fs::rename(&temporary, path)
+}
+
+fn open_existing_lock_file(path: &str) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
 }
 
 fn open_lock_file(path: &str) -> std::io::Result<std::fs::File> {
@@ -236,21 +259,4 @@ fn open_lock_file(path: &str) -> std::io::Result<std::fs::File> {
         .create(true)
         .truncate(false)
         .open(path)
-}
-
-fn read_details(file: &mut std::fs::File) -> String {
-    let mut text = String::new();
-    let _ = file.seek(SeekFrom::Start(0));
-    let _ = file.read_to_string(&mut text);
-    if text.trim().is_empty() {
-        "an unknown holder (no details written yet)".to_string()
-    } else {
-        text.trim().to_string()
-    }
-}
-
-fn replace_contents(file: &mut std::fs::File, contents: &[u8]) -> std::io::Result<()> {
-    file.set_len(0)?;
-    file.seek(SeekFrom::Start(0))?;
-    file.write_all(contents)
 }

@@ -187,47 +187,104 @@ pub fn write_file_script(
     ))
 }
 
-/// Script that takes the lock directory `path` with `mkdir` (atomic: exactly one of
-/// two racing callers succeeds) and stores stdin as its `details` file. When the lock
-/// is held it prints the begin marker and the holder's details, and exits with
-/// [`LOCK_HELD_STATUS`].
-pub fn lock_script(path: &str, nonce: &str) -> Result<String, QuoteError> {
-    let details = quote(&format!("{}/details", path.trim_end_matches('/')))?;
+/// Where [`hold_lock_script`] keeps the holder's details: a file beside the lock.
+pub fn holder_path(lock: &str) -> String {
+    format!("{lock}.holder")
+}
+
+/// Checks that the host has `flock` (util-linux or busybox) before a lock script uses it.
+const FLOCK_REQUIRED: &str = "command -v flock >/dev/null 2>&1 || \
+{ echo 'the host has no `flock` program (Debian and Ubuntu ship it in util-linux)' >&2; exit 1; }\n";
+
+/// Script that takes the kernel lock (`flock`) on the file `path` and then **holds it
+/// for as long as its stdin stays open**, so the lock lives exactly as long as the SSH
+/// channel that runs it: when stackctl ends, however it ends, sshd closes the channel's
+/// pipes, `read` sees end of file, the script exits and the kernel drops the lock.
+///
+/// Output, after the begin marker of `nonce`:
+/// - held by another process: the holder's details, exit [`LOCK_HELD_STATUS`];
+/// - taken: `<nonce> stale` and the details a holder that is gone left behind (if any),
+///   then `<nonce> locked`; it then waits. A line `release` on stdin removes the
+///   details file (a clean unlock); end of file without it leaves the details, so the
+///   next run can say whose run it took over.
+pub fn hold_lock_script(path: &str, details: &str, nonce: &str) -> Result<String, QuoteError> {
     let parent = match parent_directory(path) {
         Some(parent) => format!("mkdir -p -- {} || exit 1\n", quote(parent)?),
         None => String::new(),
     };
     let lock = quote(path)?;
+    let holder = quote(&holder_path(path))?;
     let begin = begin_marker_command(nonce);
     Ok(format!(
-        "{parent}\
-         if error=$(mkdir -- {lock} 2>&1); then\n\
-         \x20 cat > {details} || {{ rm -rf -- {lock}; exit 1; }}\n\
-         \x20 exit 0\n\
-         fi\n\
-         if [ -d {lock} ]; then\n\
+        "{FLOCK_REQUIRED}\
+         {parent}\
+         exec 9>>{lock} || exit 1\n\
+         flock -n 9; status=$?\n\
+         if [ \"$status\" -ne 0 ]; then\n\
+         \x20 [ \"$status\" -eq 1 ] || {{ echo \"flock failed with status $status\" >&2; exit 1; }}\n\
          \x20 {begin}\
-         \x20 cat -- {details} 2>/dev/null; exit {LOCK_HELD_STATUS}\n\
+         \x20 cat -- {holder} 2>/dev/null; exit {LOCK_HELD_STATUS}\n\
          fi\n\
-         printf '%s\\n' \"$error\" >&2\n\
-         exit 1\n"
+         {begin}\
+         if [ -s {holder} ]; then printf '%s\\n' '{nonce} stale'; cat -- {holder}; printf '\\n'; fi\n\
+         tmp={holder}.$$\n\
+         printf '%s' {details} > \"$tmp\" && mv -f -- \"$tmp\" {holder} || exit 1\n\
+         printf '%s\\n' '{nonce} locked'\n\
+         IFS= read -r request || request=\n\
+         if [ \"$request\" = release ]; then rm -f -- {holder}; fi\n\
+         exit 0\n",
+        details = quote(details)?,
     ))
 }
 
-/// An error message when `path` must not be handed to `rm -rf` (empty, or `/`).
-pub fn refuse_dangerous_removal(path: &str) -> Option<String> {
-    if path.trim_end_matches('/').is_empty() {
-        Some(format!(
-            "refusing to remove `{path}`: the lock path must name a directory below `/`"
-        ))
-    } else {
-        None
-    }
+/// What [`hold_lock_script`] printed so far, once it is decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockOutput {
+    /// The lock is ours; with the details of a holder that is gone, if it left any.
+    Taken { previous_holder: Option<String> },
+    /// Not decided yet: read more.
+    Undecided,
 }
 
-/// Script that removes the lock directory and its details.
-pub fn unlock_script(path: &str) -> Result<String, QuoteError> {
-    Ok(format!("rm -rf -- {}\n", quote(path)?))
+/// Reads the output of [`hold_lock_script`] while it runs: `Taken` once the `locked`
+/// line arrived.
+pub fn parse_lock_output(output: &[u8], nonce: &str) -> LockOutput {
+    let Ok(after) = after_begin_marker(output, nonce) else {
+        return LockOutput::Undecided;
+    };
+    let locked = format!("{nonce} locked\n");
+    let Some(end) = find(after, locked.as_bytes()) else {
+        return LockOutput::Undecided;
+    };
+    let stale = format!("{nonce} stale\n");
+    let previous_holder = after[..end]
+        .strip_prefix(stale.as_bytes())
+        .map(|details| String::from_utf8_lossy(details).trim().to_string())
+        .filter(|details| !details.is_empty());
+    LockOutput::Taken { previous_holder }
+}
+
+/// Script that clears the details a holder that is gone left beside the lock `path`,
+/// but only if no live process holds the lock (`flock -n` succeeds). Prints, after the
+/// begin marker, the details it removed; exits [`LOCK_HELD_STATUS`] with the live
+/// holder's details when the lock is held.
+pub fn clear_stale_lock_script(path: &str, nonce: &str) -> Result<String, QuoteError> {
+    let lock = quote(path)?;
+    let holder = quote(&holder_path(path))?;
+    let begin = begin_marker_command(nonce);
+    Ok(format!(
+        "{begin}\
+         [ -e {lock} ] || exit 0\n\
+         {FLOCK_REQUIRED}\
+         exec 9>>{lock} || exit 1\n\
+         flock -n 9; status=$?\n\
+         if [ \"$status\" -ne 0 ]; then\n\
+         \x20 [ \"$status\" -eq 1 ] || {{ echo \"flock failed with status $status\" >&2; exit 1; }}\n\
+         \x20 cat -- {holder} 2>/dev/null; exit {LOCK_HELD_STATUS}\n\
+         fi\n\
+         cat -- {holder} 2>/dev/null\n\
+         rm -f -- {holder}\n"
+    ))
 }
 
 /// Script that removes one file; a missing file is not an error.
@@ -459,23 +516,86 @@ mod tests {
         assert_eq!(leftovers, 0);
     }
 
-    #[test]
-    fn lock_is_taken_once_and_reports_its_holder() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = format!("{}/locks/stack.lock", directory.path().to_str().unwrap());
+    /// Starts [`hold_lock_script`] as a child process with its stdin open, and reads
+    /// until it decided or exited (bounded: 10 s). Returns the child, the holder named
+    /// (taken: a gone holder's details; refused: the live holder's) and the exit status
+    /// when it exited.
+    fn start_holding(
+        path: &str,
+        details: &str,
+    ) -> (std::process::Child, Option<String>, Option<i32>) {
+        use std::io::Read;
         let nonce = nonce();
-        let script = lock_script(&path, &nonce).unwrap();
-        let (status, _, stderr) = run(&script, b"alice@laptop pid 42");
-        assert_eq!(status, 0, "{stderr}");
-        let (status, stdout, _) = run(&script, b"bob@desk pid 7");
+        let command = sh_command(&hold_lock_script(path, details, &nonce).unwrap(), None).unwrap();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut output = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut buffer = [0u8; 4096];
+        while std::time::Instant::now() < deadline {
+            if let LockOutput::Taken { previous_holder } = parse_lock_output(&output, &nonce) {
+                return (child, previous_holder, None);
+            }
+            match stdout.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => output.extend_from_slice(&buffer[..read]),
+            }
+        }
+        let status = child.wait().unwrap().code().unwrap_or(-1);
+        let held = after_begin_marker(&output, &nonce)
+            .map(|details| String::from_utf8_lossy(details).into_owned())
+            .ok();
+        (child, held, Some(status))
+    }
+
+    #[test]
+    fn a_lock_is_held_while_its_stdin_is_open_and_a_gone_holder_is_taken_over() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = format!("{}/locks/shop.lock", directory.path().to_str().unwrap());
+
+        let (mut alice, previous, exited) = start_holding(&path, "alice@laptop pid 42");
+        assert_eq!((previous, exited), (None, None));
+        // A second taker is refused, naming the holder.
+        let (_, holder, exited) = start_holding(&path, "bob@desk pid 7");
+        assert_eq!(exited, Some(LOCK_HELD_STATUS as i32));
+        assert_eq!(holder.as_deref(), Some("alice@laptop pid 42"));
+        // So is clearing it: a live run holds it.
+        let (status, stdout, _) = run(&clear_stale_lock_script(&path, "n").unwrap(), b"");
         assert_eq!(status as u32, LOCK_HELD_STATUS);
         assert_eq!(
-            after_begin_marker(&stdout, &nonce).unwrap(),
+            after_begin_marker(&stdout, "n").unwrap(),
             b"alice@laptop pid 42"
         );
-        let (status, _, _) = run(&unlock_script(&path).unwrap(), b"");
+
+        // Alice's connection ends without a word (kill -9 of stackctl): stdin closes, the
+        // lock is free, and the next taker is told whose lock it took over.
+        drop(alice.stdin.take());
+        assert!(alice.wait().unwrap().success());
+        let (mut bob, previous, exited) = start_holding(&path, "bob@desk pid 7");
+        assert_eq!(exited, None);
+        assert_eq!(previous.as_deref(), Some("alice@laptop pid 42"));
+
+        // A clean release removes the details: the next run finds nothing stale.
+        bob.stdin.take().unwrap().write_all(b"release\n").unwrap();
+        assert!(bob.wait().unwrap().success());
+        assert!(!std::path::Path::new(&holder_path(&path)).exists());
+        let (mut carol, previous, _) = start_holding(&path, "carol");
+        assert_eq!(previous, None);
+        drop(carol.stdin.take());
+        carol.wait().unwrap();
+
+        // Carol left her details; clearing them needs no live holder and says whose they were.
+        let (status, stdout, _) = run(&clear_stale_lock_script(&path, "n").unwrap(), b"");
         assert_eq!(status, 0);
-        assert!(!std::path::Path::new(&path).exists());
+        assert_eq!(after_begin_marker(&stdout, "n").unwrap(), b"carol");
+        assert!(!std::path::Path::new(&holder_path(&path)).exists());
     }
 
     #[test]
@@ -484,19 +604,11 @@ mod tests {
         let base = directory.path().to_str().unwrap();
         std::fs::write(format!("{base}/file"), b"").unwrap();
         let (status, _, stderr) = run(
-            &lock_script(&format!("{base}/file/lock"), "n").unwrap(),
-            b"x",
+            &hold_lock_script(&format!("{base}/file/lock"), "x", "n").unwrap(),
+            b"",
         );
         assert_eq!(status, 1);
         assert!(!stderr.is_empty());
-    }
-
-    #[test]
-    fn removal_of_root_is_refused() {
-        assert!(refuse_dangerous_removal("/").is_some());
-        assert!(refuse_dangerous_removal("").is_some());
-        assert!(refuse_dangerous_removal("///").is_some());
-        assert!(refuse_dangerous_removal("/var/lock/stackctl").is_none());
     }
 
     #[test]
@@ -513,6 +625,6 @@ mod tests {
     fn nul_in_a_path_is_rejected_before_anything_runs() {
         assert!(read_files_script(&["a\0b".to_string()], "n").is_err());
         assert!(write_file_script("a\0b", 0o644, "/tmp", "n").is_err());
-        assert!(lock_script("a\0b", "n").is_err());
+        assert!(hold_lock_script("a\0b", "x", "n").is_err());
     }
 }

@@ -25,6 +25,12 @@
 //! plus the user's login shell, which can be slow when `~/.bashrc` is heavy. All paths
 //! in those scripts are quoted by [`crate::quote`]; contents go over stdin.
 //!
+//! The host lock is a kernel lock (`flock`) held by a command on the host that runs for
+//! the whole apply on a channel of its own and waits on its stdin: when stackctl ends —
+//! cleanly, by kill -9, or because the connection is cut — sshd closes the channel, the
+//! command sees end of file and exits, and the kernel releases the lock. No lock is ever
+//! left behind for a person to clear.
+//!
 //! # Trust
 //!
 //! The server's host key is checked during the handshake, before any credential is
@@ -62,7 +68,7 @@ use russh::{Channel, ChannelMsg, ChannelOpenFailure};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::remote_script::{self, FileRead};
-use crate::{Host, HostError, HostKey, SshOptions, Stream};
+use crate::{Host, HostError, HostKey, SshOptions, Stream, Unlocked};
 
 mod authentication;
 mod dial_stdio;
@@ -105,6 +111,15 @@ pub struct SshHost {
     streamlocal_refused: AtomicBool,
     /// Whether scripts run under `timeout` on the host; cleared when it has none.
     remote_time_limit: AtomicBool,
+    /// The host locks this run holds, by path: each a channel whose command holds the
+    /// kernel lock on the host until the channel closes.
+    held_locks: Mutex<std::collections::BTreeMap<String, HeldLock>>,
+}
+
+/// A host lock held by a command on the host (see [`remote_script::hold_lock_script`]).
+struct HeldLock {
+    channel: Channel<Msg>,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl std::fmt::Debug for SshHost {
@@ -442,41 +457,152 @@ impl Host for SshHost {
             .map_err(|cause| self.operation_error(&operation, cause))
     }
 
-    async fn lock(&self, path: &str, details: &str) -> Result<(), HostError> {
+    async fn lock(&self, path: &str, details: &str) -> Result<Option<String>, HostError> {
         let operation = format!("take the lock {path}");
         let nonce = remote_script::nonce();
-        let script = remote_script::lock_script(path, &nonce)
+        // No `timeout` wrapper: the script holds the lock for as long as its channel lives.
+        let command = remote_script::hold_lock_script(path, details, &nonce)
+            .and_then(|script| remote_script::sh_command(&script, None))
             .map_err(|error| self.operation_error(&operation, error))?;
-        let output = self
-            .run_script(
-                &operation,
-                &script,
-                details.as_bytes(),
-                &[remote_script::LOCK_HELD_STATUS],
-            )
-            .await?;
-        if output.exit_status == Some(remote_script::LOCK_HELD_STATUS) {
-            let details = remote_script::after_begin_marker(&output.stdout, &nonce)
-                .map_err(|cause| self.operation_error(&operation, cause))?;
-            let holder = String::from_utf8_lossy(details).trim().to_string();
-            return Err(HostError::Locked {
-                path: path.to_string(),
-                holder: non_empty_or(&holder, "an unknown holder (no details file)"),
-            });
+        let take = async {
+            // The slot is kept while the lock is held: the channel counts against the
+            // server's `MaxSessions` until it closes.
+            let slot = self.channel_slot().await?;
+            let mut channel = self
+                .open_channel(ChannelKind::Session, || self.handle.channel_open_session())
+                .await
+                .map_err(|error| self.operation_error(&operation, describe_russh_error(&error)))?;
+            channel
+                .exec(true, command.as_str())
+                .await
+                .map_err(|error| self.operation_error(&operation, describe_russh_error(&error)))?;
+            let mut output = ExecOutput::default();
+            loop {
+                if let remote_script::LockOutput::Taken { previous_holder } =
+                    remote_script::parse_lock_output(&output.stdout, &nonce)
+                {
+                    return Ok((
+                        HeldLock {
+                            channel,
+                            _slot: slot,
+                        },
+                        previous_holder,
+                    ));
+                }
+                match channel.wait().await {
+                    Some(ChannelMsg::Data { data }) => output.stdout.extend_from_slice(&data),
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                        output.stderr.extend_from_slice(&data)
+                    }
+                    Some(ChannelMsg::ExitStatus { exit_status }) => {
+                        output.exit_status = Some(exit_status)
+                    }
+                    Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                        output.signal = Some(format!("{signal_name:?}"));
+                    }
+                    Some(ChannelMsg::Failure) => {
+                        return Err(self
+                            .operation_error(&operation, "the server refused to run the command"))
+                    }
+                    Some(ChannelMsg::Close) | None => break,
+                    Some(_) => {}
+                }
+            }
+            if output.exit_status == Some(remote_script::LOCK_HELD_STATUS) {
+                let details = remote_script::after_begin_marker(&output.stdout, &nonce)
+                    .map_err(|cause| self.operation_error(&operation, cause))?;
+                let holder = String::from_utf8_lossy(details).trim().to_string();
+                return Err(HostError::Locked {
+                    path: path.to_string(),
+                    holder: non_empty_or(&holder, "an unknown holder (no details written yet)"),
+                });
+            }
+            Err(self.operation_error(&operation, output.failure_cause()))
+        };
+        let (held, previous_holder) = tokio::time::timeout(self.operation_timeout, take)
+            .await
+            .unwrap_or_else(|_| Err(self.timeout_error(&operation)))?;
+        if let Ok(mut locks) = self.held_locks.lock() {
+            locks.insert(path.to_string(), held);
         }
-        Ok(())
+        Ok(previous_holder)
     }
 
-    async fn unlock(&self, path: &str) -> Result<(), HostError> {
-        let operation = format!("remove the lock {path}");
-        if let Some(refusal) = remote_script::refuse_dangerous_removal(path) {
-            return Err(self.operation_error(&operation, refusal));
+    async fn unlock(&self, path: &str) -> Result<Unlocked, HostError> {
+        let mine = self
+            .held_locks
+            .lock()
+            .ok()
+            .and_then(|mut locks| locks.remove(path));
+        if let Some(held) = mine {
+            let operation = format!("release the lock {path}");
+            let HeldLock { mut channel, _slot } = held;
+            let release = async {
+                // `release` tells the holder to remove its details; end of file ends it,
+                // and with it the kernel lock.
+                channel
+                    .data(&b"release\n"[..])
+                    .await
+                    .map_err(|error| describe_russh_error(&error))?;
+                let _ = channel.eof().await;
+                let mut status = None;
+                while let Some(message) = channel.wait().await {
+                    match message {
+                        ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                        ChannelMsg::Close => break,
+                        _ => {}
+                    }
+                }
+                match status {
+                    Some(0) => Ok(()),
+                    Some(status) => Err(format!("the lock holder exited with status {status}")),
+                    None => Err("the lock holder ended without an exit status".to_string()),
+                }
+            };
+            return match tokio::time::timeout(self.operation_timeout, release).await {
+                Ok(Ok(())) => Ok(Unlocked::Released),
+                Ok(Err(cause)) => Err(self.operation_error(&operation, cause)),
+                Err(_) => Err(self.timeout_error(&operation)),
+            };
         }
-        let script = remote_script::unlock_script(path)
+        let operation = format!("clear the lock {path}");
+        let nonce = remote_script::nonce();
+        let script = remote_script::clear_stale_lock_script(path, &nonce)
             .map_err(|error| self.operation_error(&operation, error))?;
-        self.run_script(&operation, &script, &[], &[])
-            .await
-            .map(drop)
+        let output = self
+            .run_script(&operation, &script, &[], &[remote_script::LOCK_HELD_STATUS])
+            .await?;
+        let details = remote_script::after_begin_marker(&output.stdout, &nonce)
+            .map_err(|cause| self.operation_error(&operation, cause))?;
+        let holder = String::from_utf8_lossy(details).trim().to_string();
+        if output.exit_status == Some(remote_script::LOCK_HELD_STATUS) {
+            return Err(HostError::Locked {
+                path: path.to_string(),
+                holder: non_empty_or(&holder, "an unknown holder (no details written yet)"),
+            });
+        }
+        Ok(if holder.is_empty() {
+            Unlocked::NotHeld
+        } else {
+            Unlocked::ClearedStaleDetails { holder }
+        })
+    }
+
+    async fn connection_lost(&self) -> bool {
+        if self.handle.is_closed() {
+            return true;
+        }
+        // The session task may not have seen the end of the connection yet: a channel
+        // open is answered at once by a live server, and fails at once on a dead one.
+        match tokio::time::timeout(Duration::from_secs(2), self.handle.channel_open_session()).await
+        {
+            Ok(Ok(channel)) => {
+                let _ = channel.close().await;
+                false
+            }
+            Ok(Err(russh::Error::ChannelOpenFailure(_))) => false,
+            Ok(Err(_)) | Err(_) => true,
+        }
     }
 
     fn host_key(&self) -> Option<HostKey> {
@@ -678,6 +804,7 @@ async fn connect_and_authenticate(
         host_key,
         streamlocal_refused: AtomicBool::new(false),
         remote_time_limit: AtomicBool::new(true),
+        held_locks: Mutex::default(),
     })
 }
 

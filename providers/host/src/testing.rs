@@ -164,6 +164,68 @@ impl TestSshd {
         }
     }
 
+    /// Cuts every connection to this server, as a network failure or a crashed server
+    /// would: kills (SIGKILL) the `sshd` processes serving them — this server's
+    /// descendants, never the listener itself, which goes on accepting new connections.
+    /// The commands those sessions ran are not signalled: they lose their pipes, as on a
+    /// real host. Returns how many processes were killed.
+    pub fn cut_connections(&self) -> usize {
+        let listener = self.child.id();
+        let mut parents: Vec<(u32, u32, String)> = Vec::new();
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|name| name.parse().ok())
+                else {
+                    continue;
+                };
+                let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                    continue;
+                };
+                // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+                let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                    continue;
+                };
+                let command = stat[open + 1..close].to_string();
+                let parent = stat[close + 1..]
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|field| field.parse().ok());
+                if let Some(parent) = parent {
+                    parents.push((pid, parent, command));
+                }
+            }
+        }
+        let mut descendants = vec![listener];
+        let mut index = 0;
+        while index < descendants.len() {
+            let parent = descendants[index];
+            descendants.extend(
+                parents
+                    .iter()
+                    .filter(|(_, of, _)| *of == parent)
+                    .map(|(pid, _, _)| *pid),
+            );
+            index += 1;
+        }
+        let servers: Vec<u32> = parents
+            .iter()
+            .filter(|(pid, _, command)| {
+                *pid != listener && command == "sshd" && descendants.contains(pid)
+            })
+            .map(|(pid, _, _)| *pid)
+            .collect();
+        for pid in &servers {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+        }
+        servers.len()
+    }
+
     /// The temporary directory holding keys, config and log (removed on drop).
     pub fn directory(&self) -> &Path {
         self.directory.path()

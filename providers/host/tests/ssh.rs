@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stackctl_host::testing::{ssh_keygen_fingerprint, TestSshd};
-use stackctl_host::{Host, HostConnector, HostError, HostKeyTrust, SshHost, SshOptions, Target};
+use stackctl_host::{
+    Host, HostConnector, HostError, HostKeyTrust, SshHost, SshOptions, Target, Unlocked,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn start_sshd() -> TestSshd {
@@ -756,7 +758,7 @@ async fn a_held_lock_refuses_a_second_holder_and_names_the_first() {
     let directory = scratch_directory();
     let lock = path_in(&directory, "locks/shop.lock");
     let details = "alice@laptop pid 4242 `stackctl apply` since 2026-05-02T10:14:03Z";
-    first.lock(&lock, details).await.unwrap();
+    assert_eq!(first.lock(&lock, details).await.unwrap(), None);
     match second.lock(&lock, "bob@desk pid 7").await.unwrap_err() {
         HostError::Locked { path, holder } => {
             assert_eq!(path, lock);
@@ -764,13 +766,79 @@ async fn a_held_lock_refuses_a_second_holder_and_names_the_first() {
         }
         other => panic!("expected the lock to be held, got {other:?}"),
     }
-    first.unlock(&lock).await.unwrap();
-    assert!(!std::path::Path::new(&lock).exists());
-    second.lock(&lock, "bob@desk pid 7").await.unwrap();
-    second.unlock(&lock).await.unwrap();
-    // Unlocking what is not locked is fine; unlocking `/` is not.
-    second.unlock(&lock).await.unwrap();
-    assert!(second.unlock("/").await.is_err());
+    // `state unlock --host` never breaks a live run's lock.
+    assert!(matches!(
+        second.unlock(&lock).await,
+        Err(HostError::Locked { .. })
+    ));
+    assert_eq!(first.unlock(&lock).await.unwrap(), Unlocked::Released);
+    assert!(
+        !std::path::Path::new(&format!("{lock}.holder")).exists(),
+        "a clean release leaves no details behind"
+    );
+    assert_eq!(second.lock(&lock, "bob@desk pid 7").await.unwrap(), None);
+    assert_eq!(second.unlock(&lock).await.unwrap(), Unlocked::Released);
+    // Unlocking what is not locked is fine.
+    assert_eq!(second.unlock(&lock).await.unwrap(), Unlocked::NotHeld);
+}
+
+/// The lock dies with the SSH session that holds it: when the connection ends without
+/// an unlock (stackctl killed with -9, the network cut), the next run takes it with no
+/// manual step and is told whose lock it took over.
+#[tokio::test]
+async fn a_lock_whose_ssh_session_ended_is_taken_over_without_a_manual_step() {
+    let sshd = start_sshd();
+    let directory = scratch_directory();
+    let lock = path_in(&directory, "locks/shop.lock");
+    let alice = connect(&sshd).await;
+    alice.lock(&lock, "alice@laptop pid 4242").await.unwrap();
+    let bob = connect(&sshd).await;
+    assert!(matches!(
+        bob.lock(&lock, "bob@desk pid 7").await,
+        Err(HostError::Locked { .. })
+    ));
+
+    // Alice's connection goes away without a word.
+    drop(alice);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let previous_holder = loop {
+        match bob.lock(&lock, "bob@desk pid 7").await {
+            Ok(previous_holder) => break previous_holder,
+            Err(HostError::Locked { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(other) => panic!(
+                "the lock was not released within 10 s: {other}\n{}",
+                sshd.log()
+            ),
+        }
+    };
+    assert_eq!(previous_holder.as_deref(), Some("alice@laptop pid 4242"));
+    assert_eq!(bob.unlock(&lock).await.unwrap(), Unlocked::Released);
+
+    // A gone holder's details can also be cleared by hand (`state unlock --host`), which
+    // says whose they were: the lock itself needed nothing.
+    let carol = connect(&sshd).await;
+    carol.lock(&lock, "carol@ci pid 9").await.unwrap();
+    drop(carol);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match bob.unlock(&lock).await {
+            Ok(unlocked) => {
+                assert_eq!(
+                    unlocked,
+                    Unlocked::ClearedStaleDetails {
+                        holder: "carol@ci pid 9".into()
+                    }
+                );
+                break;
+            }
+            Err(HostError::Locked { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -790,7 +858,7 @@ async fn racing_lockers_get_exactly_one_lock() {
     let mut winners = 0;
     for task in tasks {
         match task.await.unwrap() {
-            Ok(()) => winners += 1,
+            Ok(_) => winners += 1,
             Err(HostError::Locked { .. }) => {}
             Err(other) => panic!("{other}"),
         }

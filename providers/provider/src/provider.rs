@@ -52,6 +52,9 @@ impl ReadRequest {
 #[derive(Clone, Debug)]
 pub struct ApplyContext {
     pub stack: String,
+    /// The lineage of the state this run writes (recorded with the host lock, and as the
+    /// stack's owner on the host).
+    pub lineage: String,
     pub salt: String,
     /// How long a service may take to become healthy before the action fails.
     pub health_timeout: Duration,
@@ -63,6 +66,15 @@ pub struct ApplyContext {
 }
 
 impl ApplyContext {
+    /// Whether the run's state recorded nothing before it began (a first apply, or a lost
+    /// state starting over): such a run may adopt what it finds.
+    pub fn recorded_is_empty(&self) -> bool {
+        self.recorded
+            .read()
+            .map(|recorded| recorded.is_empty())
+            .unwrap_or(false)
+    }
+
     /// Returns one attribute of another resource as recorded right now.
     pub fn recorded_attribute(&self, address: &Address, attribute: &str) -> Option<crate::Value> {
         let recorded = self.recorded.read().ok()?;
@@ -94,6 +106,10 @@ pub enum ProviderError {
     /// skips the provider's remaining actions and exits 3 ("partial").
     #[error("cannot reach {target}: {cause}")]
     Unreachable { target: String, cause: String },
+    /// The connection to the target was lost while the action ran: whether it took
+    /// effect is unknown until the next plan reads the live state.
+    #[error("outcome unknown: the connection to {target} was lost while it ran ({cause})")]
+    ConnectionLost { target: String, cause: String },
     /// Credentials are missing or were rejected.
     #[error("{message}")]
     Credentials { message: String, hint: String },

@@ -22,6 +22,12 @@ pub struct AttributeSchema {
     /// the next time the resource is applied for another reason (a release task's
     /// timeout or networks, which are no reason to run the task again).
     pub inert: bool,
+    /// Leaving the attribute unset means "what the provider builds by default" (the
+    /// image's own command, no user, no memory limit), and the provider reads it back
+    /// only when the live value differs from that default. So a live value of an
+    /// attribute the resource leaves unset was added by hand: it is drift, and apply
+    /// puts the default back.
+    pub unset_means_default: bool,
 }
 
 impl AttributeSchema {
@@ -32,6 +38,15 @@ impl AttributeSchema {
             computed: false,
             sensitive: false,
             inert: false,
+            unset_means_default: false,
+        }
+    }
+
+    /// The same attribute, marked [`AttributeSchema::unset_means_default`].
+    pub const fn unset_means_default(self) -> Self {
+        AttributeSchema {
+            unset_means_default: true,
+            ..self
         }
     }
 
@@ -85,6 +100,11 @@ impl KindSchema {
     pub fn is_inert(&self, name: &str) -> bool {
         self.attribute(name)
             .is_some_and(|attribute| attribute.inert)
+    }
+
+    pub fn unset_means_default(&self, name: &str) -> bool {
+        self.attribute(name)
+            .is_some_and(|attribute| attribute.unset_means_default)
     }
 
     pub fn is_sensitive(&self, name: &str) -> bool {

@@ -48,8 +48,6 @@ pub const UNMANAGED_FILES: &str = "unmanaged_files";
 pub struct TraefikProvider {
     connector: Arc<HostConnector>,
     stack: String,
-    /// `<root>`, the stack's directory on the host, where the host lock lives.
-    root: String,
 }
 
 /// One file a resource consists of: the attribute holding its content, and its path.
@@ -62,23 +60,9 @@ impl TraefikProvider {
     /// `connector` is the run's shared host connection; `stack` is `[stack].name`, named
     /// in each file's header so a file can be told apart from another stack's.
     pub fn new(connector: Arc<HostConnector>, stack: impl Into<String>) -> Self {
-        let stack = stack.into();
         TraefikProvider {
             connector,
-            root: format!("/var/lib/stackctl/{stack}"),
-            stack,
-        }
-    }
-
-    /// With the stack's directory on the host (`[target].root`), where the host lock is.
-    pub fn with_root(
-        connector: Arc<HostConnector>,
-        stack: impl Into<String>,
-        root: impl Into<String>,
-    ) -> Self {
-        TraefikProvider {
-            root: root.into(),
-            ..TraefikProvider::new(connector, stack)
+            stack: stack.into(),
         }
     }
 
@@ -392,13 +376,26 @@ impl Provider for TraefikProvider {
     /// through the connector (taken once per run).
     async fn begin_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {
         let host = self.host(self.droplet_address(context)).await?;
-        let path = format!("{}/lock", self.root);
-        match self.connector.take_lock(host.as_ref(), &path, &context.stack).await {
+        match self
+            .connector
+            .take_lock(
+                host.as_ref(),
+                &context.stack,
+                &context.lineage,
+                context.recorded_is_empty(),
+            )
+            .await
+        {
             Ok(()) => Ok(()),
             Err(HostError::Locked { path, holder }) => Err(ProviderError::Failed {
                 message: format!("another apply holds the host lock `{path}`"),
                 detail: Some(holder),
-                hint: Some("wait for it to finish, or clear a stale lock with `stackctl state unlock --host`".into()),
+                hint: Some("wait for it to finish; a run that was killed or lost its connection releases the lock by itself".into()),
+            }),
+            Err(error @ HostError::ForeignLineage { .. }) => Err(ProviderError::Failed {
+                message: error.to_string(),
+                detail: None,
+                hint: Some(stackctl_host::FOREIGN_LINEAGE_HINT.into()),
             }),
             Err(error) => Err(host_failure(error)),
         }
@@ -532,6 +529,30 @@ impl Provider for TraefikProvider {
     }
 
     async fn apply(
+        &self,
+        action: &Action,
+        context: &ApplyContext,
+    ) -> Result<ApplyOutcome, ProviderError> {
+        match self.apply_action(action, context).await {
+            Err(error @ (ProviderError::Failed { .. } | ProviderError::Credentials { .. })) => {
+                match self.host(self.droplet_address(context)).await {
+                    Ok(host) if host.connection_lost().await => {
+                        Err(ProviderError::ConnectionLost {
+                            target: host.describe(),
+                            cause: error.to_string(),
+                        })
+                    }
+                    _ => Err(error),
+                }
+            }
+            result => result,
+        }
+    }
+}
+
+impl TraefikProvider {
+    /// Carries out one action (see [`Provider::apply`]).
+    async fn apply_action(
         &self,
         action: &Action,
         context: &ApplyContext,

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use common::*;
-use stackctl_host::{HostConnector, SshOptions, Target};
+use stackctl_host::{Host, HostConnector, SshOptions, Target};
 use stackctl_provider::{
     Action, ActionKind, ApplyContext, ApplyOutcome, Provider, ProviderError, ReadRequest, Reason,
     RecordedResource, Resource, Secret, Value,
@@ -21,6 +21,7 @@ fn provider() -> TraefikProvider {
 fn context() -> ApplyContext {
     ApplyContext {
         stack: STACK.into(),
+        lineage: "lineage-of-the-test".into(),
         salt: SALT.into(),
         health_timeout: Duration::from_secs(5),
         allow_data_loss: false,
@@ -258,13 +259,16 @@ async fn reading_nothing_does_not_connect_and_an_unreachable_droplet_is_reported
 
 #[tokio::test]
 async fn files_change_only_under_the_host_lock_shared_with_the_docker_provider() {
-    let root = tempfile::tempdir().unwrap();
-    let root_path = root.path().display().to_string();
-    let lock = format!("{root_path}/lock");
-    std::fs::create_dir(&lock).unwrap();
-    std::fs::write(format!("{lock}/details"), "{\"who\": \"alice@laptop\"}\n").unwrap();
+    // Another run on this machine holds the stack's lock (keyed on the stack, wherever
+    // its root is).
+    let alice = stackctl_host::LocalHost::new();
+    let lock = stackctl_host::host_lock_path(STACK);
+    alice
+        .lock(&lock, "{\"who\": \"alice@laptop\"}\n")
+        .await
+        .unwrap();
     let connector = Arc::new(HostConnector::local());
-    let provider = TraefikProvider::with_root(connector.clone(), STACK, root_path.clone());
+    let provider = TraefikProvider::new(connector.clone(), STACK);
     let refused = provider.begin_apply(&context()).await.unwrap_err();
     assert!(
         refused
@@ -277,17 +281,16 @@ async fn files_change_only_under_the_host_lock_shared_with_the_docker_provider()
         "the holder is named: {refused:?}"
     );
 
-    std::fs::remove_dir_all(&lock).unwrap();
+    alice.unlock(&lock).await.unwrap();
     provider.begin_apply(&context()).await.unwrap();
     // Another run (its own connection) is refused while this one holds the lock.
-    let other_run =
-        TraefikProvider::with_root(Arc::new(HostConnector::local()), STACK, root_path.clone());
+    let other_run = TraefikProvider::new(Arc::new(HostConnector::local()), STACK);
     assert!(
         other_run.begin_apply(&context()).await.is_err(),
         "the lock is held during the run"
     );
     // A second provider on the same connection shares the run's lock instead of tripping on it.
-    let sibling = TraefikProvider::with_root(connector, STACK, root_path);
+    let sibling = TraefikProvider::new(connector, STACK);
     sibling.begin_apply(&context()).await.unwrap();
     provider.end_apply(&context()).await.unwrap();
     other_run

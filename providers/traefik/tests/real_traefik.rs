@@ -169,6 +169,7 @@ fn polling() -> CheckOptions {
 fn context() -> ApplyContext {
     ApplyContext {
         stack: STACK.to_string(),
+        lineage: "lineage-of-the-test".to_string(),
         salt: SALT.to_string(),
         health_timeout: Duration::from_secs(30),
         allow_data_loss: false,

@@ -56,7 +56,7 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
         }
         None => {
             session.check_targets(&targets)?;
-            let plan = session.plan(false, &targets, PlanMode::Apply).await;
+            let plan = session.plan(false, &targets, PlanMode::Apply).await?;
             print(&crate::render::text::render(&plan, settings.color));
             if !plan.has_changes() {
                 return Ok(Outcome::Success);
@@ -100,7 +100,7 @@ pub async fn destroy(
         print("Nothing to destroy: there is no recorded state.\n");
         return Ok(Outcome::Success);
     }
-    let plan = session.plan(false, &[], PlanMode::Destroy).await;
+    let plan = session.plan(false, &[], PlanMode::Destroy).await?;
     print(&crate::render::text::render(&plan, settings.color));
     if !plan.has_changes() {
         return Ok(Outcome::Success);

@@ -20,7 +20,7 @@ pub async fn run(settings: &Settings, arguments: &PlanArgs) -> Result<Outcome, C
     }
     let plan = session
         .plan(arguments.offline, &targets, PlanMode::Apply)
-        .await;
+        .await?;
     print(&render(&plan, arguments.format, settings.color));
     if let Some(out) = &arguments.out {
         write_saved(

@@ -80,6 +80,7 @@ pub fn provider_with_token(emulator: &Emulator, token: Option<&str>) -> DigitalO
 pub fn context() -> ApplyContext {
     ApplyContext {
         stack: STACK.to_string(),
+        lineage: "lineage-of-the-test".to_string(),
         salt: "salt".to_string(),
         health_timeout: Duration::from_secs(5),
         allow_data_loss: false,

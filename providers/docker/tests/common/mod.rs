@@ -156,6 +156,7 @@ fn test_options(root: &str) -> DockerOptions {
 pub fn context(stack: &str) -> ApplyContext {
     ApplyContext {
         stack: stack.to_string(),
+        lineage: "lineage-of-the-test".to_string(),
         salt: SALT.to_string(),
         health_timeout: Duration::from_secs(30),
         allow_data_loss: false,
