@@ -375,6 +375,17 @@ pub struct ServiceConfig {
     /// An admin dashboard (Flower): a route to it needs basic auth and an IP allowlist.
     #[serde(default)]
     pub dashboard: bool,
+    /// How long the container may take to exit after SIGTERM before it is killed, as in
+    /// Compose: e.g. `"30s"` (default `10s`, Docker's). Servers such as uvicorn and
+    /// gunicorn finish their requests in flight in that time; a replace or delete waits
+    /// for them.
+    #[serde(default)]
+    pub stop_grace_period: Option<String>,
+    /// When a replaced routed container gets SIGTERM: at least this long after the edge
+    /// stopped sending it new requests, e.g. `"2s"` (default `0s`: at once). For apps
+    /// that exit at once on SIGTERM instead of finishing their requests.
+    #[serde(default)]
+    pub drain: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]

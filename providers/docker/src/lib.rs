@@ -68,6 +68,7 @@ pub mod api;
 pub mod api_version;
 mod attributes;
 mod backend_file;
+mod background;
 mod evidence;
 mod files;
 mod health;
