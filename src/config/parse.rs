@@ -208,5 +208,10 @@ mod tests {
         assert_eq!(file_mode("17777"), None);
         assert_eq!(duration_seconds("1m 30s"), Some(90));
         assert_eq!(duration_seconds("soon"), None);
+        // Compose's duration syntax, with or without spaces.
+        assert_eq!(duration_milliseconds("1m30s"), Some(90_000));
+        assert_eq!(duration_milliseconds("500ms"), Some(500));
+        assert_eq!(duration_milliseconds("10s"), Some(10_000));
+        assert_eq!(duration_milliseconds("soon"), None);
     }
 }
