@@ -470,6 +470,38 @@ mod tests {
     }
 
     #[test]
+    fn the_stop_grace_period_is_read_from_the_container() {
+        let inspect = |stop_timeout: Option<i64>| {
+            let mut config = json!({"Image": "stackctl-test/server:latest", "Labels": {}});
+            if let Some(seconds) = stop_timeout {
+                config["StopTimeout"] = json!(seconds);
+            }
+            json!({"Id": "abc", "Name": "/shop-api", "Config": config, "HostConfig": {},
+                   "State": {"Status": "running", "Running": true}})
+        };
+        let mut declared = attributes();
+        declared.insert("stop_grace_seconds".into(), Value::Integer(30));
+        declared.insert("drain_milliseconds".into(), Value::Integer(2000));
+        let live = live_service_attributes(&inspect(Some(30)), &json!({}), Some(&declared), "salt");
+        assert_eq!(live["stop_grace_seconds"], Value::Integer(30));
+        // Docker cannot show the drain (how stackctl retires the container): it is kept.
+        assert_eq!(live["drain_milliseconds"], Value::Integer(2000));
+        // Changed by hand (another StopTimeout): drift of the attribute.
+        let live = live_service_attributes(&inspect(Some(5)), &json!({}), Some(&declared), "salt");
+        assert_eq!(live["stop_grace_seconds"], Value::Integer(5));
+        // Not declared: Docker's 10 s, written by stackctl before the setting existed, stays
+        // implicit; anything else shows.
+        let plain = attributes();
+        for stop_timeout in [Some(10), None] {
+            let live =
+                live_service_attributes(&inspect(stop_timeout), &json!({}), Some(&plain), "salt");
+            assert!(!live.contains_key("stop_grace_seconds"), "{stop_timeout:?}");
+        }
+        let live = live_service_attributes(&inspect(Some(60)), &json!({}), Some(&plain), "salt");
+        assert_eq!(live["stop_grace_seconds"], Value::Integer(60));
+    }
+
+    #[test]
     fn live_attributes_show_changed_env_and_a_stopped_container() {
         let desired = attributes();
         let inspect = json!({

@@ -590,6 +590,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_container_stops_in_the_services_grace_period() {
+        let body = |attributes: &Attributes| {
+            ServiceSpec::from_attributes("api", attributes)
+                .unwrap()
+                .create_body(&labels())
+                .unwrap()
+        };
+        assert_eq!(body(&attributes())["StopTimeout"], 10);
+        let mut patient = attributes();
+        patient.insert("stop_grace_seconds".into(), Value::Integer(45));
+        patient.insert("drain_milliseconds".into(), Value::Integer(1500));
+        assert_eq!(body(&patient)["StopTimeout"], 45);
+        let spec = ServiceSpec::from_attributes("api", &patient).unwrap();
+        assert_eq!(spec.drain, std::time::Duration::from_millis(1500));
+    }
+
+    #[test]
     fn only_the_edge_may_publish_ports() {
         let mut attributes = attributes();
         attributes.insert(
