@@ -510,7 +510,7 @@ async fn swap_through_traefik(admin: AdminPort, scenario: Swap) {
             "ps",
             "-aq",
             "--filter",
-            &format!("label=stackctl.resource=service.api"),
+            "label=stackctl.resource=service.api",
             "--filter",
             &format!("label=stackctl.stack={stack}"),
         ])
