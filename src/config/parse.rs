@@ -77,7 +77,28 @@ pub fn duration_seconds(text: &str) -> Option<i64> {
         .map(|duration| duration.as_secs() as i64)
 }
 
+/// `500ms`, `2s` → milliseconds.
+pub fn duration_milliseconds(text: &str) -> Option<i64> {
+    humantime::parse_duration(text)
+        .ok()
+        .and_then(|duration| i64::try_from(duration.as_millis()).ok())
+}
+
 impl ServiceConfig {
+    /// Whole seconds (Docker's unit, rounded up) the container may take to exit after
+    /// SIGTERM, when `stop_grace_period` is set and understood (unset: Docker's 10 s).
+    pub fn stop_grace_seconds(&self) -> Option<i64> {
+        self.stop_grace_period
+            .as_deref()
+            .and_then(duration_milliseconds)
+            .map(|milliseconds| (milliseconds + 999) / 1000)
+    }
+
+    /// The minimum drain of a replaced routed container in milliseconds, when set.
+    pub fn drain_milliseconds(&self) -> Option<i64> {
+        self.drain.as_deref().and_then(duration_milliseconds)
+    }
+
     /// The networks the service joins: its own list, or `backend`.
     pub fn network_names(&self) -> Vec<String> {
         self.networks
@@ -187,5 +208,10 @@ mod tests {
         assert_eq!(file_mode("17777"), None);
         assert_eq!(duration_seconds("1m 30s"), Some(90));
         assert_eq!(duration_seconds("soon"), None);
+        // Compose's duration syntax, with or without spaces.
+        assert_eq!(duration_milliseconds("1m30s"), Some(90_000));
+        assert_eq!(duration_milliseconds("500ms"), Some(500));
+        assert_eq!(duration_milliseconds("10s"), Some(10_000));
+        assert_eq!(duration_milliseconds("soon"), None);
     }
 }

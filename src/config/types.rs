@@ -383,6 +383,17 @@ pub struct ServiceConfig {
     /// `migrate`): from the new image, with the new env, networks, volumes and user.
     #[serde(default)]
     pub release: Option<ReleaseConfig>,
+    /// How long the container may take to exit after SIGTERM before it is killed, as in
+    /// Compose: e.g. `"30s"` (default `10s`, Docker's). Servers such as uvicorn and
+    /// gunicorn finish their requests in flight in that time; a replace or delete waits
+    /// for them.
+    #[serde(default)]
+    pub stop_grace_period: Option<String>,
+    /// When a replaced routed container gets SIGTERM: at least this long after the edge
+    /// stopped sending it new requests, e.g. `"2s"` (default `0s`: at once). For apps
+    /// that exit at once on SIGTERM instead of finishing their requests.
+    #[serde(default)]
+    pub drain: Option<String>,
 }
 
 /// `[services.<name>.release]`: runs when the service's image, env or this command

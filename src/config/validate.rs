@@ -14,7 +14,7 @@ use super::diagnostic::{did_you_mean, Diagnostic};
 use super::document::{child_path, index_path, SourceMap};
 use super::env_file::read_regular_file;
 use super::environment::{variables_in, Environment};
-use super::parse::{duration_seconds, file_mode, memory_bytes, Mount};
+use super::parse::{duration_milliseconds, duration_seconds, file_mode, memory_bytes, Mount};
 use super::{secret_hints, traefik_rule};
 // Other stages name these by their old home here.
 pub use super::derived::{flatten_middlewares, target_droplet};
@@ -540,6 +540,21 @@ impl Checks<'_> {
                         format!("memory limit `{memory}` is not understood"),
                         "a size such as `512m` or `1g`",
                     );
+                }
+            }
+            for (field, value) in [
+                ("stop_grace_period", &service.stop_grace_period),
+                ("drain", &service.drain),
+            ] {
+                if let Some(text) = value {
+                    if duration_milliseconds(text).is_none() {
+                        self.error(
+                            "invalid-value",
+                            &child_path(&base, field),
+                            format!("`{text}` is not a duration"),
+                            "a duration such as `10s`, `500ms` or `1m30s`",
+                        );
+                    }
                 }
             }
             if let Some(health) = &service.health {

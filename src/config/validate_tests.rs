@@ -142,6 +142,19 @@ fn each_rule_reports_its_problem_where_it_is() {
             )],
         ),
         (
+            "a stop grace period and a drain that are not durations",
+            "\n[services.api]\nimage = \"api:1\"\nstop_grace_period = \"a while\"\ndrain = \"-2s\"\n".into(),
+            vec![
+                (
+                    "invalid-value",
+                    "`a while` is not a duration",
+                    9,
+                    21,
+                ),
+                ("invalid-value", "`-2s` is not a duration", 10, 9),
+            ],
+        ),
+        (
             "a file mode that is not octal",
             "\n[files.app]\npath = \"app.conf\"\ncontent = \"x\"\nmode = \"0999\"\n".into(),
             vec![(

@@ -126,7 +126,8 @@ impl Lowering<'_> {
         (resource, stateful)
     }
 
-    /// User, memory and CPU limits, restart policy, read-only root; never host ports.
+    /// User, memory and CPU limits, restart policy, read-only root, how it stops; never
+    /// host ports.
     fn limits(&self, mut resource: Resource, service: &ServiceConfig) -> Resource {
         if let Some(user) = &service.user {
             resource = resource.with("user", self.text(user));
@@ -148,6 +149,14 @@ impl Lowering<'_> {
             .with("ports", Value::List(Vec::new()));
         if let Some(port) = service.port {
             resource = resource.with("port", i64::from(port));
+        }
+        // Only when written: absent means Docker's default (10 s) and no drain, so stacks
+        // applied before these settings existed plan no change.
+        if let Some(seconds) = service.stop_grace_seconds() {
+            resource = resource.with("stop_grace_seconds", seconds);
+        }
+        if let Some(milliseconds) = service.drain_milliseconds() {
+            resource = resource.with("drain_milliseconds", milliseconds);
         }
         resource
     }

@@ -205,6 +205,39 @@ health = {{ http = "/health", interval = "10s", start_period = "1m" }}
 }
 
 #[test]
+fn how_a_service_stops_is_lowered_only_when_written() {
+    let resources = lowered(&format!(
+        r#"{LOCAL}
+[services.api]
+image = "api:1"
+stop_grace_period = "1m30s"
+drain = "1500ms"
+
+[services.worker]
+image = "api:1"
+stop_grace_period = "500ms"
+"#
+    ));
+    let api = find(&resources, "service.api");
+    assert_eq!(json(attribute(api, "stop_grace_seconds")), 90);
+    assert_eq!(json(attribute(api, "drain_milliseconds")), 1500);
+    // Docker counts whole seconds: a part of one is rounded up, never down to a kill.
+    let worker = find(&resources, "service.worker");
+    assert_eq!(json(attribute(worker, "stop_grace_seconds")), 1);
+    assert!(!worker.attributes.contains_key("drain_milliseconds"));
+    // Unset: Docker's default, and no attribute, so earlier states plan no change.
+    let plain = lowered(&format!(
+        "{LOCAL}
+[services.api]
+image = \"api:1\"
+"
+    ));
+    let plain = find(&plain, "service.api");
+    assert!(!plain.attributes.contains_key("stop_grace_seconds"));
+    assert!(!plain.attributes.contains_key("drain_milliseconds"));
+}
+
+#[test]
 fn a_file_gets_its_path_under_the_root_and_its_mounting_service_depends_on_it() {
     let resources = lowered(&format!(
         r#"{LOCAL}

@@ -120,6 +120,37 @@ pub fn stop_container(id: &str, grace_seconds: u32) -> Request {
         .query("t", grace_seconds.to_string())
 }
 
+/// Stops with the container's own grace period (its `StopTimeout`, the service's
+/// `stop_grace_period` when it was created): SIGTERM, then SIGKILL once it has passed.
+/// Docker answers as soon as the process exits.
+pub fn stop_container_in_its_grace_period(id: &str) -> Request {
+    Request::new("POST", format!("/containers/{}/stop", segment(id)))
+}
+
+/// Prepares `command` to run inside a running container, its output captured
+/// (`docker exec`); [`start_exec`] runs it.
+pub fn create_exec(container: &str, command: &[String]) -> Request {
+    Request::new("POST", format!("/containers/{}/exec", segment(container))).json(json!({
+        "Cmd": command,
+        "AttachStdin": false,
+        "AttachStdout": true,
+        "AttachStderr": true,
+        "Tty": false,
+    }))
+}
+
+/// Runs a prepared exec and streams its output until it exits; the daemon then closes
+/// the connection, which ends the response (no length is sent).
+pub fn start_exec(exec_id: &str) -> Request {
+    Request::new("POST", format!("/exec/{}/start", segment(exec_id)))
+        .json(json!({ "Detach": false, "Tty": false }))
+}
+
+/// An exec's state: `Running` and `ExitCode`.
+pub fn inspect_exec(exec_id: &str) -> Request {
+    Request::new("GET", format!("/exec/{}/json", segment(exec_id)))
+}
+
 /// Removes a container, stopping it first (`force`), with its anonymous volumes. Named
 /// volumes are never removed here.
 pub fn remove_container(id: &str) -> Request {
@@ -536,7 +567,38 @@ mod tests {
     }
 
     #[test]
+    fn exec_requests_run_a_command_with_its_output_captured() {
+        let command = vec!["/server".to_string(), "health".to_string()];
+        let create = create_exec("abc", &command);
+        assert_eq!(
+            (create.method, create.target(API_VERSION).as_str()),
+            ("POST", "/v1.41/containers/abc/exec")
+        );
+        assert_eq!(
+            create.body,
+            Body::Json(json!({
+                "Cmd": ["/server", "health"], "AttachStdin": false, "AttachStdout": true,
+                "AttachStderr": true, "Tty": false
+            }))
+        );
+        let start = start_exec("e1");
+        assert_eq!(start.target(API_VERSION), "/v1.41/exec/e1/start");
+        assert_eq!(
+            start.body,
+            Body::Json(json!({"Detach": false, "Tty": false}))
+        );
+        assert_eq!(
+            inspect_exec("e1").target(API_VERSION),
+            "/v1.41/exec/e1/json"
+        );
+    }
+
+    #[test]
     fn container_lifecycle_requests() {
+        assert_eq!(
+            stop_container_in_its_grace_period("abc").target(API_VERSION),
+            "/v1.41/containers/abc/stop"
+        );
         assert_eq!(start_container("abc").path, "/containers/abc/start");
         assert_eq!(
             stop_container("abc", 5).target(API_VERSION),

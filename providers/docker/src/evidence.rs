@@ -68,27 +68,29 @@ pub fn container_list_evidence(list: &Json) -> Json {
 impl DockerProvider {
     /// What the run folder keeps of the host: the container list and the edge's log.
     pub(crate) async fn collect_evidence(&self) -> Vec<(String, Vec<u8>)> {
+        // The container list and the edge's log are asked for at once: the run folder
+        // decides nothing, so it should cost one round trip, not two.
+        let (list, edge_log) = tokio::join!(self.container_list(), self.edge_log());
         // Evidence must not fail the run: an unreachable host gives a note instead.
-        let contents = match self.container_list().await {
+        let contents = match list {
             Ok(list) => serde_json::to_vec_pretty(&list).unwrap_or_default(),
             Err(error) => json!({ "error": error.to_string() })
                 .to_string()
                 .into_bytes(),
         };
         let mut evidence = vec![("containers.json".to_string(), contents)];
-        // The edge's log is Traefik's log: access lines and configuration errors.
-        if let Ok(client) = self.client(None).await {
-            let edge = format!("{}-edge", self.stack);
-            if let Ok(response) = client.send(api::container_logs(&edge, 500)).await {
-                if response.status == 200 {
-                    evidence.push((
-                        "traefik.log".to_string(),
-                        demultiplex_logs(&response.body).into_bytes(),
-                    ));
-                }
-            }
+        if let Some(log) = edge_log {
+            evidence.push(("traefik.log".to_string(), log.into_bytes()));
         }
         evidence
+    }
+
+    /// The edge's log, which is Traefik's: access lines and configuration errors.
+    async fn edge_log(&self) -> Option<String> {
+        let client = self.client(None).await.ok()?;
+        let edge = format!("{}-edge", self.stack);
+        let response = client.send(api::container_logs(&edge, 500)).await.ok()?;
+        (response.status == 200).then(|| demultiplex_logs(&response.body))
     }
 }
 

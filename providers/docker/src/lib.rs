@@ -20,23 +20,28 @@
 //!
 //! Every object carries the labels `stackctl.stack`, `stackctl.resource` and
 //! `stackctl.hash` (`labels.rs`), so refresh and clean-up find them by label and never
-//! touch anything else. A service (`service.rs`) is started and gated on Docker's health
-//! status (`health.rs`); on failure the error carries the new container's last log lines
-//! and health log, and the old container is left serving. How a service is replaced
+//! touch anything else. A service (`service.rs`) is started and gated on readiness
+//! (`health.rs`): its own health check, run by stackctl through the Engine API's exec
+//! every 100 ms instead of waiting for Docker's first check one interval later; on failure
+//! the error carries the new container's last log lines, the last probe's output and
+//! Docker's health log, and the old container is left serving. How a service is replaced
 //! depends on what it is:
 //!
 //! - routed (`route_backend`): zero-downtime swap (`swap.rs`). The new container starts beside the old
-//!   one as `<container_name>-<short hash>`, becomes healthy, the Traefik backend file is
+//!   one as `<container_name>-<short hash>`, becomes ready, the Traefik backend file is
 //!   rewritten to name it (temp file outside the watched directory, then rename), the
-//!   provider waits until Traefik's API lists it — at the published admin port, or else
-//!   on the edge container's own address, at the API port — (a settle time only when
-//!   neither answers), drains the old one, and removes it. A first create writes the file
-//!   and does not wait: there is no traffic to move. A route added, changed or removed
-//!   is not a replace: the container stays, and the backend file is written, moved or
-//!   removed in place (`backend_file.rs`);
+//!   provider asks Traefik's API until the service's servers are the new one alone — at
+//!   the published admin port, or else on the edge container's own address, at the API
+//!   port — (a settle time only when neither answers), and the old one is retired beside
+//!   the next actions (`background.rs`): the service's optional `drain`, then SIGTERM in
+//!   its `stop_grace_period` (the app finishes what is in flight), then removal. A first
+//!   create writes the file and does not wait: there is no traffic to move. A route
+//!   added, changed or removed is not a replace: the container stays, and the backend
+//!   file is written, moved or removed in place (`backend_file.rs`);
 //! - stateful (a named volume): the old container goes first, so two processes never
 //!   share the data directory;
-//! - otherwise: new beside old under a temporary name, healthy, old removed, new renamed.
+//! - otherwise: new beside old under a temporary name, ready, old renamed out of the way,
+//!   new renamed to the service's name, old retired beside the next actions.
 //!
 //! # Who owns the edge's formats
 //!
@@ -58,7 +63,8 @@
 //!   and the `Provider` trait, which hands each use to the file of its concept;
 //! - `refresh.rs`: reading live state; `evidence.rs`: what the run folder keeps;
 //! - `network.rs`, `volume.rs`, `image.rs`, `service.rs`, `files.rs`: applying each kind;
-//!   `health.rs` and `swap.rs`: the health gate and the zero-downtime swap of a service;
+//!   `health.rs` and `swap.rs`: readiness and the zero-downtime swap of a service;
+//!   `background.rs`: retiring replaced containers beside the next actions;
 //!   `backend_file.rs`: the backend file following a route that comes, moves or goes;
 //!   `adopt.rs`: taking over what already exists (adopt, import);
 //! - `labels.rs`, `attributes.rs`, `provider_error.rs`: small shared helpers;
@@ -69,6 +75,7 @@ pub mod api;
 pub mod api_version;
 mod attributes;
 mod backend_file;
+mod background;
 mod evidence;
 mod files;
 mod health;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 use stackctl_provider::{Attributes, Secret, Value};
 
-use crate::spec::{nano_cpus, number, seconds_to_nanos, text_list};
+use crate::spec::{nano_cpus, number, seconds_to_nanos, text_list, DOCKER_STOP_GRACE_SECONDS};
 
 /// What a container read back means as attributes (the same shape as desired ones).
 ///
@@ -22,7 +22,7 @@ use crate::spec::{nano_cpus, number, seconds_to_nanos, text_list};
 ///
 /// `reference` is the resource as recorded (or desired, when nothing is recorded): it
 /// says which env keys are secrets, and supplies the attributes Docker cannot show (the
-/// route backend, the container port). `image_config` is the image's own `Config`:
+/// route backend, the container port, the minimum drain of a swap). `image_config` is the image's own `Config`:
 /// Docker copies its env, command, entrypoint and health check into every container, so
 /// those are left out unless the resource sets them or the container differs from them.
 pub fn live_service_attributes(
@@ -241,6 +241,14 @@ pub fn live_service_attributes(
     let read_only = host_config["ReadonlyRootfs"].as_bool().unwrap_or(false);
     if attributes.contains_key("read_only") || read_only {
         attributes.insert("read_only".into(), Value::Bool(read_only));
+    }
+    // The stop grace period: Docker's default of 10 s stays implicit when the resource
+    // leaves it out (containers made before the setting existed carry 10 too).
+    let stop_grace = config["StopTimeout"]
+        .as_i64()
+        .unwrap_or(DOCKER_STOP_GRACE_SECONDS);
+    if attributes.contains_key("stop_grace_seconds") || stop_grace != DOCKER_STOP_GRACE_SECONDS {
+        attributes.insert("stop_grace_seconds".into(), Value::Integer(stop_grace));
     }
 
     let state = inspect["State"]["Status"].as_str().unwrap_or("unknown");
@@ -464,6 +472,38 @@ mod tests {
             panic!("not a secret")
         };
         assert_eq!(secret.expose(), None);
+    }
+
+    #[test]
+    fn the_stop_grace_period_is_read_from_the_container() {
+        let inspect = |stop_timeout: Option<i64>| {
+            let mut config = json!({"Image": "stackctl-test/server:latest", "Labels": {}});
+            if let Some(seconds) = stop_timeout {
+                config["StopTimeout"] = json!(seconds);
+            }
+            json!({"Id": "abc", "Name": "/shop-api", "Config": config, "HostConfig": {},
+                   "State": {"Status": "running", "Running": true}})
+        };
+        let mut declared = attributes();
+        declared.insert("stop_grace_seconds".into(), Value::Integer(30));
+        declared.insert("drain_milliseconds".into(), Value::Integer(2000));
+        let live = live_service_attributes(&inspect(Some(30)), &json!({}), Some(&declared), "salt");
+        assert_eq!(live["stop_grace_seconds"], Value::Integer(30));
+        // Docker cannot show the drain (how stackctl retires the container): it is kept.
+        assert_eq!(live["drain_milliseconds"], Value::Integer(2000));
+        // Changed by hand (another StopTimeout): drift of the attribute.
+        let live = live_service_attributes(&inspect(Some(5)), &json!({}), Some(&declared), "salt");
+        assert_eq!(live["stop_grace_seconds"], Value::Integer(5));
+        // Not declared: Docker's 10 s, written by stackctl before the setting existed, stays
+        // implicit; anything else shows.
+        let plain = attributes();
+        for stop_timeout in [Some(10), None] {
+            let live =
+                live_service_attributes(&inspect(stop_timeout), &json!({}), Some(&plain), "salt");
+            assert!(!live.contains_key("stop_grace_seconds"), "{stop_timeout:?}");
+        }
+        let live = live_service_attributes(&inspect(Some(60)), &json!({}), Some(&plain), "salt");
+        assert_eq!(live["stop_grace_seconds"], Value::Integer(60));
     }
 
     #[test]

@@ -29,8 +29,6 @@ pub struct DockerOptions {
     pub root: Option<String>,
     /// The directory of stack.toml on this machine: relative build contexts start there.
     pub build_directory: Option<std::path::PathBuf>,
-    /// How long the old container of a routed service keeps serving after the switch.
-    pub drain: Duration,
     /// How long a swap waits after rewriting a backend file when Traefik cannot be asked
     /// (no edge container found, or none of its addresses answers from the host).
     pub settle: Duration,
@@ -50,10 +48,10 @@ pub struct DockerOptions {
     /// reads. The front end passes the traefik crate's; without them, applying a routed
     /// service fails (`swap.rs`).
     pub edge_formats: Option<Arc<dyn EdgeFormats>>,
-    /// SIGTERM grace when stopping a container.
-    pub stop_grace_seconds: u32,
     /// How many log lines a failure carries.
     pub log_lines: u32,
+    /// How often a new container's readiness is probed (its health check run through
+    /// the Engine API, `health.rs`) and its state read.
     pub poll_interval: Duration,
 }
 
@@ -62,15 +60,13 @@ impl Default for DockerOptions {
         DockerOptions {
             root: None,
             build_directory: None,
-            drain: Duration::from_secs(3),
             settle: Duration::from_millis(1500),
             edge_wait: Duration::from_secs(10),
             edge_admin_port: None,
             edge_published_admin_port: None,
             edge_formats: None,
-            stop_grace_seconds: 10,
             log_lines: 30,
-            poll_interval: Duration::from_millis(200),
+            poll_interval: Duration::from_millis(100),
         }
     }
 }
@@ -83,6 +79,9 @@ pub struct DockerProvider {
     client: Mutex<Option<DockerClient>>,
     /// The logs of the release tasks run so far (file name → log), for the run folder.
     pub(crate) release_logs: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
+    /// Work that decides no action's success (stopping and removing replaced
+    /// containers), running beside the next actions; `end_apply` waits for all of it.
+    pub(crate) background: crate::background::BackgroundWork,
 }
 
 impl DockerProvider {
@@ -101,6 +100,7 @@ impl DockerProvider {
             options,
             client: Mutex::new(None),
             release_logs: std::sync::Mutex::default(),
+            background: crate::background::BackgroundWork::default(),
         }
     }
 
@@ -182,7 +182,17 @@ impl Provider for DockerProvider {
             .collect();
         // `route_backend` too: a route added, changed or removed rewrites or removes the
         // edge's backend file and leaves the container as it is (`backend_file.rs`).
-        service.extend(["memory", "cpus", "restart", "route_backend"].map(AttributeSchema::plain));
+        service.extend(
+            [
+                "memory",
+                "cpus",
+                "restart",
+                "route_backend",
+                // How a later swap drains this container: nothing to change on it now.
+                "drain_milliseconds",
+            ]
+            .map(AttributeSchema::plain),
+        );
         let mut service: Vec<AttributeSchema> =
             service.into_iter().map(default_when_unset).collect();
         service.extend(
@@ -314,11 +324,15 @@ impl Provider for DockerProvider {
     }
 
     async fn end_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {
+        // The apply ends only when the replaced containers are gone, and the host lock
+        // is held until then.
+        let finished = self.finish_background_work().await;
         let client = self.client_for_apply(context).await?;
         self.connector
             .release_lock(client.host().as_ref())
             .await
-            .map_err(from_host)
+            .map_err(from_host)?;
+        finished
     }
 
     async fn import(

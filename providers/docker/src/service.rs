@@ -3,11 +3,18 @@
 //! How a service is replaced depends on what it is: a routed one swaps with zero
 //! downtime (`swap.rs`); a stateful one (a named volume) loses its old container first,
 //! so two processes never share the data directory; any other starts beside the old one
-//! under a temporary name, becomes healthy, and takes the name once the old one is gone.
-//! A container that fails its health check is removed and the old one keeps serving.
+//! under a temporary name, becomes ready (`health.rs`), and takes the name from the old
+//! one. A container that never becomes ready is removed and the old one keeps serving.
+//!
+//! The container a replace leaves behind is retired beside the next actions
+//! (`background.rs`): after the service's minimum `drain` (routed services only), it is
+//! stopped with SIGTERM in its own grace period (`stop_grace_period`) — the app finishes
+//! its requests in flight and exits, and Docker answers as soon as it does — then removed.
 //!
 //! A route added, changed or removed changes `route_backend` alone: the container stays and
 //! only the edge's backend file follows (`backend_file.rs`).
+
+use std::time::Duration;
 
 use stackctl_provider::{
     Action, ActionKind, Address, ApplyContext, ApplyOutcome, ProviderError, ReplaceOrder, Resource,
@@ -47,12 +54,38 @@ pub(crate) const SERVICE_FORCES_REPLACE: &[&str] = &[
     "ports",
     "port",
     "stateful",
+    // The container's `StopTimeout`, which Docker cannot change on a live container.
+    "stop_grace_seconds",
     // The hash of the edge's static Traefik file: Traefik reads it only at start.
     "config_hash",
 ];
 
 fn short_hash(hash: &str) -> String {
     hash.trim_start_matches("sha256:").chars().take(8).collect()
+}
+
+fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+/// Stops a container in its own grace period (`stop_grace_period`: SIGTERM, then
+/// SIGKILL once it has passed; Docker answers as soon as the app exits) and removes it.
+async fn stop_and_remove(client: &DockerClient, id: &str) -> Result<(), ProviderError> {
+    let _ = client
+        .send_raw(api::stop_container_in_its_grace_period(id))
+        .await;
+    let response = client
+        .send_raw(api::remove_container(id))
+        .await
+        .map_err(from_client)?;
+    if response.is_success() || response.status == 404 {
+        Ok(())
+    } else {
+        Err(failed(
+            format!("cannot remove container {id}: {}", response.error_message()),
+            None,
+        ))
+    }
 }
 
 /// A container of this service found on the host.
@@ -164,7 +197,7 @@ impl DockerProvider {
             }
         }
         if let Err(error) = client.send(api::start_container(&id)).await {
-            let evidence = self.failure_evidence(client, &id).await;
+            let evidence = self.failure_evidence(client, &id, None).await;
             let _ = client.send_raw(api::remove_container(&id)).await;
             return Err(failed(
                 format!("cannot start `{name}`: {error}"),
@@ -174,22 +207,17 @@ impl DockerProvider {
         Ok(id)
     }
 
-    async fn stop_and_remove(&self, client: &DockerClient, id: &str) -> Result<(), ProviderError> {
-        let _ = client
-            .send_raw(api::stop_container(id, self.options.stop_grace_seconds))
-            .await;
-        let response = client
-            .send_raw(api::remove_container(id))
-            .await
-            .map_err(from_client)?;
-        if response.is_success() || response.status == 404 {
-            Ok(())
-        } else {
-            Err(failed(
-                format!("cannot remove container {id}: {}", response.error_message()),
-                None,
-            ))
-        }
+    /// Retires a container that a replace took the service from, beside the next actions
+    /// (`background.rs`): after `drain` it is stopped in its own grace period — SIGTERM,
+    /// so that the app finishes its requests in flight and exits — and removed.
+    fn retire_in_background(&self, client: &DockerClient, container: Existing, drain: Duration) {
+        let client = client.clone();
+        self.background.spawn(async move {
+            if !drain.is_zero() {
+                tokio::time::sleep(drain).await;
+            }
+            stop_and_remove(&client, &container.id).await
+        });
     }
 
     pub(crate) async fn apply_service(
@@ -205,7 +233,7 @@ impl DockerProvider {
         )?;
         if action.kind == ActionKind::Delete {
             for container in self.service_containers(client, address).await? {
-                self.stop_and_remove(client, &container.id).await?;
+                stop_and_remove(client, &container.id).await?;
             }
             self.remove_stale_backend_file(client, recorded_backend.as_ref(), None)
                 .await?;
@@ -281,13 +309,15 @@ impl DockerProvider {
 
         if destroy_first {
             for container in &old {
-                self.stop_and_remove(client, &container.id).await?;
+                stop_and_remove(client, &container.id).await?;
             }
             let id = self
                 .create_container(client, address, &spec, &labels, &spec.container_name)
                 .await?;
-            if let Err(reason) = self.wait_healthy(client, &id, context.health_timeout).await {
-                let evidence = self.failure_evidence(client, &id).await;
+            if let Err(reason) = self.wait_ready(client, &id, context.health_timeout).await {
+                let evidence = self
+                    .failure_evidence(client, &id, reason.last_probe())
+                    .await;
                 return Err(failed(
                     format!("`{address}` did not become healthy: {reason}"),
                     Some(evidence),
@@ -322,8 +352,10 @@ impl DockerProvider {
         let id = self
             .create_container(client, address, &spec, &labels, &new_name)
             .await?;
-        if let Err(reason) = self.wait_healthy(client, &id, context.health_timeout).await {
-            let evidence = self.failure_evidence(client, &id).await;
+        if let Err(reason) = self.wait_ready(client, &id, context.health_timeout).await {
+            let evidence = self
+                .failure_evidence(client, &id, reason.last_probe())
+                .await;
             // The old container was never touched and keeps serving.
             let _ = client.send_raw(api::remove_container(&id)).await;
             let kept = if old.is_empty() {
@@ -336,15 +368,42 @@ impl DockerProvider {
                 Some(evidence),
             ));
         }
+        let mut drain = Duration::ZERO;
         if routed {
+            // Returns once the edge serves the new container alone: from then on no new
+            // request reaches the old ones, and what they still serve finishes in their
+            // shutdown.
             self.switch_backend(client, &spec, &new_name, !old.is_empty())
                 .await?;
-            if !old.is_empty() {
-                tokio::time::sleep(self.options.drain).await;
-            }
+            drain = spec.drain;
         }
-        for container in &old {
-            self.stop_and_remove(client, &container.id).await?;
+        let mut final_name = new_name.clone();
+        if !routed && new_name != spec.container_name {
+            // The old container gives up the service's name first (renaming a running
+            // container leaves it running), so the new one takes it now and the old one
+            // stops beside the next actions instead of before them.
+            for container in old
+                .iter()
+                .filter(|container| container.name == spec.container_name)
+            {
+                let retired = format!(
+                    "{}-replaced-{}",
+                    spec.container_name,
+                    short_id(&container.id)
+                );
+                client
+                    .send(api::rename_container(&container.id, &retired))
+                    .await
+                    .map_err(from_client)?;
+            }
+            client
+                .send(api::rename_container(&id, &spec.container_name))
+                .await
+                .map_err(from_client)?;
+            final_name = spec.container_name.clone();
+        }
+        for container in old {
+            self.retire_in_background(client, container, drain);
         }
         // The route went (or its file moved) in the same change that replaced the container.
         self.remove_stale_backend_file(
@@ -353,14 +412,6 @@ impl DockerProvider {
             spec.route_backend.as_ref(),
         )
         .await?;
-        let mut final_name = new_name.clone();
-        if !routed && new_name != spec.container_name {
-            client
-                .send(api::rename_container(&id, &spec.container_name))
-                .await
-                .map_err(from_client)?;
-            final_name = spec.container_name.clone();
-        }
         Ok(self.record_service(desired, &id, &final_name))
     }
 
@@ -399,10 +450,12 @@ impl DockerProvider {
                 .await
                 .map_err(from_client)?;
             if let Err(reason) = self
-                .wait_healthy(client, &current.id, context.health_timeout)
+                .wait_ready(client, &current.id, context.health_timeout)
                 .await
             {
-                let evidence = self.failure_evidence(client, &current.id).await;
+                let evidence = self
+                    .failure_evidence(client, &current.id, reason.last_probe())
+                    .await;
                 return Err(failed(
                     format!("`{address}` did not become healthy again: {reason}"),
                     Some(evidence),

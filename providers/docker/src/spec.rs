@@ -84,6 +84,9 @@ impl RouteBackend {
     }
 }
 
+/// Docker's stop grace period when a container sets none (`StopTimeout`), in seconds.
+pub const DOCKER_STOP_GRACE_SECONDS: i64 = 10;
+
 /// A service as the container it becomes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceSpec {
@@ -106,6 +109,12 @@ pub struct ServiceSpec {
     pub port: Option<i64>,
     pub route_backend: Option<RouteBackend>,
     pub stateful: bool,
+    /// Seconds between SIGTERM and SIGKILL (`stop_grace_period`), the container's
+    /// `StopTimeout`: every stop of it waits this long at most for the app to exit.
+    pub stop_grace_seconds: i64,
+    /// How long a replaced routed container keeps running after the edge stopped sending
+    /// it requests, before its SIGTERM (`drain`; zero: at once).
+    pub drain: std::time::Duration,
 }
 
 /// Why a service's attributes cannot become a container. The messages name the setting;
@@ -356,6 +365,17 @@ impl ServiceSpec {
                 .get("stateful")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            stop_grace_seconds: attributes
+                .get("stop_grace_seconds")
+                .and_then(Value::as_integer)
+                .unwrap_or(DOCKER_STOP_GRACE_SECONDS),
+            drain: std::time::Duration::from_millis(
+                attributes
+                    .get("drain_milliseconds")
+                    .and_then(Value::as_integer)
+                    .and_then(|milliseconds| u64::try_from(milliseconds).ok())
+                    .unwrap_or(0),
+            ),
         })
     }
 
@@ -421,7 +441,7 @@ impl ServiceSpec {
             "Labels": labels.to_json(),
             "ExposedPorts": exposed,
             "HostConfig": host_config,
-            "StopTimeout": 10,
+            "StopTimeout": self.stop_grace_seconds,
         });
         if let Some(command) = &self.command {
             body["Cmd"] = json!(command);
@@ -567,6 +587,23 @@ pub(crate) mod tests {
             body["Healthcheck"],
             json!({"Test": ["CMD", "/server", "health"], "Interval": 1_000_000_000i64, "Retries": 3})
         );
+    }
+
+    #[test]
+    fn the_container_stops_in_the_services_grace_period() {
+        let body = |attributes: &Attributes| {
+            ServiceSpec::from_attributes("api", attributes)
+                .unwrap()
+                .create_body(&labels())
+                .unwrap()
+        };
+        assert_eq!(body(&attributes())["StopTimeout"], 10);
+        let mut patient = attributes();
+        patient.insert("stop_grace_seconds".into(), Value::Integer(45));
+        patient.insert("drain_milliseconds".into(), Value::Integer(1500));
+        assert_eq!(body(&patient)["StopTimeout"], 45);
+        let spec = ServiceSpec::from_attributes("api", &patient).unwrap();
+        assert_eq!(spec.drain, std::time::Duration::from_millis(1500));
     }
 
     #[test]

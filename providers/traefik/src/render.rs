@@ -53,6 +53,10 @@ pub const MANAGED_MARKER: &str = "# Managed by stackctl";
 /// Traefik), a balance between brute-force cost and per-request latency.
 pub const BCRYPT_COST: u32 = 10;
 
+/// How long Traefik waits after applying a configuration change before it applies the
+/// next (`providers.providersThrottleDuration`).
+pub const PROVIDERS_THROTTLE_DURATION: &str = "200ms";
+
 /// The first line of every file: who wrote it and what a hand edit will meet.
 pub fn header(subject: &str) -> String {
     format!(
@@ -127,12 +131,21 @@ pub fn render_static(spec: &StaticSpec, subject: &str) -> String {
         .with("entryPoints", entrypoints)
         .with(
             "providers",
-            Yaml::map().with(
-                "file",
-                Yaml::map()
-                    .with("directory", Yaml::text(&spec.dynamic_dir))
-                    .with("watch", Yaml::Bool(true)),
-            ),
+            Yaml::map()
+                // Traefik applies a change at once, then ignores the next ones for this
+                // long (default 2 s): a swap right after another change would wait it out.
+                // 200 ms still folds a burst of writes (a first deploy's files) into a
+                // few reloads; measured in bench/README.md ("Traefik's throttle").
+                .with(
+                    "providersThrottleDuration",
+                    Yaml::text(PROVIDERS_THROTTLE_DURATION),
+                )
+                .with(
+                    "file",
+                    Yaml::map()
+                        .with("directory", Yaml::text(&spec.dynamic_dir))
+                        .with("watch", Yaml::Bool(true)),
+                ),
         )
         .with(
             "ping",

@@ -22,6 +22,8 @@
 //! paths answer the same, or 503 with `"status":"unhealthy"` in unhealthy mode.
 //! `/env/<VARIABLE>` answers the value of that variable, so tests can see what the
 //! container received (secrets included: this is a test tool, never a production one).
+//! `/slow?ms=N` answers like any path after N milliseconds (at most 60 s): a request
+//! still in flight while a test swaps or stops the container.
 //!
 //! `testserver health` requests its own health path on 127.0.0.1 and exits 0 on a 200,
 //! 1 otherwise: a scratch image has no shell or curl, so this is its `HEALTHCHECK`.
@@ -32,12 +34,27 @@
 //! exits with CODE (default 0).
 //!
 //! As PID 1 in a container, a process gets no default signal handling, so `docker stop`
-//! would wait out its whole timeout. The server installs a SIGTERM/SIGINT handler that
-//! exits at once, which keeps swaps and test clean-up fast.
+//! would wait out its whole timeout. The server shuts down the way production servers
+//! (uvicorn, gunicorn) do: on SIGTERM or SIGINT it stops accepting connections, finishes
+//! the requests in flight, and exits 0 as soon as none is left — at once when idle, which
+//! keeps swaps and test clean-up fast, and after the slow request when one is running.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
+
+/// Set by the SIGTERM/SIGINT handler (an atomic store is async-signal-safe).
+static TERMINATING: AtomicBool = AtomicBool::new(false);
+
+/// Requests read but not yet fully answered: the shutdown waits for them.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// How often the accept loop looks at `TERMINATING` and the shutdown at `IN_FLIGHT`.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(10);
+
+/// The longest `/slow` delay honoured.
+const LONGEST_SLOW_REQUEST: Duration = Duration::from_secs(60);
 
 /// How the server behaves, read once from the environment.
 #[derive(Clone, Debug)]
@@ -122,13 +139,19 @@ fn apply_arguments(mut settings: Settings, arguments: &[String]) -> Settings {
 }
 
 fn serve(settings: &Settings) {
-    install_exit_on_terminate();
+    install_shutdown_on_terminate();
     if let Ok(lines) = std::env::var("LOG_LINES") {
         eprintln!("{lines}");
     }
     if !settings.start_delay.is_zero() {
         eprintln!("testserver {}: starting in {:?}", settings.name, settings.start_delay);
-        std::thread::sleep(settings.start_delay);
+        let started = std::time::Instant::now();
+        while started.elapsed() < settings.start_delay {
+            if TERMINATING.load(Ordering::SeqCst) {
+                std::process::exit(0);
+            }
+            std::thread::sleep(SHUTDOWN_POLL);
+        }
     }
     let listener = match TcpListener::bind(("0.0.0.0", settings.port)) {
         Ok(listener) => listener,
@@ -137,18 +160,57 @@ fn serve(settings: &Settings) {
             std::process::exit(2);
         }
     };
+    // Non-blocking, so that the loop sees a SIGTERM within `SHUTDOWN_POLL`.
+    if let Err(error) = listener.set_nonblocking(true) {
+        eprintln!("testserver: cannot make the listener non-blocking: {error}");
+        std::process::exit(2);
+    }
     eprintln!(
         "testserver {} listening on port {} (health {}, unhealthy {})",
         settings.name, settings.port, settings.health_path, settings.unhealthy
     );
-    for connection in listener.incoming() {
-        let Ok(stream) = connection else { continue };
-        let settings = settings.clone();
-        // One thread per connection: test loads are small, and this keeps keep-alive
-        // connections from a proxy (Traefik) from blocking each other.
-        std::thread::spawn(move || {
-            let _ = handle_connection(stream, &settings);
-        });
+    while !TERMINATING.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                // Accepted sockets do not inherit O_NONBLOCK on Linux; be explicit.
+                let _ = stream.set_nonblocking(false);
+                let settings = settings.clone();
+                // One thread per connection: test loads are small, and this keeps
+                // keep-alive connections from a proxy (Traefik) from blocking each other.
+                std::thread::spawn(move || {
+                    let _ = handle_connection(stream, &settings);
+                });
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(SHUTDOWN_POLL)
+            }
+            Err(_) => {}
+        }
+    }
+    // No new connection from here on; requests already read are answered first.
+    drop(listener);
+    let in_flight = IN_FLIGHT.load(Ordering::SeqCst);
+    eprintln!("testserver {}: terminating, {in_flight} request(s) in flight", settings.name);
+    while IN_FLIGHT.load(Ordering::SeqCst) > 0 {
+        std::thread::sleep(SHUTDOWN_POLL);
+    }
+    eprintln!("testserver {}: every request answered, exiting", settings.name);
+    std::process::exit(0);
+}
+
+/// Counts one request in flight for as long as it lives.
+struct InFlight;
+
+impl InFlight {
+    fn begin() -> InFlight {
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -163,6 +225,7 @@ fn handle_connection(stream: TcpStream, settings: &Settings) -> std::io::Result<
         if reader.read_line(&mut request_line)? == 0 {
             return Ok(());
         }
+        let _in_flight = InFlight::begin();
         let mut parts = request_line.split_whitespace();
         let method = parts.next().unwrap_or("").to_string();
         let target = parts.next().unwrap_or("/").to_string();
@@ -193,7 +256,12 @@ fn handle_connection(stream: TcpStream, settings: &Settings) -> std::io::Result<
             let mut body = vec![0u8; content_length.min(1 << 20)];
             reader.read_exact(&mut body)?;
         }
-        let path = target.split('?').next().unwrap_or("/");
+        let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
+        if path == "/slow" {
+            std::thread::sleep(slow_delay(query));
+        }
+        // A server shutting down answers what it read, then closes the connection.
+        close |= TERMINATING.load(Ordering::SeqCst);
         let (status, body) = respond(settings, path);
         let mut response = format!(
             "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
@@ -242,6 +310,17 @@ fn respond(settings: &Settings, path: &str) -> (&'static str, String) {
     } else {
         ("200 OK", body)
     }
+}
+
+/// The delay `/slow?ms=N` asks for (none when `ms` is missing or not a number).
+fn slow_delay(query: &str) -> Duration {
+    let milliseconds = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| *name == "ms")
+        .and_then(|(_, value)| value.parse::<u64>().ok())
+        .unwrap_or(0);
+    Duration::from_millis(milliseconds).min(LONGEST_SLOW_REQUEST)
 }
 
 fn json_optional(value: Option<&str>) -> String {
@@ -319,19 +398,19 @@ fn health_check(settings: &Settings) -> i32 {
 
 extern "C" {
     fn signal(signal_number: i32, handler: usize) -> usize;
-    fn _exit(status: i32) -> !;
 }
 
-extern "C" fn exit_now(_signal_number: i32) {
-    // Only async-signal-safe calls here: `_exit` is one.
-    unsafe { _exit(0) }
+extern "C" fn begin_shutdown(_signal_number: i32) {
+    // Only async-signal-safe work here: an atomic store is.
+    TERMINATING.store(true, Ordering::SeqCst);
 }
 
-/// Exits on SIGTERM and SIGINT (PID 1 in a container ignores them otherwise).
-fn install_exit_on_terminate() {
+/// Shuts down gracefully on SIGTERM and SIGINT (PID 1 in a container ignores them
+/// otherwise): see `serve`.
+fn install_shutdown_on_terminate() {
     const SIGINT: i32 = 2;
     const SIGTERM: i32 = 15;
-    let handler = exit_now as extern "C" fn(i32) as usize;
+    let handler = begin_shutdown as extern "C" fn(i32) as usize;
     unsafe {
         signal(SIGTERM, handler);
         signal(SIGINT, handler);
@@ -359,6 +438,15 @@ mod tests {
         let (status, body) = respond(&settings(), "/anything");
         assert_eq!(status, "200 OK");
         assert_eq!(body, r#"{"status":"ok","backend":"api","env":"v\"1"}"#);
+    }
+
+    #[test]
+    fn slow_requests_wait_the_milliseconds_asked_for_within_a_bound() {
+        assert_eq!(slow_delay("ms=2000"), Duration::from_millis(2000));
+        assert_eq!(slow_delay("x=1&ms=5"), Duration::from_millis(5));
+        assert_eq!(slow_delay(""), Duration::ZERO);
+        assert_eq!(slow_delay("ms=soon"), Duration::ZERO);
+        assert_eq!(slow_delay("ms=999999999"), LONGEST_SLOW_REQUEST);
     }
 
     #[test]

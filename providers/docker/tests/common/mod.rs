@@ -144,9 +144,7 @@ pub fn provider_asking_the_admin_port(stack: &str, root: &str, admin_port: u16) 
 fn test_options(root: &str) -> DockerOptions {
     DockerOptions {
         root: Some(root.to_string()),
-        drain: Duration::from_millis(1500),
         settle: Duration::from_millis(1500),
-        stop_grace_seconds: 5,
         // As the front end wires it: routed services are swapped with Traefik's formats.
         edge_formats: Some(Arc::new(stackctl_traefik::TraefikFormats)),
         ..DockerOptions::default()
@@ -294,7 +292,14 @@ pub async fn apply(
     context: &ApplyContext,
 ) -> RecordedResource {
     let address = action.address.clone();
-    match provider.apply(&action, context).await {
+    let outcome = provider.apply(&action, context).await;
+    // As the engine's `end_apply` does: a replaced container is retired beside the next
+    // actions, and the apply ends once it is gone.
+    provider
+        .finish_background_work()
+        .await
+        .unwrap_or_else(|error| panic!("{address}: retiring the replaced container: {error}"));
+    match outcome {
         Ok(ApplyOutcome::Recorded(recorded)) => recorded,
         Ok(ApplyOutcome::Deleted) => panic!("{address}: expected a recorded resource, got deleted"),
         Err(error) => panic!("{address}: {error}: {error:?}"),
@@ -347,6 +352,25 @@ pub fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
     let socket: std::net::SocketAddr = address.parse().ok()?;
     let mut stream = std::net::TcpStream::connect_timeout(&socket, Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// [`http_get`] with a read timeout long enough for `/slow` (10 s).
+pub fn http_get_slowly(address: &str, path: &str) -> Option<(u16, String)> {
+    let socket: std::net::SocketAddr = address.parse().ok()?;
+    let mut stream = std::net::TcpStream::connect_timeout(&socket, Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();

@@ -1,0 +1,100 @@
+//! Work that decides no action's success — stopping and removing the container a replace
+//! left behind — runs beside the next actions instead of before them. The apply still
+//! ends only when all of it is done: `end_apply` waits for it (before the host lock is
+//! released and before the run folder reads the host), and a failure is reported there.
+
+use std::future::Future;
+use std::sync::Mutex;
+
+use stackctl_provider::ProviderError;
+use tokio::task::JoinHandle;
+
+use crate::provider::DockerProvider;
+use crate::provider_error::failed;
+
+/// The tasks started during one apply.
+#[derive(Default)]
+pub(crate) struct BackgroundWork {
+    tasks: Mutex<Vec<JoinHandle<Result<(), ProviderError>>>>,
+}
+
+impl BackgroundWork {
+    /// Starts `work` now; [`BackgroundWork::finish`] waits for it.
+    pub(crate) fn spawn(
+        &self,
+        work: impl Future<Output = Result<(), ProviderError>> + Send + 'static,
+    ) {
+        let task = tokio::spawn(work);
+        self.tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(task);
+    }
+
+    /// Waits for every task started so far; the first failure, after all have ended.
+    pub(crate) async fn finish(&self) -> Result<(), ProviderError> {
+        let mut first_failure = None;
+        loop {
+            let tasks: Vec<_> = std::mem::take(
+                &mut *self
+                    .tasks
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            );
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks {
+                let result = match task.await {
+                    Ok(result) => result,
+                    Err(error) => Err(failed(format!("a clean-up task stopped: {error}"), None)),
+                };
+                if let Err(error) = result {
+                    first_failure.get_or_insert(error);
+                }
+            }
+        }
+        match first_failure {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}
+
+impl DockerProvider {
+    /// Waits until the containers replaced so far are stopped and removed. `end_apply`
+    /// calls it; so do tests that apply actions one by one.
+    pub async fn finish_background_work(&self) -> Result<(), ProviderError> {
+        self.background.finish().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn finish_waits_for_every_task_and_reports_the_first_failure() {
+        let work = BackgroundWork::default();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for index in 0..3 {
+            let done = done.clone();
+            work.spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * index)).await;
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if index == 1 {
+                    Err(failed("cannot remove container b", None))
+                } else {
+                    Ok(())
+                }
+            });
+        }
+        let error = work.finish().await.unwrap_err();
+        assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(error.to_string(), "cannot remove container b");
+        assert!(
+            work.finish().await.is_ok(),
+            "finished work is not waited for twice"
+        );
+    }
+}
