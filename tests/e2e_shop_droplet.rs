@@ -701,6 +701,7 @@ async fn the_seed_from_an_empty_account_to_a_droplet_serves_swaps_migrates_and_s
     assert!(code.contains("\"version\": 2"));
     std::fs::write(&main, code).unwrap();
     let planned = stackctl(&environment, &emulator, &["plan", "--format", "json"]);
+    let first_api_build = previous_tag(&planned.stdout, "image.api");
     let actions = plan_actions(&planned.stdout);
     let addresses: Vec<&str> = actions
         .iter()
@@ -749,6 +750,7 @@ async fn the_seed_from_an_empty_account_to_a_droplet_serves_swaps_migrates_and_s
     assert_eq!(planned.code, 0, "{}", explain(&planned));
     let text_plan = planned.stdout.clone();
     let planned = stackctl(&environment, &emulator, &["plan", "--format", "json"]);
+    let first_django_build = previous_tag(&planned.stdout, "image.django");
     let actions = plan_actions(&planned.stdout);
     let addresses: Vec<&str> = actions
         .iter()
@@ -774,6 +776,10 @@ async fn the_seed_from_an_empty_account_to_a_droplet_serves_swaps_migrates_and_s
         explain(&migrated)
     );
     let new_django = container_of(&droplet, "django");
+    let second_django_build = docker(
+        &droplet,
+        &["inspect", "--format", "{{.Config.Image}}", &new_django],
+    );
     assert_ne!(old_django, new_django, "Django was replaced");
     // The migration was applied before the new Django started.
     let started_at = docker(
@@ -837,21 +843,16 @@ async fn the_seed_from_an_empty_account_to_a_droplet_serves_swaps_migrates_and_s
     serde_json::from_str::<serde_json::Value>(&state_text).expect("the state is JSON");
     let pending = stackctl(&environment, &emulator, &["plan", "--format", "json"]);
     let actions = plan_actions(&pending.stdout);
-    let addresses: Vec<&str> = actions
-        .iter()
-        .map(|(address, _)| address.as_str())
-        .collect();
-    assert!(
-        addresses.contains(&"release.django") && addresses.contains(&"service.django"),
-        "the migration and the swap are still to do: {actions:?}"
-    );
-    assert!(
-        !addresses
-            .iter()
-            .any(|address| address.starts_with("droplet.")
-                || address.starts_with("firewall.")
-                || address.starts_with("record.")),
-        "{actions:?}"
+    assert_eq!(
+        actions,
+        [
+            ("release.django".to_string(), "run".to_string()),
+            (
+                "service.django".to_string(),
+                "replace_create_before_destroy".to_string()
+            ),
+        ],
+        "the new image is built and recorded; the migration and the swap are still to do: {actions:?}"
     );
 
     // No secret value in state or in any run artifact.
@@ -881,6 +882,29 @@ async fn the_seed_from_an_empty_account_to_a_droplet_serves_swaps_migrates_and_s
         let left = docker(&droplet, &[kind[0], kind[1], "-q", "--filter", &label]);
         assert_eq!(left, "", "no {} of the stack on the droplet", kind[0]);
     }
+    let images = docker(
+        &droplet,
+        &[
+            "image",
+            "ls",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &format!("{NAME}/*"),
+        ],
+    );
+    // The images the stack ran at the end are removed; earlier builds stay, as on any
+    // host (an update does not delete what a rollback may need): the first api, the first
+    // Django and the Django that kept serving when the migration failed. They go with the
+    // droplet.
+    let mut left: Vec<&str> = images.lines().collect();
+    left.sort();
+    let mut earlier = vec![
+        first_api_build.as_str(),
+        first_django_build.as_str(),
+        second_django_build.as_str(),
+    ];
+    earlier.sort();
+    assert_eq!(left, earlier, "only earlier builds are left on the droplet");
 
     // The droplet host leaves nothing behind on this machine.
     let namespace = droplet.namespace.clone();
@@ -897,6 +921,25 @@ async fn the_seed_from_an_empty_account_to_a_droplet_serves_swaps_migrates_and_s
         .expect("ip");
     assert!(!String::from_utf8_lossy(&namespaces.stdout).contains(&namespace));
     eprintln!("the whole test took {:.1?}", started.elapsed());
+}
+
+/// The tag an image had before the change `plan_json` plans for it.
+fn previous_tag(plan_json: &str, address: &str) -> String {
+    let document: serde_json::Value = serde_json::from_str(plan_json).expect("a JSON plan");
+    document["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .find(|action| action["address"] == address)
+        .and_then(|action| {
+            action["changes"]
+                .as_array()?
+                .iter()
+                .find(|change| change["attribute"] == "tag")
+        })
+        .and_then(|change| change["before"].as_str())
+        .unwrap_or_else(|| panic!("{address}'s tag changes: {plan_json}"))
+        .to_string()
 }
 
 /// Docker's RFC 3339 time with nanoseconds, cut to Postgres's microseconds.
