@@ -459,6 +459,8 @@ async fn the_seed_from_an_empty_account_to_a_droplet_serves_swaps_migrates_and_s
         "ssh_key.deploy",
         "droplet.web-1",
         "firewall.web",
+        "dns_record.apex",
+        "dns_record.flower",
         "image.api",
         "image.django",
         "image.flower",
@@ -474,6 +476,11 @@ async fn the_seed_from_an_empty_account_to_a_droplet_serves_swaps_migrates_and_s
             first.stdout
         );
     }
+    assert!(
+        line_of(&first.stdout, "release.django") < line_of(&first.stdout, "service.django"),
+        "the migrations run before Django starts: {}",
+        first.stdout
+    );
     assert!(first.stdout.contains("ok   checks[1]"), "{}", first.stdout);
     let state = emulator.state();
     assert_eq!(emulator.droplets().len(), 1);
