@@ -7,13 +7,13 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::edge::{get, get_with_auth};
+use support::shop::{build_images, copy_apps, files_under, json_field, run_folders};
 use support::{repository, TestEnvironment};
 
 const NAME: &str = "e2e-shop";
@@ -25,19 +25,6 @@ const SECRETS: [(&str, &str); 3] = [
     ("DJANGO_SECRET_KEY", "e2e-shop-django-Secret-4417"),
     ("FLOWER_PASSWORD", "e2e-shop-flower-Secret-4417"),
 ];
-
-fn build_images() {
-    for script in ["testing/build-images.sh", "testing/build-shop-images.sh"] {
-        let status = Command::new("bash")
-            .arg(repository().join(script))
-            .status()
-            .unwrap_or_else(|error| panic!("run {script}: {error}"));
-        assert!(
-            status.success(),
-            "{script} failed: is dockerd running, Traefik installed and mmdebstrap, npm and pip available? (.ci/run sees to all of them)"
-        );
-    }
-}
 
 fn docker(arguments: &[&str]) -> String {
     let output = Command::new("docker")
@@ -70,23 +57,6 @@ fn stack() -> TestEnvironment {
         .replace("19081", &ADMIN.to_string());
     environment.write("stack.toml", &text);
     environment
-}
-
-/// apps/ without the React app's node_modules (the bundle in dist/ is what is built).
-fn copy_apps(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == "node_modules" {
-            continue;
-        }
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_apps(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 fn stackctl(environment: &TestEnvironment, arguments: &[&str]) -> support::Run {
@@ -149,12 +119,6 @@ impl Drop for Cleanup {
     }
 }
 
-fn json_field(body: &str, field: &str) -> serde_json::Value {
-    serde_json::from_str::<serde_json::Value>(body)
-        .unwrap_or_else(|error| panic!("not JSON ({error}): {body}"))[field]
-        .clone()
-}
-
 /// Enqueues `a + b` through the api and waits (bounded) for the worker's result.
 async fn celery_round_trip(a: i64, b: i64) -> String {
     let (status, body) = post_json("/api/tasks", &format!("{{\"a\": {a}, \"b\": {b}}}"));
@@ -194,6 +158,16 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
         first.stdout, first.stderr
     );
     assert!(first.stdout.contains("ok   checks[1]"), "{}", first.stdout);
+    // Django's migrations ran as its release task, before Django started.
+    assert!(
+        first.stdout.contains("release.django"),
+        "the first apply runs Django's migrations: {}",
+        first.stdout
+    );
+    assert!(
+        first_run_has_release_log(&environment),
+        "the migrations' log is in the run folder"
+    );
     let again = stackctl(&environment, &["plan", "--detailed-exitcode"]);
     assert_eq!(
         again.code, 0,
@@ -310,7 +284,7 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
     );
 
     // The first run's folder holds the seed's artifacts.
-    let first_run = run_folders(&environment)[0].clone();
+    let first_run = run_folders(environment.path())[0].clone();
     for artifact in [
         "plan.txt",
         "plan.json",
@@ -407,7 +381,7 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
     assert_eq!(
         actions.len(),
         4,
-        "nothing else changes (no route, no file): {actions:?}"
+        "nothing else changes (no route, no file, no migration): {actions:?}"
     );
     let previous_build = document["actions"]
         .as_array()
@@ -558,30 +532,10 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
     );
 }
 
-/// The run folders, oldest first.
-fn run_folders(environment: &TestEnvironment) -> Vec<std::path::PathBuf> {
-    let mut folders: Vec<_> = std::fs::read_dir(environment.path().join("runs"))
-        .expect("a runs folder")
-        .flatten()
-        .map(|entry| entry.path())
-        .collect();
-    folders.sort();
-    folders
-}
-
-/// Every file under `directory` with its text (lossy), recursively.
-fn files_under(directory: &Path) -> Vec<(std::path::PathBuf, String)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(directory).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(files_under(&path));
-        } else {
-            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
-            found.push((path, text));
-        }
-    }
-    found
+fn first_run_has_release_log(environment: &TestEnvironment) -> bool {
+    run_folders(environment.path())[0]
+        .join("docker/release-django.log")
+        .is_file()
 }
 
 /// Removes what an earlier, interrupted run of this test left on the daemon.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod edge;
+pub mod shop;
 
 pub struct TestEnvironment {
     pub directory: tempfile::TempDir,
