@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use stackctl_provider::{Address, Resource, Value};
 
 use super::{Lowering, DOCKER};
-use crate::config::ServiceConfig;
+use crate::config::{PullPolicy, ServiceConfig};
 
 /// The image a service runs: the image resource's name and what goes into the
 /// container's `image` (a build's tag or a pulled reference).
@@ -43,7 +43,7 @@ impl Lowering<'_> {
                 "edge".to_string(),
                 Resource::new(Address::new("image", "edge"), DOCKER)
                     .with("reference", self.text(&edge.image))
-                    .with("pull", edge.pull.unwrap_or(true)),
+                    .with("pull", PullPolicy::of(edge.pull).as_str()),
             );
         }
         let values: BTreeMap<&String, Value> = images
@@ -113,7 +113,7 @@ impl Lowering<'_> {
             }
             (None, Some(reference)) => image
                 .with("reference", self.text(reference))
-                .with("pull", service.pull.unwrap_or(true)),
+                .with("pull", PullPolicy::of(service.pull).as_str()),
             (None, None) => image,
         }
     }

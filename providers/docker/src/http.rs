@@ -32,6 +32,9 @@ pub struct Request {
     pub body: Body,
     /// Prefixed with `/v<api version>`; only the version question itself is not.
     pub versioned: bool,
+    /// `X-Registry-Auth` (a pull, a registry digest): registry credentials, which print as
+    /// `[redacted]` and are written nowhere but into this header.
+    pub registry_auth: Option<stackctl_provider::Secret>,
 }
 
 impl Request {
@@ -42,7 +45,14 @@ impl Request {
             query: Vec::new(),
             body: Body::Empty,
             versioned: true,
+            registry_auth: None,
         }
+    }
+
+    /// Sends registry credentials (`X-Registry-Auth`, already encoded) with the request.
+    pub fn registry_auth(mut self, header: Option<stackctl_provider::Secret>) -> Self {
+        self.registry_auth = header;
+        self
     }
 
     /// Sent without the `/v<api version>` prefix (`GET /version`, asked before a version
@@ -92,6 +102,13 @@ impl Request {
         );
         if let Some(content_type) = content_type {
             head.push_str(&format!("Content-Type: {content_type}\r\n"));
+        }
+        if let Some(header) = self
+            .registry_auth
+            .as_ref()
+            .and_then(|secret| secret.expose())
+        {
+            head.push_str(&format!("X-Registry-Auth: {header}\r\n"));
         }
         if !payload.is_empty() || matches!(self.method, "POST" | "PUT") {
             head.push_str(&format!("Content-Length: {}\r\n", payload.len()));

@@ -54,6 +54,9 @@ pub struct DockerOptions {
     pub stop_grace_seconds: u32,
     /// How many log lines a failure carries.
     pub log_lines: u32,
+    /// The user's Docker configuration directory (`$DOCKER_CONFIG`, `~/.docker`): where
+    /// registry credentials are found (`registry_auth.rs`). `None`: pull anonymously.
+    pub docker_config: Option<std::path::PathBuf>,
     pub poll_interval: Duration,
 }
 
@@ -70,6 +73,7 @@ impl Default for DockerOptions {
             edge_formats: None,
             stop_grace_seconds: 10,
             log_lines: 30,
+            docker_config: None,
             poll_interval: Duration::from_millis(200),
         }
     }
@@ -146,6 +150,27 @@ impl DockerProvider {
         Ok(client)
     }
 
+    /// The `X-Registry-Auth` header for `reference`, from the user's Docker
+    /// configuration; `None` when it has no credentials for that registry.
+    pub(crate) async fn registry_auth(
+        &self,
+        reference: &str,
+    ) -> Result<Option<stackctl_provider::Secret>, ProviderError> {
+        let Some(directory) = self.options.docker_config.clone() else {
+            return Ok(None);
+        };
+        let reference = reference.to_string();
+        tokio::task::spawn_blocking(move || {
+            crate::registry_auth::header_for(&directory, &reference)
+        })
+        .await
+        .map_err(|error| failed(format!("reading registry credentials failed: {error}"), None))?
+        .map_err(|error| ProviderError::Credentials {
+            message: error.to_string(),
+            hint: "fix the Docker configuration (or its credential helper), as `docker login` would need it".into(),
+        })
+    }
+
     pub(crate) async fn client_for_apply(
         &self,
         context: &ApplyContext,
@@ -209,6 +234,7 @@ impl Provider for DockerProvider {
                     AttributeSchema::plain("reference"),
                     AttributeSchema::plain("pull"),
                     AttributeSchema::computed("image_id"),
+                    AttributeSchema::upstream("digest"),
                 ],
             },
             KindSchema {
@@ -223,6 +249,7 @@ impl Provider for DockerProvider {
                 provider: "docker",
                 attributes: vec![
                     AttributeSchema::plain("image"),
+                    AttributeSchema::plain("image_digest"),
                     AttributeSchema::plain("env"),
                     AttributeSchema::plain("command"),
                     AttributeSchema::plain("entrypoint"),

@@ -29,6 +29,8 @@ use crate::spec::ServiceSpec;
 pub(crate) const SERVICE_FORCES_REPLACE: &[&str] = &[
     "container_name",
     "image",
+    // The registry digest of an image with `pull = "always"`: a moved tag.
+    "image_digest",
     "command",
     "entrypoint",
     "env",

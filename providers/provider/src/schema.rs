@@ -22,6 +22,10 @@ pub struct AttributeSchema {
     /// the next time the resource is applied for another reason (a release task's
     /// timeout or networks, which are no reason to run the task again).
     pub inert: bool,
+    /// Computed, and read live from a source the target follows (an image's registry
+    /// digest): when live differs from recorded, the resource is updated to follow it —
+    /// never "repaired" back, which drift would mean.
+    pub upstream: bool,
 }
 
 impl AttributeSchema {
@@ -32,6 +36,7 @@ impl AttributeSchema {
             computed: false,
             sensitive: false,
             inert: false,
+            upstream: false,
         }
     }
 
@@ -52,6 +57,14 @@ impl AttributeSchema {
     pub const fn sensitive(name: &'static str) -> Self {
         AttributeSchema {
             sensitive: true,
+            ..AttributeSchema::plain(name)
+        }
+    }
+
+    pub const fn upstream(name: &'static str) -> Self {
+        AttributeSchema {
+            computed: true,
+            upstream: true,
             ..AttributeSchema::plain(name)
         }
     }
@@ -80,6 +93,11 @@ impl KindSchema {
     pub fn is_computed(&self, name: &str) -> bool {
         self.attribute(name)
             .is_some_and(|attribute| attribute.computed)
+    }
+
+    pub fn is_upstream(&self, name: &str) -> bool {
+        self.attribute(name)
+            .is_some_and(|attribute| attribute.upstream)
     }
 
     pub fn is_inert(&self, name: &str) -> bool {
