@@ -431,6 +431,26 @@ impl DockerClient {
             .ok_or_else(|| ClientError::Http(HttpError::Malformed("no response".into())))
     }
 
+    /// Sends one request whose answer is a stream of lines (a build's or a pull's
+    /// progress), handing each line to `on_line` as it arrives; fails on a non-2xx status.
+    pub async fn send_streaming(
+        &self,
+        request: Request,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Response, ClientError> {
+        let method = request.method;
+        let path = request.path.clone();
+        let mut connection = self.connect().await?;
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        self.requests_sent.fetch_add(1, Ordering::Relaxed);
+        let exchange = connection.connection.exchange_streaming(&request, on_line);
+        let response = match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(result) => result?,
+            Err(_) => return Err(ClientError::Timeout(self.timeout)),
+        };
+        check(method, &path, response)
+    }
+
     /// Sends one request and fails on a non-2xx status.
     pub async fn send(&self, request: Request) -> Result<Response, ClientError> {
         let method = request.method;
