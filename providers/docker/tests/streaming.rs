@@ -55,12 +55,12 @@ async fn pull_progress_lines_arrive_while_the_daemon_is_still_sending() {
                 }
                 let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
                 let first = chunk("{\"status\":\"Pulling fs layer\"}\n");
-                let _ = write.write_all(format!("{head}{first}").as_bytes()).await;
-                let _ = write.flush().await;
                 daemon_story
                     .lock()
                     .unwrap()
                     .push("daemon sent line 1".into());
+                let _ = write.write_all(format!("{head}{first}").as_bytes()).await;
+                let _ = write.flush().await;
                 let waited =
                     tokio::time::timeout(Duration::from_secs(10), daemon_seen.notified()).await;
                 daemon_story.lock().unwrap().push(format!(
