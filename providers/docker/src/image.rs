@@ -3,7 +3,6 @@
 //! (`pull` = `missing`, `always` or `never`, Compose's names).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::Value as Json;
 use stackctl_provider::{
@@ -117,10 +116,13 @@ impl DockerProvider {
                 context_hash.to_string(),
             ),
         ]);
-        // Builds may take long; the build's own output is the progress.
-        let response = client
-            .with_timeout(Duration::from_secs(30 * 60))
-            .send(api::build_image(tag, &dockerfile, &labels, tarball))
+        // Builds may take long; the build's own output, streamed, is the progress.
+        let response = self
+            .send_with_progress(
+                client,
+                address,
+                api::build_image(tag, &dockerfile, &labels, tarball),
+            )
             .await
             .map_err(from_client)?;
         if let Some(error) = stream_error(&response) {
@@ -178,11 +180,12 @@ impl DockerProvider {
                 });
             }
             PullPolicy::Missing | PullPolicy::Always => {
-                let response = client
-                    .with_timeout(Duration::from_secs(30 * 60))
-                    .send(
-                        api::pull_image(reference)
-                            .registry_auth(self.registry_auth(reference).await?),
+                let auth = self.registry_auth(reference).await?;
+                let response = self
+                    .send_with_progress(
+                        client,
+                        &desired.address,
+                        api::pull_image(reference).registry_auth(auth),
                     )
                     .await
                     .map_err(from_client)?;

@@ -87,6 +87,8 @@ pub struct DockerProvider {
     client: Mutex<Option<DockerClient>>,
     /// The logs of the release tasks run so far (file name → log), for the run folder.
     pub(crate) release_logs: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
+    /// Where build and pull progress goes, once the engine gave a sink.
+    progress: std::sync::Mutex<Option<stackctl_provider::ProgressSink>>,
 }
 
 impl DockerProvider {
@@ -105,6 +107,7 @@ impl DockerProvider {
             options,
             client: Mutex::new(None),
             release_logs: std::sync::Mutex::default(),
+            progress: std::sync::Mutex::default(),
         }
     }
 
@@ -150,6 +153,25 @@ impl DockerProvider {
         Ok(client)
     }
 
+    /// Sends a build or a pull, showing each line of its JSON progress as it arrives.
+    pub(crate) async fn send_with_progress(
+        &self,
+        client: &DockerClient,
+        address: &Address,
+        request: crate::http::Request,
+    ) -> Result<crate::http::Response, crate::api::ClientError> {
+        let sink = self.progress.lock().ok().and_then(|slot| slot.clone());
+        let mut on_line = |line: &str| {
+            if let (Some(sink), Some(text)) = (&sink, progress_text(line)) {
+                sink(address, &text);
+            }
+        };
+        client
+            .with_timeout(Duration::from_secs(30 * 60))
+            .send_streaming(request, &mut on_line)
+            .await
+    }
+
     /// The `X-Registry-Auth` header for `reference`, from the user's Docker
     /// configuration; `None` when it has no credentials for that registry.
     pub(crate) async fn registry_auth(
@@ -180,6 +202,23 @@ impl DockerProvider {
             .and_then(|droplet| context.droplet_address(droplet));
         self.client(ip).await
     }
+}
+
+/// The words of one line of Docker's JSON progress: a build's output (`stream`), a pull's
+/// `status` (with its layer `id`), or an `error`; `None` for an empty one.
+fn progress_text(line: &str) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_str(line).ok()?;
+    let text = if let Some(stream) = json["stream"].as_str() {
+        stream.trim().to_string()
+    } else if let Some(status) = json["status"].as_str() {
+        match json["id"].as_str() {
+            Some(id) => format!("{id}: {status}"),
+            None => status.to_string(),
+        }
+    } else {
+        json["error"].as_str()?.to_string()
+    };
+    (!text.is_empty()).then_some(text)
 }
 
 // ---- the trait -------------------------------------------------------------------------
@@ -298,6 +337,12 @@ impl Provider for DockerProvider {
 
     async fn read(&self, request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError> {
         self.refresh(request).await
+    }
+
+    fn report_progress_to(&self, sink: stackctl_provider::ProgressSink) {
+        if let Ok(mut slot) = self.progress.lock() {
+            *slot = Some(sink);
+        }
     }
 
     async fn begin_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {

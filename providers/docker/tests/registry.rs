@@ -260,6 +260,11 @@ async fn a_moved_tag_is_found_with_the_users_credentials_and_pulled_with_them_ne
         allow_data_loss: false,
         recorded: Arc::new(RwLock::new(BTreeMap::new())),
     };
+    let streamed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let collected = streamed.clone();
+    provider.report_progress_to(Arc::new(move |address: &Address, line: &str| {
+        collected.lock().unwrap().push(format!("{address}: {line}"));
+    }));
     let outcome = tokio::time::timeout(Duration::from_secs(20), provider.apply(&action, &context))
         .await
         .expect("apply in time")
@@ -276,5 +281,13 @@ async fn a_moved_tag_is_found_with_the_users_credentials_and_pulled_with_them_ne
         .find(|request| request.line.contains("/images/create"))
         .expect("pulled");
     assert_eq!(decoded_auth(pull)["password"], REGISTRY_PASSWORD);
+    // The pull's progress reached the progress display, line by line.
+    assert_eq!(
+        *streamed.lock().unwrap(),
+        vec![
+            "image.api: Pulling from acme/api".to_string(),
+            "image.api: Digest: new".to_string()
+        ]
+    );
     daemon.abort();
 }
