@@ -26,17 +26,14 @@ fn docker(arguments: &[&str]) -> String {
 /// `.ci/run` builds the test images (testing/build-images.sh) before the tests; the task
 /// subcommand must be in the server image, or this test fails saying so.
 fn require_the_test_image() {
-    let output = Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "stackctl-test/server:latest",
-            "task",
-            "--exit",
-            "0",
-        ])
+    // Bounded: an older server image would take `task` for "serve" and never exit.
+    let probe = "e2e-release-probe";
+    let output = Command::new("timeout")
+        .args(["20", "docker", "run", "--rm", "--name", probe])
+        .args(["stackctl-test/server:latest", "task", "--exit", "0"])
         .output()
-        .expect("docker CLI");
+        .expect("timeout and the docker CLI");
+    docker(&["rm", "-f", probe]);
     assert!(
         output.status.success(),
         "stackctl-test/server:latest cannot run `task`: run testing/build-images.sh ({})",
@@ -44,7 +41,7 @@ fn require_the_test_image() {
     );
 }
 
-/// Removes every container, network and volume labelled as this test's stack.
+/// Removes every container, network, volume and image labelled as this test's stack.
 fn remove_leftovers() {
     let label = format!("label=stackctl.stack={STACK}");
     for id in docker(&["ps", "-a", "-q", "--filter", &label]).split_whitespace() {
@@ -54,6 +51,10 @@ fn remove_leftovers() {
         for name in docker(&[kind, "ls", "-q", "--filter", &label]).split_whitespace() {
             docker(&[kind, "rm", name]);
         }
+    }
+    // Its built images too, so that every run builds (and streams the build).
+    for image in docker(&["image", "ls", "-q", "--filter", &label]).split_whitespace() {
+        docker(&["image", "rm", "-f", image]);
     }
 }
 
@@ -168,6 +169,13 @@ fn a_release_task_runs_before_the_new_version_and_a_failing_one_keeps_the_old_ve
             .contains("release task: first run for this service"),
         "{}",
         first.stdout
+    );
+    // The build's output was streamed to the progress display as it came.
+    assert!(
+        first.stderr.contains("image.django: Step 1/")
+            && first.stderr.contains(": FROM stackctl-test/server:latest"),
+        "{}",
+        first.stderr
     );
     let folder = run_folders(&environment).pop().expect("a run folder");
     let log = read(folder.join("docker/release-django.log"));

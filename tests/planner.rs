@@ -769,3 +769,110 @@ fn removing_a_release_task_deletes_its_record_and_touches_no_container() {
         Some(ActionKind::Delete)
     );
 }
+
+/// What an apply of `desired` records when the registry served `digest` for every image
+/// with `pull = "always"`: the image's digest, and its services' `image_digest` resolved.
+fn applied_with_digest(desired: &[Resource], digest: &str) -> Vec<RecordedResource> {
+    desired
+        .iter()
+        .map(|resource| {
+            let mut resolved = resource.clone();
+            if let Some(Value::Unknown(_)) = resolved.attributes.get("image_digest") {
+                resolved
+                    .attributes
+                    .insert("image_digest".into(), Value::text(digest));
+            }
+            let mut record = RecordedResource::from_desired(&resolved, None);
+            if resource.address.kind() == "image" {
+                record
+                    .attributes
+                    .insert("digest".into(), Value::text(digest));
+            }
+            record
+        })
+        .collect()
+}
+
+#[test]
+fn a_moved_tag_with_pull_always_is_an_update_with_both_digests_and_replaces_its_services() {
+    let desired = lowered_django("pull = \"always\"", "", "same");
+    let state = applied_with_digest(&desired, "sha256:old");
+    // Live: the registry now serves another digest for `django:1`; everything else as
+    // recorded.
+    let live: Vec<LiveResource> = state
+        .iter()
+        .map(|record| {
+            let mut found = live_of(record);
+            if record.address == address("image.django") {
+                found
+                    .attributes
+                    .insert("digest".into(), Value::text("sha256:new"));
+            }
+            found
+        })
+        .collect();
+    let recorded: BTreeMap<Address, RecordedResource> = state
+        .iter()
+        .map(|record| (record.address.clone(), record.clone()))
+        .collect();
+    let plan = plan(&PlanInput {
+        stack: "shop",
+        desired: &desired,
+        recorded: &recorded,
+        state: StateIdentity {
+            lineage: Some("lineage".into()),
+            serial: 2,
+        },
+        config_fingerprint: "fingerprint".into(),
+        live: Ok(&snapshot(live.clone())),
+        schemas: &provider_schemas(),
+        targets: &[],
+        mode: PlanMode::Apply,
+    });
+    let image = action_on(&plan, "image.django").expect("the moved tag is planned");
+    assert_eq!(image.kind, ActionKind::Update);
+    assert_eq!(image.reason, Reason::TagMoved);
+    let digest = image
+        .changes
+        .iter()
+        .find(|change| change.attribute == "digest")
+        .unwrap();
+    assert_eq!(digest.before, Some(Value::text("sha256:old")));
+    assert_eq!(digest.after, Some(Value::text("sha256:new")));
+    // Its service follows (replaced after the pull), its release task runs first.
+    let django = action_on(&plan, "service.django").expect("the service follows");
+    assert!(django.kind.is_replace(), "{django:#?}");
+    assert!(django.depends_on.contains(&address("image.django")));
+    let task = action_on(&plan, "release.django").expect("the task runs for the new image");
+    assert_eq!(
+        task.reason,
+        Reason::ReleaseTask {
+            attributes: vec!["image_digest".to_string()]
+        }
+    );
+    // The same digest live as recorded: nothing to do.
+    let unchanged: Vec<LiveResource> = state.iter().map(live_of).collect();
+    let quiet = plan_with_live(&desired, &recorded, &unchanged);
+    assert!(quiet.actions.is_empty(), "{:#?}", quiet.actions);
+}
+
+fn plan_with_live(
+    desired: &[Resource],
+    recorded: &BTreeMap<Address, RecordedResource>,
+    live: &[LiveResource],
+) -> Plan {
+    plan(&PlanInput {
+        stack: "shop",
+        desired,
+        recorded,
+        state: StateIdentity {
+            lineage: Some("lineage".into()),
+            serial: 2,
+        },
+        config_fingerprint: "fingerprint".into(),
+        live: Ok(&snapshot(live.to_vec())),
+        schemas: &provider_schemas(),
+        targets: &[],
+        mode: PlanMode::Apply,
+    })
+}

@@ -241,6 +241,17 @@ pub async fn execute(
         allow_data_loss: options.allow_data_loss,
         recorded: recorded.clone(),
     };
+    // Providers stream a running action's progress (build and pull lines) here; the loop
+    // below turns each line into a `progress` event.
+    let (progress_sender, mut progress) =
+        tokio::sync::mpsc::unbounded_channel::<(Address, String)>();
+    let sink: stackctl_provider::ProgressSink = Arc::new(move |address: &Address, line: &str| {
+        let _ = progress_sender.send((address.clone(), line.to_string()));
+    });
+    for provider in providers.all() {
+        provider.report_progress_to(sink.clone());
+    }
+    drop(sink);
     let mut ready: VecDeque<usize> = (0..actions.len())
         .filter(|index| waiting[*index] == 0)
         .collect();
@@ -367,6 +378,19 @@ pub async fn execute(
         }
         let joined = tokio::select! {
             joined = running.join_next_with_id() => joined,
+            Some((address, line)) = progress.recv() => {
+                emit(
+                    Event {
+                        at_ms: elapsed(),
+                        address: address.to_string(),
+                        event: "progress",
+                        duration_ms: None,
+                        message: Some(line),
+                    },
+                    &mut events,
+                );
+                continue;
+            }
             raised = interrupt.raised() => {
                 interruption = interruption.max(raised);
                 if interruption == Interruption::Abort {

@@ -63,6 +63,10 @@ impl Progress {
     }
 
     pub fn event(&mut self, event: &Event) {
+        if event.event == "progress" {
+            self.progress_line(event);
+            return;
+        }
         match &self.live {
             Some(live) => {
                 if event.event == "started" {
@@ -102,6 +106,22 @@ impl Progress {
                     self.outcome(event)
                 };
                 eprintln!("[{time}] {}: {words}", event.address);
+            }
+        }
+    }
+
+    /// A line a running action streamed (a build's or a pull's output): the action's
+    /// spinner shows the latest; without a terminal, each line is printed.
+    fn progress_line(&mut self, event: &Event) {
+        let line = redact(event.message.as_deref().unwrap_or(""), &self.secrets);
+        match (&self.live, self.bars.get(&event.address)) {
+            (Some(_), Some(bar)) => bar.set_message(format!("{}: {line}", event.address)),
+            (Some(live), None) => {
+                let _ = live.println(format!("  {}: {line}", event.address));
+            }
+            (None, _) => {
+                let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+                eprintln!("[{time}]   {}: {line}", event.address);
             }
         }
     }

@@ -113,6 +113,9 @@ pub fn build(
             build_directory: Some(loaded.base_directory.clone()),
             edge_formats: Some(Arc::new(stackctl_traefik::TraefikFormats)),
             edge_published_admin_port: config.edge.as_ref().and_then(|edge| edge.admin_port),
+            // Registry credentials as `docker login` left them (`$DOCKER_CONFIG`,
+            // `~/.docker`), like the DigitalOcean token from the environment below.
+            docker_config: stackctl_docker::registry_auth::default_config_directory(),
             ..DockerOptions::default()
         },
     );

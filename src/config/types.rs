@@ -245,9 +245,9 @@ impl RecordType {
 pub struct EdgeConfig {
     /// The Traefik image, e.g. `traefik:v3.3`.
     pub image: String,
-    /// Use the image if present, never pull it (default: pull when missing).
+    /// When to pull the image: `"missing"` (default), `"always"` or `"never"`.
     #[serde(default)]
-    pub pull: Option<bool>,
+    pub pull: Option<PullSetting>,
     #[serde(default = "default_http_port")]
     pub http_port: u16,
     #[serde(default = "default_https_port")]
@@ -339,9 +339,10 @@ pub struct ServiceConfig {
     /// They are kept in the image's history, so secrets are refused here.
     #[serde(default)]
     pub build_args: BTreeMap<String, String>,
-    /// Use the image if present, never pull it.
+    /// When to pull `image`: `"missing"` (default: only when the host lacks it),
+    /// `"always"` (follow the registry: a moved tag is a planned update) or `"never"`.
     #[serde(default)]
-    pub pull: Option<bool>,
+    pub pull: Option<PullSetting>,
     /// The container port the edge forwards to. Never published on the host.
     #[serde(default)]
     pub port: Option<u16>,
@@ -406,6 +407,53 @@ pub struct ReleaseConfig {
     /// How long it may run before it is stopped and counted as failed (default `10m`).
     #[serde(default)]
     pub timeout: Option<String>,
+}
+
+/// `pull`: a policy with Compose's names, or (as earlier versions wrote it) a bool.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum PullSetting {
+    Policy(PullPolicy),
+    /// `true` is `"missing"`, `false` is `"never"`.
+    Legacy(bool),
+}
+
+/// When an image is pulled (Compose's `pull_policy` names and meanings).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    /// Only when the host does not have the image.
+    #[default]
+    Missing,
+    /// Whenever the registry serves another image for the tag than the one running.
+    Always,
+    /// Never: the image must be on the host (built or loaded there).
+    Never,
+}
+
+impl PullSetting {
+    pub fn policy(self) -> PullPolicy {
+        match self {
+            PullSetting::Policy(policy) => policy,
+            PullSetting::Legacy(true) => PullPolicy::Missing,
+            PullSetting::Legacy(false) => PullPolicy::Never,
+        }
+    }
+}
+
+impl PullPolicy {
+    /// The policy of an optional `pull` setting.
+    pub fn of(setting: Option<PullSetting>) -> PullPolicy {
+        setting.map(PullSetting::policy).unwrap_or_default()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Missing => "missing",
+            PullPolicy::Always => "always",
+            PullPolicy::Never => "never",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]

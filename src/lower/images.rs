@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use stackctl_provider::{Address, Resource, Value};
 
 use super::{Lowering, DOCKER};
-use crate::config::ServiceConfig;
+use crate::config::{PullPolicy, ServiceConfig};
 
 /// The image a service runs: the image resource's name and what goes into the
 /// container's `image` (a build's tag or a pulled reference).
@@ -44,7 +44,7 @@ impl Lowering<'_> {
                 "edge".to_string(),
                 Resource::new(Address::new("image", "edge"), DOCKER)
                     .with("reference", self.text(&edge.image))
-                    .with("pull", edge.pull.unwrap_or(true)),
+                    .with("pull", PullPolicy::of(edge.pull).as_str()),
             );
         }
         let values: BTreeMap<&String, Value> = images
@@ -128,7 +128,7 @@ impl Lowering<'_> {
             }
             (None, Some(reference)) => image
                 .with("reference", self.text(reference))
-                .with("pull", service.pull.unwrap_or(true)),
+                .with("pull", PullPolicy::of(service.pull).as_str()),
             (None, None) => image,
         }
     }

@@ -4,7 +4,8 @@
 //! depends on it, so a task that fails leaves the old version serving.
 //!
 //! What it runs with decides when it runs again: a change of `image` (a build's tag
-//! carries its context's hash), `env`, or the task's own `command` or `entrypoint` runs
+//! carries its context's hash; `image_digest` follows a moved tag with `pull = "always"`),
+//! `env`, or the task's own `command` or `entrypoint` runs
 //! it; a change of `user`, `networks`, `volumes`, `read_only` or `timeout_seconds` alone
 //! does not (they are inert in the docker provider's schema and apply at its next run),
 //! nor does anything that only concerns the running service (limits, health, port,
@@ -22,7 +23,15 @@ use crate::config::ReleaseConfig;
 const DEFAULT_TIMEOUT_SECONDS: i64 = 10 * 60;
 
 /// The attributes a release task copies from its service's container.
-const FROM_SERVICE: &[&str] = &["image", "entrypoint", "env", "user", "volumes", "read_only"];
+const FROM_SERVICE: &[&str] = &[
+    "image",
+    "image_digest",
+    "entrypoint",
+    "env",
+    "user",
+    "volumes",
+    "read_only",
+];
 
 impl Lowering<'_> {
     /// The release task of service `name`, built from the service's lowered resource.

@@ -3,12 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use stackctl_provider::{Address, ReplaceOrder, Resource, Value};
+use stackctl_provider::{Address, Reference, ReplaceOrder, Resource, Value};
 
 use super::images::ServiceImage;
 use super::{container_mount, map, network_attachments, texts, Lowering, DOCKER};
 use crate::config::parse::Mount;
-use crate::config::{HealthConfig, ServiceConfig};
+use crate::config::{HealthConfig, PullPolicy, ServiceConfig};
 use crate::context::resolve_path;
 
 impl Lowering<'_> {
@@ -45,6 +45,17 @@ impl Lowering<'_> {
             .with("container_name", format!("{}-{name}", self.stack))
             .with("image", image.value.clone())
             .depends_on(Address::new("image", &image.name));
+        // An image that follows its registry: the service follows the digest pulled, so a
+        // moved tag replaces the container (and runs its release task).
+        if service.build.is_none() && PullPolicy::of(service.pull) == PullPolicy::Always {
+            resource = resource.with(
+                "image_digest",
+                Value::Unknown(Reference {
+                    address: Address::new("image", &image.name),
+                    attribute: "digest".into(),
+                }),
+            );
+        }
         if let Some(command) = &service.command {
             resource = resource.with("command", self.resolved_texts(command));
         }

@@ -182,7 +182,11 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         let action = action.map(|action| as_release_task(action, schema));
         match action {
             Some(action) => {
-                if matches!(action.kind, ActionKind::Create) || action.kind.is_replace() {
+                // A moved tag renews the image's digest, which its services follow.
+                if matches!(action.kind, ActionKind::Create)
+                    || action.kind.is_replace()
+                    || action.reason == Reason::TagMoved
+                {
                     renewed.insert(address.clone());
                 }
                 actions.push(action);
@@ -367,8 +371,13 @@ fn decide(
     let drift = live
         .map(|live| drifted(&recorded.attributes, &live.attributes, schema))
         .unwrap_or_default();
+    // What moved at a source the resource follows (a tag in its registry) is news to
+    // follow, not drift to repair.
+    let (moved, drift): (Vec<String>, Vec<String>) = drift
+        .into_iter()
+        .partition(|name| schema.is_some_and(|schema| schema.is_upstream(name)));
     let config_changed = resource.hash() != recorded.hash;
-    if drift.is_empty() && !config_changed {
+    if drift.is_empty() && moved.is_empty() && !config_changed {
         return None;
     }
 
@@ -389,6 +398,16 @@ fn decide(
                 .or_else(|| recorded.attributes.get(name));
             found.retain(|existing| &existing.attribute != name);
             found.push(change(name, live.attributes.get(name), target, schema));
+        }
+    }
+    if let Some(live) = live {
+        for name in &moved {
+            found.push(change(
+                name,
+                recorded.attributes.get(name),
+                live.attributes.get(name),
+                schema,
+            ));
         }
     }
     found.sort_by(|left, right| left.attribute.cmp(&right.attribute));
@@ -422,6 +441,8 @@ fn decide(
     };
     let reason = if !drift.is_empty() {
         Reason::Drift { attributes: drift }
+    } else if !config_changed {
+        Reason::TagMoved
     } else if forcing.is_empty() {
         Reason::ConfigChanged
     } else {

@@ -242,16 +242,19 @@ pub fn remove_volume(name: &str) -> Request {
 // ---- images ----------------------------------------------------------------------
 
 pub fn inspect_image(reference: &str) -> Request {
-    // Image references contain `/` and `:`, which the daemon's router accepts inside the
-    // name; they are left as they are and everything else is encoded.
-    let encoded: String = reference
+    Request::new("GET", format!("/images/{}/json", image_path(reference)))
+}
+
+/// Image references contain `/`, `:` and `@`, which the daemon's router accepts inside
+/// the name; they are left as they are and everything else is encoded.
+fn image_path(reference: &str) -> String {
+    reference
         .split('/')
         .map(percent_encode)
         .collect::<Vec<_>>()
         .join("/")
         .replace("%3A", ":")
-        .replace("%40", "@");
-    Request::new("GET", format!("/images/{encoded}/json"))
+        .replace("%40", "@")
 }
 
 /// Builds `tag` from a tarred context with the legacy builder. `labels` mark the image as
@@ -276,12 +279,22 @@ pub fn build_image(
     request
 }
 
-/// Pulls `reference` (`name:tag`); only sent for images with `pull = true`.
+/// Pulls `reference` (`name:tag`): an image absent with `pull = "missing"`, or any with
+/// `pull = "always"`.
 pub fn pull_image(reference: &str) -> Request {
     let (name, tag) = split_reference(reference);
     Request::new("POST", "/images/create")
         .query("fromImage", name)
         .query("tag", tag)
+}
+
+/// Asks the daemon which manifest digest the registry serves for `reference` now
+/// (`{"Descriptor": {"digest": "sha256:…"}}`); the daemon asks the registry.
+pub fn registry_digest(reference: &str) -> Request {
+    Request::new(
+        "GET",
+        format!("/distribution/{}/json", image_path(reference)),
+    )
 }
 
 /// `registry:5000/a/b:tag` → (`registry:5000/a/b`, `tag`); no tag → `latest`.
@@ -453,6 +466,26 @@ impl DockerClient {
         responses
             .pop()
             .ok_or_else(|| ClientError::Http(HttpError::Malformed("no response".into())))
+    }
+
+    /// Sends one request whose answer is a stream of lines (a build's or a pull's
+    /// progress), handing each line to `on_line` as it arrives; fails on a non-2xx status.
+    pub async fn send_streaming(
+        &self,
+        request: Request,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Response, ClientError> {
+        let method = request.method;
+        let path = request.path.clone();
+        let mut connection = self.connect().await?;
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        self.requests_sent.fetch_add(1, Ordering::Relaxed);
+        let exchange = connection.connection.exchange_streaming(&request, on_line);
+        let response = match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(result) => result?,
+            Err(_) => return Err(ClientError::Timeout(self.timeout)),
+        };
+        check(method, &path, response)
     }
 
     /// Sends one request and fails on a non-2xx status.
@@ -658,6 +691,10 @@ mod tests {
         assert_eq!(
             split_reference("registry:5000/a/b:1.2"),
             ("registry:5000/a/b".into(), "1.2".into())
+        );
+        assert_eq!(
+            registry_digest("ghcr.io/acme/api:1.4").target(API_VERSION),
+            "/v1.41/distribution/ghcr.io/acme/api:1.4/json"
         );
         let pull = pull_image("traefik:v3.3");
         assert_eq!(

@@ -32,6 +32,9 @@ pub struct Request {
     pub body: Body,
     /// Prefixed with `/v<api version>`; only the version question itself is not.
     pub versioned: bool,
+    /// `X-Registry-Auth` (a pull, a registry digest): registry credentials, which print as
+    /// `[redacted]` and are written nowhere but into this header.
+    pub registry_auth: Option<stackctl_provider::Secret>,
 }
 
 impl Request {
@@ -42,7 +45,14 @@ impl Request {
             query: Vec::new(),
             body: Body::Empty,
             versioned: true,
+            registry_auth: None,
         }
+    }
+
+    /// Sends registry credentials (`X-Registry-Auth`, already encoded) with the request.
+    pub fn registry_auth(mut self, header: Option<stackctl_provider::Secret>) -> Self {
+        self.registry_auth = header;
+        self
     }
 
     /// Sent without the `/v<api version>` prefix (`GET /version`, asked before a version
@@ -92,6 +102,13 @@ impl Request {
         );
         if let Some(content_type) = content_type {
             head.push_str(&format!("Content-Type: {content_type}\r\n"));
+        }
+        if let Some(header) = self
+            .registry_auth
+            .as_ref()
+            .and_then(|secret| secret.expose())
+        {
+            head.push_str(&format!("X-Registry-Auth: {header}\r\n"));
         }
         if !payload.is_empty() || matches!(self.method, "POST" | "PUT") {
             head.push_str(&format!("Content-Length: {}\r\n", payload.len()));
@@ -184,6 +201,20 @@ impl Connection {
         }
     }
 
+    /// Sends one request and hands each line of its body to `on_line` as it arrives.
+    pub async fn exchange_streaming(
+        &mut self,
+        request: &Request,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Response, HttpError> {
+        self.stream
+            .get_mut()
+            .write_all(&request.to_bytes(&self.api_version))
+            .await?;
+        self.stream.get_mut().flush().await?;
+        read_response_with(&mut self.stream, request.method == "HEAD", on_line).await
+    }
+
     /// Sends every request in one write, then reads the responses in order: one network
     /// round trip for the whole batch.
     pub async fn exchange(&mut self, requests: &[Request]) -> Result<Vec<Response>, HttpError> {
@@ -206,6 +237,16 @@ impl Connection {
 pub async fn read_response<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
     head_only: bool,
+) -> Result<Response, HttpError> {
+    read_response_with(reader, head_only, &mut |_| {}).await
+}
+
+/// [`read_response`], handing each line of the body to `on_line` as soon as it arrived:
+/// the JSON-lines progress of a build or a pull, shown while the daemon still works.
+pub async fn read_response_with<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    head_only: bool,
+    on_line: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Response, HttpError> {
     let status_line = read_line(reader).await?;
     let status = status_line
@@ -235,30 +276,79 @@ pub async fn read_response<R: tokio::io::AsyncBufRead + Unpin>(
         }
     }
     let no_body = head_only || status == 204 || status == 304 || (100..200).contains(&status);
+    let mut lines = LineSplitter::default();
     let body = if no_body {
         Vec::new()
     } else if chunked {
-        read_chunked(reader).await?
-    } else if let Some(length) = content_length {
-        if length > MAXIMUM_BODY {
-            return Err(HttpError::Malformed(format!("a body of {length} bytes")));
-        }
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body).await?;
-        body
+        read_chunked(reader, &mut lines, on_line).await?
     } else {
+        if content_length.is_some_and(|length| length > MAXIMUM_BODY) {
+            return Err(HttpError::Malformed(format!(
+                "a body of {} bytes",
+                content_length.unwrap_or_default()
+            )));
+        }
+        // Framed by its length, or by the end of the stream: read as it comes.
+        let limit = content_length.unwrap_or(MAXIMUM_BODY);
         let mut body = Vec::new();
-        reader
-            .take(MAXIMUM_BODY as u64)
-            .read_to_end(&mut body)
-            .await?;
+        let mut piece = vec![0u8; 64 * 1024];
+        while body.len() < limit {
+            let wanted = piece.len().min(limit - body.len());
+            let read = reader.read(&mut piece[..wanted]).await?;
+            if read == 0 {
+                if content_length.is_some() {
+                    return Err(HttpError::Io(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the daemon closed the connection inside a response",
+                    )));
+                }
+                break;
+            }
+            body.extend_from_slice(&piece[..read]);
+            lines.feed(&body, on_line);
+        }
         body
     };
+    lines.finish(&body, on_line);
     Ok(Response { status, body })
+}
+
+/// Hands the complete lines of a growing body to a callback, each once.
+#[derive(Default)]
+struct LineSplitter {
+    emitted: usize,
+}
+
+impl LineSplitter {
+    fn feed(&mut self, body: &[u8], on_line: &mut (dyn FnMut(&str) + Send)) {
+        while let Some(end) = body[self.emitted..].iter().position(|byte| *byte == b'\n') {
+            let line = &body[self.emitted..self.emitted + end];
+            self.emitted += end + 1;
+            let text = String::from_utf8_lossy(line);
+            let text = text.trim_end_matches('\r');
+            if !text.is_empty() {
+                on_line(text);
+            }
+        }
+    }
+
+    /// The last line, when the body does not end with a line break.
+    fn finish(&mut self, body: &[u8], on_line: &mut (dyn FnMut(&str) + Send)) {
+        self.feed(body, on_line);
+        if self.emitted < body.len() {
+            let text = String::from_utf8_lossy(&body[self.emitted..]).into_owned();
+            self.emitted = body.len();
+            if !text.trim().is_empty() {
+                on_line(text.trim_end());
+            }
+        }
+    }
 }
 
 async fn read_chunked<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
+    lines: &mut LineSplitter,
+    on_line: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Vec<u8>, HttpError> {
     let mut body = Vec::new();
     loop {
@@ -282,6 +372,7 @@ async fn read_chunked<R: tokio::io::AsyncBufRead + Unpin>(
         let start = body.len();
         body.resize(start + size, 0);
         reader.read_exact(&mut body[start..]).await?;
+        lines.feed(&body, on_line);
         let ending = read_line(reader).await?;
         if !ending.is_empty() {
             return Err(HttpError::Malformed("chunk without its line ending".into()));

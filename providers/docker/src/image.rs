@@ -1,9 +1,8 @@
 //! Applying an `image.*` resource: a built image (`tag`) is built from its context once
-//! per context hash; a referenced image (`reference`) is used as found on the host, or
-//! pulled when `pull = true`.
+//! per context hash; a referenced image (`reference`) is pulled by its policy
+//! (`pull` = `missing`, `always` or `never`, Compose's names).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::Value as Json;
 use stackctl_provider::{
@@ -64,37 +63,9 @@ impl DockerProvider {
                 }
             }
         } else if let Some(reference) = text_attribute(attributes, "reference") {
-            let existing = client
-                .send_raw(api::inspect_image(reference))
-                .await
-                .map_err(from_client)?;
-            if existing.is_success() {
-                existing
-                    .json()
-                    .ok()
-                    .and_then(|json| json["Id"].as_str().map(str::to_string))
-                    .unwrap_or_default()
-            } else if attributes.get("pull").and_then(Value::as_bool) == Some(true) {
-                let response = client
-                    .with_timeout(Duration::from_secs(30 * 60))
-                    .send(api::pull_image(reference))
-                    .await
-                    .map_err(from_client)?;
-                if let Some(error) = stream_error(&response) {
-                    return Err(failed(format!("cannot pull `{reference}`: {error}"), None));
-                }
-                let image = client
-                    .send_json(api::inspect_image(reference))
-                    .await
-                    .map_err(from_client)?;
-                image["Id"].as_str().unwrap_or("").to_string()
-            } else {
-                return Err(ProviderError::Failed {
-                    message: format!("image `{reference}` is not on the host and `pull = false`"),
-                    detail: None,
-                    hint: Some("load or build the image on the host, or set `pull = true`".into()),
-                });
-            }
+            return self
+                .apply_referenced_image(client, desired, reference)
+                .await;
         } else {
             return Err(failed(
                 format!("`{}` has neither `tag` nor `reference`", action.address),
@@ -156,16 +127,13 @@ impl DockerProvider {
                 build_args_label(&build_args),
             );
         }
-        // Builds may take long; the build's own output is the progress.
-        let response = client
-            .with_timeout(Duration::from_secs(30 * 60))
-            .send(api::build_image(
-                tag,
-                &dockerfile,
-                &labels,
-                &build_args,
-                tarball,
-            ))
+        // Builds may take long; the build's own output, streamed, is the progress.
+        let response = self
+            .send_with_progress(
+                client,
+                address,
+                api::build_image(tag, &dockerfile, &labels, &build_args, tarball),
+            )
             .await
             .map_err(from_client)?;
         if let Some(error) = stream_error(&response) {
@@ -212,6 +180,99 @@ pub(crate) fn build_args_label(build_args: &BTreeMap<String, String>) -> String 
     } else {
         serde_json::to_string(build_args).unwrap_or_default()
     }
+}
+
+impl DockerProvider {
+    /// A referenced image, by its pull policy (Compose's): `missing` pulls when the host
+    /// lacks it, `always` pulls on every apply of the image (the plan shows when the
+    /// registry's digest moved), `never` refuses when it is absent.
+    async fn apply_referenced_image(
+        &self,
+        client: &DockerClient,
+        desired: &Resource,
+        reference: &str,
+    ) -> Result<ApplyOutcome, ProviderError> {
+        let policy = PullPolicy::of(desired.attributes.get("pull"));
+        let existing = client
+            .send_raw(api::inspect_image(reference))
+            .await
+            .map_err(from_client)?;
+        let present = existing.is_success();
+        let image = match policy {
+            PullPolicy::Never | PullPolicy::Missing if present => {
+                existing.json().unwrap_or(Json::Null)
+            }
+            PullPolicy::Never => {
+                return Err(ProviderError::Failed {
+                    message: format!(
+                        "image `{reference}` is not on the host, and `pull = \"never\"` forbids pulling it"
+                    ),
+                    detail: None,
+                    hint: Some(format!(
+                        "build or load it on the host (`docker build -t {reference} …`, `docker load`), or set `pull = \"missing\"`"
+                    )),
+                });
+            }
+            PullPolicy::Missing | PullPolicy::Always => {
+                let auth = self.registry_auth(reference).await?;
+                let response = self
+                    .send_with_progress(
+                        client,
+                        &desired.address,
+                        api::pull_image(reference).registry_auth(auth),
+                    )
+                    .await
+                    .map_err(from_client)?;
+                if let Some(error) = stream_error(&response) {
+                    return Err(failed(format!("cannot pull `{reference}`: {error}"), None));
+                }
+                client
+                    .send_json(api::inspect_image(reference))
+                    .await
+                    .map_err(from_client)?
+            }
+        };
+        let image_id = image["Id"].as_str().unwrap_or("").to_string();
+        Ok(ApplyOutcome::Recorded(recorded_with(
+            desired,
+            Some(image_id.clone()),
+            &[
+                ("image_id", Value::text(image_id)),
+                ("digest", repo_digest(&image)),
+            ],
+        )))
+    }
+}
+
+/// How an image is pulled, read from its `pull` attribute (`true`/`false` as recorded by
+/// earlier versions mean `missing`/`never`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PullPolicy {
+    Missing,
+    Always,
+    Never,
+}
+
+impl PullPolicy {
+    pub(crate) fn of(value: Option<&Value>) -> PullPolicy {
+        match value {
+            Some(Value::Text(text)) if text == "always" => PullPolicy::Always,
+            Some(Value::Text(text)) if text == "never" => PullPolicy::Never,
+            Some(Value::Bool(false)) => PullPolicy::Never,
+            _ => PullPolicy::Missing,
+        }
+    }
+}
+
+/// The registry's digest of a pulled image (`sha256:…` from `RepoDigests`), or null for
+/// an image that never came from a registry (built or loaded here).
+pub(crate) fn repo_digest(image: &Json) -> Value {
+    image["RepoDigests"]
+        .as_array()
+        .and_then(|digests| digests.first())
+        .and_then(Json::as_str)
+        .and_then(|text| text.split_once('@'))
+        .map_or(Value::Null, |(_, digest)| Value::text(digest))
 }
 
 /// The first `error` in a JSON-lines progress stream (build, pull).

@@ -88,6 +88,7 @@ mod never_started;
 mod provider;
 mod provider_error;
 mod refresh;
+pub mod registry_auth;
 mod release;
 mod service;
 pub mod spec;

@@ -50,6 +50,9 @@ pub struct DockerOptions {
     pub edge_formats: Option<Arc<dyn EdgeFormats>>,
     /// How many log lines a failure carries.
     pub log_lines: u32,
+    /// The user's Docker configuration directory (`$DOCKER_CONFIG`, `~/.docker`): where
+    /// registry credentials are found (`registry_auth.rs`). `None`: pull anonymously.
+    pub docker_config: Option<std::path::PathBuf>,
     /// How often a new container's readiness is probed (its health check run through
     /// the Engine API, `health.rs`) and its state read.
     pub poll_interval: Duration,
@@ -66,6 +69,7 @@ impl Default for DockerOptions {
             edge_published_admin_port: None,
             edge_formats: None,
             log_lines: 30,
+            docker_config: None,
             poll_interval: Duration::from_millis(100),
         }
     }
@@ -82,6 +86,8 @@ pub struct DockerProvider {
     /// Work that decides no action's success (stopping and removing replaced
     /// containers), running beside the next actions; `end_apply` waits for all of it.
     pub(crate) background: crate::background::BackgroundWork,
+    /// Where build and pull progress goes, once the engine gave a sink.
+    progress: std::sync::Mutex<Option<stackctl_provider::ProgressSink>>,
 }
 
 impl DockerProvider {
@@ -101,6 +107,7 @@ impl DockerProvider {
             client: Mutex::new(None),
             release_logs: std::sync::Mutex::default(),
             background: crate::background::BackgroundWork::default(),
+            progress: std::sync::Mutex::default(),
         }
     }
 
@@ -146,6 +153,46 @@ impl DockerProvider {
         Ok(client)
     }
 
+    /// Sends a build or a pull, showing each line of its JSON progress as it arrives.
+    pub(crate) async fn send_with_progress(
+        &self,
+        client: &DockerClient,
+        address: &Address,
+        request: crate::http::Request,
+    ) -> Result<crate::http::Response, crate::api::ClientError> {
+        let sink = self.progress.lock().ok().and_then(|slot| slot.clone());
+        let mut on_line = |line: &str| {
+            if let (Some(sink), Some(text)) = (&sink, progress_text(line)) {
+                sink(address, &text);
+            }
+        };
+        client
+            .with_timeout(Duration::from_secs(30 * 60))
+            .send_streaming(request, &mut on_line)
+            .await
+    }
+
+    /// The `X-Registry-Auth` header for `reference`, from the user's Docker
+    /// configuration; `None` when it has no credentials for that registry.
+    pub(crate) async fn registry_auth(
+        &self,
+        reference: &str,
+    ) -> Result<Option<stackctl_provider::Secret>, ProviderError> {
+        let Some(directory) = self.options.docker_config.clone() else {
+            return Ok(None);
+        };
+        let reference = reference.to_string();
+        tokio::task::spawn_blocking(move || {
+            crate::registry_auth::header_for(&directory, &reference)
+        })
+        .await
+        .map_err(|error| failed(format!("reading registry credentials failed: {error}"), None))?
+        .map_err(|error| ProviderError::Credentials {
+            message: error.to_string(),
+            hint: "fix the Docker configuration (or its credential helper), as `docker login` would need it".into(),
+        })
+    }
+
     pub(crate) async fn client_for_apply(
         &self,
         context: &ApplyContext,
@@ -155,6 +202,23 @@ impl DockerProvider {
             .and_then(|droplet| context.droplet_address(droplet));
         self.client(ip).await
     }
+}
+
+/// The words of one line of Docker's JSON progress: a build's output (`stream`), a pull's
+/// `status` (with its layer `id`), or an `error`; `None` for an empty one.
+fn progress_text(line: &str) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_str(line).ok()?;
+    let text = if let Some(stream) = json["stream"].as_str() {
+        stream.trim().to_string()
+    } else if let Some(status) = json["status"].as_str() {
+        match json["id"].as_str() {
+            Some(id) => format!("{id}: {status}"),
+            None => status.to_string(),
+        }
+    } else {
+        json["error"].as_str()?.to_string()
+    };
+    (!text.is_empty()).then_some(text)
 }
 
 // ---- the trait -------------------------------------------------------------------------
@@ -232,6 +296,7 @@ impl Provider for DockerProvider {
                     AttributeSchema::plain("reference"),
                     AttributeSchema::plain("pull"),
                     AttributeSchema::computed("image_id"),
+                    AttributeSchema::upstream("digest"),
                 ],
             },
             KindSchema {
@@ -246,6 +311,7 @@ impl Provider for DockerProvider {
                 provider: "docker",
                 attributes: vec![
                     AttributeSchema::plain("image"),
+                    AttributeSchema::plain("image_digest"),
                     AttributeSchema::plain("env"),
                     AttributeSchema::plain("command"),
                     AttributeSchema::plain("entrypoint"),
@@ -294,6 +360,12 @@ impl Provider for DockerProvider {
 
     async fn read(&self, request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError> {
         self.refresh(request).await
+    }
+
+    fn report_progress_to(&self, sink: stackctl_provider::ProgressSink) {
+        if let Ok(mut slot) = self.progress.lock() {
+            *slot = Some(sink);
+        }
     }
 
     async fn begin_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {

@@ -13,6 +13,7 @@ use stackctl_provider::{Address, Attributes, LiveResource, ProviderError, ReadRe
 use crate::api;
 use crate::attributes::{image_reference, text_attribute};
 use crate::backend_file::BACKEND_FILE;
+use crate::image::{repo_digest, PullPolicy};
 use crate::labels::{container_names, container_resource, label};
 use crate::provider::DockerProvider;
 use crate::provider_error::{failed, from_client};
@@ -186,13 +187,47 @@ impl DockerProvider {
         images.remove("");
         let images: Vec<String> = images.into_iter().collect();
 
-        // Round trip 2: every inspect at once.
+        // Images that follow their registry (`pull = "always"`): the registry's digest is
+        // asked in the same round trip, with the user's credentials for it.
+        let mut followed: Vec<String> = request
+            .desired
+            .iter()
+            .filter(|resource| resource.address.kind() == "image")
+            .filter(|resource| {
+                PullPolicy::of(resource.attributes.get("pull")) == PullPolicy::Always
+            })
+            .filter_map(|resource| text_attribute(&resource.attributes, "reference"))
+            .map(str::to_string)
+            .collect();
+        followed.sort();
+        followed.dedup();
+        let mut digest_questions = Vec::new();
+        for reference in &followed {
+            let auth = self.registry_auth(reference).await?;
+            digest_questions.push(api::registry_digest(reference).registry_auth(auth));
+        }
+
+        // Round trip 2: every inspect (and registry digest) at once.
         let mut inspects: Vec<_> = chosen
             .iter()
             .map(|(_, id, _)| api::inspect_container(id))
             .collect();
         inspects.extend(images.iter().map(|image| api::inspect_image(image)));
-        let answers = connection.batch(&inspects).await.map_err(from_client)?;
+        inspects.extend(digest_questions);
+        let mut answers = connection.batch(&inspects).await.map_err(from_client)?;
+        let digest_answers = answers.split_off(chosen.len() + images.len());
+        let registry_digests: BTreeMap<&str, String> = followed
+            .iter()
+            .zip(&digest_answers)
+            .filter(|(_, response)| response.is_success())
+            .filter_map(|(reference, response)| {
+                let json = response.json().ok()?;
+                Some((
+                    reference.as_str(),
+                    json["Descriptor"]["digest"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
         let (container_answers, image_answers) = answers.split_at(chosen.len());
         let image_details: BTreeMap<&str, Json> = images
             .iter()
@@ -281,6 +316,15 @@ impl DockerProvider {
             let mut attributes = attributes.clone();
             let image_id = details["Id"].as_str().unwrap_or("").to_string();
             attributes.insert("image_id".into(), Value::text(image_id.clone()));
+            if let Some(reference) = text_attribute(&attributes, "reference") {
+                // What the image is now: the registry's digest for an image that follows
+                // it (so a moved tag shows, to be pulled), else the one pulled here.
+                let digest = match registry_digests.get(reference) {
+                    Some(digest) => Value::text(digest.clone()),
+                    None => repo_digest(details),
+                };
+                attributes.insert("digest".into(), digest);
+            }
             let built_from = label(&details["Config"], api::LABEL_CONTEXT_HASH);
             if attributes.contains_key("context_hash") {
                 attributes.insert(

@@ -43,6 +43,8 @@ pub(crate) const SERVICE_DEFAULT_WHEN_UNSET: &[&str] =
 pub(crate) const SERVICE_FORCES_REPLACE: &[&str] = &[
     "container_name",
     "image",
+    // The registry digest of an image with `pull = "always"`: a moved tag.
+    "image_digest",
     "command",
     "entrypoint",
     "env",

@@ -1151,13 +1151,14 @@ async fn builds_an_image_once_per_context_hash_and_never_pulls() {
         first.attributes
     );
 
-    // A referenced image: used when present, a clear error when absent and pull = false.
+    // A referenced image: used when present, a clear error when absent and `pull = "never"`
+    // (Compose's policy; `false`, as earlier versions recorded it, means the same).
     let present = stackctl_provider::Resource::new(
         stackctl_provider::Address::new("image", "server"),
         "docker",
     )
     .with("reference", SERVER_IMAGE)
-    .with("pull", false);
+    .with("pull", false); // the legacy spelling of "never"
     ensure_images();
     create(&provider, present, &context).await;
     let absent = stackctl_provider::Resource::new(
@@ -1165,7 +1166,7 @@ async fn builds_an_image_once_per_context_hash_and_never_pulls() {
         "docker",
     )
     .with("reference", format!("{stack}/not-here:1"))
-    .with("pull", false);
+    .with("pull", "never");
     let error = provider
         .apply(&action(ActionKind::Create, Some(absent), None), &context)
         .await
@@ -1173,7 +1174,7 @@ async fn builds_an_image_once_per_context_hash_and_never_pulls() {
     assert!(
         error
             .to_string()
-            .contains("is not on the host and `pull = false`"),
+            .contains("is not on the host, and `pull = \"never\"` forbids pulling it"),
         "{error}"
     );
 

@@ -99,6 +99,9 @@ pub enum Reason {
     FoundUnrecorded,
     /// Its host (a droplet) is created or replaced: what was on the old one is gone.
     HostRenewed { host: Address },
+    /// The registry serves another image for the tag than the one recorded (`pull =
+    /// "always"`): the new one is pulled.
+    TagMoved,
     /// A release task runs: for the first time (`attributes` empty), or because what it
     /// runs with changed (the service's image, env, the task's command).
     ReleaseTask { attributes: Vec<String> },
@@ -127,6 +130,8 @@ impl fmt::Display for Reason {
                 formatter,
                 "its host `{host}` is new or replaced, so everything on it is created again"
             ),
+            Reason::TagMoved => formatter
+                .write_str("its tag moved in the registry: the image it serves now is pulled"),
             Reason::ReleaseTask { attributes } if attributes.is_empty() => {
                 formatter.write_str("release task: first run for this service")
             }

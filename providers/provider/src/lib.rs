@@ -20,7 +20,7 @@ pub use action::{Action, ActionKind, AttributeChange, Reason, ReplaceOrder};
 pub use address::{Address, AddressError};
 pub use edge_formats::{EdgeFormatError, EdgeFormats};
 pub use provider::{
-    ApplyContext, ApplyOutcome, LiveResource, Provider, ProviderError, ReadRequest,
+    ApplyContext, ApplyOutcome, LiveResource, ProgressSink, Provider, ProviderError, ReadRequest,
     DROPLET_ADDRESS_ATTRIBUTE,
 };
 pub use resource::{canonical_json, sha256_hex, Attributes, RecordedResource, Resource};

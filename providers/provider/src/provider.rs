@@ -90,6 +90,11 @@ impl ApplyContext {
     }
 }
 
+/// Where a provider reports a running action's progress as it happens (a build's or a
+/// pull's lines): the resource's address and one line. The engine shows each line on the
+/// progress display and keeps it in the run's event log, redacted.
+pub type ProgressSink = Arc<dyn Fn(&Address, &str) + Send + Sync>;
+
 /// The result of one applied action.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -159,6 +164,10 @@ pub trait Provider: Send + Sync {
     async fn preflight(&self) -> Result<(), ProviderError> {
         Ok(())
     }
+
+    /// Hands the provider the sink for the progress of the actions it runs (called once
+    /// per apply, before any action). Providers with nothing to stream ignore it.
+    fn report_progress_to(&self, _sink: ProgressSink) {}
 
     /// Called once before the first action of an apply that touches this provider's
     /// kinds: connect, check credentials, take a lock on the host.

@@ -28,6 +28,10 @@ pub struct AttributeSchema {
     /// attribute the resource leaves unset was added by hand: it is drift, and apply
     /// puts the default back.
     pub unset_means_default: bool,
+    /// Computed, and read live from a source the target follows (an image's registry
+    /// digest): when live differs from recorded, the resource is updated to follow it —
+    /// never "repaired" back, which drift would mean.
+    pub upstream: bool,
 }
 
 impl AttributeSchema {
@@ -39,6 +43,7 @@ impl AttributeSchema {
             sensitive: false,
             inert: false,
             unset_means_default: false,
+            upstream: false,
         }
     }
 
@@ -71,6 +76,14 @@ impl AttributeSchema {
         }
     }
 
+    pub const fn upstream(name: &'static str) -> Self {
+        AttributeSchema {
+            computed: true,
+            upstream: true,
+            ..AttributeSchema::plain(name)
+        }
+    }
+
     pub const fn inert(name: &'static str) -> Self {
         AttributeSchema {
             inert: true,
@@ -95,6 +108,11 @@ impl KindSchema {
     pub fn is_computed(&self, name: &str) -> bool {
         self.attribute(name)
             .is_some_and(|attribute| attribute.computed)
+    }
+
+    pub fn is_upstream(&self, name: &str) -> bool {
+        self.attribute(name)
+            .is_some_and(|attribute| attribute.upstream)
     }
 
     pub fn is_inert(&self, name: &str) -> bool {
