@@ -151,6 +151,7 @@ impl Session {
         let context = stackctl_provider::ApplyContext {
             stack: plan.stack.clone(),
             lineage: state.lineage.clone(),
+            state_was_empty: state.resources.is_empty(),
             salt: state.salt.clone(),
             health_timeout: options.health_timeout,
             allow_data_loss: options.allow_data_loss,

@@ -31,6 +31,7 @@ impl Session {
         let context = ApplyContext {
             stack: self.stack().to_string(),
             lineage: state.lineage.clone(),
+            state_was_empty: state.resources.is_empty(),
             salt: state.salt.clone(),
             health_timeout: Duration::from_secs(60),
             allow_data_loss: false,

@@ -376,7 +376,7 @@ impl Provider for DockerProvider {
                 client.host().as_ref(),
                 &context.stack,
                 &context.lineage,
-                context.recorded_is_empty(),
+                context.state_was_empty,
             )
             .await
         {

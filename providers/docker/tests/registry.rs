@@ -256,6 +256,7 @@ async fn a_moved_tag_is_found_with_the_users_credentials_and_pulled_with_them_ne
     let context = ApplyContext {
         stack: "registry-test".into(),
         lineage: "lineage-of-the-test".into(),
+        state_was_empty: true,
         salt: "salt".into(),
         health_timeout: Duration::from_secs(5),
         allow_data_loss: false,

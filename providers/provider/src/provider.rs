@@ -55,6 +55,10 @@ pub struct ApplyContext {
     /// The lineage of the state this run writes (recorded with the host lock, and as the
     /// stack's owner on the host).
     pub lineage: String,
+    /// The run's state recorded nothing when the run began (a first apply, or a lost
+    /// state starting over): such a run may adopt what it finds on a host. Resources
+    /// recorded during the run (a droplet created moments ago) do not change it.
+    pub state_was_empty: bool,
     pub salt: String,
     /// How long a service may take to become healthy before the action fails.
     pub health_timeout: Duration,
@@ -66,15 +70,6 @@ pub struct ApplyContext {
 }
 
 impl ApplyContext {
-    /// Whether the run's state recorded nothing before it began (a first apply, or a lost
-    /// state starting over): such a run may adopt what it finds.
-    pub fn recorded_is_empty(&self) -> bool {
-        self.recorded
-            .read()
-            .map(|recorded| recorded.is_empty())
-            .unwrap_or(false)
-    }
-
     /// Returns one attribute of another resource as recorded right now.
     pub fn recorded_attribute(&self, address: &Address, attribute: &str) -> Option<crate::Value> {
         let recorded = self.recorded.read().ok()?;

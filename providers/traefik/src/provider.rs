@@ -382,7 +382,7 @@ impl Provider for TraefikProvider {
                 host.as_ref(),
                 &context.stack,
                 &context.lineage,
-                context.recorded_is_empty(),
+                context.state_was_empty,
             )
             .await
         {

@@ -22,6 +22,7 @@ fn context() -> ApplyContext {
     ApplyContext {
         stack: STACK.into(),
         lineage: "lineage-of-the-test".into(),
+        state_was_empty: true,
         salt: SALT.into(),
         health_timeout: Duration::from_secs(5),
         allow_data_loss: false,

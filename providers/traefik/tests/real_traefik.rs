@@ -170,6 +170,7 @@ fn context() -> ApplyContext {
     ApplyContext {
         stack: STACK.to_string(),
         lineage: "lineage-of-the-test".to_string(),
+        state_was_empty: true,
         salt: SALT.to_string(),
         health_timeout: Duration::from_secs(30),
         allow_data_loss: false,

@@ -81,6 +81,7 @@ pub fn context() -> ApplyContext {
     ApplyContext {
         stack: STACK.to_string(),
         lineage: "lineage-of-the-test".to_string(),
+        state_was_empty: true,
         salt: "salt".to_string(),
         health_timeout: Duration::from_secs(5),
         allow_data_loss: false,

@@ -155,6 +155,7 @@ pub fn context(stack: &str) -> ApplyContext {
     ApplyContext {
         stack: stack.to_string(),
         lineage: "lineage-of-the-test".to_string(),
+        state_was_empty: true,
         salt: SALT.to_string(),
         health_timeout: Duration::from_secs(30),
         allow_data_loss: false,
