@@ -216,18 +216,14 @@ impl DockerProvider {
         inspects.extend(digest_questions);
         let mut answers = connection.batch(&inspects).await.map_err(from_client)?;
         let digest_answers = answers.split_off(chosen.len() + images.len());
-        let registry_digests: BTreeMap<&str, String> = followed
-            .iter()
-            .zip(&digest_answers)
-            .filter(|(_, response)| response.is_success())
-            .filter_map(|(reference, response)| {
-                let json = response.json().ok()?;
-                Some((
-                    reference.as_str(),
-                    json["Descriptor"]["digest"].as_str()?.to_string(),
-                ))
-            })
-            .collect();
+        let (registry_digests, unanswered) = registry_digests(&followed, &digest_answers);
+        // The plan then compares with the image on the host: say so, since a tag that moved
+        // in the registry would not show.
+        for (reference, reason) in unanswered {
+            tracing::warn!(
+                "cannot ask the registry for the digest of `{reference}` (`pull = \"always\"`): {reason}; the plan compares with the image on the host, so a tag that moved in the registry does not show"
+            );
+        }
         let (container_answers, image_answers) = answers.split_at(chosen.len());
         let image_details: BTreeMap<&str, Json> = images
             .iter()
@@ -368,5 +364,73 @@ impl DockerProvider {
         }
         live.sort_by(|left, right| left.address.cmp(&right.address));
         Ok(live)
+    }
+}
+
+/// The registry's digest of each followed reference whose question was answered, and for
+/// the others why not (the daemon's error: registry unreachable, credentials refused, …).
+fn registry_digests<'a>(
+    followed: &'a [String],
+    answers: &[crate::http::Response],
+) -> (BTreeMap<&'a str, String>, Vec<(&'a str, String)>) {
+    let mut digests = BTreeMap::new();
+    let mut unanswered = Vec::new();
+    for (reference, response) in followed.iter().zip(answers) {
+        let digest = response
+            .json()
+            .ok()
+            .filter(|_| response.is_success())
+            .and_then(|json| json["Descriptor"]["digest"].as_str().map(str::to_string));
+        match digest {
+            Some(digest) => {
+                digests.insert(reference.as_str(), digest);
+            }
+            None if response.is_success() => {
+                unanswered.push((reference.as_str(), "the answer names no digest".to_string()))
+            }
+            None => unanswered.push((
+                reference.as_str(),
+                format!(
+                    "the daemon answered {}: {}",
+                    response.status,
+                    response.error_message()
+                ),
+            )),
+        }
+    }
+    (digests, unanswered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_digest_that_cannot_be_read_is_named_with_the_daemons_reason() {
+        let followed = vec![
+            "ghcr.io/acme/api:1".to_string(),
+            "ghcr.io/acme/web:2".to_string(),
+        ];
+        let answers = [
+            crate::http::Response {
+                status: 200,
+                body: br#"{"Descriptor":{"digest":"sha256:abc"}}"#.to_vec(),
+            },
+            crate::http::Response {
+                status: 500,
+                body: br#"{"message":"Get https://ghcr.io/v2/: dial tcp: lookup ghcr.io: no such host"}"#.to_vec(),
+            },
+        ];
+        let (digests, unanswered) = registry_digests(&followed, &answers);
+        assert_eq!(
+            digests.get("ghcr.io/acme/api:1").map(String::as_str),
+            Some("sha256:abc")
+        );
+        assert_eq!(unanswered.len(), 1);
+        assert_eq!(unanswered[0].0, "ghcr.io/acme/web:2");
+        assert!(
+            unanswered[0].1.contains("500") && unanswered[0].1.contains("no such host"),
+            "{unanswered:?}"
+        );
     }
 }
