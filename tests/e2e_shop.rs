@@ -13,7 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::edge::{get, get_with_auth};
-use support::shop::{build_images, copy_apps, files_under, json_field, run_folders};
+use support::shop::{
+    assert_seed_artifacts, assert_staging_resolver, build_images, copy_apps, files_under,
+    json_field, run_folders,
+};
 use support::{repository, TestEnvironment};
 
 const NAME: &str = "e2e-shop";
@@ -274,58 +277,17 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
     }
 
     // The resolver is Let's Encrypt's staging directory.
-    let static_file =
-        std::fs::read_to_string(environment.path().join("host-root/traefik/traefik.yml"))
-            .expect("Traefik's static file");
-    assert!(
-        static_file
-            .contains("caServer: \"https://acme-staging-v02.api.letsencrypt.org/directory\""),
-        "{static_file}"
-    );
+    assert_staging_resolver(&environment.path().join("host-root/traefik/traefik.yml"));
 
-    // The first run's folder holds the seed's artifacts.
+    // The first run's folder holds the seed's artifacts, with the responses of `/` and
+    // `/api/health` (the stack's checks), as they came.
     let first_run = run_folders(environment.path())[0].clone();
-    for artifact in [
-        "plan.txt",
-        "plan.json",
-        "events.jsonl",
-        "checks.json",
-        "docker/containers.json",
-        "docker/traefik.log",
-        "traefik/files/traefik.yml",
-        "traefik/files/route-api.yml",
-        "traefik/files/middleware-flower-auth.yml",
-    ] {
-        assert!(
-            first_run.join(artifact).is_file(),
-            "{artifact} missing from {}",
-            first_run.display()
-        );
-    }
-    // The responses of `/` and `/api/health` (the stack's checks), as they came.
-    let checks: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(first_run.join("checks.json")).expect("checks.json"),
-    )
-    .expect("checks.json is JSON");
-    let response = |path: &str| {
-        checks
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|check| check["url"] == url("shop.test", path))
-            .unwrap_or_else(|| panic!("no response of {path} in checks.json"))
-            .clone()
-    };
-    assert_eq!(response("/")["status"], 200);
-    assert!(response("/")["body_excerpt"]
-        .as_str()
-        .unwrap()
-        .contains("/app.js"));
-    assert_eq!(response("/api/health")["status"], 200);
-    assert!(response("/api/health")["body_excerpt"]
-        .as_str()
-        .unwrap()
-        .contains("\"postgres\":\"ok\""));
+    assert_seed_artifacts(
+        &first_run,
+        &[],
+        &url("shop.test", "/"),
+        &url("shop.test", "/api/health"),
+    );
 
     // A change to the api's code: one image build, the api swapped (its worker and beat run
     // the same image, so they are replaced too), nothing else.

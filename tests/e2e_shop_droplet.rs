@@ -37,7 +37,10 @@ use stackctl_traefik::checks::{
     run_check, Check, CheckOptions, CheckResult, ResolveOverride, StatusExpectation, TlsTrust,
 };
 
-use support::shop::{build_images, copy_apps, files_under, json_field, plan_actions, run_folders};
+use support::shop::{
+    assert_seed_artifacts, assert_staging_resolver, build_images, copy_apps, files_under,
+    json_field, plan_actions, run_folders,
+};
 use support::{repository, Run, TestEnvironment};
 
 const TOKEN: &str = "dop_v1_e2e_shop_droplet_token_0123456789abcd";
@@ -645,58 +648,16 @@ async fn the_seed_from_an_empty_account_to_a_droplet_serves_swaps_migrates_and_s
     );
 
     // The resolver is Let's Encrypt's staging directory.
-    let static_file =
-        std::fs::read_to_string(environment.path().join("droplet-files/traefik/traefik.yml"))
-            .expect("Traefik's static file");
-    assert!(
-        static_file
-            .contains("caServer: \"https://acme-staging-v02.api.letsencrypt.org/directory\""),
-        "{static_file}"
-    );
+    assert_staging_resolver(&environment.path().join("droplet-files/traefik/traefik.yml"));
 
     // The first run's folder holds the seed's artifacts.
     let first_run = run_folders(environment.path())[0].clone();
-    for artifact in [
-        "plan.txt",
-        "plan.json",
-        "events.jsonl",
-        "checks.json",
-        "docker/containers.json",
-        "docker/traefik.log",
-        "docker/release-django.log",
-        "traefik/files/traefik.yml",
-        "traefik/files/route-api.yml",
-        "traefik/files/middleware-flower-auth.yml",
-    ] {
-        assert!(
-            first_run.join(artifact).is_file(),
-            "{artifact} missing from {}",
-            first_run.display()
-        );
-    }
-    let checks: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(first_run.join("checks.json")).expect("checks.json"),
-    )
-    .expect("checks.json is JSON");
-    let response = |path: &str| {
-        checks
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|check| check["url"] == url(DOMAIN, path))
-            .unwrap_or_else(|| panic!("no response of {path} in checks.json: {checks:#}"))
-            .clone()
-    };
-    assert_eq!(response("/")["status"], 200);
-    assert!(response("/")["body_excerpt"]
-        .as_str()
-        .unwrap()
-        .contains("/app.js"));
-    assert_eq!(response("/api/health")["status"], 200);
-    assert!(response("/api/health")["body_excerpt"]
-        .as_str()
-        .unwrap()
-        .contains("\"postgres\":\"ok\""));
+    assert_seed_artifacts(
+        &first_run,
+        &["docker/release-django.log"],
+        &url(DOMAIN, "/"),
+        &url(DOMAIN, "/api/health"),
+    );
 
     // (a) A change to the api's code: one image build and the api's swap; the Celery worker
     // and beat run the same image, so they are replaced too. Nothing else.

@@ -90,3 +90,59 @@ pub fn plan_actions(plan_json: &str) -> Vec<(String, String)> {
     actions.sort();
     actions
 }
+
+/// Traefik's static file names Let's Encrypt's staging directory as the resolver's CA.
+pub fn assert_staging_resolver(static_file: &Path) {
+    let static_file = std::fs::read_to_string(static_file).expect("Traefik's static file");
+    assert!(
+        static_file
+            .contains("caServer: \"https://acme-staging-v02.api.letsencrypt.org/directory\""),
+        "{static_file}"
+    );
+}
+
+/// A run folder holds the seed's artifacts (plus `extra` ones), and `checks.json` the
+/// responses of the front page and of `/api/health` as the checks got them.
+pub fn assert_seed_artifacts(run: &Path, extra: &[&str], front_page_url: &str, health_url: &str) {
+    let seed = [
+        "plan.txt",
+        "plan.json",
+        "events.jsonl",
+        "checks.json",
+        "docker/containers.json",
+        "docker/traefik.log",
+        "traefik/files/traefik.yml",
+        "traefik/files/route-api.yml",
+        "traefik/files/middleware-flower-auth.yml",
+    ];
+    for artifact in seed.iter().chain(extra) {
+        assert!(
+            run.join(artifact).is_file(),
+            "{artifact} missing from {}",
+            run.display()
+        );
+    }
+    let checks: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("checks.json")).expect("checks.json"),
+    )
+    .expect("checks.json is JSON");
+    let response = |url: &str| {
+        checks
+            .as_array()
+            .expect("checks.json is a list")
+            .iter()
+            .find(|check| check["url"] == url)
+            .unwrap_or_else(|| panic!("no response of {url} in checks.json: {checks:#}"))
+            .clone()
+    };
+    assert_eq!(response(front_page_url)["status"], 200);
+    assert!(response(front_page_url)["body_excerpt"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("/app.js"));
+    assert_eq!(response(health_url)["status"], 200);
+    assert!(response(health_url)["body_excerpt"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("\"postgres\":\"ok\""));
+}
