@@ -137,6 +137,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
+    /// Go back to what an earlier successful apply deployed: a plan like any other,
+    /// shown, confirmed and applied with the same swap and health gates.
+    Rollback(RollbackArgs),
+    /// Show what runs now: each service's container, image, state, health, uptime,
+    /// restarts and the routes that reach it.
+    Ps {
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
     /// Print the JSON Schema of stack.toml.
     Schema,
     /// Print shell completions.
@@ -184,6 +193,25 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub accept_new_host_key: bool,
     /// Do not run the checks after apply.
+    #[arg(long)]
+    pub skip_checks: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// List the recorded applies (time, who, what changed) instead of rolling back.
+    #[arg(long, conflicts_with_all = ["to", "yes"])]
+    pub list: bool,
+    /// The history entry to go back to (default: the previous successful apply).
+    #[arg(long, value_name = "ID")]
+    pub to: Option<u64>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// How long a service may take to become healthy, e.g. `90s`.
+    #[arg(long, default_value = "120s")]
+    pub health_timeout: String,
+    /// Do not run the checks after the rollback.
     #[arg(long)]
     pub skip_checks: bool,
 }

@@ -74,6 +74,8 @@ async fn run(command: Command, settings: &Settings) -> Result<report::Outcome, C
         Command::Import { address, id } => state::import(settings, &address, &id).await,
         Command::State(command) => state::run(settings, command).await,
         Command::Graph { format } => graph::run(settings, format),
+        Command::Rollback(arguments) => rollback::run(settings, &arguments).await,
+        Command::Ps { format } => ps::run(settings, format).await,
         Command::Schema => {
             print!("{}", schema_text());
             Ok(report::Outcome::Success)

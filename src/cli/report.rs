@@ -177,6 +177,13 @@ impl From<SessionError> for CliError {
             SessionError::NotInStack(_) => CliError::new(message).hint(
                 "import only what stack.toml describes; `stackctl graph` lists the addresses",
             ),
+            SessionError::RollbackTarget(_) => CliError::new(message)
+                .hint("`stackctl rollback --list` shows the recorded applies"),
+            SessionError::RollbackImagesGone { .. } => CliError::new(message)
+                .cause("nothing was changed; `[stack] keep_images` says how many applies keep their images")
+                .hint("roll back to a newer entry (`stackctl rollback --list`), or check out that version's commit and run `stackctl apply`, which builds it again"),
+            SessionError::RollbackSecretGone { .. } => CliError::new(message)
+                .hint("put the secret back in stack.toml and the environment, or check out that version's commit and run `stackctl apply`"),
             SessionError::RunFolder { .. }
             | SessionError::Verify(_)
             | SessionError::NoProvider(_)

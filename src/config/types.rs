@@ -63,6 +63,11 @@ pub struct StackSection {
     /// Allows `[edge.tls] ca = "production"`: real Let's Encrypt certificates.
     #[serde(default)]
     pub allow_production_certificates: bool,
+    /// How many successful applies keep their images on the host for `stackctl
+    /// rollback` (default 3; what runs now always stays). Older images stackctl built for
+    /// this stack are removed after each successful apply.
+    #[serde(default)]
+    pub keep_images: Option<u32>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]

@@ -210,6 +210,9 @@ impl Session {
             && report.skipped() == 0
             && report.unreachable() == 0
             && report.interrupted() == 0;
+        if all_done {
+            self.record_release(plan, state, &context, observer).await;
+        }
         let checks = if run_checks && all_done && self.loaded.config.edge.is_some() {
             Some(self.verify_with_state(Some(state), Some(&folder)).await)
         } else {

@@ -4,7 +4,7 @@
 use stackctl_provider::{Address, ProviderError};
 
 use crate::config::ConfigErrors;
-use crate::state::StateError;
+use crate::state::{RollbackTargetError, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -56,6 +56,21 @@ pub enum SessionError {
     /// Reaching the host outside an apply (unlocking it) failed.
     #[error("{0}")]
     Host(String),
+    /// `stackctl rollback` has no entry to go back to.
+    #[error("cannot roll back: {0}")]
+    RollbackTarget(RollbackTargetError),
+    /// An image the rollback's entry ran is gone from the host (pruned, or removed by
+    /// hand): a rollback never rebuilds from today's sources under yesterday's name.
+    #[error("cannot roll back to history entry {entry}: {} gone from the host: {}", if images.len() == 1 { "its image is" } else { "its images are" }, images.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    RollbackImagesGone { entry: u64, images: Vec<GoneImage> },
+    /// A secret the rollback's entry used is no longer provided by stack.toml (secret
+    /// values are never kept in history, so the current ones are used).
+    #[error("cannot roll back to history entry {entry}: `{address}` needs the secret `{attribute}`, which stack.toml no longer provides (history keeps no secret values)")]
+    RollbackSecretGone {
+        entry: u64,
+        address: Address,
+        attribute: String,
+    },
     /// The stack on the target was deployed by a state of another lineage than the one
     /// at `state_path`, which has recorded resources of its own.
     #[error("the state `{state_path}` (lineage {state_lineage}) did not deploy stack `{stack}` on {host}: the state of lineage {host_lineage} did")]
@@ -66,6 +81,24 @@ pub enum SessionError {
         state_lineage: String,
         host_lineage: String,
     },
+}
+
+/// An image a rollback needs that is no longer on the host as that apply left it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GoneImage {
+    pub address: Address,
+    pub reference: String,
+    pub image_id: String,
+}
+
+impl std::fmt::Display for GoneImage {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "`{}` ({}, image {})",
+            self.reference, self.address, self.image_id
+        )
+    }
 }
 
 impl From<ConfigErrors> for SessionError {

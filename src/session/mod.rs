@@ -24,9 +24,12 @@ mod backends;
 mod destroy;
 mod drift;
 mod error;
+mod history;
 mod import;
 mod owner;
 mod refresh;
+mod rollback;
+mod status;
 mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,7 +40,9 @@ use stackctl_provider::{Address, Resource, Value};
 pub use apply_run::{summarize, ApplyRun, RunObserver};
 pub use backends::{BackendFactory, Backends, PresentedHostKey, TargetHost};
 pub use drift::DriftReport;
-pub use error::SessionError;
+pub use error::{GoneImage, SessionError};
+pub use rollback::RollbackPlan;
+pub use status::{RouteStatus, ServiceStatus, StackStatus};
 pub use verify::VerifyReport;
 
 use crate::config::{self, Diagnostic, LoadOptions, LoadedConfig};
@@ -91,6 +96,9 @@ pub struct Session {
     desired: Vec<Resource>,
     secrets: Vec<String>,
     runs_directory: PathBuf,
+    /// Set by [`Session::prepare_rollback`]: the history entry the desired resources were
+    /// taken from, instead of stack.toml.
+    rolling_back_to: Option<u64>,
 }
 
 impl Session {
@@ -153,6 +161,7 @@ impl Session {
             desired,
             secrets,
             runs_directory: settings.runs_directory.clone(),
+            rolling_back_to: None,
         })
     }
 

@@ -156,7 +156,7 @@ impl Session {
             }
             _ => recorded,
         };
-        Ok(crate::plan::plan(&PlanInput {
+        let mut plan = crate::plan::plan(&PlanInput {
             stack: self.stack(),
             desired,
             recorded,
@@ -166,7 +166,9 @@ impl Session {
             schemas: &schemas,
             targets,
             mode,
-        }))
+        });
+        self.explain_rollback(&mut plan);
+        Ok(plan)
     }
 }
 

@@ -12,6 +12,7 @@
 //! into the state file once at the end, or on the next start after a crash. Rewriting the
 //! whole file per action would make apply quadratic.
 
+mod history;
 mod lock;
 mod store;
 
@@ -20,6 +21,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use stackctl_provider::{Address, RecordedResource};
 
+pub use history::{
+    change_lines, images_by_address, recorded_images, History, HistoryEntry, ImageRecord,
+    RollbackTargetError, DEFAULT_KEPT_IMAGES,
+};
 pub use lock::{LockHolder, StateLock};
 pub use store::{Journal, JournalEntry, StateStore, WriteStep};
 

@@ -60,6 +60,14 @@ impl StateStore {
         }
     }
 
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    pub fn stack(&self) -> &str {
+        &self.stack
+    }
+
     pub fn state_path(&self) -> PathBuf {
         self.directory.join(format!("{}.json", self.stack))
     }
@@ -290,7 +298,7 @@ impl Journal {
     }
 }
 
-fn write_atomically(
+pub(super) fn write_atomically(
     path: &Path,
     backup: &Path,
     bytes: &[u8],

@@ -312,6 +312,17 @@ pub fn split_reference(reference: &str) -> (String, String) {
     }
 }
 
+/// The images carrying this stack's label: the ones stackctl built for it.
+pub fn list_stack_images(stack: &str) -> Request {
+    Request::new("GET", "/images/json").query("filters", stack_filter(stack))
+}
+
+/// Removes an image by id with every tag it has, never forcibly: an image a container
+/// still uses answers 409 and stays.
+pub fn remove_image_by_id(id: &str) -> Request {
+    Request::new("DELETE", format!("/images/{}", image_path(id)))
+}
+
 /// Removes an image tag; an image still used by a container is left (409 is tolerated).
 pub fn remove_image(reference: &str) -> Request {
     let mut request = inspect_image(reference);
@@ -557,6 +568,17 @@ mod tests {
             resource: "network.backend".into(),
             hash: "sha256:ab".into(),
         }
+    }
+
+    #[test]
+    fn the_stacks_images_are_listed_by_label_and_removed_by_id_without_force() {
+        assert_eq!(
+            list_stack_images("shop").target(API_VERSION),
+            "/v1.41/images/json?filters=%7B%22label%22%3A%5B%22stackctl.stack%3Dshop%22%5D%7D"
+        );
+        let remove = remove_image_by_id("sha256:0123abcd");
+        assert_eq!(remove.method, "DELETE");
+        assert_eq!(remove.target(API_VERSION), "/v1.41/images/sha256:0123abcd");
     }
 
     #[test]

@@ -87,6 +87,7 @@ mod network;
 mod never_started;
 mod provider;
 mod provider_error;
+mod prune;
 mod refresh;
 pub mod registry_auth;
 mod release;

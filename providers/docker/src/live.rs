@@ -25,6 +25,28 @@ use crate::spec::{nano_cpus, number, seconds_to_nanos, text_list, DOCKER_STOP_GR
 /// route backend, the container port, the minimum drain of a swap). `image_config` is the image's own `Config`:
 /// Docker copies its env, command, entrypoint and health check into every container, so
 /// those are left out unless the resource sets them or the container differs from them.
+/// The computed attribute holding how the container is doing right now (its health,
+/// since when it runs, how often it restarted): what `stackctl ps` shows. Never recorded,
+/// so never drift.
+pub const RUNTIME: &str = "runtime";
+
+/// `runtime`: `health` (`healthy`, `unhealthy`, `starting`, or `none` without a health
+/// check), `started_at` (RFC 3339 as the daemon says it) and `restart_count`.
+fn runtime(state: &Json, restart_count: &Json) -> Value {
+    let health = state["Health"]["Status"].as_str().unwrap_or("none");
+    Value::Map(BTreeMap::from([
+        ("health".to_string(), Value::text(health)),
+        (
+            "started_at".to_string(),
+            Value::text(state["StartedAt"].as_str().unwrap_or_default()),
+        ),
+        (
+            "restart_count".to_string(),
+            Value::Integer(restart_count.as_i64().unwrap_or(0)),
+        ),
+    ]))
+}
+
 pub fn live_service_attributes(
     inspect: &Json,
     image_config: &Json,
@@ -33,7 +55,7 @@ pub fn live_service_attributes(
 ) -> Attributes {
     let mut attributes = reference.cloned().unwrap_or_default();
     // Computed values of a previous apply are replaced by what is live now.
-    for computed in ["container_id", "running", "state", "label_hash"] {
+    for computed in ["container_id", "running", "state", "label_hash", RUNTIME] {
         attributes.remove(computed);
     }
     let config = &inspect["Config"];
@@ -258,6 +280,10 @@ pub fn live_service_attributes(
         Value::Bool(inspect["State"]["Running"].as_bool().unwrap_or(false)),
     );
     attributes.insert("container_id".into(), Value::text(container_id));
+    attributes.insert(
+        RUNTIME.into(),
+        runtime(&inspect["State"], &inspect["RestartCount"]),
+    );
     let label_hash = config["Labels"][crate::api::LABEL_HASH].as_str();
     attributes.insert(
         "label_hash".into(),

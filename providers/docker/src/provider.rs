@@ -267,6 +267,7 @@ impl Provider for DockerProvider {
                 "state",
                 "label_hash",
                 "backend_file",
+                crate::live::RUNTIME,
             ]
             .map(AttributeSchema::computed),
         );
@@ -423,6 +424,14 @@ impl Provider for DockerProvider {
             evidence.extend(logs.iter().cloned());
         }
         evidence
+    }
+
+    async fn prune_images(
+        &self,
+        context: &ApplyContext,
+        keep: &std::collections::BTreeSet<String>,
+    ) -> Result<Vec<String>, ProviderError> {
+        self.prune_stack_images(context, keep).await
     }
 
     async fn apply(

@@ -105,6 +105,11 @@ pub enum Reason {
     /// A release task runs: for the first time (`attributes` empty), or because what it
     /// runs with changed (the service's image, env, the task's command).
     ReleaseTask { attributes: Vec<String> },
+    /// `stackctl rollback`: back to what history entry `entry` applied.
+    RollingBack { entry: u64 },
+    /// The target was rolled back to history entry `entry` and stack.toml asks for
+    /// something else: the user reverts the commit, or applies to deploy it again.
+    RolledBack { entry: u64 },
 }
 
 impl fmt::Display for Reason {
@@ -139,6 +144,13 @@ impl fmt::Display for Reason {
                 formatter,
                 "release task: {} changed",
                 backticked(attributes)
+            ),
+            Reason::RollingBack { entry } => {
+                write!(formatter, "rollback: back to what history entry {entry} applied")
+            }
+            Reason::RolledBack { entry } => write!(
+                formatter,
+                "rolled back to history entry {entry} by `stackctl rollback`; stack.toml differs (revert the commit, or apply to deploy it again)"
             ),
             Reason::FoundUnrecorded => {
                 formatter.write_str("found on the target as this stack's (labelled, or a shared image) but not in state")

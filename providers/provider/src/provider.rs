@@ -197,6 +197,18 @@ pub trait Provider: Send + Sync {
         Vec::new()
     }
 
+    /// Removes the images this provider built for the stack that no image id in `keep`
+    /// names (called after a successful apply, so the images of the last few applies stay
+    /// for `stackctl rollback`). Only images carrying the stack's own label go; an image
+    /// a container still uses is left. Returns what was removed, for the run's notes.
+    async fn prune_images(
+        &self,
+        _context: &ApplyContext,
+        _keep: &std::collections::BTreeSet<String>,
+    ) -> Result<Vec<String>, ProviderError> {
+        Ok(Vec::new())
+    }
+
     /// Checks the live stack through what this provider serves, when it serves traffic
     /// (the edge): `None` for providers with nothing to check from the outside.
     async fn verify(

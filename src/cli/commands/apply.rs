@@ -148,7 +148,7 @@ impl RunObserver for Terminal {
 }
 
 /// Applies the plan through the session and turns its outcome into an exit code.
-async fn run_plan(
+pub(super) async fn run_plan(
     session: &mut Session,
     plan: &Plan,
     options: &ApplyOptions,

@@ -6,6 +6,8 @@ pub mod apply;
 pub mod drift;
 pub mod graph;
 pub mod plan;
+pub mod ps;
+pub mod rollback;
 pub mod state;
 pub mod validate;
 pub mod verify;

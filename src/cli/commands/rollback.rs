@@ -1,0 +1,135 @@
+//! `stackctl rollback [--to ID] [--yes]` and `stackctl rollback --list`.
+
+use crate::apply::ApplyOptions;
+use crate::cli::args::RollbackArgs;
+use crate::cli::providers::ProviderOptions;
+use crate::cli::report::{CliError, Outcome};
+use crate::cli::settings::Settings;
+use crate::session::Access;
+use crate::state::History;
+
+use super::apply::run_plan;
+use super::{confirm, open_session, print};
+
+pub async fn run(settings: &Settings, arguments: &RollbackArgs) -> Result<Outcome, CliError> {
+    if arguments.list {
+        return list(settings);
+    }
+    let health_timeout = humantime::parse_duration(&arguments.health_timeout).map_err(|_| {
+        CliError::new(format!(
+            "`--health-timeout {}` is not a duration",
+            arguments.health_timeout
+        ))
+        .hint("for example `90s` or `5m`")
+    })?;
+    let mut session = open_session(
+        settings,
+        &ProviderOptions::default(),
+        Access::Write {
+            command: "stackctl rollback".to_string(),
+        },
+        None,
+    )?;
+    let rollback = session.plan_rollback(arguments.to).await?;
+    let entry = &rollback.entry;
+    print(&format!(
+        "Rolling back to history entry {} ({} by {}: {}).\n\n",
+        entry.id,
+        entry.time,
+        entry.who,
+        summary(&entry.changes)
+    ));
+    print(&crate::render::text::render(&rollback.plan, settings.color));
+    if !rollback.plan.has_changes() {
+        return Ok(Outcome::Success);
+    }
+    if !arguments.yes {
+        if !settings.interactive {
+            return Err(CliError::new(
+                "not rolling back without confirmation; nothing was changed",
+            )
+            .hint("pass `--yes` to roll back without a prompt"));
+        }
+        if !confirm(&format!("Roll back to history entry {}?", entry.id)) {
+            return Err(CliError::new("rollback cancelled; nothing was changed"));
+        }
+    }
+    let options = ApplyOptions {
+        health_timeout,
+        ..ApplyOptions::default()
+    };
+    let outcome = run_plan(
+        &mut session,
+        &rollback.plan,
+        &options,
+        settings,
+        !arguments.skip_checks,
+    )
+    .await?;
+    eprintln!(
+        "Rolled back to history entry {}. `stackctl plan` now shows how stack.toml differs: revert the commit to keep this version, or apply to deploy stack.toml again.",
+        entry.id
+    );
+    Ok(outcome)
+}
+
+fn list(settings: &Settings) -> Result<Outcome, CliError> {
+    let session = open_session(settings, &ProviderOptions::default(), Access::Read, None)?;
+    let history = session.history()?;
+    print(&render_history(&history, session.kept_images()));
+    Ok(Outcome::Success)
+}
+
+/// The history as a table, newest first, marking what runs now and which entries still
+/// have their images on the host (those of the last `kept` entries).
+pub fn render_history(history: &History, kept: usize) -> String {
+    if history.entries.is_empty() {
+        return "No successful apply is recorded yet: `stackctl rollback` needs two.\n".to_string();
+    }
+    let mut text = String::from("ID  TIME                  WHO  COMMAND  CHANGES\n");
+    let newest = history.entries.len();
+    for (position, entry) in history.entries.iter().enumerate().rev() {
+        let command = match entry.rolled_back_to {
+            Some(target) => format!("rollback to {target}"),
+            None => entry.command.clone(),
+        };
+        let mut notes = Vec::new();
+        if position + 1 == newest {
+            notes.push("running now");
+        } else if newest - position > kept {
+            notes.push("older than `keep_images`: its images may be gone");
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", notes.join(", "))
+        };
+        text.push_str(&format!(
+            "{:<3} {:<21} {}  {}  {}{notes}\n",
+            entry.id,
+            entry.time,
+            entry.who,
+            command,
+            summary(&entry.changes)
+        ));
+    }
+    text
+}
+
+/// What an entry changed, in one line.
+fn summary(changes: &[String]) -> String {
+    const SHOWN: usize = 4;
+    if changes.is_empty() {
+        return "no changes".to_string();
+    }
+    let mut text = changes
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if changes.len() > SHOWN {
+        text.push_str(&format!(" and {} more", changes.len() - SHOWN));
+    }
+    text
+}
