@@ -211,7 +211,13 @@ impl Session {
             && report.unreachable() == 0
             && report.interrupted() == 0;
         if all_done {
-            self.record_release(plan, state, &context, observer).await;
+            match plan.mode {
+                crate::plan::PlanMode::Apply => {
+                    self.record_release(plan, state, &context, observer).await
+                }
+                crate::plan::PlanMode::Destroy => self.remove_kept_images(&context, observer).await,
+                crate::plan::PlanMode::Drift => {}
+            }
         }
         let checks = if run_checks && all_done && self.loaded.config.edge.is_some() {
             Some(self.verify_with_state(Some(state), Some(&folder)).await)

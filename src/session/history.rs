@@ -77,23 +77,39 @@ impl Session {
         observer.note(&format!(
             "Recorded as history entry {id} (`stackctl rollback --list`)."
         ));
-        self.prune_images(&history, context, observer).await;
+        let keep = history.kept_image_ids(self.kept_images());
+        self.prune_images(&keep, context, observer).await;
+    }
+
+    /// After a destroy: the images kept for rollback go too (the stack is gone).
+    pub(super) async fn remove_kept_images(
+        &self,
+        context: &stackctl_provider::ApplyContext,
+        observer: &mut dyn RunObserver,
+    ) {
+        self.prune_images(&BTreeSet::new(), context, observer).await;
     }
 
     async fn prune_images(
         &self,
-        history: &History,
+        keep: &BTreeSet<String>,
         context: &stackctl_provider::ApplyContext,
         observer: &mut dyn RunObserver,
     ) {
-        let keep: BTreeSet<String> = history.kept_image_ids(self.kept_images());
         for provider in self.backends.providers.all() {
-            match provider.prune_images(context, &keep).await {
+            match provider.prune_images(context, keep).await {
                 Ok(removed) if !removed.is_empty() => observer.note(&format!(
-                    "Removed {} image{} of older applies (keeping those of the last {}): {}.",
+                    "Removed {} image{} {}: {}.",
                     removed.len(),
                     if removed.len() == 1 { "" } else { "s" },
-                    self.kept_images(),
+                    if keep.is_empty() {
+                        "kept for rollback".to_string()
+                    } else {
+                        format!(
+                            "of older applies (keeping those of the last {})",
+                            self.kept_images()
+                        )
+                    },
                     removed
                         .iter()
                         .map(|name| format!("`{name}`"))

@@ -150,7 +150,7 @@ impl fmt::Display for Reason {
             }
             Reason::RolledBack { entry } => write!(
                 formatter,
-                "rolled back to history entry {entry} by `stackctl rollback`; stack.toml differs (revert the commit, or apply to deploy it again)"
+                "rolled back to history entry {entry} by `stackctl rollback`; stack.toml differs"
             ),
             Reason::FoundUnrecorded => {
                 formatter.write_str("found on the target as this stack's (labelled, or a shared image) but not in state")

@@ -9,6 +9,7 @@ pub mod plan;
 pub mod ps;
 pub mod rollback;
 pub mod state;
+pub mod table;
 pub mod validate;
 pub mod verify;
 

@@ -43,7 +43,7 @@ pub fn render(status: &StackStatus, now: SystemTime) -> String {
         "RESTARTS",
         "ROUTES",
     ];
-    let mut rows: Vec<[String; 8]> = vec![header.map(str::to_string)];
+    let mut rows: Vec<Vec<String>> = vec![header.map(str::to_string).to_vec()];
     for service in &status.services {
         let none = || "-".to_string();
         let uptime = match (&service.started_at, service.state.as_str()) {
@@ -54,7 +54,7 @@ pub fn render(status: &StackStatus, now: SystemTime) -> String {
             .routes
             .iter()
             .map(|route| format!("{}: {}", route.route, route.rule));
-        rows.push([
+        rows.push(vec![
             service.service.clone(),
             service.container.clone().unwrap_or_else(none),
             service.image.clone().unwrap_or_else(none),
@@ -67,31 +67,12 @@ pub fn render(status: &StackStatus, now: SystemTime) -> String {
             routes.next().unwrap_or_else(none),
         ]);
         for route in routes {
-            let mut row: [String; 8] = Default::default();
-            row[7] = route;
+            let mut row = vec![String::new(); 7];
+            row.push(route);
             rows.push(row);
         }
     }
-    let mut widths = [0usize; 8];
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut text = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (index, cell) in row.iter().enumerate() {
-            if index + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}  ", width = widths[index]));
-            }
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text
+    super::table::render(&rows)
 }
 
 /// How long since `started` (RFC 3339), in the two largest units: `3d 4h`, `5m 12s`.

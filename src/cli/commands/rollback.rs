@@ -80,40 +80,37 @@ fn list(settings: &Settings) -> Result<Outcome, CliError> {
     Ok(Outcome::Success)
 }
 
-/// The history as a table, newest first, marking what runs now and which entries still
-/// have their images on the host (those of the last `kept` entries).
+/// The history as a table, newest first, marking what runs now and which entries are
+/// older than `keep_images` (their images may have been pruned).
 pub fn render_history(history: &History, kept: usize) -> String {
     if history.entries.is_empty() {
         return "No successful apply is recorded yet: `stackctl rollback` needs two.\n".to_string();
     }
-    let mut text = String::from("ID  TIME                  WHO  COMMAND  CHANGES\n");
     let newest = history.entries.len();
+    let mut rows: Vec<Vec<String>> = vec![["ID", "TIME", "WHO", "COMMAND", "CHANGES"]
+        .map(str::to_string)
+        .to_vec()];
     for (position, entry) in history.entries.iter().enumerate().rev() {
         let command = match entry.rolled_back_to {
             Some(target) => format!("rollback to {target}"),
             None => entry.command.clone(),
         };
-        let mut notes = Vec::new();
-        if position + 1 == newest {
-            notes.push("running now");
+        let note = if position + 1 == newest {
+            "  (running now)"
         } else if newest - position > kept {
-            notes.push("older than `keep_images`: its images may be gone");
-        }
-        let notes = if notes.is_empty() {
-            String::new()
+            "  (older than `keep_images`: its images may be gone)"
         } else {
-            format!("  ({})", notes.join(", "))
+            ""
         };
-        text.push_str(&format!(
-            "{:<3} {:<21} {}  {}  {}{notes}\n",
-            entry.id,
-            entry.time,
-            entry.who,
+        rows.push(vec![
+            entry.id.to_string(),
+            entry.time.clone(),
+            entry.who.clone(),
             command,
-            summary(&entry.changes)
-        ));
+            format!("{}{note}", summary(&entry.changes)),
+        ]);
     }
-    text
+    super::table::render(&rows)
 }
 
 /// What an entry changed, in one line.
