@@ -380,6 +380,11 @@ async fn rollback_restores_the_previous_version_under_load_ps_shows_what_runs_an
 
     let destroy = stackctl(&environment, &["destroy", "--yes", "--allow-data-loss"]);
     assert_eq!(destroy.code, 0, "{}\n{}", destroy.stdout, destroy.stderr);
+    assert_eq!(
+        stack_images(),
+        Vec::<String>::new(),
+        "the images kept for rollback go with the stack"
+    );
     remove_leftovers();
 }
 

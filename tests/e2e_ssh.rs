@@ -567,6 +567,90 @@ fn an_unknown_host_key_is_refused_until_accepted_and_is_then_pinned_in_state() {
     assert_eq!(leftovers(name), "");
 }
 
+/// Over SSH, `ps` reads the live container through the same connection as a plan, and
+/// `rollback` goes back to the previous build (kept on the host), then `plan` says so; the
+/// stack's images stackctl built go with `destroy`.
+#[test]
+fn over_ssh_ps_shows_the_live_container_and_rollback_restores_the_previous_build() {
+    build_images();
+    let _slot = deployment_slot();
+    let sshd = start_sshd();
+    remove_leftovers_of_dead_runs();
+    let name = &stack_name("rollback");
+    let _host_records = HostRecords(name.clone());
+    let environment = TestEnvironment::new();
+    let root = environment.path().join("host-root");
+    let write = |version: &str| {
+        environment.write(
+            "app/Dockerfile",
+            &format!("FROM stackctl-test/server:latest\nENV ECHO_ENV={version}\n"),
+        );
+        let text = small_stack(name, &ssh_target(&sshd, &root, &sshd.known_hosts), "").replace(
+            "image = \"stackctl-test/server:latest\"\npull = false\n",
+            "build = \"app\"\n",
+        );
+        environment.write("stack.toml", &text);
+    };
+    let running_image = || {
+        docker(&[
+            "ps",
+            "--filter",
+            &format!("label=stackctl.stack={name}"),
+            "--filter",
+            "label=stackctl.resource=service.echo",
+            "--format",
+            "{{.Image}}",
+        ])
+    };
+    write("v1");
+    assert_code(&stackctl(&environment, &["apply", "--yes"]), 0, "apply v1");
+    let v1 = running_image();
+    write("v2");
+    assert_code(&stackctl(&environment, &["apply", "--yes"]), 0, "apply v2");
+    let v2 = running_image();
+    assert!(
+        v1.starts_with(&format!("{name}/echo:")) && v1 != v2,
+        "{v1} {v2}"
+    );
+
+    let ps = stackctl(&environment, &["ps", "--format", "json"]);
+    assert_code(&ps, 0, "ps over SSH");
+    let document: serde_json::Value = serde_json::from_str(&ps.stdout).unwrap();
+    let echo = &document["services"][0];
+    assert_eq!(echo["service"], "echo");
+    assert_eq!(echo["image"], v2.as_str());
+    assert_eq!(echo["state"], "running");
+    let live_id = docker(&["inspect", "--format", "{{.Id}}", &format!("{name}-echo")]);
+    assert_eq!(echo["container_id"], live_id.as_str());
+
+    let rollback = stackctl(&environment, &["rollback", "--yes"]);
+    assert_code(&rollback, 0, "rollback over SSH");
+    assert_eq!(running_image(), v1, "v1 runs again");
+    let plan = stackctl(&environment, &["plan", "--detailed-exitcode"]);
+    assert_code(&plan, 2, "plan after the rollback");
+    assert_live_state_read(&plan);
+    assert!(
+        plan.stdout.contains("rolled back to history entry 1"),
+        "{}",
+        plan.stdout
+    );
+
+    let destroyed = stackctl(&environment, &["destroy", "--yes", "--allow-data-loss"]);
+    assert_code(&destroyed, 0, "destroy");
+    assert_eq!(leftovers(name), "");
+    assert_eq!(
+        docker(&[
+            "image",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=stackctl.stack={name}")
+        ]),
+        "",
+        "the images kept for rollback go with the stack"
+    );
+}
+
 /// The host lock is keyed on the stack (not on `[target].root`) and is a kernel lock held
 /// by a process that lives as long as the SSH session holding it: a second operator is
 /// refused naming the holder, even from another state directory with another root; when
