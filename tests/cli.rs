@@ -107,6 +107,20 @@ fn detailed_exitcode_is_2_when_there_are_changes() {
 }
 
 #[test]
+fn rollback_with_no_recorded_apply_is_refused_and_the_empty_history_says_so() {
+    let environment = TestEnvironment::reference();
+    let list = environment.run(&["rollback", "--list", "--env-file", ENV_FILE]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    insta::assert_snapshot!("rollback_list_empty", list.stdout);
+    let refused = environment.run(&["rollback", "--yes", "--env-file", ENV_FILE]);
+    assert_eq!(refused.code, 1);
+    insta::assert_snapshot!(
+        "rollback_without_history",
+        environment.filter(&refused.stderr)
+    );
+}
+
+#[test]
 fn secrets_never_appear_in_any_plan_format() {
     let environment = TestEnvironment::reference();
     let secrets = [

@@ -27,7 +27,7 @@ use stackctl_provider::ProviderError;
 
 use crate::config::{diagnostic, ConfigErrors};
 use crate::session::SessionError;
-use crate::state::StateError;
+use crate::state::{RollbackTargetError, StateError};
 
 /// How a command ended, when it did not fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +177,8 @@ impl From<SessionError> for CliError {
             SessionError::NotInStack(_) => CliError::new(message).hint(
                 "import only what stack.toml describes; `stackctl graph` lists the addresses",
             ),
+            SessionError::RollbackTarget(RollbackTargetError::Empty) => CliError::new(message)
+                .hint("each successful `stackctl apply` is recorded; a rollback goes back to an earlier one"),
             SessionError::RollbackTarget(_) => CliError::new(message)
                 .hint("`stackctl rollback --list` shows the recorded applies"),
             SessionError::RollbackImagesGone { .. } => CliError::new(message)

@@ -336,7 +336,7 @@ mod tests {
                 ("KEY", Value::Secret(Secret::new("new", "salt"))),
             ],
         );
-        let desired = rollback_desired(&entry(vec![old]), &[today.clone()]).unwrap();
+        let desired = rollback_desired(&entry(vec![old]), std::slice::from_ref(&today)).unwrap();
         assert_eq!(desired[0].attributes["image"], Value::text("shop/web:old"));
         assert_eq!(desired[0].attributes["env"], today.attributes["env"]);
         let Value::Map(env) = &desired[0].attributes["env"] else {

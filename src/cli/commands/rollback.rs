@@ -130,3 +130,53 @@ fn summary(changes: &[String]) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::HistoryEntry;
+
+    fn entry(changes: &[&str], rolled_back_to: Option<u64>) -> HistoryEntry {
+        HistoryEntry {
+            id: 0,
+            time: "2026-11-30T05:00:00Z".into(),
+            who: "alice@laptop".into(),
+            command: if rolled_back_to.is_some() {
+                "rollback"
+            } else {
+                "apply"
+            }
+            .into(),
+            rolled_back_to,
+            state_serial: 1,
+            fingerprint: format!("{changes:?}"),
+            changes: changes.iter().map(|line| line.to_string()).collect(),
+            images: Vec::new(),
+            resources: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_history_lists_newest_first_with_what_runs_now_and_what_may_be_pruned() {
+        let mut history = History::new("shop", "lineage");
+        history.record(entry(
+            &[
+                "+ service.web",
+                "+ image.web",
+                "+ route.web",
+                "+ network.edge",
+                "+ volume.data",
+            ],
+            None,
+        ));
+        history.record(entry(&["~ image.web", "+/- service.web"], None));
+        history.record(entry(&["~ image.web", "+/- service.web"], Some(1)));
+        assert_eq!(
+            render_history(&history, 2),
+            "ID  TIME                  WHO           COMMAND        CHANGES\n\
+             3   2026-11-30T05:00:00Z  alice@laptop  rollback to 1  ~ image.web, +/- service.web  (running now)\n\
+             2   2026-11-30T05:00:00Z  alice@laptop  apply          ~ image.web, +/- service.web\n\
+             1   2026-11-30T05:00:00Z  alice@laptop  apply          + service.web, + image.web, + route.web, + network.edge and 1 more  (older than `keep_images`: its images may be gone)\n"
+        );
+    }
+}
