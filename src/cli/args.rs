@@ -211,6 +211,9 @@ pub struct RollbackArgs {
     /// How long a service may take to become healthy, e.g. `90s`.
     #[arg(long, default_value = "120s")]
     pub health_timeout: String,
+    /// Allow deleting volumes and droplets the entry did not have (their data is lost).
+    #[arg(long)]
+    pub allow_data_loss: bool,
     /// Do not run the checks after the rollback.
     #[arg(long)]
     pub skip_checks: bool,

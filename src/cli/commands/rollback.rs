@@ -56,6 +56,7 @@ pub async fn run(settings: &Settings, arguments: &RollbackArgs) -> Result<Outcom
     }
     let options = ApplyOptions {
         health_timeout,
+        allow_data_loss: arguments.allow_data_loss,
         ..ApplyOptions::default()
     };
     let outcome = run_plan(
