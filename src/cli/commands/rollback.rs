@@ -41,6 +41,10 @@ pub async fn run(settings: &Settings, arguments: &RollbackArgs) -> Result<Outcom
     ));
     print(&crate::render::text::render(&rollback.plan, settings.color));
     if !rollback.plan.has_changes() {
+        eprintln!(
+            "Nothing to roll back: what runs already matches history entry {} with today's secrets and env (a rollback keeps those as they are; revert them in stack.toml).",
+            entry.id
+        );
         return Ok(Outcome::Success);
     }
     if !arguments.yes {
