@@ -24,8 +24,9 @@ pub const HISTORY_FORMAT_VERSION: u32 = 1;
 /// How many successful applies keep their images on the host when stack.toml does not say.
 pub const DEFAULT_KEPT_IMAGES: usize = 3;
 
-/// How many entries the file keeps; older ones are dropped (their images are long gone).
-const KEPT_ENTRIES: usize = 50;
+/// How many entries the file keeps; older ones are dropped: their images are long pruned,
+/// and each entry is about the size of the state file, which is committed.
+const KEPT_ENTRIES: usize = 20;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
