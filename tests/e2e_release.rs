@@ -266,6 +266,34 @@ fn a_release_task_runs_before_the_new_version_and_a_failing_one_keeps_the_old_ve
     let retry = stackctl(&environment, &["plan"]);
     assert!(retry.stdout.contains("release.django"), "{}", retry.stdout);
 
+    // Rollback to the first apply (v1; the failed v3 was never recorded as one): the
+    // release task runs again by the usual rule — a changed image — with v1's image and
+    // command and today's env, before v1 takes over; the plan says so.
+    let rollback = stackctl(&environment, &["rollback", "--yes"]);
+    assert_eq!(rollback.code, 0, "{}\n{}", rollback.stdout, rollback.stderr);
+    assert!(
+        rollback.stdout.contains("Rolling back to history entry 1")
+            && rollback
+                .stdout
+                .contains("release tasks run again with the rolled-back image"),
+        "{}",
+        rollback.stdout
+    );
+    let folder = run_folders(&environment).pop().unwrap();
+    let log = read(folder.join("docker/release-django.log"));
+    assert!(
+        log.contains("/version.txt: v1") && log.contains("RELEASE=three"),
+        "{log}"
+    );
+    let task_done = event_at(&folder, "release.django", "succeeded").unwrap();
+    let swap_started = event_at(&folder, "service.django", "started").unwrap();
+    assert!(task_done <= swap_started);
+    let serving = django_env();
+    assert!(
+        serving.starts_with("running") && serving.contains("RELEASE=three"),
+        "v1 runs with today's env: {serving}"
+    );
+
     let destroy = stackctl(&environment, &["destroy", "--yes", "--allow-data-loss"]);
     assert_eq!(destroy.code, 0, "{}\n{}", destroy.stdout, destroy.stderr);
     remove_leftovers();
