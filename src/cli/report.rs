@@ -177,6 +177,7 @@ impl From<SessionError> for CliError {
             SessionError::NotInStack(_) => CliError::new(message).hint(
                 "import only what stack.toml describes; `stackctl graph` lists the addresses",
             ),
+            SessionError::Backup { hint, .. } => CliError::new(message).hint(hint),
             SessionError::RunFolder { .. }
             | SessionError::Verify(_)
             | SessionError::NoProvider(_)
