@@ -78,6 +78,13 @@ async fn run(command: Command, settings: &Settings) -> Result<report::Outcome, C
             print!("{}", schema_text());
             Ok(report::Outcome::Success)
         }
+        Command::Backup(arguments) => backup::back_up(settings, &arguments).await,
+        Command::Backups { name } => backup::list(settings, name.as_deref()).await,
+        Command::Restore(arguments) => backup::restore(settings, &arguments).await,
+        Command::Man => {
+            print!("{}", man_page());
+            Ok(report::Outcome::Success)
+        }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "stackctl", &mut std::io::stdout());
@@ -91,4 +98,14 @@ pub fn schema_text() -> String {
     let mut text = serde_json::to_string_pretty(&crate::config::json_schema()).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// The manual page (roff) from the clap definitions: the options, and a SUBCOMMANDS
+/// section naming every command with its summary.
+pub fn man_page() -> String {
+    let command = <Cli as clap::CommandFactory>::command();
+    let mut page = Vec::new();
+    // Writing into memory cannot fail.
+    let _ = clap_mangen::Man::new(command).render(&mut page);
+    String::from_utf8_lossy(&page).into_owned()
 }
