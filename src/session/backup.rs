@@ -12,6 +12,7 @@ use stackctl_provider::{Address, HostTasks, OneOffResult, ProviderError};
 use super::{RunObserver, Session, SessionError};
 use crate::backup::{self, Backup, DumpRecord};
 use crate::plan::Plan;
+use crate::state::State;
 
 /// A dump made by [`Session::back_up`].
 #[derive(Clone, Debug)]
@@ -370,6 +371,7 @@ impl Session {
     pub(super) async fn back_up_before_data_loss(
         &self,
         plan: &Plan,
+        state: &State,
         observer: &mut dyn RunObserver,
     ) -> Result<(), SessionError> {
         let losing: Vec<Address> = plan
@@ -384,7 +386,10 @@ impl Session {
             .filter_map(|backup| {
                 let lost = losing
                     .iter()
-                    .find(|address| backup.protects(address, config))?
+                    .find(|address| {
+                        backup.protects(address, config)
+                            || recorded_as_mounting(state, backup.service(), address)
+                    })?
                     .clone();
                 Some((backup, lost))
             })
@@ -438,6 +443,16 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// Whether state records `service.<service>` as using `volume` (stack.toml may have moved
+/// it to another volume: the plan then deletes the one holding its data).
+fn recorded_as_mounting(state: &State, service: &str, volume: &Address) -> bool {
+    volume.kind() == "volume"
+        && state
+            .resources
+            .get(&Address::new("service", service))
+            .is_some_and(|recorded| recorded.dependencies.contains(volume))
 }
 
 /// A dump or restore that exited with anything but 0 failed; its log's last lines (the
