@@ -38,7 +38,8 @@ const TAR_SCRIPT: &str = r#"umask 077; partial="/backup/.$1.partial"; if tar -cf
 /// One transaction: a restore that fails halfway leaves the database as it was.
 const PG_RESTORE_SCRIPT: &str = r#"exec pg_restore --clean --if-exists --no-owner --single-transaction --exit-on-error --dbname="$PGDATABASE" "/backup/$1""#;
 /// The volume is emptied, then holds exactly what the tar holds (owners and modes too).
-const TAR_RESTORE_SCRIPT: &str = r#"set -e; find /volume -mindepth 1 -delete; tar -xpf "/backup/$1" -C /volume"#;
+const TAR_RESTORE_SCRIPT: &str =
+    r#"set -e; find /volume -mindepth 1 -delete; tar -xpf "/backup/$1" -C /volume"#;
 
 /// What one backup dumps.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,7 +98,9 @@ fn resolve(
     Some(Backup {
         name: name.to_string(),
         source,
-        keep: backup.keep.map_or(DEFAULT_KEEP, |keep| keep.max(1) as usize),
+        keep: backup
+            .keep
+            .map_or(DEFAULT_KEEP, |keep| keep.max(1) as usize),
         on_host: backup.on_host,
         host_directory: format!("{}/backups/{name}", root.trim_end_matches('/')),
         local_directory: backup

@@ -40,7 +40,10 @@ fn docker(arguments: &[&str]) -> (bool, String) {
 /// Removes every container and volume labelled as this test's stack.
 fn remove_leftovers() {
     let label = format!("label=stackctl.stack={STACK}");
-    for id in docker(&["ps", "-a", "-q", "--filter", &label]).1.split_whitespace() {
+    for id in docker(&["ps", "-a", "-q", "--filter", &label])
+        .1
+        .split_whitespace()
+    {
         docker(&["rm", "-f", id]);
     }
     for kind in ["network", "volume"] {
@@ -129,8 +132,18 @@ fn ok(run: &support::Run, what: &str) {
 fn psql(sql: &str) -> String {
     let container = format!("{STACK}-postgres");
     let (success, output) = docker(&[
-        "exec", &container, "psql", "-U", "app", "-d", "app", "-At", "-v", "ON_ERROR_STOP=1",
-        "-c", sql,
+        "exec",
+        &container,
+        "psql",
+        "-U",
+        "app",
+        "-d",
+        "app",
+        "-At",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        sql,
     ]);
     assert!(success, "psql `{sql}` failed: {output}");
     output
@@ -172,7 +185,13 @@ fn files(directory: &Path, suffix: &str) -> Vec<String> {
 
 fn files_exec(script: &str) -> String {
     let (success, output) = docker(&[
-        "exec", "-u", "0", &format!("{STACK}-files"), "sh", "-c", script,
+        "exec",
+        "-u",
+        "0",
+        &format!("{STACK}-files"),
+        "sh",
+        "-c",
+        script,
     ]);
     assert!(success, "`{script}` failed: {output}");
     output
@@ -197,7 +216,10 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
     let host_dumps = environment.path().join("host-root/backups/db");
     let local_dumps = environment.path().join("dumps/db");
 
-    ok(&stackctl(&environment, &["apply", "--yes"]), "the first apply");
+    ok(
+        &stackctl(&environment, &["apply", "--yes"]),
+        "the first apply",
+    );
     wait_for_postgres();
     psql(&format!(
         "CREATE TABLE items (id int PRIMARY KEY, name text); \
@@ -209,7 +231,11 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
     // A dump with pg_dump beside the service: on the host and copied here, private.
     let backup = stackctl(&environment, &["backup", "db"]);
     ok(&backup, "backup db");
-    assert!(backup.stdout.contains("Backed up `db`"), "{}", backup.stdout);
+    assert!(
+        backup.stdout.contains("Backed up `db`"),
+        "{}",
+        backup.stdout
+    );
     let dumps = files(&host_dumps, ".dump");
     assert_eq!(dumps.len(), 1, "{dumps:?}");
     let dump = dumps[0].clone();
@@ -220,12 +246,14 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
         assert_eq!(mode, 0o600, "{}", path.display());
     }
     let bytes = std::fs::read(host_dumps.join(&dump)).unwrap();
-    assert!(bytes.starts_with(b"PGDMP"), "not a pg_dump custom-format file");
+    assert!(
+        bytes.starts_with(b"PGDMP"),
+        "not a pg_dump custom-format file"
+    );
     assert_eq!(bytes, std::fs::read(local_dumps.join(&dump)).unwrap());
-    let record: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(host_dumps.join(format!("{dump}.json"))).unwrap(),
-    )
-    .unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(host_dumps.join(format!("{dump}.json"))).unwrap())
+            .unwrap();
     assert_eq!(record["size"], bytes.len());
 
     // Rows change after the dump.
@@ -237,12 +265,24 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
     let refused = stackctl(&environment, &["restore", "db", "--from", &dump]);
     assert_ne!(refused.code, 0);
     assert!(
-        refused.stderr.contains("not restoring without confirmation"),
+        refused
+            .stderr
+            .contains("not restoring without confirmation"),
         "{}",
         refused.stderr
     );
-    assert!(refused.stdout.contains("replaces the database of `service.postgres`"), "{}", refused.stdout);
-    assert!(refused.stdout.contains("`service.api`"), "{}", refused.stdout);
+    assert!(
+        refused
+            .stdout
+            .contains("replaces the database of `service.postgres`"),
+        "{}",
+        refused.stdout
+    );
+    assert!(
+        refused.stdout.contains("`service.api`"),
+        "{}",
+        refused.stdout
+    );
     assert_eq!(rows(), changed);
     assert!(running("api"));
 
@@ -250,7 +290,9 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
     let restored = stackctl(&environment, &["restore", "db", "--from", &dump, "--yes"]);
     ok(&restored, "restore db");
     assert!(
-        restored.stdout.contains("Stopped and started again: `service.api`"),
+        restored
+            .stdout
+            .contains("Stopped and started again: `service.api`"),
         "{}",
         restored.stdout
     );
@@ -276,7 +318,10 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
 
     // A volume: tarred read-only, restored exactly (files added since are gone).
     files_exec("mkdir -p /srv/media/sub && echo apple > /srv/media/a.txt && echo pear > /srv/media/sub/b.txt");
-    ok(&stackctl(&environment, &["backup", "media"]), "backup media");
+    ok(
+        &stackctl(&environment, &["backup", "media"]),
+        "backup media",
+    );
     let tars = files(&environment.path().join("host-root/backups/media"), ".tar");
     assert_eq!(tars.len(), 1, "{tars:?}");
     files_exec("rm /srv/media/a.txt && echo later > /srv/media/c.txt");
@@ -285,7 +330,11 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
         &["restore", "media", "--from", &tars[0], "--yes"],
     );
     ok(&restored, "restore media");
-    assert!(restored.stdout.contains("`service.files`"), "{}", restored.stdout);
+    assert!(
+        restored.stdout.contains("`service.files`"),
+        "{}",
+        restored.stdout
+    );
     assert!(running("files"));
     assert_eq!(
         files_exec("cd /srv/media && find . -type f | sort && cat a.txt sub/b.txt"),
@@ -299,7 +348,9 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
     let refused = stackctl(&environment, &["apply", "--yes", "--allow-data-loss"]);
     assert_ne!(refused.code, 0, "{}", refused.stdout);
     assert!(
-        refused.stderr.contains("refusing to apply: the backup `db`"),
+        refused
+            .stderr
+            .contains("refusing to apply: the backup `db`"),
         "{}",
         refused.stderr
     );
@@ -316,7 +367,10 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
     assert!(notes.contains("backing up `db`"), "{notes}");
     let after = files(&host_dumps, ".dump");
     let automatic = after.last().expect("a dump").clone();
-    assert!(!before.contains(&automatic), "no new dump: {before:?} {after:?}");
+    assert!(
+        !before.contains(&automatic),
+        "no new dump: {before:?} {after:?}"
+    );
     assert!(
         !docker(&["volume", "inspect", &format!("{STACK}_pgdata")]).0,
         "the old volume should be gone"
@@ -324,7 +378,10 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
     // The new, empty database gets the rows back from the dump made before the loss.
     wait_for_postgres();
     ok(
-        &stackctl(&environment, &["restore", "db", "--from", &automatic, "--yes"]),
+        &stackctl(
+            &environment,
+            &["restore", "db", "--from", &automatic, "--yes"],
+        ),
         "restore of the automatic dump",
     );
     assert_eq!(rows(), written);

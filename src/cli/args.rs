@@ -151,8 +151,12 @@ pub enum Command {
     Schema,
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
-    /// Print the manual page (roff), e.g. `stackctl man > stackctl.1`.
-    Man,
+    /// Print the manual page (roff): `stackctl man > stackctl.1`, or a command's own
+    /// page, `stackctl man plan > stackctl-plan.1`.
+    Man {
+        /// A command (default: the page of stackctl itself).
+        command: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

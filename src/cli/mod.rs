@@ -81,8 +81,8 @@ async fn run(command: Command, settings: &Settings) -> Result<report::Outcome, C
         Command::Backup(arguments) => backup::back_up(settings, &arguments).await,
         Command::Backups { name } => backup::list(settings, name.as_deref()).await,
         Command::Restore(arguments) => backup::restore(settings, &arguments).await,
-        Command::Man => {
-            print!("{}", man_page());
+        Command::Man { command } => {
+            print!("{}", man_page(command.as_deref())?);
             Ok(report::Outcome::Success)
         }
         Command::Completions { shell } => {
@@ -100,12 +100,31 @@ pub fn schema_text() -> String {
     text
 }
 
-/// The manual page (roff) from the clap definitions: the options, and a SUBCOMMANDS
-/// section naming every command with its summary.
-pub fn man_page() -> String {
-    let command = <Cli as clap::CommandFactory>::command();
+/// The manual page (roff) from the clap definitions: stackctl's (the options, and a
+/// SUBCOMMANDS section naming every command with its summary), or `stackctl-<command>`'s
+/// with that command's options.
+pub fn man_page(subcommand: Option<&str>) -> Result<String, CliError> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    command.build();
+    let (page_of, title) = match subcommand {
+        None => (command, "stackctl".to_string()),
+        Some(name) => {
+            let names: Vec<String> = command
+                .get_subcommands()
+                .map(|found| found.get_name().to_string())
+                .collect();
+            let found = command.find_subcommand(name).cloned().ok_or_else(|| {
+                CliError::new(format!("stackctl has no command `{name}`"))
+                    .hint(format!("the commands are {}", names.join(", ")))
+            })?;
+            let title = format!("stackctl-{}", found.get_name());
+            (found, title)
+        }
+    };
     let mut page = Vec::new();
-    // Writing into memory cannot fail.
-    let _ = clap_mangen::Man::new(command).render(&mut page);
-    String::from_utf8_lossy(&page).into_owned()
+    clap_mangen::Man::new(page_of)
+        .title(title)
+        .render(&mut page)
+        .map_err(|error| CliError::new(format!("cannot render the manual page: {error}")))?;
+    Ok(String::from_utf8_lossy(&page).into_owned())
 }

@@ -145,11 +145,7 @@ impl Session {
             sha256: stackctl_provider::sha256_hex(&bytes),
         };
         let record_json = serde_json::to_vec_pretty(&record).expect("a record serialises");
-        let record_path = format!(
-            "{}/{}",
-            backup.host_directory,
-            backup::record_file(&file)
-        );
+        let record_path = format!("{}/{}", backup.host_directory, backup::record_file(&file));
         let mut local_copy = None;
         let mut pruned = Vec::new();
         if let Some(directory) = &backup.local_directory {
@@ -305,8 +301,7 @@ impl Session {
                             "no dump `{from}` of backup `{name}`: not on the host in `{}`{}",
                             backup.host_directory,
                             match &backup.local_directory {
-                                Some(directory) =>
-                                    format!(", nor in `{}`", directory.display()),
+                                Some(directory) => format!(", nor in `{}`", directory.display()),
                                 None => String::new(),
                             }
                         ),
@@ -436,7 +431,10 @@ impl Session {
                 backup.name,
                 made.on_host
                     .clone()
-                    .or(made.local_copy.as_ref().map(|path| path.display().to_string()))
+                    .or(made
+                        .local_copy
+                        .as_ref()
+                        .map(|path| path.display().to_string()))
                     .unwrap_or_default(),
                 backup::human_size(made.record.size)
             ));
@@ -539,11 +537,17 @@ fn read_local_record(dump: &Path) -> Option<DumpRecord> {
 fn prune_local(backup: &Backup, directory: &Path) -> Result<Vec<String>, SessionError> {
     let old = backup.to_prune(&local_files(directory));
     for file in &old {
-        for path in [directory.join(file), directory.join(backup::record_file(file))] {
+        for path in [
+            directory.join(file),
+            directory.join(backup::record_file(file)),
+        ] {
             if let Err(error) = std::fs::remove_file(&path) {
                 if error.kind() != std::io::ErrorKind::NotFound {
                     return Err(SessionError::Backup {
-                        message: format!("cannot remove the old dump `{}`: {error}", path.display()),
+                        message: format!(
+                            "cannot remove the old dump `{}`: {error}",
+                            path.display()
+                        ),
                         hint: "check the directory's permissions".to_string(),
                     });
                 }

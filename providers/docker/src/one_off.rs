@@ -131,7 +131,11 @@ impl DockerProvider {
         client: &DockerClient,
         service: &Address,
     ) -> Result<Json, ProviderError> {
-        let Some(container) = self.service_containers(client, service).await?.into_iter().next()
+        let Some(container) = self
+            .service_containers(client, service)
+            .await?
+            .into_iter()
+            .next()
         else {
             return Err(ProviderError::Failed {
                 message: format!("`{service}` has no container on the host"),
@@ -149,12 +153,18 @@ impl DockerProvider {
 #[async_trait]
 impl HostTasks for DockerProvider {
     async fn connect(&self, droplet_address: Option<&str>) -> Result<(), ProviderError> {
-        self.client(droplet_address.map(str::to_string)).await.map(drop)
+        self.client(droplet_address.map(str::to_string))
+            .await
+            .map(drop)
     }
 
     async fn run_one_off(&self, task: &OneOffTask) -> Result<OneOffResult, ProviderError> {
         let client = self.connected().await?;
-        let name = format!("{}-{}", self.stack, task.label.to_string().replace('.', "-"));
+        let name = format!(
+            "{}-{}",
+            self.stack,
+            task.label.to_string().replace('.', "-")
+        );
         // A container left by an interrupted run goes first; only this stack's.
         for leftover in self.service_containers(&client, &task.label).await? {
             let _ = client.send_raw(api::remove_container(&leftover.id)).await;
@@ -242,7 +252,9 @@ impl HostTasks for DockerProvider {
     async fn write_file(&self, path: &str, contents: &[u8]) -> Result<(), ProviderError> {
         let client = self.connected().await?;
         // The temporary file sits beside the dump: a rename across file systems fails.
-        let directory = path.rsplit_once('/').map_or(".", |(directory, _)| directory);
+        let directory = path
+            .rsplit_once('/')
+            .map_or(".", |(directory, _)| directory);
         client
             .host()
             .write_file(path, contents, 0o600, directory)
@@ -262,11 +274,7 @@ impl HostTasks for DockerProvider {
 
     async fn list_files(&self, directory: &str) -> Result<Vec<String>, ProviderError> {
         let client = self.connected().await?;
-        client
-            .host()
-            .list_files(directory)
-            .await
-            .map_err(from_host)
+        client.host().list_files(directory).await.map_err(from_host)
     }
 
     async fn remove_file(&self, path: &str) -> Result<(), ProviderError> {

@@ -117,8 +117,11 @@ pub async fn restore(settings: &Settings, arguments: &RestoreArgs) -> Result<Out
     print(&describe(&plan));
     if !arguments.yes {
         if !settings.interactive {
-            return Err(CliError::new("not restoring without confirmation; nothing was changed")
-                .hint("pass `--yes` once you are sure: the restore replaces the data shown above"));
+            return Err(
+                CliError::new("not restoring without confirmation; nothing was changed").hint(
+                    "pass `--yes` once you are sure: the restore replaces the data shown above",
+                ),
+            );
         }
         if !confirm("Replace it with this dump?") {
             return Err(CliError::new("restore cancelled; nothing was changed"));
@@ -152,7 +155,9 @@ fn describe(plan: &RestorePlan) -> String {
             record.created,
             human_size(record.size)
         )),
-        None => text.push_str("  (the dump has no record beside it: its time and size are unknown)\n"),
+        None => {
+            text.push_str("  (the dump has no record beside it: its time and size are unknown)\n")
+        }
     }
     match &plan.upload_from {
         Some(path) => text.push_str(&format!(
