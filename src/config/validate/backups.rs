@@ -94,3 +94,119 @@ impl Checks<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{load_text, LoadOptions, SourceFile};
+
+    const BASE: &str = "[stack]\nname = \"shop\"\n\n[target]\nhost = \"local\"\n\n[services.postgres]\nimage = \"postgres:16\"\nvolumes = [\"pgdata:/var/lib/postgresql/data\"]\n";
+
+    /// (code, message, line, column) of each problem in `BASE` + `snippet`.
+    fn problems(snippet: &str) -> Vec<(&'static str, String, usize, usize)> {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let source = SourceFile {
+            name: "stack.toml".to_string(),
+            text: format!("{BASE}{snippet}"),
+        };
+        let diagnostics = match load_text(source, directory.path(), &LoadOptions::default()) {
+            Ok(loaded) => loaded.warnings,
+            Err(errors) => errors.diagnostics,
+        };
+        diagnostics
+            .into_iter()
+            .map(|diagnostic| {
+                let (line, column) = diagnostic
+                    .location
+                    .map_or((0, 0), |location| (location.line, location.column));
+                (diagnostic.code, diagnostic.message, line, column)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn good_backups_pass() {
+        let found = problems(
+            "\n[backups.db]\nservice = \"postgres\"\nkeep = 3\nlocal_directory = \"dumps\"\n\n[backups.files]\nvolume = \"pgdata\"\ntimeout = \"5m\"\n",
+        );
+        assert_eq!(found, vec![]);
+    }
+
+    #[test]
+    fn each_backup_problem_points_at_its_key() {
+        let cases: Vec<(&str, (&str, &str, usize, usize))> = vec![
+            (
+                "\n[backups.db]\nservice = \"postgress\"\n",
+                (
+                    "dangling-reference",
+                    "`backups.db.service` refers to service `postgress`, which is not defined",
+                    12,
+                    11,
+                ),
+            ),
+            (
+                "\n[backups.db]\nvolume = \"media\"\n",
+                (
+                    "dangling-reference",
+                    "`backups.db.volume` refers to volume `media`, which is not defined",
+                    12,
+                    10,
+                ),
+            ),
+            (
+                "\n[backups.db]\nkeep = 2\n",
+                (
+                    "invalid-backup",
+                    "backup `db` needs exactly one of `service` and `volume`",
+                    0,
+                    0,
+                ),
+            ),
+            (
+                "\n[backups.db]\nservice = \"postgres\"\nkeep = 0\n",
+                (
+                    "invalid-value",
+                    "`keep = 0` would remove every dump as soon as it is made",
+                    13,
+                    8,
+                ),
+            ),
+            (
+                "\n[backups.db]\nservice = \"postgres\"\non_host = false\n",
+                (
+                    "invalid-backup",
+                    "backup `db` keeps its dumps nowhere",
+                    13,
+                    11,
+                ),
+            ),
+            (
+                "\n[backups.db]\nservice = \"postgres\"\ntimeout = \"soon\"\n",
+                ("invalid-value", "`soon` is not a duration", 13, 11),
+            ),
+            (
+                "\n[backups.\"../up\"]\nservice = \"postgres\"\n",
+                (
+                    "invalid-name",
+                    "backup name `../up` is not valid: it names a directory of dumps",
+                    0,
+                    0,
+                ),
+            ),
+        ];
+        for (snippet, (code, message, line, column)) in cases {
+            let found = problems(snippet);
+            assert_eq!(found.len(), 1, "{snippet}: {found:?}");
+            let (found_code, found_message, found_line, found_column) = &found[0];
+            assert_eq!(
+                (*found_code, found_message.as_str()),
+                (code, message),
+                "{snippet}"
+            );
+            if line > 0 {
+                assert_eq!((*found_line, *found_column), (line, column), "{snippet}");
+            } else {
+                assert!(*found_line >= 11, "{snippet}: no location: {found:?}");
+            }
+        }
+    }
+}
