@@ -133,7 +133,9 @@ mod tests {
 
     #[test]
     fn each_backup_problem_points_at_its_key() {
-        let cases: Vec<(&str, (&str, &str, usize, usize))> = vec![
+        // (snippet, (code, message, line, column)); line 0: located, anywhere in the table.
+        type Case<'a> = (&'a str, (&'a str, &'a str, usize, usize));
+        let cases: Vec<Case> = vec![
             (
                 "\n[backups.db]\nservice = \"postgress\"\n",
                 (
