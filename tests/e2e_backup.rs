@@ -316,6 +316,32 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
     }
     assert_eq!(listed.stdout.lines().count(), 3, "{}", listed.stdout);
 
+    // A dump on this machine only (the host's copy is gone) is uploaded, then restored.
+    std::fs::remove_file(host_dumps.join(&kept[0])).unwrap();
+    psql("DELETE FROM items");
+    let local_path = format!("dumps/db/{}", kept[0]);
+    let uploaded = stackctl(
+        &environment,
+        &["restore", "db", "--from", &local_path, "--yes"],
+    );
+    ok(&uploaded, "restore from a local dump");
+    assert!(
+        uploaded.stdout.contains("copied to the host first"),
+        "{}",
+        uploaded.stdout
+    );
+    assert_eq!(rows(), written);
+    let not_a_dump = stackctl(
+        &environment,
+        &["restore", "db", "--from", "../etc/passwd", "--yes"],
+    );
+    assert_ne!(not_a_dump.code, 0);
+    assert!(
+        not_a_dump.stderr.contains("is not a dump of backup `db`"),
+        "{}",
+        not_a_dump.stderr
+    );
+
     // A volume: tarred read-only, restored exactly (files added since are gone).
     files_exec("mkdir -p /srv/media/sub && echo apple > /srv/media/a.txt && echo pear > /srv/media/sub/b.txt");
     ok(
