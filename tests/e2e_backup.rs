@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use support::TestEnvironment;
 
 const STACK: &str = "e2e-backup";
+/// The stack of the test over SSH (its own containers and volumes).
+const SSH_STACK: &str = "e2e-backup-ssh";
 const PASSWORD: &str = "e2e-backup-Secret-90210";
 /// A value only the rows hold: it must never appear in stackctl's output.
 const ROW_MARKER: &str = "row-payload-quokka";
@@ -39,7 +41,11 @@ fn docker(arguments: &[&str]) -> (bool, String) {
 
 /// Removes every container and volume labelled as this test's stack.
 fn remove_leftovers() {
-    let label = format!("label=stackctl.stack={STACK}");
+    remove_leftovers_of(STACK);
+}
+
+fn remove_leftovers_of(stack: &str) {
+    let label = format!("label=stackctl.stack={stack}");
     for id in docker(&["ps", "-a", "-q", "--filter", &label])
         .1
         .split_whitespace()
@@ -130,7 +136,11 @@ fn ok(run: &support::Run, what: &str) {
 }
 
 fn psql(sql: &str) -> String {
-    let container = format!("{STACK}-postgres");
+    psql_in(STACK, sql)
+}
+
+fn psql_in(stack: &str, sql: &str) -> String {
+    let container = format!("{stack}-postgres");
     let (success, output) = docker(&[
         "exec",
         &container,
@@ -150,18 +160,35 @@ fn psql(sql: &str) -> String {
 }
 
 fn rows() -> String {
-    psql("SELECT id || ':' || name FROM items ORDER BY id")
+    rows_in(STACK)
+}
+
+fn rows_in(stack: &str) -> String {
+    psql_in(stack, "SELECT id || ':' || name FROM items ORDER BY id")
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-/// Waits (bounded) until Postgres in the service's container accepts connections.
+/// Waits (bounded) until Postgres accepts connections as the container's main process:
+/// on a new volume the image's entrypoint first runs a temporary server to create the
+/// database, which answers `pg_isready` too and then shuts down.
 fn wait_for_postgres() {
-    let container = format!("{STACK}-postgres");
+    wait_for_postgres_in(STACK);
+}
+
+fn wait_for_postgres_in(stack: &str) {
+    let container = format!("{stack}-postgres");
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if docker(&["exec", &container, "pg_isready", "-U", "app"]).0 {
+        let (ready, _) = docker(&[
+            "exec",
+            &container,
+            "sh",
+            "-c",
+            "pg_isready -q -U app && [ \"$(head -n 1 \"$PGDATA/postmaster.pid\")\" = 1 ]",
+        ]);
+        if ready {
             return;
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -411,4 +438,98 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
         "restore of the automatic dump",
     );
     assert_eq!(rows(), written);
+}
+
+struct CleanupOf(&'static str);
+
+impl Drop for CleanupOf {
+    fn drop(&mut self) {
+        remove_leftovers_of(self.0);
+    }
+}
+
+/// Over SSH: the one-off containers run through the Engine API forwarded over the SSH
+/// connection, and the dump is read back (for its checksum and the local copy) and a local
+/// dump uploaded through the same connection.
+#[test]
+fn e2e_backup_and_restore_over_ssh() {
+    remove_leftovers_of(SSH_STACK);
+    let _cleanup = CleanupOf(SSH_STACK);
+    let sshd = stackctl_host::testing::TestSshd::start().unwrap_or_else(|error| {
+        panic!("cannot start the test sshd: {error} (.ci/run installs openssh-server and creates /run/sshd)")
+    });
+    let environment = TestEnvironment::new();
+    let root = environment.path().join("host-root");
+    environment.write(
+        "stack.toml",
+        &format!(
+            r#"[stack]
+name = "{SSH_STACK}"
+
+[target]
+host = {{ address = "127.0.0.1", port = {port}, user = "{user}" }}
+identity_file = "{identity}"
+known_hosts = "{known_hosts}"
+root = "{root}"
+
+[services.postgres]
+image = "stackctl-local/postgres:latest"
+pull = "never"
+env = {{ POSTGRES_USER = "app", POSTGRES_DB = "app", POSTGRES_PASSWORD = "${{POSTGRES_PASSWORD}}" }}
+volumes = ["pgdata:/var/lib/postgresql/data"]
+health = {{ command = ["CMD", "pg_isready", "-U", "app"], interval = "1s", retries = 60 }}
+
+[backups.db]
+service = "postgres"
+local_directory = "dumps"
+on_host = false
+"#,
+            port = sshd.port,
+            user = sshd.user,
+            identity = sshd.client_key.display(),
+            known_hosts = sshd.known_hosts.display(),
+            root = root.display(),
+        ),
+    );
+    ok(
+        &stackctl(&environment, &["apply", "--yes"]),
+        "the apply over SSH",
+    );
+    wait_for_postgres_in(SSH_STACK);
+    psql_in(
+        SSH_STACK,
+        &format!("CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'fig'), (2, '{ROW_MARKER}')"),
+    );
+    let written = rows_in(SSH_STACK);
+
+    let backup = stackctl(&environment, &["backup"]);
+    ok(&backup, "backup over SSH");
+    let local = files(&environment.path().join("dumps/db"), ".dump");
+    assert_eq!(local.len(), 1, "{local:?}");
+    // `on_host = false`: only the copy here is kept.
+    assert_eq!(
+        files(&root.join("backups/db"), ".dump"),
+        Vec::<String>::new()
+    );
+    let bytes = std::fs::read(environment.path().join("dumps/db").join(&local[0])).unwrap();
+    assert!(bytes.starts_with(b"PGDMP"));
+
+    psql_in(SSH_STACK, "DELETE FROM items");
+    let restored = stackctl(
+        &environment,
+        &["restore", "db", "--from", &local[0], "--yes"],
+    );
+    ok(&restored, "restore over SSH");
+    assert!(
+        restored.stdout.contains("copied to the host first"),
+        "{}",
+        restored.stdout
+    );
+    assert_eq!(rows_in(SSH_STACK), written);
+    // The uploaded dump does not stay on the host either.
+    assert_eq!(
+        files(&root.join("backups/db"), ".dump"),
+        Vec::<String>::new()
+    );
+    drop(sshd);
 }
