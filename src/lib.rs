@@ -7,6 +7,7 @@
 //! the use cases (plan, apply, drift, verify, import) that every front end calls.
 
 pub mod apply;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod context;

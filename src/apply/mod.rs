@@ -38,6 +38,14 @@ impl ProviderSet {
         self.providers.values()
     }
 
+    /// The one-off containers and host files of the provider that runs containers on
+    /// the target host, if one does (backups use them).
+    pub fn host_tasks(&self) -> Option<&dyn stackctl_provider::HostTasks> {
+        self.providers
+            .values()
+            .find_map(|provider| provider.host_tasks())
+    }
+
     pub fn schemas(&self) -> Vec<KindSchema> {
         self.providers
             .values()

@@ -146,10 +146,48 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
+    /// Dump the stack's `[backups.*]` now (every one, or NAME), and prune old dumps.
+    Backup(BackupArgs),
+    /// List the dumps of every backup (or of NAME): time, size, where they are.
+    Backups {
+        /// A key of `[backups]`.
+        name: Option<String>,
+    },
+    /// Restore a dump over the live database or volume (asks first; shows what it
+    /// replaces and stops what depends on it meanwhile).
+    Restore(RestoreArgs),
     /// Print the JSON Schema of stack.toml.
     Schema,
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff): `stackctl man > stackctl.1`, or a command's own
+    /// page, `stackctl man plan > stackctl-plan.1`.
+    Man {
+        /// A command (default: the page of stackctl itself).
+        command: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// A key of `[backups]` (default: every backup).
+    pub name: Option<String>,
+    /// List the dumps instead of making one (as `stackctl backups`).
+    #[arg(long)]
+    pub list: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A key of `[backups]`.
+    pub name: String,
+    /// The dump: its file name as `stackctl backups` lists it (on the host or in the
+    /// backup's local directory), or the path of a dump file on this machine.
+    #[arg(long, value_name = "DUMP")]
+    pub from: String,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -80,6 +80,13 @@ async fn run(command: Command, settings: &Settings) -> Result<report::Outcome, C
             print!("{}", schema_text());
             Ok(report::Outcome::Success)
         }
+        Command::Backup(arguments) => backup::back_up(settings, &arguments).await,
+        Command::Backups { name } => backup::list(settings, name.as_deref()).await,
+        Command::Restore(arguments) => backup::restore(settings, &arguments).await,
+        Command::Man { command } => {
+            print!("{}", man_page(command.as_deref())?);
+            Ok(report::Outcome::Success)
+        }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "stackctl", &mut std::io::stdout());
@@ -93,4 +100,33 @@ pub fn schema_text() -> String {
     let mut text = serde_json::to_string_pretty(&crate::config::json_schema()).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// The manual page (roff) from the clap definitions: stackctl's (the options, and a
+/// SUBCOMMANDS section naming every command with its summary), or `stackctl-<command>`'s
+/// with that command's options.
+pub fn man_page(subcommand: Option<&str>) -> Result<String, CliError> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    command.build();
+    let (page_of, title) = match subcommand {
+        None => (command, "stackctl".to_string()),
+        Some(name) => {
+            let names: Vec<String> = command
+                .get_subcommands()
+                .map(|found| found.get_name().to_string())
+                .collect();
+            let found = command.find_subcommand(name).cloned().ok_or_else(|| {
+                CliError::new(format!("stackctl has no command `{name}`"))
+                    .hint(format!("the commands are {}", names.join(", ")))
+            })?;
+            let title = format!("stackctl-{}", found.get_name());
+            (found, title)
+        }
+    };
+    let mut page = Vec::new();
+    clap_mangen::Man::new(page_of)
+        .title(title)
+        .render(&mut page)
+        .map_err(|error| CliError::new(format!("cannot render the manual page: {error}")))?;
+    Ok(String::from_utf8_lossy(&page).into_owned())
 }

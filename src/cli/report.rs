@@ -186,6 +186,7 @@ impl From<SessionError> for CliError {
                 .hint("roll back to a newer entry (`stackctl rollback --list`), or check out that version's commit and run `stackctl apply`, which builds it again"),
             SessionError::RollbackSecretGone { .. } => CliError::new(message)
                 .hint("put the secret back in stack.toml and the environment, or check out that version's commit and run `stackctl apply`"),
+            SessionError::Backup { hint, .. } => CliError::new(message).hint(hint),
             SessionError::RunFolder { .. }
             | SessionError::Verify(_)
             | SessionError::NoProvider(_)

@@ -43,6 +43,10 @@ pub struct Config {
     /// HTTP checks run after apply and by `stackctl verify`.
     #[serde(default)]
     pub checks: Vec<CheckConfig>,
+    /// Dumps of a Postgres service's database or tars of a volume: made by `stackctl
+    /// backup`, before any apply that deletes their data, and restored by `stackctl restore`.
+    #[serde(default)]
+    pub backups: BTreeMap<String, BackupConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -587,6 +591,39 @@ impl MiddlewareConfig {
             MiddlewareConfig::Chain { .. } => "chain",
         }
     }
+}
+
+/// `[backups.<name>]`: exactly one of `service` (a Postgres database, dumped with
+/// `pg_dump`) and `volume` (a tar of a named volume). The name becomes a directory name.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// A Postgres service (a key of `[services]`): `pg_dump --format=custom` runs in a
+    /// one-off container from the image its container runs, with its env (so its
+    /// password), on its network.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// A named volume of a service (`pgdata` in `volumes = ["pgdata:/data"]`): a tar of
+    /// it, made in a one-off container from that service's image that mounts it read-only.
+    #[serde(default)]
+    pub volume: Option<String>,
+    /// The database to dump (default: the service's `POSTGRES_DB`, else its
+    /// `POSTGRES_USER`, else `postgres`).
+    #[serde(default)]
+    pub database: Option<String>,
+    /// How many dumps to keep; older ones are removed after each new one (default 7).
+    #[serde(default)]
+    pub keep: Option<u32>,
+    /// Keep dumps on the host, in `<root>/backups/<name>/` (default true).
+    #[serde(default = "default_true")]
+    pub on_host: bool,
+    /// A directory on this machine, relative to stack.toml, that each dump is also copied
+    /// to (into `<local_directory>/<name>/`).
+    #[serde(default)]
+    pub local_directory: Option<String>,
+    /// How long a dump or a restore may run, e.g. `30m` (default `30m`).
+    #[serde(default)]
+    pub timeout: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]

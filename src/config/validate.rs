@@ -18,6 +18,8 @@ use super::parse::{duration_milliseconds, duration_seconds, file_mode, memory_by
 use super::{secret_hints, traefik_rule};
 // Other stages name these by their old home here.
 pub use super::derived::{flatten_middlewares, target_droplet};
+
+mod backups;
 use super::types::*;
 
 pub fn validate(
@@ -42,6 +44,7 @@ pub fn validate(
     check.routes(config);
     check.middlewares(config);
     check.checks(config);
+    check.backups(config);
     check.variables(document, environment, base_directory, env_path);
     check.found
 }

@@ -73,6 +73,8 @@ impl Session {
                 addresses: losing.iter().map(|action| action.address.clone()).collect(),
             });
         }
+        // The data about to be lost is dumped first; if that fails, nothing is changed.
+        self.back_up_before_data_loss(plan, state, observer).await?;
         let desired: BTreeMap<_, _> = self
             .desired
             .iter()

@@ -53,6 +53,10 @@ pub enum SessionError {
     /// A recorded resource vanished from state while accepting drift.
     #[error("`{0}` vanished from state")]
     VanishedFromState(Address),
+    /// A backup or a restore cannot be done as asked (an unknown backup, a dump that is
+    /// not there, one that would be lost with the droplet).
+    #[error("{message}")]
+    Backup { message: String, hint: String },
     /// Reaching the host outside an apply (unlocking it) failed.
     #[error("{0}")]
     Host(String),

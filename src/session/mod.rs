@@ -21,6 +21,7 @@
 
 mod apply_run;
 mod backends;
+mod backup;
 mod destroy;
 mod drift;
 mod error;
@@ -39,6 +40,7 @@ use stackctl_provider::{Address, Resource, Value};
 
 pub use apply_run::{summarize, ApplyRun, RunObserver};
 pub use backends::{BackendFactory, Backends, PresentedHostKey, TargetHost};
+pub use backup::{ListedDump, MadeDump, RestorePlan};
 pub use drift::DriftReport;
 pub use error::{GoneImage, SessionError};
 pub use rollback::RollbackPlan;

@@ -85,6 +85,7 @@ mod labels;
 mod live;
 mod network;
 mod never_started;
+mod one_off;
 mod provider;
 mod provider_error;
 mod prune;

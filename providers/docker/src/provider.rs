@@ -418,6 +418,10 @@ impl Provider for DockerProvider {
         self.import_existing(address, id, desired, context).await
     }
 
+    fn host_tasks(&self) -> Option<&dyn stackctl_provider::HostTasks> {
+        Some(self)
+    }
+
     async fn evidence(&self, _context: &ApplyContext) -> Vec<(String, Vec<u8>)> {
         let mut evidence = self.collect_evidence().await;
         if let Ok(logs) = self.release_logs.lock() {

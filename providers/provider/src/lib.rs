@@ -9,6 +9,7 @@ mod action;
 mod address;
 pub mod build_context;
 mod edge_formats;
+mod one_off;
 mod provider;
 mod resource;
 mod schema;
@@ -19,6 +20,7 @@ mod verify;
 pub use action::{Action, ActionKind, AttributeChange, Reason, ReplaceOrder};
 pub use address::{Address, AddressError};
 pub use edge_formats::{EdgeFormatError, EdgeFormats};
+pub use one_off::{EnvFrom, HostTasks, MountSource, OneOffMount, OneOffResult, OneOffTask};
 pub use provider::{
     ApplyContext, ApplyOutcome, LiveResource, ProgressSink, Provider, ProviderError, ReadRequest,
     DROPLET_ADDRESS_ATTRIBUTE,

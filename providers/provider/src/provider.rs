@@ -218,6 +218,12 @@ pub trait Provider: Send + Sync {
         None
     }
 
+    /// The provider's one-off containers and host files, when it runs containers on the
+    /// target host (backups and restores use them).
+    fn host_tasks(&self) -> Option<&dyn crate::HostTasks> {
+        None
+    }
+
     /// Carries out one action. `action.desired` has every reference resolved that could be.
     async fn apply(
         &self,

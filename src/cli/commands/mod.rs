@@ -3,6 +3,7 @@
 //! themselves live in `crate::session`.
 
 pub mod apply;
+pub mod backup;
 pub mod drift;
 pub mod graph;
 pub mod plan;
