@@ -27,6 +27,7 @@ mod error;
 mod import;
 mod owner;
 mod refresh;
+mod secrets;
 mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,6 +39,7 @@ pub use apply_run::{summarize, ApplyRun, RunObserver};
 pub use backends::{BackendFactory, Backends, PresentedHostKey, TargetHost};
 pub use drift::DriftReport;
 pub use error::SessionError;
+pub use secrets::{generate_secrets, GeneratedSecrets, SecretsError};
 pub use verify::VerifyReport;
 
 use crate::config::{self, Diagnostic, LoadOptions, LoadedConfig};

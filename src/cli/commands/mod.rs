@@ -6,6 +6,7 @@ pub mod apply;
 pub mod drift;
 pub mod graph;
 pub mod plan;
+pub mod secrets;
 pub mod state;
 pub mod validate;
 pub mod verify;
