@@ -29,7 +29,7 @@ fn plan_of_the_reference_stack_creates_everything_in_dependency_order_as_text() 
     );
     assert!(run
         .stdout
-        .contains("Plan: 33 to create, 0 to update, 0 to replace, 0 to delete"));
+        .contains("Plan: 36 to create, 0 to update, 0 to replace, 0 to delete"));
     insta::assert_snapshot!("plan_reference_text", environment.filter(&run.stdout));
 }
 
@@ -41,7 +41,7 @@ fn plan_of_the_reference_stack_as_json_and_markdown() {
     let document: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(document["format_version"], 1);
     assert_eq!(document["live_state"]["read"], false);
-    assert_eq!(document["summary"]["create"], 33);
+    assert_eq!(document["summary"]["create"], 36);
     insta::assert_snapshot!("plan_reference_json", environment.filter(&json.stdout));
     let markdown = plan(&environment, "markdown");
     assert_eq!(markdown.code, 0, "{}", markdown.stderr);

@@ -458,6 +458,19 @@ impl Checks<'_> {
                 )
                 .hint = Some("files are written as the SSH user, often root: a path elsewhere (say `/etc/…`) must be meant, so say so with `allow_outside_root = true`".into());
             }
+            if let Some(owner) = &file.owner {
+                let numeric = owner.split_once(':').is_some_and(|(uid, gid)| {
+                    uid.parse::<u32>().is_ok() && gid.parse::<u32>().is_ok()
+                });
+                if !numeric {
+                    self.error(
+                        "invalid-value",
+                        &child_path(&base, "owner"),
+                        format!("`{owner}` is not a numeric owner"),
+                        "`\"UID:GID\"` in numbers, e.g. \"999:999\" (the host may have no user of that name)",
+                    );
+                }
+            }
             if let Some(mode) = &file.mode {
                 if file_mode(mode).is_none() {
                     self.error(

@@ -16,7 +16,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::secret_generation::{
-    alphanumeric, env_line, extended_env_file, plan_generation, SecretFormat, RANDOM_LENGTH,
+    alphanumeric, env_line, filled_env_file, names_with_values, plan_generation, SecretFormat,
+    RANDOM_LENGTH,
 };
 use crate::config::{self, ConfigErrors};
 
@@ -26,11 +27,9 @@ pub struct GeneratedSecrets {
     pub env_file: PathBuf,
     /// The variables that received a value, in the order written.
     pub filled: Vec<String>,
-    /// Used by the stack, without a value, and not something a program can invent.
+    /// Used by the stack, without a value (absent or empty), and not something a program
+    /// can invent (a domain, an e-mail address).
     pub left_to_user: Vec<String>,
-    /// Present in the env file with an empty value: not overwritten (the line is the
-    /// user's), so still to be filled.
-    pub empty: Vec<String>,
     /// The `.gitignore` that received the env file's name, if one did.
     pub ignored_in: Option<PathBuf>,
 }
@@ -86,7 +85,7 @@ pub fn generate_secrets(
                 .join("; "),
         }
     })?;
-    let present: BTreeSet<String> = values.keys().cloned().collect();
+    let present: BTreeSet<String> = names_with_values(&values);
     let plan = plan_generation(&variables.used, &present, &variables.rules);
 
     let mut generated: BTreeMap<String, String> = BTreeMap::new();
@@ -105,7 +104,7 @@ pub fn generate_secrets(
             } => {
                 let key = generated
                     .get(key_variable)
-                    .or_else(|| values.get(key_variable))
+                    .or_else(|| values.get(key_variable).filter(|key| !key.is_empty()))
                     .ok_or_else(|| SecretsError::Generate {
                         name: name.clone(),
                         message: format!(
@@ -117,26 +116,20 @@ pub fn generate_secrets(
         };
         generated.insert(name.clone(), value);
     }
-    let lines: Vec<String> = plan
+    let lines: Vec<(String, String)> = plan
         .fill
         .iter()
-        .map(|(name, _)| env_line(name, &generated[name]))
+        .map(|(name, _)| (name.clone(), env_line(name, &generated[name])))
         .collect();
     if !lines.is_empty() {
         let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        write_private_atomically(&env_path, &extended_env_file(&existing, &lines, &when))?;
+        write_private_atomically(&env_path, &filled_env_file(&existing, &lines, &when))?;
     }
     let ignored_in = ignore_in_git(&env_path)?;
     Ok(GeneratedSecrets {
         env_file: env_path,
         filled: plan.fill.into_iter().map(|(name, _)| name).collect(),
         left_to_user: plan.left_to_user,
-        empty: variables
-            .used
-            .iter()
-            .filter(|name| values.get(*name).is_some_and(String::is_empty))
-            .cloned()
-            .collect(),
         ignored_in,
     })
 }

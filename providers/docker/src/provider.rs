@@ -330,6 +330,7 @@ impl Provider for DockerProvider {
                     AttributeSchema::replaces("path"),
                     AttributeSchema::plain("content"),
                     AttributeSchema::plain("mode"),
+                    AttributeSchema::plain("owner"),
                     AttributeSchema::plain("temp_dir"),
                 ],
             },

@@ -47,9 +47,6 @@ fn generate(settings: &Settings) -> Result<Outcome, CliError> {
         ));
     }
     print(&text);
-    for name in &generated.empty {
-        eprintln!("warning: `{name}` is empty in {file}: fill it, or delete its line and run `stackctl secrets generate` again");
-    }
     if !generated.left_to_user.is_empty() {
         eprintln!(
             "warning: not secrets, so not generated; set them in {file}: {}",
