@@ -601,7 +601,17 @@ async fn the_shops_postgres_admits_the_api_only_over_tls_with_scram() {
 
     // From the api's container, with the api's own DATABASE_URL: encrypted; the same URL
     // with TLS turned off: refused by pg_hba.conf.
-    let api = format!("{TLS_NAME}-api");
+    // A routed service's container is named per version: found by its labels.
+    let api = docker(&[
+        "ps",
+        "--filter",
+        &format!("label=stackctl.stack={TLS_NAME}"),
+        "--filter",
+        "label=stackctl.resource=service.api",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(api.lines().count(), 1, "one api container: {api}");
     let probe = r#"
 import os, psycopg2
 url = os.environ["DATABASE_URL"]
@@ -616,7 +626,15 @@ try:
 except psycopg2.OperationalError as error:
     print("plaintext=refused: " + " ".join(str(error).split()))
 "#;
-    let output = docker(&["exec", &api, "python3", "-c", probe]);
+    let output = Command::new("docker")
+        .args(["exec", &api, "python3", "-c", probe])
+        .output()
+        .expect("docker exec");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(output.contains("ssl=True version=TLSv1."), "{output}");
     assert!(
         output.contains("plaintext=refused")
