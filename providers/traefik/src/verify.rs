@@ -3,8 +3,9 @@
 //!
 //! The engine decides *when* to verify (`stackctl verify`, after an apply) and where the
 //! results go; this file knows what only the Traefik side knows: which requests a route
-//! implies, how to tell that Traefik serves the current rules (its API), and which check
-//! needs the dashboard's login.
+//! implies, how to tell that Traefik serves the current rules (its API), which check
+//! needs the dashboard's login, and which route and minimum TLS version the TLS probe of
+//! the edge uses.
 
 use std::time::Duration;
 
@@ -80,12 +81,15 @@ impl TraefikProvider {
             ..CheckOptions::default()
         };
         let results = checks::run_checks(&list, &options).await;
-        let tls = match request.has_edge {
-            true => match tls_audit_target(&request.desired) {
-                Some(target) => Some(checks::audit_tls(&target, &options).await),
-                None => None,
-            },
-            false => None,
+        // The edge's TLS, probed once the checks have seen it answer.
+        let audit_target = if request.has_edge {
+            tls_audit_target(&request.desired)
+        } else {
+            None
+        };
+        let tls = match audit_target {
+            Some(target) => Some(checks::audit_tls(&target, &options).await),
+            None => None,
         };
         let mut lines = Vec::new();
         for result in &results {
