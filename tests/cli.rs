@@ -29,7 +29,7 @@ fn plan_of_the_reference_stack_creates_everything_in_dependency_order_as_text() 
     );
     assert!(run
         .stdout
-        .contains("Plan: 33 to create, 0 to update, 0 to replace, 0 to delete"));
+        .contains("Plan: 36 to create, 0 to update, 0 to replace, 0 to delete"));
     insta::assert_snapshot!("plan_reference_text", environment.filter(&run.stdout));
 }
 
@@ -41,7 +41,7 @@ fn plan_of_the_reference_stack_as_json_and_markdown() {
     let document: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(document["format_version"], 1);
     assert_eq!(document["live_state"]["read"], false);
-    assert_eq!(document["summary"]["create"], 33);
+    assert_eq!(document["summary"]["create"], 36);
     insta::assert_snapshot!("plan_reference_json", environment.filter(&json.stdout));
     let markdown = plan(&environment, "markdown");
     assert_eq!(markdown.code, 0, "{}", markdown.stderr);
@@ -939,4 +939,134 @@ fn env_file_errors_name_the_line_and_never_a_value() {
     environment.write(".env", "FLOWER_PASSWORD=p@$$w0rd\nOTHER_SECRET='x'\n");
     let run = environment.run(&["validate"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// Issue 15, point 4: `secrets generate` fills every secret the stack uses and `.env`
+/// lacks — a random value, a TLS key, a certificate for it — prints only names, writes
+/// `.env` 0600 keeping its lines, and has git ignore it; `validate` warns about weak
+/// secrets without printing them.
+#[test]
+fn secrets_generate_fills_missing_secrets_privately_and_validate_warns_about_weak_ones() {
+    use std::os::unix::fs::PermissionsExt;
+    let environment = TestEnvironment::new();
+    environment.write(
+        "stack.toml",
+        &format!(
+            "{BASE}\n[services.api]\nimage = \"api:1\"\nenv = {{ DATABASE_URL = \"postgres://app:${{POSTGRES_PASSWORD}}@postgres/app\", DJANGO_SECRET_KEY = \"${{DJANGO_SECRET_KEY}}\", ALLOWED_HOSTS = \"${{WEBSITE_DOMAIN}}\" }}\n\n[files.postgres-key]\npath = \"postgres/server.key\"\ncontent = \"${{POSTGRES_TLS_KEY}}\"\n\n[files.postgres-certificate]\npath = \"postgres/server.crt\"\ncontent = \"${{POSTGRES_TLS_CERT}}\"\n"
+        )
+        .replace("name = \"shop\"\n", "name = \"shop\"\nenv_file = \".env\"\n"),
+    );
+    environment.write(
+        ".env.example",
+        "WEBSITE_DOMAIN=example.com\nPOSTGRES_PASSWORD=change-me\nDJANGO_SECRET_KEY=change-me\nPOSTGRES_TLS_KEY=\nPOSTGRES_TLS_CERT=\n",
+    );
+    let existing =
+        "# my settings\nWEBSITE_DOMAIN=shop.test # the public name\nDJANGO_SECRET_KEY=hunter2\n";
+    environment.write(".env", existing);
+    let git = |arguments: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(environment.path())
+            .args(arguments)
+            .output()
+            .expect("run git")
+    };
+    assert!(git(&["init", "--quiet"]).status.success());
+
+    // The short secret is called out, by name only (beside the missing ones).
+    let validate = environment.run(&["validate"]);
+    assert_eq!(validate.code, 1, "{}", validate.stderr);
+    assert!(
+        validate
+            .stderr
+            .contains("`${POSTGRES_PASSWORD}` has no value"),
+        "{}",
+        validate.stderr
+    );
+    assert!(
+        validate
+            .stderr
+            .contains("the secret `${DJANGO_SECRET_KEY}` is 7 characters long"),
+        "{}",
+        validate.stderr
+    );
+    assert!(!validate.stderr.contains("hunter2"), "{}", validate.stderr);
+
+    let run = environment.run(&["secrets", "generate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let written = environment.read(".env");
+    assert!(
+        written.starts_with(existing),
+        "existing lines kept:\n{written}"
+    );
+    let values = stackctl::config::parse_env_file(&written, &Default::default())
+        .expect("the env file still parses");
+    let password = &values["POSTGRES_PASSWORD"];
+    assert_eq!(password.len(), 32);
+    assert!(password.chars().all(|c| c.is_ascii_alphanumeric()));
+    assert_eq!(
+        values["DJANGO_SECRET_KEY"], "hunter2",
+        "present values stay"
+    );
+    assert!(values["POSTGRES_TLS_KEY"].starts_with("-----BEGIN PRIVATE KEY-----\n"));
+    assert!(values["POSTGRES_TLS_CERT"].starts_with("-----BEGIN CERTIFICATE-----\n"));
+    let output = format!("{}{}", run.stdout, run.stderr);
+    for name in ["POSTGRES_PASSWORD", "POSTGRES_TLS_KEY", "POSTGRES_TLS_CERT"] {
+        assert!(
+            run.stdout.contains(&format!("  {name}\n")),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(!output.contains("WEBSITE_DOMAIN\n"), "{output}");
+    for secret in [password.as_str(), "BEGIN"] {
+        assert!(!output.contains(secret), "a value was printed:\n{output}");
+    }
+    let mode = std::fs::metadata(environment.path().join(".env"))
+        .expect(".env")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(
+        git(&["check-ignore", "--quiet", ".env"]).status.success(),
+        ".gitignore: {}",
+        environment.read(".gitignore")
+    );
+    // A second run has nothing to do and changes nothing.
+    let again = environment.run(&["secrets", "generate"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stdout.contains("nothing generated"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(environment.read(".env"), written);
+    assert_eq!(
+        environment.read(".gitignore").matches("/.env").count(),
+        1,
+        "added once"
+    );
+
+    // The generated secrets are strong; the placeholder is called out.
+    environment.write(
+        ".env",
+        &written.replace("DJANGO_SECRET_KEY=hunter2", "DJANGO_SECRET_KEY=change-me"),
+    );
+    let validate = environment.run(&["validate"]);
+    assert_eq!(validate.code, 0, "{}", validate.stderr);
+    assert!(
+        validate.stderr.contains(
+            "the secret `${DJANGO_SECRET_KEY}` is the placeholder `.env.example` shows everyone"
+        ),
+        "{}",
+        validate.stderr
+    );
+    assert!(
+        !validate.stderr.contains("POSTGRES_PASSWORD}` "),
+        "{}",
+        validate.stderr
+    );
+    let strict = environment.run(&["validate", "--strict"]);
+    assert_eq!(strict.code, 1, "{}", strict.stderr);
 }

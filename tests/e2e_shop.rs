@@ -38,8 +38,13 @@ fn docker(arguments: &[&str]) -> String {
 }
 
 /// A copy of examples/shop and of apps/ (so the test may edit the api's code), with its
-/// own stack name, host root and ports.
+/// own stack name, host root and ports, and Postgres's TLS key and certificate made by
+/// `stackctl secrets generate` (the example's `.env.example` leaves them empty).
 fn stack() -> TestEnvironment {
+    stack_named(NAME, [HTTP, HTTPS, ADMIN])
+}
+
+fn stack_named(name: &str, [http, https, admin]: [u16; 3]) -> TestEnvironment {
     let environment = TestEnvironment::new();
     support::copy_tree(&repository().join("examples/shop"), environment.path());
     for leftover in ["runs", "state"] {
@@ -49,16 +54,25 @@ fn stack() -> TestEnvironment {
     let root = environment.path().join("host-root");
     let text = environment
         .read("stack.toml")
-        .replace("name = \"shop-local\"", &format!("name = \"{NAME}\""))
-        .replace(
-            "root = \"/tmp/stackctl/shop-local\"",
-            &format!("root = \"{}\"", root.display()),
-        )
+        .replace("name = \"shop-local\"", &format!("name = \"{name}\""))
+        .replace("/tmp/stackctl/shop-local", &root.display().to_string())
         .replace("\"../../apps/", "\"apps/")
-        .replace("19080", &HTTP.to_string())
-        .replace("19443", &HTTPS.to_string())
-        .replace("19081", &ADMIN.to_string());
+        .replace("19080", &http.to_string())
+        .replace("19443", &https.to_string())
+        .replace("19081", &admin.to_string());
     environment.write("stack.toml", &text);
+    let generated = stackctl(&environment, &["secrets", "generate"]);
+    assert_eq!(
+        generated.code, 0,
+        "{}{}",
+        generated.stdout, generated.stderr
+    );
+    assert!(
+        generated.stdout.contains("POSTGRES_TLS_KEY")
+            && generated.stdout.contains("POSTGRES_TLS_CERT"),
+        "{}",
+        generated.stdout
+    );
     environment
 }
 
@@ -103,18 +117,19 @@ fn post_json(path: &str, body: &str) -> (Option<u16>, String) {
     )
 }
 
-/// Removes the test's containers, networks and volumes when it ends, passing or not.
-struct Cleanup;
+/// Removes the test's containers, networks, volumes and images of the stack it names when
+/// it ends, passing or not.
+struct Cleanup(&'static str);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        remove_leftovers(NAME);
+        remove_leftovers(self.0);
         let images = docker(&[
             "image",
             "ls",
             "--format",
             "{{.Repository}}:{{.Tag}}",
-            &format!("{NAME}/*"),
+            &format!("{}/*", self.0),
         ]);
         for image in images.split_whitespace() {
             docker(&["image", "rm", image]);
@@ -150,7 +165,7 @@ async fn celery_round_trip(a: i64, b: i64) -> String {
 async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_destroyed() {
     build_images();
     remove_leftovers(NAME);
-    let _cleanup = Cleanup;
+    let _cleanup = Cleanup(NAME);
     let environment = stack();
 
     // One apply brings up the whole shop; its checks pass through the edge.
@@ -287,6 +302,33 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
         &[],
         &url("shop.test", "/"),
         &url("shop.test", "/api/health"),
+    );
+
+    // The edge's TLS, probed through the real Traefik (issue 15, point 3): TLS 1.0 and 1.1
+    // refused (the floor is 1.2), what a client negotiates, the certificate's issuer (the
+    // default certificate here: staging cannot reach this machine), HSTS as promised.
+    let tls: stackctl_provider::EdgeTlsReport = serde_json::from_str(
+        &std::fs::read_to_string(first_run.join("tls.json")).expect("tls.json in the run folder"),
+    )
+    .expect("tls.json reads as the report");
+    assert!(tls.passed, "{tls:#?}");
+    assert_eq!(tls.minimum_version, "TLS 1.2");
+    let refused: Vec<(&str, bool)> = tls
+        .below_minimum
+        .iter()
+        .map(|probe| (probe.version.as_str(), probe.refused))
+        .collect();
+    assert_eq!(refused, [("TLS 1.0", true), ("TLS 1.1", true)], "{tls:#?}");
+    assert_eq!(tls.negotiated.version.as_deref(), Some("TLS 1.3"));
+    assert_eq!(
+        tls.negotiated.certificate_issuer.as_deref(),
+        Some("CN=TRAEFIK DEFAULT CERT")
+    );
+    assert_eq!(tls.hsts.max_age, Some(31_536_000));
+    assert!(
+        verified.stdout.contains("ok   tls: TLS 1.0 refused"),
+        "{}",
+        verified.stdout
     );
 
     // A change to the api's code: one image build, the api swapped (its worker and beat run
@@ -511,4 +553,120 @@ fn remove_leftovers(stack: &str) {
             docker(&[kind, "rm", item]);
         }
     }
+}
+
+/// Issue 15, point 5: the shop's real Postgres speaks TLS only. Its key is a file on the
+/// host, 0600 and owned by the image's postgres uid; Postgres runs with `ssl = on` and
+/// scram-sha-256; the api's own connection (its `DATABASE_URL`, `sslmode=require`) is
+/// encrypted according to `pg_stat_ssl`, and the same connection without TLS is refused.
+/// Only the api and what it needs are applied (`--target service.api`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shops_postgres_admits_the_api_only_over_tls_with_scram() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    const TLS_NAME: &str = "e2e-shop-tls";
+    build_images();
+    remove_leftovers(TLS_NAME);
+    let _cleanup = Cleanup(TLS_NAME);
+    let environment = stack_named(TLS_NAME, [29280, 29643, 29281]);
+
+    let applied = stackctl(
+        &environment,
+        &["apply", "--yes", "--skip-checks", "--target", "service.api"],
+    );
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+
+    // The key on the host: private, and owned by the uid Postgres runs as.
+    let key = environment
+        .path()
+        .join("host-root/files/postgres-tls/server.key");
+    let metadata = std::fs::metadata(&key).expect("the key is on the host");
+    assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+    assert_eq!((metadata.uid(), metadata.gid()), (999, 999));
+    let postgres = format!("{TLS_NAME}-postgres");
+    assert_eq!(docker(&["exec", &postgres, "id", "-u"]), "999");
+
+    // The server's settings, read from Postgres itself.
+    let settings = docker(&[
+        "exec",
+        &postgres,
+        "psql",
+        "--username=app",
+        "--dbname=app",
+        "--no-align",
+        "--tuples-only",
+        "--command=select current_setting('ssl'), current_setting('password_encryption'), \
+         (select rolpassword like 'SCRAM-SHA-256$%' from pg_authid where rolname = 'app')",
+    ]);
+    assert_eq!(settings, "on|scram-sha-256|t");
+
+    // From the api's container, with the api's own DATABASE_URL: encrypted; the same URL
+    // with TLS turned off: refused by pg_hba.conf.
+    // A routed service's container is named per version: found by its labels.
+    let api = docker(&[
+        "ps",
+        "--filter",
+        &format!("label=stackctl.stack={TLS_NAME}"),
+        "--filter",
+        "label=stackctl.resource=service.api",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(api.lines().count(), 1, "one api container: {api}");
+    let probe = r#"
+import os, psycopg2
+url = os.environ["DATABASE_URL"]
+assert "sslmode=require" in url, "the api's URL asks for TLS"
+with psycopg2.connect(url, connect_timeout=5) as connection, connection.cursor() as cursor:
+    cursor.execute("select ssl, version from pg_stat_ssl where pid = pg_backend_pid()")
+    ssl, version = cursor.fetchone()
+    print(f"ssl={ssl} version={version}")
+try:
+    psycopg2.connect(url.replace("sslmode=require", "sslmode=disable"), connect_timeout=5)
+    print("plaintext=accepted")
+except psycopg2.OperationalError as error:
+    print("plaintext=refused: " + " ".join(str(error).split()))
+"#;
+    let output = Command::new("docker")
+        .args(["exec", &api, "python3", "-c", probe])
+        .output()
+        .expect("docker exec");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.contains("ssl=True version=TLSv1."), "{output}");
+    assert!(
+        output.contains("plaintext=refused")
+            && output.contains("no pg_hba.conf entry")
+            && output.contains("no encryption"),
+        "{output}"
+    );
+    // The api's health (it queries Postgres) passes over that TLS connection, and the
+    // server logged the api's connections as encrypted.
+    let health = docker(&[
+        "exec",
+        &api,
+        "curl",
+        "-fsS",
+        "http://localhost:8000/api/health",
+    ]);
+    assert!(health.contains("\"postgres\":\"ok\""), "{health}");
+    let logs = Command::new("docker")
+        .args(["logs", &postgres])
+        .output()
+        .expect("docker logs");
+    let logs = String::from_utf8_lossy(&logs.stderr).into_owned();
+    assert!(
+        logs.contains("connection authorized: user=app database=app SSL enabled (protocol=TLSv1."),
+        "{logs}"
+    );
+
+    let destroyed = stackctl(&environment, &["destroy", "--yes", "--allow-data-loss"]);
+    assert_eq!(
+        destroyed.code, 0,
+        "{}{}",
+        destroyed.stdout, destroyed.stderr
+    );
+    assert!(!key.exists(), "destroy removes the key from the host");
 }

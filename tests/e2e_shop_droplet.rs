@@ -98,6 +98,12 @@ fn write_stack(environment: &TestEnvironment, droplet: &DropletHost) {
             environment.path().join("droplet-files").display()
         ),
     );
+    // The files Postgres mounts (its TLS key and certificate, pg_hba.conf) live under the
+    // root too.
+    text = text.replace(
+        "/var/lib/stackctl/shop/",
+        &format!("{}/", environment.path().join("droplet-files").display()),
+    );
     text = replace_once(
         &text,
         "image = \"traefik:v3.3\"\n",
@@ -131,6 +137,9 @@ fn write_stack(environment: &TestEnvironment, droplet: &DropletHost) {
             public_key.trim()
         ),
     );
+    // Postgres's TLS key and certificate, as an operator makes them.
+    let generated = environment.run(&["secrets", "generate"]);
+    assert_eq!(generated.code, 0, "{}", explain(&generated));
 }
 
 fn replace_once(text: &str, from: &str, to: &str) -> String {

@@ -132,6 +132,9 @@ pub enum Command {
     /// Inspect or repair recorded state.
     #[command(subcommand)]
     State(StateCommand),
+    /// Generate the secrets the env file lacks.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Print the resource dependency graph.
     Graph {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
@@ -255,6 +258,15 @@ pub struct RollbackArgs {
     /// Do not run the checks after the rollback.
     #[arg(long)]
     pub skip_checks: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Fill every secret variable the stack uses and the env file lacks with a strong
+    /// random value (`*_TLS_KEY`: a private key; `*_TLS_CERT`: a self-signed certificate
+    /// for it). Values are never printed, only the names filled. The env file is written
+    /// 0600, its lines and comments kept, and added to `.gitignore` in a git work tree.
+    Generate,
 }
 
 #[derive(Debug, Subcommand)]

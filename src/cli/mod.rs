@@ -73,6 +73,7 @@ async fn run(command: Command, settings: &Settings) -> Result<report::Outcome, C
         Command::Verify { format } => verify::run(settings, format).await,
         Command::Import { address, id } => state::import(settings, &address, &id).await,
         Command::State(command) => state::run(settings, command).await,
+        Command::Secrets(command) => secrets::run(settings, command),
         Command::Graph { format } => graph::run(settings, format),
         Command::Rollback(arguments) => rollback::run(settings, &arguments).await,
         Command::Ps { format } => ps::run(settings, format).await,

@@ -9,6 +9,7 @@ pub mod env_file;
 pub mod environment;
 pub mod go_regexp;
 pub mod parse;
+pub mod secret_generation;
 pub mod secret_hints;
 pub mod shape;
 pub mod traefik_rule;
@@ -18,7 +19,7 @@ pub mod validate;
 #[cfg(test)]
 mod validate_tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Severity, SourceFile};
@@ -184,6 +185,90 @@ pub fn load_text(
         sources,
         fingerprint,
     })
+}
+
+/// The variables a stack file uses and the rule saying which are secret, read without
+/// needing their values (`stackctl secrets generate` runs before the env file is complete).
+#[derive(Clone, Debug)]
+pub struct StackVariables {
+    /// Every `${VAR}` name in the file.
+    pub used: BTreeSet<String>,
+    /// The env file: `--env-file`, else `[stack].env_file` beside the stack file.
+    pub env_file: Option<PathBuf>,
+    /// No values: only [`Environment::is_secret`] is meant to be asked.
+    pub rules: Environment,
+}
+
+/// Reads which variables `path` uses (its shape is checked; its values are not).
+pub fn stack_variables(
+    path: &Path,
+    env_file_override: Option<&Path>,
+) -> Result<StackVariables, ConfigErrors> {
+    let name = display_name(path);
+    let text = env_file::read_regular_file(path).map_err(|error| ConfigErrors {
+        diagnostics: vec![Diagnostic::error("unreadable", format!("cannot read `{name}`: {error}"))
+            .hint("pass the stack file with `--config PATH`, or run from the directory holding stack.toml")],
+        sources: vec![],
+    })?;
+    let source = SourceFile { name, text };
+    let sources = vec![source.clone()];
+    let fail = |diagnostics| ConfigErrors {
+        diagnostics,
+        sources: sources.clone(),
+    };
+    let (document, map) = document::parse(&source).map_err(fail)?;
+    let structural = shape::check(&document, &json_schema(), &map);
+    if !structural.is_empty() {
+        return Err(fail(structural));
+    }
+    let config: Config = serde_json::from_value(document.clone()).map_err(|error| {
+        fail(vec![Diagnostic::error(
+            "invalid",
+            format!("invalid stack file: {error}"),
+        )
+        .at(map.value(""))])
+    })?;
+    let base_directory = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let env_file = env_file_override.map(Path::to_path_buf).or_else(|| {
+        config
+            .stack
+            .env_file
+            .as_ref()
+            .map(|file| base_directory.join(file))
+    });
+    let mut used = BTreeSet::new();
+    collect_variables(&document, &mut used);
+    Ok(StackVariables {
+        used,
+        env_file,
+        rules: Environment::new(
+            BTreeMap::new(),
+            &BTreeMap::new(),
+            &config.stack.secrets,
+            &config.stack.not_secrets,
+        ),
+    })
+}
+
+fn collect_variables(value: &serde_json::Value, found: &mut BTreeSet<String>) {
+    match value {
+        serde_json::Value::String(text) => found.extend(environment::variables_in(text)),
+        serde_json::Value::Array(items) => {
+            for item in items {
+                collect_variables(item, found);
+            }
+        }
+        serde_json::Value::Object(entries) => {
+            for item in entries.values() {
+                collect_variables(item, found);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The env file's variables, with Docker Compose's semantics (see [`env_file`]).

@@ -60,6 +60,40 @@ pub fn value_looks_secret(value: &str) -> bool {
     (classes >= 3 && entropy >= 3.5) || (value.len() >= 32 && entropy >= 3.7)
 }
 
+/// Why a secret's value is weak.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Weakness {
+    /// It is the value `.env.example` shows everyone.
+    Placeholder,
+    /// Fewer than [`MINIMUM_SECRET_LENGTH`] characters.
+    Short { length: usize },
+    /// Its characters carry fewer than [`MINIMUM_SECRET_BITS`] bits by their own
+    /// distribution (`aaaaaaaaaaaaaaaaaaaa`, `passwordpassword`).
+    LowEntropy { bits: f64 },
+}
+
+pub const MINIMUM_SECRET_LENGTH: usize = 16;
+pub const MINIMUM_SECRET_BITS: f64 = 48.0;
+
+/// The first weakness of a secret `value`, given the `.env.example` `placeholder` for
+/// it. PEM blocks (keys, certificates) are structured, not passwords: never weak here.
+pub fn secret_weakness(value: &str, placeholder: Option<&str>) -> Option<Weakness> {
+    if placeholder.is_some_and(|placeholder| !placeholder.is_empty() && placeholder == value) {
+        return Some(Weakness::Placeholder);
+    }
+    if value.is_empty() || value.trim_start().starts_with("-----BEGIN ") {
+        return None;
+    }
+    let length = value.chars().count();
+    if length < MINIMUM_SECRET_LENGTH {
+        return Some(Weakness::Short { length });
+    }
+    // The sample's own distribution underestimates a short random string a little and
+    // overestimates a long dictionary phrase; it is a warning's heuristic, not a proof.
+    let bits = shannon_entropy(value) * length as f64;
+    (bits < MINIMUM_SECRET_BITS).then_some(Weakness::LowEntropy { bits })
+}
+
 /// Bits per character of `text`'s own character distribution.
 fn shannon_entropy(text: &str) -> f64 {
     let mut counts = std::collections::BTreeMap::new();
@@ -79,6 +113,33 @@ fn shannon_entropy(text: &str) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weak_secrets_are_named_by_their_weakness() {
+        assert_eq!(
+            secret_weakness("change-me", Some("change-me")),
+            Some(Weakness::Placeholder)
+        );
+        assert_eq!(
+            secret_weakness("hunter2", None),
+            Some(Weakness::Short { length: 7 })
+        );
+        assert!(matches!(
+            secret_weakness("aaaaaaaaaaaaaaaaaaaaaaaa", None),
+            Some(Weakness::LowEntropy { .. })
+        ));
+        assert!(matches!(
+            secret_weakness("passwordpassword", None),
+            Some(Weakness::LowEntropy { .. })
+        ));
+        assert_eq!(secret_weakness("q7Vb2LmX9rTz4NcW8kPe3HsY", Some("")), None);
+        assert_eq!(
+            secret_weakness("-----BEGIN PRIVATE KEY-----\nMIG\n", None),
+            None
+        );
+        // An empty placeholder matches nothing.
+        assert_eq!(secret_weakness("", Some("")), None);
+    }
 
     #[test]
     fn names_and_values_that_look_secret() {

@@ -327,6 +327,11 @@ pub struct FileConfig {
     /// content holds a secret).
     #[serde(default)]
     pub mode: Option<String>,
+    /// The file's owner on the host, numeric `"UID:GID"` (default: the user stackctl
+    /// writes as, often root). A key a container reads as a non-root user must be owned
+    /// by that user's uid, e.g. `"999:999"` for the shop's Postgres.
+    #[serde(default)]
+    pub owner: Option<String>,
     /// Allows an absolute `path` outside the stack's root directory on the host (files are
     /// written as the SSH user, often root: a path elsewhere must be meant).
     #[serde(default)]

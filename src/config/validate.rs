@@ -461,6 +461,19 @@ impl Checks<'_> {
                 )
                 .hint = Some("files are written as the SSH user, often root: a path elsewhere (say `/etc/…`) must be meant, so say so with `allow_outside_root = true`".into());
             }
+            if let Some(owner) = &file.owner {
+                let numeric = owner.split_once(':').is_some_and(|(uid, gid)| {
+                    uid.parse::<u32>().is_ok() && gid.parse::<u32>().is_ok()
+                });
+                if !numeric {
+                    self.error(
+                        "invalid-value",
+                        &child_path(&base, "owner"),
+                        format!("`{owner}` is not a numeric owner"),
+                        "`\"UID:GID\"` in numbers, e.g. \"999:999\" (the host may have no user of that name)",
+                    );
+                }
+            }
             if let Some(mode) = &file.mode {
                 if file_mode(mode).is_none() {
                     self.error(
@@ -914,7 +927,20 @@ impl Checks<'_> {
         }
         self.secret_looking_literals(document);
         let example_path = base_directory.join(".env.example");
-        let Ok(example) = read_regular_file(&example_path) else {
+        let example_text = read_regular_file(&example_path).ok();
+        // Validating with `.env.example` itself: its values are placeholders by design.
+        let env_is_example = env_path.is_some_and(|env_path| {
+            env_path.canonicalize().ok() == example_path.canonicalize().ok()
+                && example_text.is_some()
+        });
+        if !env_is_example {
+            let placeholders = example_text
+                .as_deref()
+                .and_then(|text| super::env_file::parse(text, &BTreeMap::new()).ok())
+                .unwrap_or_default();
+            self.weak_secrets(&used, environment, &placeholders);
+        }
+        let Some(example) = example_text else {
             if !used.is_empty() {
                 self.found.push(Diagnostic::warning(
                     "env-example-missing",
@@ -1010,6 +1036,52 @@ impl Checks<'_> {
 
     /// A variable the naming rule does not make secret, but whose name or value looks
     /// like one: plans and state would show it. Warned once per variable.
+    /// Secrets that are the `.env.example` placeholder, short, or low in entropy: each a
+    /// warning at the first place the stack uses it, naming the weakness, never the value.
+    fn weak_secrets(
+        &mut self,
+        used: &BTreeMap<String, String>,
+        environment: &Environment,
+        placeholders: &BTreeMap<String, String>,
+    ) {
+        for (name, path) in used {
+            if !environment.is_secret(name) {
+                continue;
+            }
+            let Some(value) = environment.get(name) else {
+                continue;
+            };
+            let Some(weakness) =
+                secret_hints::secret_weakness(value, placeholders.get(name).map(String::as_str))
+            else {
+                continue;
+            };
+            let why = match weakness {
+                secret_hints::Weakness::Placeholder => {
+                    "is the placeholder `.env.example` shows everyone".to_string()
+                }
+                secret_hints::Weakness::Short { length } => format!(
+                    "is {length} characters long (at least {} expected)",
+                    secret_hints::MINIMUM_SECRET_LENGTH
+                ),
+                secret_hints::Weakness::LowEntropy { bits } => format!(
+                    "carries about {bits:.0} bits of randomness (at least {:.0} expected)",
+                    secret_hints::MINIMUM_SECRET_BITS
+                ),
+            };
+            self.found.push(
+                Diagnostic::warning(
+                    "weak-secret",
+                    format!("the secret `${{{name}}}` {why}"),
+                )
+                .at(self.map.value(path))
+                .hint(format!(
+                    "delete `{name}` from the env file and run `stackctl secrets generate` to get a strong random value"
+                )),
+            );
+        }
+    }
+
     fn secret_looking_variable(&mut self, name: &str, path: &str, environment: &Environment) {
         let by_name = secret_hints::name_looks_secret(name);
         let by_value = environment

@@ -93,9 +93,14 @@ impl Lowering<'_> {
             };
             let address = Address::new("file", name);
             file_paths.insert(path.clone(), address.clone());
+            let mut resource = Resource::new(address, DOCKER);
+            // Only when set: a file without an owner keeps the hash it always had.
+            if let Some(owner) = &file.owner {
+                resource = resource.with("owner", owner.as_str());
+            }
             resources.push(
                 self.on_host(
-                    Resource::new(address, DOCKER)
+                    resource
                         .with("path", path)
                         .with(
                             "mode",

@@ -31,6 +31,7 @@ mod owner;
 mod refresh;
 mod rollback;
 mod status;
+mod secrets;
 mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,6 +46,7 @@ pub use drift::DriftReport;
 pub use error::{GoneImage, SessionError};
 pub use rollback::RollbackPlan;
 pub use status::{RouteStatus, ServiceStatus, StackStatus};
+pub use secrets::{generate_secrets, GeneratedSecrets, SecretsError};
 pub use verify::VerifyReport;
 
 use crate::config::{self, Diagnostic, LoadOptions, LoadedConfig};

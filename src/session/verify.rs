@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use stackctl_provider::{DashboardLogin, Secret, UserCheck, VerifyRequest};
+use stackctl_provider::{DashboardLogin, EdgeTlsReport, Secret, UserCheck, VerifyRequest};
 
 use super::{droplet_address, Session, SessionError};
 use crate::apply::runs::RunFolder;
@@ -15,6 +15,9 @@ use crate::state::State;
 pub struct VerifyReport {
     /// Every result with its evidence, as pretty JSON (also `checks.json`).
     pub document: String,
+    /// The edge's TLS as probed (also `tls.json`): versions below the minimum refused,
+    /// what a current client negotiates, HSTS. `None` without an edge or a routed host.
+    pub tls: Option<EdgeTlsReport>,
     /// One line per result for people.
     pub lines: Vec<String>,
     pub total: usize,
@@ -39,6 +42,7 @@ impl Session {
         let mut document = Vec::new();
         let mut report = VerifyReport {
             document: String::new(),
+            tls: None,
             lines: Vec::new(),
             total: 0,
             failed: 0,
@@ -57,6 +61,9 @@ impl Session {
             report.total += verification.total;
             report.failed += verification.failed;
             report.warnings.extend(verification.warnings);
+            if verification.tls.is_some() {
+                report.tls = verification.tls;
+            }
         }
         let redact = |text: &str| crate::apply::redact::redact(text, &self.secrets);
         report.document =
@@ -64,6 +71,10 @@ impl Session {
         report.lines = report.lines.iter().map(|line| redact(line)).collect();
         if let Some(folder) = folder {
             let _ = folder.write("checks.json", report.document.as_bytes());
+            if let Some(tls) = &report.tls {
+                let text = serde_json::to_string_pretty(tls).unwrap_or_default() + "\n";
+                let _ = folder.write("tls.json", redact(&text).as_bytes());
+            }
         }
         Ok(report)
     }

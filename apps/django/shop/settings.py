@@ -2,7 +2,7 @@
 who the user is over the backend network. Never routed through the edge."""
 
 import os
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
 DEBUG = False
@@ -42,8 +42,10 @@ TEMPLATES = [
 
 
 def database_from_url(url: str) -> dict:
-    """postgres://user:password@host:port/name → Django's DATABASES entry."""
+    """postgres://user:password@host:port/name?sslmode=require → Django's DATABASES entry
+    (libpq parameters in the query, such as sslmode, become OPTIONS)."""
     parts = urlparse(url)
+    options = {name: values[-1] for name, values in parse_qs(parts.query).items()}
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": parts.path.lstrip("/"),
@@ -52,6 +54,7 @@ def database_from_url(url: str) -> dict:
         "HOST": parts.hostname or "",
         "PORT": str(parts.port or 5432),
         "CONN_MAX_AGE": 60,
+        "OPTIONS": options,
     }
 
 

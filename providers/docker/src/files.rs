@@ -91,7 +91,18 @@ pub async fn apply(host: &dyn Host, action: &Action) -> Result<ApplyOutcome, Pro
             .to_string(),
         _ => String::new(),
     };
-    host.write_file(path, content.as_bytes(), mode, temp_dir)
+    // `owner` is numeric "UID:GID" (validated with the config); the file is given to it
+    // before it appears, so a key is never briefly readable by another user.
+    let owner = match text(&desired.attributes, "owner") {
+        Some(owner) => Some(parse_owner(owner).ok_or_else(|| {
+            ProviderError::failed(format!(
+                "`{}`: owner `{owner}` is not numeric `UID:GID`",
+                action.address
+            ))
+        })?),
+        None => None,
+    };
+    host.write_file_owned(path, content.as_bytes(), mode, owner, temp_dir)
         .await
         .map_err(failure)?;
     if let Some(old) = prior_path.filter(|old| old != path) {
@@ -100,6 +111,12 @@ pub async fn apply(host: &dyn Host, action: &Action) -> Result<ApplyOutcome, Pro
     Ok(ApplyOutcome::Recorded(RecordedResource::from_desired(
         desired, None,
     )))
+}
+
+/// `"999:999"` → (999, 999).
+pub fn parse_owner(owner: &str) -> Option<(u32, u32)> {
+    let (uid, gid) = owner.split_once(':')?;
+    Some((uid.parse().ok()?, gid.parse().ok()?))
 }
 
 fn text<'a>(attributes: &'a Attributes, name: &str) -> Option<&'a str> {

@@ -331,6 +331,7 @@ impl Provider for DockerProvider {
                     AttributeSchema::replaces("path"),
                     AttributeSchema::plain("content"),
                     AttributeSchema::plain("mode"),
+                    AttributeSchema::plain("owner"),
                     AttributeSchema::plain("temp_dir"),
                 ],
             },

@@ -106,6 +106,17 @@ pub trait Host: Send + Sync {
         temp_dir: &str,
     ) -> Result<(), HostError>;
 
+    /// [`Host::write_file`], the file owned by `owner` (numeric uid, gid) from the
+    /// moment it appears: a key a container reads as its own non-root user.
+    async fn write_file_owned(
+        &self,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+        owner: Option<(u32, u32)>,
+        temp_dir: &str,
+    ) -> Result<(), HostError>;
+
     /// Reads many files in one round trip; `None` for a file that does not exist.
     async fn read_files(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>, HostError>;
 

@@ -80,6 +80,18 @@ impl Host for LocalHost {
         mode: u32,
         temp_dir: &str,
     ) -> Result<(), HostError> {
+        self.write_file_owned(path, contents, mode, None, temp_dir)
+            .await
+    }
+
+    async fn write_file_owned(
+        &self,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+        owner: Option<(u32, u32)>,
+        temp_dir: &str,
+    ) -> Result<(), HostError> {
         use std::os::unix::fs::PermissionsExt;
         let target = std::path::Path::new(path);
         if let Some(parent) = target.parent() {
@@ -101,6 +113,11 @@ impl Host for LocalHost {
         tokio::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode))
             .await
             .map_err(|error| self.operation_error(&format!("chmod {temporary}"), error))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&temporary, Some(uid), Some(gid)).map_err(|error| {
+                self.operation_error(&format!("chown {uid}:{gid} {temporary}"), error)
+            })?;
+        }
         tokio::fs::rename(&temporary, path)
             .await
             .map_err(|error| self.operation_error(&format!("rename {temporary} to {path}"), error))

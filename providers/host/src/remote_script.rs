@@ -157,10 +157,12 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// Script that writes stdin to a temporary file in `temp_dir`, sets `mode`, and renames
 /// it over `path`; the parent directories are created first. The temporary file is
 /// created under `umask 077`, so a secret is never readable by others, not even for
-/// the moment before `chmod`.
+/// the moment before `chmod`. With `owner` (uid, gid), the temporary file is given to
+/// that owner before the rename, so the file never appears with another owner.
 pub fn write_file_script(
     path: &str,
     mode: u32,
+    owner: Option<(u32, u32)>,
     temp_dir: &str,
     nonce: &str,
 ) -> Result<String, QuoteError> {
@@ -180,7 +182,11 @@ pub fn write_file_script(
          umask 077\n\
          cat > \"$tmp\"\n\
          chmod {mode:o} -- \"$tmp\"\n\
+         {chown}\
          mv -f -- \"$tmp\" {path}\n",
+        chown = owner
+            .map(|(uid, gid)| format!("chown {uid}:{gid} -- \"$tmp\"\n"))
+            .unwrap_or_default(),
         directories = directories.join(" "),
         mode = mode & 0o7777,
         path = quote(path)?,
@@ -479,13 +485,23 @@ mod tests {
     }
 
     #[test]
+    fn write_file_gives_the_temporary_to_its_owner_before_the_rename() {
+        let script =
+            write_file_script("/srv/key", 0o600, Some((999, 998)), "/srv/.tmp", "n").unwrap();
+        let chown = script.find("chown 999:998 -- \"$tmp\"\n").expect("chown");
+        assert!(chown < script.find("mv -f").unwrap(), "{script}");
+        let plain = write_file_script("/srv/key", 0o600, None, "/srv/.tmp", "n").unwrap();
+        assert!(!plain.contains("chown"), "{plain}");
+    }
+
+    #[test]
     fn write_file_renames_a_private_temporary_into_place_with_the_mode() {
         use std::os::unix::fs::PermissionsExt;
         let directory = tempfile::tempdir().unwrap();
         let base = directory.path().to_str().unwrap();
         let path = format!("{base}/new/dir/it's $(x).yml");
         let temp_dir = format!("{base}/tmp");
-        let script = write_file_script(&path, 0o640, &temp_dir, &nonce()).unwrap();
+        let script = write_file_script(&path, 0o640, None, &temp_dir, &nonce()).unwrap();
         let (status, _, stderr) = run(&script, b"contents\n");
         assert_eq!(status, 0, "{stderr}");
         assert_eq!(std::fs::read(&path).unwrap(), b"contents\n");
@@ -505,8 +521,14 @@ mod tests {
         let temp_dir = format!("{base}/tmp");
         // The target's parent is a file, so `mkdir -p` fails.
         std::fs::write(format!("{base}/file"), b"").unwrap();
-        let script =
-            write_file_script(&format!("{base}/file/child"), 0o644, &temp_dir, &nonce()).unwrap();
+        let script = write_file_script(
+            &format!("{base}/file/child"),
+            0o644,
+            None,
+            &temp_dir,
+            &nonce(),
+        )
+        .unwrap();
         let (status, _, stderr) = run(&script, b"x");
         assert_ne!(status, 0);
         assert!(!stderr.is_empty());
@@ -624,7 +646,7 @@ mod tests {
     #[test]
     fn nul_in_a_path_is_rejected_before_anything_runs() {
         assert!(read_files_script(&["a\0b".to_string()], "n").is_err());
-        assert!(write_file_script("a\0b", 0o644, "/tmp", "n").is_err());
+        assert!(write_file_script("a\0b", 0o644, None, "/tmp", "n").is_err());
         assert!(hold_lock_script("a\0b", "x", "n").is_err());
     }
 }

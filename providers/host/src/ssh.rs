@@ -398,9 +398,21 @@ impl Host for SshHost {
         mode: u32,
         temp_dir: &str,
     ) -> Result<(), HostError> {
+        self.write_file_owned(path, contents, mode, None, temp_dir)
+            .await
+    }
+
+    async fn write_file_owned(
+        &self,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+        owner: Option<(u32, u32)>,
+        temp_dir: &str,
+    ) -> Result<(), HostError> {
         let operation = format!("write {path}");
         let script =
-            remote_script::write_file_script(path, mode, temp_dir, &remote_script::nonce())
+            remote_script::write_file_script(path, mode, owner, temp_dir, &remote_script::nonce())
                 .map_err(|error| self.operation_error(&operation, error))?;
         self.run_script(&operation, &script, contents, &[])
             .await

@@ -14,6 +14,7 @@ mod provider;
 mod resource;
 mod schema;
 mod secret;
+mod tls_report;
 mod value;
 mod verify;
 
@@ -28,5 +29,6 @@ pub use provider::{
 pub use resource::{canonical_json, sha256_hex, Attributes, RecordedResource, Resource};
 pub use schema::{AttributeSchema, KindSchema};
 pub use secret::Secret;
+pub use tls_report::{EdgeTlsReport, HstsFinding, NegotiatedTls, VersionProbe};
 pub use value::{Reference, Value};
 pub use verify::{DashboardLogin, UserCheck, Verification, VerifyError, VerifyRequest};

@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use crate::{Resource, Secret};
+use crate::{EdgeTlsReport, Resource, Secret};
 
 /// A check the user wrote in `[[checks]]`, with every `${VAR}` already resolved.
 #[derive(Clone, Debug)]
@@ -65,6 +65,9 @@ pub struct Verification {
     /// Something a person should know that is not a check result (the edge had not
     /// loaded every route when the checks ran).
     pub warnings: Vec<String>,
+    /// The edge's TLS as probed (versions below the minimum refused, what is negotiated,
+    /// HSTS); `None` from a provider that is not the edge, or a stack without one.
+    pub tls: Option<EdgeTlsReport>,
 }
 
 /// Why verification could not run at all (as opposed to checks that failed).

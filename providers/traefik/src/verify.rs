@@ -3,18 +3,22 @@
 //!
 //! The engine decides *when* to verify (`stackctl verify`, after an apply) and where the
 //! results go; this file knows what only the Traefik side knows: which requests a route
-//! implies, how to tell that Traefik serves the current rules (its API), and which check
-//! needs the dashboard's login.
+//! implies, how to tell that Traefik serves the current rules (its API), which check
+//! needs the dashboard's login, and which route and minimum TLS version the TLS probe of
+//! the edge uses.
 
 use std::time::Duration;
 
 use stackctl_provider::{Resource, Verification, VerifyError, VerifyRequest};
 
 use crate::admin;
+use crate::checks::tls_probe::TlsVersion;
 use crate::checks::{
     self, Check, CheckOptions, Credentials, EdgeFacts, HeaderExpectation, HeaderRule,
-    ResolveOverride, TlsTrust,
+    ResolveOverride, RouteFacts, TlsAuditTarget, TlsTrust,
 };
+use crate::provider::STATIC_FILE_NAME;
+use crate::spec::TlsOptionsSpec;
 use crate::TraefikProvider;
 
 /// Traefik throttles reloads by 2 s; without its API that window is simply waited out.
@@ -77,6 +81,16 @@ impl TraefikProvider {
             ..CheckOptions::default()
         };
         let results = checks::run_checks(&list, &options).await;
+        // The edge's TLS, probed once the checks have seen it answer.
+        let audit_target = if request.has_edge {
+            tls_audit_target(&request.desired)
+        } else {
+            None
+        };
+        let tls = match audit_target {
+            Some(target) => Some(checks::audit_tls(&target, &options).await),
+            None => None,
+        };
         let mut lines = Vec::new();
         for result in &results {
             lines.push(result.summary());
@@ -90,12 +104,26 @@ impl TraefikProvider {
                 }
             }
         }
+        let mut total = results.len();
+        let mut failed = results.iter().filter(|result| !result.passed).count();
+        let mut warnings = warnings;
+        if let Some(report) = &tls {
+            for (passed, line) in checks::report_lines(report) {
+                total += 1;
+                if !passed {
+                    failed += 1;
+                }
+                lines.push(format!("{} {line}", if passed { "ok  " } else { "FAIL" }));
+            }
+            warnings.extend(report.warnings.iter().cloned());
+        }
         Ok(Verification {
             warnings,
             document: serde_json::to_value(&results).unwrap_or_default(),
             lines,
-            total: results.len(),
-            failed: results.iter().filter(|result| !result.passed).count(),
+            total,
+            failed,
+            tls,
         })
     }
 
@@ -158,6 +186,54 @@ impl TraefikProvider {
             ))
         }
     }
+}
+
+/// What the TLS audit probes: the edge's minimum version, and a route's HTTPS URL
+/// (preferring one whose headers promise HSTS, so the promise is checked too). `None`
+/// when no route names a host: no URL would reach a router.
+fn tls_audit_target(desired: &[Resource]) -> Option<TlsAuditTarget> {
+    let static_file = desired.iter().find(|resource| {
+        resource.address.kind() == "file" && resource.address.name() == STATIC_FILE_NAME
+    })?;
+    let minimum = TlsOptionsSpec::from_attributes(&static_file.attributes)
+        .ok()
+        .and_then(|options| TlsVersion::from_traefik(&options.min_version))?;
+    let facts = EdgeFacts::from_resources(desired, &[]).ok()?;
+    let mut routes: Vec<&RouteFacts> = facts
+        .routes
+        .iter()
+        .filter(|route| route.host.is_some())
+        .collect();
+    routes.sort_by_key(|route| {
+        let promises_hsts = route
+            .headers
+            .as_ref()
+            .is_some_and(|headers| headers.sts_seconds > 0);
+        (!promises_hsts, route.name.clone())
+    });
+    let route = routes.first()?;
+    let host = route.host.as_deref()?;
+    let path = route.path.as_deref().unwrap_or("/");
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    let url = if facts.https_port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{}{path}", facts.https_port)
+    };
+    Some(TlsAuditTarget {
+        url,
+        minimum,
+        expected_hsts_max_age: route
+            .headers
+            .as_ref()
+            .map(|headers| headers.sts_seconds)
+            .filter(|seconds| *seconds > 0)
+            .and_then(|seconds| u64::try_from(seconds).ok()),
+    })
 }
 
 /// Each route's name and the rule it should be served with.

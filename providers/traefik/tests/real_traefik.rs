@@ -761,3 +761,200 @@ async fn rendered_files_behave_as_promised_in_a_real_traefik() {
         errors.join("\n")
     );
 }
+
+/// A real Traefik serving one route (`Host(DOMAIN)`, the `secure-headers` middleware with
+/// HSTS) with the TLS floor `min_tls_version`, on loopback ports.
+async fn edge_with_minimum(
+    min_tls_version: &str,
+) -> (tempfile::TempDir, Edge, Traefik, TraefikProvider) {
+    let directory = tempfile::tempdir().expect("a temp dir");
+    let root = directory.path().to_string_lossy().into_owned();
+    let dynamic_dir = format!("{root}/traefik/dynamic");
+    std::fs::create_dir_all(&dynamic_dir).expect("create the dynamic dir");
+    let edge = Edge {
+        web: free_port(),
+        websecure: free_port(),
+        admin: free_port(),
+    };
+    let mut static_resource = static_file(&root);
+    for (key, value) in [
+        ("dynamic_dir", Value::text(&dynamic_dir)),
+        ("http_port", Value::Integer(i64::from(edge.web))),
+        ("https_port", Value::Integer(i64::from(edge.websecure))),
+        (
+            "web_address",
+            Value::text(format!("127.0.0.1:{}", edge.web)),
+        ),
+        (
+            "websecure_address",
+            Value::text(format!("127.0.0.1:{}", edge.websecure)),
+        ),
+        (
+            "admin_address",
+            Value::text(format!("127.0.0.1:{}", edge.admin)),
+        ),
+        ("min_tls_version", Value::text(min_tls_version)),
+    ] {
+        static_resource.attributes.insert(key.to_string(), value);
+    }
+    static_resource.attributes.remove("resolver");
+    let mut resources = vec![
+        static_resource,
+        middleware(
+            &root,
+            "secure-headers",
+            "headers",
+            map(&[("sts_preload", Value::Bool(true))]),
+        ),
+        route(
+            &root,
+            "frontend",
+            &format!("Host(`{DOMAIN}`)"),
+            "frontend",
+            &["secure-headers"],
+        ),
+    ];
+    let provider = TraefikProvider::new(Arc::new(HostConnector::local()), STACK);
+    for resource in &mut resources {
+        provider.prepare(resource).expect("prepare");
+        apply(
+            &provider,
+            action(ActionKind::Create, Some(resource.clone()), None),
+        )
+        .await;
+    }
+    std::fs::write(
+        format!("{dynamic_dir}/backend-frontend.yml"),
+        render_backend(
+            "frontend",
+            &format!("http://127.0.0.1:{}", start_backend("frontend")),
+        ),
+    )
+    .expect("write the backend file");
+    let traefik = Traefik::start(
+        Path::new(&format!("{root}/traefik/traefik.yml")),
+        PathBuf::from(format!("{root}/traefik.log")),
+        directory.path(),
+    );
+    let ready = run_check(
+        &Check::get("frontend ready", edge.https(DOMAIN, "/"), 200),
+        &polling(),
+    )
+    .await;
+    assert_passed(&ready, &traefik);
+    (directory, edge, traefik, provider)
+}
+
+/// Issue 15, point 3: the TLS probe against the real Traefik. With the floor at 1.2,
+/// hellos offering only TLS 1.0 or 1.1 are refused; at 1.3, TLS 1.2 is refused too; the
+/// negotiated version, cipher suite and issuer (Traefik's self-signed default here) and
+/// HSTS are reported. An edge whose floor is really TLS 1.0 is caught: the probe sees the
+/// ServerHello and the report fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_probe_finds_old_versions_refused_and_reports_the_negotiated_tls_in_a_real_traefik() {
+    use stackctl_traefik::checks::tls_probe::{probe_version, TlsVersion};
+    use stackctl_traefik::checks::{audit_tls, TlsAuditTarget};
+
+    for (configured, minimum, refused) in [
+        (
+            "VersionTLS12",
+            TlsVersion::Tls12,
+            vec!["TLS 1.0", "TLS 1.1"],
+        ),
+        (
+            "VersionTLS13",
+            TlsVersion::Tls13,
+            vec!["TLS 1.0", "TLS 1.1", "TLS 1.2"],
+        ),
+    ] {
+        let (_directory, edge, traefik, _provider) = edge_with_minimum(configured).await;
+        let target = TlsAuditTarget {
+            url: edge.https(DOMAIN, "/"),
+            minimum,
+            expected_hsts_max_age: Some(31_536_000),
+        };
+        let report = audit_tls(&target, &options()).await;
+        let shown = serde_json::to_string_pretty(&report).unwrap_or_default();
+        assert!(
+            report.passed,
+            "{configured}: {shown}\n{}",
+            traefik.log_tail()
+        );
+        let probed: Vec<&str> = report
+            .below_minimum
+            .iter()
+            .map(|probe| probe.version.as_str())
+            .collect();
+        assert_eq!(probed, refused, "{shown}");
+        for probe in &report.below_minimum {
+            assert!(probe.refused, "{shown}");
+            assert_eq!(probe.answer, "alert protocol_version", "{shown}");
+        }
+        let negotiated = &report.negotiated;
+        assert_eq!(negotiated.version.as_deref(), Some("TLS 1.3"), "{shown}");
+        assert!(
+            negotiated
+                .cipher_suite
+                .as_deref()
+                .is_some_and(|suite| suite.starts_with("TLS13_")),
+            "{shown}"
+        );
+        assert_eq!(
+            negotiated.certificate_issuer.as_deref(),
+            Some("CN=TRAEFIK DEFAULT CERT"),
+            "{shown}"
+        );
+        assert!(negotiated.self_signed && !negotiated.trusted, "{shown}");
+        assert_eq!(report.hsts.max_age, Some(31_536_000), "{shown}");
+        assert!(
+            report.hsts.include_subdomains && report.hsts.preload,
+            "{shown}"
+        );
+        assert_eq!(report.endpoint, format!("127.0.0.1:{}", edge.websecure));
+        assert_eq!(report.server_name, DOMAIN);
+    }
+
+    // A floor of TLS 1.0: the probe sees the edge accept it, and an audit expecting 1.2
+    // fails naming the version.
+    let (_directory, edge, traefik, _provider) = edge_with_minimum("VersionTLS10").await;
+    let destination = std::net::SocketAddr::new(LOOPBACK, edge.websecure);
+    let (refused, answer) = probe_version(
+        destination,
+        DOMAIN,
+        TlsVersion::Tls10,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        !refused && answer.starts_with("accepted: ServerHello TLS 1.0 with TLS_"),
+        "{answer}\n{}",
+        traefik.log_tail()
+    );
+    let report = audit_tls(
+        &TlsAuditTarget {
+            url: edge.https(DOMAIN, "/"),
+            minimum: TlsVersion::Tls12,
+            expected_hsts_max_age: Some(31_536_000),
+        },
+        &options(),
+    )
+    .await;
+    assert!(!report.passed, "{report:?}");
+    assert!(
+        report.failures.iter().any(|failure| failure
+            .starts_with("TLS 1.0 is below the minimum TLS 1.2 but was not refused")),
+        "{:?}",
+        report.failures
+    );
+    // HSTS weaker than promised fails too.
+    let weaker = audit_tls(
+        &TlsAuditTarget {
+            url: edge.https(DOMAIN, "/"),
+            minimum: TlsVersion::Tls10,
+            expected_hsts_max_age: Some(63_072_000),
+        },
+        &options(),
+    )
+    .await;
+    assert!(!weaker.passed && !weaker.hsts.passed, "{weaker:?}");
+}

@@ -9,6 +9,7 @@ pub mod graph;
 pub mod plan;
 pub mod ps;
 pub mod rollback;
+pub mod secrets;
 pub mod state;
 pub mod table;
 pub mod validate;

@@ -21,7 +21,11 @@ pub fn show(report: &VerifyReport, json: bool) -> Result<Outcome, CliError> {
         eprintln!("warning: {warning}");
     }
     if json {
-        print(&report.document);
+        // The checks as in `checks.json`, beside the TLS probe as in `tls.json`.
+        let checks: serde_json::Value =
+            serde_json::from_str(&report.document).unwrap_or(serde_json::Value::Null);
+        let document = serde_json::json!({ "checks": checks, "tls": report.tls });
+        print(&(serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"));
     } else {
         let mut text = String::from("\nChecks through the edge:\n");
         for line in &report.lines {

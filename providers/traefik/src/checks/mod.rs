@@ -31,6 +31,8 @@
 
 mod implied;
 mod tls;
+mod tls_audit;
+pub mod tls_probe;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -49,6 +51,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 pub use implied::{implied_checks, EdgeFacts, RouteFacts};
 pub use tls::{summarize_certificate, CertificateSummary};
+pub use tls_audit::{audit_tls, hsts_finding, report_lines, TlsAuditTarget};
 
 /// One request and what its answer must look like.
 #[derive(Clone, Debug, Serialize)]
@@ -366,6 +369,9 @@ pub struct TlsReport {
     /// The name sent as SNI and verified against.
     pub server_name: String,
     pub protocol: Option<String>,
+    /// The negotiated cipher suite, e.g. `TLS13_AES_128_GCM_SHA256`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher_suite: Option<String>,
     pub subject: Option<String>,
     pub issuer: Option<String>,
     pub not_before: Option<String>,
@@ -407,7 +413,7 @@ pub async fn run_check(check: &Check, options: &CheckOptions) -> CheckResult {
 }
 
 /// The parts of a check's URL.
-struct Target {
+pub(crate) struct Target {
     https: bool,
     host: String,
     port: u16,
@@ -416,7 +422,7 @@ struct Target {
     path_and_query: String,
 }
 
-fn parse_target(url: &str) -> Result<Target, String> {
+pub(crate) fn parse_target(url: &str) -> Result<Target, String> {
     let uri: Uri = url
         .parse()
         .map_err(|error| format!("`{url}` is not a URL: {error}"))?;
@@ -550,7 +556,7 @@ async fn exchange(
     started: Instant,
 ) -> Result<(), String> {
     let target = parse_target(&check.url)?;
-    let destination = resolve(&target, &options.resolve).await?;
+    let destination = resolve_address(&target, &options.resolve).await?;
     let stream = connect(destination, check.source_address).await?;
     result.connected_to = Some(destination.to_string());
     if let Ok(local) = stream.local_addr() {
@@ -568,7 +574,10 @@ async fn exchange(
     }
 }
 
-async fn resolve(target: &Target, overrides: &[ResolveOverride]) -> Result<SocketAddr, String> {
+pub(crate) async fn resolve_address(
+    target: &Target,
+    overrides: &[ResolveOverride],
+) -> Result<SocketAddr, String> {
     if let Some(rule) = overrides
         .iter()
         .find(|rule| rule.matches(&target.host, target.port))
@@ -642,10 +651,18 @@ async fn handshake(
             .protocol_version()
             .map(|version| format!("{version:?}"))
     });
+    let cipher_suite = outcome.as_ref().ok().and_then(|stream| {
+        stream
+            .get_ref()
+            .1
+            .negotiated_cipher_suite()
+            .map(|suite| format!("{:?}", suite.suite()))
+    });
     if observation.is_some() {
         result.tls = Some(TlsReport {
             server_name: target.host.clone(),
             protocol,
+            cipher_suite,
             subject: summary.as_ref().map(|summary| summary.subject.clone()),
             issuer: summary.as_ref().map(|summary| summary.issuer.clone()),
             not_before: summary
