@@ -285,6 +285,7 @@ pub async fn execute(
                     && !begun.contains_key(&action.provider)
                 {
                     let result = provider.begin_apply(&context).await;
+                    tracing::debug!(provider = %action.provider, "provider begun (host lock taken)");
                     begun.insert(action.provider.clone(), result);
                 }
             }
@@ -537,7 +538,9 @@ pub async fn execute(
     for (name, result) in &begun {
         if result.is_ok() {
             if let Some(provider) = providers.get(name) {
-                if let Err(error) = provider.end_apply(&context).await {
+                let ended = provider.end_apply(&context).await;
+                tracing::debug!(provider = %name, "provider ended (clean-up finished, host lock released)");
+                if let Err(error) = ended {
                     emit(
                         Event {
                             at_ms: elapsed(),

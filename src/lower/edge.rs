@@ -80,11 +80,39 @@ impl Lowering<'_> {
             .with("min_tls_version", min_tls_version)
             .with("dashboard", edge.dashboard)
             .with("access_log", edge.access_log)
-            .with("admin_port", EDGE_ADMIN_PORT);
+            .with("admin_port", EDGE_ADMIN_PORT)
+            .with("default_certificate", self.default_certificate());
         if let Some(tls) = &edge.tls {
             static_file = static_file.with("resolver", self.resolver(tls));
         }
         static_file
+    }
+
+    /// The edge's self-signed default certificate, generated once on the host: without
+    /// one Traefik builds a new certificate on every reload, which slows every swap. The
+    /// host's `<root>/traefik` is the container's `/etc/traefik`.
+    fn default_certificate(&self) -> Value {
+        map([
+            (
+                "certificate",
+                Value::text(format!(
+                    "{}/traefik/certs/default-certificate.pem",
+                    self.root
+                )),
+            ),
+            (
+                "key",
+                Value::text(format!("{}/traefik/certs/default-key.pem", self.root)),
+            ),
+            (
+                "certificate_in_edge",
+                Value::text("/etc/traefik/certs/default-certificate.pem"),
+            ),
+            (
+                "key_in_edge",
+                Value::text("/etc/traefik/certs/default-key.pem"),
+            ),
+        ])
     }
 
     /// The ACME resolver: Let's Encrypt staging unless production was asked for

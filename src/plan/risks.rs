@@ -137,15 +137,23 @@ fn requests_fail(
     let is_static_file =
         action.address.kind() == STATIC_FILE.0 && action.address.name() == STATIC_FILE.1;
 
-    // Removing files dropped by hand into the watched directory changes nothing Traefik
-    // reads at start: the edge keeps running.
-    let removes_strays_only = !action.changes.is_empty()
+    // Removing files dropped by hand into the watched directory, the TLS options file and
+    // the default certificate change nothing Traefik reads at start: it reloads them live
+    // and the edge keeps running.
+    const RELOADED_LIVE: &[&str] = &[
+        "unmanaged_files",
+        "tls_path",
+        "tls_content",
+        "default_certificate",
+        "default_certificate_files",
+    ];
+    let reloaded_live_only = !action.changes.is_empty()
         && action
             .changes
             .iter()
-            .all(|change| change.attribute == "unmanaged_files");
+            .all(|change| RELOADED_LIVE.contains(&change.attribute.as_str()));
     if is_static_file
-        && !removes_strays_only
+        && !reloaded_live_only
         && (action.kind == ActionKind::Update || action.kind.is_replace())
     {
         // The edge's own warning covers it when the edge is replaced in this plan.

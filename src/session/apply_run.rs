@@ -138,6 +138,7 @@ impl Session {
             }
         }
         self.store.finish_journal(journal, state)?;
+        tracing::debug!("state saved");
 
         let events: String = report
             .events
@@ -165,6 +166,7 @@ impl Session {
             async move { (provider.name(), provider.evidence(context).await) }
         }))
         .await;
+        tracing::debug!("evidence collected");
         for (provider, files) in evidence {
             for (name, contents) in files {
                 write(observer, &format!("{provider}/{name}"), &contents);
@@ -207,6 +209,7 @@ impl Session {
         let summary = crate::apply::redact::redact(&summarize(&report), &self.secrets);
         write(observer, "summary.txt", summary.as_bytes());
         observer.summary(&summary);
+        tracing::debug!("run folder written");
 
         let all_done = report.failed() == 0
             && report.skipped() == 0

@@ -21,24 +21,36 @@ use crate::spec::{live_service_attributes, RouteBackend};
 
 impl DockerProvider {
     /// Every live object of the stack: containers, networks, volumes and images in two
-    /// round trips, then the stack's files.
+    /// round trips, and beside them the stack's files (over SSH a command of its own, so
+    /// it overlaps the Docker reads instead of following them).
     pub(crate) async fn refresh(
         &self,
         request: &ReadRequest,
     ) -> Result<Vec<LiveResource>, ProviderError> {
-        let mut live = self.read_live(request).await?;
         // The edge's backend file of each routed service: read with the stack's files.
-        let backend_paths: Vec<(usize, String)> = live
-            .iter()
-            .enumerate()
-            .filter(|(_, resource)| resource.address.kind() == "service")
-            .filter_map(|(index, resource)| {
-                RouteBackend::from_attributes(resource.address.name(), &resource.attributes)
-                    .ok()
-                    .flatten()
-                    .map(|backend| (index, backend.file))
-            })
-            .collect();
+        // Where it is comes from the recorded (else desired) service, as live does.
+        let mut backend_files: BTreeMap<Address, String> = BTreeMap::new();
+        for resource in &request.desired {
+            if resource.address.kind() == "service" {
+                if let Ok(Some(backend)) =
+                    RouteBackend::from_attributes(resource.address.name(), &resource.attributes)
+                {
+                    backend_files.insert(resource.address.clone(), backend.file);
+                }
+            }
+        }
+        for recorded in &request.recorded {
+            if recorded.address.kind() == "service" {
+                match RouteBackend::from_attributes(recorded.address.name(), &recorded.attributes) {
+                    Ok(Some(backend)) => {
+                        backend_files.insert(recorded.address.clone(), backend.file);
+                    }
+                    _ => {
+                        backend_files.remove(&recorded.address);
+                    }
+                }
+            }
+        }
         // Files: recorded attributes win (live is compared with what the last apply left).
         let mut files: BTreeMap<Address, Attributes> = BTreeMap::new();
         for resource in request
@@ -55,27 +67,40 @@ impl DockerProvider {
         {
             files.insert(recorded.address.clone(), recorded.attributes.clone());
         }
-        if backend_paths.is_empty() && files.is_empty() {
-            return Ok(live);
+        if backend_files.is_empty() && files.is_empty() {
+            return self.read_live(request).await;
         }
         // One read for every file, the stack's and the backend files.
         let files: Vec<(Address, Attributes)> = files.into_iter().collect();
         let mut paths = crate::files::paths(&files);
-        paths.extend(backend_paths.iter().map(|(_, path)| path.clone()));
-        let client = self.client(self.recorded_droplet_ip(request)).await?;
-        let mut contents = client
-            .host()
-            .read_files(&paths)
-            .await
-            .map_err(|error| failed(format!("cannot read the stack's files: {error}"), None))?;
-        let backend_contents = contents.split_off(files.len());
-        for ((index, _), content) in backend_paths.iter().zip(backend_contents) {
+        paths.extend(backend_files.values().cloned());
+        let read_files =
+            async {
+                let client = self.client(self.recorded_droplet_ip(request)).await?;
+                client.host().read_files(&paths).await.map_err(|error| {
+                    failed(format!("cannot read the stack's files: {error}"), None)
+                })
+            };
+        let (live, contents) = tokio::join!(self.read_live(request), read_files);
+        let (mut live, mut contents) = (live?, contents?);
+        let backend_contents: BTreeMap<&Address, Option<Vec<u8>>> = backend_files
+            .keys()
+            .zip(contents.split_off(files.len()))
+            .collect();
+        for resource in &mut live {
+            let Some(content) = backend_contents.get(&resource.address) else {
+                continue;
+            };
+            if resource.address.kind() != "service" {
+                continue;
+            }
             // What the edge loads for this service: a file edited or removed by hand is
             // drift of `backend_file`, which an update in place rewrites.
             let value = content
-                .map(|bytes| Value::Text(String::from_utf8_lossy(&bytes).into_owned()))
+                .as_ref()
+                .map(|bytes| Value::Text(String::from_utf8_lossy(bytes).into_owned()))
                 .unwrap_or(Value::Null);
-            live[*index].attributes.insert(BACKEND_FILE.into(), value);
+            resource.attributes.insert(BACKEND_FILE.into(), value);
         }
         live.extend(crate::files::described(&files, contents, &request.salt));
         Ok(live)

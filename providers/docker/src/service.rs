@@ -76,11 +76,13 @@ async fn stop_and_remove(client: &DockerClient, id: &str) -> Result<(), Provider
     let _ = client
         .send_raw(api::stop_container_in_its_grace_period(id))
         .await;
+    tracing::debug!(container = id, "stopped");
     let response = client
         .send_raw(api::remove_container(id))
         .await
         .map_err(from_client)?;
     if response.is_success() || response.status == 404 {
+        tracing::debug!(container = id, "removed");
         Ok(())
     } else {
         Err(failed(
@@ -198,6 +200,7 @@ impl DockerProvider {
                 ));
             }
         }
+        tracing::debug!(container = %name, "created");
         if let Err(error) = client.send(api::start_container(&id)).await {
             let evidence = self.failure_evidence(client, &id, None).await;
             let _ = client.send_raw(api::remove_container(&id)).await;
@@ -206,6 +209,7 @@ impl DockerProvider {
                 Some(evidence),
             ));
         }
+        tracing::debug!(container = %name, "started");
         Ok(id)
     }
 

@@ -83,6 +83,7 @@ impl DockerProvider {
             .write_file(&backend.file, contents.as_bytes(), 0o644, &backend.temp_dir)
             .await
             .map_err(from_host)?;
+        tracing::debug!(service = %backend.service, "backend file written");
         if !replacing {
             return Ok(());
         }
@@ -115,6 +116,7 @@ impl DockerProvider {
                 if let Ok(Ok(answer)) = answer {
                     reached = Some(base.clone());
                     if lists_server(formats, &answer, &expected) {
+                        tracing::debug!(service = %backend.service, after = ?started.elapsed(), "the edge serves the new container");
                         return Ok(());
                     }
                     break;

@@ -107,7 +107,21 @@ impl Host for LocalHost {
             .and_then(|name| name.to_str())
             .unwrap_or("file");
         let temporary = format!("{temp_dir}/.{file_name}.{}.tmp", std::process::id());
-        tokio::fs::write(&temporary, contents)
+        // Created readable by its owner only (as the SSH host's `umask 077`): a key or a
+        // file of secrets is never readable by others, not even while it is written.
+        let write = async {
+            use tokio::io::AsyncWriteExt;
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&temporary)
+                .await?;
+            file.write_all(contents).await?;
+            file.flush().await
+        };
+        write
             .await
             .map_err(|error| self.operation_error(&format!("write {temporary}"), error))?;
         tokio::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode))

@@ -229,7 +229,8 @@ impl SshHost {
         command: &str,
         stdin: &[u8],
     ) -> Result<ExecOutput, HostError> {
-        let deadline = tokio::time::Instant::now() + self.operation_timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.operation_timeout;
         let run = async {
             let _slot = self.channel_slot().await?;
             let mut channel = self
@@ -253,9 +254,11 @@ impl SshHost {
             }
         };
         // Also bounds waiting for a slot and opening the channel.
-        tokio::time::timeout_at(deadline + Duration::from_secs(2), run)
+        let result = tokio::time::timeout_at(deadline + Duration::from_secs(2), run)
             .await
-            .unwrap_or_else(|_| Err(self.timeout_error(operation)))
+            .unwrap_or_else(|_| Err(self.timeout_error(operation)));
+        tracing::debug!(target = %self.target, operation, took = ?started.elapsed(), "command ran");
+        result
     }
 
     /// Runs one of the [`remote_script`] scripts and fails unless it exits with 0 (or

@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod checks;
+pub mod default_certificate;
 mod edge_formats;
 pub mod policy;
 pub mod provider;

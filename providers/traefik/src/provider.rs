@@ -29,6 +29,9 @@ use stackctl_provider::{
     RecordedResource, Resource, Secret, Value,
 };
 
+use crate::default_certificate::{
+    DefaultCertificateFiles, DEFAULT_CERTIFICATE, DEFAULT_CERTIFICATE_FILES, PRESENT,
+};
 use crate::render::{
     header, render_middleware, render_route, render_static, render_tls_options, MANAGED_MARKER,
 };
@@ -350,7 +353,9 @@ impl Provider for TraefikProvider {
                 attributes: files(&[
                     AttributeSchema::plain("tls_path"),
                     AttributeSchema::plain("tls_content"),
+                    AttributeSchema::plain(DEFAULT_CERTIFICATE),
                     AttributeSchema::computed(UNMANAGED_FILES),
+                    AttributeSchema::computed(DEFAULT_CERTIFICATE_FILES),
                 ]),
             },
             KindSchema {
@@ -469,9 +474,32 @@ impl Provider for TraefikProvider {
             .droplet_name()
             .and_then(|droplet| request.droplet_address(droplet));
         let host = self.host(droplet_address).await?;
-        // One round trip for every file of the stack.
-        let contents = host.read_files(&paths).await.map_err(host_failure)?;
-        let mut contents = contents.into_iter();
+        // One round trip for every file of the stack, and beside it (over SSH each is a
+        // command, so they overlap rather than add up) the listings of the dynamic
+        // directory and of the default certificate's directory.
+        let static_file = Address::new("file", STATIC_FILE_NAME);
+        let (dynamic_directory, certificate) = match bases.get(&static_file) {
+            Some(attributes) => (
+                Some(dynamic_directory(attributes).map_err(spec_failure)?),
+                DefaultCertificateFiles::from_attributes(attributes).map_err(spec_failure)?,
+            ),
+            None => (None, None),
+        };
+        let list = |directory: Option<String>| {
+            let host = host.clone();
+            async move {
+                match directory {
+                    Some(directory) => host.list_files(&directory).await.map(Some),
+                    None => Ok(None),
+                }
+            }
+        };
+        let (contents, dynamic_listing, certificate_listing) = tokio::join!(
+            host.read_files(&paths),
+            list(dynamic_directory.clone()),
+            list(certificate.as_ref().map(DefaultCertificateFiles::directory)),
+        );
+        let mut contents = contents.map_err(host_failure)?.into_iter();
 
         let mut live = Vec::new();
         for (address, attributes, files) in layout {
@@ -511,10 +539,11 @@ impl Provider for TraefikProvider {
                 });
             }
         }
-        let static_file = Address::new("file", STATIC_FILE_NAME);
-        if let Some(found) = live.iter_mut().find(|found| found.address == static_file) {
-            let directory = dynamic_directory(&found.attributes).map_err(spec_failure)?;
-            let listed = host.list_files(&directory).await.map_err(host_failure)?;
+        if let (Some(found), Some(directory)) = (
+            live.iter_mut().find(|found| found.address == static_file),
+            dynamic_directory,
+        ) {
+            let listed = dynamic_listing.map_err(host_failure)?.unwrap_or_default();
             let known = stack_files(&bases, &directory);
             let unmanaged: Vec<Value> = listed
                 .into_iter()
@@ -524,6 +553,20 @@ impl Provider for TraefikProvider {
             found
                 .attributes
                 .insert(UNMANAGED_FILES.into(), Value::List(unmanaged));
+            // The default certificate's files are only listed: the key is never read back.
+            if let Some(files) = certificate {
+                let listed = certificate_listing
+                    .map_err(host_failure)?
+                    .unwrap_or_default();
+                let state = if files.both_listed(&listed) {
+                    PRESENT
+                } else {
+                    "missing"
+                };
+                found
+                    .attributes
+                    .insert(DEFAULT_CERTIFICATE_FILES.into(), Value::text(state));
+            }
         }
         Ok(live)
     }
@@ -576,6 +619,13 @@ impl TraefikProvider {
             for file in files {
                 host.remove_file(&file.path).await.map_err(host_failure)?;
             }
+            if let Ok(Some(certificate)) =
+                DefaultCertificateFiles::from_attributes(&prior.attributes)
+            {
+                for path in [&certificate.certificate, &certificate.key] {
+                    host.remove_file(path).await.map_err(host_failure)?;
+                }
+            }
             return Ok(ApplyOutcome::Deleted);
         }
 
@@ -605,6 +655,14 @@ impl TraefikProvider {
         let files = managed_files(address, &prepared.attributes).map_err(spec_failure)?;
 
         let host = self.host(droplet_address).await?;
+        let is_static_file = address.name() == STATIC_FILE_NAME && address.kind() == "file";
+        let default_certificate =
+            DefaultCertificateFiles::from_attributes(&prepared.attributes).map_err(spec_failure)?;
+        if let (true, Some(certificate)) = (is_static_file, &default_certificate) {
+            // Before the TLS options file names them.
+            self.ensure_default_certificate(host.as_ref(), certificate, &prepared.attributes)
+                .await?;
+        }
         // Adopting records the rendered files: those whose copy on the host differs (a
         // basic-auth file hashed with another state's salt, a file edited by hand) are
         // written, so that what is recorded is what is on disk and one apply converges.
@@ -637,7 +695,6 @@ impl TraefikProvider {
                 .await
                 .map_err(host_failure)?;
         }
-        let is_static_file = address.name() == STATIC_FILE_NAME && address.kind() == "file";
         if is_static_file {
             // Files Traefik would load that the stack did not write: the ones the plan
             // showed (never more), by name, in the dynamic directory.
@@ -664,8 +721,57 @@ impl TraefikProvider {
             recorded
                 .attributes
                 .insert(UNMANAGED_FILES.into(), Value::List(Vec::new()));
+            if default_certificate.is_some() {
+                recorded
+                    .attributes
+                    .insert(DEFAULT_CERTIFICATE_FILES.into(), Value::text(PRESENT));
+            }
         }
         Ok(ApplyOutcome::Recorded(recorded))
+    }
+}
+
+impl TraefikProvider {
+    /// Writes a new self-signed default certificate and its key unless both are on the
+    /// host already (generated once per stack; a missing file means a new pair). The
+    /// key goes to the host only, readable by its owner (Traefik runs as root).
+    async fn ensure_default_certificate(
+        &self,
+        host: &dyn Host,
+        files: &DefaultCertificateFiles,
+        attributes: &Attributes,
+    ) -> Result<(), ProviderError> {
+        let listed = host
+            .list_files(&files.directory())
+            .await
+            .map_err(host_failure)?;
+        if files.both_listed(&listed) {
+            return Ok(());
+        }
+        let generated = crate::default_certificate::generate(
+            &format!("stackctl default certificate ({})", self.stack),
+            std::time::SystemTime::now(),
+        )
+        .map_err(|cause| {
+            ProviderError::failed(format!(
+                "cannot generate the edge's default certificate: {cause}"
+            ))
+        })?;
+        let staging = temp_dir(attributes, &files.certificate);
+        // The key first: the certificate's presence is what says the pair is complete to
+        // nobody, but a certificate without its key would make Traefik fall back anyway.
+        host.write_file(&files.key, generated.key_pem.as_bytes(), 0o600, &staging)
+            .await
+            .map_err(host_failure)?;
+        host.write_file(
+            &files.certificate,
+            generated.certificate_pem.as_bytes(),
+            0o644,
+            &staging,
+        )
+        .await
+        .map_err(host_failure)?;
+        Ok(())
     }
 }
 

@@ -192,19 +192,31 @@ pub fn render_static(spec: &StaticSpec, subject: &str) -> String {
 }
 
 /// The dynamic file holding the default TLS options (applied to every TLS router that
-/// names no other options).
+/// names no other options) and, when the stack has one, the default certificate — so
+/// that Traefik does not build a new one on every reload (`default_certificate.rs`).
 pub fn render_tls_options(spec: &TlsOptionsSpec, subject: &str) -> String {
-    let body = Yaml::map().with(
-        "tls",
+    let mut tls = Yaml::map().with(
+        "options",
         Yaml::map().with(
-            "options",
-            Yaml::map().with(
-                "default",
-                Yaml::map().with("minVersion", Yaml::text(&spec.min_version)),
-            ),
+            "default",
+            Yaml::map().with("minVersion", Yaml::text(&spec.min_version)),
         ),
     );
-    dynamic_document(subject, body)
+    if let Some((certificate, key)) = &spec.default_certificate {
+        tls = tls.with(
+            "stores",
+            Yaml::map().with(
+                "default",
+                Yaml::map().with(
+                    "defaultCertificate",
+                    Yaml::map()
+                        .with("certFile", Yaml::text(certificate))
+                        .with("keyFile", Yaml::text(key)),
+                ),
+            ),
+        );
+    }
+    dynamic_document(subject, Yaml::map().with("tls", tls))
 }
 
 /// One router in its own dynamic file.

@@ -70,6 +70,9 @@ pub struct ResolverSpec {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsOptionsSpec {
     pub min_version: String,
+    /// The default certificate's files inside the edge container (certificate, key);
+    /// `None`: Traefik generates one on every reload.
+    pub default_certificate: Option<(String, String)>,
 }
 
 /// `route.<name>`: one router.
@@ -436,7 +439,13 @@ impl TlsOptionsSpec {
                 ),
             ));
         }
-        Ok(TlsOptionsSpec { min_version })
+        let default_certificate =
+            crate::default_certificate::DefaultCertificateFiles::from_attributes(attributes)?
+                .map(|files| (files.certificate_in_edge, files.key_in_edge));
+        Ok(TlsOptionsSpec {
+            min_version,
+            default_certificate,
+        })
     }
 }
 

@@ -958,3 +958,167 @@ async fn tls_probe_finds_old_versions_refused_and_reports_the_negotiated_tls_in_
     .await;
     assert!(!weaker.passed && !weaker.hsts.passed, "{weaker:?}");
 }
+
+/// The edge's default certificate: generated once when the static file is applied (the
+/// key readable by its owner only), presented by a real Traefik instead of the one it
+/// would build on every reload, kept by the next apply, and reported missing by refresh
+/// (without reading the key) once a file is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stacks_default_certificate_is_generated_once_and_presented_by_traefik() {
+    use stackctl_traefik::default_certificate::{DEFAULT_CERTIFICATE, DEFAULT_CERTIFICATE_FILES};
+
+    let directory = tempfile::tempdir().expect("a temp dir");
+    let root = directory.path().to_string_lossy().into_owned();
+    let dynamic_dir = format!("{root}/traefik/dynamic");
+    std::fs::create_dir_all(&dynamic_dir).expect("create the dynamic dir");
+    let edge = Edge {
+        web: free_port(),
+        websecure: free_port(),
+        admin: free_port(),
+    };
+    let backend = start_backend("frontend");
+    let certificate = format!("{root}/traefik/certs/default-certificate.pem");
+    let key = format!("{root}/traefik/certs/default-key.pem");
+    let mut static_resource = static_file(&root);
+    for (name, value) in [
+        ("dynamic_dir", Value::text(&dynamic_dir)),
+        ("http_port", Value::Integer(i64::from(edge.web))),
+        ("https_port", Value::Integer(i64::from(edge.websecure))),
+        (
+            "web_address",
+            Value::text(format!("127.0.0.1:{}", edge.web)),
+        ),
+        (
+            "websecure_address",
+            Value::text(format!("127.0.0.1:{}", edge.websecure)),
+        ),
+        (
+            "admin_address",
+            Value::text(format!("127.0.0.1:{}", edge.admin)),
+        ),
+        // Traefik runs on this machine, so the paths it reads are the host's.
+        (
+            DEFAULT_CERTIFICATE,
+            map(&[
+                ("certificate", Value::text(&certificate)),
+                ("key", Value::text(&key)),
+                ("certificate_in_edge", Value::text(&certificate)),
+                ("key_in_edge", Value::text(&key)),
+            ]),
+        ),
+    ] {
+        static_resource.attributes.insert(name.to_string(), value);
+    }
+    static_resource.attributes.remove("resolver");
+    let mut resources = vec![
+        static_resource,
+        route(
+            &root,
+            "frontend",
+            &format!("Host(`{DOMAIN}`)"),
+            "frontend",
+            &[],
+        ),
+    ];
+    let provider = TraefikProvider::new(Arc::new(HostConnector::local()), STACK);
+    let mut recorded = Vec::new();
+    for resource in &mut resources {
+        provider.prepare(resource).expect("prepare");
+        recorded.push(
+            apply(
+                &provider,
+                action(ActionKind::Create, Some(resource.clone()), None),
+            )
+            .await,
+        );
+    }
+    assert_eq!(
+        recorded[0].attributes.get(DEFAULT_CERTIFICATE_FILES),
+        Some(&Value::text("present"))
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key)
+            .expect("the key")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "the key is readable by its owner only");
+    }
+    let generated = std::fs::read(&certificate).expect("the certificate");
+    std::fs::write(
+        format!("{dynamic_dir}/backend-frontend.yml"),
+        render_backend("frontend", &format!("http://127.0.0.1:{backend}")),
+    )
+    .expect("write the backend file");
+
+    let traefik = Traefik::start(
+        Path::new(&format!("{root}/traefik/traefik.yml")),
+        PathBuf::from(format!("{root}/traefik.log")),
+        directory.path(),
+    );
+    let ready = run_check(
+        &Check::get("frontend ready", edge.https(DOMAIN, "/"), 200),
+        &polling(),
+    )
+    .await;
+    assert_passed(&ready, &traefik);
+    let subject = format!("CN=stackctl default certificate ({STACK})");
+    assert_eq!(
+        ready.tls.as_ref().and_then(|tls| tls.subject.as_deref()),
+        Some(subject.as_str()),
+        "Traefik presents the stack's certificate, not one of its own\n{}",
+        traefik.log_tail()
+    );
+    assert!(ready.tls.as_ref().is_some_and(|tls| tls.self_signed));
+
+    // Applied again (an update): the pair on the host is kept.
+    let again = action(
+        ActionKind::Update,
+        Some(resources[0].clone()),
+        Some(recorded[0].clone()),
+    );
+    apply(&provider, again).await;
+    assert_eq!(
+        std::fs::read(&certificate).expect("the certificate"),
+        generated
+    );
+
+    // Refresh lists the directory; a missing key is drift, and the key is never read.
+    let request = |recorded: &[RecordedResource]| ReadRequest {
+        stack: STACK.to_string(),
+        salt: SALT.to_string(),
+        desired: resources.clone(),
+        recorded: recorded.to_vec(),
+    };
+    let files_state = |live: &[stackctl_provider::LiveResource]| {
+        live.iter()
+            .find(|found| found.address == Address::new("file", "traefik-static"))
+            .and_then(|found| found.attributes.get(DEFAULT_CERTIFICATE_FILES).cloned())
+    };
+    let live = provider.read(&request(&recorded)).await.expect("read");
+    assert_eq!(files_state(&live), Some(Value::text("present")));
+    assert!(
+        live.iter()
+            .all(|found| !serde_json::to_string(&found.attributes)
+                .unwrap_or_default()
+                .contains("PRIVATE KEY")),
+        "refresh never reads the key"
+    );
+    std::fs::remove_file(&key).expect("remove the key");
+    let live = provider.read(&request(&recorded)).await.expect("read");
+    assert_eq!(files_state(&live), Some(Value::text("missing")));
+    // The repair writes a new pair.
+    let repair = action(
+        ActionKind::Update,
+        Some(resources[0].clone()),
+        Some(recorded[0].clone()),
+    );
+    apply(&provider, repair).await;
+    assert!(Path::new(&key).exists());
+    assert_ne!(
+        std::fs::read(&certificate).expect("the certificate"),
+        generated
+    );
+    drop(traefik);
+}

@@ -57,6 +57,7 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
         None => {
             session.check_targets(&targets)?;
             let plan = session.plan(false, &targets, PlanMode::Apply).await?;
+            tracing::debug!(actions = plan.actions.len(), "plan made");
             print(&crate::render::text::render(&plan, settings.color));
             if !plan.has_changes() {
                 return Ok(Outcome::Success);

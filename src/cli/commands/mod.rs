@@ -35,6 +35,7 @@ pub fn open_session(
     saved_salt: Option<&str>,
 ) -> Result<Session, CliError> {
     let loaded = load(settings, false)?;
+    tracing::debug!("configuration loaded");
     for warning in &loaded.warnings {
         eprint!(
             "{}",
