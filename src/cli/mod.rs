@@ -3,6 +3,7 @@
 
 pub mod args;
 mod commands;
+mod container_console;
 mod interrupt;
 mod progress;
 pub mod providers;
@@ -74,6 +75,8 @@ async fn run(command: Command, settings: &Settings) -> Result<report::Outcome, C
         Command::Import { address, id } => state::import(settings, &address, &id).await,
         Command::State(command) => state::run(settings, command).await,
         Command::Graph { format } => graph::run(settings, format),
+        Command::Logs(arguments) => logs::run(settings, &arguments).await,
+        Command::Exec(arguments) => exec::run(settings, &arguments).await,
         Command::Schema => {
             print!("{}", schema_text());
             Ok(report::Outcome::Success)

@@ -20,6 +20,8 @@ use crate::session::{BackendFactory, Backends, SessionError};
 pub struct ProviderOptions {
     /// `--accept-new-host-key`.
     pub accept_new_host_key: bool,
+    /// `--lock-timeout`: how long to wait for the host lock held by another run.
+    pub lock_timeout: std::time::Duration,
 }
 
 impl BackendFactory for ProviderOptions {
@@ -104,7 +106,7 @@ pub fn build(
         _ if targets_local(config) => Target::Local,
         _ => Target::Local,
     };
-    let connector = Arc::new(HostConnector::new(target));
+    let connector = Arc::new(HostConnector::new(target).with_lock_timeout(options.lock_timeout));
     let docker = DockerProvider::with_options(
         connector.clone(),
         stack.clone(),

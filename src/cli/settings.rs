@@ -19,6 +19,8 @@ pub struct Settings {
     pub color_errors: bool,
     pub process_environment: BTreeMap<String, String>,
     pub interactive: bool,
+    /// `--lock-timeout`: how long to wait for the state and host locks.
+    pub lock_timeout: std::time::Duration,
 }
 
 impl Settings {
@@ -48,6 +50,7 @@ impl Settings {
             process_environment: std::env::vars().collect(),
             // Prompts go to stderr and answers come from stdin; stdout may be piped to a log.
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+            lock_timeout: global.lock_timeout.unwrap_or_default(),
         }
     }
 }

@@ -13,7 +13,8 @@
 //!   checks;
 //! - [`Session::drift`] and [`Session::accept_drift`] (`drift.rs`);
 //! - [`Session::verify`] (`verify.rs`): the checks through the edge;
-//! - [`Session::import`] (`import.rs`) and [`Session::unlock_host`].
+//! - [`Session::import`] (`import.rs`) and [`Session::unlock_host`];
+//! - [`Session::logs`] and [`Session::exec`] (`console.rs`): a service's live containers.
 //!
 //! The CLI turns arguments into [`SessionSettings`], calls these, and prints what they
 //! return; the session itself never prints. Progress and notes reach the front end
@@ -21,6 +22,7 @@
 
 mod apply_run;
 mod backends;
+mod console;
 mod destroy;
 mod drift;
 mod error;
@@ -36,6 +38,10 @@ use stackctl_provider::{Address, Resource, Value};
 
 pub use apply_run::{summarize, ApplyRun, RunObserver};
 pub use backends::{BackendFactory, Backends, PresentedHostKey, TargetHost};
+pub use console::{
+    ConsoleError, ConsoleOutput, ConsoleStream, ContainerConsole, ExecCommand, ExecInput,
+    LogSelection, OutputSink, RunningContainer,
+};
 pub use drift::DriftReport;
 pub use error::SessionError;
 pub use verify::VerifyReport;
@@ -55,6 +61,9 @@ pub struct SessionSettings {
     pub process_environment: BTreeMap<String, String>,
     pub state_directory: PathBuf,
     pub runs_directory: PathBuf,
+    /// How long to wait for the state lock held by another run (`--lock-timeout`); zero
+    /// fails at once.
+    pub lock_timeout: std::time::Duration,
 }
 
 /// Whether the session will write state.
@@ -127,7 +136,7 @@ impl Session {
         let (lock, state) = match &access {
             Access::Read => (None, store.read()?),
             Access::Write { command } => {
-                let lock = store.lock(command)?;
+                let lock = store.lock_waiting(command, settings.lock_timeout)?;
                 (Some(lock), store.load_for_write()?)
             }
         };

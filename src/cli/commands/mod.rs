@@ -4,7 +4,10 @@
 
 pub mod apply;
 pub mod drift;
+pub mod exec;
 pub mod graph;
+pub mod json_events;
+pub mod logs;
 pub mod plan;
 pub mod state;
 pub mod validate;
@@ -64,6 +67,7 @@ pub fn session_settings(settings: &Settings) -> SessionSettings {
         process_environment: settings.process_environment.clone(),
         state_directory: settings.state_directory.clone(),
         runs_directory: settings.runs_directory.clone(),
+        lock_timeout: settings.lock_timeout,
     }
 }
 

@@ -18,10 +18,21 @@ pub async fn run(settings: &Settings, arguments: &PlanArgs) -> Result<Outcome, C
             "note: the state is locked by {holder}: this plan may change when that run finishes"
         );
     }
+    let events = arguments
+        .json
+        .then(|| super::json_events::JsonEvents::new(session.secret_values().to_vec()));
+    if let Some(events) = &events {
+        events.emit(&crate::render::events::started(session.stack(), "plan"));
+    }
     let plan = session
         .plan(arguments.offline, &targets, PlanMode::Apply)
         .await?;
-    print(&render(&plan, arguments.format, settings.color));
+    match &events {
+        Some(events) => crate::render::events::plan(&plan)
+            .iter()
+            .for_each(|event| events.emit(event)),
+        None => print(&render(&plan, arguments.format, settings.color)),
+    }
     if let Some(out) = &arguments.out {
         write_saved(
             out,
