@@ -167,6 +167,9 @@ pub struct PlanArgs {
     /// Limit the plan to this resource and what it depends on (repeatable).
     #[arg(long = "target", value_name = "ADDRESS")]
     pub targets: Vec<String>,
+    /// Replace this resource even though nothing changed (repeatable), e.g. `service.api`.
+    #[arg(long = "replace", value_name = "ADDRESS")]
+    pub replace: Vec<String>,
     /// Exit 2 when the plan has changes, 0 when it has none.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -185,6 +188,9 @@ pub struct ApplyArgs {
     /// Limit the apply to this resource and what it depends on (repeatable).
     #[arg(long = "target", value_name = "ADDRESS")]
     pub targets: Vec<String>,
+    /// Replace this resource even though nothing changed (repeatable), e.g. `service.api`.
+    #[arg(long = "replace", value_name = "ADDRESS")]
+    pub replace: Vec<String>,
     /// At most this many actions at once.
     #[arg(long, default_value_t = 10)]
     pub parallelism: usize,

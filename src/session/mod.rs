@@ -29,6 +29,7 @@ mod error;
 mod import;
 mod owner;
 mod refresh;
+mod replace;
 mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,6 +45,7 @@ pub use console::{
 };
 pub use drift::DriftReport;
 pub use error::SessionError;
+pub use replace::UnknownReplace;
 pub use verify::VerifyReport;
 
 use crate::config::{self, Diagnostic, LoadOptions, LoadedConfig};

@@ -105,6 +105,8 @@ pub enum Reason {
     /// A release task runs: for the first time (`attributes` empty), or because what it
     /// runs with changed (the service's image, env, the task's command).
     ReleaseTask { attributes: Vec<String> },
+    /// The user asked for it to be replaced (`--replace ADDRESS`), nothing changed.
+    ReplaceRequested,
 }
 
 impl fmt::Display for Reason {
@@ -143,6 +145,7 @@ impl fmt::Display for Reason {
             Reason::FoundUnrecorded => {
                 formatter.write_str("found on the target as this stack's (labelled, or a shared image) but not in state")
             }
+            Reason::ReplaceRequested => formatter.write_str("requested with `--replace`"),
         }
     }
 }

@@ -49,6 +49,12 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
             if !targets.is_empty() {
                 return Err(SessionError::SavedPlanNarrowed.into());
             }
+            if !arguments.replace.is_empty() {
+                return Err(CliError::new(
+                    "`--replace` cannot change a saved plan: it is applied exactly as reviewed",
+                )
+                .hint("make a new plan with `stackctl plan --replace ADDRESS --out FILE`"));
+            }
             let path = arguments
                 .plan
                 .as_deref()
@@ -59,11 +65,13 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
         }
         None => {
             session.check_targets(&targets)?;
+            let replace = super::replace_addresses(&session, &arguments.replace)?;
             if arguments.json {
                 JsonEvents::new(session.secret_values().to_vec())
                     .emit(&events::started(session.stack(), "apply"));
             }
-            let plan = session.plan(false, &targets, PlanMode::Apply).await?;
+            let mut plan = session.plan(false, &targets, PlanMode::Apply).await?;
+            session.force_replace(&mut plan, &replace);
             if arguments.json {
                 let json = JsonEvents::new(session.secret_values().to_vec());
                 events::plan(&plan)

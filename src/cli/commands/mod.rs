@@ -87,6 +87,28 @@ pub fn parse_targets(targets: &[String]) -> Result<Vec<Address>, CliError> {
         .collect()
 }
 
+/// Parses `--replace` addresses and checks them against stack.toml.
+pub fn replace_addresses(session: &Session, replace: &[String]) -> Result<Vec<Address>, CliError> {
+    let addresses = parse_targets(replace)?;
+    session.check_replace(&addresses).map_err(|error| {
+        let hint = if error.nearest.is_empty() {
+            "addresses look like `service.api`; `stackctl state list` shows them".to_string()
+        } else {
+            format!(
+                "did you mean {}?",
+                error
+                    .nearest
+                    .iter()
+                    .map(|name| format!("`{name}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )
+        };
+        CliError::new(error.to_string()).hint(hint)
+    })?;
+    Ok(addresses)
+}
+
 /// Writes to stdout, ignoring a closed pipe (`stackctl plan | head`).
 pub fn print(text: &str) {
     let mut stdout = std::io::stdout().lock();

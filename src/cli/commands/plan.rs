@@ -13,6 +13,7 @@ pub async fn run(settings: &Settings, arguments: &PlanArgs) -> Result<Outcome, C
     let targets = parse_targets(&arguments.targets)?;
     let session = open_session(settings, &ProviderOptions::default(), Access::Read, None)?;
     session.check_targets(&targets)?;
+    let replace = super::replace_addresses(&session, &arguments.replace)?;
     if let Some(holder) = session.lock_holder() {
         eprintln!(
             "note: the state is locked by {holder}: this plan may change when that run finishes"
@@ -24,9 +25,10 @@ pub async fn run(settings: &Settings, arguments: &PlanArgs) -> Result<Outcome, C
     if let Some(events) = &events {
         events.emit(&crate::render::events::started(session.stack(), "plan"));
     }
-    let plan = session
+    let mut plan = session
         .plan(arguments.offline, &targets, PlanMode::Apply)
         .await?;
+    session.force_replace(&mut plan, &replace);
     match &events {
         Some(events) => crate::render::events::plan(&plan)
             .iter()
