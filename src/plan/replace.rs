@@ -11,8 +11,7 @@
 use std::collections::BTreeMap;
 
 use stackctl_provider::{
-    Action, ActionKind, Address, KindSchema, Reason, RecordedResource, ReplaceOrder,
-    Resource,
+    Action, ActionKind, Address, KindSchema, Reason, RecordedResource, ReplaceOrder, Resource,
 };
 
 use super::diff::changes;
@@ -39,7 +38,10 @@ pub fn force_replace<'a>(
             ReplaceOrder::CreateBeforeDestroy => ActionKind::ReplaceCreateBeforeDestroy,
             ReplaceOrder::DestroyBeforeCreate => ActionKind::ReplaceDestroyBeforeCreate,
         };
-        if let Some(existing) = plan.actions.iter_mut().find(|action| &action.address == address)
+        if let Some(existing) = plan
+            .actions
+            .iter_mut()
+            .find(|action| &action.address == address)
         {
             if matches!(existing.kind, ActionKind::Update | ActionKind::Adopt) {
                 existing.kind = kind;
@@ -50,7 +52,11 @@ pub fn force_replace<'a>(
         let depends_on: Vec<Address> = resource
             .dependencies
             .iter()
-            .filter(|dependency| plan.actions.iter().any(|action| &action.address == *dependency))
+            .filter(|dependency| {
+                plan.actions
+                    .iter()
+                    .any(|action| &action.address == *dependency)
+            })
             .cloned()
             .collect();
         // After every action it depends on; its dependents come later in dependency order.

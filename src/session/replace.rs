@@ -19,7 +19,11 @@ impl Session {
     /// Refuses addresses stack.toml does not declare, with the nearest ones it does.
     pub fn check_replace(&self, addresses: &[Address]) -> Result<(), UnknownReplace> {
         for address in addresses {
-            if self.desired.iter().any(|resource| &resource.address == address) {
+            if self
+                .desired
+                .iter()
+                .any(|resource| &resource.address == address)
+            {
                 continue;
             }
             let wanted = address.to_string();
@@ -51,8 +55,12 @@ impl Session {
             .map(|state| &state.resources)
             .unwrap_or(&empty);
         let schemas = self.schemas();
-        crate::plan::replace::force_replace(plan, addresses, &self.desired, recorded, &|resource| {
-            schemas.get(&resource.provider, resource.address.kind())
-        });
+        crate::plan::replace::force_replace(
+            plan,
+            addresses,
+            &self.desired,
+            recorded,
+            &|resource| schemas.get(&resource.provider, resource.address.kind()),
+        );
     }
 }
