@@ -34,6 +34,9 @@ pub struct SshOptions {
     pub accept_new_host_key: bool,
     pub connect_timeout: std::time::Duration,
     pub operation_timeout: std::time::Duration,
+    /// `ProxyJump`: reach the host through this one (a `direct-tcpip` channel on a
+    /// connection to it carries the SSH session), as `ssh -J` does.
+    pub jump: Option<Box<SshOptions>>,
 }
 
 impl SshOptions {

@@ -37,6 +37,7 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
         &ProviderOptions {
             accept_new_host_key: arguments.accept_new_host_key,
             lock_timeout: settings.lock_timeout,
+            ..ProviderOptions::default()
         },
         Access::Write {
             command: "stackctl apply".to_string(),

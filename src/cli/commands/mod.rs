@@ -43,10 +43,14 @@ pub fn open_session(
             )
         );
     }
+    let options = ProviderOptions {
+        ssh_config: settings.ssh_config.clone(),
+        ..options.clone()
+    };
     let session = Session::open_loaded(
         loaded,
         &session_settings(settings),
-        options,
+        &options,
         access,
         saved_salt,
     )?;
