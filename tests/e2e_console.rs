@@ -88,6 +88,13 @@ impl Drop for Deployed {
         for id in docker(&["network", "ls", "-q", "--filter", &label]).lines() {
             docker(&["network", "rm", id]);
         }
+        // The host lock and owner record stackctl keeps for the stack on this machine.
+        for suffix in ["lock", "lock.holder", "lineage"] {
+            let _ = std::fs::remove_file(
+                Path::new(stackctl_host::HOST_RECORDS_DIRECTORY)
+                    .join(format!("{}.{suffix}", self.name)),
+            );
+        }
     }
 }
 
