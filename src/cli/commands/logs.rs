@@ -32,7 +32,7 @@ pub async fn run(settings: &Settings, arguments: &LogsArgs) -> Result<Outcome, C
     let mut services = arguments.services.clone();
     services.dedup();
     let (sender, mut receiver) = mpsc::unbounded_channel();
-    let mut printer = LogPrinter::new(services.len() > 1);
+    let mut printer = LogPrinter::new(&services);
     let logs = session.logs(&services, &selection, sender);
     tokio::pin!(logs);
     let interrupted = tokio::signal::ctrl_c();
@@ -115,9 +115,10 @@ pub struct LogPrinter {
 }
 
 impl LogPrinter {
-    pub fn new(prefix: bool) -> Self {
+    /// Prefixes lines when there are several services.
+    pub fn new(services: &[String]) -> Self {
         LogPrinter {
-            prefixer: prefix.then(LinePrefixer::default),
+            prefixer: (services.len() > 1).then(|| LinePrefixer::new(services)),
         }
     }
 
@@ -158,15 +159,22 @@ fn emit(stream: ConsoleStream, bytes: &[u8]) {
     }
 }
 
-/// Prefixes whole lines with `service | `, keeping each service's and stream's
-/// unfinished line until its end arrives.
-#[derive(Default)]
+/// Prefixes whole lines with `service | ` (names padded to the longest, so the columns
+/// line up whatever arrives first), keeping each service's and stream's unfinished line
+/// until its end arrives.
 pub struct LinePrefixer {
     partial: std::collections::BTreeMap<(String, u8), Vec<u8>>,
     width: usize,
 }
 
 impl LinePrefixer {
+    pub fn new(services: &[String]) -> Self {
+        LinePrefixer {
+            partial: std::collections::BTreeMap::new(),
+            width: services.iter().map(String::len).max().unwrap_or(0),
+        }
+    }
+
     /// The complete lines now available, prefixed.
     pub fn feed(&mut self, service: &str, stream: ConsoleStream, bytes: &[u8]) -> Vec<u8> {
         self.width = self.width.max(service.len());
@@ -216,7 +224,7 @@ mod tests {
 
     #[test]
     fn lines_are_prefixed_whole_per_service_and_stream() {
-        let mut prefixer = LinePrefixer::default();
+        let mut prefixer = LinePrefixer::new(&["api".to_string(), "worker".to_string()]);
         assert_eq!(
             prefixer.feed("api", ConsoleStream::Stdout, b"first li"),
             b"".to_vec()
