@@ -876,3 +876,65 @@ fn plan_with_live(
         mode: PlanMode::Apply,
     })
 }
+
+#[test]
+fn a_replace_requested_for_unchanged_services_is_planned_after_their_dependencies() {
+    let database = service("db", "postgres:16");
+    let api = service("api", "api:1").depends_on(address("service.db"));
+    let worker = service("worker", "worker:1");
+    let state = [
+        recorded(&service("db", "postgres:15")),
+        recorded(&api),
+        recorded(&worker),
+    ];
+    let live = snapshot(state.iter().map(live_of).collect());
+    let desired = [database, api.clone(), worker];
+    let mut the_plan = run(&desired, &state, Some(&live));
+    assert_eq!(the_plan.actions.len(), 1, "only db changed");
+    let recorded_map: BTreeMap<Address, RecordedResource> = state
+        .iter()
+        .map(|record| (record.address.clone(), record.clone()))
+        .collect();
+    let schemas = schemas();
+    stackctl::plan::replace::force_replace(
+        &mut the_plan,
+        &[address("service.api"), address("service.worker")],
+        &desired,
+        &recorded_map,
+        &|resource| schemas.get(&resource.provider, resource.address.kind()),
+    );
+    let order: Vec<(String, ActionKind)> = the_plan
+        .actions
+        .iter()
+        .map(|action| (action.address.to_string(), action.kind))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            (
+                "service.worker".to_string(),
+                ActionKind::ReplaceCreateBeforeDestroy
+            ),
+            (
+                "service.db".to_string(),
+                ActionKind::ReplaceCreateBeforeDestroy
+            ),
+            (
+                "service.api".to_string(),
+                ActionKind::ReplaceCreateBeforeDestroy
+            ),
+        ]
+    );
+    let api_action = &the_plan.actions[2];
+    assert_eq!(api_action.reason, Reason::ReplaceRequested);
+    assert_eq!(api_action.depends_on, vec![address("service.db")]);
+    assert!(
+        api_action
+            .changes
+            .iter()
+            .all(|change| change.attribute == "container_id"),
+        "only the computed container id is new: {:?}",
+        api_action.changes
+    );
+    assert!(the_plan.unchanged.is_empty(), "{:?}", the_plan.unchanged);
+}

@@ -67,6 +67,7 @@ async fn a_run_computes_the_desired_resources_exactly_once() {
         process_environment: BTreeMap::new(),
         state_directory: environment.path().join("state"),
         runs_directory: environment.path().join("runs"),
+        lock_timeout: std::time::Duration::ZERO,
     };
     let before = session::desired_computations();
     let mut session = Session::open(

@@ -127,6 +127,7 @@ async fn main() {
         process_environment: BTreeMap::new(),
         state_directory: scratch.0.join("state"),
         runs_directory: scratch.0.join("runs"),
+        lock_timeout: std::time::Duration::ZERO,
     };
 
     let total = Instant::now();

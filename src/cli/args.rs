@@ -46,6 +46,10 @@ pub struct GlobalArgs {
     /// When to colour output.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Wait this long for the state lock and the host lock held by another run (`30s`,
+    /// `5m`), saying who holds them, instead of failing at once.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
     /// More logging (-v info, -vv debug); `RUST_LOG` works too.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -102,7 +106,7 @@ pub enum Command {
     /// Remove everything the stack created, in reverse dependency order.
     Destroy {
         /// Do not ask for confirmation.
-        #[arg(long, short = 'y')]
+        #[arg(long, short = 'y', visible_alias = "auto-approve")]
         yes: bool,
         /// Allow deleting volumes and droplets (their data is lost).
         #[arg(long)]
@@ -159,6 +163,13 @@ pub enum Command {
     /// Restore a dump over the live database or volume (asks first; shows what it
     /// replaces and stops what depends on it meanwhile).
     Restore(RestoreArgs),
+    /// Show the logs of services, read from their running containers on the target.
+    Logs(LogsArgs),
+    /// Run a command in a service's running container (`stackctl exec api -- ls /`).
+    ///
+    /// With a terminal on stdin the command gets one (interactive); otherwise stdin is
+    /// piped to it. Its exit code is stackctl's.
+    Exec(ExecArgs),
     /// Print the JSON Schema of stack.toml.
     Schema,
     /// Print shell completions.
@@ -206,9 +217,15 @@ pub struct PlanArgs {
     /// Limit the plan to this resource and what it depends on (repeatable).
     #[arg(long = "target", value_name = "ADDRESS")]
     pub targets: Vec<String>,
+    /// Replace this resource even though nothing changed (repeatable), e.g. `service.api`.
+    #[arg(long = "replace", value_name = "ADDRESS")]
+    pub replace: Vec<String>,
     /// Exit 2 when the plan has changes, 0 when it has none.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Stream one JSON event per line on stdout (docs/json-events.md) instead of text.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -216,11 +233,14 @@ pub struct ApplyArgs {
     /// A plan saved by `stackctl plan --out`; applied exactly, or refused if stale.
     pub plan: Option<PathBuf>,
     /// Do not ask for confirmation.
-    #[arg(long, short = 'y')]
+    #[arg(long, short = 'y', visible_alias = "auto-approve")]
     pub yes: bool,
     /// Limit the apply to this resource and what it depends on (repeatable).
     #[arg(long = "target", value_name = "ADDRESS")]
     pub targets: Vec<String>,
+    /// Replace this resource even though nothing changed (repeatable), e.g. `service.api`.
+    #[arg(long = "replace", value_name = "ADDRESS")]
+    pub replace: Vec<String>,
     /// At most this many actions at once.
     #[arg(long, default_value_t = 10)]
     pub parallelism: usize,
@@ -236,6 +256,36 @@ pub struct ApplyArgs {
     /// Do not run the checks after apply.
     #[arg(long)]
     pub skip_checks: bool,
+    /// Stream one JSON event per line on stdout as things happen (docs/json-events.md)
+    /// instead of text; progress and prompts stay on stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep showing new lines as they are written (Ctrl-C stops).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only lines written since then: a duration ago (`10m`, `2h`) or a time (`2026-05-02T10:14:03Z`).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only the last N lines of each service.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+    /// Services as named in stack.toml; each line is prefixed with its service when
+    /// there are several.
+    #[arg(required = true, value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The service as named in stack.toml.
+    pub service: String,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

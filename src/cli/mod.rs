@@ -3,6 +3,7 @@
 
 pub mod args;
 mod commands;
+mod container_console;
 mod interrupt;
 mod progress;
 pub mod providers;
@@ -77,6 +78,8 @@ async fn run(command: Command, settings: &Settings) -> Result<report::Outcome, C
         Command::Graph { format } => graph::run(settings, format),
         Command::Rollback(arguments) => rollback::run(settings, &arguments).await,
         Command::Ps { format } => ps::run(settings, format).await,
+        Command::Logs(arguments) => logs::run(settings, &arguments).await,
+        Command::Exec(arguments) => exec::run(settings, &arguments).await,
         Command::Schema => {
             print!("{}", schema_text());
             Ok(report::Outcome::Success)

@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use stackctl_digitalocean::DigitalOceanProvider;
 use stackctl_docker::{DockerOptions, DockerProvider};
+use std::path::{Path, PathBuf};
+
+use stackctl_host::ssh_config::{self, SshConfigHost};
 use stackctl_host::{HostConnector, SshOptions, Target};
 use stackctl_provider::Provider;
 use stackctl_traefik::TraefikProvider;
@@ -20,6 +23,11 @@ use crate::session::{BackendFactory, Backends, SessionError};
 pub struct ProviderOptions {
     /// `--accept-new-host-key`.
     pub accept_new_host_key: bool,
+    /// `--lock-timeout`: how long to wait for the host lock held by another run.
+    pub lock_timeout: std::time::Duration,
+    /// The ssh config file consulted for a host target (`~/.ssh/config`, or
+    /// `STACKCTL_SSH_CONFIG`).
+    pub ssh_config: Option<std::path::PathBuf>,
 }
 
 impl BackendFactory for ProviderOptions {
@@ -81,11 +89,35 @@ pub fn build(
     ) {
         (Some(target), _) if matches!(target.host, Some(HostTarget::Remote(_))) => {
             match &target.host {
-                Some(HostTarget::Remote(remote)) => Target::Ssh(ssh(
-                    remote.address.clone(),
-                    remote.port.unwrap_or(22),
-                    remote.user.clone().unwrap_or(user),
-                )),
+                Some(HostTarget::Remote(remote)) => {
+                    let from_file = options
+                        .ssh_config
+                        .as_deref()
+                        .and_then(|path| ssh_config_host(path, &remote.address));
+                    let from_file = from_file.unwrap_or_default();
+                    let explicit_user = remote.user.clone().or_else(|| target.user.clone());
+                    let mut ssh_options = ssh(
+                        from_file
+                            .host_name
+                            .clone()
+                            .unwrap_or_else(|| remote.address.clone()),
+                        remote.port.or(from_file.port).unwrap_or(22),
+                        explicit_user
+                            .or_else(|| from_file.user.clone())
+                            .unwrap_or_else(|| user.clone()),
+                    );
+                    if target.identity_file.is_none() && !from_file.identity_files.is_empty() {
+                        ssh_options.identity_files = from_file.identity_files.clone();
+                    }
+                    ssh_options.jump = from_file.proxy_jump.as_deref().map(|hop| {
+                        Box::new(jump_options(
+                            hop,
+                            &ssh_options,
+                            options.ssh_config.as_deref(),
+                        ))
+                    });
+                    Target::Ssh(ssh_options)
+                }
                 _ => Target::Local,
             }
         }
@@ -104,7 +136,7 @@ pub fn build(
         _ if targets_local(config) => Target::Local,
         _ => Target::Local,
     };
-    let connector = Arc::new(HostConnector::new(target));
+    let connector = Arc::new(HostConnector::new(target).with_lock_timeout(options.lock_timeout));
     let docker = DockerProvider::with_options(
         connector.clone(),
         stack.clone(),
@@ -129,6 +161,55 @@ pub fn build(
         providers: ProviderSet::new(providers),
         host: Some(Box::new(ConnectedHost::new(connector, key_name))),
     })
+}
+
+/// What the ssh config file says about `alias`; `None` when there is no such file. Its
+/// problems are warnings, named by file and line.
+fn ssh_config_host(path: &Path, alias: &str) -> Option<SshConfigHost> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(error) => {
+            eprintln!(
+                "warning: cannot read the ssh config `{}`: {error}",
+                path.display()
+            );
+            return None;
+        }
+    };
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let (host, problems) = ssh_config::resolve(&text, alias, home.as_deref());
+    for problem in problems {
+        eprintln!(
+            "warning: {}:{}: {}",
+            path.display(),
+            problem.line,
+            problem.message
+        );
+    }
+    Some(host)
+}
+
+/// The options of a `ProxyJump` hop (`[user@]host[:port]`, itself looked up in the ssh
+/// config): its key is checked against the target's known_hosts, and the target's key
+/// files are offered unless the config names the hop's own.
+fn jump_options(hop: &str, target: &SshOptions, ssh_config_path: Option<&Path>) -> SshOptions {
+    let (user, alias, port) = ssh_config::parse_jump(hop);
+    let from_file = ssh_config_path
+        .and_then(|path| ssh_config_host(path, &alias))
+        .unwrap_or_default();
+    let mut jump = SshOptions::new(
+        from_file.host_name.clone().unwrap_or(alias),
+        port.or(from_file.port).unwrap_or(22),
+        user.or(from_file.user.clone()).unwrap_or_default(),
+    );
+    jump.identity_files = if from_file.identity_files.is_empty() {
+        target.identity_files.clone()
+    } else {
+        from_file.identity_files
+    };
+    jump.known_hosts = target.known_hosts.clone();
+    jump
 }
 
 /// The name a host's SSH key is pinned under in state: `droplet.<name>` or `address:port`.

@@ -40,6 +40,8 @@ pub enum Outcome {
     Partial,
     /// 130: interrupted (Ctrl-C or SIGTERM) — what completed is recorded, locks released.
     Interrupted,
+    /// The exit code of a command run in a container (`stackctl exec`), passed through.
+    Exited(u8),
 }
 
 impl Outcome {
@@ -49,6 +51,7 @@ impl Outcome {
             Outcome::Changes => ExitCode::from(2),
             Outcome::Partial => ExitCode::from(3),
             Outcome::Interrupted => ExitCode::from(130),
+            Outcome::Exited(code) => ExitCode::from(code),
         }
     }
 }

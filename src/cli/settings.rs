@@ -19,6 +19,10 @@ pub struct Settings {
     pub color_errors: bool,
     pub process_environment: BTreeMap<String, String>,
     pub interactive: bool,
+    /// `--lock-timeout`: how long to wait for the state and host locks.
+    pub lock_timeout: std::time::Duration,
+    /// The ssh config file for a host target: `STACKCTL_SSH_CONFIG`, else `~/.ssh/config`.
+    pub ssh_config: Option<PathBuf>,
 }
 
 impl Settings {
@@ -48,6 +52,15 @@ impl Settings {
             process_environment: std::env::vars().collect(),
             // Prompts go to stderr and answers come from stdin; stdout may be piped to a log.
             interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+            lock_timeout: global.lock_timeout.unwrap_or_default(),
+            ssh_config: std::env::var_os("STACKCTL_SSH_CONFIG")
+                .filter(|path| !path.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .filter(|home| !home.is_empty())
+                        .map(|home| PathBuf::from(home).join(".ssh").join("config"))
+                }),
         }
     }
 }

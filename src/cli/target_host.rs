@@ -6,7 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use stackctl_host::{host_lock_path, read_deployed_lineage, HostConnector, Unlocked};
 
-use crate::session::{PresentedHostKey, SessionError, TargetHost};
+use super::container_console::DockerConsole;
+use crate::session::{ContainerConsole, PresentedHostKey, SessionError, TargetHost};
 
 /// The run's shared SSH (or local) connection, and the name its key is pinned under.
 pub struct ConnectedHost {
@@ -76,5 +77,12 @@ impl TargetHost for ConnectedHost {
                 "The host lock `{path}` on {place} is free; nothing to clear. (A run that is killed or loses its connection releases it by itself.)"
             ),
         })
+    }
+
+    fn console(&self, droplet_address: Option<String>) -> Option<Box<dyn ContainerConsole>> {
+        Some(Box::new(DockerConsole::new(
+            self.connector.clone(),
+            droplet_address,
+        )))
     }
 }

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod drift;
 pub mod exposure;
 pub mod planner;
+pub mod replace;
 pub mod risks;
 pub mod saved;
 

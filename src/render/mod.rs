@@ -3,6 +3,7 @@
 //! function of the plan: same plan, byte-identical output. Secrets appear only as
 //! `(sensitive)`; values known only after apply as `(known after apply)`.
 
+pub mod events;
 pub mod exposure;
 pub mod json;
 pub mod markdown;

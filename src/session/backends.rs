@@ -46,6 +46,13 @@ pub trait TargetHost: Send + Sync {
         stack: &str,
         droplet_address: Option<&str>,
     ) -> Result<String, SessionError>;
+
+    /// The host's containers, for logs and exec (`None` where there are none to reach).
+    /// `droplet_address` is the droplet's recorded IPv4 when the target is a droplet.
+    fn console(&self, droplet_address: Option<String>) -> Option<Box<dyn super::ContainerConsole>> {
+        let _ = droplet_address;
+        None
+    }
 }
 
 /// The providers of a run and their shared host connection.

@@ -13,7 +13,8 @@
 //!   checks;
 //! - [`Session::drift`] and [`Session::accept_drift`] (`drift.rs`);
 //! - [`Session::verify`] (`verify.rs`): the checks through the edge;
-//! - [`Session::import`] (`import.rs`) and [`Session::unlock_host`].
+//! - [`Session::import`] (`import.rs`) and [`Session::unlock_host`];
+//! - [`Session::logs`] and [`Session::exec`] (`console.rs`): a service's live containers.
 //!
 //! The CLI turns arguments into [`SessionSettings`], calls these, and prints what they
 //! return; the session itself never prints. Progress and notes reach the front end
@@ -22,6 +23,7 @@
 mod apply_run;
 mod backends;
 mod backup;
+mod console;
 mod destroy;
 mod drift;
 mod error;
@@ -29,9 +31,10 @@ mod history;
 mod import;
 mod owner;
 mod refresh;
+mod replace;
 mod rollback;
-mod status;
 mod secrets;
+mod status;
 mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,11 +45,16 @@ use stackctl_provider::{Address, Resource, Value};
 pub use apply_run::{summarize, ApplyRun, RunObserver};
 pub use backends::{BackendFactory, Backends, PresentedHostKey, TargetHost};
 pub use backup::{ListedDump, MadeDump, RestorePlan};
+pub use console::{
+    ConsoleError, ConsoleOutput, ConsoleStream, ContainerConsole, ExecCommand, ExecInput,
+    LogSelection, OutputSink, RunningContainer,
+};
 pub use drift::DriftReport;
 pub use error::{GoneImage, SessionError};
+pub use replace::UnknownReplace;
 pub use rollback::RollbackPlan;
-pub use status::{RouteStatus, ServiceStatus, StackStatus};
 pub use secrets::{generate_secrets, GeneratedSecrets, SecretsError};
+pub use status::{RouteStatus, ServiceStatus, StackStatus};
 pub use verify::VerifyReport;
 
 use crate::config::{self, Diagnostic, LoadOptions, LoadedConfig};
@@ -64,6 +72,9 @@ pub struct SessionSettings {
     pub process_environment: BTreeMap<String, String>,
     pub state_directory: PathBuf,
     pub runs_directory: PathBuf,
+    /// How long to wait for the state lock held by another run (`--lock-timeout`); zero
+    /// fails at once.
+    pub lock_timeout: std::time::Duration,
 }
 
 /// Whether the session will write state.
@@ -139,7 +150,7 @@ impl Session {
         let (lock, state) = match &access {
             Access::Read => (None, store.read()?),
             Access::Write { command } => {
-                let lock = store.lock(command)?;
+                let lock = store.lock_waiting(command, settings.lock_timeout)?;
                 (Some(lock), store.load_for_write()?)
             }
         };

@@ -109,6 +109,37 @@ impl StateLock {
         })
     }
 
+    /// [`StateLock::acquire`], waiting up to `timeout` for a live holder to finish
+    /// (`--lock-timeout`): tried again with a growing pause (0.1 s doubling up to 2 s),
+    /// saying once per holder who it waits for. A zero timeout fails at once.
+    pub fn acquire_waiting(
+        path: &Path,
+        stack: &str,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<StateLock, StateError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(100);
+        let mut announced: Option<LockHolder> = None;
+        loop {
+            match StateLock::acquire(path, stack, command) {
+                Err(StateError::Locked { holder, .. }) if std::time::Instant::now() < deadline => {
+                    if announced.as_ref() != Some(&*holder) {
+                        tracing::warn!(
+                            "the state `{stack}` is locked by {holder}; waiting up to {} for it (`--lock-timeout`)",
+                            humantime::format_duration(timeout)
+                        );
+                        announced = Some(*holder);
+                    }
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    std::thread::sleep(pause.min(left));
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The run whose lock this one took over (it ended without releasing it: killed, or
     /// its machine lost power), for a warning.
     pub fn taken_over_from(&self) -> Option<&LockHolder> {
@@ -214,6 +245,27 @@ mod tests {
             None,
             "a released lock is not taken over"
         );
+    }
+
+    #[test]
+    fn a_waiting_writer_gets_the_lock_once_its_holder_releases_it_or_times_out() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("demo.lock");
+        let held = StateLock::acquire(&path, "demo", "stackctl apply").unwrap();
+        let started = std::time::Instant::now();
+        let error =
+            StateLock::acquire_waiting(&path, "demo", "stackctl apply", Duration::from_millis(300))
+                .unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(error.to_string().contains("locked by"), "{error}");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(held);
+        });
+        let lock =
+            StateLock::acquire_waiting(&path, "demo", "stackctl apply", Duration::from_secs(10));
+        assert!(lock.is_ok(), "{lock:?}");
+        release.join().unwrap();
     }
 
     #[test]

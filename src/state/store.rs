@@ -88,6 +88,15 @@ impl StateStore {
         StateLock::acquire(&self.lock_path(), &self.stack, command)
     }
 
+    /// [`StateStore::lock`], waiting up to `timeout` for a live holder (`--lock-timeout`).
+    pub fn lock_waiting(
+        &self,
+        command: &str,
+        timeout: std::time::Duration,
+    ) -> Result<StateLock, StateError> {
+        StateLock::acquire_waiting(&self.lock_path(), &self.stack, command, timeout)
+    }
+
     /// Reads the state file, without folding a journal (for plans, which never write).
     /// Returns the state a pending journal would produce, so plans see completed work.
     pub fn read(&self) -> Result<Option<State>, StateError> {

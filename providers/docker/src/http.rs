@@ -381,7 +381,7 @@ async fn read_chunked<R: tokio::io::AsyncBufRead + Unpin>(
 }
 
 /// Reads a CRLF-terminated line without the terminator; end of stream is an error.
-async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+pub(crate) async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
 ) -> Result<String, HttpError> {
     let mut line = Vec::new();

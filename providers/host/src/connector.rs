@@ -34,6 +34,9 @@ pub struct SshOptions {
     pub accept_new_host_key: bool,
     pub connect_timeout: std::time::Duration,
     pub operation_timeout: std::time::Duration,
+    /// `ProxyJump`: reach the host through this one (a `direct-tcpip` channel on a
+    /// connection to it carries the SSH session), as `ssh -J` does.
+    pub jump: Option<Box<SshOptions>>,
 }
 
 impl SshOptions {
@@ -59,6 +62,8 @@ pub struct HostConnector {
     /// The host lock this run holds, if any: one lock per run, however many providers
     /// (docker, traefik) change the host.
     held_lock: tokio::sync::Mutex<Option<String>>,
+    /// How long [`HostConnector::take_lock`] waits for a live holder; zero fails at once.
+    lock_timeout: std::time::Duration,
 }
 
 impl HostConnector {
@@ -67,7 +72,14 @@ impl HostConnector {
             target,
             host: OnceCell::new(),
             held_lock: tokio::sync::Mutex::new(None),
+            lock_timeout: std::time::Duration::ZERO,
         }
+    }
+
+    /// Waits up to `timeout` for the host lock held by another run (`--lock-timeout`).
+    pub fn with_lock_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
     }
 
     pub fn local() -> Self {
@@ -143,7 +155,10 @@ impl HostConnector {
         if held.as_deref() == Some(path.as_str()) {
             return Ok(());
         }
-        if let Some(previous) = host.lock(&path, &lock_details(stack, lineage)).await? {
+        if let Some(previous) = self
+            .lock_waiting(host, &path, &lock_details(stack, lineage))
+            .await?
+        {
             tracing::warn!(
                 "took over the host lock `{path}` on {}: its last holder ended without releasing it (killed, or its connection was cut): {}",
                 host.describe(),
@@ -156,6 +171,38 @@ impl HostConnector {
         }
         *held = Some(path);
         Ok(())
+    }
+
+    /// [`Host::lock`], tried again while a live run holds it, until the lock timeout:
+    /// the pause grows from 0.1 s to 2 s, and each new holder is named once.
+    async fn lock_waiting(
+        &self,
+        host: &dyn Host,
+        path: &str,
+        details: &str,
+    ) -> Result<Option<String>, HostError> {
+        let deadline = tokio::time::Instant::now() + self.lock_timeout;
+        let mut pause = std::time::Duration::from_millis(100);
+        let mut announced: Option<String> = None;
+        loop {
+            match host.lock(path, details).await {
+                Err(HostError::Locked { holder, .. }) if tokio::time::Instant::now() < deadline => {
+                    if announced.as_deref() != Some(holder.as_str()) {
+                        tracing::warn!(
+                            "the host lock `{path}` on {} is held by {}; waiting up to {} for it (`--lock-timeout`)",
+                            host.describe(),
+                            one_line(&holder),
+                            humantime::format_duration(self.lock_timeout)
+                        );
+                        announced = Some(holder);
+                    }
+                    tokio::time::sleep_until((tokio::time::Instant::now() + pause).min(deadline))
+                        .await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Releases the lock taken by [`HostConnector::take_lock`], if this run holds it.

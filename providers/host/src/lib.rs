@@ -36,6 +36,7 @@ mod local;
 pub mod quote;
 mod remote_script;
 mod ssh;
+pub mod ssh_config;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -114,6 +114,8 @@ pub struct SshHost {
     /// The host locks this run holds, by path: each a channel whose command holds the
     /// kernel lock on the host until the channel closes.
     held_locks: Mutex<std::collections::BTreeMap<String, HeldLock>>,
+    /// The `ProxyJump` host whose channel carries this connection: kept as long as it.
+    _jump: Option<Box<SshHost>>,
 }
 
 /// A host lock held by a command on the host (see [`remote_script::hold_lock_script`]).
@@ -763,14 +765,42 @@ async fn connect_and_authenticate(
     };
     let policy = HostKeyPolicy::load(options, target)?;
 
-    let socket = tokio::net::TcpStream::connect((options.address.as_str(), options.port))
-        .await
-        .map_err(|error| unreachable(error.to_string()))?;
-    // Small requests and answers go back and forth all the time; Nagle's algorithm
-    // would hold each one for up to ~40 ms.
-    socket
-        .set_nodelay(true)
-        .map_err(|error| unreachable(format!("cannot set TCP_NODELAY: {error}")))?;
+    // Through a jump host: its own SSH connection (its key checked against known_hosts,
+    // its own authentication), then a `direct-tcpip` channel to the target that carries
+    // this session, as `ssh -J` does.
+    let (socket, jump): (Box<dyn Stream>, Option<Box<SshHost>>) = match &options.jump {
+        Some(jump) => {
+            let jump_host = Box::pin(SshHost::connect((**jump).clone())).await?;
+            let channel = jump_host
+                .handle
+                .channel_open_direct_tcpip(
+                    options.address.as_str(),
+                    u32::from(options.port),
+                    "127.0.0.1",
+                    0,
+                )
+                .await
+                .map_err(|error| {
+                    unreachable(format!(
+                        "the jump host {} could not open a connection to it: {}",
+                        jump_host.target,
+                        describe_russh_error(&error)
+                    ))
+                })?;
+            (Box::new(channel.into_stream()), Some(Box::new(jump_host)))
+        }
+        None => {
+            let socket = tokio::net::TcpStream::connect((options.address.as_str(), options.port))
+                .await
+                .map_err(|error| unreachable(error.to_string()))?;
+            // Small requests and answers go back and forth all the time; Nagle's
+            // algorithm would hold each one for up to ~40 ms.
+            socket
+                .set_nodelay(true)
+                .map_err(|error| unreachable(format!("cannot set TCP_NODELAY: {error}")))?;
+            (Box::new(socket), None)
+        }
+    };
 
     let mut preferred = russh::Preferred::default();
     // Ask for the key type known_hosts already has, as OpenSSH does: otherwise a host
@@ -820,6 +850,7 @@ async fn connect_and_authenticate(
         streamlocal_refused: AtomicBool::new(false),
         remote_time_limit: AtomicBool::new(true),
         held_locks: Mutex::default(),
+        _jump: jump,
     })
 }
 

@@ -161,6 +161,7 @@ impl TestSshd {
             accept_new_host_key: false,
             connect_timeout: Duration::from_secs(10),
             operation_timeout: Duration::from_secs(30),
+            jump: None,
         }
     }
 

@@ -110,6 +110,8 @@ pub enum Reason {
     /// The target was rolled back to history entry `entry` and stack.toml asks for
     /// something else: the user reverts the commit, or applies to deploy it again.
     RolledBack { entry: u64 },
+    /// The user asked for it to be replaced (`--replace ADDRESS`), nothing changed.
+    ReplaceRequested,
 }
 
 impl fmt::Display for Reason {
@@ -155,6 +157,7 @@ impl fmt::Display for Reason {
             Reason::FoundUnrecorded => {
                 formatter.write_str("found on the target as this stack's (labelled, or a shared image) but not in state")
             }
+            Reason::ReplaceRequested => formatter.write_str("requested with `--replace`"),
         }
     }
 }

@@ -10,8 +10,10 @@ use crate::cli::settings::Settings;
 use crate::plan::{Plan, PlanMode};
 use crate::session::{Access, RunObserver, Session, SessionError};
 
+use super::json_events::JsonEvents;
 use super::plan::read_saved;
 use super::{confirm, open_session, parse_targets, print};
+use crate::render::events;
 
 pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, CliError> {
     let health_timeout = humantime::parse_duration(&arguments.health_timeout).map_err(|_| {
@@ -34,6 +36,8 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
         settings,
         &ProviderOptions {
             accept_new_host_key: arguments.accept_new_host_key,
+            lock_timeout: settings.lock_timeout,
+            ..ProviderOptions::default()
         },
         Access::Write {
             command: "stackctl apply".to_string(),
@@ -46,6 +50,12 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
             if !targets.is_empty() {
                 return Err(SessionError::SavedPlanNarrowed.into());
             }
+            if !arguments.replace.is_empty() {
+                return Err(CliError::new(
+                    "`--replace` cannot change a saved plan: it is applied exactly as reviewed",
+                )
+                .hint("make a new plan with `stackctl plan --replace ADDRESS --out FILE`"));
+            }
             let path = arguments
                 .plan
                 .as_deref()
@@ -56,9 +66,22 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
         }
         None => {
             session.check_targets(&targets)?;
-            let plan = session.plan(false, &targets, PlanMode::Apply).await?;
+            let replace = super::replace_addresses(&session, &arguments.replace)?;
+            if arguments.json {
+                JsonEvents::new(session.secret_values().to_vec())
+                    .emit(&events::started(session.stack(), "apply"));
+            }
+            let mut plan = session.plan(false, &targets, PlanMode::Apply).await?;
             tracing::debug!(actions = plan.actions.len(), "plan made");
-            print(&crate::render::text::render(&plan, settings.color));
+            session.force_replace(&mut plan, &replace);
+            if arguments.json {
+                let json = JsonEvents::new(session.secret_values().to_vec());
+                events::plan(&plan)
+                    .iter()
+                    .for_each(|event| json.emit(event));
+            } else {
+                print(&crate::render::text::render(&plan, settings.color));
+            }
             if !plan.has_changes() {
                 return Ok(Outcome::Success);
             }
@@ -79,6 +102,7 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
         &options,
         settings,
         !arguments.skip_checks,
+        arguments.json,
     )
     .await
 }
@@ -91,7 +115,10 @@ pub async fn destroy(
 ) -> Result<Outcome, CliError> {
     let mut session = open_session(
         settings,
-        &ProviderOptions::default(),
+        &ProviderOptions {
+            lock_timeout: settings.lock_timeout,
+            ..ProviderOptions::default()
+        },
         Access::Write {
             command: "stackctl destroy".to_string(),
         },
@@ -122,7 +149,7 @@ pub async fn destroy(
         allow_data_loss,
         ..ApplyOptions::default()
     };
-    run_plan(&mut session, &plan, &options, settings, false).await
+    run_plan(&mut session, &plan, &options, settings, false, false).await
 }
 
 /// Prints progress, notes and the summary as the session applies, then the checks.
@@ -148,6 +175,28 @@ impl RunObserver for Terminal {
     }
 }
 
+/// Streams the run as JSON lines (`apply --json`): the executor's events as they happen,
+/// warnings and notes; the summary is written from the report afterwards.
+struct JsonObserver {
+    events: JsonEvents,
+}
+
+impl RunObserver for JsonObserver {
+    fn event(&mut self, event: &Event) {
+        self.events.emit(&events::action(event));
+    }
+
+    fn warning(&mut self, message: &str) {
+        self.events.emit(&events::message("warning", message));
+    }
+
+    fn note(&mut self, message: &str) {
+        self.events.emit(&events::message("note", message));
+    }
+
+    fn summary(&mut self, _text: &str) {}
+}
+
 /// Applies the plan through the session and turns its outcome into an exit code.
 pub(super) async fn run_plan(
     session: &mut Session,
@@ -155,24 +204,47 @@ pub(super) async fn run_plan(
     options: &ApplyOptions,
     settings: &Settings,
     run_checks: bool,
+    json: bool,
 ) -> Result<Outcome, CliError> {
     let mut terminal = Terminal {
         progress: Progress::new(settings.color_errors, session.secret_values().to_vec()),
+    };
+    let mut json_observer = JsonObserver {
+        events: JsonEvents::new(session.secret_values().to_vec()),
+    };
+    let observer: &mut dyn RunObserver = if json {
+        &mut json_observer
+    } else {
+        &mut terminal
     };
     let (handler, interrupt) = InterruptHandler::install();
     let options = ApplyOptions {
         interrupt,
         ..options.clone()
     };
-    let run = session
-        .apply(plan, &options, run_checks, &mut terminal)
-        .await;
+    let run = session.apply(plan, &options, run_checks, observer).await;
     drop(handler);
     let run = run?;
+    if json {
+        json_observer.events.emit(&events::apply_summary(
+            &run.report,
+            &run.folder.display().to_string(),
+        ));
+    }
     let checks = run.checks.map(|checks| {
-        checks
-            .map_err(CliError::from)
-            .and_then(|report| super::verify::show(&report, false))
+        checks.map_err(CliError::from).and_then(|report| {
+            if json {
+                for warning in &report.warnings {
+                    json_observer
+                        .events
+                        .emit(&events::message("warning", warning));
+                }
+                json_observer.events.emit(&events::checks(&report.document));
+                super::verify::outcome(&report)
+            } else {
+                super::verify::show(&report, false)
+            }
+        })
     });
     eprintln!("Run folder: {}", run.folder.display());
     if let Some(Err(error)) = checks {

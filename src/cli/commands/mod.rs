@@ -5,7 +5,10 @@
 pub mod apply;
 pub mod backup;
 pub mod drift;
+pub mod exec;
 pub mod graph;
+pub mod json_events;
+pub mod logs;
 pub mod plan;
 pub mod ps;
 pub mod rollback;
@@ -46,10 +49,14 @@ pub fn open_session(
             )
         );
     }
+    let options = ProviderOptions {
+        ssh_config: settings.ssh_config.clone(),
+        ..options.clone()
+    };
     let session = Session::open_loaded(
         loaded,
         &session_settings(settings),
-        options,
+        &options,
         access,
         saved_salt,
     )?;
@@ -70,6 +77,7 @@ pub fn session_settings(settings: &Settings) -> SessionSettings {
         process_environment: settings.process_environment.clone(),
         state_directory: settings.state_directory.clone(),
         runs_directory: settings.runs_directory.clone(),
+        lock_timeout: settings.lock_timeout,
     }
 }
 
@@ -87,6 +95,28 @@ pub fn parse_targets(targets: &[String]) -> Result<Vec<Address>, CliError> {
             })
         })
         .collect()
+}
+
+/// Parses `--replace` addresses and checks them against stack.toml.
+pub fn replace_addresses(session: &Session, replace: &[String]) -> Result<Vec<Address>, CliError> {
+    let addresses = parse_targets(replace)?;
+    session.check_replace(&addresses).map_err(|error| {
+        let hint = if error.nearest.is_empty() {
+            "addresses look like `service.api`; `stackctl state list` shows them".to_string()
+        } else {
+            format!(
+                "did you mean {}?",
+                error
+                    .nearest
+                    .iter()
+                    .map(|name| format!("`{name}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )
+        };
+        CliError::new(error.to_string()).hint(hint)
+    })?;
+    Ok(addresses)
 }
 
 /// Writes to stdout, ignoring a closed pipe (`stackctl plan | head`).

@@ -13,15 +13,28 @@ pub async fn run(settings: &Settings, arguments: &PlanArgs) -> Result<Outcome, C
     let targets = parse_targets(&arguments.targets)?;
     let session = open_session(settings, &ProviderOptions::default(), Access::Read, None)?;
     session.check_targets(&targets)?;
+    let replace = super::replace_addresses(&session, &arguments.replace)?;
     if let Some(holder) = session.lock_holder() {
         eprintln!(
             "note: the state is locked by {holder}: this plan may change when that run finishes"
         );
     }
-    let plan = session
+    let events = arguments
+        .json
+        .then(|| super::json_events::JsonEvents::new(session.secret_values().to_vec()));
+    if let Some(events) = &events {
+        events.emit(&crate::render::events::started(session.stack(), "plan"));
+    }
+    let mut plan = session
         .plan(arguments.offline, &targets, PlanMode::Apply)
         .await?;
-    print(&render(&plan, arguments.format, settings.color));
+    session.force_replace(&mut plan, &replace);
+    match &events {
+        Some(events) => crate::render::events::plan(&plan)
+            .iter()
+            .for_each(|event| events.emit(event)),
+        None => print(&render(&plan, arguments.format, settings.color)),
+    }
     if let Some(out) = &arguments.out {
         write_saved(
             out,

@@ -33,6 +33,11 @@ pub fn show(report: &VerifyReport, json: bool) -> Result<Outcome, CliError> {
         }
         print(&text);
     }
+    outcome(report)
+}
+
+/// Fails when a check failed.
+pub fn outcome(report: &VerifyReport) -> Result<Outcome, CliError> {
     if report.failed > 0 {
         return Err(CliError::new(format!("{} of {} checks failed", report.failed, report.total)).hint("each failure above says what was expected; `stackctl verify --format json` shows the full responses"));
     }
