@@ -69,6 +69,7 @@ pub async fn run(settings: &Settings, arguments: &RollbackArgs) -> Result<Outcom
         &options,
         settings,
         !arguments.skip_checks,
+        false,
     )
     .await?;
     eprintln!(
