@@ -1,6 +1,6 @@
 //! Docker networks and volumes, and the configuration files written on the host.
-//! Networks and volumes are not declared in stack.toml: they are implied by the
-//! services (and the edge) that use them.
+//! Networks and volumes are implied by the services (and the edge) that use them;
+//! `[networks.<name>]` only sets a network's settings (`internal`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,7 +60,13 @@ impl Lowering<'_> {
                 self.on_host(
                     Resource::new(Address::new("network", network), DOCKER)
                         .with("name", format!("{}_{network}", self.stack))
-                        .with("internal", false),
+                        .with(
+                            "internal",
+                            self.config
+                                .networks
+                                .get(network)
+                                .is_some_and(|settings| settings.internal),
+                        ),
                 ),
             );
         }

@@ -78,6 +78,7 @@ mod backend_file;
 mod background;
 mod evidence;
 mod files;
+mod hardening;
 mod health;
 pub mod http;
 mod image;
