@@ -27,6 +27,7 @@ mod error;
 mod import;
 mod owner;
 mod refresh;
+mod security;
 mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};

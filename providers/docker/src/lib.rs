@@ -91,6 +91,7 @@ mod provider_error;
 mod refresh;
 pub mod registry_auth;
 mod release;
+mod security;
 mod service;
 pub mod spec;
 mod swap;

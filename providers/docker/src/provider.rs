@@ -428,6 +428,10 @@ impl Provider for DockerProvider {
         self.import_existing(address, id, desired, context).await
     }
 
+    async fn security_facts(&self) -> Option<Result<serde_json::Value, ProviderError>> {
+        Some(self.read_security_facts().await)
+    }
+
     async fn evidence(&self, _context: &ApplyContext) -> Vec<(String, Vec<u8>)> {
         let mut evidence = self.collect_evidence().await;
         if let Ok(logs) = self.release_logs.lock() {
