@@ -154,15 +154,10 @@ impl ContainerHardening {
             .map(|(path, options)| (path.clone(), Value::text(options)))
             .collect();
         put("tmpfs", Value::Map(tmpfs), self.tmpfs.is_empty());
-        // No limit: the attribute goes, so a limit removed by hand is drift of it.
-        match self.pids_limit {
-            Some(limit) => {
-                attributes.insert("pids_limit".into(), Value::Integer(limit));
-            }
-            None => {
-                attributes.remove("pids_limit");
-            }
-        }
+        // No limit where the resource sets one: `null`, so that the limit lifted by hand
+        // shows as drift (an absent attribute would not).
+        let limit = self.pids_limit.map_or(Value::Null, Value::Integer);
+        put("pids_limit", limit, self.pids_limit.is_none());
     }
 }
 
@@ -235,6 +230,11 @@ mod tests {
 
         let mut changed = live_host_config.clone();
         changed["PidsLimit"] = json!(4096);
+        let mut lifted = live_host_config.clone();
+        lifted["PidsLimit"] = json!(0);
+        let mut live = declared.clone();
+        ContainerHardening::of_container(&lifted).read_into(&mut live);
+        assert_eq!(live["pids_limit"], Value::Null);
         changed["CapAdd"] = json!(["CAP_SYS_ADMIN"]);
         changed["SecurityOpt"] = Json::Null;
         let mut live = declared.clone();
