@@ -14,7 +14,13 @@ pub fn text(plan: &Plan, color: bool) -> String {
     let Some(exposure) = shown(plan) else {
         return String::new();
     };
-    let reach = reach_text(&exposure.after);
+    // Who reaches what, when the plan changes it (a first apply, a service that moves
+    // to another network, a network made internal).
+    let reach = if exposure.before.reach == exposure.after.reach {
+        String::new()
+    } else {
+        reach_text(&exposure.after)
+    };
     if exposure.is_unchanged() {
         return format!("Exposure: unchanged.\n{reach}\n");
     }
