@@ -77,6 +77,15 @@ fn is_file_safe_name(name: &str) -> bool {
         && !name.contains("..")
 }
 
+/// `a`, `a and b`, `a, b and c`.
+fn english_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [only] => only.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// `root`, `0`, `root:…` or `0:…`: the container's processes run as uid 0.
 fn runs_as_root(user: &str) -> bool {
     let name = user.split(':').next().unwrap_or(user).trim();
@@ -691,39 +700,43 @@ impl Checks<'_> {
                     );
                 }
             }
-            match service.user.as_deref() {
-                None => self.policy(
-                    "policy-root-user",
+            // What is missing, in one finding per service with the lines to add.
+            let mut missing = Vec::new();
+            let mut lines = Vec::new();
+            if service.user.is_none() {
+                missing.push("a non-root `user` (its image's may be root)");
+                lines.push("user = \"10001\"".to_string());
+            }
+            if service.memory.is_none() {
+                missing.push("a memory limit");
+                lines.push("memory = \"256m\"".to_string());
+            }
+            if service.cpus.is_none() {
+                missing.push("a CPU limit");
+                lines.push("cpus = 0.5".to_string());
+            }
+            if !missing.is_empty() {
+                self.policy(
+                    "policy-unhardened-service",
                     &base,
-                    format!("service `{name}` sets no `user`: it runs as its image's user, which may be root"),
-                    "a non-root `user`",
-                    format!("add `user = \"10001\"` (or the image's own unprivileged user, e.g. `\"postgres\"`) to `[services.{name}]`"),
-                ),
-                Some(user) if runs_as_root(user) => self.policy(
+                    format!(
+                        "service `{name}` runs without {}: a leak, a busy loop or an exploit reaches the whole host",
+                        english_list(&missing)
+                    ),
+                    "a non-root `user`, `memory` and `cpus`",
+                    format!(
+                        "add {} to `[services.{name}]` (with the values it needs; the image's own unprivileged user, such as `\"postgres\"`, is fine)",
+                        lines.iter().map(|line| format!("`{line}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            if let Some(user) = service.user.as_deref().filter(|user| runs_as_root(user)) {
+                self.policy(
                     "policy-root-user",
                     &child_path(&base, "user"),
                     format!("service `{name}` runs as root (`user = \"{user}\"`)"),
                     "a non-root `user`",
-                    "set a numeric unprivileged user such as `\"10001\"`".into(),
-                ),
-                Some(_) => {}
-            }
-            if service.memory.is_none() {
-                self.policy(
-                    "policy-no-memory-limit",
-                    &base,
-                    format!("service `{name}` has no memory limit: a leak can take the whole host"),
-                    "a `memory` limit",
-                    format!("add `memory = \"256m\"` (or what it needs) to `[services.{name}]`"),
-                );
-            }
-            if service.cpus.is_none() {
-                self.policy(
-                    "policy-no-cpu-limit",
-                    &base,
-                    format!("service `{name}` has no CPU limit: a busy loop can starve every other service"),
-                    "a `cpus` limit",
-                    format!("add `cpus = 0.5` (or what it needs) to `[services.{name}]`"),
+                    "set an unprivileged user such as `\"10001\"`".into(),
                 );
             }
         }
