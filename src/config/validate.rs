@@ -778,7 +778,7 @@ impl Checks<'_> {
                     format!("network name `{name}` is not valid"),
                     "lowercase letters, digits, `-` and `_`",
                 );
-            } else if !joined.contains(name) && !(config.edge.is_some() && name == "edge") {
+            } else if !(joined.contains(name) || (config.edge.is_some() && name == "edge")) {
                 let hint = did_you_mean(name, joined.iter().map(String::as_str));
                 self.found.push(
                     Diagnostic::warning(
