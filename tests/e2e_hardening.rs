@@ -307,6 +307,42 @@ fn hardened_containers_are_read_back_drift_when_changed_by_hand_and_are_reported
         "{report}"
     );
 
+    // A network made internal is made again; its containers stay, attached to the new
+    // one with their aliases.
+    let app_before = inspect(&app, "{{.Id}}");
+    let mut text = environment.read("stack.toml");
+    text.push_str("\n[networks.public]\ninternal = true\n");
+    environment.write("stack.toml", &text);
+    let planned = run(&["plan"]);
+    let words = planned
+        .stdout
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for line in [
+        "network.public replace (destroy before create)",
+        "~ internal: false → true # forces replacement",
+        "service `app` can no longer reach the internet",
+    ] {
+        assert!(
+            words.contains(line),
+            "plan lacks `{line}`:\n{}",
+            planned.stdout
+        );
+    }
+    let applied = run(&["apply", "--yes"]);
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    let public = format!("{name}_public");
+    assert_eq!(inspect(&public, "{{.Internal}}"), "true");
+    assert_eq!(inspect(&app, "{{.Id}}"), app_before, "the container stays");
+    let aliases = inspect(
+        &app,
+        &format!("{{{{json (index .NetworkSettings.Networks \"{public}\").Aliases}}}}"),
+    );
+    assert!(aliases.contains("\"app\""), "{aliases}");
+    let again = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "no changes after apply:\n{}", again.stdout);
+
     let destroyed = run(&["destroy", "--yes"]);
     assert_eq!(
         destroyed.code, 0,

@@ -539,7 +539,11 @@ fn assert_the_shop_runs_hardened(run: &std::path::Path) {
         assert_eq!(container["pids_limit"], 256, "{name}");
         let edge = name == format!("{NAME}-edge");
         // `[edge]` sets no memory limit: a finding of the report, checked below.
-        assert_eq!(container["memory_bytes"].as_i64().is_some(), !edge, "{name}");
+        assert_eq!(
+            container["memory_bytes"].as_i64().is_some(),
+            !edge,
+            "{name}"
+        );
         assert_eq!(
             container["runs_as_root"], edge,
             "{name}: {}",

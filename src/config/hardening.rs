@@ -69,19 +69,16 @@ pub fn capability_name(text: &str) -> String {
 /// `"/tmp"` or `"/run:size=16m"` → (path, options), the default options when none are
 /// written. `None` for a path that is not absolute.
 pub fn tmpfs_mount(text: &str) -> Option<(String, String)> {
-    let (path, options) = match text.split_once(':') {
-        Some((path, options)) => (path, options),
-        None => (text, DEFAULT_TMPFS_OPTIONS),
-    };
-    (path.starts_with('/') && !options.is_empty())
-        .then(|| (path.trim_end_matches('/').to_string(), options.to_string()))
-        .map(|(path, options)| {
-            if path.is_empty() {
-                ("/".to_string(), options)
-            } else {
-                (path, options)
-            }
-        })
+    let (path, options) = text
+        .split_once(':')
+        .unwrap_or((text, DEFAULT_TMPFS_OPTIONS));
+    if !path.starts_with('/') || options.is_empty() {
+        return None;
+    }
+    // `/run/app/` and `/run/app` are one mount; `/` stays `/`.
+    let trimmed = path.trim_end_matches('/');
+    let path = if trimmed.is_empty() { "/" } else { trimmed };
+    Some((path.to_string(), options.to_string()))
 }
 
 impl SecurityConfig {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use stackctl_provider::{Address, Resource, Value};
+use stackctl_provider::{Address, ReplaceOrder, Resource, Value};
 
 use super::{Lowering, DOCKER};
 use crate::config::parse::Mount;
@@ -56,9 +56,13 @@ impl Lowering<'_> {
             volumes.insert(EDGE_ACME_VOLUME.to_string());
         }
         for network in &networks {
+            let mut resource = Resource::new(Address::new("network", network), DOCKER);
+            // One name, one network: the old goes before the new is made (the provider
+            // detaches its containers and attaches them to the new one).
+            resource.replace_order = ReplaceOrder::DestroyBeforeCreate;
             resources.push(
                 self.on_host(
-                    Resource::new(Address::new("network", network), DOCKER)
+                    resource
                         .with("name", format!("{}_{network}", self.stack))
                         .with(
                             "internal",

@@ -110,6 +110,12 @@ pub fn connect_network(network: &str, container: &str, aliases: &[String]) -> Re
     }))
 }
 
+/// Detaches a container from a network, also a running one (`Force`).
+pub fn disconnect_network(network: &str, container: &str) -> Request {
+    Request::new("POST", format!("/networks/{}/disconnect", segment(network)))
+        .json(json!({ "Container": container, "Force": true }))
+}
+
 pub fn start_container(id: &str) -> Request {
     Request::new("POST", format!("/containers/{}/start", segment(id)))
 }
@@ -663,6 +669,12 @@ mod tests {
         assert_eq!(
             unlimited.body,
             Body::Json(json!({"RestartPolicy": {"Name": "no"}, "PidsLimit": -1}))
+        );
+        let disconnect = disconnect_network("shop_edge", "abc");
+        assert_eq!(disconnect.path, "/networks/shop_edge/disconnect");
+        assert_eq!(
+            disconnect.body,
+            Body::Json(json!({"Container": "abc", "Force": true}))
         );
         let connect = connect_network("shop_edge", "abc", &["api".to_string()]);
         assert_eq!(connect.path, "/networks/shop_edge/connect");
