@@ -334,7 +334,8 @@ pub struct FileConfig {
 pub struct NetworkConfig {
     /// No way out: containers on it reach each other and nothing else (Docker's
     /// `internal`). A service that needs the internet joins a second network that is not
-    /// internal. Changing it replaces the network (and so every container on it).
+    /// internal. Changing it makes the network again; its containers are attached to the
+    /// new one.
     #[serde(default)]
     pub internal: bool,
 }
