@@ -286,6 +286,16 @@ fn surface_details(surface: &Surface) -> String {
             crate::plan::exposure::describe::names(&surface.reachable_services)
         }
     ));
+    if !surface.reach.is_empty() {
+        out.push_str("- Reach (edge: the edge forwards to it; internet: a way out):\n");
+        for reach in &surface.reach {
+            out.push_str(&format!(
+                "  - {}: {}\n",
+                code(&reach.service),
+                escape(&reach_line(reach))
+            ));
+        }
+    }
     out.push_str("\n</details>\n\n");
     out
 }
