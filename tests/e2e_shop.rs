@@ -320,9 +320,11 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
         .collect();
     assert_eq!(refused, [("TLS 1.0", true), ("TLS 1.1", true)], "{tls:#?}");
     assert_eq!(tls.negotiated.version.as_deref(), Some("TLS 1.3"));
+    // The stack's own default certificate (self-signed, made once per stack), not one
+    // Traefik would build again on every reload.
     assert_eq!(
-        tls.negotiated.certificate_issuer.as_deref(),
-        Some("CN=TRAEFIK DEFAULT CERT")
+        tls.negotiated.certificate_issuer,
+        Some(format!("CN=stackctl default certificate ({NAME})"))
     );
     assert_eq!(tls.hsts.max_age, Some(31_536_000));
     assert!(
@@ -330,6 +332,11 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
         "{}",
         verified.stdout
     );
+    // The real apps serve hardened: every container dropped all capabilities (the edge
+    // took back one), runs with no-new-privileges and a process limit, as a non-root user
+    // but the edge; Postgres and Redis are on the internal network only. The apply's
+    // security report says so, read from the daemon.
+    assert_the_shop_runs_hardened(&first_run);
 
     // A change to the api's code: one image build, the api swapped (its worker and beat run
     // the same image, so they are replaced too), nothing else.
@@ -669,4 +676,72 @@ except psycopg2.OperationalError as error:
         destroyed.stdout, destroyed.stderr
     );
     assert!(!key.exists(), "destroy removes the key from the host");
+}
+
+/// The security report of a run of the real shop: what the daemon shows of each container.
+fn assert_the_shop_runs_hardened(run: &std::path::Path) {
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("security.json")).expect("security.json"),
+    )
+    .expect("security.json is JSON");
+    let containers = report["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 9, "{report:#}");
+    for container in containers {
+        let name = container["name"].as_str().unwrap();
+        assert_eq!(
+            container["capabilities"]["dropped"],
+            serde_json::json!(["ALL"]),
+            "{name}"
+        );
+        assert_eq!(container["no_new_privileges"], true, "{name}");
+        assert_eq!(container["privileged"], false, "{name}");
+        assert_eq!(container["pids_limit"], 256, "{name}");
+        let edge = name == format!("{NAME}-edge");
+        // `[edge]` sets no memory limit: a finding of the report, checked below.
+        assert_eq!(
+            container["memory_bytes"].as_i64().is_some(),
+            !edge,
+            "{name}"
+        );
+        assert_eq!(
+            container["runs_as_root"], edge,
+            "{name}: {}",
+            container["user"]
+        );
+        let added = if edge {
+            serde_json::json!(["NET_BIND_SERVICE"])
+        } else {
+            serde_json::json!([])
+        };
+        assert_eq!(container["capabilities"]["added"], added, "{name}");
+    }
+    let of = |service: &str| {
+        containers
+            .iter()
+            .find(|container| container["name"] == format!("{NAME}-{service}"))
+            .unwrap_or_else(|| panic!("{service} in {report:#}"))
+    };
+    assert_eq!(of("postgres")["user"], "postgres");
+    assert_eq!(
+        of("postgres")["networks"],
+        serde_json::json!([{"name": format!("{NAME}_backend"), "internal": true}])
+    );
+    assert_eq!(
+        of("edge")["networks"],
+        serde_json::json!([{"name": format!("{NAME}_edge"), "internal": false}]),
+        "Traefik does not join the backend"
+    );
+    // The only published ports are the edge's, and the findings name only the edge
+    // (root, with its reason, and no CPU limit is not asked of it).
+    for entry in report["edge"]["published_ports"].as_array().unwrap() {
+        assert_eq!(entry["container"], format!("{NAME}-edge"), "{entry}");
+    }
+    for finding in report["findings"].as_array().unwrap() {
+        assert_eq!(finding["container"], format!("{NAME}-edge"), "{finding}");
+    }
+    let text = std::fs::read_to_string(run.join("security.txt")).expect("security.txt");
+    assert!(
+        text.contains("Traefik listens on ports 80 and 443"),
+        "{text}"
+    );
 }

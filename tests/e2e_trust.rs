@@ -390,10 +390,11 @@ async fn a_file_dropped_into_the_watched_directory_is_reported_and_removed() {
     deployment.assert_no_changes();
 }
 
-/// `django` declares no command, no user and no ports. Its container is replaced by hand
-/// with one that runs another command, as another user, with an extra env var and a
-/// published port: each is drift with its own line in `drift` and `plan` (the desired
-/// side being what stackctl builds when they are unset), and one apply removes them all.
+/// `django` declares no command and no ports, and runs as user 10001. Its container is
+/// replaced by hand with one that runs another command, as another user, with an extra
+/// env var and a published port (and none of the hardening): each is drift with its own
+/// line in `drift` and `plan` (the desired side being what stackctl builds), and one
+/// apply removes them all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_env_var_user_and_port_added_by_hand_are_drift_and_apply_removes_them() {
     let deployment = Deployment::new("added");
@@ -461,7 +462,11 @@ async fn a_command_env_var_user_and_port_added_by_hand_are_drift_and_apply_remov
     deployment.apply();
     let container = deployment.container_of("django");
     let inspect = |format: &str| docker(&["inspect", "-f", format, &container]);
-    assert_eq!(inspect("{{.Config.User}}"), "", "no user after apply");
+    assert_eq!(
+        inspect("{{.Config.User}}"),
+        "10001",
+        "the declared user after apply"
+    );
     assert!(!inspect("{{json .Config.Cmd}}").contains("by-hand"));
     assert!(!inspect("{{json .Config.Env}}").contains("ADDED_BY_HAND"));
     assert_eq!(docker(&["port", &container]), "", "no port after apply");

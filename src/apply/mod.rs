@@ -4,6 +4,7 @@ pub mod executor;
 pub mod memory;
 pub mod redact;
 pub mod runs;
+pub mod security_report;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

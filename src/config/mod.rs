@@ -8,6 +8,7 @@ pub mod document;
 pub mod env_file;
 pub mod environment;
 pub mod go_regexp;
+pub mod hardening;
 pub mod parse;
 pub mod secret_generation;
 pub mod secret_hints;

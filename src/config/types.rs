@@ -34,6 +34,10 @@ pub struct Config {
     /// Configuration files written on the host (mount them into services with a bind).
     #[serde(default)]
     pub files: BTreeMap<String, FileConfig>,
+    /// Settings of the Docker networks services join (a network named by a service needs
+    /// no entry here: it is made with the defaults).
+    #[serde(default)]
+    pub networks: BTreeMap<String, NetworkConfig>,
     #[serde(default)]
     pub services: BTreeMap<String, ServiceConfig>,
     #[serde(default)]
@@ -338,6 +342,18 @@ pub struct FileConfig {
     pub allow_outside_root: bool,
 }
 
+/// `[networks.<name>]`: one Docker network of the stack.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// No way out: containers on it reach each other and nothing else (Docker's
+    /// `internal`). A service that needs the internet joins a second network that is not
+    /// internal. Changing it makes the network again; its containers are attached to the
+    /// new one.
+    #[serde(default)]
+    pub internal: bool,
+}
+
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
@@ -388,6 +404,19 @@ pub struct ServiceConfig {
     pub restart: Option<RestartPolicy>,
     #[serde(default)]
     pub read_only: bool,
+    /// Writable in-memory directories, for the paths a read-only root needs: `"/tmp"` or
+    /// `"/run:size=16m"` (options as `mount -t tmpfs` takes them; default
+    /// `rw,noexec,nosuid,size=64m`).
+    #[serde(default)]
+    pub tmpfs: Vec<String>,
+    /// The most processes and threads the container may run at once (default 256; a fork
+    /// bomb stops there).
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
+    /// What the container may do beyond the hardened default (no capabilities, no new
+    /// privileges, not privileged); every exception needs a `reason`.
+    #[serde(default)]
+    pub security: Option<SecurityConfig>,
     /// Host ports. Only the edge may publish: any entry here is a policy error.
     #[serde(default)]
     pub ports: Vec<String>,
@@ -409,6 +438,27 @@ pub struct ServiceConfig {
     /// that exit at once on SIGTERM instead of finishing their requests.
     #[serde(default)]
     pub drain: Option<String>,
+}
+
+/// `[services.<name>.security]`: the exceptions to the hardened default, each one
+/// visible in the plan and the security report with its reason.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Linux capabilities given back after all are dropped, e.g. `["NET_BIND_SERVICE"]`
+    /// (with or without `CAP_`).
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// Runs the container privileged: every capability and every device of the host.
+    #[serde(default)]
+    pub privileged: bool,
+    /// Lets processes gain privileges through setuid binaries (turns `no-new-privileges`
+    /// off).
+    #[serde(default)]
+    pub new_privileges: bool,
+    /// Why the service needs the exceptions above; shown in the plan and the report.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// `[services.<name>.release]`: runs when the service's image, env or this command

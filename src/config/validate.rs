@@ -14,6 +14,7 @@ use super::diagnostic::{did_you_mean, Diagnostic};
 use super::document::{child_path, index_path, SourceMap};
 use super::env_file::read_regular_file;
 use super::environment::{variables_in, Environment};
+use super::hardening::{capability_name, tmpfs_mount, KNOWN_CAPABILITIES};
 use super::parse::{duration_milliseconds, duration_seconds, file_mode, memory_bytes, Mount};
 use super::{secret_hints, traefik_rule};
 // Other stages name these by their old home here.
@@ -41,6 +42,8 @@ pub fn validate(
     check.edge(config);
     check.files(config);
     check.services(config);
+    check.hardening(config);
+    check.networks(config);
     check.routes(config);
     check.middlewares(config);
     check.checks(config);
@@ -75,6 +78,21 @@ fn is_file_safe_name(name: &str) -> bool {
         .is_some_and(|first| first.is_ascii_alphanumeric())
         && characters.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !name.contains("..")
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn english_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [only] => only.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// `root`, `0`, `root:…` or `0:…`: the container's processes run as uid 0.
+fn runs_as_root(user: &str) -> bool {
+    let name = user.split(':').next().unwrap_or(user).trim();
+    name == "root" || name == "0"
 }
 
 /// The stack's directory on the host: `target.root`, else `/var/lib/stackctl/<stack>`
@@ -636,6 +654,159 @@ impl Checks<'_> {
             }
         }
         self.cycles(&graph, "services", "depends_on", "service dependency");
+    }
+
+    /// The hardened default's settings, and the policy every service is held to: a
+    /// non-root user, memory and CPU limits, no privileged mode, and a reason for every
+    /// exception. Policy findings are warnings (errors with `--strict`).
+    fn hardening(&mut self, config: &Config) {
+        for (name, service) in &config.services {
+            let base = child_path("services", name);
+            if let Some(limit) = service.pids_limit {
+                if limit <= 0 {
+                    self.error(
+                        "invalid-value",
+                        &child_path(&base, "pids_limit"),
+                        format!("process limit `{limit}` of `{name}` is not a positive number"),
+                        "a number such as `256` (the default)",
+                    );
+                }
+            }
+            for (index, mount) in service.tmpfs.iter().enumerate() {
+                if tmpfs_mount(mount).is_none() {
+                    self.error(
+                        "invalid-value",
+                        &index_path(&child_path(&base, "tmpfs"), index),
+                        format!("tmpfs mount `{mount}` is not `/path` or `/path:options`"),
+                        "`\"/tmp\"` or `\"/run:size=16m\"`",
+                    );
+                }
+            }
+            if let Some(security) = &service.security {
+                let path = child_path(&base, "security");
+                for (index, capability) in security.cap_add.iter().enumerate() {
+                    let normalised = capability_name(capability);
+                    if !KNOWN_CAPABILITIES.contains(&normalised.as_str()) {
+                        let hint = did_you_mean(&normalised, KNOWN_CAPABILITIES.iter().copied());
+                        self.error(
+                            "invalid-value",
+                            &index_path(&child_path(&path, "cap_add"), index),
+                            format!("`{capability}` is not a Linux capability"),
+                            "a capability such as `NET_BIND_SERVICE` or `CHOWN`",
+                        )
+                        .hint = hint;
+                    }
+                }
+                if security.relaxes() && service.security_reason().is_none() {
+                    self.policy(
+                        "policy-security-reason",
+                        &path,
+                        format!("service `{name}` relaxes the hardened default without saying why"),
+                        "a `reason` beside `cap_add`, `privileged` or `new_privileges`",
+                        "add `reason = \"…\"` to the section: it is shown in the plan and the security report".into(),
+                    );
+                }
+                if security.privileged && service.security_reason().is_none() {
+                    self.policy(
+                        "policy-privileged",
+                        &child_path(&path, "privileged"),
+                        format!("service `{name}` runs privileged: every capability and every device of the host"),
+                        "`privileged = false` (the default)",
+                        "add only the capabilities it needs to `cap_add`; if it really must be privileged, say why in `reason`".into(),
+                    );
+                }
+            }
+            // What is missing, in one finding per service with the lines to add.
+            let mut missing = Vec::new();
+            let mut lines = Vec::new();
+            if service.user.is_none() {
+                missing.push("a non-root `user` (its image's may be root)");
+                lines.push("user = \"10001\"".to_string());
+            }
+            if service.memory.is_none() {
+                missing.push("a memory limit");
+                lines.push("memory = \"256m\"".to_string());
+            }
+            if service.cpus.is_none() {
+                missing.push("a CPU limit");
+                lines.push("cpus = 0.5".to_string());
+            }
+            if !missing.is_empty() {
+                self.policy(
+                    "policy-unhardened-service",
+                    &base,
+                    format!(
+                        "service `{name}` runs without {}: a leak, a busy loop or an exploit reaches the whole host",
+                        english_list(&missing)
+                    ),
+                    "a non-root `user`, `memory` and `cpus`",
+                    format!(
+                        "add {} to `[services.{name}]` (with the values it needs; the image's own unprivileged user, such as `\"postgres\"`, is fine)",
+                        lines.iter().map(|line| format!("`{line}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            if let Some(user) = service.user.as_deref().filter(|user| runs_as_root(user)) {
+                self.policy(
+                    "policy-root-user",
+                    &child_path(&base, "user"),
+                    format!("service `{name}` runs as root (`user = \"{user}\"`)"),
+                    "a non-root `user`",
+                    "set an unprivileged user such as `\"10001\"`".into(),
+                );
+            }
+        }
+    }
+
+    /// A policy finding: a warning (an error with `--strict`) with its fix.
+    fn policy(
+        &mut self,
+        code: &'static str,
+        path: &str,
+        message: String,
+        expected: &str,
+        hint: String,
+    ) {
+        self.found.push(
+            Diagnostic::warning(code, message)
+                .at(self.map.value(path))
+                .expected(expected)
+                .hint(hint),
+        );
+    }
+
+    /// `[networks.<name>]`: a valid name that some service (or the edge) joins.
+    fn networks(&mut self, config: &Config) {
+        let mut joined: BTreeSet<String> = config
+            .services
+            .values()
+            .flat_map(ServiceConfig::network_names)
+            .collect();
+        if let Some(edge) = &config.edge {
+            joined.extend(edge.networks.iter().flatten().cloned());
+        }
+        for name in config.networks.keys() {
+            let path = child_path("networks", name);
+            if !is_simple_name(name) {
+                self.error(
+                    "invalid-name",
+                    &path,
+                    format!("network name `{name}` is not valid"),
+                    "lowercase letters, digits, `-` and `_`",
+                );
+            } else if !(joined.contains(name) || (config.edge.is_some() && name == "edge")) {
+                let hint = did_you_mean(name, joined.iter().map(String::as_str));
+                self.found.push(
+                    Diagnostic::warning(
+                        "unused-network",
+                        format!("`[networks.{name}]` sets a network no service joins"),
+                    )
+                    .at(self.map.value(&path))
+                    .expected("the name of a network in a service's `networks`")
+                    .hint_if(hint),
+                );
+            }
+        }
     }
 
     fn cycles(&mut self, graph: &DiGraphMap<&str, ()>, section: &str, field: &str, what: &str) {

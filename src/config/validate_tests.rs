@@ -11,12 +11,24 @@ const FLOWER: &str = "\n[services.flower]\nimage = \"flower:2\"\nport = 5555\nda
 /// A problem found: (code, message, line, column).
 type Problem<Message> = (&'static str, Message, usize, usize);
 
-/// Every problem validation finds in `BASE` + `snippet`.
+/// The hardening policy every service is held to (a non-root user, memory and CPU
+/// limits): the snippets of the other rules leave them out for brevity, so these rows
+/// ignore them, and `every_service_is_held_to_the_hardening_policy` pins them.
+const HARDENING_POLICY: &[&str] = &["policy-unhardened-service"];
+
+/// Every problem validation finds in `BASE` + `snippet`, but the hardening policy's.
 fn problems(snippet: &str) -> Vec<Problem<String>> {
     problems_in(&format!("{BASE}{snippet}"))
 }
 
 fn problems_in(text: &str) -> Vec<Problem<String>> {
+    every_problem_in(text)
+        .into_iter()
+        .filter(|(code, ..)| !HARDENING_POLICY.contains(code))
+        .collect()
+}
+
+fn every_problem_in(text: &str) -> Vec<Problem<String>> {
     // An empty directory: no `.env.example` of this repository interferes.
     let directory = tempfile::tempdir().expect("a temporary directory");
     let source = SourceFile {
@@ -572,4 +584,69 @@ fn a_malformed_regexp_matcher_fails_validate_as_go_would_compile_it() {
         "HostRegexp(`^[a-z]+\\.example\\.com$`) && PathRegexp(`^/api/v[0-9]{1,3}/`)"
     ))
     .is_empty());
+}
+
+#[test]
+fn every_service_is_held_to_the_hardening_policy() {
+    let codes_of = |service: &str| -> Vec<(&'static str, usize, usize)> {
+        every_problem_in(&format!(
+            "{BASE}\n[services.db]\nimage = \"postgres:16\"\n{service}"
+        ))
+        .into_iter()
+        .map(|(code, _, line, column)| (code, line, column))
+        .collect()
+    };
+    // Nothing set: one finding at the service's table, naming each missing piece.
+    assert_eq!(codes_of(""), vec![("policy-unhardened-service", 7, 1)]);
+    let found = every_problem_in(&format!(
+        "{BASE}\n[services.db]\nimage = \"postgres:16\"\nuser = \"postgres\"\n"
+    ));
+    assert_eq!(
+        found[0].1,
+        "service `db` runs without a memory limit and a CPU limit: a leak, a busy loop or an exploit reaches the whole host"
+    );
+    let limited = "user = \"postgres\"\nmemory = \"256m\"\ncpus = 0.5\n";
+    assert!(codes_of(limited).is_empty());
+    // Root by name or number, at the `user` setting.
+    assert_eq!(
+        codes_of("user = \"0:0\"\nmemory = \"256m\"\ncpus = 0.5\n"),
+        vec![("policy-root-user", 9, 8)]
+    );
+    // Exceptions need a reason; privileged is called out unless one is given.
+    let unexplained =
+        format!("{limited}\n[services.db.security]\ncap_add = [\"chown\"]\nprivileged = true\n");
+    assert_eq!(
+        codes_of(&unexplained),
+        vec![
+            ("policy-security-reason", 13, 1),
+            ("policy-privileged", 15, 14)
+        ]
+    );
+    let explained = format!("{unexplained}reason = \"the vendor's entrypoint needs it\"\n");
+    assert!(codes_of(&explained).is_empty());
+    // Settings that cannot mean anything are errors.
+    assert_eq!(
+        codes_of(&format!(
+            "{limited}pids_limit = 0\ntmpfs = [\"tmp\"]\n\n[services.db.security]\ncap_add = [\"SETUIDX\"]\nreason = \"x\"\n"
+        )),
+        vec![
+            ("invalid-value", 12, 14),
+            ("invalid-value", 13, 10),
+            ("invalid-value", 16, 12),
+        ]
+    );
+}
+
+#[test]
+fn a_network_setting_names_a_network_some_service_joins() {
+    let stack = "\n[services.db]\nimage = \"postgres:16\"\n\n[networks.backend]\ninternal = true\n\n[networks.bakend]\ninternal = true\n";
+    let found = problems(stack);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let (code, message, line, _) = &found[0];
+    assert_eq!(*code, "unused-network");
+    assert_eq!(
+        message,
+        "`[networks.bakend]` sets a network no service joins"
+    );
+    assert_eq!(*line, 13);
 }

@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use stackctl_provider::{Address, ReplaceOrder, Resource, Secret, Value};
 
 use super::host_objects::EDGE_ACME_VOLUME;
+use super::services::{hardened, Hardening};
 use super::{
     container_mount, map, network_attachments, published_port, texts, Lowering, DOCKER, TRAEFIK,
 };
+use crate::config::hardening::DEFAULT_PIDS_LIMIT;
 use crate::config::{
     CertificateAuthority, EdgeConfig, MiddlewareConfig, RouteConfig, TlsConfig, TlsVersion,
 };
@@ -20,6 +22,9 @@ use stackctl_traefik::spec::{LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING};
 /// The container-side ports of the edge; the host ports come from `[edge]`.
 const EDGE_HTTP_PORT: i64 = 80;
 const EDGE_HTTPS_PORT: i64 = 443;
+/// Why the edge keeps one capability: Traefik runs as root in its image and listens on
+/// 80 and 443 inside the container, which needs `NET_BIND_SERVICE` once all are dropped.
+const EDGE_SECURITY_REASON: &str = "Traefik listens on ports 80 and 443 inside its container";
 /// Traefik's API (ping, routers) inside the container: the traefik crate's port.
 const EDGE_ADMIN_PORT: i64 = stackctl_traefik::API_PORT as i64;
 
@@ -184,6 +189,17 @@ impl Lowering<'_> {
         for network in networks {
             service = service.depends_on(Address::new("network", network));
         }
+        let mut service = hardened(
+            service,
+            &Hardening {
+                cap_add: vec!["NET_BIND_SERVICE".to_string()],
+                privileged: false,
+                no_new_privileges: true,
+                pids_limit: DEFAULT_PIDS_LIMIT,
+                tmpfs: Vec::new(),
+                reason: Some(EDGE_SECURITY_REASON.to_string()),
+            },
+        );
         // Two Traefiks cannot hold ports 80 and 443 at once.
         service.replace_order = ReplaceOrder::DestroyBeforeCreate;
         service

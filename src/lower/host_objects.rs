@@ -1,10 +1,10 @@
 //! Docker networks and volumes, and the configuration files written on the host.
-//! Networks and volumes are not declared in stack.toml: they are implied by the
-//! services (and the edge) that use them.
+//! Networks and volumes are implied by the services (and the edge) that use them;
+//! `[networks.<name>]` only sets a network's settings (`internal`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use stackctl_provider::{Address, Resource, Value};
+use stackctl_provider::{Address, ReplaceOrder, Resource, Value};
 
 use super::{Lowering, DOCKER};
 use crate::config::parse::Mount;
@@ -56,11 +56,21 @@ impl Lowering<'_> {
             volumes.insert(EDGE_ACME_VOLUME.to_string());
         }
         for network in &networks {
+            let mut resource = Resource::new(Address::new("network", network), DOCKER);
+            // One name, one network: the old goes before the new is made (the provider
+            // detaches its containers and attaches them to the new one).
+            resource.replace_order = ReplaceOrder::DestroyBeforeCreate;
             resources.push(
                 self.on_host(
-                    Resource::new(Address::new("network", network), DOCKER)
+                    resource
                         .with("name", format!("{}_{network}", self.stack))
-                        .with("internal", false),
+                        .with(
+                            "internal",
+                            self.config
+                                .networks
+                                .get(network)
+                                .is_some_and(|settings| settings.internal),
+                        ),
                 ),
             );
         }

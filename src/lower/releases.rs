@@ -31,6 +31,12 @@ const FROM_SERVICE: &[&str] = &[
     "user",
     "volumes",
     "read_only",
+    "tmpfs",
+    "cap_drop",
+    "cap_add",
+    "no_new_privileges",
+    "privileged",
+    "pids_limit",
 ];
 
 impl Lowering<'_> {

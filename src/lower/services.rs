@@ -7,6 +7,7 @@ use stackctl_provider::{Address, Reference, ReplaceOrder, Resource, Value};
 
 use super::images::ServiceImage;
 use super::{container_mount, map, network_attachments, texts, Lowering, DOCKER};
+use crate::config::hardening::tmpfs_mount;
 use crate::config::parse::Mount;
 use crate::config::{HealthConfig, PullPolicy, ServiceConfig};
 use crate::context::resolve_path;
@@ -77,6 +78,17 @@ impl Lowering<'_> {
 
         let (resource, stateful) = self.mounts(resource, service, file_paths);
         let mut resource = self.limits(resource, service);
+        resource = hardened(
+            resource,
+            &Hardening {
+                cap_add: service.added_capabilities(),
+                privileged: service.privileged(),
+                no_new_privileges: service.no_new_privileges(),
+                pids_limit: service.pids_limit_or_default(),
+                tmpfs: service.tmpfs.clone(),
+                reason: service.security_reason().map(|reason| self.text(reason)),
+            },
+        );
         if let Some(health) = &service.health {
             resource = resource.with("health", self.health(health, service));
         }
@@ -223,6 +235,40 @@ impl Lowering<'_> {
             ("service", Value::text(name)),
         ])
     }
+}
+
+/// How locked down a container is: the hardened default with a service's exceptions.
+pub(super) struct Hardening {
+    pub cap_add: Vec<String>,
+    pub privileged: bool,
+    pub no_new_privileges: bool,
+    pub pids_limit: i64,
+    /// As written: `/path` or `/path:options`.
+    pub tmpfs: Vec<String>,
+    /// Why the exceptions are needed; shown in the plan beside them.
+    pub reason: Option<String>,
+}
+
+/// Adds the hardening attributes. Every capability is dropped and the needed ones added
+/// back, so that an image cannot widen what the container may do.
+pub(super) fn hardened(resource: Resource, hardening: &Hardening) -> Resource {
+    let tmpfs: BTreeMap<String, Value> = hardening
+        .tmpfs
+        .iter()
+        .filter_map(|text| tmpfs_mount(text))
+        .map(|(path, options)| (path, Value::Text(options)))
+        .collect();
+    let mut resource = resource
+        .with("cap_drop", texts(&["ALL".to_string()]))
+        .with("cap_add", texts(&hardening.cap_add))
+        .with("no_new_privileges", hardening.no_new_privileges)
+        .with("privileged", hardening.privileged)
+        .with("pids_limit", hardening.pids_limit)
+        .with("tmpfs", Value::Map(tmpfs));
+    if let Some(reason) = &hardening.reason {
+        resource = resource.with("security_reason", reason.clone());
+    }
+    resource
 }
 
 /// The file resource a bind source is, or lies inside of (a directory of files).

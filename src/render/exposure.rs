@@ -4,6 +4,7 @@
 //! surface after the plan in a collapsed block. Drift reports and plans without actions
 //! have no section.
 
+use crate::plan::exposure::reach::ServiceReach;
 use crate::plan::exposure::surface::Surface;
 use crate::plan::exposure::{describe::code, Direction, Exposure, ExposureChange};
 use crate::plan::Plan;
@@ -13,8 +14,15 @@ pub fn text(plan: &Plan, color: bool) -> String {
     let Some(exposure) = shown(plan) else {
         return String::new();
     };
+    // Who reaches what, when the plan changes it (a first apply, a service that moves
+    // to another network, a network made internal).
+    let reach = if exposure.before.reach == exposure.after.reach {
+        String::new()
+    } else {
+        reach_text(&exposure.after)
+    };
     if exposure.is_unchanged() {
-        return "Exposure: unchanged.\n\n".to_string();
+        return format!("Exposure: unchanged.\n{reach}\n");
     }
     let paint = |code: &str, text: &str| {
         if color {
@@ -36,8 +44,67 @@ pub fn text(plan: &Plan, color: bool) -> String {
             change.message
         ));
     }
+    out.push_str(&reach);
     out.push('\n');
     out
+}
+
+/// What each service can reach after the plan, one line each; empty without services.
+fn reach_text(surface: &Surface) -> String {
+    if surface.reach.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "  reach after this plan (edge: the edge forwards to it; internet: a way out):\n",
+    );
+    let width = surface
+        .reach
+        .iter()
+        .map(|reach| reach.service.len())
+        .max()
+        .unwrap_or(0);
+    for reach in &surface.reach {
+        out.push_str(&format!(
+            "    {:width$}  {}\n",
+            reach.service,
+            reach_line(reach)
+        ));
+    }
+    out
+}
+
+fn reach_line(reach: &ServiceReach) -> String {
+    let yes_no = |flag: bool| if flag { "yes" } else { "no" };
+    let networks: Vec<String> = reach
+        .networks
+        .iter()
+        .map(|network| {
+            if network.internal {
+                format!("{} (internal)", network.name)
+            } else {
+                network.name.clone()
+            }
+        })
+        .collect();
+    let edge = if reach.service == "edge" {
+        "-".to_string()
+    } else {
+        yes_no(reach.edge).to_string()
+    };
+    let peers = if reach.peers.is_empty() {
+        "none".to_string()
+    } else {
+        reach.peers.join(", ")
+    };
+    format!(
+        "edge {edge}, internet {}, services: {peers}; networks: {}",
+        yes_no(reach.internet),
+        if networks.is_empty() {
+            "none".to_string()
+        } else {
+            networks.join(", ")
+        }
+    )
 }
 
 /// The section for a pull-request comment, ending with a blank line; empty when there is
@@ -219,6 +286,16 @@ fn surface_details(surface: &Surface) -> String {
             crate::plan::exposure::describe::names(&surface.reachable_services)
         }
     ));
+    if !surface.reach.is_empty() {
+        out.push_str("- Reach (edge: the edge forwards to it; internet: a way out):\n");
+        for reach in &surface.reach {
+            out.push_str(&format!(
+                "  - {}: {}\n",
+                code(&reach.service),
+                escape(&reach_line(reach))
+            ));
+        }
+    }
     out.push_str("\n</details>\n\n");
     out
 }

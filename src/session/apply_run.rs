@@ -172,6 +172,10 @@ impl Session {
                 write(observer, &format!("{provider}/{name}"), &contents);
             }
         }
+        // Read from the target now, not from stack.toml: what the containers run with.
+        if let Err(message) = self.write_security_report(&folder).await {
+            write(observer, "security.txt", format!("{message}\n").as_bytes());
+        }
         for outcome in &report.outcomes {
             if let Status::Failed {
                 message, detail, ..

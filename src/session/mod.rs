@@ -34,6 +34,7 @@ mod refresh;
 mod replace;
 mod rollback;
 mod secrets;
+mod security;
 mod status;
 mod verify;
 

@@ -27,8 +27,25 @@ pub struct VerifyReport {
 
 impl Session {
     /// Runs the checks against the live stack.
+    ///
+    /// Its run folder (`runs/<time>/`) keeps the results (`checks.json`) and the security
+    /// report read from the target (`security.json`, `security.txt`).
     pub async fn verify(&self) -> Result<VerifyReport, SessionError> {
-        self.verify_with_state(self.state.as_ref(), None).await
+        let folder =
+            RunFolder::create(&self.runs_directory, self.secrets.clone()).map_err(|error| {
+                SessionError::RunFolder {
+                    directory: self.runs_directory.display().to_string(),
+                    cause: error.to_string(),
+                }
+            })?;
+        let security = self.write_security_report(&folder).await;
+        let mut report = self
+            .verify_with_state(self.state.as_ref(), Some(&folder))
+            .await?;
+        if let Err(message) = security {
+            report.warnings.push(message);
+        }
+        Ok(report)
     }
 
     /// Runs the checks, the droplet's address taken from `state` (an apply's, just

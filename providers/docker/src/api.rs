@@ -110,6 +110,12 @@ pub fn connect_network(network: &str, container: &str, aliases: &[String]) -> Re
     }))
 }
 
+/// Detaches a container from a network, also a running one (`Force`).
+pub fn disconnect_network(network: &str, container: &str) -> Request {
+    Request::new("POST", format!("/networks/{}/disconnect", segment(network)))
+        .json(json!({ "Container": container, "Force": true }))
+}
+
 pub fn start_container(id: &str) -> Request {
     Request::new("POST", format!("/containers/{}/start", segment(id)))
 }
@@ -168,9 +174,12 @@ pub fn update_container(
     id: &str,
     memory: Option<i64>,
     nano_cpus: Option<i64>,
+    pids_limit: Option<i64>,
     restart: &str,
 ) -> Request {
     let mut body = json!({ "RestartPolicy": { "Name": restart } });
+    // Docker reads 0 or -1 as "no limit": a limit removed from stack.toml is lifted.
+    body["PidsLimit"] = json!(pids_limit.unwrap_or(-1));
     if let Some(memory) = memory {
         body["Memory"] = json!(memory);
         body["MemorySwap"] = json!(-1);
@@ -671,12 +680,23 @@ mod tests {
             container_logs("abc", 20).target(API_VERSION),
             "/v1.41/containers/abc/logs?stdout=1&stderr=1&tail=20"
         );
-        let update = update_container("abc", Some(1 << 20), Some(500_000_000), "always");
+        let update = update_container("abc", Some(1 << 20), Some(500_000_000), Some(256), "always");
         assert_eq!(
             update.body,
             Body::Json(
-                json!({"RestartPolicy": {"Name": "always"}, "Memory": 1048576, "MemorySwap": -1, "NanoCpus": 500000000})
+                json!({"RestartPolicy": {"Name": "always"}, "Memory": 1048576, "MemorySwap": -1, "NanoCpus": 500000000, "PidsLimit": 256})
             )
+        );
+        let unlimited = update_container("abc", None, None, None, "no");
+        assert_eq!(
+            unlimited.body,
+            Body::Json(json!({"RestartPolicy": {"Name": "no"}, "PidsLimit": -1}))
+        );
+        let disconnect = disconnect_network("shop_edge", "abc");
+        assert_eq!(disconnect.path, "/networks/shop_edge/disconnect");
+        assert_eq!(
+            disconnect.body,
+            Body::Json(json!({"Container": "abc", "Force": true}))
         );
         let connect = connect_network("shop_edge", "abc", &["api".to_string()]);
         assert_eq!(connect.path, "/networks/shop_edge/connect");

@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 use stackctl_provider::{Attributes, Secret, Value};
 
+use crate::hardening::ContainerHardening;
 use crate::spec::{nano_cpus, number, seconds_to_nanos, text_list, DOCKER_STOP_GRACE_SECONDS};
 
 /// What a container read back means as attributes (the same shape as desired ones).
 ///
 /// Everything Docker can show is read from `inspect`, never copied: image, command,
 /// entrypoint, env, health check, published ports, networks, mounts, user, limits,
-/// restart policy, read-only root and the label hash, so that any change by hand is
+/// capabilities and privileges, restart policy, read-only root and the label hash, so that any change by hand is
 /// drift of the attribute it touched.
 ///
 /// `reference` is the resource as recorded (or desired, when nothing is recorded): it
@@ -251,6 +252,7 @@ pub fn live_service_attributes(
             attributes.remove("cpus");
         }
     }
+    ContainerHardening::of_container(host_config).read_into(&mut attributes);
     // Defaults stay implicit when the resource left them out, so that an omitted
     // attribute and Docker's default compare equal.
     let restart = match host_config["RestartPolicy"]["Name"].as_str() {

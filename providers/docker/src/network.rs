@@ -1,5 +1,11 @@
 //! Applying a `network.*` resource: create it labelled as the stack's (taking over only
 //! one that already is), remove it when it goes.
+//!
+//! A network is replaced when `internal` changes. Docker cannot remove a network that
+//! containers are attached to, and the containers stay as they are (their attributes name
+//! the network, not how it is made): so a replace detaches them, makes the network
+//! again, and attaches them with the aliases they had. They lose that network for the
+//! moment in between, nothing else.
 
 use stackctl_provider::{Action, ActionKind, ApplyOutcome, ProviderError, Value};
 
@@ -19,8 +25,12 @@ impl DockerProvider {
             .prior
             .as_ref()
             .and_then(|prior| text_attribute(&prior.attributes, "name").map(str::to_string));
+        let mut attached = Vec::new();
         if action.kind.destroys() {
             if let Some(name) = &prior_name {
+                if action.kind != ActionKind::Delete {
+                    attached = self.detach_all(client, name).await?;
+                }
                 self.remove_network(client, name).await?;
             }
             if action.kind == ActionKind::Delete {
@@ -70,7 +80,48 @@ impl DockerProvider {
                 None,
             ));
         };
+        for (container, aliases) in &attached {
+            client
+                .send(api::connect_network(name, container, aliases))
+                .await
+                .map_err(from_client)?;
+        }
         Ok(ApplyOutcome::Recorded(recorded_with(desired, id, &[])))
+    }
+
+    /// Detaches every container from network `name`; returns each container's id with
+    /// the aliases it had there, to attach it again to the network made anew.
+    async fn detach_all(
+        &self,
+        client: &DockerClient,
+        name: &str,
+    ) -> Result<Vec<(String, Vec<String>)>, ProviderError> {
+        let response = client
+            .send_raw(api::inspect_network(name))
+            .await
+            .map_err(from_client)?;
+        if response.status == 404 {
+            return Ok(Vec::new());
+        }
+        let network = response.json().unwrap_or_default();
+        let ids: Vec<String> = network["Containers"]
+            .as_object()
+            .map(|containers| containers.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut attached = Vec::new();
+        for id in ids {
+            let container = client
+                .send_json(api::inspect_container(&id))
+                .await
+                .map_err(from_client)?;
+            let aliases = own_aliases(&container["NetworkSettings"]["Networks"][name], &id);
+            client
+                .send(api::disconnect_network(name, &id))
+                .await
+                .map_err(from_client)?;
+            attached.push((id, aliases));
+        }
+        Ok(attached)
     }
 
     async fn remove_network(&self, client: &DockerClient, name: &str) -> Result<(), ProviderError> {
@@ -89,5 +140,33 @@ impl DockerProvider {
                 None,
             ))
         }
+    }
+}
+
+/// The aliases an endpoint was given, without the short container id Docker adds itself.
+fn own_aliases(endpoint: &serde_json::Value, container_id: &str) -> Vec<String> {
+    endpoint["Aliases"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .filter(|alias| !container_id.starts_with(alias))
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reattached_container_keeps_its_own_aliases() {
+        let endpoint = serde_json::json!({"Aliases": ["postgres", "0123456789ab"]});
+        assert_eq!(
+            own_aliases(&endpoint, "0123456789abcdef"),
+            vec!["postgres".to_string()]
+        );
+        assert!(own_aliases(&serde_json::Value::Null, "x").is_empty());
     }
 }

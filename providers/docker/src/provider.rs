@@ -250,6 +250,8 @@ impl Provider for DockerProvider {
             [
                 "memory",
                 "cpus",
+                // `docker update --pids-limit`: changed on the live container.
+                "pids_limit",
                 "restart",
                 "route_backend",
                 // How a later swap drains this container: nothing to change on it now.
@@ -257,6 +259,9 @@ impl Provider for DockerProvider {
             ]
             .map(AttributeSchema::plain),
         );
+        // Why the service relaxes the hardened default: shown beside the exceptions, and
+        // no reason to touch the container when only the words change.
+        service.push(AttributeSchema::inert("security_reason"));
         let mut service: Vec<AttributeSchema> =
             service.into_iter().map(default_when_unset).collect();
         service.extend(
@@ -321,6 +326,12 @@ impl Provider for DockerProvider {
                     AttributeSchema::inert("networks"),
                     AttributeSchema::inert("volumes"),
                     AttributeSchema::inert("read_only"),
+                    AttributeSchema::inert("tmpfs"),
+                    AttributeSchema::inert("cap_drop"),
+                    AttributeSchema::inert("cap_add"),
+                    AttributeSchema::inert("no_new_privileges"),
+                    AttributeSchema::inert("privileged"),
+                    AttributeSchema::inert("pids_limit"),
                     AttributeSchema::inert("timeout_seconds"),
                 ],
             },
@@ -421,6 +432,10 @@ impl Provider for DockerProvider {
 
     fn host_tasks(&self) -> Option<&dyn stackctl_provider::HostTasks> {
         Some(self)
+    }
+
+    async fn security_facts(&self) -> Option<Result<serde_json::Value, ProviderError>> {
+        Some(self.read_security_facts().await)
     }
 
     async fn evidence(&self, _context: &ApplyContext) -> Vec<(String, Vec<u8>)> {

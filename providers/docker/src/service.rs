@@ -37,8 +37,22 @@ use crate::spec::ServiceSpec;
 /// image's command, entrypoint and health check; no user; no memory or CPU limit). Env,
 /// networks, volumes, ports, restart and read-only root are always set by lowering, so a
 /// hand-added value of those is already a difference from the recorded one.
-pub(crate) const SERVICE_DEFAULT_WHEN_UNSET: &[&str] =
-    &["command", "entrypoint", "health", "user", "memory", "cpus"];
+pub(crate) const SERVICE_DEFAULT_WHEN_UNSET: &[&str] = &[
+    "command",
+    "entrypoint",
+    "health",
+    "user",
+    "memory",
+    "cpus",
+    // Set by lowering since stacks are hardened; unset in what earlier versions recorded,
+    // where a value shown is a hand change.
+    "cap_drop",
+    "cap_add",
+    "no_new_privileges",
+    "privileged",
+    "pids_limit",
+    "tmpfs",
+];
 
 pub(crate) const SERVICE_FORCES_REPLACE: &[&str] = &[
     "container_name",
@@ -52,6 +66,12 @@ pub(crate) const SERVICE_FORCES_REPLACE: &[&str] = &[
     "volumes",
     "user",
     "read_only",
+    "tmpfs",
+    // What the container may do: Docker cannot change these on a live container.
+    "cap_drop",
+    "cap_add",
+    "no_new_privileges",
+    "privileged",
     "health",
     "ports",
     "port",
@@ -441,6 +461,7 @@ impl DockerProvider {
                 &current.id,
                 spec.memory,
                 nano,
+                spec.hardening.pids_limit,
                 &spec.restart,
             ))
             .await

@@ -11,6 +11,7 @@ use serde_json::{json, Value as Json};
 use stackctl_provider::{Attributes, Reference, Secret, Value};
 
 use crate::api::Labels;
+pub use crate::hardening::ContainerHardening;
 
 /// One environment value: plain text, or a secret exposed only when the container is made.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +105,8 @@ pub struct ServiceSpec {
     pub cpus: Option<String>,
     pub restart: String,
     pub read_only: bool,
+    /// Capabilities, privileges, process limit and tmpfs mounts.
+    pub hardening: ContainerHardening,
     pub health: Option<Health>,
     pub ports: Vec<PublishedPort>,
     pub port: Option<i64>,
@@ -357,6 +360,7 @@ impl ServiceSpec {
                 .get("read_only")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            hardening: ContainerHardening::from_attributes(attributes)?,
             health,
             ports,
             port: attributes.get("port").and_then(Value::as_integer),
@@ -435,6 +439,7 @@ impl ServiceSpec {
         if let Some(cpus) = &self.cpus {
             host_config["NanoCpus"] = json!(nano_cpus(cpus)?);
         }
+        self.hardening.apply_to(&mut host_config);
         let mut body = json!({
             "Image": self.image,
             "Env": env,

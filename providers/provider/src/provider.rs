@@ -209,6 +209,13 @@ pub trait Provider: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// How locked down the stack's running containers are, read from the target itself
+    /// for the run's security report: `{"containers": [...], "networks": [...]}` (see the
+    /// Docker provider's `security.rs`). `None` for providers that run no containers.
+    async fn security_facts(&self) -> Option<Result<serde_json::Value, ProviderError>> {
+        None
+    }
+
     /// Checks the live stack through what this provider serves, when it serves traffic
     /// (the edge): `None` for providers with nothing to check from the outside.
     async fn verify(

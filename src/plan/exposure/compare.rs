@@ -38,6 +38,7 @@ pub fn compare(before: &Surface, after: &Surface) -> Vec<ExposureChange> {
     firewall_rules(&before.firewall_rules, &after.firewall_rules, &mut changes);
     routes(&before.routes, &after.routes, &mut changes);
     reachable_services(before, after, &mut changes);
+    internet_reach(before, after, &mut changes);
     // A stable sort keeps the surface order inside each direction.
     changes.sort_by_key(|change| change.direction);
     changes
@@ -562,6 +563,44 @@ fn milliseconds(duration: &str) -> Option<i128> {
         rest = &rest[unit_length..];
     }
     Some(total)
+}
+
+/// A service that gains a way out to the internet (a network no longer internal, or a
+/// new network with egress) widens; one that loses it narrows. New services count from
+/// nothing, so a database created on an internal network says nothing.
+fn internet_reach(before: &Surface, after: &Surface, changes: &mut Vec<ExposureChange>) {
+    let had: BTreeMap<&str, bool> = before
+        .reach
+        .iter()
+        .map(|reach| (reach.service.as_str(), reach.internet))
+        .collect();
+    for reach in &after.reach {
+        let before = had.get(reach.service.as_str()).copied();
+        let subject = format!("service.{}", reach.service);
+        match (before, reach.internet) {
+            (Some(false), true) => push(
+                changes,
+                Direction::Widens,
+                Change::Changed,
+                subject,
+                format!(
+                    "service {} can now reach the internet",
+                    code(&reach.service)
+                ),
+            ),
+            (Some(true), false) => push(
+                changes,
+                Direction::Narrows,
+                Change::Changed,
+                subject,
+                format!(
+                    "service {} can no longer reach the internet",
+                    code(&reach.service)
+                ),
+            ),
+            _ => {}
+        }
+    }
 }
 
 fn reachable_services(before: &Surface, after: &Surface, changes: &mut Vec<ExposureChange>) {

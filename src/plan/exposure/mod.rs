@@ -13,6 +13,7 @@
 mod compare;
 pub mod describe;
 mod ip_range;
+pub mod reach;
 pub mod surface;
 
 use std::collections::BTreeMap;

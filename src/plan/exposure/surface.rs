@@ -39,6 +39,10 @@ pub struct Surface {
     pub routes: Vec<Route>,
     /// Names of the services some route leads to, sorted.
     pub reachable_services: Vec<String>,
+    /// What each service can reach (the edge, the internet, other services), by name.
+    /// Absent from plans saved before it existed.
+    #[serde(default)]
+    pub reach: Vec<super::reach::ServiceReach>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,7 +231,10 @@ pub fn read(resources: &AttributesByAddress<'_>) -> Surface {
         .map(|(address, attributes)| (address.name(), *attributes))
         .collect();
 
-    let mut surface = Surface::default();
+    let mut surface = Surface {
+        reach: super::reach::read(resources),
+        ..Surface::default()
+    };
     if let Some(static_file) = resources.get(&Address::new("file", "traefik-static")) {
         for (name, attribute) in [
             ("web", "http_port"),

@@ -1,0 +1,360 @@
+//! The run's security report (`security.json` and `security.txt`): per container its
+//! user, capabilities, privileges, limits, read-only root, networks and published ports
+//! as the target's daemon shows them; the edge's exposure (every published port); and
+//! the findings of the policy `stackctl validate` enforces, checked against those live
+//! values. The seed's audit checklist, produced by the tool.
+//!
+//! Pure: the facts come from the providers (`Provider::security_facts`). The document is
+//! one JSON object with a section per subject (`containers`, `networks`, `edge`,
+//! `findings`), so that another section (a TLS probe's) can be added beside them.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value as Json};
+
+/// The report, ready to write.
+#[derive(Clone, Debug)]
+pub struct SecurityReport {
+    pub document: Json,
+    pub text: String,
+}
+
+/// Version of the document's shape.
+pub const SECURITY_REPORT_VERSION: u32 = 1;
+
+/// `facts`: each provider's `{"containers": [...], "networks": [...]}`. `reasons`: a
+/// resource's address (`service.edge`) → why it relaxes the hardened default, from the
+/// stack, shown beside what it explains.
+pub fn build(stack: &str, facts: &[Json], reasons: &BTreeMap<String, String>) -> SecurityReport {
+    let mut containers: Vec<Json> = Vec::new();
+    let mut networks: Vec<Json> = Vec::new();
+    for provider in facts {
+        containers.extend(
+            provider["containers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        networks.extend(provider["networks"].as_array().cloned().unwrap_or_default());
+    }
+    for container in &mut containers {
+        if let Some(reason) = container["resource"]
+            .as_str()
+            .and_then(|address| reasons.get(address))
+        {
+            container["reason"] = json!(reason);
+        }
+    }
+    let mut published = Vec::new();
+    for container in &containers {
+        for port in container["published_ports"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            published.push(json!({ "container": container["name"], "port": port }));
+        }
+    }
+    let findings: Vec<Json> = containers.iter().flat_map(findings_of).collect();
+    let document = json!({
+        "format_version": SECURITY_REPORT_VERSION,
+        "stack": stack,
+        "read_from": "the target's Docker daemon (container and network inspect), not stack.toml",
+        "containers": containers,
+        "networks": networks,
+        "edge": { "published_ports": published },
+        "findings": findings,
+    });
+    let text = render_text(&document);
+    SecurityReport { document, text }
+}
+
+/// The policy, checked against what a container runs with. A relaxation with a reason
+/// in the stack is still listed (it is an exception, not a pass), with that reason.
+fn findings_of(container: &Json) -> Vec<Json> {
+    let name = container["name"].as_str().unwrap_or("");
+    let is_edge = container["resource"].as_str() == Some("service.edge");
+    let mut found = Vec::new();
+    let mut add = |severity: &str, code: &str, message: String| {
+        let mut finding = json!({
+            "severity": severity,
+            "code": code,
+            "container": name,
+            "message": message,
+        });
+        if let Some(reason) = container["reason"].as_str() {
+            finding["reason"] = json!(reason);
+        }
+        found.push(finding);
+    };
+    if container["runs_as_root"] == true {
+        add(
+            "warning",
+            "policy-root-user",
+            format!("`{name}` runs as root"),
+        );
+    }
+    if container["privileged"] == true {
+        add(
+            "warning",
+            "policy-privileged",
+            format!("`{name}` runs privileged"),
+        );
+    }
+    if container["no_new_privileges"] != true {
+        add(
+            "warning",
+            "policy-new-privileges",
+            format!(
+                "`{name}` may gain privileges through setuid binaries (no `no-new-privileges`)"
+            ),
+        );
+    }
+    let dropped_all = container["capabilities"]["dropped"]
+        .as_array()
+        .is_some_and(|names| names.iter().any(|name| name == "ALL"));
+    if !dropped_all {
+        add(
+            "warning",
+            "policy-capabilities",
+            format!("`{name}` keeps Docker's default capabilities (not all dropped)"),
+        );
+    }
+    let added: Vec<&str> = container["capabilities"]["added"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    if !added.is_empty() {
+        add(
+            "note",
+            "capabilities-added",
+            format!("`{name}` has {}", added.join(", ")),
+        );
+    }
+    if container["memory_bytes"].is_null() {
+        add(
+            "warning",
+            "policy-no-memory-limit",
+            format!("`{name}` has no memory limit"),
+        );
+    }
+    if container["cpus"].is_null() && !is_edge {
+        add(
+            "warning",
+            "policy-no-cpu-limit",
+            format!("`{name}` has no CPU limit"),
+        );
+    }
+    if container["pids_limit"].is_null() {
+        add(
+            "warning",
+            "policy-no-pids-limit",
+            format!("`{name}` has no process limit"),
+        );
+    }
+    let publishes = container["published_ports"]
+        .as_array()
+        .is_some_and(|ports| !ports.is_empty());
+    if publishes && !is_edge {
+        add(
+            "error",
+            "policy-published-port",
+            format!("`{name}` publishes host ports; only the edge may"),
+        );
+    }
+    found
+}
+
+/// `security.txt`: the same facts for people, one block per container.
+fn render_text(document: &Json) -> String {
+    let list = |json: &Json| -> Vec<String> {
+        json.as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| item.to_string())
+            })
+            .collect()
+    };
+    let or_none = |items: Vec<String>| {
+        if items.is_empty() {
+            "none".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
+    let mut out = format!(
+        "Security of stack `{}`, read from {}.\n\nContainers:\n",
+        document["stack"].as_str().unwrap_or(""),
+        document["read_from"].as_str().unwrap_or("")
+    );
+    for container in document["containers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        let limit = |field: &str| match &container[field] {
+            Json::Null => "none".to_string(),
+            value => value.to_string(),
+        };
+        let networks: Vec<String> = container["networks"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .map(|network| {
+                let name = network["name"].as_str().unwrap_or("");
+                if network["internal"] == true {
+                    format!("{name} (internal)")
+                } else {
+                    name.to_string()
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            "  {}\n    user {}; capabilities dropped: {}, added: {}; no-new-privileges {}; privileged {}\n    read-only root {}; processes {}; memory {} bytes; cpus {}\n    networks: {}; published ports: {}\n",
+            container["name"].as_str().unwrap_or(""),
+            container["user"].as_str().unwrap_or(""),
+            or_none(list(&container["capabilities"]["dropped"])),
+            or_none(list(&container["capabilities"]["added"])),
+            yes_no(&container["no_new_privileges"]),
+            yes_no(&container["privileged"]),
+            yes_no(&container["read_only_root"]),
+            limit("pids_limit"),
+            limit("memory_bytes"),
+            limit("cpus"),
+            or_none(networks),
+            or_none(list(&container["published_ports"])),
+        ));
+        if let Some(reason) = container["reason"].as_str() {
+            out.push_str(&format!("    why it differs from the default: {reason}\n"));
+        }
+    }
+    let edge: Vec<String> = document["edge"]["published_ports"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .map(|entry| {
+            format!(
+                "{} ({})",
+                entry["port"].as_str().unwrap_or(""),
+                entry["container"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    out.push_str(&format!("\nPublished on the host: {}\n", or_none(edge)));
+    out.push_str("\nFindings:\n");
+    let findings = document["findings"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    if findings.is_empty() {
+        out.push_str("  none\n");
+    }
+    for finding in findings {
+        out.push_str(&format!(
+            "  {}: {} [{}]\n",
+            finding["severity"].as_str().unwrap_or(""),
+            finding["message"].as_str().unwrap_or(""),
+            finding["code"].as_str().unwrap_or("")
+        ));
+        if let Some(reason) = finding["reason"].as_str() {
+            out.push_str(&format!("    reason given: {reason}\n"));
+        }
+    }
+    out
+}
+
+fn yes_no(value: &Json) -> &'static str {
+    if value == &Json::Bool(true) {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_come_from_the_live_values() {
+        let facts = json!({
+            "containers": [
+                {"name": "shop-api", "resource": "service.api", "user": "10001", "runs_as_root": false,
+                 "capabilities": {"dropped": ["ALL"], "added": []}, "no_new_privileges": true,
+                 "privileged": false, "read_only_root": false, "pids_limit": 256,
+                 "memory_bytes": 1024, "cpus": 1.0, "networks": [], "published_ports": []},
+                {"name": "shop-edge", "resource": "service.edge", "user": "root (the image's default)", "runs_as_root": true,
+                 "capabilities": {"dropped": ["ALL"], "added": ["NET_BIND_SERVICE"]}, "no_new_privileges": true,
+                 "privileged": false, "read_only_root": false, "pids_limit": 256,
+                 "memory_bytes": null, "cpus": null, "networks": [], "published_ports": ["0.0.0.0:443->443/tcp"]},
+                {"name": "shop-db", "resource": "service.db", "user": "", "runs_as_root": true,
+                 "capabilities": {"dropped": [], "added": []}, "no_new_privileges": false,
+                 "privileged": true, "read_only_root": false, "pids_limit": null,
+                 "memory_bytes": null, "cpus": null, "networks": [], "published_ports": ["0.0.0.0:5432->5432/tcp"]}
+            ],
+            "networks": []
+        });
+        let reasons = BTreeMap::from([("service.edge".to_string(), "binds 443".to_string())]);
+        let report = build("shop", &[facts], &reasons);
+        let codes = |container: &str| -> Vec<String> {
+            report.document["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|finding| finding["container"] == container)
+                .map(|finding| finding["code"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert!(codes("shop-api").is_empty());
+        assert_eq!(
+            codes("shop-edge"),
+            vec![
+                "policy-root-user",
+                "capabilities-added",
+                "policy-no-memory-limit"
+            ]
+        );
+        assert_eq!(
+            codes("shop-db"),
+            vec![
+                "policy-root-user",
+                "policy-privileged",
+                "policy-new-privileges",
+                "policy-capabilities",
+                "policy-no-memory-limit",
+                "policy-no-cpu-limit",
+                "policy-no-pids-limit",
+                "policy-published-port"
+            ]
+        );
+        assert_eq!(report.document["containers"][1]["reason"], "binds 443");
+        assert_eq!(
+            report.document["edge"]["published_ports"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(
+            report
+                .text
+                .contains("why it differs from the default: binds 443"),
+            "{}",
+            report.text
+        );
+        assert!(
+            report.text.contains("0.0.0.0:443->443/tcp (shop-edge)"),
+            "{}",
+            report.text
+        );
+    }
+}

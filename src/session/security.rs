@@ -1,0 +1,54 @@
+//! The run's security report: every provider's live facts, the stack's reasons for its
+//! exceptions, written to the run folder as `security.json` and `security.txt`.
+
+use std::collections::BTreeMap;
+
+use stackctl_provider::Value;
+
+use super::Session;
+use crate::apply::runs::RunFolder;
+use crate::apply::security_report::{build, SecurityReport};
+
+impl Session {
+    /// Reads the facts from every provider that runs containers and writes the report
+    /// into `folder`. Returns the report, or why it could not be made (the daemon did not
+    /// answer, a file could not be written): a report never fails the run that makes it.
+    pub(super) async fn write_security_report(
+        &self,
+        folder: &RunFolder,
+    ) -> Result<SecurityReport, String> {
+        let mut facts = Vec::new();
+        for provider in self.backends.providers.all() {
+            if let Some(result) = provider.security_facts().await {
+                facts.push(result.map_err(|error| {
+                    format!(
+                        "the security report could not read the {} target: {error}",
+                        provider.name()
+                    )
+                })?);
+            }
+        }
+        let reasons: BTreeMap<String, String> = self
+            .desired
+            .iter()
+            .filter_map(|resource| {
+                let reason = resource
+                    .attributes
+                    .get("security_reason")
+                    .and_then(Value::as_text)?;
+                Some((resource.address.to_string(), reason.to_string()))
+            })
+            .collect();
+        let report = build(self.stack(), &facts, &reasons);
+        let json = serde_json::to_string_pretty(&report.document).unwrap_or_default() + "\n";
+        for (name, contents) in [
+            ("security.json", json.as_str()),
+            ("security.txt", report.text.as_str()),
+        ] {
+            folder
+                .write(name, contents.as_bytes())
+                .map_err(|error| format!("cannot write `{name}` in the run folder: {error}"))?;
+        }
+        Ok(report)
+    }
+}
