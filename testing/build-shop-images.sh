@@ -159,6 +159,11 @@ build_app() {
 }
 
 mkdir -p "$cache_dir"
+# One build at a time: tests in one binary run in parallel and each asks for the images;
+# two `npm ci` in one directory, or two builds of one tag, would trip over each other.
+# The second caller waits, then finds everything up to date.
+exec 9>"$cache_dir/build.lock"
+flock 9
 timeout 20 docker info >/dev/null 2>&1 || fail "the Docker daemon is not reachable (is dockerd running?)"
 command -v mmdebstrap >/dev/null || fail "mmdebstrap is not installed (Debian: apt-get install mmdebstrap)"
 command -v npm >/dev/null || fail "npm is not installed (the React app is built with node 18 or newer and npm)"

@@ -109,6 +109,9 @@ fn two_services(name: &str, target: &str) -> String {
              image = \"stackctl-test/server:latest\"\n\
              pull = false\n\
              port = 8080\n\
+             user = \"10001\"\n\
+             memory = \"64m\"\n\
+             cpus = 0.5\n\
              env = {{ NAME = \"{service}\", LOG_LINES = \"hello from {service}\" }}\n\
              health = {{ command = [\"CMD\", \"/server\", \"health\"], interval = \"1s\", retries = 30 }}\n"
         )

@@ -739,9 +739,13 @@ fn assert_the_shop_runs_hardened(run: &std::path::Path) {
     for finding in report["findings"].as_array().unwrap() {
         assert_eq!(finding["container"], format!("{NAME}-edge"), "{finding}");
     }
+    // The edge's TLS as the apply's checks probed it is a section of the same report.
+    assert_eq!(report["tls"]["passed"], true, "{:#}", report["tls"]);
+    assert_eq!(report["tls"]["minimum_version"], "TLS 1.2");
     let text = std::fs::read_to_string(run.join("security.txt")).expect("security.txt");
     assert!(
         text.contains("Traefik listens on ports 80 and 443"),
         "{text}"
     );
+    assert!(text.contains("TLS 1.0: refused"), "{text}");
 }

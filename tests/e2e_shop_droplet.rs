@@ -847,6 +847,25 @@ async fn the_seed_from_an_empty_account_to_a_droplet_serves_swaps_migrates_and_s
     }
 
     // Destroy empties the account and leaves nothing of the stack on the droplet's daemon.
+    // The builds of the last successful applies stay on the droplet for a rollback
+    // (`keep_images`, default 3): the first api, the first Django and the Django that
+    // kept serving when the migration failed.
+    let kept = docker(
+        &droplet,
+        &[
+            "image",
+            "ls",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &format!("{NAME}/*"),
+        ],
+    );
+    for build in [&first_api_build, &first_django_build, &second_django_build] {
+        assert!(
+            kept.lines().any(|image| image == build.as_str()),
+            "{build} is kept for a rollback: {kept}"
+        );
+    }
     let destroyed = stackctl(
         &environment,
         &emulator,
@@ -869,19 +888,8 @@ async fn the_seed_from_an_empty_account_to_a_droplet_serves_swaps_migrates_and_s
             &format!("{NAME}/*"),
         ],
     );
-    // The images the stack ran at the end are removed; earlier builds stay, as on any
-    // host (an update does not delete what a rollback may need): the first api, the first
-    // Django and the Django that kept serving when the migration failed. They go with the
-    // droplet.
-    let mut left: Vec<&str> = images.lines().collect();
-    left.sort();
-    let mut earlier = vec![
-        first_api_build.as_str(),
-        first_django_build.as_str(),
-        second_django_build.as_str(),
-    ];
-    earlier.sort();
-    assert_eq!(left, earlier, "only earlier builds are left on the droplet");
+    // Destroy removes every image the stack built, the ones kept for a rollback too.
+    assert_eq!(images, "", "no image of the stack is left on the droplet");
 
     // The droplet host leaves nothing behind on this machine.
     let namespace = droplet.namespace.clone();

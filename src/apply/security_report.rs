@@ -4,13 +4,14 @@
 //! the findings of the policy `stackctl validate` enforces, checked against those live
 //! values. The seed's audit checklist, produced by the tool.
 //!
-//! Pure: the facts come from the providers (`Provider::security_facts`). The document is
-//! one JSON object with a section per subject (`containers`, `networks`, `edge`,
-//! `findings`), so that another section (a TLS probe's) can be added beside them.
+//! Pure: the facts come from the providers (`Provider::security_facts`) and the edge's
+//! TLS from the probe `verify` runs (`EdgeTlsReport`). The document is one JSON object
+//! with a section per subject (`containers`, `networks`, `edge`, `tls`, `findings`).
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value as Json};
+use stackctl_provider::EdgeTlsReport;
 
 /// The report, ready to write.
 #[derive(Clone, Debug)]
@@ -24,8 +25,14 @@ pub const SECURITY_REPORT_VERSION: u32 = 1;
 
 /// `facts`: each provider's `{"containers": [...], "networks": [...]}`. `reasons`: a
 /// resource's address (`service.edge`) → why it relaxes the hardened default, from the
-/// stack, shown beside what it explains.
-pub fn build(stack: &str, facts: &[Json], reasons: &BTreeMap<String, String>) -> SecurityReport {
+/// stack, shown beside what it explains. `tls`: the edge's TLS as `verify` probed it in
+/// this run, `None` when no probe ran (checks skipped, no edge, the apply failed).
+pub fn build(
+    stack: &str,
+    facts: &[Json],
+    reasons: &BTreeMap<String, String>,
+    tls: Option<&EdgeTlsReport>,
+) -> SecurityReport {
     let mut containers: Vec<Json> = Vec::new();
     let mut networks: Vec<Json> = Vec::new();
     for provider in facts {
@@ -55,7 +62,10 @@ pub fn build(stack: &str, facts: &[Json], reasons: &BTreeMap<String, String>) ->
             published.push(json!({ "container": container["name"], "port": port }));
         }
     }
-    let findings: Vec<Json> = containers.iter().flat_map(findings_of).collect();
+    let mut findings: Vec<Json> = containers.iter().flat_map(findings_of).collect();
+    if let Some(tls) = tls {
+        findings.extend(tls_findings(tls));
+    }
     let document = json!({
         "format_version": SECURITY_REPORT_VERSION,
         "stack": stack,
@@ -63,10 +73,27 @@ pub fn build(stack: &str, facts: &[Json], reasons: &BTreeMap<String, String>) ->
         "containers": containers,
         "networks": networks,
         "edge": { "published_ports": published },
+        "tls": tls.map(|tls| serde_json::to_value(tls).unwrap_or(Json::Null)),
         "findings": findings,
     });
     let text = render_text(&document);
     SecurityReport { document, text }
+}
+
+/// The probe's failures (a version below the minimum accepted, HSTS missing or short, no
+/// handshake at all) as findings, so the checklist has one place to look.
+fn tls_findings(tls: &EdgeTlsReport) -> Vec<Json> {
+    tls.failures
+        .iter()
+        .map(|failure| {
+            json!({
+                "severity": "error",
+                "code": "tls-probe",
+                "container": "",
+                "message": format!("the edge at {}: {failure}", tls.endpoint),
+            })
+        })
+        .collect()
 }
 
 /// The policy, checked against what a container runs with. A relaxation with a reason
@@ -250,6 +277,7 @@ fn render_text(document: &Json) -> String {
         })
         .collect();
     out.push_str(&format!("\nPublished on the host: {}\n", or_none(edge)));
+    out.push_str(&tls_text(&document["tls"]));
     out.push_str("\nFindings:\n");
     let findings = document["findings"]
         .as_array()
@@ -269,6 +297,44 @@ fn render_text(document: &Json) -> String {
             out.push_str(&format!("    reason given: {reason}\n"));
         }
     }
+    out
+}
+
+/// The TLS section for people: what was refused, what a client gets, HSTS.
+fn tls_text(tls: &Json) -> String {
+    let Ok(tls) = serde_json::from_value::<EdgeTlsReport>(tls.clone()) else {
+        return "\nTLS: not probed in this run (checks skipped, no edge, or the apply did not finish).\n"
+            .to_string();
+    };
+    let mut out = format!(
+        "\nTLS at {} ({}), minimum {}: {}\n",
+        tls.endpoint,
+        tls.server_name,
+        tls.minimum_version,
+        if tls.passed { "passed" } else { "FAILED" }
+    );
+    for probe in &tls.below_minimum {
+        out.push_str(&format!(
+            "  {}: {}\n",
+            probe.version,
+            if probe.refused { "refused" } else { "ACCEPTED" }
+        ));
+    }
+    let negotiated = &tls.negotiated;
+    let unknown = || "unknown".to_string();
+    out.push_str(&format!(
+        "  a current client gets {} with {}, certificate issued by {}\n",
+        negotiated.version.clone().unwrap_or_else(unknown),
+        negotiated.cipher_suite.clone().unwrap_or_else(unknown),
+        negotiated
+            .certificate_issuer
+            .clone()
+            .unwrap_or_else(unknown)
+    ));
+    out.push_str(&format!(
+        "  HSTS: {}\n",
+        tls.hsts.header.as_deref().unwrap_or("absent")
+    ));
     out
 }
 
@@ -304,7 +370,7 @@ mod tests {
             "networks": []
         });
         let reasons = BTreeMap::from([("service.edge".to_string(), "binds 443".to_string())]);
-        let report = build("shop", &[facts], &reasons);
+        let report = build("shop", &[facts], &reasons, None);
         let codes = |container: &str| -> Vec<String> {
             report.document["findings"]
                 .as_array()
@@ -355,6 +421,60 @@ mod tests {
             report.text.contains("0.0.0.0:443->443/tcp (shop-edge)"),
             "{}",
             report.text
+        );
+    }
+
+    #[test]
+    fn the_edges_tls_probe_is_a_section_and_its_failures_are_findings() {
+        use stackctl_provider::{HstsFinding, NegotiatedTls, VersionProbe};
+        let probe = |version: &str, refused: bool| VersionProbe {
+            version: version.to_string(),
+            refused,
+            passed: refused,
+            answer: String::new(),
+        };
+        let tls = EdgeTlsReport {
+            endpoint: "127.0.0.1:443".to_string(),
+            server_name: "shop.example".to_string(),
+            minimum_version: "TLS 1.2".to_string(),
+            passed: false,
+            below_minimum: vec![probe("TLS 1.0", true), probe("TLS 1.1", false)],
+            negotiated: NegotiatedTls {
+                version: Some("TLS 1.3".to_string()),
+                cipher_suite: Some("TLS13_AES_128_GCM_SHA256".to_string()),
+                certificate_issuer: Some("CN=(STAGING) Ersatz Edamame E1".to_string()),
+                ..NegotiatedTls::default()
+            },
+            hsts: HstsFinding {
+                header: Some("max-age=31536000".to_string()),
+                ..HstsFinding::default()
+            },
+            failures: vec!["TLS 1.1 was accepted below the minimum TLS 1.2".to_string()],
+            warnings: Vec::new(),
+        };
+        let report = build(
+            "shop",
+            &[json!({"containers": [], "networks": []})],
+            &BTreeMap::new(),
+            Some(&tls),
+        );
+        assert_eq!(report.document["tls"]["minimum_version"], "TLS 1.2");
+        assert_eq!(report.document["findings"][0]["code"], "tls-probe");
+        assert!(report.text.contains("TLS 1.1: ACCEPTED"), "{}", report.text);
+        assert!(
+            report.text.contains(
+                "TLS 1.3 with TLS13_AES_128_GCM_SHA256, certificate issued by CN=(STAGING)"
+            ),
+            "{}",
+            report.text
+        );
+
+        let unprobed = build("shop", &[], &BTreeMap::new(), None);
+        assert!(unprobed.document["tls"].is_null());
+        assert!(
+            unprobed.text.contains("TLS: not probed in this run"),
+            "{}",
+            unprobed.text
         );
     }
 }

@@ -172,10 +172,6 @@ impl Session {
                 write(observer, &format!("{provider}/{name}"), &contents);
             }
         }
-        // Read from the target now, not from stack.toml: what the containers run with.
-        if let Err(message) = self.write_security_report(&folder).await {
-            write(observer, "security.txt", format!("{message}\n").as_bytes());
-        }
         for outcome in &report.outcomes {
             if let Status::Failed {
                 message, detail, ..
@@ -233,6 +229,15 @@ impl Session {
         } else {
             None
         };
+        // Read from the target now, not from stack.toml: what the containers run with,
+        // and the edge's TLS as the checks just probed it.
+        let tls = match &checks {
+            Some(Ok(verified)) => verified.tls.as_ref(),
+            _ => None,
+        };
+        if let Err(message) = self.write_security_report(&folder, tls).await {
+            write(observer, "security.txt", format!("{message}\n").as_bytes());
+        }
         Ok(ApplyRun {
             report,
             folder: folder.path().to_path_buf(),

@@ -3,19 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use stackctl_provider::Value;
+use stackctl_provider::{EdgeTlsReport, Value};
 
 use super::Session;
 use crate::apply::runs::RunFolder;
 use crate::apply::security_report::{build, SecurityReport};
 
 impl Session {
-    /// Reads the facts from every provider that runs containers and writes the report
-    /// into `folder`. Returns the report, or why it could not be made (the daemon did not
+    /// Reads the facts from every provider that runs containers and writes the report,
+    /// with the edge's TLS as probed in this run (`tls`), into `folder`. Returns the report, or why it could not be made (the daemon did not
     /// answer, a file could not be written): a report never fails the run that makes it.
     pub(super) async fn write_security_report(
         &self,
         folder: &RunFolder,
+        tls: Option<&EdgeTlsReport>,
     ) -> Result<SecurityReport, String> {
         let mut facts = Vec::new();
         for provider in self.backends.providers.all() {
@@ -39,7 +40,7 @@ impl Session {
                 Some((resource.address.to_string(), reason.to_string()))
             })
             .collect();
-        let report = build(self.stack(), &facts, &reasons);
+        let report = build(self.stack(), &facts, &reasons, tls);
         let json = serde_json::to_string_pretty(&report.document).unwrap_or_default() + "\n";
         for (name, contents) in [
             ("security.json", json.as_str()),

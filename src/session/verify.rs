@@ -38,10 +38,12 @@ impl Session {
                     cause: error.to_string(),
                 }
             })?;
-        let security = self.write_security_report(&folder).await;
         let mut report = self
             .verify_with_state(self.state.as_ref(), Some(&folder))
             .await?;
+        let security = self
+            .write_security_report(&folder, report.tls.as_ref())
+            .await;
         if let Err(message) = security {
             report.warnings.push(message);
         }
