@@ -339,6 +339,52 @@ fn exec_passes_stdin_and_the_exit_code_through_locally_and_over_ssh() {
     );
 }
 
+/// With a terminal on stdin and stdout the command gets one: `script` gives stackctl a
+/// pseudo-terminal, and the command's output comes back through the container's own
+/// terminal, whose line discipline turns "\n" into "\r\n" (piped, as in the test above,
+/// it stays "\n"). The exit code still passes through.
+#[test]
+fn exec_with_a_terminal_gives_the_command_a_terminal_and_passes_its_exit_code() {
+    let deployed = Deployed::new("tty");
+    let command_line = format!(
+        "{} exec alpha -- /server task --print-env NAME --exit 3",
+        env!("CARGO_BIN_EXE_stackctl")
+    );
+    let mut child = Command::new("script")
+        .args([
+            "--quiet",
+            "--return",
+            "--command",
+            &command_line,
+            "/dev/null",
+        ])
+        .current_dir(deployed.environment.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", deployed.environment.path())
+        .env("NO_COLOR", "1")
+        .env("TERM", "dumb")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start script (util-linux)");
+    let stdout = read_all_in_background(child.stdout.take().unwrap());
+    let stderr = read_all_in_background(child.stderr.take().unwrap());
+    let code = wait_for_exit_or_kill(&mut child, Duration::from_secs(60));
+    let stdout = stdout
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_default();
+    let stderr = stderr
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_default();
+    assert_eq!(code, Some(3), "stdout: {stdout:?}\nstderr: {stderr}");
+    assert!(
+        stdout.contains("NAME=alpha\r\n"),
+        "the command wrote to a terminal: {stdout:?}"
+    );
+}
+
 fn exec_with_stdin(
     environment: &TestEnvironment,
     service: &str,

@@ -517,6 +517,19 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
         }
     }
 
+    // Until then the api's previous build stays on the host for a rollback.
+    assert!(
+        docker(&[
+            "image",
+            "ls",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &format!("{NAME}/api")
+        ])
+        .lines()
+        .any(|image| image == previous_build),
+        "the previous api build {previous_build} is kept for a rollback"
+    );
     // Destroy leaves nothing of the stack: containers, networks, volumes, built images.
     let destroyed = stackctl(&environment, &["destroy", "--yes", "--allow-data-loss"]);
     assert_eq!(
@@ -528,8 +541,8 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
     assert_eq!(docker(&["ps", "-a", "-q", "--filter", &label]), "");
     assert_eq!(docker(&["network", "ls", "-q", "--filter", &label]), "");
     assert_eq!(docker(&["volume", "ls", "-q", "--filter", &label]), "");
-    // The images it runs are removed; the api's previous build stays on the host (an
-    // update does not delete what a rollback may need), and goes with the test's cleanup.
+    // Destroy removes every image the stack built: the ones it runs and the api's
+    // previous build, kept until now for a rollback.
     assert_eq!(
         docker(&[
             "image",
@@ -538,8 +551,8 @@ async fn the_real_shop_deploys_serves_swaps_its_api_without_losing_data_and_is_d
             "{{.Repository}}:{{.Tag}}",
             &format!("{NAME}/*")
         ]),
-        previous_build,
-        "the stack's current images are removed"
+        "",
+        "no image of the stack is left (previous api build: {previous_build})"
     );
 }
 
