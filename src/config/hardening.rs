@@ -67,18 +67,37 @@ pub fn capability_name(text: &str) -> String {
 }
 
 /// `"/tmp"` or `"/run:size=16m"` → (path, options), the default options when none are
-/// written. `None` for a path that is not absolute.
-pub fn tmpfs_mount(text: &str) -> Option<(String, String)> {
+/// written; otherwise why the text is not a mount stackctl will make.
+///
+/// The path must name one directory plainly: absolute, not `/` (a tmpfs over the whole
+/// root hides the image), without `.` or `..` segments (`/tmp/../etc` is `/etc`) and
+/// without empty ones (`/run//app`). One trailing `/` is allowed: `/run/app/` is `/run/app`.
+pub fn tmpfs_mount(text: &str) -> Result<(String, String), String> {
     let (path, options) = text
         .split_once(':')
         .unwrap_or((text, DEFAULT_TMPFS_OPTIONS));
-    if !path.starts_with('/') || options.is_empty() {
-        return None;
+    if options.is_empty() {
+        return Err("the options after `:` are empty".into());
     }
-    // `/run/app/` and `/run/app` are one mount; `/` stays `/`.
-    let trimmed = path.trim_end_matches('/');
-    let path = if trimmed.is_empty() { "/" } else { trimmed };
-    Some((path.to_string(), options.to_string()))
+    let Some(relative) = path.strip_prefix('/') else {
+        return Err("the path is not absolute".into());
+    };
+    let relative = relative.strip_suffix('/').unwrap_or(relative);
+    if relative.is_empty() {
+        return Err("a tmpfs over `/` would hide the whole image".into());
+    }
+    for segment in relative.split('/') {
+        match segment {
+            "" => return Err("the path has an empty segment (`//`)".into()),
+            "." | ".." => {
+                return Err(format!(
+                    "the path has a `{segment}` segment; write the directory it means"
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok((format!("/{relative}"), options.to_string()))
 }
 
 impl SecurityConfig {
@@ -145,14 +164,42 @@ mod tests {
     fn tmpfs_mounts_take_default_options() {
         assert_eq!(
             tmpfs_mount("/tmp"),
-            Some(("/tmp".into(), DEFAULT_TMPFS_OPTIONS.into()))
+            Ok(("/tmp".into(), DEFAULT_TMPFS_OPTIONS.into()))
         );
         assert_eq!(
             tmpfs_mount("/run/app/:size=16m"),
-            Some(("/run/app".into(), "size=16m".into()))
+            Ok(("/run/app".into(), "size=16m".into()))
         );
-        assert_eq!(tmpfs_mount("tmp"), None);
-        assert_eq!(tmpfs_mount("/tmp:"), None);
+    }
+
+    #[test]
+    fn tmpfs_paths_name_one_directory_plainly() {
+        for text in [
+            "tmp",
+            "run/app",
+            "/tmp:",
+            "/",
+            "/:size=1m",
+            "//",
+            "/tmp/../etc",
+            "/..",
+            "/tmp/./x",
+            "/.",
+            "/run//app",
+            "//tmp",
+            "/tmp//",
+        ] {
+            assert!(tmpfs_mount(text).is_err(), "`{text}` was accepted");
+        }
+        assert_eq!(
+            tmpfs_mount("/tmp/../etc"),
+            Err("the path has a `..` segment; write the directory it means".into())
+        );
+        // Dots inside a name are a name.
+        assert_eq!(
+            tmpfs_mount("/var/cache/..app.d").map(|(path, _)| path),
+            Ok("/var/cache/..app.d".into())
+        );
     }
 
     #[test]

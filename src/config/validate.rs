@@ -673,11 +673,11 @@ impl Checks<'_> {
                 }
             }
             for (index, mount) in service.tmpfs.iter().enumerate() {
-                if tmpfs_mount(mount).is_none() {
+                if let Err(reason) = tmpfs_mount(mount) {
                     self.error(
                         "invalid-value",
                         &index_path(&child_path(&base, "tmpfs"), index),
-                        format!("tmpfs mount `{mount}` is not `/path` or `/path:options`"),
+                        format!("tmpfs mount `{mount}` of `{name}` is refused: {reason}"),
                         "`\"/tmp\"` or `\"/run:size=16m\"`",
                     );
                 }

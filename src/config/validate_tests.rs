@@ -650,3 +650,42 @@ fn a_network_setting_names_a_network_some_service_joins() {
     );
     assert_eq!(*line, 13);
 }
+
+#[test]
+fn a_tmpfs_path_names_one_directory_plainly() {
+    let stack = "\n[services.db]\nimage = \"postgres:16\"\ntmpfs = [\"/tmp\", \"/\", \"/tmp/../etc\", \"run\", \"/run//app\"]\n";
+    let found = problems(stack);
+    let rows: Vec<(&str, &str, usize, usize)> = found
+        .iter()
+        .map(|(code, message, line, column)| (*code, message.as_str(), *line, *column))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "invalid-value",
+                "tmpfs mount `/` of `db` is refused: a tmpfs over `/` would hide the whole image",
+                9,
+                18
+            ),
+            (
+                "invalid-value",
+                "tmpfs mount `/tmp/../etc` of `db` is refused: the path has a `..` segment; write the directory it means",
+                9,
+                23
+            ),
+            (
+                "invalid-value",
+                "tmpfs mount `run` of `db` is refused: the path is not absolute",
+                9,
+                38
+            ),
+            (
+                "invalid-value",
+                "tmpfs mount `/run//app` of `db` is refused: the path has an empty segment (`//`)",
+                9,
+                45
+            ),
+        ]
+    );
+}

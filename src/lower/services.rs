@@ -255,7 +255,7 @@ pub(super) fn hardened(resource: Resource, hardening: &Hardening) -> Resource {
     let tmpfs: BTreeMap<String, Value> = hardening
         .tmpfs
         .iter()
-        .filter_map(|text| tmpfs_mount(text))
+        .filter_map(|text| tmpfs_mount(text).ok())
         .map(|(path, options)| (path, Value::Text(options)))
         .collect();
     let mut resource = resource
