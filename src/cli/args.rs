@@ -48,7 +48,7 @@ pub struct GlobalArgs {
     pub color: ColorChoice,
     /// Wait this long for the state lock and the host lock held by another run (`30s`,
     /// `5m`), saying who holds them, instead of failing at once.
-    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_lock_timeout)]
     pub lock_timeout: Option<std::time::Duration>,
     /// More logging (-v info, -vv debug); `RUST_LOG` works too.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -334,4 +334,42 @@ pub enum StateCommand {
         #[arg(long)]
         host: bool,
     },
+}
+
+/// The longest `--lock-timeout`: a wait beyond a week is a typo, and a value near what
+/// the duration syntax allows (`300000000000y`) would overflow the deadline.
+pub const LONGEST_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// `--lock-timeout`: a duration (`30s`, `5m`) of at most [`LONGEST_LOCK_TIMEOUT`].
+fn parse_lock_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let timeout = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    if timeout > LONGEST_LOCK_TIMEOUT {
+        return Err(format!(
+            "`{text}` is longer than stackctl waits for a lock (at most {})",
+            humantime::format_duration(LONGEST_LOCK_TIMEOUT)
+        ));
+    }
+    Ok(timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_timeout_is_a_duration_of_at_most_a_week() {
+        assert_eq!(
+            parse_lock_timeout("5m"),
+            Ok(std::time::Duration::from_secs(300))
+        );
+        assert_eq!(parse_lock_timeout("7days"), Ok(LONGEST_LOCK_TIMEOUT));
+        assert_eq!(
+            parse_lock_timeout("300000000000y"),
+            Err("`300000000000y` is longer than stackctl waits for a lock (at most 7days)".into())
+        );
+        assert!(parse_lock_timeout("soon").is_err());
+        let parsed = Cli::try_parse_from(["stackctl", "--lock-timeout", "300000000000y", "plan"]);
+        let error = parsed.expect_err("a huge timeout is refused").to_string();
+        assert!(error.contains("longer than stackctl waits"), "{error}");
+    }
 }

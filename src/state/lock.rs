@@ -111,19 +111,25 @@ impl StateLock {
 
     /// [`StateLock::acquire`], waiting up to `timeout` for a live holder to finish
     /// (`--lock-timeout`): tried again with a growing pause (0.1 s doubling up to 2 s),
-    /// saying once per holder who it waits for. A zero timeout fails at once.
+    /// saying once per holder who it waits for. A zero timeout fails at once; one too
+    /// long for the clock to add waits without a deadline.
+    ///
+    /// Called from async commands: each pause tells the runtime that this thread
+    /// blocks, so that other tasks move to another worker meanwhile.
     pub fn acquire_waiting(
         path: &Path,
         stack: &str,
         command: &str,
         timeout: Duration,
     ) -> Result<StateLock, StateError> {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        let before_deadline =
+            || deadline.is_none_or(|deadline| std::time::Instant::now() < deadline);
         let mut pause = Duration::from_millis(100);
         let mut announced: Option<LockHolder> = None;
         loop {
             match StateLock::acquire(path, stack, command) {
-                Err(StateError::Locked { holder, .. }) if std::time::Instant::now() < deadline => {
+                Err(StateError::Locked { holder, .. }) if before_deadline() => {
                     if announced.as_ref() != Some(&*holder) {
                         tracing::warn!(
                             "the state `{stack}` is locked by {holder}; waiting up to {} for it (`--lock-timeout`)",
@@ -131,8 +137,10 @@ impl StateLock {
                         );
                         announced = Some(*holder);
                     }
-                    let left = deadline.saturating_duration_since(std::time::Instant::now());
-                    std::thread::sleep(pause.min(left));
+                    let left = deadline.map_or(pause, |deadline| {
+                        deadline.saturating_duration_since(std::time::Instant::now())
+                    });
+                    blocking_sleep(pause.min(left));
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
                 other => return other,
@@ -216,6 +224,18 @@ fn io_error(operation: &'static str, path: &Path, source: std::io::Error) -> Sta
     }
 }
 
+/// Sleeps on this thread; inside a multi-threaded tokio runtime, first hands this
+/// worker's other tasks to another one (a plain sleep there would stall them).
+fn blocking_sleep(pause: Duration) {
+    let in_multi_threaded_runtime = tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if in_multi_threaded_runtime {
+        tokio::task::block_in_place(|| std::thread::sleep(pause));
+    } else {
+        std::thread::sleep(pause);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +286,47 @@ mod tests {
             StateLock::acquire_waiting(&path, "demo", "stackctl apply", Duration::from_secs(10));
         assert!(lock.is_ok(), "{lock:?}");
         release.join().unwrap();
+    }
+
+    #[test]
+    fn a_timeout_too_long_for_the_clock_waits_without_a_deadline() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("demo.lock");
+        // `Instant::now() + Duration::MAX` panics; a free lock is taken at once.
+        let lock = StateLock::acquire_waiting(&path, "demo", "stackctl apply", Duration::MAX);
+        assert!(lock.is_ok(), "{lock:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn waiting_inside_the_runtime_leaves_its_other_tasks_running() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("demo.lock");
+        let held = StateLock::acquire(&path, "demo", "stackctl apply").unwrap();
+        // The runtime's only worker waits for the lock; a task beside it still ticks.
+        let waiting_path = path.clone();
+        let waiter = tokio::spawn(async move {
+            let result = StateLock::acquire_waiting(
+                &waiting_path,
+                "demo",
+                "stackctl apply",
+                Duration::from_millis(600),
+            );
+            (result.map(drop), std::time::Instant::now())
+        });
+        let ticker = tokio::spawn(async {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            std::time::Instant::now()
+        });
+        let (result, waiter_done) = waiter.await.unwrap();
+        let ticker_done = ticker.await.unwrap();
+        assert!(result.is_err(), "the lock is held");
+        assert!(
+            ticker_done < waiter_done,
+            "the other task waited for the lock wait to end"
+        );
+        drop(held);
     }
 
     #[test]

@@ -181,12 +181,15 @@ impl HostConnector {
         path: &str,
         details: &str,
     ) -> Result<Option<String>, HostError> {
-        let deadline = tokio::time::Instant::now() + self.lock_timeout;
+        // A timeout too long for the clock to add waits without a deadline.
+        let deadline = tokio::time::Instant::now().checked_add(self.lock_timeout);
         let mut pause = std::time::Duration::from_millis(100);
         let mut announced: Option<String> = None;
         loop {
             match host.lock(path, details).await {
-                Err(HostError::Locked { holder, .. }) if tokio::time::Instant::now() < deadline => {
+                Err(HostError::Locked { holder, .. })
+                    if deadline.is_none_or(|deadline| tokio::time::Instant::now() < deadline) =>
+                {
                     if announced.as_deref() != Some(holder.as_str()) {
                         tracing::warn!(
                             "the host lock `{path}` on {} is held by {}; waiting up to {} for it (`--lock-timeout`)",
@@ -196,7 +199,8 @@ impl HostConnector {
                         );
                         announced = Some(holder);
                     }
-                    tokio::time::sleep_until((tokio::time::Instant::now() + pause).min(deadline))
+                    let wake = tokio::time::Instant::now() + pause;
+                    tokio::time::sleep_until(deadline.map_or(wake, |deadline| wake.min(deadline)))
                         .await;
                     pause = (pause * 2).min(std::time::Duration::from_secs(2));
                 }
