@@ -437,6 +437,11 @@ impl DockerClient {
         &self.host
     }
 
+    /// How long one batch may take (the operation timeout).
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout
+    }
+
     pub fn counters(&self) -> ClientCounters {
         ClientCounters {
             streams_opened: self.streams_opened.load(Ordering::Relaxed),

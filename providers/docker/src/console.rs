@@ -117,26 +117,52 @@ pub fn logs_request(container: &str, options: &LogOptions) -> Request {
 /// Streams a container's log, handing each piece of output to `on_output` as it
 /// arrives; returns when the log ends (at once without `follow`; when the container
 /// stops with it). Dropping the future closes the stream.
+///
+/// A stuck daemon or channel must not hang `stackctl logs`: opening the stream and
+/// reading the response head take at most the client's operation timeout, and without
+/// `follow` so does each read of the body (a long log still streams as long as it
+/// moves). A followed log may be silent for hours, so its body is not bounded.
 pub async fn stream_logs(
     client: &DockerClient,
     container: &str,
     options: &LogOptions,
     on_output: &mut (dyn FnMut(OutputChunk) + Send),
 ) -> Result<(), ClientError> {
+    let timeout = client.timeout();
     let inspected = client.send_json(api::inspect_container(container)).await?;
     let tty = inspected["Config"]["Tty"].as_bool().unwrap_or(false);
     let request = logs_request(container, options);
-    let mut reader = open_stream(client, &request.to_bytes(&api_version(client))).await?;
-    let head = read_head(&mut reader).await?;
-    ensure_success(&request, &head, &mut reader).await?;
+    let opening = async {
+        let mut reader = open_stream(client, &request.to_bytes(&api_version(client))).await?;
+        let head = read_head(&mut reader).await?;
+        ensure_success(&request, &head, &mut reader).await?;
+        Ok::<_, ClientError>((reader, head))
+    };
+    let (mut reader, head) = within(timeout, opening).await?;
     let mut body = BodyReader::new(head.framing);
     let mut decoder = LogFrameDecoder::new(!tty);
-    while let Some(piece) = body.next(&mut reader).await? {
+    loop {
+        let piece = if options.follow {
+            body.next(&mut reader).await?
+        } else {
+            within(timeout, async { Ok(body.next(&mut reader).await?) }).await?
+        };
+        let Some(piece) = piece else { break };
         for chunk in decoder.feed(&piece) {
             on_output(chunk);
         }
     }
     Ok(())
+}
+
+/// `work`, or [`ClientError::Timeout`] when it takes longer than `timeout`.
+async fn within<T>(
+    timeout: std::time::Duration,
+    work: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))?
 }
 
 /// A command to run in a container.

@@ -29,8 +29,7 @@ pub async fn run(settings: &Settings, arguments: &LogsArgs) -> Result<Outcome, C
         tail: arguments.tail,
     };
     let session = open_session(settings, &ProviderOptions::default(), Access::Read, None)?;
-    let mut services = arguments.services.clone();
-    services.dedup();
+    let services = first_of_each(&arguments.services);
     let (sender, mut receiver) = mpsc::unbounded_channel();
     let mut printer = LogPrinter::new(&services);
     let logs = session.logs(&services, &selection, sender);
@@ -58,6 +57,17 @@ pub async fn run(settings: &Settings, arguments: &LogsArgs) -> Result<Outcome, C
             }
         }
     }
+}
+
+/// The names in the order given, each once (`api web api` → `api web`): a service
+/// named twice would have its log streamed twice.
+fn first_of_each(names: &[String]) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    names
+        .iter()
+        .filter(|name| seen.insert(name.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// `10m` (that long ago), an RFC 3339 time, or unix seconds → unix seconds.
@@ -221,6 +231,17 @@ fn stream_key(stream: ConsoleStream) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_service_is_streamed_once_in_the_order_named() {
+        let named = |names: &[&str]| names.iter().map(|name| name.to_string()).collect();
+        let names: Vec<String> = named(&["api", "web", "api", "worker", "web"]);
+        assert_eq!(
+            first_of_each(&names),
+            named(&["api", "web", "worker"]) as Vec<String>
+        );
+        assert!(first_of_each(&[]).is_empty());
+    }
 
     #[test]
     fn lines_are_prefixed_whole_per_service_and_stream() {
