@@ -38,8 +38,8 @@ pub struct EdgeTlsReport {
 pub struct VersionProbe {
     /// `TLS 1.0`, `TLS 1.1`, `TLS 1.2`.
     pub version: String,
-    /// The edge refused it (a `protocol_version` or `handshake_failure` alert, or a
-    /// closed connection).
+    /// The edge refused it (a `protocol_version` or `insufficient_security` alert; a
+    /// closed connection or another alert proves nothing).
     pub refused: bool,
     /// Refused, as it must be.
     pub passed: bool,

@@ -4,10 +4,12 @@
 //! server refuses 1.2. So this probe does not complete handshakes: it sends one
 //! ClientHello record offering exactly one version (built by [`client_hello`], a pure
 //! function) and reads the server's first record ([`read_server_answer`], a pure parser).
-//! A `protocol_version` or `handshake_failure` alert, or a closed connection, means the
-//! version is refused; a ServerHello choosing the old version means it was accepted.
-//! Any other answer proves nothing either way and is reported as such, so a malformed
-//! hello can never pass for a refusal.
+//! A `protocol_version` or `insufficient_security` alert means the version is refused; a
+//! ServerHello choosing the old version means it was accepted. Any other answer proves
+//! nothing either way and is reported as such, so that neither a malformed hello nor an
+//! edge that is restarting (it closes or resets connections) can pass for a refusal:
+//! `handshake_failure` names no reason (no cipher suite or certificate in common sends it
+//! too), and a connection closed or reset without an answer says nothing about versions.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -172,6 +174,10 @@ pub enum ServerAnswer {
     },
     /// Anything else (plain HTTP on a TLS port, another handshake message first).
     Unexpected(String),
+    /// The connection ended before a whole record came: closed, or reset when `reset`.
+    Ended {
+        reset: bool,
+    },
 }
 
 /// The largest record TLS allows (2^14 plus room for compression and padding).
@@ -278,14 +284,21 @@ impl<'a> Reader<'a> {
 }
 
 /// How an answer to a hello offering `offered` reads: (refused, in words). Only the
-/// alerts a server sends for an unacceptable version count as a refusal.
+/// alerts a server sends for an unacceptable version count as a refusal:
+/// `protocol_version` (70) and `insufficient_security` (71).
 pub fn judge(offered: TlsVersion, answer: &ServerAnswer) -> (bool, String) {
     match answer {
         ServerAnswer::Alert { description, .. } => {
             let name = alert_name(*description);
-            let refusal = matches!(description, 40 | 70 | 71);
-            if refusal {
+            if matches!(description, 70 | 71) {
                 (true, format!("alert {name}"))
+            } else if *description == 40 {
+                (
+                    false,
+                    format!(
+                        "alert {name}: the edge ended the handshake without naming the version as the reason (no cipher suite or certificate in common sends it too), so the refusal is not proven"
+                    ),
+                )
             } else {
                 (
                     false,
@@ -318,6 +331,13 @@ pub fn judge(offered: TlsVersion, answer: &ServerAnswer) -> (bool, String) {
             }
         }
         ServerAnswer::Unexpected(what) => (false, what.clone()),
+        ServerAnswer::Ended { reset } => (
+            false,
+            format!(
+                "connection {} without an answer: the refusal is not proven (an edge that is restarting does this too)",
+                if *reset { "reset" } else { "closed" }
+            ),
+        ),
     }
 }
 
@@ -383,27 +403,25 @@ pub async fn probe_version(
         let mut buffer = [0u8; 4096];
         loop {
             if let Some(answer) = read_server_answer(&received) {
-                return Ok(Some(answer));
+                return Ok(answer);
             }
             if received.len() > MAX_RECORD + 5 {
-                return Ok(Some(ServerAnswer::Unexpected(
+                return Ok(ServerAnswer::Unexpected(
                     "an answer longer than a TLS record".to_string(),
-                )));
+                ));
             }
             match stream.read(&mut buffer).await {
-                Ok(0) => return Ok(None),
+                Ok(0) => return Ok(ServerAnswer::Ended { reset: false }),
                 Ok(count) => received.extend_from_slice(&buffer[..count]),
-                // A reset right after the hello is a refusal too.
                 Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
-                    return Ok(None)
+                    return Ok(ServerAnswer::Ended { reset: true })
                 }
                 Err(error) => return Err(format!("cannot read the answer: {error}")),
             }
         }
     };
     match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok(Some(answer))) => judge(version, &answer),
-        Ok(Ok(None)) => (true, "connection closed without a handshake".to_string()),
+        Ok(Ok(answer)) => judge(version, &answer),
         Ok(Err(error)) => (false, error),
         Err(_) => (
             false,
@@ -491,9 +509,64 @@ mod tests {
             judge(TlsVersion::Tls10, &answer),
             (true, "alert protocol_version".to_string())
         );
+        let insufficient_security = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x47];
+        let answer = read_server_answer(&insufficient_security).expect("complete");
+        assert_eq!(
+            judge(TlsVersion::Tls12, &answer),
+            (true, "alert insufficient_security".to_string())
+        );
+    }
+
+    #[test]
+    fn a_handshake_failure_alert_is_not_proof_of_a_refusal() {
         let handshake_failure = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28];
         let answer = read_server_answer(&handshake_failure).expect("complete");
-        assert!(judge(TlsVersion::Tls12, &answer).0);
+        let (refused, words) = judge(TlsVersion::Tls12, &answer);
+        assert!(!refused, "{words}");
+        assert!(
+            words.starts_with("alert handshake_failure: ") && words.contains("not proven"),
+            "{words}"
+        );
+    }
+
+    /// A listener on loopback that reads the hello and closes without answering, as an
+    /// edge going down does: the probe must not call that a refusal.
+    #[tokio::test]
+    async fn a_probe_answered_by_a_close_fails() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buffer = [0u8; 512];
+            let _ = stream.read(&mut buffer).await;
+        });
+        let (refused, words) = probe_version(
+            address,
+            "shop.test",
+            TlsVersion::Tls10,
+            Duration::from_secs(5),
+        )
+        .await;
+        server.await.unwrap();
+        assert!(!refused, "{words}");
+        assert!(
+            words.starts_with("connection closed without an answer"),
+            "{words}"
+        );
+    }
+
+    #[test]
+    fn a_connection_closed_or_reset_without_an_answer_proves_nothing() {
+        // A part of a record, then the end: what a restarting edge may leave.
+        assert_eq!(read_server_answer(&[0x15, 0x03, 0x01]), None);
+        for (reset, word) in [(false, "closed"), (true, "reset")] {
+            let (refused, words) = judge(TlsVersion::Tls10, &ServerAnswer::Ended { reset });
+            assert!(!refused, "{words}");
+            assert!(
+                words.starts_with(&format!("connection {word} without an answer")),
+                "{words}"
+            );
+        }
     }
 
     #[test]
