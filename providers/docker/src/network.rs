@@ -255,7 +255,7 @@ impl Reattached {
                 })
                 .collect();
             let why = if self.network.is_none() {
-                "; neither the old nor the new network is there"
+                " (no network of the stack's to attach them to: the old one is removed, the new one not made)"
             } else {
                 ""
             };
@@ -348,7 +348,7 @@ mod tests {
         assert_eq!(
             nowhere.summary(),
             "containers detached for the replace: left detached until the next apply: \
-             0123456789ab; neither the old nor the new network is there"
+             0123456789ab (no network of the stack's to attach them to: the old one is removed, the new one not made)"
         );
         let unreachable = with_note(
             ProviderError::Unreachable {

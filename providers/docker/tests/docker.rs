@@ -1575,3 +1575,68 @@ fn without_runtime(attributes: &stackctl_provider::Attributes) -> stackctl_provi
     attributes.remove("runtime");
     attributes
 }
+
+/// Removes a network made by hand for a test, on drop.
+struct HandMadeNetwork(String);
+
+impl Drop for HandMadeNetwork {
+    fn drop(&mut self) {
+        docker(&["network", "rm", &self.0]);
+    }
+}
+
+/// A replace that fails after the containers were detached says which containers it
+/// could not attach again: here the new name belongs to a network that is not the
+/// stack's, and the old network is already removed, so the container is named as left
+/// detached (the next apply attaches it). The error does not pass over it in silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_network_replace_names_the_containers_it_left_detached() {
+    ensure_images();
+    let stack = unique_stack("netfail");
+    let _cleanup = Cleanup {
+        stack: stack.clone(),
+    };
+    let taken = format!("{stack}_taken");
+    docker(&["network", "create", &taken]).expect("a network made by hand");
+    let _taken = HandMadeNetwork(taken.clone());
+    let provider = provider(&stack, &temp_root(&stack));
+    let context = context(&stack);
+    let recorded = create(&provider, network(&stack, "net"), &context).await;
+    let service = create(&provider, service(&stack, "db", &[]), &context).await;
+    let container = service.id.clone().expect("the container's id");
+
+    let desired = network(&stack, "net")
+        .with("name", taken.as_str())
+        .with("internal", true);
+    let error = provider
+        .apply(
+            &action(
+                ActionKind::ReplaceDestroyBeforeCreate,
+                Some(desired),
+                Some(recorded),
+            ),
+            &context,
+        )
+        .await
+        .expect_err("the new name is another's network");
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("`{taken}` exists on the host and is not stack")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "left detached until the next apply: {} (no network of the stack's to attach them to: the old one is removed, the new one not made)",
+            &container[..12]
+        )),
+        "{message}"
+    );
+    let networks = docker(&[
+        "inspect",
+        "-f",
+        "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
+        &container,
+    ])
+    .unwrap();
+    assert_eq!(networks.trim(), "", "the report matches the container");
+}
