@@ -35,11 +35,19 @@ const VOLUME_IN_CONTAINER: &str = "/volume";
 /// name, readable by its owner only, and renamed once complete.
 const PG_DUMP_SCRIPT: &str = r#"umask 077; partial="/backup/.$1.partial"; if pg_dump --format=custom --no-owner --file="$partial"; then mv "$partial" "/backup/$1"; else status=$?; rm -f "$partial"; exit "$status"; fi"#;
 const TAR_SCRIPT: &str = r#"umask 077; partial="/backup/.$1.partial"; if tar -cf "$partial" -C /volume .; then mv "$partial" "/backup/$1"; else status=$?; rm -f "$partial"; exit "$status"; fi"#;
-/// One transaction: a restore that fails halfway leaves the database as it was.
-const PG_RESTORE_SCRIPT: &str = r#"exec pg_restore --clean --if-exists --no-owner --single-transaction --exit-on-error --dbname="$PGDATABASE" "/backup/$1""#;
-/// The volume is emptied, then holds exactly what the tar holds (owners and modes too).
-const TAR_RESTORE_SCRIPT: &str =
-    r#"set -e; find /volume -mindepth 1 -delete; tar -xpf "/backup/$1" -C /volume"#;
+/// The checks every restore makes before it touches anything: `$2` and `$3` are the
+/// sha256 and size the dump's record holds (empty when it has none). Exit status 65
+/// means the dump is damaged and nothing was changed.
+const CHECK_DUMP_SCRIPT: &str = r#"dump="/backup/$1"; if [ ! -f "$dump" ]; then echo "stackctl: $dump is not on the host; nothing was changed" >&2; exit 65; fi; if [ -n "$3" ]; then size=$(wc -c < "$dump"); if [ "$size" -ne "$3" ]; then echo "stackctl: the dump is $size bytes but its record says $3: it is incomplete or damaged; nothing was changed" >&2; exit 65; fi; fi; if [ -n "$2" ]; then sum=$(sha256sum "$dump" | cut -d " " -f 1); if [ "$sum" != "$2" ]; then echo "stackctl: the dump's sha256 is $sum but its record says $2: it is damaged; nothing was changed" >&2; exit 65; fi; fi; "#;
+/// Checked (the archive's table of contents reads), then one transaction: a restore
+/// that fails halfway leaves the database as it was.
+const PG_RESTORE_SCRIPT: &str = r#"if ! pg_restore --list "$dump" > /dev/null; then echo "stackctl: the dump is not a readable pg_dump archive; nothing was changed" >&2; exit 65; fi; exec pg_restore --clean --if-exists --no-owner --single-transaction --exit-on-error --dbname="$PGDATABASE" "$dump""#;
+/// Checked (the whole tar reads), and only then the volume is emptied and holds exactly
+/// what the tar holds (owners and modes too).
+const TAR_RESTORE_SCRIPT: &str = r#"if ! tar -tf "$dump" > /dev/null; then echo "stackctl: the dump is not a readable tar archive; nothing was changed" >&2; exit 65; fi; set -e; find /volume -mindepth 1 -delete; tar -xpf "$dump" -C /volume"#;
+
+/// The exit status of a restore that refused a damaged dump before changing anything.
+pub const DAMAGED_DUMP_EXIT: i64 = 65;
 
 /// What one backup dumps.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -240,7 +248,7 @@ impl Backup {
         }
     }
 
-    fn task(&self, script: &str, file: &str, mounts: Vec<OneOffMount>) -> OneOffTask {
+    fn task(&self, script: &str, arguments: &[&str], mounts: Vec<OneOffMount>) -> OneOffTask {
         let mut env = Vec::new();
         if let BackupSource::Postgres { service, database } = &self.source {
             env = postgres_env(service, database.as_deref());
@@ -248,13 +256,11 @@ impl Backup {
         OneOffTask {
             label: self.label(),
             beside: self.service_address(),
-            argv: vec![
-                "sh".into(),
-                "-c".into(),
-                script.into(),
-                "sh".into(),
-                file.into(),
-            ],
+            argv: ["sh", "-c", script, "sh"]
+                .iter()
+                .chain(arguments)
+                .map(|argument| argument.to_string())
+                .collect(),
             env,
             // Root can write the dump directory and read the volume whatever its owners.
             user: Some("0".into()),
@@ -267,25 +273,35 @@ impl Backup {
     pub fn dump_task(&self, file: &str) -> OneOffTask {
         match &self.source {
             BackupSource::Postgres { .. } => {
-                self.task(PG_DUMP_SCRIPT, file, vec![self.dumps_mount(false)])
+                self.task(PG_DUMP_SCRIPT, &[file], vec![self.dumps_mount(false)])
             }
             BackupSource::Volume { volume, .. } => self.task(
                 TAR_SCRIPT,
-                file,
+                &[file],
                 vec![self.dumps_mount(false), volume_mount(volume, true)],
             ),
         }
     }
 
-    /// The one-off container that restores the dump `file` from the host directory.
-    pub fn restore_task(&self, file: &str) -> OneOffTask {
+    /// The one-off container that restores the dump `file` from the host directory. It
+    /// first checks the dump against `record` (its size and sha256, on the host) and
+    /// reads the archive through; only then does it replace anything.
+    pub fn restore_task(&self, file: &str, record: Option<&DumpRecord>) -> OneOffTask {
+        // The record holds `sha256:<hex>`; `sha256sum` prints the hex alone.
+        let sha256 = record.map_or(String::new(), |record| {
+            record.sha256.trim_start_matches("sha256:").to_string()
+        });
+        let size = record.map_or(String::new(), |record| record.size.to_string());
+        let arguments = [file, sha256.as_str(), size.as_str()];
         match &self.source {
-            BackupSource::Postgres { .. } => {
-                self.task(PG_RESTORE_SCRIPT, file, vec![self.dumps_mount(true)])
-            }
+            BackupSource::Postgres { .. } => self.task(
+                &format!("{CHECK_DUMP_SCRIPT}{PG_RESTORE_SCRIPT}"),
+                &arguments,
+                vec![self.dumps_mount(true)],
+            ),
             BackupSource::Volume { volume, .. } => self.task(
-                TAR_RESTORE_SCRIPT,
-                file,
+                &format!("{CHECK_DUMP_SCRIPT}{TAR_RESTORE_SCRIPT}"),
+                &arguments,
                 vec![self.dumps_mount(true), volume_mount(volume, false)],
             ),
         }
@@ -523,7 +539,7 @@ timeout = "2m"
                 read_only: false
             }]
         );
-        let restore = backups[1].restore_task("db-x.dump");
+        let restore = backups[1].restore_task("db-x.dump", None);
         assert!(restore.argv[2].contains("pg_restore --clean"));
         assert!(restore.mounts[0].read_only);
     }
@@ -535,9 +551,37 @@ timeout = "2m"
         assert_eq!(dump.mounts[1].source, MountSource::Volume("pgdata".into()));
         assert!(dump.mounts[1].read_only);
         assert!(dump.env.is_empty());
-        let restore = backups[0].restore_task("data-x.tar");
+        let restore = backups[0].restore_task("data-x.tar", None);
         assert!(!restore.mounts[1].read_only);
         assert!(restore.argv[2].contains("find /volume -mindepth 1 -delete"));
+    }
+
+    #[test]
+    fn a_restore_checks_the_dump_against_its_record_before_it_replaces_anything() {
+        let (_, backups) = shop();
+        let record = DumpRecord {
+            backup: "data".into(),
+            file: "data-x.tar".into(),
+            source: "volume".into(),
+            created: "2026-11-30T04:20:33Z".into(),
+            size: 10240,
+            sha256: format!("sha256:{}", "ab".repeat(32)),
+        };
+        let restore = backups[0].restore_task("data-x.tar", Some(&record));
+        assert_eq!(restore.argv[4..], ["data-x.tar", &"ab".repeat(32), "10240"]);
+        let script = &restore.argv[2];
+        let first_change = script.find("find /volume -mindepth 1 -delete").unwrap();
+        for check in ["sha256sum", "wc -c", "tar -tf"] {
+            assert!(script.find(check).unwrap() < first_change, "{check}");
+        }
+        let database = backups[1].restore_task("db-x.dump", Some(&record)).argv[2].clone();
+        let first_change = database.find("pg_restore --clean").unwrap();
+        for check in ["sha256sum", "pg_restore --list"] {
+            assert!(database.find(check).unwrap() < first_change, "{check}");
+        }
+        // Without a record, the archive is still read through first.
+        let unrecorded = backups[0].restore_task("data-x.tar", None);
+        assert_eq!(unrecorded.argv[5..], ["", ""]);
     }
 
     #[test]

@@ -339,7 +339,9 @@ impl Session {
             tasks.write_file(&host_path, &bytes).await.map_err(failed)?;
         }
         let stopped = tasks.stop_services(&plan.stops).await.map_err(failed)?;
-        let result = tasks.run_one_off(&backup.restore_task(&plan.file)).await;
+        let result = tasks
+            .run_one_off(&backup.restore_task(&plan.file, plan.record.as_ref()))
+            .await;
         let mut starting: Vec<Address> = stopped.clone();
         starting.reverse();
         let started = tasks.start_services(&starting).await;
@@ -475,6 +477,7 @@ fn check_exit(result: &OneOffResult, backup: &Backup, what: &str) -> Result<(), 
                 },
                 detail: (!tail.is_empty()).then_some(tail),
                 hint: Some(match code {
+                    Some(backup::DAMAGED_DUMP_EXIT) => format!("the dump does not match its record or does not read: restore another one (`stackctl backups {}` lists them)", backup.name),
                     Some(_) => format!("the `{}` service must be running, and its image must have `sh` (and `pg_dump`/`pg_restore` or `tar`)", backup.service()),
                     None => format!("raise `timeout` under `[backups.{}]`", backup.name),
                 }),
