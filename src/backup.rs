@@ -256,6 +256,7 @@ impl Backup {
         OneOffTask {
             label: self.label(),
             beside: self.service_address(),
+            beside_container: None,
             argv: ["sh", "-c", script, "sh"]
                 .iter()
                 .chain(arguments)

@@ -313,6 +313,20 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
     assert_eq!(rows(), changed);
     assert!(running("api"));
 
+    // An older, stopped container of `api` (as a swap may leave) is not started by the
+    // restore: only the containers it stopped are.
+    let older_api = format!("{STACK}-api-older");
+    let (created, output) = docker(&[
+        "create",
+        "--name",
+        &older_api,
+        "--label",
+        &format!("stackctl.stack={STACK}"),
+        "--label",
+        "stackctl.resource=service.api",
+        "stackctl-test/server:latest",
+    ]);
+    assert!(created, "{output}");
     // With it, exactly the dump's rows come back; the dependant was stopped and started.
     let restored = stackctl(&environment, &["restore", "db", "--from", &dump, "--yes"]);
     ok(&restored, "restore db");
@@ -325,6 +339,12 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
     );
     assert_eq!(rows(), written);
     assert!(running("api"), "the dependant was not started again");
+    assert_eq!(
+        docker(&["inspect", "--format", "{{.State.Running}}", &older_api]).1,
+        "false",
+        "the restore started a container it had not stopped"
+    );
+    docker(&["rm", "-f", &older_api]);
 
     // A damaged dump is refused before anything is dropped: its sha256 is checked on the
     // host against its record, and the data and the stopped services are as they were.

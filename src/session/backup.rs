@@ -338,29 +338,68 @@ impl Session {
             })?;
             tasks.write_file(&host_path, &bytes).await.map_err(failed)?;
         }
-        let stopped = tasks.stop_services(&plan.stops).await.map_err(failed)?;
-        let result = tasks
-            .run_one_off(&backup.restore_task(&plan.file, plan.record.as_ref()))
-            .await;
-        let mut starting: Vec<Address> = stopped.clone();
+        // Whatever happens from here on, every container stopped is started again
+        // before this returns: a failed stop, a failed restore, a lost connection.
+        let stopping = tasks.stop_services(&plan.stops).await;
+        let stopped = stopping.services();
+        let result = match stopping.error {
+            Some(error) => Err(ProviderError::Failed {
+                message: format!(
+                    "cannot stop {} before the restore; nothing was restored",
+                    quoted(&names(&plan.stops))
+                ),
+                detail: Some(error.to_string()),
+                hint: None,
+            }),
+            None => {
+                let mut task = backup.restore_task(&plan.file, plan.record.as_ref());
+                // The service that lends image and env may be one the restore stopped.
+                task.beside_container = stopping
+                    .containers
+                    .iter()
+                    .find(|container| container.service == task.beside)
+                    .map(|container| container.id.clone());
+                tasks.run_one_off(&task).await
+            }
+            .and_then(|result| check_exit(&result, backup, "restore")),
+        };
+        let mut starting = stopping.containers.clone();
         starting.reverse();
-        let started = tasks.start_services(&starting).await;
+        let started = match starting.is_empty() {
+            true => Ok(()),
+            false => tasks.start_containers(&starting).await,
+        };
         if plan.upload_from.is_some() && !backup.on_host {
             let _ = tasks.remove_file(&host_path).await;
         }
-        let result = result.map_err(failed)?;
-        check_exit(&result, backup, "restore").map_err(failed)?;
-        started.map_err(|error| {
-            SessionError::provider(
+        let services = quoted(&names(&stopped));
+        match (result, started) {
+            (Ok(()), Ok(())) => Ok(stopped),
+            (Ok(()), Err(error)) => Err(SessionError::provider(
                 format!(
-                    "`{}` was restored, but starting {} again failed",
-                    backup.name,
-                    quoted(&stopped.iter().map(Address::to_string).collect::<Vec<_>>())
+                    "`{}` was restored, but starting {services} again failed: start them with `stackctl apply`",
+                    backup.name
                 ),
                 error,
-            )
-        })?;
-        Ok(stopped)
+            )),
+            (Err(error), Ok(())) => Err(SessionError::provider(
+                match stopped.is_empty() {
+                    true => format!("the restore of `{}` failed", backup.name),
+                    false => format!(
+                        "the restore of `{}` failed ({services} started again)",
+                        backup.name
+                    ),
+                },
+                error,
+            )),
+            (Err(error), Err(start_error)) => Err(SessionError::provider(
+                format!(
+                    "the restore of `{}` failed, and starting {services} again failed too ({start_error}): start them with `stackctl apply`",
+                    backup.name
+                ),
+                error,
+            )),
+        }
     }
 
     /// Before an apply runs an action the plan marks as data loss (a volume or a droplet
@@ -484,6 +523,10 @@ fn check_exit(result: &OneOffResult, backup: &Backup, what: &str) -> Result<(), 
             })
         }
     }
+}
+
+fn names(addresses: &[Address]) -> Vec<String> {
+    addresses.iter().map(Address::to_string).collect()
 }
 
 fn quoted(names: &[impl AsRef<str>]) -> String {
