@@ -33,8 +33,25 @@ const VOLUME_IN_CONTAINER: &str = "/volume";
 
 /// `sh -c` scripts: `$1` is the dump's file name. The dump is written under a hidden
 /// name, readable by its owner only, and renamed once complete.
-const PG_DUMP_SCRIPT: &str = r#"umask 077; partial="/backup/.$1.partial"; if pg_dump --format=custom --no-owner --file="$partial"; then mv "$partial" "/backup/$1"; else status=$?; rm -f "$partial"; exit "$status"; fi"#;
-const TAR_SCRIPT: &str = r#"umask 077; partial="/backup/.$1.partial"; if tar -cf "$partial" -C /volume .; then mv "$partial" "/backup/$1"; else status=$?; rm -f "$partial"; exit "$status"; fi"#;
+/// The dump's size and sha256 are computed here, on the host, and printed on a line of
+/// their own ([`DIGEST_MARKER`]): stackctl never reads a dump to learn them.
+const PG_DUMP_SCRIPT: &str = r#"umask 077; partial="/backup/.$1.partial"; if pg_dump --format=custom --no-owner --file="$partial" && size=$(wc -c < "$partial") && sum=$(sha256sum "$partial") && mv "$partial" "/backup/$1"; then echo "stackctl-dump-digest $size ${sum%% *}"; else status=$?; rm -f "$partial"; exit "$status"; fi"#;
+const TAR_SCRIPT: &str = r#"umask 077; partial="/backup/.$1.partial"; if tar -cf "$partial" -C /volume . && size=$(wc -c < "$partial") && sum=$(sha256sum "$partial") && mv "$partial" "/backup/$1"; then echo "stackctl-dump-digest $size ${sum%% *}"; else status=$?; rm -f "$partial"; exit "$status"; fi"#;
+
+/// Starts the line a dump script prints with the dump's size and sha256.
+const DIGEST_MARKER: &str = "stackctl-dump-digest ";
+
+/// The size and `sha256:<hex>` a dump script printed in its log, if it did.
+pub fn dump_digest(log: &str) -> Option<(u64, String)> {
+    let line = log
+        .lines()
+        .rev()
+        .find_map(|line| line.trim_end().strip_prefix(DIGEST_MARKER))?;
+    let (size, sha256) = line.split_once(' ')?;
+    let valid = sha256.len() == 64 && sha256.chars().all(|c| c.is_ascii_hexdigit());
+    Some((size.trim().parse().ok()?, format!("sha256:{sha256}"))).filter(|_| valid)
+}
+
 /// The checks every restore makes before it touches anything: `$2` and `$3` are the
 /// sha256 and size the dump's record holds (empty when it has none). Exit status 65
 /// means the dump is damaged and nothing was changed.
@@ -617,6 +634,26 @@ timeout = "2m"
         assert!(is_plain_file_name("db-20261130T042033.123Z.dump"));
         for bad in ["", "../x", "a/b", ".hidden", "x y"] {
             assert!(!is_plain_file_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_dump_script_reports_size_and_sha256_computed_on_the_host() {
+        let (_, backups) = shop();
+        for task in [backups[0].dump_task("x"), backups[1].dump_task("x")] {
+            assert!(task.argv[2].contains("sha256sum"), "{}", task.argv[2]);
+            assert!(task.argv[2].contains(DIGEST_MARKER.trim_end()));
+        }
+        let hex = "0123456789abcdef".repeat(4);
+        let log = format!("pg_dump: warning: something\nstackctl-dump-digest 1536 {hex}\n");
+        assert_eq!(dump_digest(&log), Some((1536, format!("sha256:{hex}"))));
+        for bad in [
+            "".to_string(),
+            "stackctl-dump-digest 1536 \n".to_string(),
+            "stackctl-dump-digest many {hex}".to_string(),
+            format!("stackctl-dump-digest 12 {}", &hex[1..]),
+        ] {
+            assert_eq!(dump_digest(&bad), None, "{bad}");
         }
     }
 

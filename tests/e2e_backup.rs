@@ -282,6 +282,17 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
         serde_json::from_slice(&std::fs::read(host_dumps.join(format!("{dump}.json"))).unwrap())
             .unwrap();
     assert_eq!(record["size"], bytes.len());
+    // Computed on the host by the dump's container, checked here independently.
+    let sha256sum = Command::new("sha256sum")
+        .arg(host_dumps.join(&dump))
+        .output()
+        .expect("sha256sum");
+    let hex = String::from_utf8_lossy(&sha256sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(record["sha256"], format!("sha256:{hex}"));
 
     // Rows change after the dump.
     psql("DELETE FROM items WHERE id > 1; INSERT INTO items VALUES (99, 'after the dump')");

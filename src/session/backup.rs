@@ -127,28 +127,42 @@ impl Session {
             .map_err(failed)?;
         check_exit(&result, backup, "dump").map_err(failed)?;
         let host_path = format!("{}/{file}", backup.host_directory);
-        let bytes = tasks
-            .read_file(&host_path)
-            .await
-            .map_err(failed)?
-            .ok_or_else(|| {
-                failed(ProviderError::failed(format!(
-                    "the dump finished but `{host_path}` is not on the host"
-                )))
-            })?;
+        // Size and sha256 come from the host: a dump is read only to copy it here.
+        let (size, sha256) = backup::dump_digest(&result.log).ok_or_else(|| {
+            failed(ProviderError::failed(format!(
+                "the dump finished but did not report its size and sha256 (is `sha256sum` in the image of `{}`?); it is at `{host_path}` on the host",
+                backup.service_address()
+            )))
+        })?;
         let record = DumpRecord {
             backup: backup.name.clone(),
             file: file.clone(),
             source: backup.describe(),
             created: humantime::format_rfc3339_seconds(now).to_string(),
-            size: bytes.len() as u64,
-            sha256: stackctl_provider::sha256_hex(&bytes),
+            size,
+            sha256,
         };
         let record_json = serde_json::to_vec_pretty(&record).expect("a record serialises");
         let record_path = format!("{}/{}", backup.host_directory, backup::record_file(&file));
         let mut local_copy = None;
         let mut pruned = Vec::new();
         if let Some(directory) = &backup.local_directory {
+            let bytes = tasks
+                .read_file(&host_path)
+                .await
+                .map_err(failed)?
+                .ok_or_else(|| {
+                    failed(ProviderError::failed(format!(
+                        "the dump finished but `{host_path}` is not on the host"
+                    )))
+                })?;
+            if bytes.len() as u64 != record.size
+                || stackctl_provider::sha256_hex(&bytes) != record.sha256
+            {
+                return Err(failed(ProviderError::failed(format!(
+                    "the copy of `{host_path}` does not match the dump's size and sha256 on the host; it was not kept here"
+                ))));
+            }
             write_private(&directory.join(&file), &bytes)?;
             write_private(&directory.join(backup::record_file(&file)), &record_json)?;
             local_copy = Some(directory.join(&file));
