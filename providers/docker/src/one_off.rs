@@ -170,6 +170,27 @@ impl DockerProvider {
     }
 }
 
+/// The exit code from `POST /containers/{id}/wait`, `None` when it ran out of time (it
+/// is then stopped and reported as a timeout), or the transport's error when the
+/// connection failed: a dropped connection is not a timeout.
+fn wait_outcome(
+    waited: Result<Json, api::ClientError>,
+    name: &str,
+) -> Result<Option<i64>, ProviderError> {
+    match waited {
+        Ok(answer) => Ok(answer["StatusCode"].as_i64()),
+        Err(api::ClientError::Timeout(_)) => Ok(None),
+        // It may still be running: a leftover is removed by the next run.
+        Err(error) => Err(ProviderError::Failed {
+            message: format!("lost the connection to the host while `{name}` ran: {error}"),
+            detail: None,
+            hint: Some(format!(
+                "it may still be running on the host (`docker ps --filter name={name}`); run the command again once the host is reachable"
+            )),
+        }),
+    }
+}
+
 /// The ids of the running containers in a `GET /containers/json?all=1` answer.
 fn running_ids(list: &Json) -> Vec<String> {
     list.as_array()
@@ -237,10 +258,7 @@ impl HostTasks for DockerProvider {
             .with_timeout(task.timeout)
             .send_json(api::wait_container(&id))
             .await;
-        let exit_code = waited
-            .as_ref()
-            .ok()
-            .and_then(|answer| answer["StatusCode"].as_i64());
+        let exit_code = wait_outcome(waited, &name)?;
         let log = match client.send(api::all_container_logs(&id)).await {
             Ok(response) => demultiplex_logs(&response.body),
             Err(error) => format!("(the log could not be read: {error})\n"),
@@ -431,6 +449,26 @@ mod tests {
         ]);
         assert_eq!(running_ids(&list), vec!["current".to_string()]);
         assert!(running_ids(&json!([])).is_empty());
+    }
+
+    #[test]
+    fn a_dropped_connection_is_not_reported_as_a_timeout() {
+        assert_eq!(
+            wait_outcome(Ok(json!({"StatusCode": 3})), "shop-backup-db").unwrap(),
+            Some(3)
+        );
+        let timeout = api::ClientError::Timeout(Duration::from_secs(60));
+        assert_eq!(wait_outcome(Err(timeout), "shop-backup-db").unwrap(), None);
+        let dropped = api::ClientError::Http(crate::http::HttpError::Malformed(
+            "the connection closed before the answer".into(),
+        ));
+        let error = wait_outcome(Err(dropped), "shop-backup-db").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("lost the connection to the host"),
+            "{error}"
+        );
     }
 
     #[test]
