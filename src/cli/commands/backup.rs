@@ -14,7 +14,16 @@ pub async fn back_up(settings: &Settings, arguments: &BackupArgs) -> Result<Outc
     if arguments.list {
         return list(settings, arguments.name.as_deref()).await;
     }
-    let session = open_session(settings, &ProviderOptions::default(), Access::Read, None)?;
+    // The state lock keeps an apply (or a restore) from stopping or replacing the
+    // service while its dump is being made.
+    let session = open_session(
+        settings,
+        &ProviderOptions::default(),
+        Access::Write {
+            command: "stackctl backup".to_string(),
+        },
+        None,
+    )?;
     let names: Vec<String> = arguments.name.iter().cloned().collect();
     let made = session.back_up(&names).await?;
     let mut text = String::new();
