@@ -33,13 +33,38 @@ const VOLUME_IN_CONTAINER: &str = "/volume";
 
 /// `sh -c` scripts: `$1` is the dump's file name. The dump is written under a hidden
 /// name, readable by its owner only, and renamed once complete.
-const PG_DUMP_SCRIPT: &str = r#"umask 077; partial="/backup/.$1.partial"; if pg_dump --format=custom --no-owner --file="$partial"; then mv "$partial" "/backup/$1"; else status=$?; rm -f "$partial"; exit "$status"; fi"#;
-const TAR_SCRIPT: &str = r#"umask 077; partial="/backup/.$1.partial"; if tar -cf "$partial" -C /volume .; then mv "$partial" "/backup/$1"; else status=$?; rm -f "$partial"; exit "$status"; fi"#;
-/// One transaction: a restore that fails halfway leaves the database as it was.
-const PG_RESTORE_SCRIPT: &str = r#"exec pg_restore --clean --if-exists --no-owner --single-transaction --exit-on-error --dbname="$PGDATABASE" "/backup/$1""#;
-/// The volume is emptied, then holds exactly what the tar holds (owners and modes too).
-const TAR_RESTORE_SCRIPT: &str =
-    r#"set -e; find /volume -mindepth 1 -delete; tar -xpf "/backup/$1" -C /volume"#;
+/// The dump's size and sha256 are computed here, on the host, and printed on a line of
+/// their own ([`DIGEST_MARKER`]): stackctl never reads a dump to learn them.
+const PG_DUMP_SCRIPT: &str = r#"umask 077; partial="/backup/.$1.partial"; if pg_dump --format=custom --no-owner --file="$partial" && size=$(wc -c < "$partial") && sum=$(sha256sum "$partial") && mv "$partial" "/backup/$1"; then echo "stackctl-dump-digest $size ${sum%% *}"; else status=$?; rm -f "$partial"; exit "$status"; fi"#;
+const TAR_SCRIPT: &str = r#"umask 077; partial="/backup/.$1.partial"; if tar -cf "$partial" -C /volume . && size=$(wc -c < "$partial") && sum=$(sha256sum "$partial") && mv "$partial" "/backup/$1"; then echo "stackctl-dump-digest $size ${sum%% *}"; else status=$?; rm -f "$partial"; exit "$status"; fi"#;
+
+/// Starts the line a dump script prints with the dump's size and sha256.
+const DIGEST_MARKER: &str = "stackctl-dump-digest ";
+
+/// The size and `sha256:<hex>` a dump script printed in its log, if it did.
+pub fn dump_digest(log: &str) -> Option<(u64, String)> {
+    let line = log
+        .lines()
+        .rev()
+        .find_map(|line| line.trim_end().strip_prefix(DIGEST_MARKER))?;
+    let (size, sha256) = line.split_once(' ')?;
+    let valid = sha256.len() == 64 && sha256.chars().all(|c| c.is_ascii_hexdigit());
+    Some((size.trim().parse().ok()?, format!("sha256:{sha256}"))).filter(|_| valid)
+}
+
+/// The checks every restore makes before it touches anything: `$2` and `$3` are the
+/// sha256 and size the dump's record holds (empty when it has none). Exit status 65
+/// means the dump is damaged and nothing was changed.
+const CHECK_DUMP_SCRIPT: &str = r#"dump="/backup/$1"; if [ ! -f "$dump" ]; then echo "stackctl: $dump is not on the host; nothing was changed" >&2; exit 65; fi; if [ -n "$3" ]; then size=$(wc -c < "$dump"); if [ "$size" -ne "$3" ]; then echo "stackctl: the dump is $size bytes but its record says $3: it is incomplete or damaged; nothing was changed" >&2; exit 65; fi; fi; if [ -n "$2" ]; then sum=$(sha256sum "$dump" | cut -d " " -f 1); if [ "$sum" != "$2" ]; then echo "stackctl: the dump's sha256 is $sum but its record says $2: it is damaged; nothing was changed" >&2; exit 65; fi; fi; "#;
+/// Checked (the archive's table of contents reads), then one transaction: a restore
+/// that fails halfway leaves the database as it was.
+const PG_RESTORE_SCRIPT: &str = r#"if ! pg_restore --list "$dump" > /dev/null; then echo "stackctl: the dump is not a readable pg_dump archive; nothing was changed" >&2; exit 65; fi; exec pg_restore --clean --if-exists --no-owner --single-transaction --exit-on-error --dbname="$PGDATABASE" "$dump""#;
+/// Checked (the whole tar reads), and only then the volume is emptied and holds exactly
+/// what the tar holds (owners and modes too).
+const TAR_RESTORE_SCRIPT: &str = r#"if ! tar -tf "$dump" > /dev/null; then echo "stackctl: the dump is not a readable tar archive; nothing was changed" >&2; exit 65; fi; set -e; find /volume -mindepth 1 -delete; tar -xpf "$dump" -C /volume"#;
+
+/// The exit status of a restore that refused a damaged dump before changing anything.
+pub const DAMAGED_DUMP_EXIT: i64 = 65;
 
 /// What one backup dumps.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -240,7 +265,7 @@ impl Backup {
         }
     }
 
-    fn task(&self, script: &str, file: &str, mounts: Vec<OneOffMount>) -> OneOffTask {
+    fn task(&self, script: &str, arguments: &[&str], mounts: Vec<OneOffMount>) -> OneOffTask {
         let mut env = Vec::new();
         if let BackupSource::Postgres { service, database } = &self.source {
             env = postgres_env(service, database.as_deref());
@@ -248,13 +273,12 @@ impl Backup {
         OneOffTask {
             label: self.label(),
             beside: self.service_address(),
-            argv: vec![
-                "sh".into(),
-                "-c".into(),
-                script.into(),
-                "sh".into(),
-                file.into(),
-            ],
+            beside_container: None,
+            argv: ["sh", "-c", script, "sh"]
+                .iter()
+                .chain(arguments)
+                .map(|argument| argument.to_string())
+                .collect(),
             env,
             // Root can write the dump directory and read the volume whatever its owners.
             user: Some("0".into()),
@@ -267,25 +291,35 @@ impl Backup {
     pub fn dump_task(&self, file: &str) -> OneOffTask {
         match &self.source {
             BackupSource::Postgres { .. } => {
-                self.task(PG_DUMP_SCRIPT, file, vec![self.dumps_mount(false)])
+                self.task(PG_DUMP_SCRIPT, &[file], vec![self.dumps_mount(false)])
             }
             BackupSource::Volume { volume, .. } => self.task(
                 TAR_SCRIPT,
-                file,
+                &[file],
                 vec![self.dumps_mount(false), volume_mount(volume, true)],
             ),
         }
     }
 
-    /// The one-off container that restores the dump `file` from the host directory.
-    pub fn restore_task(&self, file: &str) -> OneOffTask {
+    /// The one-off container that restores the dump `file` from the host directory. It
+    /// first checks the dump against `record` (its size and sha256, on the host) and
+    /// reads the archive through; only then does it replace anything.
+    pub fn restore_task(&self, file: &str, record: Option<&DumpRecord>) -> OneOffTask {
+        // The record holds `sha256:<hex>`; `sha256sum` prints the hex alone.
+        let sha256 = record.map_or(String::new(), |record| {
+            record.sha256.trim_start_matches("sha256:").to_string()
+        });
+        let size = record.map_or(String::new(), |record| record.size.to_string());
+        let arguments = [file, sha256.as_str(), size.as_str()];
         match &self.source {
-            BackupSource::Postgres { .. } => {
-                self.task(PG_RESTORE_SCRIPT, file, vec![self.dumps_mount(true)])
-            }
+            BackupSource::Postgres { .. } => self.task(
+                &format!("{CHECK_DUMP_SCRIPT}{PG_RESTORE_SCRIPT}"),
+                &arguments,
+                vec![self.dumps_mount(true)],
+            ),
             BackupSource::Volume { volume, .. } => self.task(
-                TAR_RESTORE_SCRIPT,
-                file,
+                &format!("{CHECK_DUMP_SCRIPT}{TAR_RESTORE_SCRIPT}"),
+                &arguments,
                 vec![self.dumps_mount(true), volume_mount(volume, false)],
             ),
         }
@@ -523,7 +557,7 @@ timeout = "2m"
                 read_only: false
             }]
         );
-        let restore = backups[1].restore_task("db-x.dump");
+        let restore = backups[1].restore_task("db-x.dump", None);
         assert!(restore.argv[2].contains("pg_restore --clean"));
         assert!(restore.mounts[0].read_only);
     }
@@ -535,9 +569,37 @@ timeout = "2m"
         assert_eq!(dump.mounts[1].source, MountSource::Volume("pgdata".into()));
         assert!(dump.mounts[1].read_only);
         assert!(dump.env.is_empty());
-        let restore = backups[0].restore_task("data-x.tar");
+        let restore = backups[0].restore_task("data-x.tar", None);
         assert!(!restore.mounts[1].read_only);
         assert!(restore.argv[2].contains("find /volume -mindepth 1 -delete"));
+    }
+
+    #[test]
+    fn a_restore_checks_the_dump_against_its_record_before_it_replaces_anything() {
+        let (_, backups) = shop();
+        let record = DumpRecord {
+            backup: "data".into(),
+            file: "data-x.tar".into(),
+            source: "volume".into(),
+            created: "2026-11-30T04:20:33Z".into(),
+            size: 10240,
+            sha256: format!("sha256:{}", "ab".repeat(32)),
+        };
+        let restore = backups[0].restore_task("data-x.tar", Some(&record));
+        assert_eq!(restore.argv[4..], ["data-x.tar", &"ab".repeat(32), "10240"]);
+        let script = &restore.argv[2];
+        let first_change = script.find("find /volume -mindepth 1 -delete").unwrap();
+        for check in ["sha256sum", "wc -c", "tar -tf"] {
+            assert!(script.find(check).unwrap() < first_change, "{check}");
+        }
+        let database = backups[1].restore_task("db-x.dump", Some(&record)).argv[2].clone();
+        let first_change = database.find("pg_restore --clean").unwrap();
+        for check in ["sha256sum", "pg_restore --list"] {
+            assert!(database.find(check).unwrap() < first_change, "{check}");
+        }
+        // Without a record, the archive is still read through first.
+        let unrecorded = backups[0].restore_task("data-x.tar", None);
+        assert_eq!(unrecorded.argv[5..], ["", ""]);
     }
 
     #[test]
@@ -572,6 +634,26 @@ timeout = "2m"
         assert!(is_plain_file_name("db-20261130T042033.123Z.dump"));
         for bad in ["", "../x", "a/b", ".hidden", "x y"] {
             assert!(!is_plain_file_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_dump_script_reports_size_and_sha256_computed_on_the_host() {
+        let (_, backups) = shop();
+        for task in [backups[0].dump_task("x"), backups[1].dump_task("x")] {
+            assert!(task.argv[2].contains("sha256sum"), "{}", task.argv[2]);
+            assert!(task.argv[2].contains(DIGEST_MARKER.trim_end()));
+        }
+        let hex = "0123456789abcdef".repeat(4);
+        let log = format!("pg_dump: warning: something\nstackctl-dump-digest 1536 {hex}\n");
+        assert_eq!(dump_digest(&log), Some((1536, format!("sha256:{hex}"))));
+        for bad in [
+            "".to_string(),
+            "stackctl-dump-digest 1536 \n".to_string(),
+            "stackctl-dump-digest many {hex}".to_string(),
+            format!("stackctl-dump-digest 12 {}", &hex[1..]),
+        ] {
+            assert_eq!(dump_digest(&bad), None, "{bad}");
         }
     }
 

@@ -435,6 +435,21 @@ fn a_second_apply_fails_naming_the_lock_holder() {
 }
 
 #[test]
+fn a_backup_takes_the_state_lock_like_restore() {
+    let environment = TestEnvironment::reference();
+    let store = stackctl::state::StateStore::new(environment.path().join("state"), "shop");
+    let held = store.lock("stackctl apply").unwrap();
+    let run = environment.run(&["backup", "--env-file", ENV_FILE]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("error: state `shop` is locked by"),
+        "{}",
+        run.stderr
+    );
+    drop(held);
+}
+
+#[test]
 fn plan_mentions_a_held_state_lock_and_a_killed_runs_lock_needs_no_unlock() {
     let environment = TestEnvironment::reference();
     let store = stackctl::state::StateStore::new(environment.path().join("state"), "shop");

@@ -282,6 +282,17 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
         serde_json::from_slice(&std::fs::read(host_dumps.join(format!("{dump}.json"))).unwrap())
             .unwrap();
     assert_eq!(record["size"], bytes.len());
+    // Computed on the host by the dump's container, checked here independently.
+    let sha256sum = Command::new("sha256sum")
+        .arg(host_dumps.join(&dump))
+        .output()
+        .expect("sha256sum");
+    let hex = String::from_utf8_lossy(&sha256sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(record["sha256"], format!("sha256:{hex}"));
 
     // Rows change after the dump.
     psql("DELETE FROM items WHERE id > 1; INSERT INTO items VALUES (99, 'after the dump')");
@@ -313,6 +324,20 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
     assert_eq!(rows(), changed);
     assert!(running("api"));
 
+    // An older, stopped container of `api` (as a swap may leave) is not started by the
+    // restore: only the containers it stopped are.
+    let older_api = format!("{STACK}-api-older");
+    let (created, output) = docker(&[
+        "create",
+        "--name",
+        &older_api,
+        "--label",
+        &format!("stackctl.stack={STACK}"),
+        "--label",
+        "stackctl.resource=service.api",
+        "stackctl-test/server:latest",
+    ]);
+    assert!(created, "{output}");
     // With it, exactly the dump's rows come back; the dependant was stopped and started.
     let restored = stackctl(&environment, &["restore", "db", "--from", &dump, "--yes"]);
     ok(&restored, "restore db");
@@ -325,6 +350,37 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
     );
     assert_eq!(rows(), written);
     assert!(running("api"), "the dependant was not started again");
+    assert_eq!(
+        docker(&["inspect", "--format", "{{.State.Running}}", &older_api]).1,
+        "false",
+        "the restore started a container it had not stopped"
+    );
+    docker(&["rm", "-f", &older_api]);
+
+    // A damaged dump is refused before anything is dropped: its sha256 is checked on the
+    // host against its record, and the data and the stopped services are as they were.
+    let good = std::fs::read(host_dumps.join(&dump)).unwrap();
+    let mut damaged = good.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    std::fs::write(host_dumps.join(&dump), &damaged).unwrap();
+    psql("DELETE FROM items WHERE id = 2");
+    let before_damaged = rows();
+    let refused = stackctl(&environment, &["restore", "db", "--from", &dump, "--yes"]);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("sha256") && refused.stderr.contains("nothing was changed"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        rows(),
+        before_damaged,
+        "a damaged dump changed the database"
+    );
+    assert!(running("api"), "the dependant was not started again");
+    std::fs::write(host_dumps.join(&dump), &good).unwrap();
+    psql("INSERT INTO items VALUES (2, 'pear')");
 
     // Retention: `keep = 2` on the host and here.
     for _ in 0..2 {
@@ -377,6 +433,31 @@ fn e2e_backup_and_restore_with_real_postgres_and_a_volume() {
     );
     let tars = files(&environment.path().join("host-root/backups/media"), ".tar");
     assert_eq!(tars.len(), 1, "{tars:?}");
+    // A tar that does not read (and has no record to check against) is refused before
+    // the volume is emptied.
+    let media_dumps = environment.path().join("host-root/backups/media");
+    let good_tar = std::fs::read(media_dumps.join(&tars[0])).unwrap();
+    let record_of_tar = media_dumps.join(format!("{}.json", tars[0]));
+    let good_record = std::fs::read(&record_of_tar).unwrap();
+    std::fs::remove_file(&record_of_tar).unwrap();
+    std::fs::write(media_dumps.join(&tars[0]), b"not a tar archive at all").unwrap();
+    let refused = stackctl(
+        &environment,
+        &["restore", "media", "--from", &tars[0], "--yes"],
+    );
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("not a readable tar archive"),
+        "{}",
+        refused.stderr
+    );
+    assert!(running("files"), "`files` was not started again");
+    assert_eq!(
+        files_exec("cd /srv/media && find . -type f | sort"),
+        "./a.txt\n./sub/b.txt"
+    );
+    std::fs::write(media_dumps.join(&tars[0]), &good_tar).unwrap();
+    std::fs::write(&record_of_tar, &good_record).unwrap();
     files_exec("rm /srv/media/a.txt && echo later > /srv/media/c.txt");
     let restored = stackctl(
         &environment,

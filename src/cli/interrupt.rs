@@ -67,3 +67,52 @@ async fn watch(sender: watch::Sender<Interruption>, mut interrupt: Signal, mut t
     }
     let _ = sender.send(Interruption::Abort);
 }
+
+/// Ctrl-C and SIGTERM during a restore: the restore cannot stop halfway safely (the
+/// services it stopped must be started again), so the first signal only says so and the
+/// restore runs to its end (bounded by its `timeout`); the second quits at once.
+pub struct RestoreInterruptHandler {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RestoreInterruptHandler {
+    /// `stopped`: the services the restore stops, named in the message of a forced quit.
+    pub fn install(stopped: String) -> RestoreInterruptHandler {
+        let signals = signal(SignalKind::interrupt())
+            .and_then(|interrupt| Ok((interrupt, signal(SignalKind::terminate())?)));
+        let task = match signals {
+            Ok((interrupt, terminate)) => {
+                tokio::spawn(finish_restore_first(stopped, interrupt, terminate))
+            }
+            Err(error) => {
+                tracing::warn!("cannot watch for Ctrl-C: {error}");
+                tokio::spawn(async {})
+            }
+        };
+        RestoreInterruptHandler { task }
+    }
+}
+
+impl Drop for RestoreInterruptHandler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn finish_restore_first(stopped: String, mut interrupt: Signal, mut terminate: Signal) {
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!(
+        "\nInterrupted: the restore runs to its end, then the services it stopped are started again. Press Ctrl-C again to quit at once."
+    );
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!(
+        "\nInterrupted again: quitting. The restore may still be running on the host, and {stopped} may be stopped: `stackctl apply` starts them."
+    );
+    std::process::exit(130);
+}

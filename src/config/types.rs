@@ -673,7 +673,8 @@ pub struct BackupConfig {
     #[serde(default = "default_true")]
     pub on_host: bool,
     /// A directory on this machine, relative to stack.toml, that each dump is also copied
-    /// to (into `<local_directory>/<name>/`).
+    /// to (into `<local_directory>/<name>/`); it stays inside the directory of stack.toml
+    /// (no `..`, not absolute).
     #[serde(default)]
     pub local_directory: Option<String>,
     /// How long a dump or a restore may run, e.g. `30m` (default `30m`).

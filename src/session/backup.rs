@@ -127,28 +127,42 @@ impl Session {
             .map_err(failed)?;
         check_exit(&result, backup, "dump").map_err(failed)?;
         let host_path = format!("{}/{file}", backup.host_directory);
-        let bytes = tasks
-            .read_file(&host_path)
-            .await
-            .map_err(failed)?
-            .ok_or_else(|| {
-                failed(ProviderError::failed(format!(
-                    "the dump finished but `{host_path}` is not on the host"
-                )))
-            })?;
+        // Size and sha256 come from the host: a dump is read only to copy it here.
+        let (size, sha256) = backup::dump_digest(&result.log).ok_or_else(|| {
+            failed(ProviderError::failed(format!(
+                "the dump finished but did not report its size and sha256 (is `sha256sum` in the image of `{}`?); it is at `{host_path}` on the host",
+                backup.service_address()
+            )))
+        })?;
         let record = DumpRecord {
             backup: backup.name.clone(),
             file: file.clone(),
             source: backup.describe(),
             created: humantime::format_rfc3339_seconds(now).to_string(),
-            size: bytes.len() as u64,
-            sha256: stackctl_provider::sha256_hex(&bytes),
+            size,
+            sha256,
         };
         let record_json = serde_json::to_vec_pretty(&record).expect("a record serialises");
         let record_path = format!("{}/{}", backup.host_directory, backup::record_file(&file));
         let mut local_copy = None;
         let mut pruned = Vec::new();
         if let Some(directory) = &backup.local_directory {
+            let bytes = tasks
+                .read_file(&host_path)
+                .await
+                .map_err(failed)?
+                .ok_or_else(|| {
+                    failed(ProviderError::failed(format!(
+                        "the dump finished but `{host_path}` is not on the host"
+                    )))
+                })?;
+            if bytes.len() as u64 != record.size
+                || stackctl_provider::sha256_hex(&bytes) != record.sha256
+            {
+                return Err(failed(ProviderError::failed(format!(
+                    "the copy of `{host_path}` does not match the dump's size and sha256 on the host; it was not kept here"
+                ))));
+            }
             write_private(&directory.join(&file), &bytes)?;
             write_private(&directory.join(backup::record_file(&file)), &record_json)?;
             local_copy = Some(directory.join(&file));
@@ -338,27 +352,68 @@ impl Session {
             })?;
             tasks.write_file(&host_path, &bytes).await.map_err(failed)?;
         }
-        let stopped = tasks.stop_services(&plan.stops).await.map_err(failed)?;
-        let result = tasks.run_one_off(&backup.restore_task(&plan.file)).await;
-        let mut starting: Vec<Address> = stopped.clone();
+        // Whatever happens from here on, every container stopped is started again
+        // before this returns: a failed stop, a failed restore, a lost connection.
+        let stopping = tasks.stop_services(&plan.stops).await;
+        let stopped = stopping.services();
+        let result = match stopping.error {
+            Some(error) => Err(ProviderError::Failed {
+                message: format!(
+                    "cannot stop {} before the restore; nothing was restored",
+                    quoted(&names(&plan.stops))
+                ),
+                detail: Some(error.to_string()),
+                hint: None,
+            }),
+            None => {
+                let mut task = backup.restore_task(&plan.file, plan.record.as_ref());
+                // The service that lends image and env may be one the restore stopped.
+                task.beside_container = stopping
+                    .containers
+                    .iter()
+                    .find(|container| container.service == task.beside)
+                    .map(|container| container.id.clone());
+                tasks.run_one_off(&task).await
+            }
+            .and_then(|result| check_exit(&result, backup, "restore")),
+        };
+        let mut starting = stopping.containers.clone();
         starting.reverse();
-        let started = tasks.start_services(&starting).await;
+        let started = match starting.is_empty() {
+            true => Ok(()),
+            false => tasks.start_containers(&starting).await,
+        };
         if plan.upload_from.is_some() && !backup.on_host {
             let _ = tasks.remove_file(&host_path).await;
         }
-        let result = result.map_err(failed)?;
-        check_exit(&result, backup, "restore").map_err(failed)?;
-        started.map_err(|error| {
-            SessionError::provider(
+        let services = quoted(&names(&stopped));
+        match (result, started) {
+            (Ok(()), Ok(())) => Ok(stopped),
+            (Ok(()), Err(error)) => Err(SessionError::provider(
                 format!(
-                    "`{}` was restored, but starting {} again failed",
-                    backup.name,
-                    quoted(&stopped.iter().map(Address::to_string).collect::<Vec<_>>())
+                    "`{}` was restored, but starting {services} again failed: start them with `stackctl apply`",
+                    backup.name
                 ),
                 error,
-            )
-        })?;
-        Ok(stopped)
+            )),
+            (Err(error), Ok(())) => Err(SessionError::provider(
+                match stopped.is_empty() {
+                    true => format!("the restore of `{}` failed", backup.name),
+                    false => format!(
+                        "the restore of `{}` failed ({services} started again)",
+                        backup.name
+                    ),
+                },
+                error,
+            )),
+            (Err(error), Err(start_error)) => Err(SessionError::provider(
+                format!(
+                    "the restore of `{}` failed, and starting {services} again failed too ({start_error}): start them with `stackctl apply`",
+                    backup.name
+                ),
+                error,
+            )),
+        }
     }
 
     /// Before an apply runs an action the plan marks as data loss (a volume or a droplet
@@ -475,12 +530,17 @@ fn check_exit(result: &OneOffResult, backup: &Backup, what: &str) -> Result<(), 
                 },
                 detail: (!tail.is_empty()).then_some(tail),
                 hint: Some(match code {
+                    Some(backup::DAMAGED_DUMP_EXIT) => format!("the dump does not match its record or does not read: restore another one (`stackctl backups {}` lists them)", backup.name),
                     Some(_) => format!("the `{}` service must be running, and its image must have `sh` (and `pg_dump`/`pg_restore` or `tar`)", backup.service()),
                     None => format!("raise `timeout` under `[backups.{}]`", backup.name),
                 }),
             })
         }
     }
+}
+
+fn names(addresses: &[Address]) -> Vec<String> {
+    addresses.iter().map(Address::to_string).collect()
 }
 
 fn quoted(names: &[impl AsRef<str>]) -> String {

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde_json::{json, Value as Json};
 use stackctl_provider::{
-    Address, EnvFrom, HostTasks, MountSource, OneOffResult, OneOffTask, ProviderError,
+    Address, EnvFrom, HostTasks, MountSource, OneOffResult, OneOffTask, ProviderError, Stopped,
+    StoppedContainer,
 };
 
 use crate::api::{self, DockerClient, Labels};
@@ -125,29 +126,80 @@ impl DockerProvider {
         self.client(None).await
     }
 
-    /// The service's container (running or stopped), inspected.
+    /// The ids of the service's running containers. Stopped ones (an older container kept
+    /// by a swap, say) are neither borrowed from nor stopped and started by a restore.
+    async fn running_containers(
+        &self,
+        client: &DockerClient,
+        service: &Address,
+    ) -> Result<Vec<String>, ProviderError> {
+        let list = client
+            .send_json(api::list_containers(
+                &self.stack,
+                Some(&service.to_string()),
+            ))
+            .await
+            .map_err(from_client)?;
+        Ok(running_ids(&list))
+    }
+
+    /// The service's running container, inspected.
     async fn inspect_service(
         &self,
         client: &DockerClient,
         service: &Address,
     ) -> Result<Json, ProviderError> {
-        let Some(container) = self
-            .service_containers(client, service)
+        let Some(id) = self
+            .running_containers(client, service)
             .await?
             .into_iter()
             .next()
         else {
             return Err(ProviderError::Failed {
-                message: format!("`{service}` has no container on the host"),
+                message: format!("`{service}` has no running container on the host"),
                 detail: None,
-                hint: Some("apply the stack first (`stackctl apply`)".into()),
+                hint: Some(format!(
+                    "the one-off container borrows image, environment and network from `{service}`'s running container: start it (`stackctl apply`) and try again"
+                )),
             });
         };
         client
-            .send_json(api::inspect_container(&container.id))
+            .send_json(api::inspect_container(&id))
             .await
             .map_err(from_client)
     }
+}
+
+/// The exit code from `POST /containers/{id}/wait`, `None` when it ran out of time (it
+/// is then stopped and reported as a timeout), or the transport's error when the
+/// connection failed: a dropped connection is not a timeout.
+fn wait_outcome(
+    waited: Result<Json, api::ClientError>,
+    name: &str,
+) -> Result<Option<i64>, ProviderError> {
+    match waited {
+        Ok(answer) => Ok(answer["StatusCode"].as_i64()),
+        Err(api::ClientError::Timeout(_)) => Ok(None),
+        // It may still be running: a leftover is removed by the next run.
+        Err(error) => Err(ProviderError::Failed {
+            message: format!("lost the connection to the host while `{name}` ran: {error}"),
+            detail: None,
+            hint: Some(format!(
+                "it may still be running on the host (`docker ps --filter name={name}`); run the command again once the host is reachable"
+            )),
+        }),
+    }
+}
+
+/// The ids of the running containers in a `GET /containers/json?all=1` answer.
+fn running_ids(list: &Json) -> Vec<String> {
+    list.as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter(|container| container["State"].as_str() == Some("running"))
+        .filter_map(|container| container["Id"].as_str().map(str::to_string))
+        .collect()
 }
 
 #[async_trait]
@@ -169,7 +221,13 @@ impl HostTasks for DockerProvider {
         for leftover in self.service_containers(&client, &task.label).await? {
             let _ = client.send_raw(api::remove_container(&leftover.id)).await;
         }
-        let inspected = self.inspect_service(&client, &task.beside).await?;
+        let inspected = match &task.beside_container {
+            Some(id) => client
+                .send_json(api::inspect_container(id))
+                .await
+                .map_err(from_client)?,
+            None => self.inspect_service(&client, &task.beside).await?,
+        };
         let borrowed = Borrowed::from_inspect(&inspected);
         let labels = self.labels(&task.label, "one-off");
         let body = one_off_body(task, &borrowed, &self.stack, &labels)
@@ -200,10 +258,7 @@ impl HostTasks for DockerProvider {
             .with_timeout(task.timeout)
             .send_json(api::wait_container(&id))
             .await;
-        let exit_code = waited
-            .as_ref()
-            .ok()
-            .and_then(|answer| answer["StatusCode"].as_i64());
+        let exit_code = wait_outcome(waited, &name)?;
         let log = match client.send(api::all_container_logs(&id)).await {
             Ok(response) => demultiplex_logs(&response.body),
             Err(error) => format!("(the log could not be read: {error})\n"),
@@ -212,41 +267,56 @@ impl HostTasks for DockerProvider {
         Ok(OneOffResult { exit_code, log })
     }
 
-    async fn stop_services(&self, services: &[Address]) -> Result<Vec<Address>, ProviderError> {
-        let client = self.connected().await?;
-        let mut stopped = Vec::new();
+    async fn stop_services(&self, services: &[Address]) -> Stopped {
+        let mut stopped = Stopped::default();
+        let client = match self.connected().await {
+            Ok(client) => client,
+            Err(error) => {
+                stopped.error = Some(error);
+                return stopped;
+            }
+        };
         for service in services {
-            for container in self.service_containers(&client, service).await? {
-                let inspected = client
-                    .send_json(api::inspect_container(&container.id))
-                    .await
-                    .map_err(from_client)?;
-                if inspected["State"]["Running"].as_bool() != Some(true) {
-                    continue;
+            let ids = match self.running_containers(&client, service).await {
+                Ok(ids) => ids,
+                Err(error) => {
+                    stopped.error = Some(error);
+                    return stopped;
                 }
-                client
-                    .send(api::stop_container_in_its_grace_period(&container.id))
-                    .await
-                    .map_err(from_client)?;
-                if !stopped.contains(service) {
-                    stopped.push(service.clone());
+            };
+            for id in ids {
+                let stopping = client
+                    .send(api::stop_container_in_its_grace_period(&id))
+                    .await;
+                // A stop that failed may still have stopped it: start it again too.
+                stopped.containers.push(StoppedContainer {
+                    service: service.clone(),
+                    id,
+                });
+                if let Err(error) = stopping {
+                    stopped.error = Some(from_client(error));
+                    return stopped;
                 }
             }
         }
-        Ok(stopped)
+        stopped
     }
 
-    async fn start_services(&self, services: &[Address]) -> Result<(), ProviderError> {
+    async fn start_containers(&self, containers: &[StoppedContainer]) -> Result<(), ProviderError> {
         let client = self.connected().await?;
-        for service in services {
-            for container in self.service_containers(&client, service).await? {
-                client
-                    .send(api::start_container(&container.id))
-                    .await
-                    .map_err(from_client)?;
+        let mut failures = Vec::new();
+        for container in containers {
+            if let Err(error) = client.send(api::start_container(&container.id)).await {
+                failures.push(format!("`{}`: {error}", container.service));
             }
         }
-        Ok(())
+        match failures.is_empty() {
+            true => Ok(()),
+            false => Err(failed(
+                format!("cannot start again {}", failures.join("; ")),
+                None,
+            )),
+        }
     }
 
     async fn write_file(&self, path: &str, contents: &[u8]) -> Result<(), ProviderError> {
@@ -295,6 +365,7 @@ mod tests {
         OneOffTask {
             label: Address::new("backup", "db"),
             beside: Address::new("service", "postgres"),
+            beside_container: None,
             argv: vec!["pg_dump".into(), "--file=/backup/db.dump".into()],
             env: vec![
                 ("PGHOST".into(), EnvFrom::Text("postgres".into())),
@@ -366,6 +437,37 @@ mod tests {
         assert_eq!(
             body["HostConfig"]["Mounts"][0],
             json!({"Type": "volume", "Source": "shop_pgdata", "Target": "/volume", "ReadOnly": true})
+        );
+    }
+
+    #[test]
+    fn only_running_containers_are_borrowed_from_stopped_and_started() {
+        let list = json!([
+            {"Id": "old", "State": "exited"},
+            {"Id": "current", "State": "running"},
+            {"Id": "made", "State": "created"},
+        ]);
+        assert_eq!(running_ids(&list), vec!["current".to_string()]);
+        assert!(running_ids(&json!([])).is_empty());
+    }
+
+    #[test]
+    fn a_dropped_connection_is_not_reported_as_a_timeout() {
+        assert_eq!(
+            wait_outcome(Ok(json!({"StatusCode": 3})), "shop-backup-db").unwrap(),
+            Some(3)
+        );
+        let timeout = api::ClientError::Timeout(Duration::from_secs(60));
+        assert_eq!(wait_outcome(Err(timeout), "shop-backup-db").unwrap(), None);
+        let dropped = api::ClientError::Http(crate::http::HttpError::Malformed(
+            "the connection closed before the answer".into(),
+        ));
+        let error = wait_outcome(Err(dropped), "shop-backup-db").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("lost the connection to the host"),
+            "{error}"
         );
     }
 

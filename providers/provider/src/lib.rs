@@ -21,7 +21,10 @@ mod verify;
 pub use action::{Action, ActionKind, AttributeChange, Reason, ReplaceOrder};
 pub use address::{Address, AddressError};
 pub use edge_formats::{EdgeFormatError, EdgeFormats};
-pub use one_off::{EnvFrom, HostTasks, MountSource, OneOffMount, OneOffResult, OneOffTask};
+pub use one_off::{
+    EnvFrom, HostTasks, MountSource, OneOffMount, OneOffResult, OneOffTask, Stopped,
+    StoppedContainer,
+};
 pub use provider::{
     ApplyContext, ApplyOutcome, LiveResource, ProgressSink, Provider, ProviderError, ReadRequest,
     DROPLET_ADDRESS_ATTRIBUTE,

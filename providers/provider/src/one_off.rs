@@ -15,8 +15,12 @@ use crate::{Address, ProviderError};
 pub struct OneOffTask {
     /// What the container is labelled as (`backup.db`), so that a leftover is found.
     pub label: Address,
-    /// The service (`service.postgres`) whose container lends image, env and networks.
+    /// The service (`service.postgres`) whose running container lends image, env and
+    /// networks.
     pub beside: Address,
+    /// The container to borrow from instead, by id: the service's own container that a
+    /// restore stopped (a volume's restore stops the service that mounts it).
+    pub beside_container: Option<String>,
     /// The command; it runs as the image's entrypoint would not (the entrypoint is this).
     pub argv: Vec<String>,
     /// Variables set on top of the service's environment.
@@ -65,6 +69,35 @@ pub struct OneOffResult {
     pub log: String,
 }
 
+/// A container a restore stopped: exactly this one is started again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoppedContainer {
+    pub service: Address,
+    pub id: String,
+}
+
+/// What [`HostTasks::stop_services`] stopped, also when it failed partway: the caller
+/// starts `containers` again whatever happened.
+#[derive(Debug, Default)]
+pub struct Stopped {
+    pub containers: Vec<StoppedContainer>,
+    /// Why it did not stop everything it was asked to.
+    pub error: Option<ProviderError>,
+}
+
+impl Stopped {
+    /// The services stopped, each once, in the order they stopped.
+    pub fn services(&self) -> Vec<Address> {
+        let mut services: Vec<Address> = Vec::new();
+        for container in &self.containers {
+            if !services.contains(&container.service) {
+                services.push(container.service.clone());
+            }
+        }
+        services
+    }
+}
+
 /// What backups need from the host the stack runs on.
 #[async_trait]
 pub trait HostTasks: Send + Sync {
@@ -75,11 +108,11 @@ pub trait HostTasks: Send + Sync {
     async fn run_one_off(&self, task: &OneOffTask) -> Result<OneOffResult, ProviderError>;
 
     /// Stops the running containers of these services in their grace periods; returns
-    /// the services that were running (and so are to be started again).
-    async fn stop_services(&self, services: &[Address]) -> Result<Vec<Address>, ProviderError>;
+    /// the containers it stopped (to be started again) even when it fails partway.
+    async fn stop_services(&self, services: &[Address]) -> Stopped;
 
-    /// Starts the containers of these services again.
-    async fn start_services(&self, services: &[Address]) -> Result<(), ProviderError>;
+    /// Starts exactly these containers again; tries every one before it reports a failure.
+    async fn start_containers(&self, containers: &[StoppedContainer]) -> Result<(), ProviderError>;
 
     /// Writes a file on the host (readable by its owner only), creating its directory.
     async fn write_file(&self, path: &str, contents: &[u8]) -> Result<(), ProviderError>;

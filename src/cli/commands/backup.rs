@@ -2,6 +2,7 @@
 
 use crate::backup::human_size;
 use crate::cli::args::{BackupArgs, RestoreArgs};
+use crate::cli::interrupt::RestoreInterruptHandler;
 use crate::cli::providers::ProviderOptions;
 use crate::cli::report::{CliError, Outcome};
 use crate::cli::settings::Settings;
@@ -13,7 +14,16 @@ pub async fn back_up(settings: &Settings, arguments: &BackupArgs) -> Result<Outc
     if arguments.list {
         return list(settings, arguments.name.as_deref()).await;
     }
-    let session = open_session(settings, &ProviderOptions::default(), Access::Read, None)?;
+    // The state lock keeps an apply (or a restore) from stopping or replacing the
+    // service while its dump is being made.
+    let session = open_session(
+        settings,
+        &ProviderOptions::default(),
+        Access::Write {
+            command: "stackctl backup".to_string(),
+        },
+        None,
+    )?;
     let names: Vec<String> = arguments.name.iter().cloned().collect();
     let made = session.back_up(&names).await?;
     let mut text = String::new();
@@ -127,7 +137,20 @@ pub async fn restore(settings: &Settings, arguments: &RestoreArgs) -> Result<Out
             return Err(CliError::new("restore cancelled; nothing was changed"));
         }
     }
-    let restarted = session.restore(&plan).await?;
+    let stopped = match plan.stops.is_empty() {
+        true => "no service".to_string(),
+        false => plan
+            .stops
+            .iter()
+            .map(|address| format!("`{address}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    // Installed only now: before (the question) Ctrl-C ends the process, nothing changed.
+    let handler = RestoreInterruptHandler::install(stopped);
+    let restored = session.restore(&plan).await;
+    drop(handler);
+    let restarted = restored?;
     let mut text = format!("Restored `{}` from {}.\n", plan.backup.name, plan.file);
     if !restarted.is_empty() {
         text.push_str(&format!(

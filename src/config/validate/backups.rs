@@ -79,6 +79,16 @@ impl Checks<'_> {
                         format!("`{directory}` is not a directory"),
                         "a directory on this machine, relative to stack.toml",
                     );
+                } else if directory.starts_with('/')
+                    || directory.starts_with('~')
+                    || !super::stays_inside(directory)
+                {
+                    self.error(
+                        "path-outside-root",
+                        &child_path(&base, "local_directory"),
+                        format!("`local_directory = \"{directory}\"` of backup `{name}` leaves the directory of stack.toml"),
+                        "a relative path without `..`, such as `backups`: dumps are kept beside stack.toml",
+                    );
                 }
             }
             if let Some(text) = &backup.timeout {
@@ -186,6 +196,24 @@ mod tests {
             (
                 "\n[backups.db]\nservice = \"postgres\"\ntimeout = \"soon\"\n",
                 ("invalid-value", "`soon` is not a duration", 13, 11),
+            ),
+            (
+                "\n[backups.db]\nservice = \"postgres\"\nlocal_directory = \"../dumps\"\n",
+                (
+                    "path-outside-root",
+                    "`local_directory = \"../dumps\"` of backup `db` leaves the directory of stack.toml",
+                    13,
+                    19,
+                ),
+            ),
+            (
+                "\n[backups.db]\nservice = \"postgres\"\nlocal_directory = \"/var/dumps\"\n",
+                (
+                    "path-outside-root",
+                    "`local_directory = \"/var/dumps\"` of backup `db` leaves the directory of stack.toml",
+                    13,
+                    19,
+                ),
             ),
             (
                 "\n[backups.\"../up\"]\nservice = \"postgres\"\n",
