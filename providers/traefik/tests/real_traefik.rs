@@ -16,6 +16,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -41,11 +42,24 @@ fn traefik_binary() -> PathBuf {
 }
 
 /// A free loopback port (the listener is dropped just before Traefik binds it).
+/// A loopback port for Traefik to listen on. Port 0 would hand out one of the kernel's
+/// ephemeral ports (32768–60999 by default), which an outgoing connection — a check, or
+/// another test's Traefik reaching its backend — can take between this probe and
+/// Traefik's own bind; the ports below that range are only ever bound on purpose. A
+/// counter keeps this process's tests apart; the process id spreads test runs.
 fn free_port() -> u16 {
-    TcpListener::bind((LOOPBACK, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free loopback port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 22_000;
+    const COUNT: u32 = 10_000;
+    let offset = std::process::id() % COUNT;
+    for _ in 0..COUNT {
+        let port = FIRST + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT;
+        let port = u16::try_from(port).expect("ports 22000–31999 fit in u16");
+        if TcpListener::bind((LOOPBACK, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 22000–31999");
 }
 
 /// A tiny HTTP/1.1 backend: every request gets 200 with a JSON body naming the backend
