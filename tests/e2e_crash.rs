@@ -49,12 +49,12 @@ impl Kill {
 
 #[test]
 fn sigkill_at_ten_points_leaves_nothing_that_needs_a_manual_step() {
-    crash_at_ten_points("e2e-crash-kill", 38080, Kill::Sigkill);
+    crash_at_ten_points("e2e-crash-kill", 23180, Kill::Sigkill);
 }
 
 #[test]
 fn sigint_at_ten_points_exits_130_records_and_unlocks() {
-    crash_at_ten_points("e2e-crash-int", 38180, Kill::Sigint);
+    crash_at_ten_points("e2e-crash-int", 23280, Kill::Sigint);
 }
 
 fn crash_at_ten_points(name: &str, first_port: u16, kill: Kill) {
@@ -165,7 +165,7 @@ fn destroy_after_an_interrupted_apply_removes_every_labelled_object() {
     let name = "e2e-crash-destroy";
     build_images();
     remove_leftovers(name);
-    let environment = stack(name, 38280);
+    let environment = stack(name, 23380);
     // Late enough that networks are recorded and containers are being created.
     apply_killed_after(&environment, 14, Kill::Sigkill, name);
     let destroyed = run(&environment, &["destroy", "--yes", "--allow-data-loss"]);

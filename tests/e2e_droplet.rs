@@ -414,9 +414,9 @@ async fn from_an_empty_account_one_apply_builds_cloud_and_stack_then_drift_is_re
     let sshd = start_sshd();
     let emulator = start_emulator().await;
     let ports = Ports {
-        http: 48080,
-        https: 48443,
-        admin: 48081,
+        http: 24080,
+        https: 24443,
+        admin: 24081,
     };
     let stack = Stack::new(name, &emulator, sshd.port, Some(&sshd), ports);
 
@@ -536,9 +536,9 @@ async fn a_429_burst_and_a_dropped_connection_during_droplet_creation_leave_exac
     let sshd = start_sshd();
     let emulator = start_emulator().await;
     let ports = Ports {
-        http: 48180,
-        https: 48543,
-        admin: 48181,
+        http: 24180,
+        https: 24543,
+        admin: 24181,
     };
     let stack = Stack::new(name, &emulator, sshd.port, Some(&sshd), ports);
     // Three 429s (retry-after 1 s), then the create is committed and its connection
@@ -597,9 +597,9 @@ async fn with_ssh_unreachable_the_cloud_is_applied_host_actions_are_skipped_and_
         listener.local_addr().unwrap().port()
     };
     let ports = Ports {
-        http: 48280,
-        https: 48643,
-        admin: 48281,
+        http: 24280,
+        https: 24643,
+        admin: 24281,
     };
     let stack = Stack::new(
         "e2e-droplet-unreachable",
@@ -680,9 +680,9 @@ async fn with_ssh_unreachable_the_cloud_is_applied_host_actions_are_skipped_and_
 async fn a_missing_or_refused_token_fails_first_naming_the_variable_and_changes_nothing() {
     let emulator = start_emulator().await;
     let ports = Ports {
-        http: 48380,
-        https: 48743,
-        admin: 48381,
+        http: 24380,
+        https: 24743,
+        admin: 24381,
     };
     let stack = Stack::new("e2e-droplet-token", &emulator, 1, None, ports);
 
@@ -739,9 +739,9 @@ async fn import_adopts_an_existing_droplet_and_the_next_plan_does_not_create_it(
     let emulator = start_emulator().await;
     let name = "e2e-droplet-import";
     let ports = Ports {
-        http: 48480,
-        https: 48843,
-        admin: 48481,
+        http: 24480,
+        https: 24843,
+        admin: 24481,
     };
     let stack = Stack::new(name, &emulator, 1, None, ports);
 

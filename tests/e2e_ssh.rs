@@ -21,9 +21,12 @@ use stackctl_host::{host_lock_path, Host, SshHost};
 use support::edge::wait_for;
 use support::{repository, Run, TestEnvironment};
 
-const HTTP: u16 = 38080;
-const HTTPS: u16 = 38443;
-const ADMIN: u16 = 38081;
+// The edge's ports sit below the kernel's ephemeral range (32768-60999): a port in it
+// can be held by any outgoing connection (an SSH session of a test running beside this
+// one held 38080 for the whole of a CI run here, and the edge could not start).
+const HTTP: u16 = 23080;
+const HTTPS: u16 = 23443;
+const ADMIN: u16 = 23081;
 const SECRETS: [(&str, &str); 3] = [
     ("API_SECRET_KEY", "e2e-ssh-api-Secret-4417"),
     ("FLOWER_PASSWORD", "e2e-ssh-flower-Secret-4417"),

@@ -21,9 +21,11 @@ for key in ssh_host_ed25519_key client_ed25519_key; do
 done
 cp "$directory/client_ed25519_key.pub" "$directory/authorized_keys"
 
-# A free port: a random one that nothing answers on (at most 20 tries).
+# A free port: a random one that nothing answers on (at most 20 tries), below the
+# kernel's ephemeral range (32768-60999) so no outgoing connection can hold it, and
+# apart from the fixed edge ports the tests publish (18xxx-19xxx, 22000-31999).
 for _ in $(seq 20); do
-  port=$((20000 + RANDOM % 40000))
+  port=$((12000 + RANDOM % 6000))
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
 done
 
