@@ -40,11 +40,25 @@ fn docker(arguments: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
+/// A loopback port for the edge to publish. Port 0 would hand out one of the kernel's
+/// ephemeral ports (32768–60999), which any outgoing connection can hold by the time
+/// Docker binds it (seen in CI: `address already in use`); the ports below that range are
+/// only ever bound on purpose. A counter keeps this process's tests apart; the process id
+/// spreads test runs.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 26000;
+    const COUNT: u32 = 1000;
+    let offset = std::process::id() % COUNT;
+    for _ in 0..COUNT {
+        let port = FIRST + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT;
+        let port = u16::try_from(port).expect("the range fits in u16");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 26000–26999");
 }
 
 /// One deployed copy of examples/local; dropping it removes everything labelled with its

@@ -384,9 +384,23 @@ pub fn http_get_slowly(address: &str, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// A loopback port for the edge to publish. Port 0 would hand out one of the kernel's
+/// ephemeral ports (32768–60999), which any outgoing connection can hold by the time
+/// Docker binds it (seen in CI: `address already in use`); the ports below that range are
+/// only ever bound on purpose. A counter keeps this process's tests apart; the process id
+/// spreads test runs.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 27000;
+    const COUNT: u32 = 1000;
+    let offset = std::process::id() % COUNT;
+    for _ in 0..COUNT {
+        let port = FIRST + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT;
+        let port = u16::try_from(port).expect("the range fits in u16");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 27000–27999");
 }
