@@ -138,8 +138,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     provider: recorded.provider.clone(),
                     kind: ActionKind::Delete,
                     reason: Reason::RemovedFromConfig,
-                    // What state recorded, and what only the live resource says (a
-                    // swarm node's `services`: what moves when it goes).
+                    // What state recorded, and what the live resource reports that is
+                    // never recorded (a swarm node's `services`: what moves when it goes).
                     changes: recorded
                         .attributes
                         .iter()
@@ -147,7 +147,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                             live_resource
                                 .into_iter()
                                 .flat_map(|live| live.attributes.iter())
-                                .filter(|(name, _)| !recorded.attributes.contains_key(*name)),
+                                .filter(|(name, _)| {
+                                    !recorded.attributes.contains_key(*name)
+                                        && schema.is_some_and(|schema| schema.is_computed(name))
+                                }),
                         )
                         .map(|(name, value)| change(name, Some(value), None, schema))
                         .collect(),
