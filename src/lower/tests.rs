@@ -529,3 +529,57 @@ fn lowering_is_deterministic() {
     let text = format!("{LOCAL}{EDGE_STACK}");
     assert_eq!(lowered(&text), lowered(&text));
 }
+
+#[test]
+fn a_swarm_target_lowers_to_the_swarm_and_one_node_per_droplet_on_the_first_manager() {
+    let resources = lowered(
+        r#"
+[stack]
+name = "shop"
+
+[target.swarm]
+managers = ["web-1"]
+workers = ["web-2"]
+labels = { web-2 = { zone = "a" } }
+
+[droplets.web-1]
+region = "fra1"
+size = "s-1vcpu-1gb"
+image = "docker-20-04"
+
+[droplets.web-2]
+region = "fra1"
+size = "s-1vcpu-1gb"
+image = "docker-20-04"
+
+[services.api]
+image = "api:1"
+"#,
+    );
+    let cluster = find(&resources, "swarm.cluster");
+    assert_eq!(cluster.provider, "swarm");
+    assert_eq!(cluster.attributes["manager"], Value::text("web-1"));
+    assert_eq!(cluster.dependencies, [Address::new("droplet", "web-1")]);
+    let worker = find(&resources, "swarm_node.web-2");
+    assert_eq!(worker.attributes["role"], Value::text("worker"));
+    assert_eq!(worker.attributes["availability"], Value::text("active"));
+    assert_eq!(worker.attributes["status"], Value::text("ready"));
+    assert_eq!(
+        worker.attributes["labels"],
+        Value::Map([("zone".to_string(), Value::text("a"))].into())
+    );
+    assert_eq!(
+        worker.dependencies,
+        [
+            Address::new("droplet", "web-2"),
+            Address::new("swarm", "cluster")
+        ]
+    );
+    let manager = find(&resources, "swarm_node.web-1");
+    assert_eq!(manager.attributes["role"], Value::text("manager"));
+    assert_eq!(manager.attributes["labels"], Value::Map(Default::default()));
+    // The stack's containers run on the first manager, as on a single droplet.
+    assert!(find(&resources, "service.api")
+        .dependencies
+        .contains(&Address::new("droplet", "web-1")));
+}
