@@ -21,7 +21,6 @@
 mod support;
 
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use stackctl_do_emulator::{Emulator, EmulatorConfig};
@@ -36,14 +35,8 @@ const TRAEFIK_IMAGE: &str = "stackctl-test/traefik:3.7.15";
 const NODES: [&str; 3] = ["web-1", "web-2", "web-3"];
 
 /// Three daemons per test: one test at a time keeps the machine's two cores within the
-/// tests' bounds.
-static HOSTS: Mutex<()> = Mutex::new(());
-
-fn hosts_lock() -> std::sync::MutexGuard<'static, ()> {
-    HOSTS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+/// tests' bounds. (A failed test releases it like a passed one.)
+static HOSTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn build_images() {
     let status = Command::new("bash")
@@ -221,7 +214,7 @@ fn node_labels(hosts: &SwarmHosts, manager: &str, hostname: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_apply_forms_a_three_node_swarm_with_labels_and_the_plan_is_then_empty() {
-    let _guard = hosts_lock();
+    let _guard = HOSTS.lock().await;
     build_images();
     let name = "e2e-swarm-form";
     let hosts = start_hosts("swa", 231);
@@ -406,7 +399,7 @@ service = "web"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_whose_dockerd_stopped_shows_in_the_plan() {
-    let _guard = hosts_lock();
+    let _guard = HOSTS.lock().await;
     let name = "e2e-swarm-down";
     let mut hosts = start_hosts("swb", 241);
     let emulator = start_emulator(&hosts).await;
@@ -472,7 +465,7 @@ async fn a_worker_whose_dockerd_stopped_shows_in_the_plan() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_removed_from_stack_toml_is_drained_then_removed() {
-    let _guard = hosts_lock();
+    let _guard = HOSTS.lock().await;
     build_images();
     let name = "e2e-swarm-leave";
     let hosts = start_hosts("swc", 251);

@@ -61,7 +61,7 @@ impl Checks<'_> {
             }
         }
         let managers = swarm.managers.len();
-        if managers > 0 && managers % 2 == 0 {
+        if managers > 0 && managers.is_multiple_of(2) {
             self.found.push(
                 Diagnostic::warning(
                     "even-manager-count",
