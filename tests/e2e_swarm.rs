@@ -595,4 +595,37 @@ async fn a_worker_removed_from_stack_toml_is_drained_then_removed() {
     hosts.hosts[0]
         .docker(&["service", "rm", "hand-made"])
         .unwrap_or_else(|error| panic!("{error}"));
+
+    // The harness leaves nothing: no forwarding rule, no namespace.
+    let links: Vec<String> = hosts
+        .hosts
+        .iter()
+        .map(|host| host.link().to_string())
+        .collect();
+    let namespaces: Vec<String> = hosts
+        .hosts
+        .iter()
+        .map(|host| host.namespace.clone())
+        .collect();
+    drop(hosts);
+    let rules = Command::new("iptables")
+        .args(["-w", "5", "-S", "DOCKER-USER"])
+        .output()
+        .expect("iptables");
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    let listed = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for (link, namespace) in links.iter().zip(&namespaces) {
+        assert!(
+            !rules.contains(&format!("{link} ")),
+            "no rule for {link} is left: {rules}"
+        );
+        assert!(
+            !listed.contains(namespace.as_str()),
+            "{namespace} is gone: {listed}"
+        );
+    }
 }

@@ -48,6 +48,11 @@ impl NodeConnections {
         &self.first_manager
     }
 
+    /// The SSH user every node is reached as (for messages saying what to run there).
+    pub fn user(&self) -> &str {
+        &self.template.user
+    }
+
     /// The shared connection of the first manager (the host lock is taken on it).
     pub fn manager_connector(&self) -> &HostConnector {
         &self.manager

@@ -244,6 +244,7 @@ impl SwarmProvider {
             Ok(client) => client.send(requests::info()).await.is_ok(),
             Err(_) => false,
         };
+        let user = self.connections.user();
         let reason = if node.message.is_empty() {
             String::new()
         } else {
@@ -257,7 +258,7 @@ impl SwarmProvider {
         } else {
             (
                 format!("node `{name}` is `{}`: the swarm's manager has not heard from its Docker daemon{reason}, and stackctl cannot start a daemon on another machine", node.status),
-                format!("start Docker on {name} (`ssh root@{address} systemctl start docker`), then run `stackctl apply` again; meanwhile the swarm runs its services' tasks on the other nodes"),
+                format!("start Docker on {name} (`ssh {user}@{address} systemctl start docker`), then run `stackctl apply` again; meanwhile the swarm runs its services' tasks on the other nodes"),
             )
         };
         ProviderError::Failed {
