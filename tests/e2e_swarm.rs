@@ -461,6 +461,35 @@ async fn a_worker_whose_dockerd_stopped_shows_in_the_plan() {
     wait_for_node_status(&hosts, "swb-1", "swb-3", "Ready");
     let converged = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
     assert_eq!(converged.code, 0, "converged: {}", explain(&converged));
+
+    // A worker that left the swarm by hand is gone from the plan's view (its own daemon
+    // says so); apply joins it again and removes the entry the manager kept.
+    hosts
+        .host("swb-2")
+        .docker(&["swarm", "leave"])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let left = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    println!("plan after web-2 left: {}", explain(&left));
+    assert_eq!(left.code, 2, "{}", explain(&left));
+    assert!(
+        left.stdout.contains("swarm_node.web-2  create"),
+        "web-2 joins again: {}",
+        explain(&left)
+    );
+    let rejoined = stackctl(&environment, &emulator, &["apply", "--yes"]);
+    assert_eq!(rejoined.code, 0, "{}", explain(&rejoined));
+    let nodes = node_list(&hosts, "swb-1");
+    assert_eq!(
+        nodes
+            .iter()
+            .map(|node| (node.0.as_str(), node.1.as_str()))
+            .collect::<Vec<_>>(),
+        [("swb-1", "Ready"), ("swb-2", "Ready"), ("swb-3", "Ready")],
+        "one entry per node, the stale one removed: {nodes:?}"
+    );
+    assert_eq!(node_labels(&hosts, "swb-1", "swb-2"), r#"{"zone":"a"}"#);
+    let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(settled.code, 0, "settled: {}", explain(&settled));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
