@@ -583,3 +583,42 @@ image = "api:1"
         .dependencies
         .contains(&Address::new("droplet", "web-1")));
 }
+
+#[test]
+fn moving_a_single_droplet_stack_to_a_swarm_changes_nothing_on_the_first_manager() {
+    let body = r#"
+[droplets.web-1]
+region = "fra1"
+size = "s-1vcpu-1gb"
+image = "docker-20-04"
+
+[services.api]
+image = "api:1"
+networks = ["backend"]
+"#;
+    let single = lowered(&format!(
+        "[stack]\nname = \"shop\"\n\n[target]\ndroplet = \"web-1\"\n{body}"
+    ));
+    let swarm = lowered(&format!(
+        "[stack]\nname = \"shop\"\n\n[target.swarm]\nmanagers = [\"web-1\"]\nworkers = [\"web-2\"]\n{body}\n[droplets.web-2]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n"
+    ));
+    // Everything the single droplet had is the same resource with the same hash and
+    // edges: the move plans the new droplet and the swarm, and nothing else.
+    for resource in &single {
+        let moved = find(&swarm, &resource.address.to_string());
+        assert_eq!(moved, resource, "{} is unchanged", resource.address);
+    }
+    let added: Vec<String> = addresses(&swarm)
+        .into_iter()
+        .filter(|address| !addresses(&single).contains(address))
+        .collect();
+    assert_eq!(
+        added,
+        [
+            "droplet.web-2",
+            "swarm.cluster",
+            "swarm_node.web-1",
+            "swarm_node.web-2"
+        ]
+    );
+}
