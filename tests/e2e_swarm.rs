@@ -50,6 +50,8 @@ fn build_images() {
 }
 
 /// Three droplet hosts named `<prefix>-1..3` on the links `10.210.<first_index + 0..2>`.
+/// This file uses 231-236 and 241-243 (unique among the repository's droplet hosts:
+/// `DropletHost::start(` and `start_hosts(` name the others).
 fn start_hosts(prefix: &str, first_index: u8) -> SwarmHosts {
     let names: Vec<String> = (1..=3).map(|number| format!("{prefix}-{number}")).collect();
     let hosts: Vec<(&str, u8)> = names
@@ -497,7 +499,7 @@ async fn a_worker_removed_from_stack_toml_is_drained_then_removed() {
     let _guard = HOSTS.lock().await;
     build_images();
     let name = "e2e-swarm-leave";
-    let hosts = start_hosts("swc", 251);
+    let hosts = start_hosts("swc", 234);
     hosts
         .load_images(&[SERVER_IMAGE])
         .unwrap_or_else(|error| panic!("{error}"));
@@ -624,6 +626,46 @@ async fn a_worker_removed_from_stack_toml_is_drained_then_removed() {
     hosts.hosts[0]
         .docker(&["service", "rm", "hand-made"])
         .unwrap_or_else(|error| panic!("{error}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for host in &hosts.hosts {
+        loop {
+            let containers = host
+                .docker(&[
+                    "ps",
+                    "-a",
+                    "-q",
+                    "--filter",
+                    "label=com.docker.swarm.service.name=hand-made",
+                ])
+                .unwrap_or_else(|error| panic!("{error}"));
+            if containers.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the hand-made service's containers are gone from {}",
+                host.name
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    // Destroy: the workers are drained and leave, the swarm is dissolved on the manager,
+    // the droplets go.
+    let destroyed = stackctl(
+        &environment,
+        &emulator,
+        &["destroy", "--yes", "--allow-data-loss"],
+    );
+    println!("destroy: {}", explain(&destroyed));
+    assert_eq!(destroyed.code, 0, "{}", explain(&destroyed));
+    assert!(emulator.droplets().is_empty());
+    for host in &hosts.hosts {
+        let state = host
+            .docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(state, "inactive", "{} is in no swarm", host.name);
+    }
 
     // The harness leaves nothing: no forwarding rule, no namespace.
     let links: Vec<String> = hosts

@@ -130,6 +130,11 @@ impl SwarmProvider {
         context: &ApplyContext,
     ) -> Result<ApplyOutcome, ProviderError> {
         let name = action.address.name().to_string();
+        if name == self.connections.first_manager() {
+            // The swarm lives on it: `swarm.cluster`'s delete, which comes next,
+            // dissolves the swarm there (Docker refuses to demote the last manager).
+            return Ok(ApplyOutcome::Deleted);
+        }
         let id = node_id(action)?;
         let manager = self.manager_client(context).await?;
         let Some(node) = list(&manager).await?.into_iter().find(|node| node.id == id) else {
@@ -155,7 +160,7 @@ impl SwarmProvider {
             if started.elapsed() > DRAIN_TIMEOUT {
                 return Err(ProviderError::Failed {
                     message: format!("node `{name}` was drained, but {left} of its tasks still run after {DRAIN_TIMEOUT:?}"),
-                    detail: None,
+                    detail: Some(describe_tasks(&tasks)),
                     hint: Some(format!("`docker node ps {id}` on the manager shows them; the node stays in the swarm (drained) until they stop, then run `stackctl apply` again")),
                 });
             }
@@ -281,6 +286,24 @@ impl SwarmProvider {
         let address = self.node_address(name, context)?;
         self.connections.client(name, &address).await
     }
+}
+
+/// One line per task: its id, current and desired state (a drain that did not finish).
+fn describe_tasks(tasks: &serde_json::Value) -> String {
+    tasks
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|task| {
+            format!(
+                "task {}: {} (desired {})",
+                task["ID"].as_str().unwrap_or("?"),
+                task["Status"]["State"].as_str().unwrap_or("?"),
+                task["DesiredState"].as_str().unwrap_or("?")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn desired_of(action: &Action) -> Result<&Resource, ProviderError> {
