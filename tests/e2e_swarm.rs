@@ -6,9 +6,10 @@
 //! user would, over SSH to each node.
 //!
 //! What these tests cover: forming the swarm (init on the first manager, joins with
-//! tokens that never show), node labels, the stack's edge and containers on the first
-//! manager, drift of a node (labels and availability changed by hand, a daemon stopped),
-//! and a worker leaving stack.toml (drained, then removed). Services as Swarm services
+//! tokens that never show), node labels, every node's host key pinned, the stack's edge
+//! and containers on the first manager, drift of a node (labels and availability changed
+//! by hand, a daemon stopped, a worker that left by hand), a worker leaving stack.toml
+//! (drained, then removed) and `destroy`. Services as Swarm services
 //! are not deployed here: a global service made by hand stands for tasks on the nodes.
 //!
 //! Prerequisites, all installed and started by `.ci/run`: root, `iproute2`, `iptables`,
