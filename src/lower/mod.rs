@@ -115,11 +115,23 @@ impl Lowering<'_> {
         texts(&raw.iter().map(|part| self.text(part)).collect::<Vec<_>>())
     }
 
-    /// A resource on the target host waits for the droplet that is the host, if any.
+    /// A resource on the target host waits for the droplet that is the host, if any; on
+    /// a swarm, also for the swarm (formed on that droplet, the first manager), so that
+    /// what needs a swarm finds one and goes before it is dissolved.
     fn on_host(&self, resource: Resource) -> Resource {
-        match target_droplet(self.config) {
+        let resource = match target_droplet(self.config) {
             Some(droplet) => resource.depends_on(Address::new("droplet", droplet)),
             None => resource,
+        };
+        let on_a_swarm = self
+            .config
+            .target
+            .as_ref()
+            .is_some_and(|target| target.swarm.is_some());
+        if on_a_swarm {
+            resource.depends_on(Address::new("swarm", swarm::CLUSTER))
+        } else {
+            resource
         }
     }
 

@@ -578,10 +578,11 @@ image = "api:1"
     let manager = find(&resources, "swarm_node.web-1");
     assert_eq!(manager.attributes["role"], Value::text("manager"));
     assert_eq!(manager.attributes["labels"], Value::Map(Default::default()));
-    // The stack's containers run on the first manager, as on a single droplet.
-    assert!(find(&resources, "service.api")
-        .dependencies
-        .contains(&Address::new("droplet", "web-1")));
+    // The stack's containers run on the first manager, as on a single droplet, once
+    // the swarm is formed there.
+    let api = &find(&resources, "service.api").dependencies;
+    assert!(api.contains(&Address::new("droplet", "web-1")), "{api:?}");
+    assert!(api.contains(&Address::new("swarm", "cluster")), "{api:?}");
 }
 
 #[test]
@@ -602,11 +603,26 @@ networks = ["backend"]
     let swarm = lowered(&format!(
         "[stack]\nname = \"shop\"\n\n[target.swarm]\nmanagers = [\"web-1\"]\nworkers = [\"web-2\"]\n{body}\n[droplets.web-2]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n"
     ));
-    // Everything the single droplet had is the same resource with the same hash and
-    // edges: the move plans the new droplet and the swarm, and nothing else.
+    // Everything the single droplet had is the same resource with the same attributes
+    // and hash (on the host, it now also waits for the swarm): the move plans the new
+    // droplet and the swarm, and nothing else.
     for resource in &single {
         let moved = find(&swarm, &resource.address.to_string());
-        assert_eq!(moved, resource, "{} is unchanged", resource.address);
+        assert_eq!(
+            moved.attributes, resource.attributes,
+            "{}",
+            resource.address
+        );
+        assert_eq!(moved.hash(), resource.hash(), "{}", resource.address);
+        let mut waits_for = resource.dependencies.clone();
+        if resource
+            .dependencies
+            .contains(&Address::new("droplet", "web-1"))
+        {
+            waits_for.push(Address::new("swarm", "cluster"));
+            waits_for.sort();
+        }
+        assert_eq!(moved.dependencies, waits_for, "{}", resource.address);
     }
     let added: Vec<String> = addresses(&swarm)
         .into_iter()
