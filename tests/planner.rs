@@ -261,6 +261,52 @@ fn row_6_recorded_but_no_longer_desired_is_deleted_in_reverse_dependency_order()
 }
 
 #[test]
+fn row_6_a_delete_also_shows_the_computed_facts_only_the_live_resource_reports() {
+    // A swarm node's `services` (what moves when it goes) is read live and never
+    // recorded; a plain live-only attribute (not computed) is not shown.
+    let api = service("api", "api:1");
+    let record = recorded(&api);
+    let mut live = live_of(&record);
+    live.attributes
+        .insert("container_id".into(), Value::text("c0ffee"));
+    let plan = run(
+        &[],
+        std::slice::from_ref(&record),
+        Some(&snapshot(vec![live.clone()])),
+    );
+    let shown: Vec<&str> = only_action(&plan)
+        .changes
+        .iter()
+        .map(|change| change.attribute.as_str())
+        .collect();
+    assert_eq!(
+        shown,
+        ["container_id", "image", "memory"],
+        "what state recorded"
+    );
+
+    let mut record_without = record.clone();
+    record_without.attributes.remove("container_id");
+    live.attributes.insert("unread".into(), Value::text("x"));
+    let plan = run(&[], &[record_without], Some(&snapshot(vec![live])));
+    let action = only_action(&plan);
+    let container = action
+        .changes
+        .iter()
+        .find(|change| change.attribute == "container_id")
+        .expect("the live-only computed attribute is shown");
+    assert_eq!(container.before, Some(Value::text("c0ffee")));
+    assert_eq!(container.after, None);
+    assert!(
+        !action
+            .changes
+            .iter()
+            .any(|change| change.attribute == "unread"),
+        "only computed attributes come from the live resource"
+    );
+}
+
+#[test]
 fn row_7_live_and_labelled_ours_but_not_recorded_is_adopted() {
     let api = service("api", "api:1");
     let found = LiveResource {

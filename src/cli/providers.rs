@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use stackctl_digitalocean::DigitalOceanProvider;
+use stackctl_docker::swarm::{NodeConnections, SwarmProvider};
 use stackctl_docker::{DockerOptions, DockerProvider};
 use std::path::{Path, PathBuf};
 
@@ -136,6 +137,10 @@ pub fn build(
         _ if targets_local(config) => Target::Local,
         _ => Target::Local,
     };
+    let node_template = match &target {
+        Target::Droplet { options, .. } => Some(options.clone()),
+        _ => None,
+    };
     let connector = Arc::new(HostConnector::new(target).with_lock_timeout(options.lock_timeout));
     let docker = DockerProvider::with_options(
         connector.clone(),
@@ -155,11 +160,33 @@ pub fn build(
     let digitalocean = DigitalOceanProvider::from_env().map_err(|error| {
         SessionError::provider("cannot set up the DigitalOcean provider", error)
     })?;
-    let providers: Vec<Arc<dyn Provider>> =
+    let mut providers: Vec<Arc<dyn Provider>> =
         vec![Arc::new(docker), Arc::new(traefik), Arc::new(digitalocean)];
+    // On a swarm, the target above is its first manager; every node gets a connection
+    // of its own, made with the same options.
+    let swarm = match (
+        config
+            .target
+            .as_ref()
+            .and_then(|target| target.swarm.as_ref()),
+        node_template,
+    ) {
+        (Some(swarm), Some(template)) => swarm.managers.first().map(|first_manager| {
+            Arc::new(SwarmProvider::new(NodeConnections::new(
+                first_manager.clone(),
+                connector.clone(),
+                template,
+                pinned_host_keys.clone(),
+            )))
+        }),
+        _ => None,
+    };
+    if let Some(swarm) = &swarm {
+        providers.push(swarm.clone());
+    }
     Ok(Backends {
         providers: ProviderSet::new(providers),
-        host: Some(Box::new(ConnectedHost::new(connector, key_name))),
+        host: Some(Box::new(ConnectedHost::new(connector, key_name, swarm))),
     })
 }
 

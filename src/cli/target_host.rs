@@ -4,22 +4,30 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use stackctl_docker::swarm::SwarmProvider;
 use stackctl_host::{host_lock_path, read_deployed_lineage, HostConnector, Unlocked};
 
 use super::container_console::DockerConsole;
 use crate::session::{ContainerConsole, PresentedHostKey, SessionError, TargetHost};
 
 /// The run's shared SSH (or local) connection, and the name its key is pinned under.
+/// On a swarm target, also the other nodes' connections (their keys are pinned too).
 pub struct ConnectedHost {
     connector: Arc<HostConnector>,
     key_name: Option<String>,
+    swarm: Option<Arc<SwarmProvider>>,
 }
 
 impl ConnectedHost {
-    pub fn new(connector: Arc<HostConnector>, key_name: Option<String>) -> Self {
+    pub fn new(
+        connector: Arc<HostConnector>,
+        key_name: Option<String>,
+        swarm: Option<Arc<SwarmProvider>>,
+    ) -> Self {
         ConnectedHost {
             connector,
             key_name,
+            swarm,
         }
     }
 }
@@ -35,6 +43,26 @@ impl TargetHost for ConnectedHost {
             fingerprint: key.fingerprint,
             key_type: key.key_type,
         })
+    }
+
+    fn other_presented_keys(&self) -> Vec<(String, PresentedHostKey)> {
+        let Some(swarm) = &self.swarm else {
+            return Vec::new();
+        };
+        swarm
+            .connections()
+            .presented_keys()
+            .into_iter()
+            .map(|(name, key)| {
+                (
+                    name,
+                    PresentedHostKey {
+                        fingerprint: key.fingerprint,
+                        key_type: key.key_type,
+                    },
+                )
+            })
+            .collect()
     }
 
     async fn deployed_lineage(

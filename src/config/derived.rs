@@ -7,10 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::types::{Config, MiddlewareConfig};
 
-/// The droplet that runs the services, if any.
+/// The droplet that runs the services, if any. On a swarm, the first manager: stackctl
+/// reaches the swarm's Engine API there, runs the edge there and keeps the stack's files
+/// there, exactly as on a single droplet.
 pub fn target_droplet(config: &Config) -> Option<&str> {
     match &config.target {
-        Some(target) => target.droplet.as_deref(),
+        Some(target) => match (&target.droplet, &target.swarm) {
+            (Some(droplet), _) => Some(droplet.as_str()),
+            (None, Some(swarm)) => swarm.managers.first().map(String::as_str),
+            (None, None) => None,
+        },
         None if config.droplets.len() == 1 => config.droplets.keys().next().map(String::as_str),
         None => None,
     }

@@ -87,6 +87,10 @@ pub struct TargetSection {
     /// `"local"` for this machine's Docker, or an existing host reached over SSH.
     #[serde(default)]
     pub host: Option<HostTarget>,
+    /// Run on a Docker Swarm formed from these nodes (keys of `[droplets]`): stackctl
+    /// initialises it on the first manager, joins the others and keeps it as stack.toml says.
+    #[serde(default)]
+    pub swarm: Option<SwarmTarget>,
     /// SSH user for a droplet target (default `root`).
     #[serde(default)]
     pub user: Option<String>,
@@ -102,6 +106,20 @@ pub struct TargetSection {
     /// Directory on the host for the stack's files and lock (default `/var/lib/stackctl/<stack>`).
     #[serde(default)]
     pub root: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwarmTarget {
+    /// Nodes that manage the swarm (keys of `[droplets]`). The first one is where stackctl
+    /// talks to the swarm, runs the edge and keeps the stack's files.
+    pub managers: Vec<String>,
+    /// Nodes that only run tasks (keys of `[droplets]`).
+    #[serde(default)]
+    pub workers: Vec<String>,
+    /// Node labels, by node name, for placement constraints (`node.labels.<key> == <value>`).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]

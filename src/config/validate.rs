@@ -21,6 +21,7 @@ use super::{secret_hints, traefik_rule};
 pub use super::derived::{flatten_middlewares, target_droplet};
 
 mod backups;
+mod swarm;
 use super::types::*;
 
 pub fn validate(
@@ -257,6 +258,19 @@ impl Checks<'_> {
             }
             return;
         };
+        if let Some(swarm) = &target.swarm {
+            if target.droplet.is_some() || target.host.is_some() {
+                self.error(
+                    "conflicting-target",
+                    "target.swarm",
+                    "`[target]` names a swarm and also a droplet or a host".into(),
+                    "either `swarm` (its first manager is where stackctl works) or `droplet` or `host`",
+                )
+                .hint = Some("remove `droplet` and `host` from `[target]`: the swarm's first manager takes their place".into());
+            }
+            self.swarm(swarm, &config.droplets);
+            return;
+        }
         match (&target.droplet, &target.host) {
             (Some(_), Some(_)) => {
                 self.error(

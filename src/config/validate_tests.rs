@@ -689,3 +689,90 @@ fn a_tmpfs_path_names_one_directory_plainly() {
         ]
     );
 }
+
+/// Three droplets for the swarm rows below.
+const SWARM_DROPLETS: &str = "\n[droplets.web-1]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n\n[droplets.web-2]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n\n[droplets.web-3]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n";
+
+#[test]
+fn a_swarm_target_is_checked_where_it_is_written() {
+    let swarm = |target: &str| {
+        problems_in(&format!(
+            "[stack]\nname = \"shop\"\n\n[target]\n{target}\n{SWARM_DROPLETS}"
+        ))
+    };
+    let cases: Vec<(&str, String, Vec<Problem<&str>>)> = vec![
+        (
+            "a valid swarm",
+            "swarm = { managers = [\"web-1\"], workers = [\"web-2\", \"web-3\"], labels = { web-2 = { zone = \"a\" } } }".into(),
+            vec![],
+        ),
+        (
+            "swarm and droplet exclude each other",
+            "droplet = \"web-1\"\nswarm = { managers = [\"web-1\"] }".into(),
+            vec![(
+                "conflicting-target",
+                "`[target]` names a swarm and also a droplet or a host",
+                6,
+                9,
+            )],
+        ),
+        (
+            "a node must be a droplet",
+            "swarm = { managers = [\"web-1\"], workers = [\"web-9\"] }".into(),
+            vec![(
+                "dangling-reference",
+                "`target.swarm.workers[0]` refers to droplet `web-9`, which is not defined",
+                5,
+                44,
+            )],
+        ),
+        (
+            "a node is listed once",
+            "swarm = { managers = [\"web-1\"], workers = [\"web-2\", \"web-1\"] }".into(),
+            vec![(
+                "duplicate-node",
+                "node `web-1` is listed twice in the swarm (first as `target.swarm.managers[0]`)",
+                5,
+                53,
+            )],
+        ),
+        (
+            "a swarm has a manager",
+            "swarm = { managers = [], workers = [\"web-2\"] }".into(),
+            vec![(
+                "missing-manager",
+                "the swarm has no manager: a swarm is formed on its first manager",
+                5,
+                22,
+            )],
+        ),
+        (
+            "labels only for nodes of the swarm",
+            "swarm = { managers = [\"web-1\"], labels = { web-3 = { zone = \"b\" } } }".into(),
+            vec![(
+                "dangling-reference",
+                "`target.swarm.labels` names node `web-3`, which is not in the swarm",
+                5,
+                52,
+            )],
+        ),
+        (
+            "an even number of managers is a warning",
+            "swarm = { managers = [\"web-1\", \"web-2\"] }".into(),
+            vec![(
+                "even-manager-count",
+                "the swarm has 2 managers: it keeps working only while a majority of them is up, so 2 survive no more failures than 1",
+                5,
+                22,
+            )],
+        ),
+    ];
+    for (name, target, expected) in cases {
+        let found = swarm(&target);
+        let found: Vec<Problem<&str>> = found
+            .iter()
+            .map(|(code, message, line, column)| (*code, message.as_str(), *line, *column))
+            .collect();
+        assert_eq!(found, expected, "{name}");
+    }
+}

@@ -14,6 +14,7 @@ mod host_objects;
 mod images;
 mod releases;
 mod services;
+mod swarm;
 
 #[cfg(test)]
 mod tests;
@@ -27,10 +28,12 @@ use crate::config::{Config, Environment, HostTarget, LoadedConfig};
 use crate::context::ExternalInputs;
 
 pub use edge::link_edge_to_static_config;
+pub use swarm::CLUSTER as SWARM_CLUSTER;
 
 pub const DIGITALOCEAN: &str = "digitalocean";
 pub const DOCKER: &str = "docker";
 pub const TRAEFIK: &str = "traefik";
+pub const SWARM: &str = "swarm";
 
 /// Lowers a loaded stack. `salt` is the state's salt (secrets enter only as salted digests).
 pub fn lower(loaded: &LoadedConfig, inputs: &ExternalInputs, salt: &str) -> Vec<Resource> {
@@ -48,6 +51,7 @@ pub fn lower(loaded: &LoadedConfig, inputs: &ExternalInputs, salt: &str) -> Vec<
     lowering.droplets(&mut resources);
     lowering.firewalls(&mut resources);
     lowering.dns_records(&mut resources);
+    lowering.swarm(&mut resources);
 
     let edge_networks = lowering.edge_networks();
     lowering.networks_and_volumes(&edge_networks, &mut resources);
@@ -111,11 +115,23 @@ impl Lowering<'_> {
         texts(&raw.iter().map(|part| self.text(part)).collect::<Vec<_>>())
     }
 
-    /// A resource on the target host waits for the droplet that is the host, if any.
+    /// A resource on the target host waits for the droplet that is the host, if any; on
+    /// a swarm, also for the swarm (formed on that droplet, the first manager), so that
+    /// what needs a swarm finds one and goes before it is dissolved.
     fn on_host(&self, resource: Resource) -> Resource {
-        match target_droplet(self.config) {
+        let resource = match target_droplet(self.config) {
             Some(droplet) => resource.depends_on(Address::new("droplet", droplet)),
             None => resource,
+        };
+        let on_a_swarm = self
+            .config
+            .target
+            .as_ref()
+            .is_some_and(|target| target.swarm.is_some());
+        if on_a_swarm {
+            resource.depends_on(Address::new("swarm", swarm::CLUSTER))
+        } else {
+            resource
         }
     }
 

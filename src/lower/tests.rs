@@ -529,3 +529,112 @@ fn lowering_is_deterministic() {
     let text = format!("{LOCAL}{EDGE_STACK}");
     assert_eq!(lowered(&text), lowered(&text));
 }
+
+#[test]
+fn a_swarm_target_lowers_to_the_swarm_and_one_node_per_droplet_on_the_first_manager() {
+    let resources = lowered(
+        r#"
+[stack]
+name = "shop"
+
+[target.swarm]
+managers = ["web-1"]
+workers = ["web-2"]
+labels = { web-2 = { zone = "a" } }
+
+[droplets.web-1]
+region = "fra1"
+size = "s-1vcpu-1gb"
+image = "docker-20-04"
+
+[droplets.web-2]
+region = "fra1"
+size = "s-1vcpu-1gb"
+image = "docker-20-04"
+
+[services.api]
+image = "api:1"
+"#,
+    );
+    let cluster = find(&resources, "swarm.cluster");
+    assert_eq!(cluster.provider, "swarm");
+    assert_eq!(cluster.attributes["manager"], Value::text("web-1"));
+    assert_eq!(cluster.dependencies, [Address::new("droplet", "web-1")]);
+    let worker = find(&resources, "swarm_node.web-2");
+    assert_eq!(worker.attributes["role"], Value::text("worker"));
+    assert_eq!(worker.attributes["availability"], Value::text("active"));
+    assert_eq!(worker.attributes["status"], Value::text("ready"));
+    assert_eq!(
+        worker.attributes["labels"],
+        Value::Map([("zone".to_string(), Value::text("a"))].into())
+    );
+    assert_eq!(
+        worker.dependencies,
+        [
+            Address::new("droplet", "web-2"),
+            Address::new("swarm", "cluster")
+        ]
+    );
+    let manager = find(&resources, "swarm_node.web-1");
+    assert_eq!(manager.attributes["role"], Value::text("manager"));
+    assert_eq!(manager.attributes["labels"], Value::Map(Default::default()));
+    // The stack's containers run on the first manager, as on a single droplet, once
+    // the swarm is formed there.
+    let api = &find(&resources, "service.api").dependencies;
+    assert!(api.contains(&Address::new("droplet", "web-1")), "{api:?}");
+    assert!(api.contains(&Address::new("swarm", "cluster")), "{api:?}");
+}
+
+#[test]
+fn moving_a_single_droplet_stack_to_a_swarm_changes_nothing_on_the_first_manager() {
+    let body = r#"
+[droplets.web-1]
+region = "fra1"
+size = "s-1vcpu-1gb"
+image = "docker-20-04"
+
+[services.api]
+image = "api:1"
+networks = ["backend"]
+"#;
+    let single = lowered(&format!(
+        "[stack]\nname = \"shop\"\n\n[target]\ndroplet = \"web-1\"\n{body}"
+    ));
+    let swarm = lowered(&format!(
+        "[stack]\nname = \"shop\"\n\n[target.swarm]\nmanagers = [\"web-1\"]\nworkers = [\"web-2\"]\n{body}\n[droplets.web-2]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n"
+    ));
+    // Everything the single droplet had is the same resource with the same attributes
+    // and hash (on the host, it now also waits for the swarm): the move plans the new
+    // droplet and the swarm, and nothing else.
+    for resource in &single {
+        let moved = find(&swarm, &resource.address.to_string());
+        assert_eq!(
+            moved.attributes, resource.attributes,
+            "{}",
+            resource.address
+        );
+        assert_eq!(moved.hash(), resource.hash(), "{}", resource.address);
+        let mut waits_for = resource.dependencies.clone();
+        if resource
+            .dependencies
+            .contains(&Address::new("droplet", "web-1"))
+        {
+            waits_for.push(Address::new("swarm", "cluster"));
+            waits_for.sort();
+        }
+        assert_eq!(moved.dependencies, waits_for, "{}", resource.address);
+    }
+    let added: Vec<String> = addresses(&swarm)
+        .into_iter()
+        .filter(|address| !addresses(&single).contains(address))
+        .collect();
+    assert_eq!(
+        added,
+        [
+            "droplet.web-2",
+            "swarm.cluster",
+            "swarm_node.web-1",
+            "swarm_node.web-2"
+        ]
+    );
+}

@@ -138,9 +138,20 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     provider: recorded.provider.clone(),
                     kind: ActionKind::Delete,
                     reason: Reason::RemovedFromConfig,
+                    // What state recorded, and what the live resource reports that is
+                    // never recorded (a swarm node's `services`: what moves when it goes).
                     changes: recorded
                         .attributes
                         .iter()
+                        .chain(
+                            live_resource
+                                .into_iter()
+                                .flat_map(|live| live.attributes.iter())
+                                .filter(|(name, _)| {
+                                    !recorded.attributes.contains_key(*name)
+                                        && schema.is_some_and(|schema| schema.is_computed(name))
+                                }),
+                        )
                         .map(|(name, value)| change(name, Some(value), None, schema))
                         .collect(),
                     depends_on: Vec::new(),

@@ -131,7 +131,25 @@ pub fn render(plan: &Plan, color: bool) -> String {
                     ));
                 }
             }
-            ActionKind::Delete => {}
+            ActionKind::Delete => {
+                // What the live resource reports that state never recorded (a swarm
+                // node's `services`: what moves when it goes); the rest is the whole
+                // resource, which the verb already says.
+                let recorded = action.prior.as_ref().map(|prior| &prior.attributes);
+                for change in ordered {
+                    if recorded.is_some_and(|recorded| recorded.contains_key(&change.attribute)) {
+                        continue;
+                    }
+                    if let Some(value) = &change.before {
+                        out.push_str(&format!(
+                            "      {} {} = {}\n",
+                            palette.paint("31", "-"),
+                            change.attribute,
+                            shown(value, change.sensitive)
+                        ));
+                    }
+                }
+            }
             _ => {
                 // "forces replacement" means something only for a resource that stays.
                 let replacing = action.kind == ActionKind::Update || action.kind.is_replace();

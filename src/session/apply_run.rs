@@ -121,17 +121,10 @@ impl Session {
             )
             .await?
         };
-        if let Some(entry) = self.host_key_to_pin(state) {
+        for (entry, key_type) in self.host_keys_to_pin(state) {
             journal.append(&entry)?;
             state.apply_entry(&entry);
             if let JournalEntry::PinHostKey { host, fingerprint } = &entry {
-                let key_type = self
-                    .backends
-                    .host
-                    .as_ref()
-                    .and_then(|host| host.presented_key())
-                    .map(|key| key.key_type)
-                    .unwrap_or_default();
                 observer.note(&format!(
                     "Pinned the SSH host key of `{host}` in state: {fingerprint} ({key_type})."
                 ));
@@ -262,18 +255,28 @@ impl Session {
         Ok(())
     }
 
-    /// The journal entry that pins the host's key on first contact, so that a changed
-    /// key is refused on every later run.
-    fn host_key_to_pin(&self, state: &State) -> Option<JournalEntry> {
-        let host = self.backends.host.as_ref()?;
-        let (name, key) = (host.key_name()?, host.presented_key()?);
-        if state.host_keys.get(&name) == Some(&key.fingerprint) {
-            return None;
-        }
-        Some(JournalEntry::PinHostKey {
-            host: name,
-            fingerprint: key.fingerprint,
-        })
+    /// The journal entries that pin the host's key on first contact (and, on a swarm,
+    /// every other node's), with each key's type, so that a changed key is refused on
+    /// every later run.
+    fn host_keys_to_pin(&self, state: &State) -> Vec<(JournalEntry, String)> {
+        let Some(host) = self.backends.host.as_ref() else {
+            return Vec::new();
+        };
+        let target = host.key_name().zip(host.presented_key());
+        target
+            .into_iter()
+            .chain(host.other_presented_keys())
+            .filter(|(name, key)| state.host_keys.get(name) != Some(&key.fingerprint))
+            .map(|(name, key)| {
+                (
+                    JournalEntry::PinHostKey {
+                        host: name,
+                        fingerprint: key.fingerprint,
+                    },
+                    key.key_type,
+                )
+            })
+            .collect()
     }
 }
 

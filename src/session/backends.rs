@@ -30,6 +30,12 @@ pub trait TargetHost: Send + Sync {
     /// The key the host presented, once a connection was made during this run.
     fn presented_key(&self) -> Option<PresentedHostKey>;
 
+    /// The keys other hosts of the target presented during this run (the other nodes of
+    /// a swarm), by the name each is pinned under (`droplet.<name>`).
+    fn other_presented_keys(&self) -> Vec<(String, PresentedHostKey)> {
+        Vec::new()
+    }
+
     /// The lineage of the state that deployed `stack` on the host, if one is recorded
     /// there (one round trip on the run's connection).
     async fn deployed_lineage(

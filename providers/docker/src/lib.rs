@@ -100,6 +100,7 @@ mod service;
 pub mod spec;
 pub mod streaming_body;
 mod swap;
+pub mod swarm;
 mod volume;
 
 pub use api::{ClientCounters, DockerClient};

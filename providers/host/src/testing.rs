@@ -15,7 +15,8 @@
 //!
 //! [`DropletHost`] (in `testing/droplet_host.rs`) goes further: a network namespace
 //! with its own address, sshd on port 22 and dockerd, which a test deploys to as to a
-//! droplet.
+//! droplet. [`SwarmHosts`] (in `testing/swarm_hosts.rs`) starts several that reach each
+//! other, for a Docker Swarm.
 //!
 //! Other crates' tests use it through a dev-dependency:
 //! `stackctl-host = { workspace = true, features = ["testing"] }`.
@@ -29,8 +30,10 @@ use std::time::{Duration, Instant};
 use crate::SshOptions;
 
 mod droplet_host;
+mod swarm_hosts;
 
 pub use droplet_host::{DropletHost, Teardown};
+pub use swarm_hosts::SwarmHosts;
 
 const SSHD: &str = "/usr/sbin/sshd";
 const START_ATTEMPTS: usize = 5;

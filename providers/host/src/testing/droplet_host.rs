@@ -120,6 +120,7 @@ pub struct DropletHost {
     /// How long [`DropletHost::start`] took (cleaning a crashed run's leftovers included).
     pub startup: Duration,
     root_link: String,
+    index: u8,
     cgroup: String,
     directory: PathBuf,
     record: Record,
@@ -176,6 +177,7 @@ impl DropletHost {
             docker_socket: directory.join("docker.sock"),
             startup: Duration::ZERO,
             root_link: format!("sdh{index}"),
+            index,
             cgroup: format!("stackctl-{name}"),
             directory,
             record: Record::default(),
@@ -308,6 +310,44 @@ impl DropletHost {
                 errors(&mut load),
             )),
         }
+    }
+
+    /// This machine's end of the host's link (`sdh<index>`): where its traffic to other
+    /// hosts is forwarded from.
+    pub fn link(&self) -> &str {
+        &self.root_link
+    }
+
+    /// The directory holding the host's keys and logs.
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    /// Stops the host's dockerd (SIGTERM, a bounded wait, then SIGKILL), as a crashed or
+    /// stopped Docker on a droplet: sshd stays up.
+    pub fn stop_docker_daemon(&mut self) -> Result<(), String> {
+        let Some(child) = self.dockerd.take() else {
+            return Err(format!(
+                "dockerd of droplet host {} is not running",
+                self.name
+            ));
+        };
+        stop_child(Some(child), DOCKERD_STOP_TIMEOUT);
+        self.record.dockerd = None;
+        self.save_record()
+    }
+
+    /// Starts the host's dockerd again after [`DropletHost::stop_docker_daemon`], with its
+    /// data (a swarm member rejoins its swarm by itself).
+    pub fn start_docker_daemon(&mut self) -> Result<(), String> {
+        if self.dockerd.is_some() {
+            return Err(format!(
+                "dockerd of droplet host {} is already running",
+                self.name
+            ));
+        }
+        let _ = std::fs::remove_file(&self.docker_socket);
+        self.start_dockerd(self.index)
     }
 
     /// Every process the host runs: its daemons, what they started, and its containers'

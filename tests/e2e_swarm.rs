@@ -1,0 +1,703 @@
+//! End to end on a Docker Swarm of three droplet-shaped hosts: the DigitalOcean emulator
+//! hands out the addresses of three network namespaces the test builds
+//! (`stackctl_host::testing::SwarmHosts`: each its own `eth0` address, sshd on port 22
+//! for root and dockerd, and forwarding between them for the swarm's ports), and
+//! `[target] swarm` forms the swarm over them. The real `stackctl` binary is driven, as a
+//! user would, over SSH to each node.
+//!
+//! What these tests cover: forming the swarm (init on the first manager, joins with
+//! tokens that never show), node labels, every node's host key pinned, the stack's edge
+//! and containers on the first manager, drift of a node (labels and availability changed
+//! by hand, a daemon stopped, a worker that left by hand), a worker leaving stack.toml
+//! (drained, then removed) and `destroy`. Services as Swarm services
+//! are not deployed here: a global service made by hand stands for tasks on the nodes.
+//!
+//! Prerequisites, all installed and started by `.ci/run`: root, `iproute2`, `iptables`,
+//! `dockerd`, `openssh-server`, `ssh-keygen`, and the FROM scratch test images from
+//! `testing/build-images.sh`. Without them these tests fail saying so; they never skip.
+//!
+//! They talk only to 127.0.0.1 (the emulator) and the namespaces they create; every wait
+//! is bounded in count and time.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use stackctl_do_emulator::{Emulator, EmulatorConfig};
+use stackctl_host::testing::SwarmHosts;
+
+use support::shop::files_under;
+use support::{repository, Run, TestEnvironment};
+
+const TOKEN: &str = "dop_v1_e2e_swarm_token_0123456789abcdef01";
+const SERVER_IMAGE: &str = "stackctl-test/server:latest";
+const TRAEFIK_IMAGE: &str = "stackctl-test/traefik:3.7.15";
+const NODES: [&str; 3] = ["web-1", "web-2", "web-3"];
+
+/// Three daemons per test: one test at a time keeps the machine's two cores within the
+/// tests' bounds. (A failed test releases it like a passed one.)
+static HOSTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn build_images() {
+    let status = Command::new("bash")
+        .arg(repository().join("testing/build-images.sh"))
+        .status()
+        .expect("run testing/build-images.sh (needs bash)");
+    assert!(
+        status.success(),
+        "testing/build-images.sh failed: dockerd must be running and Traefik installed (.ci/run does both)"
+    );
+}
+
+/// Three droplet hosts named `<prefix>-1..3` on the links `10.210.<first_index + 0..2>`.
+/// This file uses 231-236 and 241-243 (unique among the repository's droplet hosts:
+/// `DropletHost::start(` and `start_hosts(` name the others).
+fn start_hosts(prefix: &str, first_index: u8) -> SwarmHosts {
+    let names: Vec<String> = (1..=3).map(|number| format!("{prefix}-{number}")).collect();
+    let hosts: Vec<(&str, u8)> = names
+        .iter()
+        .enumerate()
+        .map(|(offset, name)| (name.as_str(), first_index + offset as u8))
+        .collect();
+    SwarmHosts::start(&hosts).unwrap_or_else(|error| {
+        panic!("the swarm's hosts did not start: {error}. .ci/run installs iproute2, iptables, docker.io and openssh-server")
+    })
+}
+
+async fn start_emulator(hosts: &SwarmHosts) -> Emulator {
+    Emulator::start(EmulatorConfig {
+        token: TOKEN.to_string(),
+        public_ipv4_by_name: NODES
+            .iter()
+            .zip(&hosts.hosts)
+            .map(|(node, host)| (node.to_string(), host.address.to_string()))
+            .collect(),
+        activation_delay: Duration::from_millis(150),
+        action_delay: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("the emulator starts on 127.0.0.1")
+}
+
+fn stackctl(environment: &TestEnvironment, emulator: &Emulator, arguments: &[&str]) -> Run {
+    environment.run_with_env(
+        arguments,
+        &[
+            ("DIGITALOCEAN_API_URL", emulator.base_url().as_str()),
+            ("DIGITALOCEAN_TOKEN", TOKEN),
+            ("STACKCTL_DO_POLL_INTERVAL_MS", "50"),
+            ("STACKCTL_DO_READY_TIMEOUT_SECONDS", "60"),
+        ],
+    )
+}
+
+fn explain(run: &Run) -> String {
+    format!(
+        "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+        run.code, run.stdout, run.stderr
+    )
+}
+
+/// A stack on a swarm of `web-1` (manager), `web-2` and `web-3` (workers, unless
+/// `workers` says otherwise), with labels on the workers; `extra` is appended (the edge
+/// and a service).
+fn write_stack(
+    environment: &TestEnvironment,
+    hosts: &SwarmHosts,
+    name: &str,
+    workers: &[&str],
+    extra: &str,
+) {
+    // Labels only for the workers listed (validation refuses others).
+    let labels: String = workers
+        .iter()
+        .map(|worker| {
+            let zone = if *worker == "web-2" { "a" } else { "b" };
+            format!("\n[target.swarm.labels.{worker}]\nzone = \"{zone}\"\n")
+        })
+        .collect();
+    let workers = workers
+        .iter()
+        .map(|worker| format!("\"{worker}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let droplets: String = NODES
+        .iter()
+        .map(|node| {
+            format!(
+                "\n[droplets.{node}]\nregion = \"fra1\"\nsize = \"s-1vcpu-2gb\"\nimage = \"docker-20-04\"\nssh_keys = [\"deploy\"]\n"
+            )
+        })
+        .collect();
+    environment.write(
+        "stack.toml",
+        &format!(
+            r#"[stack]
+name = "{name}"
+
+[target]
+identity_file = "{identity}"
+known_hosts = "{known_hosts}"
+root = "{root}"
+
+[target.swarm]
+managers = ["web-1"]
+workers = [{workers}]
+{labels}{droplets}
+[ssh_keys.deploy]
+public_key_file = "{identity}.pub"
+{extra}"#,
+            identity = hosts.client_key.display(),
+            known_hosts = hosts.known_hosts.display(),
+            root = environment.path().join("manager-files").display(),
+        ),
+    );
+}
+
+/// `docker node ls` on the manager: (hostname, status, availability, manager status).
+fn node_list(hosts: &SwarmHosts, manager: &str) -> Vec<(String, String, String, String)> {
+    let listed = hosts
+        .host(manager)
+        .docker(&[
+            "node",
+            "ls",
+            "--format",
+            "{{.Hostname}}\t{{.Status}}\t{{.Availability}}\t{{.ManagerStatus}}",
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut nodes: Vec<_> = listed
+        .lines()
+        .map(|line| {
+            let parts: Vec<&str> = line.split('\t').collect();
+            (
+                parts[0].to_string(),
+                parts.get(1).unwrap_or(&"").to_string(),
+                parts.get(2).unwrap_or(&"").to_string(),
+                parts.get(3).unwrap_or(&"").to_string(),
+            )
+        })
+        .collect();
+    nodes.sort();
+    nodes
+}
+
+/// Waits (bounded) until the manager lists `hostname` with `status`.
+fn wait_for_node_status(hosts: &SwarmHosts, manager: &str, hostname: &str, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let nodes = node_list(hosts, manager);
+        if nodes
+            .iter()
+            .any(|node| node.0 == hostname && node.1 == status)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the manager did not list {hostname} as {status} within 90 s: {nodes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn node_labels(hosts: &SwarmHosts, manager: &str, hostname: &str) -> String {
+    hosts
+        .host(manager)
+        .docker(&[
+            "node",
+            "inspect",
+            hostname,
+            "--format",
+            "{{json .Spec.Labels}}",
+        ])
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_apply_forms_a_three_node_swarm_with_labels_and_the_plan_is_then_empty() {
+    let _guard = HOSTS.lock().await;
+    build_images();
+    let name = "e2e-swarm-form";
+    let hosts = start_hosts("swa", 231);
+    // The edge and the stack's containers run on the first manager only.
+    hosts.hosts[0]
+        .load_images(&[SERVER_IMAGE, TRAEFIK_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let emulator = start_emulator(&hosts).await;
+    let environment = TestEnvironment::new();
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2", "web-3"],
+        &format!(
+            r#"
+[edge]
+image = "{TRAEFIK_IMAGE}"
+pull = false
+http_port = 80
+https_port = 443
+admin_port = 8081
+
+[services.web]
+image = "{SERVER_IMAGE}"
+pull = false
+port = 8080
+env = {{ NAME = "web" }}
+health = {{ command = ["CMD", "/server", "health"], interval = "1s", retries = 30 }}
+networks = ["edge"]
+read_only = true
+
+[routes.web]
+host = "{name}.test"
+service = "web"
+"#
+        ),
+    );
+
+    let plan = stackctl(&environment, &emulator, &["plan"]);
+    assert_eq!(plan.code, 0, "the first plan: {}", explain(&plan));
+    for address in [
+        "swarm.cluster",
+        "swarm_node.web-1",
+        "swarm_node.web-2",
+        "swarm_node.web-3",
+    ] {
+        assert!(
+            plan.stdout.contains(address),
+            "the plan creates {address}: {}",
+            explain(&plan)
+        );
+    }
+
+    let applied = stackctl(
+        &environment,
+        &emulator,
+        &["apply", "--yes", "--accept-new-host-key"],
+    );
+    println!("apply: {}", explain(&applied));
+    assert_eq!(
+        applied.code,
+        0,
+        "the first apply: {}\n{}",
+        explain(&applied),
+        hosts.logs()
+    );
+
+    // Three nodes, all ready and active; web-1 leads; the workers carry their labels.
+    let nodes = node_list(&hosts, "swa-1");
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    for (index, node) in nodes.iter().enumerate() {
+        assert_eq!(node.0, format!("swa-{}", index + 1), "{nodes:?}");
+        assert_eq!(
+            (node.1.as_str(), node.2.as_str()),
+            ("Ready", "Active"),
+            "{nodes:?}"
+        );
+    }
+    assert_eq!(nodes[0].3, "Leader", "{nodes:?}");
+    assert_eq!(nodes[1].3, "", "web-2 is a worker: {nodes:?}");
+    assert_eq!(node_labels(&hosts, "swa-1", "swa-2"), r#"{"zone":"a"}"#);
+    assert_eq!(node_labels(&hosts, "swa-1", "swa-3"), r#"{"zone":"b"}"#);
+
+    // The docker and traefik providers worked on the first manager: the edge and the
+    // service run there, and nowhere else.
+    let label = format!("label=stackctl.stack={name}");
+    let on_manager = hosts.hosts[0]
+        .docker(&["ps", "--filter", &label, "--format", "{{.Names}}"])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut running: Vec<&str> = on_manager.lines().collect();
+    running.sort_unstable();
+    // A routed service's container carries a short hash after its name.
+    assert!(
+        running.len() == 2
+            && running[0] == format!("{name}-edge")
+            && running[1].starts_with(&format!("{name}-web")),
+        "the edge and web run on the manager: {on_manager}"
+    );
+    for worker in &hosts.hosts[1..] {
+        let elsewhere = worker
+            .docker(&["ps", "-a", "-q", "--filter", &label])
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(elsewhere, "", "nothing of the stack on {}", worker.name);
+    }
+
+    // Every node's SSH host key is pinned in state, as a single droplet's is.
+    let state: serde_json::Value =
+        serde_json::from_str(&environment.read(&format!("state/{name}.json")))
+            .expect("the state file is JSON");
+    for (node, host) in NODES.iter().zip(&hosts.hosts) {
+        assert_eq!(
+            state["host_keys"][format!("droplet.{node}")],
+            host.host_key_fingerprint.as_str(),
+            "{:#}",
+            state["host_keys"]
+        );
+    }
+
+    // Nothing left to do.
+    let again = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "a second plan is empty: {}", explain(&again));
+
+    // Labels and availability changed by hand show as drift, and apply puts them back.
+    hosts.hosts[0]
+        .docker(&[
+            "node",
+            "update",
+            "--label-add",
+            "zone=x",
+            "--availability",
+            "pause",
+            "swa-2",
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let drift = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(drift.code, 2, "the hand edits show: {}", explain(&drift));
+    assert!(
+        drift.stdout.contains("swarm_node.web-2")
+            && drift.stdout.contains("availability")
+            && drift.stdout.contains("labels"),
+        "{}",
+        explain(&drift)
+    );
+    let repaired = stackctl(&environment, &emulator, &["apply", "--yes"]);
+    assert_eq!(repaired.code, 0, "the repair: {}", explain(&repaired));
+    assert_eq!(node_labels(&hosts, "swa-1", "swa-2"), r#"{"zone":"a"}"#);
+    let nodes = node_list(&hosts, "swa-1");
+    assert_eq!(nodes[1].2, "Active", "{nodes:?}");
+    let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(settled.code, 0, "repaired: {}", explain(&settled));
+
+    // The join tokens never left the daemons: not in any output, state, run folder or
+    // file stackctl wrote.
+    let mut tokens = Vec::new();
+    for role in ["worker", "manager"] {
+        let token = hosts.hosts[0]
+            .docker(&["swarm", "join-token", "-q", role])
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(token.starts_with("SWMTKN-"), "{token}");
+        tokens.push(token);
+    }
+    let outputs = [&plan, &applied, &again, &drift, &repaired, &settled];
+    for token in &tokens {
+        // The secret part of a token is its last field.
+        let secret = token.rsplit('-').next().unwrap_or(token);
+        for run in outputs {
+            assert!(
+                !run.stdout.contains(secret) && !run.stderr.contains(secret),
+                "a join token was printed"
+            );
+        }
+        for (path, text) in files_under(environment.path()) {
+            assert!(
+                !text.contains(secret),
+                "a join token was written to {}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_dockerd_stopped_shows_in_the_plan() {
+    let _guard = HOSTS.lock().await;
+    let name = "e2e-swarm-down";
+    let mut hosts = start_hosts("swb", 241);
+    let emulator = start_emulator(&hosts).await;
+    let environment = TestEnvironment::new();
+    write_stack(&environment, &hosts, name, &["web-2", "web-3"], "");
+    let applied = stackctl(
+        &environment,
+        &emulator,
+        &["apply", "--yes", "--accept-new-host-key"],
+    );
+    assert_eq!(
+        applied.code,
+        0,
+        "the first apply: {}\n{}",
+        explain(&applied),
+        hosts.logs()
+    );
+
+    // web-3's daemon stops: the manager lists it down, and the plan says so.
+    hosts
+        .host_mut("swb-3")
+        .stop_docker_daemon()
+        .unwrap_or_else(|error| panic!("{error}"));
+    wait_for_node_status(&hosts, "swb-1", "swb-3", "Down");
+    let plan = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    println!("plan with a node down: {}", explain(&plan));
+    assert_eq!(plan.code, 2, "the node down shows: {}", explain(&plan));
+    assert!(
+        plan.stdout.contains("swarm_node.web-3") && plan.stdout.contains("\"down\""),
+        "the plan says web-3 is down: {}",
+        explain(&plan)
+    );
+    let drift = stackctl(&environment, &emulator, &["drift"]);
+    assert_eq!(drift.code, 2, "drift sees it: {}", explain(&drift));
+    assert!(
+        drift.stdout.contains("swarm_node.web-3"),
+        "{}",
+        explain(&drift)
+    );
+
+    // apply cannot start a daemon on another machine, and says what to do.
+    let failed = stackctl(&environment, &emulator, &["apply", "--yes"]);
+    println!("apply with a node down: {}", explain(&failed));
+    assert_eq!(failed.code, 1, "{}", explain(&failed));
+    let words = format!("{}{}", failed.stdout, failed.stderr);
+    assert!(
+        words.contains("cannot start a daemon on another machine")
+            && words.contains("systemctl start docker")
+            && words.contains(&hosts.host("swb-3").address.to_string()),
+        "the failure says what to do: {}",
+        explain(&failed)
+    );
+
+    // Its daemon back, the node rejoins by itself and the plan is empty again.
+    hosts
+        .host_mut("swb-3")
+        .start_docker_daemon()
+        .unwrap_or_else(|error| panic!("{error}"));
+    wait_for_node_status(&hosts, "swb-1", "swb-3", "Ready");
+    let converged = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(converged.code, 0, "converged: {}", explain(&converged));
+
+    // A worker that left the swarm by hand is gone from the plan's view (its own daemon
+    // says so); apply joins it again and removes the entry the manager kept.
+    hosts
+        .host("swb-2")
+        .docker(&["swarm", "leave"])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let left = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    println!("plan after web-2 left: {}", explain(&left));
+    assert_eq!(left.code, 2, "{}", explain(&left));
+    assert!(
+        left.stdout.contains("swarm_node.web-2  create"),
+        "web-2 joins again: {}",
+        explain(&left)
+    );
+    let rejoined = stackctl(&environment, &emulator, &["apply", "--yes"]);
+    assert_eq!(rejoined.code, 0, "{}", explain(&rejoined));
+    let nodes = node_list(&hosts, "swb-1");
+    assert_eq!(
+        nodes
+            .iter()
+            .map(|node| (node.0.as_str(), node.1.as_str()))
+            .collect::<Vec<_>>(),
+        [("swb-1", "Ready"), ("swb-2", "Ready"), ("swb-3", "Ready")],
+        "one entry per node, the stale one removed: {nodes:?}"
+    );
+    assert_eq!(node_labels(&hosts, "swb-1", "swb-2"), r#"{"zone":"a"}"#);
+    let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(settled.code, 0, "settled: {}", explain(&settled));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_removed_from_stack_toml_is_drained_then_removed() {
+    let _guard = HOSTS.lock().await;
+    build_images();
+    let name = "e2e-swarm-leave";
+    let hosts = start_hosts("swc", 234);
+    hosts
+        .load_images(&[SERVER_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let emulator = start_emulator(&hosts).await;
+    let environment = TestEnvironment::new();
+    write_stack(&environment, &hosts, name, &["web-2", "web-3"], "");
+    let applied = stackctl(
+        &environment,
+        &emulator,
+        &["apply", "--yes", "--accept-new-host-key"],
+    );
+    assert_eq!(
+        applied.code,
+        0,
+        "the first apply: {}\n{}",
+        explain(&applied),
+        hosts.logs()
+    );
+
+    // A global service made by hand puts a task on every node (services as Swarm
+    // services are not stackctl's here): web-3's must move away before it leaves. By
+    // image id, which no node tries to pull from a registry first.
+    let image_id = hosts.hosts[0]
+        .docker(&["image", "inspect", "--format", "{{.Id}}", SERVER_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    hosts.hosts[0]
+        .docker(&[
+            "service",
+            "create",
+            "--detach",
+            "--no-resolve-image",
+            "--name",
+            "hand-made",
+            "--mode",
+            "global",
+            "--endpoint-mode",
+            "dnsrr",
+            &image_id,
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let tasks = hosts.hosts[0]
+            .docker(&[
+                "service",
+                "ps",
+                "hand-made",
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.Node}} {{.CurrentState}} {{.Error}}",
+            ])
+            .unwrap_or_else(|error| panic!("{error}"));
+        if tasks
+            .lines()
+            .filter(|line| line.contains("Running"))
+            .count()
+            == 3
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            let every = hosts.hosts[0].docker(&["service", "ps", "--no-trunc", "hand-made"]);
+            panic!(
+                "the global service runs on every node: {tasks}\n{every:?}\n{:?}\n{}",
+                node_list(&hosts, "swc-1"),
+                hosts.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // web-3 leaves stack.toml (its droplet stays): the plan removes the node and names
+    // the service whose task moves.
+    write_stack(&environment, &hosts, name, &["web-2"], "");
+    let plan = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    println!("plan without web-3: {}", explain(&plan));
+    assert_eq!(plan.code, 2, "{}", explain(&plan));
+    assert!(
+        plan.stdout.contains("swarm_node.web-3") && plan.stdout.contains("hand-made"),
+        "the plan removes web-3 and says what runs there: {}",
+        explain(&plan)
+    );
+    assert!(
+        !plan.stdout.contains("droplet.web-3"),
+        "the droplet stays: {}",
+        explain(&plan)
+    );
+
+    let removed = stackctl(&environment, &emulator, &["apply", "--yes"]);
+    println!("apply without web-3: {}", explain(&removed));
+    assert_eq!(removed.code, 0, "{}", explain(&removed));
+    let nodes = node_list(&hosts, "swc-1");
+    assert_eq!(
+        nodes.iter().map(|node| node.0.as_str()).collect::<Vec<_>>(),
+        ["swc-1", "swc-2"],
+        "web-3 is no longer a node: {nodes:?}"
+    );
+    let state = hosts
+        .host("swc-3")
+        .docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(state, "inactive", "web-3 left the swarm itself");
+    // Drained first: its task was shut down by the swarm (desired state `Shutdown`),
+    // not lost with a node that vanished.
+    let history = hosts.hosts[0]
+        .docker(&[
+            "service",
+            "ps",
+            "hand-made",
+            "--format",
+            "{{.Node}} {{.DesiredState}}",
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        !history
+            .lines()
+            .any(|line| line.ends_with("Running") && line.contains("swc-3")),
+        "no task of web-3 is meant to run: {history}"
+    );
+    let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(settled.code, 0, "nothing left to do: {}", explain(&settled));
+
+    hosts.hosts[0]
+        .docker(&["service", "rm", "hand-made"])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for host in &hosts.hosts {
+        loop {
+            let containers = host
+                .docker(&[
+                    "ps",
+                    "-a",
+                    "-q",
+                    "--filter",
+                    "label=com.docker.swarm.service.name=hand-made",
+                ])
+                .unwrap_or_else(|error| panic!("{error}"));
+            if containers.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the hand-made service's containers are gone from {}",
+                host.name
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    // Destroy: the workers are drained and leave, the swarm is dissolved on the manager,
+    // the droplets go.
+    let destroyed = stackctl(
+        &environment,
+        &emulator,
+        &["destroy", "--yes", "--allow-data-loss"],
+    );
+    println!("destroy: {}", explain(&destroyed));
+    assert_eq!(destroyed.code, 0, "{}", explain(&destroyed));
+    assert!(emulator.droplets().is_empty());
+    for host in &hosts.hosts {
+        let state = host
+            .docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(state, "inactive", "{} is in no swarm", host.name);
+    }
+
+    // The harness leaves nothing: no forwarding rule, no namespace.
+    let links: Vec<String> = hosts
+        .hosts
+        .iter()
+        .map(|host| host.link().to_string())
+        .collect();
+    let namespaces: Vec<String> = hosts
+        .hosts
+        .iter()
+        .map(|host| host.namespace.clone())
+        .collect();
+    drop(hosts);
+    let rules = Command::new("iptables")
+        .args(["-w", "5", "-S", "DOCKER-USER"])
+        .output()
+        .expect("iptables");
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    let listed = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for (link, namespace) in links.iter().zip(&namespaces) {
+        assert!(
+            !rules.contains(&format!("{link} ")),
+            "no rule for {link} is left: {rules}"
+        );
+        assert!(
+            !listed.contains(namespace.as_str()),
+            "{namespace} is gone: {listed}"
+        );
+    }
+}
