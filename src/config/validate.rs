@@ -21,6 +21,7 @@ use super::{secret_hints, traefik_rule};
 pub use super::derived::{flatten_middlewares, target_droplet};
 
 mod backups;
+mod swarm_services;
 use super::types::*;
 
 pub fn validate(
@@ -48,6 +49,7 @@ pub fn validate(
     check.middlewares(config);
     check.checks(config);
     check.backups(config);
+    check.swarm_services(config);
     check.variables(document, environment, base_directory, env_path);
     check.found
 }
