@@ -268,7 +268,7 @@ impl Checks<'_> {
                     "either `droplet` or `host`",
                 );
             }
-            (None, None) => {
+            (None, None) if target.swarm.is_none() => {
                 self.error(
                     "missing-field",
                     "target",

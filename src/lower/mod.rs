@@ -14,6 +14,7 @@ mod host_objects;
 mod images;
 mod releases;
 mod services;
+mod swarm_services;
 
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ use crate::config::{Config, Environment, HostTarget, LoadedConfig};
 use crate::context::ExternalInputs;
 
 pub use edge::link_edge_to_static_config;
+pub use swarm_services::SWARM_SERVICE;
 
 pub const DIGITALOCEAN: &str = "digitalocean";
 pub const DOCKER: &str = "docker";

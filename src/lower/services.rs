@@ -25,6 +25,9 @@ impl Lowering<'_> {
                 continue;
             };
             let mut resource = self.service(name, service, image, file_paths, &routed);
+            if let Some(swarm) = self.swarm() {
+                resource = self.swarm_service(swarm, name, service, resource);
+            }
             if let Some(release) = &service.release {
                 let task = self.release_task(name, release, &resource);
                 resource = resource.depends_on(task.address.clone());
@@ -96,7 +99,7 @@ impl Lowering<'_> {
             resource = resource.with("route_backend", self.route_backend(name));
         }
         for dependency in &service.depends_on {
-            resource = resource.depends_on(Address::new("service", dependency));
+            resource = resource.depends_on(self.service_address(dependency));
         }
         // A named volume cannot be shared by two containers of one database: the old
         // one stops before the new one starts.

@@ -529,3 +529,106 @@ fn lowering_is_deterministic() {
     let text = format!("{LOCAL}{EDGE_STACK}");
     assert_eq!(lowered(&text), lowered(&text));
 }
+
+const ON_A_SWARM: &str = r#"
+[stack]
+name = "shop"
+
+[target]
+swarm = { managers = ["web-1"], workers = ["web-2"] }
+
+[droplets.web-1]
+region = "fra1"
+size = "s-1vcpu-1gb"
+image = "docker-20-04"
+
+[droplets.web-2]
+region = "fra1"
+size = "s-1vcpu-1gb"
+image = "docker-20-04"
+
+[edge]
+image = "traefik:v3.3"
+
+[services.web]
+image = "web:1"
+port = 8080
+replicas = 2
+endpoint_mode = "dnsrr"
+networks = ["edge", "backend"]
+depends_on = ["db"]
+tmpfs = ["/tmp", "/run:size=16m"]
+placement = { constraints = ["node.labels.zone != b"], preferences = [{ spread = "node.labels.zone" }] }
+update = { parallelism = 2, failure_action = "pause", monitor = "10s" }
+
+[services.db]
+image = "postgres:16"
+volumes = ["pgdata:/var/lib/postgresql/data"]
+update = { order = "stop-first" }
+
+[routes.web]
+host = "shop.example"
+service = "web"
+"#;
+
+#[test]
+fn on_a_swarm_services_lower_to_swarm_services_with_their_placement_and_update() {
+    let resources = lowered(ON_A_SWARM);
+    let web = find(&resources, "swarm_service.web");
+    insta::assert_json_snapshot!(
+        "swarm_service_web",
+        json(&Value::Map(web.attributes.clone()))
+    );
+    assert_eq!(
+        dependencies(web),
+        [
+            "image.web",
+            "network.backend",
+            "network.edge",
+            "swarm_service.db"
+        ]
+    );
+    assert_eq!(web.replace_order, ReplaceOrder::CreateBeforeDestroy);
+    // The route waits for the swarm service it sends traffic to.
+    assert_eq!(
+        dependencies(find(&resources, "route.web")),
+        ["swarm_service.web"]
+    );
+    assert!(!addresses(&resources).contains(&"service.web".to_string()));
+}
+
+#[test]
+fn on_a_swarm_a_service_with_a_named_volume_is_pinned_to_the_first_manager_and_stops_first() {
+    let resources = lowered(ON_A_SWARM);
+    let db = find(&resources, "swarm_service.db");
+    assert_eq!(
+        json(attribute(db, "placement")),
+        serde_json::json!({ "constraints": ["node.hostname == web-1"], "spread": [] })
+    );
+    assert_eq!(json(attribute(db, "update"))["order"], "stop-first");
+    assert_eq!(json(attribute(db, "replicas")), 1);
+    assert_eq!(json(attribute(db, "endpoint_mode")), "vip");
+    assert_eq!(db.replace_order, ReplaceOrder::DestroyBeforeCreate);
+    // Pinned where the constraints say, when they name a node.
+    let pinned = lowered(&ON_A_SWARM.replace(
+        "update = { order = \"stop-first\" }",
+        "placement = { constraints = [\"node.hostname == web-2\"] }",
+    ));
+    assert_eq!(
+        json(attribute(find(&pinned, "swarm_service.db"), "placement"))["constraints"],
+        serde_json::json!(["node.hostname == web-2"])
+    );
+}
+
+#[test]
+fn on_a_swarm_networks_are_attachable_overlays_and_on_one_host_they_are_unchanged() {
+    let resources = lowered(ON_A_SWARM);
+    let backend = find(&resources, "network.backend");
+    assert_eq!(json(attribute(backend, "driver")), "overlay");
+    assert_eq!(json(attribute(backend, "attachable")), true);
+    assert_eq!(json(attribute(backend, "internal")), false);
+    let local = lowered(&format!("{LOCAL}\n[services.web]\nimage = \"web:1\"\n"));
+    let network = find(&local, "network.backend");
+    assert!(!network.attributes.contains_key("driver"));
+    assert!(!network.attributes.contains_key("attachable"));
+}

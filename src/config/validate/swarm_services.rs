@@ -10,6 +10,7 @@
 use super::super::diagnostic::Diagnostic;
 use super::super::document::{child_path, index_path};
 use super::super::parse::{duration_milliseconds, Mount};
+use super::super::placement::{parse_constraint, pins_to_one_node};
 use super::super::types::{Config, ServiceConfig, UpdateOrder};
 use super::Checks;
 
@@ -41,17 +42,6 @@ fn swarm_keys(service: &ServiceConfig) -> Vec<&'static str> {
     keys
 }
 
-/// `node.hostname == web-1` → (`node.hostname`, `==`, `web-1`), when it is one.
-pub(crate) fn parse_constraint(text: &str) -> Option<(&str, &str, &str)> {
-    let (operator, index) = ["==", "!="]
-        .iter()
-        .find_map(|operator| text.find(operator).map(|index| (*operator, index)))?;
-    let left = text[..index].trim();
-    let right = text[index + operator.len()..].trim();
-    (!left.is_empty() && !right.is_empty() && !right.contains("==") && !right.contains("!="))
-        .then_some((left, operator, right))
-}
-
 fn known_constraint_attribute(attribute: &str) -> bool {
     CONSTRAINT_ATTRIBUTES.contains(&attribute)
         || label_attribute(attribute, "node.labels.")
@@ -62,16 +52,6 @@ fn label_attribute(attribute: &str, prefix: &str) -> bool {
     attribute
         .strip_prefix(prefix)
         .is_some_and(|key| !key.is_empty())
-}
-
-/// True when the constraints keep every task on one named node.
-pub(crate) fn pins_to_one_node(constraints: &[String]) -> bool {
-    constraints.iter().any(|constraint| {
-        matches!(
-            parse_constraint(constraint),
-            Some(("node.hostname" | "node.id", "==", _))
-        )
-    })
 }
 
 fn holds_named_volume(service: &ServiceConfig) -> bool {
@@ -241,33 +221,5 @@ impl Checks<'_> {
                 "`privileged = false`, with the capabilities it needs in `cap_add`",
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constraints_are_split_at_their_operator() {
-        assert_eq!(
-            parse_constraint("node.hostname == web-1"),
-            Some(("node.hostname", "==", "web-1"))
-        );
-        assert_eq!(
-            parse_constraint("node.labels.zone!=b"),
-            Some(("node.labels.zone", "!=", "b"))
-        );
-        assert_eq!(parse_constraint("node.role manager"), None);
-        assert_eq!(parse_constraint("== web-1"), None);
-        assert_eq!(parse_constraint("a == b == c"), None);
-    }
-
-    #[test]
-    fn only_an_equality_on_hostname_or_id_pins_a_service() {
-        assert!(pins_to_one_node(&["node.hostname == web-1".into()]));
-        assert!(pins_to_one_node(&["node.id==abc".into()]));
-        assert!(!pins_to_one_node(&["node.hostname != web-1".into()]));
-        assert!(!pins_to_one_node(&["node.role == manager".into()]));
     }
 }
