@@ -91,6 +91,8 @@ impl Lowering<'_> {
         resource = resource
             .with("service_name", format!("{}-{name}", self.stack))
             .with("replicas", i64::from(service.replicas.unwrap_or(1)))
+            // What refresh counts: a task missing (killed, its node down) is drift.
+            .with("running_replicas", i64::from(service.replicas.unwrap_or(1)))
             .with("placement", self.placement(swarm, service, stateful))
             .with(
                 "endpoint_mode",
