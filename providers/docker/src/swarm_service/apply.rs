@@ -16,8 +16,9 @@ use stackctl_provider::{Action, ActionKind, ApplyContext, ApplyOutcome, Provider
 use super::live::{task_states, LIVE_NAME, SERVICE_ID, TASKS};
 use super::requests;
 use super::spec::SwarmServiceSpec;
-use crate::api::DockerClient;
+use crate::api::{CountedConnection, DockerClient};
 use crate::attributes::{desired_of, recorded_with};
+use crate::http::{Request, Response};
 use crate::provider::DockerProvider;
 use crate::provider_error::{failed, from_client};
 
@@ -180,12 +181,25 @@ impl DockerProvider {
             .map(Duration::from_nanos)
             .unwrap_or(Duration::from_secs(10));
         let deadline = Instant::now() + grace + REMOVAL_TIMEOUT;
+        let mut connection = None;
         loop {
-            let tasks = client
-                .send_json(requests::list_tasks_of(std::slice::from_ref(&id)))
-                .await
-                .map_err(from_client)?;
-            if tasks.as_array().is_none_or(Vec::is_empty) {
+            // Every task, matched here: a filter naming a removed service is refused.
+            let answer = poll(client, &mut connection, &[requests::list_all_tasks()])
+                .await?
+                .pop()
+                .ok_or_else(|| failed("the daemon sent no answer", None))?;
+            let tasks = crate::api::check("GET", "/tasks", answer)
+                .map_err(from_client)?
+                .json()
+                .map_err(|error| failed(error.to_string(), None))?;
+            let remaining = tasks
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .filter(|task| task["ServiceID"].as_str() == Some(id.as_str()))
+                .count();
+            if remaining == 0 {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -213,12 +227,14 @@ impl DockerProvider {
     ) -> Result<(Json, Vec<Json>), ProviderError> {
         let deadline = Instant::now() + timeout;
         let ids = [id.to_string()];
+        let mut connection = None;
         loop {
-            let mut connection = client.connect().await.map_err(from_client)?;
-            let answers = connection
-                .batch(&[requests::inspect_service(id), requests::list_tasks_of(&ids)])
-                .await
-                .map_err(from_client)?;
+            let answers = poll(
+                client,
+                &mut connection,
+                &[requests::inspect_service(id), requests::list_tasks_of(&ids)],
+            )
+            .await?;
             let mut parsed = Vec::new();
             for answer in answers {
                 let answer = crate::api::check("GET", "/services", answer).map_err(from_client)?;
@@ -252,6 +268,24 @@ impl DockerProvider {
             tokio::time::sleep(LEAST_POLL.max(self.options.poll_interval)).await;
         }
     }
+}
+
+/// One poll of a wait: on the stream of the previous one (over SSH one channel for the
+/// whole wait, not one per poll), or on a new one when the daemon closed it meanwhile.
+async fn poll(
+    client: &DockerClient,
+    connection: &mut Option<CountedConnection>,
+    batch: &[Request],
+) -> Result<Vec<Response>, ProviderError> {
+    if let Some(open) = connection.as_mut() {
+        if let Ok(answers) = open.batch(batch).await {
+            return Ok(answers);
+        }
+    }
+    let mut fresh = client.connect().await.map_err(from_client)?;
+    let answers = fresh.batch(batch).await.map_err(from_client)?;
+    *connection = Some(fresh);
+    Ok(answers)
 }
 
 /// Where a service stands against what was asked of it.

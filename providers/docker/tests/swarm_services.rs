@@ -1,0 +1,419 @@
+//! Swarm services (`swarm_service.*`) against a real one-node Docker Swarm: a
+//! droplet-shaped host (its own network namespace, sshd and dockerd, Docker 20.10 / API
+//! 1.41) that the test makes a swarm manager itself, reached over SSH as a droplet is.
+//!
+//! This machine's kernel has no IPVS, so services use `endpoint_mode = "dnsrr"`, as the
+//! README says tests must. Needs root, `iproute2`, `util-linux`, `iptables`, `docker.io`
+//! and `openssh-server` (installed by `.ci/run`); without them the test fails saying so.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use stackctl_docker::{DockerOptions, DockerProvider};
+use stackctl_host::testing::DropletHost;
+use stackctl_host::{HostConnector, Target};
+use stackctl_provider::{
+    ActionKind, Address, ApplyOutcome, LiveResource, Provider, RecordedResource, Resource, Value,
+};
+
+/// Unique among the droplet-shaped hosts of the test suite (`DropletHost::start(`).
+const HOST_NAME: &str = "swarm-svc";
+const HOST_INDEX: u8 = 251;
+
+/// The attributes drift compares: what the provider computes is left out.
+const COMPUTED: &[&str] = &["service_id", "service", "tasks"];
+
+fn overlay_network(stack: &str, name: &str) -> Resource {
+    network(stack, name)
+        .with("driver", "overlay")
+        .with("attachable", true)
+}
+
+/// The test server as a swarm service of two dnsrr replicas on the overlay network,
+/// hardened as lowering writes it on a swarm.
+fn web_service(stack: &str) -> Resource {
+    let mut resource = Resource::new(Address::new("swarm_service", "web"), "docker")
+        .with("service_name", format!("{stack}-web"))
+        .with("image", SERVER_IMAGE)
+        .with(
+            "env",
+            Value::Map(BTreeMap::from([("NAME".to_string(), Value::text("web-1"))])),
+        )
+        .with(
+            "networks",
+            Value::Map(BTreeMap::from([(
+                format!("{stack}_net"),
+                text_list(&["web"]),
+            )])),
+        )
+        .with("volumes", Value::List(Vec::new()))
+        .with("restart", "unless-stopped")
+        .with("read_only", true)
+        .with("port", 8080i64)
+        .with("memory", 64i64 * 1024 * 1024)
+        .with("cap_drop", text_list(&["ALL"]))
+        .with("cap_add", text_list(&[]))
+        .with("pids_limit", 64i64)
+        .with("stop_grace_seconds", 5i64)
+        .with(
+            "health",
+            Value::Map(BTreeMap::from([
+                ("test".to_string(), text_list(&["CMD", "/server", "health"])),
+                ("interval_seconds".to_string(), Value::Integer(1)),
+                ("timeout_seconds".to_string(), Value::Integer(2)),
+                ("retries".to_string(), Value::Integer(3)),
+                ("start_period_seconds".to_string(), Value::Integer(0)),
+            ])),
+        )
+        .with("replicas", 2i64)
+        .with("running_replicas", 2i64)
+        .with("endpoint_mode", "dnsrr")
+        .with(
+            "placement",
+            Value::Map(BTreeMap::from([
+                (
+                    "constraints".to_string(),
+                    text_list(&["node.role == manager"]),
+                ),
+                ("spread".to_string(), text_list(&[])),
+            ])),
+        )
+        .with(
+            "update",
+            Value::Map(BTreeMap::from([
+                ("parallelism".to_string(), Value::Integer(1)),
+                ("order".to_string(), Value::text("start-first")),
+                ("failure_action".to_string(), Value::text("rollback")),
+                ("monitor_milliseconds".to_string(), Value::Integer(2_000)),
+            ])),
+        );
+    resource = resource.depends_on(Address::new("network", "net"));
+    resource
+}
+
+/// The attribute names whose live value differs from the recorded one.
+fn drift(recorded: &RecordedResource, live: &LiveResource) -> Vec<String> {
+    let mut names: Vec<String> = recorded
+        .attributes
+        .keys()
+        .chain(live.attributes.keys())
+        .filter(|name| !COMPUTED.contains(&name.as_str()))
+        .filter(|name| recorded.attributes.get(*name) != live.attributes.get(*name))
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn swarm_provider(host: &DropletHost, stack: &str) -> DockerProvider {
+    let connector = HostConnector::new(Target::Ssh(host.ssh_options()));
+    DockerProvider::with_options(
+        Arc::new(connector),
+        stack,
+        DockerOptions {
+            root: Some(temp_root(stack)),
+            ..DockerOptions::default()
+        },
+    )
+}
+
+/// What Swarm says of the service's tasks, for failure messages.
+fn tasks_of(host: &DropletHost, service_name: &str) -> String {
+    host.docker(&["service", "ps", "--no-trunc", service_name])
+        .unwrap_or_else(|error| error)
+}
+
+/// Applies, panicking with Swarm's view of the service's tasks on a failure.
+async fn apply_on(
+    host: &DropletHost,
+    provider: &DockerProvider,
+    action: stackctl_provider::Action,
+    context: &stackctl_provider::ApplyContext,
+) -> RecordedResource {
+    let service_name = format!("{}-web", provider_stack(&action));
+    match provider.apply(&action, context).await {
+        Ok(ApplyOutcome::Recorded(recorded)) => recorded,
+        other => panic!(
+            "{}: {other:?}\n{}",
+            action.address,
+            tasks_of(host, &service_name)
+        ),
+    }
+}
+
+fn provider_stack(action: &stackctl_provider::Action) -> String {
+    action
+        .desired
+        .as_ref()
+        .and_then(|desired| desired.attributes.get("service_name"))
+        .and_then(Value::as_text)
+        .and_then(|name| name.strip_suffix("-web"))
+        .unwrap_or("")
+        .to_string()
+}
+
+async fn live_web(
+    provider: &DockerProvider,
+    stack: &str,
+    recorded: &RecordedResource,
+) -> LiveResource {
+    let live = read(provider, stack, &[], std::slice::from_ref(recorded)).await;
+    find(&live, "swarm_service.web")
+        .cloned()
+        .unwrap_or_else(|| panic!("no live swarm_service.web among {live:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_services_are_created_read_back_scaled_by_hand_missing_a_task_updated_and_deleted() {
+    ensure_images();
+    // A swarm agent pulls a task's image before running it, even one the node has, and
+    // waits out the unreachable registry first (5 to 30 s per task here). With this set,
+    // the droplet's dockerd (which inherits the test's environment) uses the loaded image.
+    // Set before any thread of this test binary reads the environment.
+    unsafe { std::env::set_var("DOCKER_SERVICE_PREFER_OFFLINE_IMAGE", "1") };
+    let host = DropletHost::start(HOST_NAME, HOST_INDEX).unwrap_or_else(|error| {
+        panic!("the droplet host did not start: {error}. .ci/run installs iproute2, iptables, docker.io and openssh-server")
+    });
+    host.load_images(&[SERVER_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let address = host.address.to_string();
+    host.docker(&["swarm", "init", "--advertise-addr", &address])
+        .unwrap_or_else(|error| panic!("{error}\n{}", host.logs()));
+    let stack = unique_stack("swsvc");
+    let provider = swarm_provider(&host, &stack);
+    let context = context(&stack);
+    let service_name = format!("{stack}-web");
+
+    // An attachable overlay network, then two dnsrr replicas on it.
+    let net = create(&provider, overlay_network(&stack, "net"), &context).await;
+    let driver = host
+        .docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Driver}} {{.Attachable}} {{.Scope}}",
+            &format!("{stack}_net"),
+        ])
+        .unwrap();
+    assert_eq!(driver, "overlay true swarm");
+    let started = Instant::now();
+    let web = apply_on(
+        &host,
+        &provider,
+        action(ActionKind::Create, Some(web_service(&stack)), None),
+        &context,
+    )
+    .await;
+    println!("{}", tasks_of(&host, &service_name));
+    println!("2 replicas ready in {:.2?}", started.elapsed());
+    let running = host
+        .docker(&[
+            "service",
+            "ps",
+            "-q",
+            "--filter",
+            "desired-state=running",
+            &service_name,
+        ])
+        .unwrap();
+    assert_eq!(running.lines().count(), 2, "{running}");
+
+    // Read back: no drift, and what runs is what was asked (Swarm took the hardening).
+    let live = live_web(&provider, &stack, &web).await;
+    assert_eq!(
+        drift(&web, &live),
+        Vec::<String>::new(),
+        "{:#?}",
+        live.attributes
+    );
+    assert_eq!(live.attributes["running_replicas"], Value::Integer(2));
+    assert_eq!(
+        live.attributes["pids_limit"],
+        Value::Integer(64),
+        "Limits.Pids on API 1.41"
+    );
+    assert_eq!(live.attributes["cap_drop"], text_list(&["ALL"]));
+    assert_eq!(live.attributes["endpoint_mode"], Value::text("dnsrr"));
+    let tasks = live.attributes["tasks"].as_list().unwrap();
+    assert_eq!(tasks.len(), 2);
+    for task in tasks {
+        let task = task.as_map().unwrap();
+        assert_eq!(task["node"], Value::text(HOST_NAME), "{task:?}");
+        assert_eq!(task["state"], Value::text("running"), "{task:?}");
+    }
+    let pids = host
+        .docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={service_name}"),
+        ])
+        .unwrap();
+    let first_container = pids.lines().next().expect("a task's container").to_string();
+    let limits = host
+        .docker(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.PidsLimit}} {{.HostConfig.CapDrop}} {{.HostConfig.ReadonlyRootfs}}",
+            &first_container,
+        ])
+        .unwrap();
+    assert_eq!(
+        limits, "64 [ALL] true",
+        "the task's container runs hardened"
+    );
+
+    // Scaled by hand: drift of `replicas` (and then of the tasks running).
+    host.docker(&["service", "scale", "--detach", &format!("{service_name}=3")])
+        .unwrap();
+    let live = live_web(&provider, &stack, &web).await;
+    assert!(
+        drift(&web, &live).contains(&"replicas".to_string()),
+        "{:?}",
+        drift(&web, &live)
+    );
+    assert_eq!(live.attributes["replicas"], Value::Integer(3));
+    // Repaired: the service is updated back to what stack.toml says.
+    let mut repair = action(
+        ActionKind::Update,
+        Some(web_service(&stack)),
+        Some(web.clone()),
+    );
+    repair.live_id = live.id.clone();
+    let web = apply_on(&host, &provider, repair, &context).await;
+    let live = live_web(&provider, &stack, &web).await;
+    assert_eq!(
+        drift(&web, &live),
+        Vec::<String>::new(),
+        "{:#?}",
+        live.attributes
+    );
+
+    // A task killed: a missing task shows (`running_replicas` below `replicas`) before
+    // Swarm replaces it.
+    host.docker(&["kill", &first_container]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen_missing = None;
+    while Instant::now() < deadline {
+        let live = live_web(&provider, &stack, &web).await;
+        if live.attributes["running_replicas"] != Value::Integer(2) {
+            seen_missing = Some(live);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let live = seen_missing.expect("the killed task is seen missing within 10 s");
+    assert_eq!(
+        drift(&web, &live),
+        ["running_replicas"],
+        "{:#?}",
+        live.attributes
+    );
+    assert_eq!(live.attributes["running_replicas"], Value::Integer(1));
+
+    // A changed env: a rolling update (start-first), done when both replicas run it.
+    let changed = with_env(web_service(&stack), "NAME", "web-2");
+    let started = Instant::now();
+    let web = apply_on(
+        &host,
+        &provider,
+        action(ActionKind::Update, Some(changed.clone()), Some(web.clone())),
+        &context,
+    )
+    .await;
+    println!("rolling update of 2 replicas in {:.2?}", started.elapsed());
+    let live = live_web(&provider, &stack, &web).await;
+    assert_eq!(
+        drift(&web, &live),
+        Vec::<String>::new(),
+        "{:#?}",
+        live.attributes
+    );
+    // The old tasks are told to stop once the new ones run; they exit in their grace.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let containers = loop {
+        let listed = host
+            .docker(&[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=com.docker.swarm.service.name={service_name}"),
+            ])
+            .unwrap();
+        let containers: Vec<String> = listed.lines().map(str::to_string).collect();
+        if containers.len() == 2 || Instant::now() >= deadline {
+            break containers;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(containers.len(), 2, "{containers:?}");
+    for container in &containers {
+        let env = host
+            .docker(&["inspect", "-f", "{{json .Config.Env}}", container])
+            .unwrap();
+        assert!(env.contains("NAME=web-2"), "{env}");
+    }
+
+    // An image that does not exist on the node: Swarm cannot run it, the apply fails
+    // naming the task's error, and the running version keeps serving (rolled back).
+    let broken = changed.clone().with("image", "stackctl-test/absent:never");
+    let mut failing_context = context.clone();
+    failing_context.health_timeout = Duration::from_secs(20);
+    let outcome = provider
+        .apply(
+            &action(ActionKind::Update, Some(broken), Some(web.clone())),
+            &failing_context,
+        )
+        .await;
+    let error = outcome.expect_err("an image no node has cannot run");
+    println!("the broken update: {error}");
+    let running = host
+        .docker(&[
+            "service",
+            "ps",
+            "-q",
+            "--filter",
+            "desired-state=running",
+            &service_name,
+        ])
+        .unwrap();
+    assert!(
+        running.lines().count() >= 1,
+        "the service still runs: {running}"
+    );
+
+    // Deleted: the service and its tasks are gone, then the network can go.
+    let deleted = provider
+        .apply(
+            &action(ActionKind::Delete, None, Some(web.clone())),
+            &context,
+        )
+        .await
+        .unwrap_or_else(|error| panic!("delete: {error:?}\n{}", host.logs()));
+    assert_eq!(deleted, ApplyOutcome::Deleted);
+    assert_eq!(
+        host.docker(&[
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name={service_name}")
+        ])
+        .unwrap(),
+        ""
+    );
+    provider
+        .apply(&action(ActionKind::Delete, None, Some(net)), &context)
+        .await
+        .expect("the network goes once its tasks are gone");
+    let live = read(&provider, &stack, &[], &[web]).await;
+    assert!(find(&live, "swarm_service.web").is_none(), "{live:?}");
+
+    let teardown = host.stop();
+    assert!(teardown.leftovers.is_empty(), "{:?}", teardown.leftovers);
+}
