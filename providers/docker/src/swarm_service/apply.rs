@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use stackctl_provider::{Action, ActionKind, ApplyContext, ApplyOutcome, ProviderError, Value};
 
-use super::live::{task_states, LIVE_NAME, SERVICE_ID, TASKS};
+use super::live::{BACKEND_SERVERS, LIVE_NAME, SERVICE_ID};
 use super::requests;
 use super::spec::SwarmServiceSpec;
 use crate::api::{CountedConnection, DockerClient};
@@ -56,9 +56,8 @@ impl DockerProvider {
         let spec = SwarmServiceSpec::from_attributes(action.address.name(), &desired.attributes)
             .map_err(|error| failed(format!("`{}`: {error}", action.address), None))?;
         let labels = self.labels(&action.address, &desired.hash());
-        let body = spec
-            .body(&spec.service_name, &labels)
-            .map_err(|error| failed(format!("`{}`: {error}", action.address), None))?;
+        let address = action.address.to_string();
+        let invalid = |error: crate::spec::SpecError| failed(format!("`{address}`: {error}"), None);
         // The one to keep: the recorded one if it is still there, else the newest.
         let recorded_id = action.prior.as_ref().and_then(|prior| prior.id.clone());
         let kept = existing
@@ -68,24 +67,40 @@ impl DockerProvider {
                 existing
                     .iter()
                     .max_by_key(|service| service["CreatedAt"].as_str().unwrap_or("").to_string())
-            });
+            })
+            .cloned();
+        let switch = spec.task.route_backend.is_some()
+            && kept.is_some()
+            && action
+                .prior
+                .as_ref()
+                .is_some_and(|prior| needs_new_service(&prior.attributes, &desired.attributes));
+        if switch {
+            return self
+                .switch_swarm_service(client, action, context, &spec, &labels, &existing)
+                .await;
+        }
         // An update Swarm gave up before this one is not this one's failure.
         let mut previous_update = None;
-        let id = match kept {
+        let id = match &kept {
             Some(service) => {
                 previous_update = service["UpdateStatus"]["StartedAt"]
                     .as_str()
                     .map(str::to_string);
                 let id = service["ID"].as_str().unwrap_or("").to_string();
                 let version = service["Version"]["Index"].as_u64().unwrap_or(0);
+                // Swarm does not rename a service: a switched one keeps its suffixed name.
+                let name = service["Spec"]["Name"]
+                    .as_str()
+                    .unwrap_or(&spec.service_name);
+                let body = spec.body(name, &labels).map_err(invalid)?;
                 client
                     .send(requests::update_service(&id, version, body))
                     .await
                     .map_err(|error| {
                         failed(
                             format!(
-                                "`{}`: Swarm refused the update: {}",
-                                action.address,
+                                "`{address}`: Swarm refused the update: {}",
                                 from_client(error)
                             ),
                             None,
@@ -94,20 +109,8 @@ impl DockerProvider {
                 id
             }
             None => {
-                let created = client
-                    .send_json(requests::create_service(body))
-                    .await
-                    .map_err(|error| {
-                        failed(
-                            format!(
-                                "`{}`: Swarm refused the service: {}",
-                                action.address,
-                                from_client(error)
-                            ),
-                            None,
-                        )
-                    })?;
-                created["ID"].as_str().unwrap_or("").to_string()
+                let body = spec.body(&spec.service_name, &labels).map_err(invalid)?;
+                self.create_swarm_service(client, &address, body).await?
             }
         };
         // Others labelled as this resource (left by an interrupted switch) go.
@@ -120,26 +123,113 @@ impl DockerProvider {
         let (service, tasks) = self
             .wait_converged(
                 client,
-                &action.address.to_string(),
+                &address,
                 &id,
                 (spec.replicas, previous_update.as_deref()),
                 context.health_timeout,
             )
             .await?;
-        let task_refs: Vec<&Json> = tasks.iter().collect();
-        let (_, described) = task_states(&task_refs, &Default::default());
-        Ok(ApplyOutcome::Recorded(recorded_with(
-            desired,
-            Some(id.clone()),
-            &[
-                (SERVICE_ID, Value::text(id)),
-                (
-                    LIVE_NAME,
-                    Value::text(service["Spec"]["Name"].as_str().unwrap_or("")),
-                ),
-                (TASKS, Value::List(described)),
-            ],
-        )))
+        // A routed service's tasks may have moved (new addresses): the edge follows.
+        let servers = match &spec.task.route_backend {
+            Some(backend) => {
+                let servers = task_urls(&tasks, &spec.task);
+                let formats = self.edge_formats(&spec.task)?;
+                self.switch_backend_servers(client, formats, backend, &servers, kept.is_some())
+                    .await?;
+                Some(servers)
+            }
+            None => None,
+        };
+        Ok(record(desired, &service, servers))
+    }
+
+    /// Creates a service; returns its id.
+    async fn create_swarm_service(
+        &self,
+        client: &DockerClient,
+        address: &str,
+        body: Json,
+    ) -> Result<String, ProviderError> {
+        let created = client
+            .send_json(requests::create_service(body))
+            .await
+            .map_err(|error| {
+                failed(
+                    format!(
+                        "`{address}`: Swarm refused the service: {}",
+                        from_client(error)
+                    ),
+                    None,
+                )
+            })?;
+        Ok(created["ID"].as_str().unwrap_or("").to_string())
+    }
+
+    /// The zero-downtime switch of a routed service whose tasks change: its successor is a
+    /// new swarm service (`<service_name>-<short hash>`) beside the old one; once all its
+    /// tasks run (healthy), the backend file lists their addresses and Traefik is asked
+    /// until it serves exactly those; then, after the service's `drain`, the old service
+    /// is removed (its tasks get SIGTERM and their stop grace period). Should the new one
+    /// not become ready, it is removed and the old one keeps serving.
+    async fn switch_swarm_service(
+        &self,
+        client: &DockerClient,
+        action: &Action,
+        context: &ApplyContext,
+        spec: &SwarmServiceSpec,
+        labels: &crate::api::Labels,
+        existing: &[Json],
+    ) -> Result<ApplyOutcome, ProviderError> {
+        let desired = desired_of(action)?;
+        let address = action.address.to_string();
+        let formats = self.edge_formats(&spec.task)?;
+        let Some(backend) = &spec.task.route_backend else {
+            return Err(failed(format!("`{address}` has no route"), None));
+        };
+        let name = successor_name(&spec.service_name, &desired.hash());
+        // A successor left by an interrupted switch is made again.
+        for leftover in existing
+            .iter()
+            .filter(|service| service["Spec"]["Name"].as_str() == Some(name.as_str()))
+        {
+            self.remove_swarm_service(client, leftover).await?;
+        }
+        let body = spec
+            .body(&name, labels)
+            .map_err(|error| failed(format!("`{address}`: {error}"), None))?;
+        let id = self.create_swarm_service(client, &address, body).await?;
+        let ready = self
+            .wait_converged(
+                client,
+                &address,
+                &id,
+                (spec.replicas, None),
+                context.health_timeout,
+            )
+            .await;
+        let (service, tasks) = match ready {
+            Ok(ready) => ready,
+            Err(error) => {
+                let successor = serde_json::json!({ "ID": id });
+                if let Err(cleanup) = self.remove_swarm_service(client, &successor).await {
+                    tracing::warn!(%cleanup, "removing the successor that did not become ready failed");
+                }
+                return Err(error);
+            }
+        };
+        let servers = task_urls(&tasks, &spec.task);
+        self.switch_backend_servers(client, formats, backend, &servers, true)
+            .await?;
+        if !spec.task.drain.is_zero() {
+            tokio::time::sleep(spec.task.drain).await;
+        }
+        for old in existing
+            .iter()
+            .filter(|service| service["Spec"]["Name"].as_str() != Some(name.as_str()))
+        {
+            self.remove_swarm_service(client, old).await?;
+        }
+        Ok(record(desired, &service, Some(servers)))
     }
 
     /// The swarm services labelled as `resource` of this stack.
@@ -268,6 +358,100 @@ impl DockerProvider {
             tokio::time::sleep(LEAST_POLL.max(self.options.poll_interval)).await;
         }
     }
+}
+
+/// What state records: the desired attributes, the service's id and live name, and for
+/// a routed service the servers the edge was given.
+fn record(
+    desired: &stackctl_provider::Resource,
+    service: &Json,
+    servers: Option<Vec<String>>,
+) -> ApplyOutcome {
+    let id = service["ID"].as_str().unwrap_or("").to_string();
+    let mut extra = vec![
+        (SERVICE_ID, Value::text(id.clone())),
+        (
+            LIVE_NAME,
+            Value::text(service["Spec"]["Name"].as_str().unwrap_or("")),
+        ),
+    ];
+    if let Some(servers) = servers {
+        extra.push((
+            BACKEND_SERVERS,
+            Value::List(servers.into_iter().map(Value::Text).collect()),
+        ));
+    }
+    ApplyOutcome::Recorded(recorded_with(desired, Some(id), &extra))
+}
+
+/// Attributes that Swarm changes on the running tasks in place (their number, where
+/// they run, how an update rolls) or that only stackctl reads: a change of any other
+/// makes new tasks, which for a routed service is a switch to a successor service.
+const CHANGED_IN_PLACE: &[&str] = &[
+    "replicas",
+    "running_replicas",
+    "placement",
+    "update",
+    "route_backend",
+    "drain_milliseconds",
+    "security_reason",
+    BACKEND_SERVERS,
+    SERVICE_ID,
+    LIVE_NAME,
+    super::live::TASKS,
+];
+
+/// Pure: whether going from `prior` to `desired` gives the service new tasks.
+pub fn needs_new_service(
+    prior: &stackctl_provider::Attributes,
+    desired: &stackctl_provider::Attributes,
+) -> bool {
+    let relevant = |attributes: &stackctl_provider::Attributes| {
+        attributes
+            .iter()
+            .filter(|(name, _)| !CHANGED_IN_PLACE.contains(&name.as_str()))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    relevant(prior) != relevant(desired)
+}
+
+/// `shop-web` → `shop-web-1a2b3c4d`: the successor's name, from the desired hash.
+pub fn successor_name(service_name: &str, hash: &str) -> String {
+    let digest = hash.strip_prefix("sha256:").unwrap_or(hash);
+    format!("{service_name}-{}", &digest[..digest.len().min(8)])
+}
+
+/// The URLs the edge sends a routed service's traffic to: each running task's address
+/// on the service's first network (the one the edge shares with it), at its port.
+pub fn task_urls(tasks: &[Json], task: &crate::spec::ServiceSpec) -> Vec<String> {
+    let Some((network, _)) = task.first_network() else {
+        return Vec::new();
+    };
+    let port = task.port.unwrap_or(80);
+    let mut urls: Vec<String> = tasks
+        .iter()
+        .filter(|task| task["DesiredState"] == "running" && task["Status"]["State"] == "running")
+        .filter_map(|task| task_address(task, network))
+        .map(|address| format!("http://{address}:{port}"))
+        .collect();
+    urls.sort();
+    urls
+}
+
+/// A task's IPv4 address on `network` (by name), from its `NetworksAttachments`.
+pub fn task_address(task: &Json, network: &str) -> Option<String> {
+    task["NetworksAttachments"]
+        .as_array()?
+        .iter()
+        .find(|attachment| attachment["Network"]["Spec"]["Name"].as_str() == Some(network))?
+        ["Addresses"]
+        .as_array()?
+        .iter()
+        .filter_map(Json::as_str)
+        .filter_map(|cidr| cidr.split('/').next())
+        .find(|address| address.parse::<std::net::Ipv4Addr>().is_ok())
+        .map(str::to_string)
 }
 
 /// One poll of a wait: on the stream of the previous one (over SSH one channel for the
@@ -430,5 +614,46 @@ mod tests {
             convergence(&earlier, &[], 1, Some("2026-11-30T07:00:00Z")),
             Convergence::Waiting(_)
         ));
+    }
+
+    #[test]
+    fn only_a_change_of_what_the_tasks_run_makes_a_routed_service_switch() {
+        let prior = super::super::spec::tests::web_attributes();
+        let mut scaled = prior.clone();
+        scaled.insert("replicas".into(), Value::Integer(5));
+        scaled.insert("running_replicas".into(), Value::Integer(5));
+        assert!(!needs_new_service(&prior, &scaled));
+        let mut changed = prior.clone();
+        changed.insert("image".into(), Value::text("web:2"));
+        assert!(needs_new_service(&prior, &changed));
+        assert_eq!(
+            successor_name("shop-web", "sha256:1a2b3c4d5e6f"),
+            "shop-web-1a2b3c4d"
+        );
+    }
+
+    #[test]
+    fn the_edges_servers_are_the_running_tasks_addresses_on_the_first_network() {
+        let attributes = super::super::spec::tests::web_attributes();
+        let spec = SwarmServiceSpec::from_attributes("web", &attributes).unwrap();
+        let task = |address: &str, state: &str| {
+            json!({
+                "DesiredState": "running",
+                "Status": { "State": state },
+                "NetworksAttachments": [
+                    { "Network": { "Spec": { "Name": "ingress" } }, "Addresses": ["10.255.0.9/16"] },
+                    { "Network": { "Spec": { "Name": "shop_backend" } }, "Addresses": [address] },
+                ],
+            })
+        };
+        let tasks = [
+            task("10.0.1.7/24", "running"),
+            task("10.0.1.5/24", "running"),
+            task("10.0.1.9/24", "starting"),
+        ];
+        assert_eq!(
+            task_urls(&tasks, &spec.task),
+            ["http://10.0.1.5:8080", "http://10.0.1.7:8080"]
+        );
     }
 }

@@ -25,6 +25,9 @@ use super::spec::restart_condition;
 pub const SERVICE_ID: &str = "service_id";
 pub const LIVE_NAME: &str = "service";
 pub const TASKS: &str = "tasks";
+/// A routed service's servers: recorded as given to the edge, read live from the tasks
+/// running now, so a task Swarm moved (a new address the edge does not know) is drift.
+pub const BACKEND_SERVERS: &str = "backend_servers";
 /// Counted from the tasks: a missing one is drift.
 pub const RUNNING_REPLICAS: &str = "running_replicas";
 
@@ -39,7 +42,13 @@ pub fn live_swarm_service_attributes(
     salt: &str,
 ) -> Attributes {
     let mut attributes = reference.cloned().unwrap_or_default();
-    for computed in [SERVICE_ID, LIVE_NAME, TASKS, RUNNING_REPLICAS] {
+    for computed in [
+        SERVICE_ID,
+        LIVE_NAME,
+        TASKS,
+        RUNNING_REPLICAS,
+        BACKEND_SERVERS,
+    ] {
         attributes.remove(computed);
     }
     let spec = &service["Spec"];
@@ -285,6 +294,24 @@ pub fn live_swarm_service_attributes(
         ])),
     );
 
+    if attributes.contains_key("route_backend") {
+        let owned: Vec<Json> = tasks.iter().map(|task| (*task).clone()).collect();
+        let servers = crate::spec::ServiceSpec::from_attributes("live", &{
+            let mut task_attributes = attributes.clone();
+            task_attributes.insert("container_name".into(), Value::text("live"));
+            task_attributes.remove("tmpfs");
+            task_attributes.remove("env");
+            task_attributes
+        })
+        .map(|task| super::apply::task_urls(&owned, &task))
+        .unwrap_or_default();
+        attributes.insert(
+            BACKEND_SERVERS.into(),
+            Value::List(servers.into_iter().map(Value::Text).collect()),
+        );
+    } else {
+        attributes.remove(BACKEND_SERVERS);
+    }
     let (running, described) = task_states(tasks, nodes);
     attributes.insert(RUNNING_REPLICAS.into(), Value::Integer(running));
     attributes.insert(TASKS.into(), Value::List(described));
