@@ -24,12 +24,15 @@ impl Lowering<'_> {
             let Some(image) = images.get(name) else {
                 continue;
             };
-            let mut resource = self.service(name, service, image, file_paths, &routed);
-            if let Some(swarm) = self.swarm() {
-                resource = self.swarm_service(swarm, name, service, resource);
-            }
+            let container = self.service(name, service, image, file_paths, &routed);
+            // A release task is a one-off container on a swarm too (on the first manager,
+            // on the attachable overlays): it is made from the container's attributes.
+            let mut resource = match self.swarm() {
+                Some(swarm) => self.swarm_service(swarm, name, service, container.clone()),
+                None => container.clone(),
+            };
             if let Some(release) = &service.release {
-                let task = self.release_task(name, release, &resource);
+                let task = self.release_task(name, release, &container);
                 resource = resource.depends_on(task.address.clone());
                 resources.push(self.on_host(task));
             }

@@ -565,6 +565,7 @@ update = { parallelism = 2, failure_action = "pause", monitor = "10s" }
 image = "postgres:16"
 volumes = ["pgdata:/var/lib/postgresql/data"]
 update = { order = "stop-first" }
+release = { command = ["migrate"] }
 
 [routes.web]
 host = "shop.example"
@@ -609,6 +610,15 @@ fn on_a_swarm_a_service_with_a_named_volume_is_pinned_to_the_first_manager_and_s
     assert_eq!(json(attribute(db, "replicas")), 1);
     assert_eq!(json(attribute(db, "endpoint_mode")), "vip");
     assert_eq!(db.replace_order, ReplaceOrder::DestroyBeforeCreate);
+    // Its release task is a one-off container, hardened as one, and the service waits
+    // for it.
+    let release = find(&resources, "release.db");
+    assert_eq!(json(attribute(release, "no_new_privileges")), true);
+    assert_eq!(
+        json(attribute(release, "container_name")),
+        "shop-db-release"
+    );
+    assert!(dependencies(db).contains(&"release.db".to_string()));
     // Pinned where the constraints say, when they name a node.
     let pinned = lowered(&ON_A_SWARM.replace(
         "update = { order = \"stop-first\" }",
