@@ -132,12 +132,16 @@ impl Checks<'_> {
                 match parse_constraint(constraint) {
                     Some((attribute, _, _)) if known_constraint_attribute(attribute) => {}
                     Some((attribute, _, _)) => {
+                        let hint = attribute
+                            .strip_prefix("node.label.")
+                            .map(|key| format!("did you mean `node.labels.{key}`?"));
                         self.error(
                             "invalid-value",
                             &at,
                             format!("`{attribute}` in placement constraint `{constraint}` is not a node attribute Swarm knows"),
                             "`node.id`, `node.hostname`, `node.role`, `node.platform.os`, `node.platform.arch`, `node.labels.<key>` or `engine.labels.<key>`",
-                        );
+                        )
+                        .hint = hint;
                     }
                     None => {
                         self.error(
