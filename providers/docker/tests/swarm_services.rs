@@ -462,6 +462,81 @@ fn load(
     })
 }
 
+/// A DNS question for an A record, asked of Docker's embedded resolver (127.0.0.11)
+/// inside a container's network namespace: what the stack's services see for a name.
+const DNS_QUESTION: &str = r#"
+import socket, struct, sys
+name = sys.argv[1]
+question = struct.pack('>HHHHHH', 0x5354, 0x0100, 1, 0, 0, 0)
+question += b''.join(bytes([len(part)]) + part.encode() for part in name.split('.')) + b'\0'
+question += struct.pack('>HH', 1, 1)
+resolver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+resolver.settimeout(2)
+resolver.sendto(question, ('127.0.0.11', 53))
+answer, _ = resolver.recvfrom(4096)
+count = struct.unpack('>H', answer[6:8])[0]
+index = len(question)
+addresses = []
+for _ in range(count):
+    if answer[index] & 0xC0 == 0xC0:
+        index += 2
+    else:
+        while answer[index] != 0:
+            index += answer[index] + 1
+        index += 1
+    kind, _, _, length = struct.unpack('>HHIH', answer[index:index + 10])
+    index += 10
+    if kind == 1:
+        addresses.append(socket.inet_ntoa(answer[index:index + 4]))
+    index += length
+print(' '.join(sorted(addresses)))
+"#;
+
+/// Asks the embedded resolver of the container whose main process is `pid` for `name`
+/// until `stop`, every 50 ms; returns each distinct answer (sorted addresses).
+fn watch_dns(
+    pid: String,
+    name: &'static str,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Vec<String>>> {
+    std::thread::spawn(move || {
+        let mut answers: Vec<Vec<String>> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+            let output = std::process::Command::new("nsenter")
+                .arg(format!("--net=/proc/{pid}/ns/net"))
+                .args(["python3", "-c", DNS_QUESTION, name])
+                .output();
+            if let Ok(output) = output {
+                let addresses: Vec<String> = String::from_utf8_lossy(&output.stdout)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect();
+                if output.status.success() && !answers.contains(&addresses) {
+                    answers.push(addresses);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        answers
+    })
+}
+
+/// `http://10.0.1.5:8080` → `10.0.1.5`, for each server recorded.
+fn server_addresses(recorded: &RecordedResource) -> Vec<String> {
+    let mut addresses: Vec<String> = recorded.attributes["backend_servers"]
+        .as_list()
+        .unwrap()
+        .iter()
+        .filter_map(|url| {
+            let rest = url.as_text()?.strip_prefix("http://")?;
+            Some(rest.split(':').next()?.to_string())
+        })
+        .collect();
+    addresses.sort();
+    addresses
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_routed_swarm_service_is_switched_through_traefiks_file_provider_under_load_with_no_failed_request(
 ) {
@@ -596,6 +671,12 @@ async fn a_routed_swarm_service_is_switched_through_traefiks_file_provider_under
     // Under load, a change of env: a successor service, switched to exactly.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let loader = load(through_edge.clone(), stop.clone());
+    // What other services see for `web` meanwhile (dnsrr: every task's address), asked
+    // from the edge container's network namespace.
+    let edge_pid = host
+        .docker(&["inspect", "-f", "{{.State.Pid}}", &format!("{stack}-edge")])
+        .unwrap();
+    let dns = watch_dns(edge_pid, "web", stop.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     let switched = apply_on(
@@ -613,6 +694,17 @@ async fn a_routed_swarm_service_is_switched_through_traefiks_file_provider_under
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (answered, failures) = loader.join().expect("the load thread");
+    let dns_answers = dns.join().expect("the DNS thread");
+    let (old, new) = (server_addresses(&first), server_addresses(&switched));
+    let mut both: Vec<String> = old.iter().chain(&new).cloned().collect();
+    both.sort();
+    println!("`web` resolved to {dns_answers:?} (old {old:?}, new {new:?})");
+    assert_eq!(dns_answers.first(), Some(&old), "before: the old tasks");
+    assert!(
+        dns_answers.contains(&both),
+        "during the switch, old and new tasks: {dns_answers:?}"
+    );
+    assert_eq!(dns_answers.last(), Some(&new), "after: the new tasks alone");
     println!(
         "switch in {took:.2?}; answered {answered:?}; {} failed",
         failures.len()
