@@ -765,6 +765,82 @@ async fn a_routed_swarm_service_is_switched_through_traefiks_file_provider_under
         first.attributes["backend_servers"]
     );
 
+    // Scaled in stack.toml: Swarm adds a task in place (no switch, the service keeps its
+    // name), and the edge is given the three tasks.
+    let three = routed("web-2")
+        .with("replicas", 3i64)
+        .with("running_replicas", 3i64);
+    let scaled = apply_on(
+        &host,
+        &provider,
+        action(
+            ActionKind::Update,
+            Some(three.clone()),
+            Some(switched.clone()),
+        ),
+        &context,
+    )
+    .await;
+    assert_eq!(scaled.id, switched.id, "scaled in place");
+    assert_eq!(scaled.attributes["service"], switched.attributes["service"]);
+    let backend =
+        std::fs::read_to_string(format!("{traefik_dir}/dynamic/backend-web.yml")).unwrap();
+    let servers = scaled.attributes["backend_servers"]
+        .as_list()
+        .unwrap()
+        .to_vec();
+    assert_eq!(servers.len(), 3, "{servers:?}");
+    for server in &servers {
+        assert!(backend.contains(server.as_text().unwrap()), "{backend}");
+    }
+
+    // A task killed and replaced by Swarm comes back at another address: drift of
+    // `backend_servers`, which the repair writes into the backend file.
+    let containers = host
+        .docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={live_name}"),
+        ])
+        .unwrap();
+    let victim = containers
+        .lines()
+        .next()
+        .expect("a task's container")
+        .to_string();
+    host.docker(&["kill", &victim]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let moved = loop {
+        let live = live_web(&provider, &stack, &scaled).await;
+        let replaced = live.attributes["running_replicas"] == Value::Integer(3)
+            && live.attributes["backend_servers"] != scaled.attributes["backend_servers"];
+        if replaced || Instant::now() >= deadline {
+            break live;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(
+        drift(&scaled, &moved),
+        ["backend_servers"],
+        "{:#?}",
+        moved.attributes
+    );
+    let mut repair = action(ActionKind::Update, Some(three), Some(scaled.clone()));
+    repair.live_id = moved.id.clone();
+    let repaired = apply_on(&host, &provider, repair, &context).await;
+    assert_eq!(
+        repaired.attributes["backend_servers"],
+        moved.attributes["backend_servers"]
+    );
+    let backend =
+        std::fs::read_to_string(format!("{traefik_dir}/dynamic/backend-web.yml")).unwrap();
+    for server in repaired.attributes["backend_servers"].as_list().unwrap() {
+        assert!(backend.contains(server.as_text().unwrap()), "{backend}");
+    }
+    let live = live_web(&provider, &stack, &repaired).await;
+    assert_eq!(drift(&repaired, &live), Vec::<String>::new());
+
     let teardown = host.stop();
     assert!(teardown.leftovers.is_empty(), "{:?}", teardown.leftovers);
 }
