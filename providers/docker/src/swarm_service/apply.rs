@@ -384,13 +384,13 @@ fn record(
     ApplyOutcome::Recorded(recorded_with(desired, Some(id), &extra))
 }
 
-/// Attributes that Swarm changes on the running tasks in place (their number, where
-/// they run, how an update rolls) or that only stackctl reads: a change of any other
-/// makes new tasks, which for a routed service is a switch to a successor service.
+/// Attributes a routed service changes in place: more tasks (added, then given to the
+/// edge), how a later update would roll, and what only stackctl reads. Anything else
+/// replaces or removes tasks the edge still sends requests to (new task spec, placement,
+/// fewer replicas), so it is a switch to a successor service.
 const CHANGED_IN_PLACE: &[&str] = &[
     "replicas",
     "running_replicas",
-    "placement",
     "update",
     "route_backend",
     "drain_milliseconds",
@@ -401,7 +401,8 @@ const CHANGED_IN_PLACE: &[&str] = &[
     super::live::TASKS,
 ];
 
-/// Pure: whether going from `prior` to `desired` gives the service new tasks.
+/// Pure: whether going from `prior` to `desired` removes or replaces tasks of a routed
+/// service (a new task spec, another placement, fewer replicas).
 pub fn needs_new_service(
     prior: &stackctl_provider::Attributes,
     desired: &stackctl_provider::Attributes,
@@ -413,7 +414,13 @@ pub fn needs_new_service(
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect::<std::collections::BTreeMap<_, _>>()
     };
-    relevant(prior) != relevant(desired)
+    let replicas = |attributes: &stackctl_provider::Attributes| {
+        attributes
+            .get("replicas")
+            .and_then(Value::as_integer)
+            .unwrap_or(1)
+    };
+    relevant(prior) != relevant(desired) || replicas(desired) < replicas(prior)
 }
 
 /// `shop-web` → `shop-web-1a2b3c4d`: the successor's name, from the desired hash.
@@ -622,7 +629,18 @@ mod tests {
         let mut scaled = prior.clone();
         scaled.insert("replicas".into(), Value::Integer(5));
         scaled.insert("running_replicas".into(), Value::Integer(5));
-        assert!(!needs_new_service(&prior, &scaled));
+        assert!(
+            !needs_new_service(&prior, &scaled),
+            "more tasks: added in place"
+        );
+        // Fewer tasks: Swarm would stop some the edge still sends requests to.
+        assert!(needs_new_service(&scaled, &prior));
+        let mut moved = prior.clone();
+        moved.insert("placement".into(), Value::Map(Default::default()));
+        assert!(
+            needs_new_service(&prior, &moved),
+            "tasks that move get new addresses"
+        );
         let mut changed = prior.clone();
         changed.insert("image".into(), Value::text("web:2"));
         assert!(needs_new_service(&prior, &changed));
