@@ -192,7 +192,9 @@ async fn swarm_services_are_created_read_back_scaled_by_hand_missing_a_task_upda
         .unwrap_or_else(|error| panic!("{error}\n{}", host.logs()));
     let stack = unique_stack("swsvc");
     let provider = swarm_provider(&host, &stack);
-    let context = context(&stack);
+    let mut context = context(&stack);
+    // Bounded, but generous: a swarm on a loaded 2-core machine starts tasks slowly.
+    context.health_timeout = Duration::from_secs(90);
     let service_name = format!("{stack}-web");
 
     // An attachable overlay network, then two dnsrr replicas on it.
@@ -574,7 +576,9 @@ async fn a_routed_swarm_service_is_switched_through_traefiks_file_provider_under
             ..DockerOptions::default()
         },
     );
-    let context = context(&stack);
+    let mut context = context(&stack);
+    // Bounded, but generous: a swarm on a loaded 2-core machine starts tasks slowly.
+    context.health_timeout = Duration::from_secs(90);
     let service_name = format!("{stack}-web");
 
     // Traefik's static file and the route, as the traefik provider writes them; the
