@@ -188,10 +188,14 @@ async fn swarm_services_are_created_read_back_scaled_by_hand_missing_a_task_upda
     host.load_images(&[SERVER_IMAGE])
         .unwrap_or_else(|error| panic!("{error}"));
     let address = host.address.to_string();
-    host.docker(&["swarm", "init", "--advertise-addr", &address])
-        .unwrap_or_else(|error| panic!("{error}\n{}", host.logs()));
     let stack = unique_stack("swsvc");
     let provider = swarm_provider(&host, &stack);
+    // Before the swarm is formed (a first plan), no swarm service is live, and reading
+    // says so rather than failing.
+    let before = read(&provider, &stack, &[web_service(&stack)], &[]).await;
+    assert!(find(&before, "swarm_service.web").is_none(), "{before:?}");
+    host.docker(&["swarm", "init", "--advertise-addr", &address])
+        .unwrap_or_else(|error| panic!("{error}\n{}", host.logs()));
     let mut context = context(&stack);
     // Bounded, but generous: a swarm on a loaded 2-core machine starts tasks slowly.
     context.health_timeout = Duration::from_secs(90);

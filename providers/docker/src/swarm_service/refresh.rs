@@ -50,6 +50,14 @@ impl DockerProvider {
             ])
             .await
             .map_err(from_client)?;
+        // A daemon in no swarm yet (the first plan, before the swarm is formed) answers
+        // 503 to every swarm question: none of the stack's swarm services exists.
+        if answers.first().is_some_and(|answer| answer.status == 503) {
+            tracing::debug!(
+                "the target's Docker is not a swarm manager (yet): no swarm service is live"
+            );
+            return Ok(Vec::new());
+        }
         let mut parsed = Vec::new();
         for (answer, what) in answers
             .into_iter()
