@@ -10,6 +10,7 @@ pub mod environment;
 pub mod go_regexp;
 pub mod hardening;
 pub mod parse;
+pub mod placement;
 pub mod secret_generation;
 pub mod secret_hints;
 pub mod shape;

@@ -456,6 +456,115 @@ pub struct ServiceConfig {
     /// that exit at once on SIGTERM instead of finishing their requests.
     #[serde(default)]
     pub drain: Option<String>,
+    /// On a swarm target: how many tasks (containers) run the service, spread over the
+    /// nodes its placement allows (default 1).
+    #[serde(default)]
+    pub replicas: Option<u32>,
+    /// On a swarm target: which nodes may run the service's tasks, and how they spread.
+    #[serde(default)]
+    pub placement: Option<PlacementConfig>,
+    /// On a swarm target: how other services reach this one by name. `"vip"` (default):
+    /// one virtual IP, balanced by the kernel's IPVS; `"dnsrr"`: the name resolves to
+    /// every task's address (for kernels without IPVS).
+    #[serde(default)]
+    pub endpoint_mode: Option<EndpointMode>,
+    /// On a swarm target: how a change rolls over the tasks of a service no route sends
+    /// traffic to (a routed one is switched by stackctl through the edge instead).
+    #[serde(default)]
+    pub update: Option<UpdateConfig>,
+}
+
+/// `[services.<name>.placement]`: Swarm's placement of a service's tasks.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementConfig {
+    /// Conditions a node must meet, as Swarm writes them: `"node.hostname == web-2"`,
+    /// `"node.role == manager"`, `"node.labels.zone != b"`.
+    #[serde(default)]
+    pub constraints: Vec<String>,
+    /// Spread the tasks evenly over the values of a node label, in order of preference:
+    /// `[{ spread = "node.labels.zone" }]`.
+    #[serde(default)]
+    pub preferences: Vec<PlacementPreference>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementPreference {
+    /// A node label, e.g. `node.labels.zone`.
+    pub spread: String,
+}
+
+/// How a swarm service is reached by name.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointMode {
+    /// One virtual IP for the service (needs IPVS in the nodes' kernels).
+    #[default]
+    Vip,
+    /// DNS round robin: the name resolves to each task's own address.
+    Dnsrr,
+}
+
+impl EndpointMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointMode::Vip => "vip",
+            EndpointMode::Dnsrr => "dnsrr",
+        }
+    }
+}
+
+/// `[services.<name>.update]`: Swarm's rolling update of a service no route sends
+/// traffic to. Unset fields take the defaults written beside them.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConfig {
+    /// How many tasks are replaced at once (default 1; 0 replaces all at once).
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+    /// `"start-first"` (default: the new task runs before the old one stops) or
+    /// `"stop-first"` (needed when two tasks cannot share what they hold).
+    #[serde(default)]
+    pub order: Option<UpdateOrder>,
+    /// What Swarm does when a new task fails: `"rollback"` (default) or `"pause"`.
+    #[serde(default)]
+    pub failure_action: Option<FailureAction>,
+    /// How long each new task is watched for a failure, e.g. `"10s"` (default `5s`).
+    #[serde(default)]
+    pub monitor: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    StartFirst,
+    StopFirst,
+}
+
+impl UpdateOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateOrder::StartFirst => "start-first",
+            UpdateOrder::StopFirst => "stop-first",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    Rollback,
+    Pause,
+}
+
+impl FailureAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureAction::Rollback => "rollback",
+            FailureAction::Pause => "pause",
+        }
+    }
 }
 
 /// `[services.<name>.security]`: the exceptions to the hardened default, each one

@@ -22,6 +22,7 @@ pub use super::derived::{flatten_middlewares, target_droplet};
 
 mod backups;
 mod swarm;
+mod swarm_services;
 use super::types::*;
 
 pub fn validate(
@@ -49,6 +50,7 @@ pub fn validate(
     check.middlewares(config);
     check.checks(config);
     check.backups(config);
+    check.swarm_services(config);
     check.variables(document, environment, base_directory, env_path);
     check.found
 }
@@ -280,7 +282,7 @@ impl Checks<'_> {
                     "either `droplet` or `host`",
                 );
             }
-            (None, None) => {
+            (None, None) if target.swarm.is_none() => {
                 self.error(
                     "missing-field",
                     "target",

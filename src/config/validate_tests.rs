@@ -776,3 +776,47 @@ fn a_swarm_target_is_checked_where_it_is_written() {
         assert_eq!(found, expected, "{name}");
     }
 }
+
+/// Swarm-only keys of a service: errors on one host, checked as Swarm takes them on a swarm.
+#[test]
+fn swarm_service_keys_are_refused_on_one_host_and_checked_on_a_swarm() {
+    let on_one_host =
+        problems("\n[services.api]\nimage = \"api:1\"\nreplicas = 3\nendpoint_mode = \"dnsrr\"\n");
+    let codes: Vec<(&str, usize, usize)> = on_one_host
+        .iter()
+        .map(|(code, _, line, column)| (*code, *line, *column))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("swarm-only-setting", 9, 12),
+            ("swarm-only-setting", 10, 17)
+        ],
+        "{on_one_host:?}"
+    );
+    assert!(on_one_host[0].1.contains("`replicas` of service `api`"));
+
+    let swarm = "[stack]\nname = \"shop\"\n\n[target]\nswarm = { managers = [\"web-1\"] }\n\n[droplets.web-1]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n";
+    let found = problems_in(&format!(
+        "{swarm}\n[services.db]\nimage = \"postgres:16\"\nvolumes = [\"pgdata:/data\"]\nreplicas = 2\nplacement = {{ constraints = [\"node.role == manager\", \"nodes.hostname == x\", \"zone\"], preferences = [{{ spread = \"zone\" }}] }}\nupdate = {{ order = \"start-first\", monitor = \"soon\" }}\n"
+    ));
+    let codes: Vec<(&str, usize, usize)> = found
+        .iter()
+        .filter(|(code, ..)| *code != "missing-field")
+        .map(|(code, _, line, column)| (*code, *line, *column))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("swarm-hardening-limits", 5, 9),
+            ("stateful-replicas", 15, 12),
+            ("stateful-unpinned", 16, 29),
+            ("invalid-value", 16, 54),
+            ("invalid-value", 16, 77),
+            ("invalid-value", 16, 112),
+            ("invalid-value", 17, 20),
+            ("invalid-value", 17, 45),
+        ],
+        "{found:#?}"
+    );
+}

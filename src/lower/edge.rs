@@ -227,7 +227,7 @@ impl Lowering<'_> {
             .with("entrypoints", texts(&["websecure".to_string()]))
             .with("path", self.dynamic_file(&format!("route-{name}.yml")))
             .with("temp_dir", self.traefik_temp_dir())
-            .depends_on(Address::new("service", &route.service));
+            .depends_on(self.service_address(&route.service));
         if let Some(priority) = route.priority {
             resource = resource.with("priority", priority);
         }

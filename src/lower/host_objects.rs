@@ -60,6 +60,12 @@ impl Lowering<'_> {
             // One name, one network: the old goes before the new is made (the provider
             // detaches its containers and attaches them to the new one).
             resource.replace_order = ReplaceOrder::DestroyBeforeCreate;
+            // On a swarm, a network spans the nodes (overlay), and the edge and release
+            // tasks, plain containers on the first manager, may join it (attachable).
+            // Only there: a single host's networks keep the hash they always had.
+            if self.swarm().is_some() {
+                resource = resource.with("driver", "overlay").with("attachable", true);
+            }
             resources.push(
                 self.on_host(
                     resource

@@ -15,6 +15,7 @@ mod images;
 mod releases;
 mod services;
 mod swarm;
+mod swarm_services;
 
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ use crate::context::ExternalInputs;
 
 pub use edge::link_edge_to_static_config;
 pub use swarm::CLUSTER as SWARM_CLUSTER;
+pub use swarm_services::SWARM_SERVICE;
 
 pub const DIGITALOCEAN: &str = "digitalocean";
 pub const DOCKER: &str = "docker";
@@ -51,7 +53,7 @@ pub fn lower(loaded: &LoadedConfig, inputs: &ExternalInputs, salt: &str) -> Vec<
     lowering.droplets(&mut resources);
     lowering.firewalls(&mut resources);
     lowering.dns_records(&mut resources);
-    lowering.swarm(&mut resources);
+    lowering.swarm_cluster_and_nodes(&mut resources);
 
     let edge_networks = lowering.edge_networks();
     lowering.networks_and_volumes(&edge_networks, &mut resources);

@@ -24,9 +24,15 @@ impl Lowering<'_> {
             let Some(image) = images.get(name) else {
                 continue;
             };
-            let mut resource = self.service(name, service, image, file_paths, &routed);
+            let container = self.service(name, service, image, file_paths, &routed);
+            // A release task is a one-off container on a swarm too (on the first manager,
+            // on the attachable overlays): it is made from the container's attributes.
+            let mut resource = match self.swarm() {
+                Some(swarm) => self.swarm_service(swarm, name, service, container.clone()),
+                None => container.clone(),
+            };
             if let Some(release) = &service.release {
-                let task = self.release_task(name, release, &resource);
+                let task = self.release_task(name, release, &container);
                 resource = resource.depends_on(task.address.clone());
                 resources.push(self.on_host(task));
             }
@@ -96,7 +102,7 @@ impl Lowering<'_> {
             resource = resource.with("route_backend", self.route_backend(name));
         }
         for dependency in &service.depends_on {
-            resource = resource.depends_on(Address::new("service", dependency));
+            resource = resource.depends_on(self.service_address(dependency));
         }
         // A named volume cannot be shared by two containers of one database: the old
         // one stops before the new one starts.

@@ -12,7 +12,7 @@ use crate::config::SwarmTarget;
 pub const CLUSTER: &str = "cluster";
 
 impl Lowering<'_> {
-    pub(super) fn swarm(&self, resources: &mut Vec<Resource>) {
+    pub(super) fn swarm_cluster_and_nodes(&self, resources: &mut Vec<Resource>) {
         let Some(swarm) = self
             .config
             .target

@@ -578,15 +578,16 @@ image = "api:1"
     let manager = find(&resources, "swarm_node.web-1");
     assert_eq!(manager.attributes["role"], Value::text("manager"));
     assert_eq!(manager.attributes["labels"], Value::Map(Default::default()));
-    // The stack's containers run on the first manager, as on a single droplet, once
+    // The stack's services are swarm services, created through the first manager once
     // the swarm is formed there.
-    let api = &find(&resources, "service.api").dependencies;
+    let api = &find(&resources, "swarm_service.api").dependencies;
     assert!(api.contains(&Address::new("droplet", "web-1")), "{api:?}");
     assert!(api.contains(&Address::new("swarm", "cluster")), "{api:?}");
 }
 
 #[test]
-fn moving_a_single_droplet_stack_to_a_swarm_changes_nothing_on_the_first_manager() {
+fn moving_a_single_droplet_stack_to_a_swarm_adds_the_nodes_and_turns_containers_into_swarm_services(
+) {
     let body = r#"
 [droplets.web-1]
 region = "fra1"
@@ -603,27 +604,21 @@ networks = ["backend"]
     let swarm = lowered(&format!(
         "[stack]\nname = \"shop\"\n\n[target.swarm]\nmanagers = [\"web-1\"]\nworkers = [\"web-2\"]\n{body}\n[droplets.web-2]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n"
     ));
-    // Everything the single droplet had is the same resource with the same attributes
-    // and hash (on the host, it now also waits for the swarm): the move plans the new
-    // droplet and the swarm, and nothing else.
-    for resource in &single {
-        let moved = find(&swarm, &resource.address.to_string());
-        assert_eq!(
-            moved.attributes, resource.attributes,
-            "{}",
-            resource.address
-        );
-        assert_eq!(moved.hash(), resource.hash(), "{}", resource.address);
-        let mut waits_for = resource.dependencies.clone();
-        if resource
-            .dependencies
-            .contains(&Address::new("droplet", "web-1"))
-        {
-            waits_for.push(Address::new("swarm", "cluster"));
-            waits_for.sort();
-        }
-        assert_eq!(moved.dependencies, waits_for, "{}", resource.address);
+    // The droplet that was the target and the image stay as they are; the network becomes
+    // an overlay of the same name (a replace), and the container becomes a swarm service:
+    // the move plans the new droplet, the swarm, its nodes, and those replacements.
+    for unchanged in ["droplet.web-1", "image.api"] {
+        let before = find(&single, unchanged);
+        let after = find(&swarm, unchanged);
+        assert_eq!(after.attributes, before.attributes, "{unchanged}");
+        assert_eq!(after.hash(), before.hash(), "{unchanged}");
     }
+    let network = find(&swarm, "network.backend");
+    assert_eq!(network.attributes["driver"], Value::text("overlay"));
+    assert_eq!(
+        network.attributes["name"],
+        find(&single, "network.backend").attributes["name"]
+    );
     let added: Vec<String> = addresses(&swarm)
         .into_iter()
         .filter(|address| !addresses(&single).contains(address))
@@ -634,7 +629,128 @@ networks = ["backend"]
             "droplet.web-2",
             "swarm.cluster",
             "swarm_node.web-1",
-            "swarm_node.web-2"
+            "swarm_node.web-2",
+            "swarm_service.api"
         ]
     );
+    let gone: Vec<String> = addresses(&single)
+        .into_iter()
+        .filter(|address| !addresses(&swarm).contains(address))
+        .collect();
+    assert_eq!(gone, ["service.api"]);
+}
+
+const ON_A_SWARM: &str = r#"
+[stack]
+name = "shop"
+
+[target]
+swarm = { managers = ["web-1"], workers = ["web-2"] }
+
+[droplets.web-1]
+region = "fra1"
+size = "s-1vcpu-1gb"
+image = "docker-20-04"
+
+[droplets.web-2]
+region = "fra1"
+size = "s-1vcpu-1gb"
+image = "docker-20-04"
+
+[edge]
+image = "traefik:v3.3"
+
+[services.web]
+image = "web:1"
+port = 8080
+replicas = 2
+endpoint_mode = "dnsrr"
+networks = ["edge", "backend"]
+depends_on = ["db"]
+tmpfs = ["/tmp", "/run:size=16m"]
+placement = { constraints = ["node.labels.zone != b"], preferences = [{ spread = "node.labels.zone" }] }
+update = { parallelism = 2, failure_action = "pause", monitor = "10s" }
+
+[services.db]
+image = "postgres:16"
+volumes = ["pgdata:/var/lib/postgresql/data"]
+update = { order = "stop-first" }
+release = { command = ["migrate"] }
+
+[routes.web]
+host = "shop.example"
+service = "web"
+"#;
+
+#[test]
+fn on_a_swarm_services_lower_to_swarm_services_with_their_placement_and_update() {
+    let resources = lowered(ON_A_SWARM);
+    let web = find(&resources, "swarm_service.web");
+    insta::assert_json_snapshot!(
+        "swarm_service_web",
+        json(&Value::Map(web.attributes.clone()))
+    );
+    assert_eq!(
+        dependencies(web),
+        [
+            "droplet.web-1",
+            "image.web",
+            "network.backend",
+            "network.edge",
+            "swarm.cluster",
+            "swarm_service.db"
+        ]
+    );
+    assert_eq!(web.replace_order, ReplaceOrder::CreateBeforeDestroy);
+    // The route waits for the swarm service it sends traffic to.
+    assert_eq!(
+        dependencies(find(&resources, "route.web")),
+        ["droplet.web-1", "swarm.cluster", "swarm_service.web"]
+    );
+    assert!(!addresses(&resources).contains(&"service.web".to_string()));
+}
+
+#[test]
+fn on_a_swarm_a_service_with_a_named_volume_is_pinned_to_the_first_manager_and_stops_first() {
+    let resources = lowered(ON_A_SWARM);
+    let db = find(&resources, "swarm_service.db");
+    assert_eq!(
+        json(attribute(db, "placement")),
+        serde_json::json!({ "constraints": ["node.hostname == web-1"], "spread": [] })
+    );
+    assert_eq!(json(attribute(db, "update"))["order"], "stop-first");
+    assert_eq!(json(attribute(db, "replicas")), 1);
+    assert_eq!(json(attribute(db, "endpoint_mode")), "vip");
+    assert_eq!(db.replace_order, ReplaceOrder::DestroyBeforeCreate);
+    // Its release task is a one-off container, hardened as one, and the service waits
+    // for it.
+    let release = find(&resources, "release.db");
+    assert_eq!(json(attribute(release, "no_new_privileges")), true);
+    assert_eq!(
+        json(attribute(release, "container_name")),
+        "shop-db-release"
+    );
+    assert!(dependencies(db).contains(&"release.db".to_string()));
+    // Pinned where the constraints say, when they name a node.
+    let pinned = lowered(&ON_A_SWARM.replace(
+        "update = { order = \"stop-first\" }",
+        "placement = { constraints = [\"node.hostname == web-2\"] }",
+    ));
+    assert_eq!(
+        json(attribute(find(&pinned, "swarm_service.db"), "placement"))["constraints"],
+        serde_json::json!(["node.hostname == web-2"])
+    );
+}
+
+#[test]
+fn on_a_swarm_networks_are_attachable_overlays_and_on_one_host_they_are_unchanged() {
+    let resources = lowered(ON_A_SWARM);
+    let backend = find(&resources, "network.backend");
+    assert_eq!(json(attribute(backend, "driver")), "overlay");
+    assert_eq!(json(attribute(backend, "attachable")), true);
+    assert_eq!(json(attribute(backend, "internal")), false);
+    let local = lowered(&format!("{LOCAL}\n[services.web]\nimage = \"web:1\"\n"));
+    let network = find(&local, "network.backend");
+    assert!(!network.attributes.contains_key("driver"));
+    assert!(!network.attributes.contains_key("attachable"));
 }

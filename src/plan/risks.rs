@@ -95,6 +95,7 @@ pub fn exposure_widened(
 }
 
 fn data_loss(action: &Action, actions: &[Action], warnings: &mut Vec<PlanWarning>) {
+    placement_moves_data(action, warnings);
     let deleted = action.kind == ActionKind::Delete;
     let replaced = action.kind.is_replace();
     if !deleted && !replaced {
@@ -118,6 +119,49 @@ fn data_loss(action: &Action, actions: &[Action], warnings: &mut Vec<PlanWarning
         _ => return,
     };
     warnings.push(warning(WarningKind::DataLoss, action, why));
+}
+
+/// A swarm service holding a named volume whose placement changes: a local volume lives
+/// on one node, so its task may start on another node, with that node's empty volume.
+fn placement_moves_data(action: &Action, warnings: &mut Vec<PlanWarning>) {
+    if action.address.kind() != "swarm_service" || action.kind == ActionKind::Delete {
+        return;
+    }
+    let Some(change) = action
+        .changes
+        .iter()
+        .find(|change| change.attribute == "placement")
+    else {
+        return;
+    };
+    if !attributes(action).is_some_and(is_stateful) {
+        return;
+    }
+    let constraints = |value: &Option<Value>| {
+        value
+            .as_ref()
+            .and_then(Value::as_map)
+            .and_then(|placement| placement.get("constraints"))
+            .and_then(Value::as_list)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_text)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    warnings.push(warning(
+        WarningKind::DataLoss,
+        action,
+        format!(
+            "holds data in {} and its placement changes ({} → {}): its task may start on another node, where that volume is empty (the data stays on the old node)",
+            attributes(action).map(named_volumes).unwrap_or_default(),
+            constraints(&change.before),
+            constraints(&change.after),
+        ),
+    ));
 }
 
 fn requests_fail(
@@ -438,6 +482,51 @@ mod tests {
         // The edge publishes ports by design.
         repair.address = Address::new("service", "edge");
         assert_eq!(risks(&[repair], &[]), vec![]);
+    }
+
+    #[test]
+    fn a_placement_change_of_a_swarm_service_with_a_volume_warns_that_data_may_move() {
+        let placement = |node: &str| {
+            Value::Map(std::collections::BTreeMap::from([
+                (
+                    "constraints".to_string(),
+                    Value::List(vec![Value::text(format!("node.hostname == {node}"))]),
+                ),
+                ("spread".to_string(), Value::List(Vec::new())),
+            ]))
+        };
+        let mut desired = Resource::new(Address::new("swarm_service", "db"), "docker")
+            .with("stateful", true)
+            .with("placement", placement("web-2"));
+        desired.attributes.insert(
+            "volumes".into(),
+            Value::List(vec![Value::Map(std::collections::BTreeMap::from([
+                ("kind".to_string(), Value::text("volume")),
+                ("source".to_string(), Value::text("shop_pgdata")),
+                ("target".to_string(), Value::text("/data")),
+                ("read_only".to_string(), Value::Bool(false)),
+            ]))]),
+        );
+        let mut moved = static_file_update("placement");
+        moved.address = Address::new("swarm_service", "db");
+        moved.provider = "docker".into();
+        moved.changes[0].before = Some(placement("web-1"));
+        moved.changes[0].after = Some(placement("web-2"));
+        moved.desired = Some(desired.clone());
+        let found = risks(&[moved.clone()], &[desired.clone()]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, WarningKind::DataLoss);
+        assert!(
+            found[0]
+                .why
+                .contains("(node.hostname == web-1 → node.hostname == web-2)"),
+            "{}",
+            found[0].why
+        );
+        // A service without a volume moves freely.
+        let mut stateless = moved.clone();
+        stateless.desired = Some(desired.with("stateful", false));
+        assert_eq!(risks(&[stateless], &[]), vec![]);
     }
 
     #[test]

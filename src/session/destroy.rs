@@ -12,7 +12,7 @@ use crate::plan::LiveSnapshot;
 
 /// The kinds a sweep removes: the stack's own objects on the host. Images are left
 /// alone (a referenced image is shared with the rest of the machine).
-const SWEPT_KINDS: &[&str] = &["service", "network", "volume"];
+const SWEPT_KINDS: &[&str] = &["service", "swarm_service", "network", "volume"];
 
 /// `recorded` plus a record for every live object labelled as the stack's that it lacks.
 /// `desired` gives an unrecorded object its dependencies (so it is deleted before what it

@@ -214,12 +214,24 @@ pub fn wait_container(id: &str) -> Request {
 // ---- networks and volumes ----------------------------------------------------------
 
 pub fn create_network(name: &str, internal: bool, labels: &Labels) -> Request {
+    create_network_of(name, "bridge", internal, false, labels)
+}
+
+/// A network of `driver` (`bridge` on one host, `overlay` across a swarm's nodes);
+/// `attachable` lets plain containers (the edge, a release task) join an overlay.
+pub fn create_network_of(
+    name: &str,
+    driver: &str,
+    internal: bool,
+    attachable: bool,
+    labels: &Labels,
+) -> Request {
     Request::new("POST", "/networks/create").json(json!({
         "Name": name,
         "CheckDuplicate": true,
-        "Driver": "bridge",
+        "Driver": driver,
         "Internal": internal,
-        "Attachable": false,
+        "Attachable": attachable,
         "Labels": labels.to_json(),
     }))
 }

@@ -68,7 +68,8 @@
 //!   `backend_file.rs`: the backend file following a route that comes, moves or goes;
 //!   `adopt.rs`: taking over what already exists (adopt, import);
 //! - `labels.rs`, `attributes.rs`, `provider_error.rs`: small shared helpers;
-//! - [`spec`]: attributes ↔ container, pure; [`api`] and [`http`]: requests and the wire.
+//! - [`spec`]: attributes ↔ container, pure; [`api`] and [`http`]: requests and the wire;
+//! - [`swarm_service`]: services on a Docker Swarm (`swarm_service.*`).
 
 mod adopt;
 pub mod api;
@@ -101,6 +102,7 @@ pub mod spec;
 pub mod streaming_body;
 mod swap;
 pub mod swarm;
+pub mod swarm_service;
 mod volume;
 
 pub use api::{ClientCounters, DockerClient};

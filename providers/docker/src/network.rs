@@ -82,9 +82,17 @@ impl DockerProvider {
             .get("internal")
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        let driver = text_attribute(&desired.attributes, "driver").unwrap_or("bridge");
+        let attachable = desired
+            .attributes
+            .get("attachable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let labels = self.labels(&action.address, &desired.hash());
         let response = client
-            .send_raw(api::create_network(name, internal, &labels))
+            .send_raw(api::create_network_of(
+                name, driver, internal, attachable, &labels,
+            ))
             .await
             .map_err(from_client)?;
         let id = if response.is_success() {

@@ -276,13 +276,15 @@ impl Provider for DockerProvider {
             ]
             .map(AttributeSchema::computed),
         );
-        vec![
+        let mut kinds = vec![
             KindSchema {
                 kind: "network",
                 provider: "docker",
                 attributes: vec![
                     AttributeSchema::replaces("name"),
                     AttributeSchema::replaces("internal"),
+                    AttributeSchema::replaces("driver"),
+                    AttributeSchema::replaces("attachable"),
                 ],
             },
             KindSchema {
@@ -346,7 +348,10 @@ impl Provider for DockerProvider {
                     AttributeSchema::plain("temp_dir"),
                 ],
             },
-        ]
+        ];
+        // Services on a Docker Swarm (`swarm_service/`).
+        kinds.push(crate::swarm_service::kind_schema());
+        kinds
     }
 
     fn prepare(&self, desired: &mut Resource) -> Result<(), ProviderError> {
@@ -368,11 +373,21 @@ impl Provider for DockerProvider {
                 }
             }
         }
+        if desired.address.kind() == crate::swarm_service::SWARM_SERVICE {
+            crate::swarm_service::spec::check_before_planning(desired)?;
+        }
         Ok(())
     }
 
     async fn read(&self, request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError> {
-        self.refresh(request).await
+        // Swarm services beside the containers (none asked when the stack has none).
+        let (mut live, swarm_services) =
+            tokio::join!(self.refresh(request), self.read_swarm_services(request));
+        if let Ok(live) = &mut live {
+            live.extend(swarm_services?);
+            live.sort_by(|left, right| left.address.cmp(&right.address));
+        }
+        live
     }
 
     fn report_progress_to(&self, sink: stackctl_provider::ProgressSink) {
@@ -482,6 +497,11 @@ impl DockerProvider {
         action: &Action,
         context: &ApplyContext,
     ) -> Result<ApplyOutcome, ProviderError> {
+        // A swarm service is applied whole by `swarm_service/apply.rs` (adopting one found
+        // labelled as ours is updating it to what stack.toml says).
+        if action.address.kind() == crate::swarm_service::SWARM_SERVICE {
+            return self.apply_swarm_service(client, action, context).await;
+        }
         // A file found on the host is adopted by writing what stack.toml says into it.
         if action.kind == ActionKind::Adopt && action.address.kind() != "file" {
             return self

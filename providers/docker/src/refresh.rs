@@ -108,7 +108,7 @@ impl DockerProvider {
 
     /// The target droplet's address as recorded (the engine passes the droplet's record
     /// along with this provider's own), when the target is a droplet.
-    fn recorded_droplet_ip(&self, request: &ReadRequest) -> Option<String> {
+    pub(crate) fn recorded_droplet_ip(&self, request: &ReadRequest) -> Option<String> {
         request.droplet_address(self.droplet_name()?)
     }
 
@@ -298,6 +298,20 @@ impl DockerProvider {
                 "internal".into(),
                 Value::Bool(network["Internal"].as_bool().unwrap_or(false)),
             );
+            // Only a swarm's networks say how they are made (overlay, attachable): a
+            // single host's keep the attributes they always had.
+            if attributes.contains_key("driver") {
+                attributes.insert(
+                    "driver".into(),
+                    Value::text(network["Driver"].as_str().unwrap_or("")),
+                );
+            }
+            if attributes.contains_key("attachable") {
+                attributes.insert(
+                    "attachable".into(),
+                    Value::Bool(network["Attachable"].as_bool().unwrap_or(false)),
+                );
+            }
             live.push(LiveResource {
                 address,
                 id: network["Id"].as_str().map(str::to_string),

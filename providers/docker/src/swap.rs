@@ -76,8 +76,26 @@ impl DockerProvider {
             return Ok(());
         };
         let formats = self.edge_formats(spec)?;
-        let expected = spec.backend_url(container);
-        let contents = backend_contents(formats, backend, &expected);
+        let expected = [spec.backend_url(container)];
+        self.switch_backend_servers(client, formats, backend, &expected, replacing)
+            .await
+    }
+
+    /// Rewrites the backend file so that Traefik balances the service's traffic over
+    /// `expected` (one container's URL, or a swarm service's tasks), and when
+    /// `replacing`, waits until Traefik's servers for it are exactly those.
+    pub(crate) async fn switch_backend_servers(
+        &self,
+        client: &DockerClient,
+        formats: &dyn EdgeFormats,
+        backend: &RouteBackend,
+        expected: &[String],
+        replacing: bool,
+    ) -> Result<(), ProviderError> {
+        let contents = match expected {
+            [only] => backend_contents(formats, backend, only),
+            several => formats.backend_file_servers(&backend.service, several),
+        };
         client
             .host()
             .write_file(&backend.file, contents.as_bytes(), 0o644, &backend.temp_dir)
@@ -115,7 +133,7 @@ impl DockerProvider {
                 .await;
                 if let Ok(Ok(answer)) = answer {
                     reached = Some(base.clone());
-                    if lists_server(formats, &answer, &expected) {
+                    if lists_servers(formats, &answer, expected) {
                         tracing::debug!(service = %backend.service, after = ?started.elapsed(), "the edge serves the new container");
                         return Ok(());
                     }
@@ -162,14 +180,18 @@ fn backend_contents(formats: &dyn EdgeFormats, backend: &RouteBackend, url: &str
     formats.backend_file(&backend.service, url)
 }
 
-/// Whether the edge's answer lists `expected` as the service's only server: the new
-/// container serves and the old one gets no new request. Another status (404 while the
-/// backend file is not loaded yet) or an unreadable body means "not yet".
-fn lists_server(formats: &dyn EdgeFormats, answer: &Response, expected: &str) -> bool {
+/// Whether the edge's answer lists exactly `expected` as the service's servers: the new
+/// container (or tasks) serve and the old ones get no new request. Another status (404
+/// while the backend file is not loaded yet) or an unreadable body means "not yet".
+fn lists_servers(formats: &dyn EdgeFormats, answer: &Response, expected: &[String]) -> bool {
+    let mut expected: Vec<&String> = expected.iter().collect();
+    expected.sort();
     answer.is_success()
-        && formats
-            .servers_in(&answer.body)
-            .is_ok_and(|servers| servers.len() == 1 && servers[0] == expected)
+        && formats.servers_in(&answer.body).is_ok_and(|servers| {
+            let mut servers: Vec<&String> = servers.iter().collect();
+            servers.sort();
+            servers == expected
+        })
 }
 
 /// `http://<address>:<port>` for every IPv4 address, on any network, of a running
@@ -314,31 +336,39 @@ mod tests {
                 r#"{{"loadBalancer": {{"servers": [{{"url": "{url}"}}]}}, "status": "enabled"}}"#
             )
         };
-        let expected = "http://shop-api-2:8000";
-        assert!(lists_server(
+        let expected = &["http://shop-api-2:8000".to_string()];
+        assert!(lists_servers(
             &formats,
-            &answer(200, &listing(expected)),
+            &answer(200, &listing(&expected[0])),
             expected
         ));
-        assert!(!lists_server(
+        assert!(!lists_servers(
             &formats,
             &answer(200, &listing("http://shop-api-1:8000")),
             expected
         ));
         // The URL must be a server, not merely appear in the answer.
-        assert!(!lists_server(
+        assert!(!lists_servers(
             &formats,
             &answer(200, &listing("http://shop-api-2:80001")),
             expected
         ));
-        assert!(!lists_server(
+        assert!(!lists_servers(
             &formats,
             &answer(404, "404 page not found\n"),
             expected
         ));
         // Both old and new: the old one may still get new requests.
         let both = r#"{"loadBalancer": {"servers": [{"url": "http://shop-api-1:8000"}, {"url": "http://shop-api-2:8000"}]}}"#;
-        assert!(!lists_server(&formats, &answer(200, both), expected));
+        assert!(!lists_servers(&formats, &answer(200, both), expected));
+        // A swarm service's tasks: all of them, in any order, and no other.
+        let tasks = &[
+            "http://10.0.1.6:8000".to_string(),
+            "http://10.0.1.5:8000".to_string(),
+        ];
+        let listed = r#"{"loadBalancer": {"servers": [{"url": "http://10.0.1.5:8000"}, {"url": "http://10.0.1.6:8000"}]}}"#;
+        assert!(lists_servers(&formats, &answer(200, listed), tasks));
+        assert!(!lists_servers(&formats, &answer(200, listed), &tasks[..1]));
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@
 use stackctl_provider::{EdgeFormatError, EdgeFormats};
 
 use crate::admin::{parse_service_servers, service_servers_path, API_PORT};
-use crate::render::render_backend;
+use crate::render::{render_backend, render_backend_servers};
 
 /// Traefik's backend file, its API path for a service's servers and the parser of the
 /// answer, behind the provider contract's [`EdgeFormats`].
@@ -20,6 +20,10 @@ pub struct TraefikFormats;
 impl EdgeFormats for TraefikFormats {
     fn backend_file(&self, service: &str, url: &str) -> String {
         render_backend(service, url)
+    }
+
+    fn backend_file_servers(&self, service: &str, urls: &[String]) -> String {
+        render_backend_servers(service, urls)
     }
 
     fn servers_path(&self, service: &str) -> String {
@@ -45,6 +49,10 @@ mod tests {
         let formats = TraefikFormats;
         assert_eq!(
             formats.backend_file("api", "http://shop-api-1:8000"),
+            render_backend("api", "http://shop-api-1:8000")
+        );
+        assert_eq!(
+            formats.backend_file_servers("api", &["http://shop-api-1:8000".to_string()]),
             render_backend("api", "http://shop-api-1:8000")
         );
         assert_eq!(formats.servers_path("api"), "/api/http/services/api@file");

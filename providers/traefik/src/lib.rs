@@ -34,4 +34,4 @@ mod yaml;
 pub use admin::API_PORT;
 pub use edge_formats::TraefikFormats;
 pub use provider::{TraefikProvider, PROVIDER_NAME};
-pub use render::render_backend;
+pub use render::{render_backend, render_backend_servers};

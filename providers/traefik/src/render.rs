@@ -297,6 +297,16 @@ pub fn render_middleware(
 /// service with one server. The docker provider writes it when it creates or swaps the
 /// service's container (`backend-<service>.yml`), through [`crate::TraefikFormats`].
 pub fn render_backend(service: &str, url: &str) -> String {
+    render_backend_servers(service, &[url.to_string()])
+}
+
+/// The backend file of a service served by several servers at once (a swarm service's
+/// tasks), balanced round robin by Traefik.
+pub fn render_backend_servers(service: &str, urls: &[String]) -> String {
+    let servers = urls
+        .iter()
+        .map(|url| Yaml::map().with("url", Yaml::text(url.clone())))
+        .collect();
     let body = Yaml::map().with(
         "http",
         Yaml::map().with(
@@ -305,10 +315,7 @@ pub fn render_backend(service: &str, url: &str) -> String {
                 service.to_string(),
                 Yaml::map().with(
                     "loadBalancer",
-                    Yaml::map().with(
-                        "servers",
-                        Yaml::List(vec![Yaml::map().with("url", Yaml::text(url))]),
-                    ),
+                    Yaml::map().with("servers", Yaml::List(servers)),
                 ),
             ),
         ),

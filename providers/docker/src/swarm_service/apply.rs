@@ -1,0 +1,677 @@
+//! Applying a `swarm_service.*` resource: create, update in place (Swarm's rolling update
+//! with the service's `update` policy), delete; each waits until Swarm has done it.
+//!
+//! "Done" is read from the tasks, not assumed: an apply returns when as many tasks as
+//! `replicas` run the service's current spec (a task with a health check runs only once
+//! healthy: Swarm keeps it `starting` until then), and no task of an older spec is still
+//! wanted. An update Swarm rolled back or paused fails with Swarm's own message and the
+//! failed tasks' errors; so does a service whose tasks do not all run in the health
+//! timeout (not placeable, image missing on a node, crashing).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+use stackctl_provider::{Action, ActionKind, ApplyContext, ApplyOutcome, ProviderError, Value};
+
+use super::live::{BACKEND_SERVERS, LIVE_NAME, SERVICE_ID};
+use super::requests;
+use super::spec::SwarmServiceSpec;
+use crate::api::{CountedConnection, DockerClient};
+use crate::attributes::{desired_of, recorded_with};
+use crate::http::{Request, Response};
+use crate::provider::DockerProvider;
+use crate::provider_error::{failed, from_client};
+
+/// The least time between two reads of a service converging: a task changes state on
+/// Swarm's scale of seconds, not the 100 ms a container's health probe uses.
+const LEAST_POLL: Duration = Duration::from_millis(250);
+
+/// How long a removed service's tasks may take to stop (beyond their grace period).
+const REMOVAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The states of an update that Swarm will not finish by itself.
+const UPDATE_GAVE_UP: &[&str] = &[
+    "paused",
+    "rollback_started",
+    "rollback_paused",
+    "rollback_completed",
+];
+
+impl DockerProvider {
+    pub(crate) async fn apply_swarm_service(
+        &self,
+        client: &DockerClient,
+        action: &Action,
+        context: &ApplyContext,
+    ) -> Result<ApplyOutcome, ProviderError> {
+        let resource = action.address.to_string();
+        let existing = self.swarm_services_of(client, &resource).await?;
+        if action.kind == ActionKind::Delete {
+            for service in &existing {
+                self.remove_swarm_service(client, service).await?;
+            }
+            return Ok(ApplyOutcome::Deleted);
+        }
+        let desired = desired_of(action)?;
+        let spec = SwarmServiceSpec::from_attributes(action.address.name(), &desired.attributes)
+            .map_err(|error| failed(format!("`{}`: {error}", action.address), None))?;
+        let labels = self.labels(&action.address, &desired.hash());
+        let address = action.address.to_string();
+        let invalid = |error: crate::spec::SpecError| failed(format!("`{address}`: {error}"), None);
+        // The one to keep: the recorded one if it is still there, else the newest.
+        let recorded_id = action.prior.as_ref().and_then(|prior| prior.id.clone());
+        let kept = existing
+            .iter()
+            .find(|service| service["ID"].as_str() == recorded_id.as_deref())
+            .or_else(|| {
+                existing
+                    .iter()
+                    .max_by_key(|service| service["CreatedAt"].as_str().unwrap_or("").to_string())
+            })
+            .cloned();
+        let switch = spec.task.route_backend.is_some()
+            && kept.is_some()
+            && action
+                .prior
+                .as_ref()
+                .is_some_and(|prior| needs_new_service(&prior.attributes, &desired.attributes));
+        if switch {
+            return self
+                .switch_swarm_service(client, action, context, &spec, &labels, &existing)
+                .await;
+        }
+        // An update Swarm gave up before this one is not this one's failure.
+        let mut previous_update = None;
+        let id = match &kept {
+            Some(service) => {
+                previous_update = service["UpdateStatus"]["StartedAt"]
+                    .as_str()
+                    .map(str::to_string);
+                let id = service["ID"].as_str().unwrap_or("").to_string();
+                let version = service["Version"]["Index"].as_u64().unwrap_or(0);
+                // Swarm does not rename a service: a switched one keeps its suffixed name.
+                let name = service["Spec"]["Name"]
+                    .as_str()
+                    .unwrap_or(&spec.service_name);
+                let body = spec.body(name, &labels).map_err(invalid)?;
+                client
+                    .send(requests::update_service(&id, version, body))
+                    .await
+                    .map_err(|error| {
+                        failed(
+                            format!(
+                                "`{address}`: Swarm refused the update: {}",
+                                from_client(error)
+                            ),
+                            None,
+                        )
+                    })?;
+                id
+            }
+            None => {
+                let body = spec.body(&spec.service_name, &labels).map_err(invalid)?;
+                self.create_swarm_service(client, &address, body).await?
+            }
+        };
+        // Others labelled as this resource (left by an interrupted switch) go.
+        for service in existing
+            .iter()
+            .filter(|service| service["ID"].as_str() != Some(id.as_str()))
+        {
+            self.remove_swarm_service(client, service).await?;
+        }
+        let (service, tasks) = self
+            .wait_converged(
+                client,
+                &address,
+                &id,
+                (spec.replicas, previous_update.as_deref()),
+                context.health_timeout,
+            )
+            .await?;
+        // A routed service's tasks may have moved (new addresses): the edge follows.
+        let servers = match &spec.task.route_backend {
+            Some(backend) => {
+                let servers = task_urls(&tasks, &spec.task);
+                let formats = self.edge_formats(&spec.task)?;
+                self.switch_backend_servers(client, formats, backend, &servers, kept.is_some())
+                    .await?;
+                Some(servers)
+            }
+            None => None,
+        };
+        Ok(record(desired, &service, servers))
+    }
+
+    /// Creates a service; returns its id.
+    async fn create_swarm_service(
+        &self,
+        client: &DockerClient,
+        address: &str,
+        body: Json,
+    ) -> Result<String, ProviderError> {
+        let created = client
+            .send_json(requests::create_service(body))
+            .await
+            .map_err(|error| {
+                failed(
+                    format!(
+                        "`{address}`: Swarm refused the service: {}",
+                        from_client(error)
+                    ),
+                    None,
+                )
+            })?;
+        Ok(created["ID"].as_str().unwrap_or("").to_string())
+    }
+
+    /// The zero-downtime switch of a routed service whose tasks change: its successor is a
+    /// new swarm service (`<service_name>-<short hash>`) beside the old one; once all its
+    /// tasks run (healthy), the backend file lists their addresses and Traefik is asked
+    /// until it serves exactly those; then, after the service's `drain`, the old service
+    /// is removed (its tasks get SIGTERM and their stop grace period). Should the new one
+    /// not become ready, it is removed and the old one keeps serving.
+    async fn switch_swarm_service(
+        &self,
+        client: &DockerClient,
+        action: &Action,
+        context: &ApplyContext,
+        spec: &SwarmServiceSpec,
+        labels: &crate::api::Labels,
+        existing: &[Json],
+    ) -> Result<ApplyOutcome, ProviderError> {
+        let desired = desired_of(action)?;
+        let address = action.address.to_string();
+        let formats = self.edge_formats(&spec.task)?;
+        let Some(backend) = &spec.task.route_backend else {
+            return Err(failed(format!("`{address}` has no route"), None));
+        };
+        let name = successor_name(&spec.service_name, &desired.hash());
+        // A successor left by an interrupted switch is made again.
+        for leftover in existing
+            .iter()
+            .filter(|service| service["Spec"]["Name"].as_str() == Some(name.as_str()))
+        {
+            self.remove_swarm_service(client, leftover).await?;
+        }
+        let body = spec
+            .body(&name, labels)
+            .map_err(|error| failed(format!("`{address}`: {error}"), None))?;
+        let id = self.create_swarm_service(client, &address, body).await?;
+        let ready = self
+            .wait_converged(
+                client,
+                &address,
+                &id,
+                (spec.replicas, None),
+                context.health_timeout,
+            )
+            .await;
+        let (service, tasks) = match ready {
+            Ok(ready) => ready,
+            Err(error) => {
+                let successor = serde_json::json!({ "ID": id });
+                if let Err(cleanup) = self.remove_swarm_service(client, &successor).await {
+                    tracing::warn!(%cleanup, "removing the successor that did not become ready failed");
+                }
+                return Err(error);
+            }
+        };
+        let servers = task_urls(&tasks, &spec.task);
+        self.switch_backend_servers(client, formats, backend, &servers, true)
+            .await?;
+        if !spec.task.drain.is_zero() {
+            tokio::time::sleep(spec.task.drain).await;
+        }
+        for old in existing
+            .iter()
+            .filter(|service| service["Spec"]["Name"].as_str() != Some(name.as_str()))
+        {
+            self.remove_swarm_service(client, old).await?;
+        }
+        Ok(record(desired, &service, Some(servers)))
+    }
+
+    /// The swarm services labelled as `resource` of this stack.
+    async fn swarm_services_of(
+        &self,
+        client: &DockerClient,
+        resource: &str,
+    ) -> Result<Vec<Json>, ProviderError> {
+        let listed = client
+            .send_json(requests::list_services_of(&self.stack, resource))
+            .await
+            .map_err(from_client)?;
+        Ok(listed.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Removes a service and waits until its tasks are gone (each stopped in its grace
+    /// period), so that what it used (a network, a volume) may go next.
+    pub(crate) async fn remove_swarm_service(
+        &self,
+        client: &DockerClient,
+        service: &Json,
+    ) -> Result<(), ProviderError> {
+        let id = service["ID"].as_str().unwrap_or("").to_string();
+        let response = client
+            .send_raw(requests::remove_service(&id))
+            .await
+            .map_err(from_client)?;
+        if !response.is_success() && response.status != 404 {
+            return Err(failed(
+                format!(
+                    "cannot remove swarm service `{id}`: {}",
+                    response.error_message()
+                ),
+                None,
+            ));
+        }
+        let grace = service["Spec"]["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"]
+            .as_u64()
+            .map(Duration::from_nanos)
+            .unwrap_or(Duration::from_secs(10));
+        let deadline = Instant::now() + grace + REMOVAL_TIMEOUT;
+        let mut connection = None;
+        loop {
+            // Every task, matched here: a filter naming a removed service is refused.
+            let answer = poll(client, &mut connection, &[requests::list_all_tasks()])
+                .await?
+                .pop()
+                .ok_or_else(|| failed("the daemon sent no answer", None))?;
+            let tasks = crate::api::check("GET", "/tasks", answer)
+                .map_err(from_client)?
+                .json()
+                .map_err(|error| failed(error.to_string(), None))?;
+            let remaining = tasks
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .filter(|task| task["ServiceID"].as_str() == Some(id.as_str()))
+                .count();
+            if remaining == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(failed(
+                    format!(
+                        "swarm service `{id}` was removed but its tasks are still there after {:?}",
+                        grace + REMOVAL_TIMEOUT
+                    ),
+                    None,
+                ));
+            }
+            tokio::time::sleep(LEAST_POLL.max(self.options.poll_interval)).await;
+        }
+    }
+
+    /// Waits until `replicas` tasks run the service's current spec and no task of an
+    /// older one is wanted; returns the service and its tasks as last read.
+    async fn wait_converged(
+        &self,
+        client: &DockerClient,
+        address: &str,
+        id: &str,
+        (replicas, previous_update): (i64, Option<&str>),
+        timeout: Duration,
+    ) -> Result<(Json, Vec<Json>), ProviderError> {
+        let deadline = Instant::now() + timeout;
+        let ids = [id.to_string()];
+        let mut connection = None;
+        loop {
+            let answers = poll(
+                client,
+                &mut connection,
+                &[requests::inspect_service(id), requests::list_tasks_of(&ids)],
+            )
+            .await?;
+            let mut parsed = Vec::new();
+            for answer in answers {
+                let answer = crate::api::check("GET", "/services", answer).map_err(from_client)?;
+                parsed.push(
+                    answer
+                        .json()
+                        .map_err(|error| failed(error.to_string(), None))?,
+                );
+            }
+            let tasks: Vec<Json> = parsed[1].as_array().cloned().unwrap_or_default();
+            let service = parsed.swap_remove(0);
+            let convergence = convergence(&service, &tasks, replicas, previous_update);
+            match convergence {
+                Convergence::Done => return Ok((service, tasks)),
+                Convergence::GaveUp(why) => {
+                    return Err(ProviderError::Failed {
+                        message: format!("`{address}`: Swarm gave the update up: {why}"),
+                        detail: task_errors(&tasks),
+                        hint: Some("`docker service ps --no-trunc <service>` on a manager shows each task's error".into()),
+                    })
+                }
+                Convergence::Waiting(what) if Instant::now() >= deadline => {
+                    return Err(ProviderError::Failed {
+                        message: format!("`{address}`: not ready after {timeout:?}: {what}"),
+                        detail: task_errors(&tasks),
+                        hint: Some("`docker service ps --no-trunc <service>` on a manager shows where each task is and why".into()),
+                    })
+                }
+                Convergence::Waiting(_) => {}
+            }
+            tokio::time::sleep(LEAST_POLL.max(self.options.poll_interval)).await;
+        }
+    }
+}
+
+/// What state records: the desired attributes, the service's id and live name, and for
+/// a routed service the servers the edge was given.
+fn record(
+    desired: &stackctl_provider::Resource,
+    service: &Json,
+    servers: Option<Vec<String>>,
+) -> ApplyOutcome {
+    let id = service["ID"].as_str().unwrap_or("").to_string();
+    let mut extra = vec![
+        (SERVICE_ID, Value::text(id.clone())),
+        (
+            LIVE_NAME,
+            Value::text(service["Spec"]["Name"].as_str().unwrap_or("")),
+        ),
+    ];
+    if let Some(servers) = servers {
+        extra.push((
+            BACKEND_SERVERS,
+            Value::List(servers.into_iter().map(Value::Text).collect()),
+        ));
+    }
+    ApplyOutcome::Recorded(recorded_with(desired, Some(id), &extra))
+}
+
+/// Attributes a routed service changes in place: more tasks (added, then given to the
+/// edge), how a later update would roll, and what only stackctl reads. Anything else
+/// replaces or removes tasks the edge still sends requests to (new task spec, placement,
+/// fewer replicas), so it is a switch to a successor service.
+const CHANGED_IN_PLACE: &[&str] = &[
+    "replicas",
+    "running_replicas",
+    "update",
+    "route_backend",
+    "drain_milliseconds",
+    "security_reason",
+    BACKEND_SERVERS,
+    SERVICE_ID,
+    LIVE_NAME,
+    super::live::TASKS,
+];
+
+/// Pure: whether going from `prior` to `desired` removes or replaces tasks of a routed
+/// service (a new task spec, another placement, fewer replicas).
+pub fn needs_new_service(
+    prior: &stackctl_provider::Attributes,
+    desired: &stackctl_provider::Attributes,
+) -> bool {
+    let relevant = |attributes: &stackctl_provider::Attributes| {
+        attributes
+            .iter()
+            .filter(|(name, _)| !CHANGED_IN_PLACE.contains(&name.as_str()))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let replicas = |attributes: &stackctl_provider::Attributes| {
+        attributes
+            .get("replicas")
+            .and_then(Value::as_integer)
+            .unwrap_or(1)
+    };
+    relevant(prior) != relevant(desired) || replicas(desired) < replicas(prior)
+}
+
+/// `shop-web` → `shop-web-1a2b3c4d`: the successor's name, from the desired hash.
+pub fn successor_name(service_name: &str, hash: &str) -> String {
+    let digest = hash.strip_prefix("sha256:").unwrap_or(hash);
+    format!("{service_name}-{}", &digest[..digest.len().min(8)])
+}
+
+/// The URLs the edge sends a routed service's traffic to: each running task's address
+/// on the service's first network (the one the edge shares with it), at its port.
+pub fn task_urls(tasks: &[Json], task: &crate::spec::ServiceSpec) -> Vec<String> {
+    let Some((network, _)) = task.first_network() else {
+        return Vec::new();
+    };
+    let port = task.port.unwrap_or(80);
+    let mut urls: Vec<String> = tasks
+        .iter()
+        .filter(|task| task["DesiredState"] == "running" && task["Status"]["State"] == "running")
+        .filter_map(|task| task_address(task, network))
+        .map(|address| format!("http://{address}:{port}"))
+        .collect();
+    urls.sort();
+    urls
+}
+
+/// A task's IPv4 address on `network` (by name), from its `NetworksAttachments`.
+pub fn task_address(task: &Json, network: &str) -> Option<String> {
+    task["NetworksAttachments"]
+        .as_array()?
+        .iter()
+        .find(|attachment| attachment["Network"]["Spec"]["Name"].as_str() == Some(network))?
+        ["Addresses"]
+        .as_array()?
+        .iter()
+        .filter_map(Json::as_str)
+        .filter_map(|cidr| cidr.split('/').next())
+        .find(|address| address.parse::<std::net::Ipv4Addr>().is_ok())
+        .map(str::to_string)
+}
+
+/// One poll of a wait: on the stream of the previous one (over SSH one channel for the
+/// whole wait, not one per poll), or on a new one when the daemon closed it meanwhile.
+async fn poll(
+    client: &DockerClient,
+    connection: &mut Option<CountedConnection>,
+    batch: &[Request],
+) -> Result<Vec<Response>, ProviderError> {
+    if let Some(open) = connection.as_mut() {
+        if let Ok(answers) = open.batch(batch).await {
+            return Ok(answers);
+        }
+    }
+    let mut fresh = client.connect().await.map_err(from_client)?;
+    let answers = fresh.batch(batch).await.map_err(from_client)?;
+    *connection = Some(fresh);
+    Ok(answers)
+}
+
+/// Where a service stands against what was asked of it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Convergence {
+    Done,
+    /// Still on its way: what is missing.
+    Waiting(String),
+    /// Swarm stopped the update (rolled back or paused): its message.
+    GaveUp(String),
+}
+
+/// Pure: whether `replicas` tasks run the service's current container spec, no task of
+/// another spec is still wanted, and the update (if any) neither paused nor rolled back.
+/// `previous_update` is when the update Swarm reported before this one started
+/// (`UpdateStatus.StartedAt`): a status still from then says nothing of this one.
+pub fn convergence(
+    service: &Json,
+    tasks: &[Json],
+    replicas: i64,
+    previous_update: Option<&str>,
+) -> Convergence {
+    let update = &service["UpdateStatus"];
+    let this_update = update["StartedAt"].as_str() != previous_update || previous_update.is_none();
+    if let Some(state) = update["State"].as_str().filter(|_| this_update) {
+        if UPDATE_GAVE_UP.contains(&state) {
+            return Convergence::GaveUp(format!(
+                "{state}: {}",
+                update["Message"].as_str().unwrap_or("no message")
+            ));
+        }
+    }
+    let current = &service["Spec"]["TaskTemplate"]["ContainerSpec"];
+    let wanted: Vec<&Json> = tasks
+        .iter()
+        .filter(|task| task["DesiredState"] == "running")
+        .collect();
+    let stale = wanted
+        .iter()
+        .filter(|task| &task["Spec"]["ContainerSpec"] != current)
+        .count();
+    let running = wanted
+        .iter()
+        .filter(|task| {
+            &task["Spec"]["ContainerSpec"] == current && task["Status"]["State"] == "running"
+        })
+        .count() as i64;
+    if running >= replicas && stale == 0 {
+        Convergence::Done
+    } else {
+        Convergence::Waiting(format!(
+            "{running} of {replicas} tasks run the current spec, {stale} of an older one still wanted"
+        ))
+    }
+}
+
+/// The errors of the service's failed tasks, one line each, for a failure's detail.
+fn task_errors(tasks: &[Json]) -> Option<String> {
+    let lines: Vec<String> = tasks
+        .iter()
+        .filter_map(|task| {
+            let error = task["Status"]["Err"]
+                .as_str()
+                .filter(|error| !error.is_empty())?;
+            Some(format!(
+                "task {} (slot {}): {} — {}",
+                task["ID"].as_str().unwrap_or("?"),
+                task["Slot"].as_i64().unwrap_or(0),
+                task["Status"]["State"].as_str().unwrap_or("?"),
+                error
+            ))
+        })
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn service(image: &str, update_state: Option<&str>) -> Json {
+        let mut service =
+            json!({ "Spec": { "TaskTemplate": { "ContainerSpec": { "Image": image } } } });
+        if let Some(state) = update_state {
+            service["UpdateStatus"] = json!({ "State": state, "Message": "update rolled back due to failure or early termination of task x" });
+        }
+        service
+    }
+
+    fn task(image: &str, state: &str, desired: &str) -> Json {
+        json!({
+            "Spec": { "ContainerSpec": { "Image": image } },
+            "DesiredState": desired,
+            "Status": { "State": state },
+        })
+    }
+
+    #[test]
+    fn a_service_is_done_when_its_replicas_run_the_current_spec_and_no_older_one_is_wanted() {
+        let current = service("web:2", Some("updating"));
+        let during = [
+            task("web:2", "running", "running"),
+            task("web:1", "running", "running"),
+        ];
+        assert_eq!(
+            convergence(&current, &during, 1, None),
+            Convergence::Waiting(
+                "1 of 1 tasks run the current spec, 1 of an older one still wanted".into()
+            )
+        );
+        let starting = [
+            task("web:2", "starting", "running"),
+            task("web:1", "shutdown", "shutdown"),
+        ];
+        assert!(matches!(
+            convergence(&current, &starting, 1, None),
+            Convergence::Waiting(_)
+        ));
+        let done = [
+            task("web:2", "running", "running"),
+            task("web:1", "shutdown", "shutdown"),
+        ];
+        assert_eq!(convergence(&current, &done, 1, None), Convergence::Done);
+    }
+
+    #[test]
+    fn a_rolled_back_update_is_given_up_with_swarms_message() {
+        let rolled_back = service("web:2", Some("rollback_completed"));
+        let Convergence::GaveUp(why) = convergence(&rolled_back, &[], 1, None) else {
+            panic!("not given up");
+        };
+        assert!(
+            why.starts_with("rollback_completed: update rolled back"),
+            "{why}"
+        );
+        // The same status, from an update before this one: not this update's failure.
+        let mut earlier = rolled_back.clone();
+        earlier["UpdateStatus"]["StartedAt"] = json!("2026-11-30T07:00:00Z");
+        assert!(matches!(
+            convergence(&earlier, &[], 1, Some("2026-11-30T07:00:00Z")),
+            Convergence::Waiting(_)
+        ));
+    }
+
+    #[test]
+    fn only_a_change_of_what_the_tasks_run_makes_a_routed_service_switch() {
+        let prior = super::super::spec::tests::web_attributes();
+        let mut scaled = prior.clone();
+        scaled.insert("replicas".into(), Value::Integer(5));
+        scaled.insert("running_replicas".into(), Value::Integer(5));
+        assert!(
+            !needs_new_service(&prior, &scaled),
+            "more tasks: added in place"
+        );
+        // Fewer tasks: Swarm would stop some the edge still sends requests to.
+        assert!(needs_new_service(&scaled, &prior));
+        let mut moved = prior.clone();
+        moved.insert("placement".into(), Value::Map(Default::default()));
+        assert!(
+            needs_new_service(&prior, &moved),
+            "tasks that move get new addresses"
+        );
+        let mut changed = prior.clone();
+        changed.insert("image".into(), Value::text("web:2"));
+        assert!(needs_new_service(&prior, &changed));
+        assert_eq!(
+            successor_name("shop-web", "sha256:1a2b3c4d5e6f"),
+            "shop-web-1a2b3c4d"
+        );
+    }
+
+    #[test]
+    fn the_edges_servers_are_the_running_tasks_addresses_on_the_first_network() {
+        let attributes = super::super::spec::tests::web_attributes();
+        let spec = SwarmServiceSpec::from_attributes("web", &attributes).unwrap();
+        let task = |address: &str, state: &str| {
+            json!({
+                "DesiredState": "running",
+                "Status": { "State": state },
+                "NetworksAttachments": [
+                    { "Network": { "Spec": { "Name": "ingress" } }, "Addresses": ["10.255.0.9/16"] },
+                    { "Network": { "Spec": { "Name": "shop_backend" } }, "Addresses": [address] },
+                ],
+            })
+        };
+        let tasks = [
+            task("10.0.1.7/24", "running"),
+            task("10.0.1.5/24", "running"),
+            task("10.0.1.9/24", "starting"),
+        ];
+        assert_eq!(
+            task_urls(&tasks, &spec.task),
+            ["http://10.0.1.5:8080", "http://10.0.1.7:8080"]
+        );
+    }
+}

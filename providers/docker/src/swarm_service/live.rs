@@ -1,0 +1,516 @@
+//! A swarm service read back as attributes: its spec (`GET /services`) and its tasks
+//! (`GET /tasks`), in the resource's shape so the planner compares like with like.
+//!
+//! Pure. What drift means for a swarm service:
+//!
+//! - its spec changed by hand (`docker service scale`, `docker service update --env-add`,
+//!   an image swapped): the attribute shows the live value (`replicas`, `env`, `image`);
+//! - a task is missing (killed, its node down, not placeable): `running_replicas` counts
+//!   the tasks that run now, so fewer than asked shows as `running_replicas: 2 → 1` while
+//!   Swarm has not yet replaced it (or cannot);
+//! - where each task runs and in which state is `tasks` (computed, kept in state and
+//!   shown by `ps`, never a reason to act by itself).
+//!
+//! Secret values never come back: an env key the resource declares secret is hashed
+//! with the state's salt, like a container's.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+use stackctl_provider::{Attributes, Secret, Value};
+
+use super::spec::restart_condition;
+
+/// Computed attributes: facts of the live service, never a reason to act.
+pub const SERVICE_ID: &str = "service_id";
+pub const LIVE_NAME: &str = "service";
+pub const TASKS: &str = "tasks";
+/// A routed service's servers: recorded as given to the edge, read live from the tasks
+/// running now, so a task Swarm moved (a new address the edge does not know) is drift.
+pub const BACKEND_SERVERS: &str = "backend_servers";
+/// Counted from the tasks: a missing one is drift.
+pub const RUNNING_REPLICAS: &str = "running_replicas";
+
+/// What one swarm service and its tasks say. `networks` maps network ids to names (a
+/// service's spec names its networks by id once created), `nodes` node ids to host names.
+pub fn live_swarm_service_attributes(
+    service: &Json,
+    tasks: &[&Json],
+    networks: &BTreeMap<String, String>,
+    nodes: &BTreeMap<String, String>,
+    reference: Option<&Attributes>,
+    salt: &str,
+) -> Attributes {
+    let mut attributes = reference.cloned().unwrap_or_default();
+    for computed in [
+        SERVICE_ID,
+        LIVE_NAME,
+        TASKS,
+        RUNNING_REPLICAS,
+        BACKEND_SERVERS,
+    ] {
+        attributes.remove(computed);
+    }
+    let spec = &service["Spec"];
+    let template = &spec["TaskTemplate"];
+    let container = &template["ContainerSpec"];
+    let limits = &template["Resources"]["Limits"];
+
+    attributes.insert(
+        SERVICE_ID.into(),
+        Value::text(service["ID"].as_str().unwrap_or("")),
+    );
+    attributes.insert(
+        LIVE_NAME.into(),
+        Value::text(spec["Name"].as_str().unwrap_or("")),
+    );
+    if let Some(image) = container["Image"].as_str() {
+        // Swarm pins the digest it resolved (`web:1@sha256:…`); stack.toml names the tag.
+        let declared_digest = reference
+            .and_then(|attributes| attributes.get("image"))
+            .and_then(Value::as_text)
+            .is_some_and(|image| image.contains('@'));
+        let shown = if declared_digest {
+            image
+        } else {
+            image.split('@').next().unwrap_or(image)
+        };
+        attributes.insert("image".into(), Value::text(shown));
+    }
+    let texts = |json: &Json| -> Option<Vec<String>> {
+        json.as_array().map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_str().map(str::to_string))
+                .collect()
+        })
+    };
+    let text_value = |items: Vec<String>| Value::List(items.into_iter().map(Value::Text).collect());
+    let put_optional = |attributes: &mut Attributes, name: &str, value: Option<Value>| match value {
+        Some(value) => {
+            attributes.insert(name.to_string(), value);
+        }
+        None => {
+            attributes.remove(name);
+        }
+    };
+    put_optional(
+        &mut attributes,
+        "command",
+        texts(&container["Args"]).map(text_value),
+    );
+    put_optional(
+        &mut attributes,
+        "entrypoint",
+        texts(&container["Command"]).map(text_value),
+    );
+    put_optional(
+        &mut attributes,
+        "user",
+        container["User"]
+            .as_str()
+            .filter(|user| !user.is_empty())
+            .map(Value::text),
+    );
+    attributes.insert(
+        "read_only".into(),
+        Value::Bool(container["ReadOnly"].as_bool().unwrap_or(false)),
+    );
+
+    // Env: plain only when the resource says so; anything else could be a secret.
+    let reference_env = reference
+        .and_then(|attributes| attributes.get("env"))
+        .and_then(Value::as_map);
+    let mut env = BTreeMap::new();
+    for entry in container["Env"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        let Some((key, value)) = entry.as_str().and_then(|entry| entry.split_once('=')) else {
+            continue;
+        };
+        let live = match reference_env.and_then(|entries| entries.get(key)) {
+            Some(Value::Integer(number)) if number.to_string() == value => Value::Integer(*number),
+            Some(Value::Bool(flag)) if flag.to_string() == value => Value::Bool(*flag),
+            Some(Value::Text(_) | Value::Integer(_) | Value::Bool(_)) => Value::text(value),
+            _ => Value::Secret(Secret::from_digest(Secret::digest_of(value, salt))),
+        };
+        env.insert(key.to_string(), live);
+    }
+    attributes.insert("env".into(), Value::Map(env));
+
+    let mut volumes = Vec::new();
+    let mut tmpfs = BTreeMap::new();
+    for mount in container["Mounts"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        let kind = mount["Type"].as_str().unwrap_or("");
+        let target = mount["Target"].as_str().unwrap_or("").to_string();
+        if kind == "tmpfs" {
+            tmpfs.insert(
+                target,
+                Value::Integer(mount["TmpfsOptions"]["SizeBytes"].as_i64().unwrap_or(0)),
+            );
+            continue;
+        }
+        volumes.push(Value::Map(BTreeMap::from([
+            ("kind".to_string(), Value::text(kind)),
+            (
+                "source".to_string(),
+                Value::text(mount["Source"].as_str().unwrap_or("")),
+            ),
+            ("target".to_string(), Value::text(target)),
+            (
+                "read_only".to_string(),
+                Value::Bool(mount["ReadOnly"].as_bool().unwrap_or(false)),
+            ),
+        ])));
+    }
+    attributes.insert("volumes".into(), Value::List(volumes));
+    if !tmpfs.is_empty() || attributes.contains_key("tmpfs") {
+        attributes.insert("tmpfs".into(), Value::Map(tmpfs));
+    }
+
+    put_optional(
+        &mut attributes,
+        "memory",
+        limits["MemoryBytes"]
+            .as_i64()
+            .filter(|bytes| *bytes > 0)
+            .map(Value::Integer),
+    );
+    put_optional(
+        &mut attributes,
+        "cpus",
+        limits["NanoCPUs"]
+            .as_i64()
+            .filter(|nanos| *nanos > 0)
+            .map(|nanos| Value::text(format!("{}", nanos as f64 / 1e9))),
+    );
+    let pids = limits["Pids"].as_i64().filter(|pids| *pids > 0);
+    if pids.is_some() || attributes.contains_key("pids_limit") {
+        put_optional(&mut attributes, "pids_limit", pids.map(Value::Integer));
+    }
+    for (attribute, field) in [("cap_drop", "CapabilityDrop"), ("cap_add", "CapabilityAdd")] {
+        let names: Vec<String> = texts(&container[field])
+            .unwrap_or_default()
+            .iter()
+            .map(|name| capability(name))
+            .collect();
+        if !names.is_empty() || attributes.contains_key(attribute) {
+            attributes.insert(attribute.to_string(), text_value(names));
+        }
+    }
+    let grace = container["StopGracePeriod"]
+        .as_i64()
+        .map(|nanos| (nanos + 999_999_999) / 1_000_000_000)
+        .unwrap_or(crate::spec::DOCKER_STOP_GRACE_SECONDS);
+    if attributes.contains_key("stop_grace_seconds")
+        || grace != crate::spec::DOCKER_STOP_GRACE_SECONDS
+    {
+        attributes.insert("stop_grace_seconds".into(), Value::Integer(grace));
+    }
+    let condition = template["RestartPolicy"]["Condition"]
+        .as_str()
+        .unwrap_or("any");
+    let declared_restart = attributes
+        .get("restart")
+        .and_then(Value::as_text)
+        .unwrap_or("unless-stopped")
+        .to_string();
+    if restart_condition(&declared_restart) != condition {
+        attributes.insert("restart".into(), Value::text(condition));
+    }
+    read_health(&mut attributes, &container["Healthcheck"]);
+
+    let mut attached = BTreeMap::new();
+    for network in template["Networks"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        let target = network["Target"].as_str().unwrap_or("");
+        let name = networks
+            .get(target)
+            .cloned()
+            .unwrap_or_else(|| target.to_string());
+        attached.insert(
+            name,
+            text_value(texts(&network["Aliases"]).unwrap_or_default()),
+        );
+    }
+    attributes.insert("networks".into(), Value::Map(attached));
+
+    attributes.insert(
+        "replicas".into(),
+        Value::Integer(spec["Mode"]["Replicated"]["Replicas"].as_i64().unwrap_or(0)),
+    );
+    let placement = &template["Placement"];
+    let spread: Vec<String> = placement["Preferences"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|preference| preference["Spread"]["SpreadDescriptor"].as_str())
+        .map(str::to_string)
+        .collect();
+    attributes.insert(
+        "placement".into(),
+        Value::Map(BTreeMap::from([
+            (
+                "constraints".to_string(),
+                text_value(texts(&placement["Constraints"]).unwrap_or_default()),
+            ),
+            ("spread".to_string(), text_value(spread)),
+        ])),
+    );
+    attributes.insert(
+        "endpoint_mode".into(),
+        Value::text(spec["EndpointSpec"]["Mode"].as_str().unwrap_or("vip")),
+    );
+    let update = &spec["UpdateConfig"];
+    attributes.insert(
+        "update".into(),
+        Value::Map(BTreeMap::from([
+            (
+                "parallelism".to_string(),
+                Value::Integer(update["Parallelism"].as_i64().unwrap_or(0)),
+            ),
+            (
+                "order".to_string(),
+                Value::text(update["Order"].as_str().unwrap_or("stop-first")),
+            ),
+            (
+                "failure_action".to_string(),
+                Value::text(update["FailureAction"].as_str().unwrap_or("pause")),
+            ),
+            (
+                "monitor_milliseconds".to_string(),
+                Value::Integer(update["Monitor"].as_i64().unwrap_or(0) / 1_000_000),
+            ),
+        ])),
+    );
+
+    if attributes.contains_key("route_backend") {
+        let owned: Vec<Json> = tasks.iter().map(|task| (*task).clone()).collect();
+        let servers = crate::spec::ServiceSpec::from_attributes("live", &{
+            let mut task_attributes = attributes.clone();
+            task_attributes.insert("container_name".into(), Value::text("live"));
+            task_attributes.remove("tmpfs");
+            task_attributes.remove("env");
+            task_attributes
+        })
+        .map(|task| super::apply::task_urls(&owned, &task))
+        .unwrap_or_default();
+        attributes.insert(
+            BACKEND_SERVERS.into(),
+            Value::List(servers.into_iter().map(Value::Text).collect()),
+        );
+    } else {
+        attributes.remove(BACKEND_SERVERS);
+    }
+    let (running, described) = task_states(tasks, nodes);
+    attributes.insert(RUNNING_REPLICAS.into(), Value::Integer(running));
+    attributes.insert(TASKS.into(), Value::List(described));
+    attributes
+}
+
+/// How many tasks run now (Swarm wants them running and they are), and each task that
+/// Swarm still wants running, as `{ slot, node, state, error }`, by slot.
+pub fn task_states(tasks: &[&Json], nodes: &BTreeMap<String, String>) -> (i64, Vec<Value>) {
+    let mut wanted: Vec<&&Json> = tasks
+        .iter()
+        .filter(|task| task["DesiredState"] == "running")
+        .collect();
+    wanted.sort_by_key(|task| {
+        (
+            task["Slot"].as_i64().unwrap_or(0),
+            task["ID"].as_str().unwrap_or("").to_string(),
+        )
+    });
+    let running = wanted
+        .iter()
+        .filter(|task| task["Status"]["State"] == "running")
+        .count() as i64;
+    let described = wanted
+        .iter()
+        .map(|task| {
+            let node_id = task["NodeID"].as_str().unwrap_or("");
+            let node = nodes.get(node_id).map(String::as_str).unwrap_or(node_id);
+            let mut entry = BTreeMap::from([
+                (
+                    "slot".to_string(),
+                    Value::Integer(task["Slot"].as_i64().unwrap_or(0)),
+                ),
+                ("node".to_string(), Value::text(node)),
+                (
+                    "state".to_string(),
+                    Value::text(task["Status"]["State"].as_str().unwrap_or("")),
+                ),
+            ]);
+            if let Some(error) = task["Status"]["Err"]
+                .as_str()
+                .filter(|error| !error.is_empty())
+            {
+                entry.insert("error".to_string(), Value::text(error));
+            }
+            Value::Map(entry)
+        })
+        .collect();
+    (running, described)
+}
+
+fn read_health(attributes: &mut Attributes, check: &Json) {
+    let Some(test) = check["Test"].as_array() else {
+        attributes.remove("health");
+        return;
+    };
+    let seconds = |field: &str| Value::Integer(check[field].as_i64().unwrap_or(0) / 1_000_000_000);
+    let test: Vec<Value> = test
+        .iter()
+        .filter_map(|part| part.as_str().map(Value::text))
+        .collect();
+    attributes.insert(
+        "health".into(),
+        Value::Map(BTreeMap::from([
+            ("test".to_string(), Value::List(test)),
+            ("interval_seconds".to_string(), seconds("Interval")),
+            ("timeout_seconds".to_string(), seconds("Timeout")),
+            (
+                "retries".to_string(),
+                Value::Integer(check["Retries"].as_i64().unwrap_or(0)),
+            ),
+            ("start_period_seconds".to_string(), seconds("StartPeriod")),
+        ])),
+    );
+}
+
+/// `CAP_NET_RAW` and `net_raw` are the same capability; attributes write `NET_RAW`.
+fn capability(name: &str) -> String {
+    let upper = name.trim().to_ascii_uppercase();
+    upper
+        .strip_prefix("CAP_")
+        .map(str::to_string)
+        .unwrap_or(upper)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::spec::tests::web_attributes;
+    use super::super::spec::SwarmServiceSpec;
+    use super::*;
+    use crate::api::Labels;
+
+    /// A service as `GET /services` shows the spec sent: network names become ids, the
+    /// image gets its digest.
+    fn live_service(body: &Json) -> Json {
+        let mut spec = body.clone();
+        spec["TaskTemplate"]["ContainerSpec"]["Image"] = json!("web:1@sha256:0123");
+        spec["TaskTemplate"]["Networks"][0]["Target"] = json!("n1d");
+        json!({ "ID": "svc1", "Version": { "Index": 7 }, "Spec": spec })
+    }
+
+    fn task(slot: i64, node: &str, state: &str, desired: &str) -> Json {
+        json!({
+            "ID": format!("t{slot}{state}"),
+            "Slot": slot,
+            "NodeID": node,
+            "DesiredState": desired,
+            "Status": { "State": state, "Err": if state == "failed" { "task: non-zero exit (137)" } else { "" } },
+        })
+    }
+
+    fn read(service: &Json, tasks: &[Json]) -> Attributes {
+        let tasks: Vec<&Json> = tasks.iter().collect();
+        live_swarm_service_attributes(
+            service,
+            &tasks,
+            &BTreeMap::from([("n1d".to_string(), "shop_backend".to_string())]),
+            &BTreeMap::from([("node1".to_string(), "web-1".to_string())]),
+            Some(&web_attributes()),
+            "salt",
+        )
+    }
+
+    fn body() -> Json {
+        let labels = Labels {
+            stack: "shop".into(),
+            resource: "swarm_service.web".into(),
+            hash: "h".into(),
+        };
+        SwarmServiceSpec::from_attributes("web", &web_attributes())
+            .unwrap()
+            .body("shop-web", &labels)
+            .unwrap()
+    }
+
+    /// The attributes drift compares: all but the computed ones.
+    fn compared(attributes: &Attributes) -> Attributes {
+        let mut attributes = attributes.clone();
+        for computed in [SERVICE_ID, LIVE_NAME, TASKS, RUNNING_REPLICAS] {
+            attributes.remove(computed);
+        }
+        attributes
+    }
+
+    #[test]
+    fn a_service_read_back_as_it_was_sent_shows_no_drift() {
+        let live = read(
+            &live_service(&body()),
+            &[
+                task(1, "node1", "running", "running"),
+                task(2, "node1", "running", "running"),
+            ],
+        );
+        assert_eq!(compared(&live), web_attributes());
+        assert_eq!(live[RUNNING_REPLICAS], Value::Integer(2));
+        assert_eq!(live[LIVE_NAME], Value::text("shop-web"));
+        assert_eq!(
+            live[TASKS].as_list().unwrap()[0],
+            Value::Map(BTreeMap::from([
+                ("slot".to_string(), Value::Integer(1)),
+                ("node".to_string(), Value::text("web-1")),
+                ("state".to_string(), Value::text("running")),
+            ]))
+        );
+    }
+
+    #[test]
+    fn a_hand_scale_a_changed_env_and_a_missing_task_show() {
+        let mut service = live_service(&body());
+        service["Spec"]["Mode"]["Replicated"]["Replicas"] = json!(3);
+        service["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"] = json!(["MODE=slow", "EXTRA=x"]);
+        let live = read(
+            &service,
+            &[
+                task(1, "node1", "running", "running"),
+                task(2, "node1", "failed", "shutdown"),
+                task(2, "node1", "pending", "running"),
+                task(3, "node1", "running", "running"),
+            ],
+        );
+        assert_eq!(live["replicas"], Value::Integer(3));
+        assert_eq!(live[RUNNING_REPLICAS], Value::Integer(2));
+        let env = live["env"].as_map().unwrap();
+        assert_eq!(env["MODE"], Value::text("slow"));
+        // Not declared: could be a secret, so only its digest.
+        assert!(matches!(env["EXTRA"], Value::Secret(_)));
+        let states: Vec<String> = live[TASKS]
+            .as_list()
+            .unwrap()
+            .iter()
+            .map(|task| {
+                task.as_map().unwrap()["state"]
+                    .as_text()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(states, ["running", "pending", "running"]);
+    }
+}

@@ -1,0 +1,85 @@
+//! Services on a Docker Swarm: the `swarm_service` kind.
+//!
+//! On a swarm target, lowering turns each service into `swarm_service.<name>`, and this
+//! provider, talking to the first manager's Engine API, keeps one Swarm service per
+//! resource, labelled like every other object (`stackctl.stack`, `stackctl.resource`,
+//! `stackctl.hash`) so that refresh and clean-up find it and nothing else.
+//!
+//! What each task runs is read by the container's own spec (`spec.rs` at the crate's
+//! root), so an attribute means the same on one host and on a swarm; what only a swarm
+//! service has (replicas, placement, endpoint mode, update policy) is added in
+//! [`spec`]. The reverse, a service and its tasks read back, is [`live`]: a hand scale,
+//! a changed env or image, and a missing task are drift.
+//!
+//! Applying ([`apply`]) creates or updates the service (Swarm's rolling update, with the
+//! service's `update` policy: start-first by default, stop-first for a service holding a
+//! named volume) and returns once the tasks run the new spec, health-gated by Swarm
+//! itself (a task with a health check is `starting` until healthy). A delete waits until
+//! the tasks are gone, so a network or volume they used may go next.
+//!
+//! Secret values are refused in a swarm service's env (`docker service inspect` on any
+//! manager shows a service's env); Swarm secrets mounted as files are not built yet.
+//!
+//! - [`spec`]: attributes → the `ServiceSpec` body (pure);
+//! - [`live`]: service and tasks → attributes (pure);
+//! - [`requests`]: the Engine API requests (pure);
+//! - [`apply`]: create, update, delete, waiting for convergence;
+//! - [`refresh`]: every swarm service of the stack in one round trip.
+
+pub mod apply;
+pub mod live;
+pub mod refresh;
+pub mod requests;
+pub mod spec;
+
+/// The kind lowering gives services on a swarm target.
+pub const SWARM_SERVICE: &str = "swarm_service";
+
+use stackctl_provider::{AttributeSchema, KindSchema};
+
+/// How the planner treats a swarm service's attributes: everything is changed in place by
+/// a service update (Swarm rolls it over the tasks; a routed service's successor takes
+/// over through the edge), but its name.
+pub fn kind_schema() -> KindSchema {
+    let mut attributes = vec![AttributeSchema::replaces("service_name")];
+    attributes.extend(
+        [
+            "image",
+            "image_digest",
+            "command",
+            "entrypoint",
+            "env",
+            "networks",
+            "volumes",
+            "user",
+            "memory",
+            "cpus",
+            "restart",
+            "read_only",
+            "port",
+            "ports",
+            "stateful",
+            "cap_drop",
+            "cap_add",
+            "pids_limit",
+            "tmpfs",
+            "health",
+            "stop_grace_seconds",
+            "route_backend",
+            "replicas",
+            live::RUNNING_REPLICAS,
+            "placement",
+            "endpoint_mode",
+            "update",
+        ]
+        .map(AttributeSchema::plain),
+    );
+    attributes.extend(["drain_milliseconds", "security_reason"].map(AttributeSchema::inert));
+    attributes
+        .extend([live::SERVICE_ID, live::LIVE_NAME, live::TASKS].map(AttributeSchema::computed));
+    KindSchema {
+        kind: SWARM_SERVICE,
+        provider: "docker",
+        attributes,
+    }
+}
