@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use super::{Session, SessionError, VerifyReport};
 use crate::apply::runs::RunFolder;
-use crate::apply::{execute, ApplyOptions, ApplyReport, Event, Interruption, Status};
+use crate::apply::{execute_actions, ApplyOptions, ApplyReport, Event, Interruption, Status};
 use crate::plan::Plan;
 use crate::state::{JournalEntry, State};
 
@@ -108,9 +108,9 @@ impl Session {
         );
 
         let mut journal = self.store.start_journal(state)?;
-        let report = {
+        let executed = {
             let mut on_event = |event: &Event| observer.event(event);
-            execute(
+            execute_actions(
                 plan,
                 &desired,
                 &self.backends.providers,
@@ -140,6 +140,33 @@ impl Session {
         self.store.finish_journal(journal, state)?;
         tracing::debug!("state saved");
 
+        // Ending the providers (after a replace, the old containers stop and go) decides
+        // nothing more about the actions: the release history is written beside it.
+        let all_done = {
+            let report = executed.report();
+            report.failed() == 0
+                && report.skipped() == 0
+                && report.unreachable() == 0
+                && report.interrupted() == 0
+        };
+        let release = if all_done {
+            self.release_entry(plan, state)
+        } else {
+            None
+        };
+        let (report, saved_release) = {
+            let mut on_event = |event: &Event| observer.event(event);
+            let lineage = state.lineage.as_str();
+            let saving = async {
+                match release {
+                    Some(entry) => Some(self.save_release(entry, lineage).await),
+                    None => None,
+                }
+            };
+            tokio::join!(executed.end_providers(&mut on_event), saving)
+        };
+        tracing::debug!("providers ended; release history written");
+
         let events: String = report
             .events
             .iter()
@@ -160,13 +187,30 @@ impl Session {
             allow_data_loss: options.allow_data_loss,
             recorded: std::sync::Arc::new(std::sync::RwLock::new(state.attributes_by_address())),
         };
-        // Every provider's evidence at once: it decides nothing, so it should not add up.
+        // What reads the host after the apply, all at once: none of it decides another's
+        // result. Every provider's evidence; the prune of images no kept history entry
+        // runs (after the providers ended, so an image only a replaced container used
+        // goes now); the security facts (the report is written once the checks probed
+        // the edge's TLS).
         let evidence = futures::future::join_all(self.backends.providers.all().map(|provider| {
             let context = &context;
             async move { (provider.name(), provider.evidence(context).await) }
-        }))
-        .await;
-        tracing::debug!("evidence collected");
+        }));
+        let prune = async {
+            if !all_done {
+                return Vec::new();
+            }
+            match (plan.mode, &saved_release) {
+                (crate::plan::PlanMode::Apply, Some(Ok((_, keep)))) => {
+                    self.prune_images(keep, &context).await
+                }
+                (crate::plan::PlanMode::Destroy, _) => self.remove_kept_images(&context).await,
+                _ => Vec::new(),
+            }
+        };
+        let (evidence, pruned, security_facts) =
+            tokio::join!(evidence, prune, self.read_security_facts());
+        tracing::debug!("evidence, prune and security facts read");
         for (provider, files) in evidence {
             for (name, contents) in files {
                 write(observer, &format!("{provider}/{name}"), &contents);
@@ -210,34 +254,37 @@ impl Session {
         write(observer, "summary.txt", summary.as_bytes());
         observer.summary(&summary);
         tracing::debug!("run folder written");
-
-        let all_done = report.failed() == 0
-            && report.skipped() == 0
-            && report.unreachable() == 0
-            && report.interrupted() == 0;
-        if all_done {
-            match plan.mode {
-                crate::plan::PlanMode::Apply => {
-                    self.record_release(plan, state, &context, observer).await
-                }
-                crate::plan::PlanMode::Destroy => self.remove_kept_images(&context, observer).await,
-                crate::plan::PlanMode::Drift => {}
+        match saved_release {
+            Some(Ok((id, _))) => observer.note(&format!(
+                "Recorded as history entry {id} (`stackctl rollback --list`)."
+            )),
+            Some(Err(warning)) => observer.warning(&warning),
+            None => {}
+        }
+        for message in pruned {
+            match message {
+                Ok(note) => observer.note(&note),
+                Err(warning) => observer.warning(&warning),
             }
         }
+
         let checks = if run_checks && all_done && self.loaded.config.edge.is_some() {
             Some(self.verify_with_state(Some(state), Some(&folder)).await)
         } else {
             None
         };
-        // Read from the target now, not from stack.toml: what the containers run with,
-        // and the edge's TLS as the checks just probed it.
+        // Read from the target, not from stack.toml: what the containers run with, and
+        // the edge's TLS as the checks just probed it.
         let tls = match &checks {
             Some(Ok(verified)) => verified.tls.as_ref(),
             _ => None,
         };
-        if let Err(message) = self.write_security_report(&folder, tls).await {
+        let security =
+            security_facts.and_then(|facts| self.write_security_report_of(&folder, &facts, tls));
+        if let Err(message) = security {
             write(observer, "security.txt", format!("{message}\n").as_bytes());
         }
+        tracing::debug!("security report written");
         Ok(ApplyRun {
             report,
             folder: folder.path().to_path_buf(),

@@ -30,12 +30,24 @@ impl DockerProvider {
             .iter()
             .filter_map(|container| container["Id"].as_str())
             .collect();
-        // One inspect per container: a stack has a handful, and the report runs once.
-        let mut inspects = Vec::new();
-        for id in ids {
-            let inspect = client
-                .send_json(api::inspect_container(id))
-                .await
+        // Every container's inspect in one pipelined batch: one round trip, however many.
+        let requests: Vec<_> = ids.iter().map(|id| api::inspect_container(id)).collect();
+        let responses = client
+            .connect()
+            .await
+            .map_err(from_client)?
+            .batch(&requests)
+            .await
+            .map_err(from_client)?;
+        let mut inspects = Vec::with_capacity(responses.len());
+        for (id, response) in ids.iter().zip(responses) {
+            let path = format!("/containers/{id}/json");
+            let inspect = api::check("GET", &path, response)
+                .and_then(|response| {
+                    response.json().map_err(|error| {
+                        api::ClientError::Http(crate::http::HttpError::Malformed(error.to_string()))
+                    })
+                })
                 .map_err(from_client)?;
             inspects.push(inspect);
         }
