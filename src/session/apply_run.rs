@@ -141,7 +141,9 @@ impl Session {
         tracing::debug!("state saved");
 
         // Ending the providers (after a replace, the old containers stop and go) decides
-        // nothing more about the actions: the release history is written beside it.
+        // nothing more about the actions. Beside it: the release history is written, and
+        // the host is read for the run folder and the security report (the providers
+        // leave out what they are still retiring). None of it decides another's result.
         let all_done = {
             let report = executed.report();
             report.failed() == 0
@@ -154,7 +156,16 @@ impl Session {
         } else {
             None
         };
-        let (report, saved_release) = {
+        let context = stackctl_provider::ApplyContext {
+            stack: plan.stack.clone(),
+            lineage: state.lineage.clone(),
+            state_was_empty: state.resources.is_empty(),
+            salt: state.salt.clone(),
+            health_timeout: options.health_timeout,
+            allow_data_loss: options.allow_data_loss,
+            recorded: std::sync::Arc::new(std::sync::RwLock::new(state.attributes_by_address())),
+        };
+        let (report, saved_release, evidence, security_facts) = {
             let mut on_event = |event: &Event| observer.event(event);
             let lineage = state.lineage.as_str();
             let saving = async {
@@ -163,9 +174,35 @@ impl Session {
                     None => None,
                 }
             };
-            tokio::join!(executed.end_providers(&mut on_event), saving)
+            let evidence =
+                futures::future::join_all(self.backends.providers.all().map(|provider| {
+                    let context = &context;
+                    async move { (provider.name(), provider.evidence(context).await) }
+                }));
+            tokio::join!(
+                executed.end_providers(&mut on_event),
+                saving,
+                evidence,
+                self.read_security_facts()
+            )
         };
-        tracing::debug!("providers ended; release history written");
+        tracing::debug!(
+            "providers ended; release history written; evidence and security facts read"
+        );
+        // The prune follows the providers' end, so that an image only a replaced
+        // container used goes in this run too.
+        let pruned = if !all_done {
+            Vec::new()
+        } else {
+            match (plan.mode, &saved_release) {
+                (crate::plan::PlanMode::Apply, Some(Ok((_, keep)))) => {
+                    self.prune_images(keep, &context).await
+                }
+                (crate::plan::PlanMode::Destroy, _) => self.remove_kept_images(&context).await,
+                _ => Vec::new(),
+            }
+        };
+        tracing::debug!("images pruned");
 
         let events: String = report
             .events
@@ -178,39 +215,6 @@ impl Session {
             "outcome.json",
             (serde_json::to_string_pretty(&report.outcomes).unwrap_or_default() + "\n").as_bytes(),
         );
-        let context = stackctl_provider::ApplyContext {
-            stack: plan.stack.clone(),
-            lineage: state.lineage.clone(),
-            state_was_empty: state.resources.is_empty(),
-            salt: state.salt.clone(),
-            health_timeout: options.health_timeout,
-            allow_data_loss: options.allow_data_loss,
-            recorded: std::sync::Arc::new(std::sync::RwLock::new(state.attributes_by_address())),
-        };
-        // What reads the host after the apply, all at once: none of it decides another's
-        // result. Every provider's evidence; the prune of images no kept history entry
-        // runs (after the providers ended, so an image only a replaced container used
-        // goes now); the security facts (the report is written once the checks probed
-        // the edge's TLS).
-        let evidence = futures::future::join_all(self.backends.providers.all().map(|provider| {
-            let context = &context;
-            async move { (provider.name(), provider.evidence(context).await) }
-        }));
-        let prune = async {
-            if !all_done {
-                return Vec::new();
-            }
-            match (plan.mode, &saved_release) {
-                (crate::plan::PlanMode::Apply, Some(Ok((_, keep)))) => {
-                    self.prune_images(keep, &context).await
-                }
-                (crate::plan::PlanMode::Destroy, _) => self.remove_kept_images(&context).await,
-                _ => Vec::new(),
-            }
-        };
-        let (evidence, pruned, security_facts) =
-            tokio::join!(evidence, prune, self.read_security_facts());
-        tracing::debug!("evidence, prune and security facts read");
         for (provider, files) in evidence {
             for (name, contents) in files {
                 write(observer, &format!("{provider}/{name}"), &contents);

@@ -14,9 +14,12 @@ use crate::provider::DockerProvider;
 use crate::provider_error::from_client;
 
 impl DockerProvider {
-    /// Every container and network of the stack, inspected now.
+    /// Every container and network of the stack, inspected now; not the containers a
+    /// replace left behind that are being stopped and removed beside this read.
     pub(crate) async fn read_security_facts(&self) -> Result<Json, ProviderError> {
         let client = self.client(None).await?;
+        // Containers a replace left behind may still be stopping: they are not the stack's.
+        let retiring = self.background.retiring();
         let (containers, networks) = tokio::join!(
             client.send_json(api::list_containers(&self.stack, None)),
             client.send_json(api::list_networks(&self.stack)),
@@ -29,6 +32,7 @@ impl DockerProvider {
             .unwrap_or(&[])
             .iter()
             .filter_map(|container| container["Id"].as_str())
+            .filter(|id| !retiring.contains(*id))
             .collect();
         // Every container's inspect in one pipelined batch: one round trip, however many.
         let requests: Vec<_> = ids.iter().map(|id| api::inspect_container(id)).collect();
