@@ -141,9 +141,10 @@ impl Session {
         tracing::debug!("state saved");
 
         // Ending the providers (after a replace, the old containers stop and go) decides
-        // nothing more about the actions. Beside it: the release history is written, and
-        // the host is read for the run folder and the security report (the providers
-        // leave out what they are still retiring). None of it decides another's result.
+        // nothing more about the actions. Beside it: the release history is written and
+        // the old images pruned, and the host is read for the run folder and the security
+        // report (the providers leave out what they are still retiring). None of it
+        // decides another's result.
         let all_done = {
             let report = executed.report();
             report.failed() == 0
@@ -165,44 +166,42 @@ impl Session {
             allow_data_loss: options.allow_data_loss,
             recorded: std::sync::Arc::new(std::sync::RwLock::new(state.attributes_by_address())),
         };
-        let (report, saved_release, evidence, security_facts) = {
+        // The prune is decided from the image list beside the end too; the docker provider
+        // removes only once the replaced containers are gone, so that an image only one of
+        // them used goes in this run.
+        let (report, (saved_release, pruned), evidence, security_facts) = {
             let mut on_event = |event: &Event| observer.event(event);
             let lineage = state.lineage.as_str();
-            let saving = async {
-                match release {
+            let context = &context;
+            let history_and_prune = async {
+                let saved = match release {
                     Some(entry) => Some(self.save_release(entry, lineage).await),
                     None => None,
-                }
+                };
+                let pruned = match (all_done, plan.mode, &saved) {
+                    (true, crate::plan::PlanMode::Apply, Some(Ok((_, keep)))) => {
+                        self.prune_images(keep, context).await
+                    }
+                    (true, crate::plan::PlanMode::Destroy, _) => {
+                        self.remove_kept_images(context).await
+                    }
+                    _ => Vec::new(),
+                };
+                (saved, pruned)
             };
-            let evidence =
-                futures::future::join_all(self.backends.providers.all().map(|provider| {
-                    let context = &context;
-                    async move { (provider.name(), provider.evidence(context).await) }
-                }));
+            let evidence = futures::future::join_all(self.backends.providers.all().map(
+                |provider| async move { (provider.name(), provider.evidence(context).await) },
+            ));
             tokio::join!(
                 executed.end_providers(&mut on_event),
-                saving,
+                history_and_prune,
                 evidence,
                 self.read_security_facts()
             )
         };
         tracing::debug!(
-            "providers ended; release history written; evidence and security facts read"
+            "providers ended; release history written; images pruned; evidence and security facts read"
         );
-        // The prune follows the providers' end, so that an image only a replaced
-        // container used goes in this run too.
-        let pruned = if !all_done {
-            Vec::new()
-        } else {
-            match (plan.mode, &saved_release) {
-                (crate::plan::PlanMode::Apply, Some(Ok((_, keep)))) => {
-                    self.prune_images(keep, &context).await
-                }
-                (crate::plan::PlanMode::Destroy, _) => self.remove_kept_images(&context).await,
-                _ => Vec::new(),
-            }
-        };
-        tracing::debug!("images pruned");
 
         let events: String = report
             .events

@@ -1,8 +1,9 @@
 //! Recording a successful apply in the release history, and pruning the images no kept
 //! entry runs. Both follow an apply whose every action succeeded: a partial apply is not
-//! a version anyone could roll back to. The history is written while the providers end
-//! (replaced containers stopping beside it); the prune follows that end, so that an image
-//! only a replaced container used can go in the same run.
+//! a version anyone could roll back to. Both run while the providers end (replaced
+//! containers stopping beside them): the prune is decided from the image list at once, and
+//! the docker provider removes images only once the replaced containers are gone, so that
+//! an image only one of them used goes in the same run.
 
 use std::collections::BTreeSet;
 

@@ -23,6 +23,8 @@ pub(crate) struct BackgroundWork {
     /// stack beside them (the security report's facts, the run folder's container list)
     /// leaves them out, since they are on their way out.
     retiring: Arc<Mutex<BTreeSet<String>>>,
+    /// Told each time a retiring container's task ends.
+    retired: Arc<tokio::sync::Notify>,
 }
 
 impl BackgroundWork {
@@ -34,12 +36,26 @@ impl BackgroundWork {
         work: impl Future<Output = Result<(), ProviderError>> + Send + 'static,
     ) {
         lock(&self.retiring).insert(container.clone());
-        let retiring = self.retiring.clone();
+        let (retiring, retired) = (self.retiring.clone(), self.retired.clone());
         self.spawn(async move {
             let result = work.await;
             lock(&retiring).remove(&container);
+            retired.notify_waiters();
             result
         });
+    }
+
+    /// Waits until no container is being retired (stopped or not: a failure is reported by
+    /// [`BackgroundWork::finish`]), without taking the tasks from `finish`.
+    pub(crate) async fn until_retired(&self) {
+        loop {
+            // Created before the check, so that a task ending in between still wakes it.
+            let retired = self.retired.notified();
+            if lock(&self.retiring).is_empty() {
+                return;
+            }
+            retired.await;
+        }
     }
 
     /// The containers being retired right now. Taken before a list is asked for, so that
@@ -136,8 +152,14 @@ mod tests {
             Ok(())
         });
         assert_eq!(work.retiring(), BTreeSet::from(["abc".to_string()]));
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(50), work.until_retired());
+        assert!(waited.await.is_err(), "still retiring");
         release.send(()).unwrap();
-        work.finish().await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), work.until_retired())
+            .await
+            .expect("retired");
         assert!(work.retiring().is_empty());
+        work.finish().await.unwrap();
     }
 }
