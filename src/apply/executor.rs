@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use stackctl_provider::{
-    Action, ActionKind, Address, ApplyContext, ApplyOutcome, Attributes, ProviderError, Reference,
-    Resource, Value,
+    Action, ActionKind, Address, ApplyContext, ApplyOutcome, Attributes, Provider, ProviderError,
+    Reference, Resource, Value,
 };
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -207,6 +207,68 @@ pub async fn execute(
     options: &ApplyOptions,
     on_event: &mut (dyn FnMut(&Event) + Send),
 ) -> Result<ApplyReport, StateError> {
+    let executed =
+        execute_actions(plan, desired, providers, state, journal, options, on_event).await?;
+    Ok(executed.end_providers(on_event).await)
+}
+
+/// The actions of a run are done (recorded in `state` and the journal); the providers
+/// that began are not ended yet: their clean-up (containers a replace left behind,
+/// stopping beside the actions) may still be running, and they hold the host lock.
+/// What decides nothing about the actions — the release history, the security report's
+/// reads — can run beside [`Executed::end_providers`] instead of after it.
+pub struct Executed {
+    report: ApplyReport,
+    begun: Vec<(String, Arc<dyn Provider>)>,
+    context: ApplyContext,
+    started: Instant,
+}
+
+impl Executed {
+    /// The report so far: every action's outcome; its events and duration grow when the
+    /// providers end.
+    pub fn report(&self) -> &ApplyReport {
+        &self.report
+    }
+
+    /// Ends every provider that began, one after the other in name order (the host lock
+    /// is released by the first to end, after its clean-up), and returns the full report.
+    /// A provider whose end failed (a replaced container that could not be removed) adds
+    /// a warning event: its actions succeeded all the same.
+    pub async fn end_providers(mut self, on_event: &mut (dyn FnMut(&Event) + Send)) -> ApplyReport {
+        let elapsed = || self.started.elapsed().as_millis() as u64;
+        for (name, provider) in &self.begun {
+            let ended = provider.end_apply(&self.context).await;
+            tracing::debug!(provider = %name, "provider ended (clean-up finished, host lock released)");
+            if let Err(error) = ended {
+                let event = Event {
+                    at_ms: elapsed(),
+                    address: format!("provider.{name}"),
+                    event: "warning",
+                    duration_ms: None,
+                    message: Some(error.to_string()),
+                };
+                on_event(&event);
+                self.report.events.push(event);
+            }
+        }
+        self.report.duration_ms = elapsed();
+        self.report
+    }
+}
+
+/// Runs the actions of `plan` (see [`execute`]) and returns before the providers end:
+/// the caller ends them with [`Executed::end_providers`]. When the journal cannot be
+/// written, the providers are ended here and the error is returned.
+pub async fn execute_actions(
+    plan: &Plan,
+    desired: &BTreeMap<Address, Resource>,
+    providers: &ProviderSet,
+    state: &mut State,
+    journal: &mut Journal,
+    options: &ApplyOptions,
+    on_event: &mut (dyn FnMut(&Event) + Send),
+) -> Result<Executed, StateError> {
     let started = Instant::now();
     let elapsed = || started.elapsed().as_millis() as u64;
     let actions = &plan.actions;
@@ -535,27 +597,24 @@ pub async fn execute(
             }
         }
     }
-    for (name, result) in &begun {
-        if result.is_ok() {
-            if let Some(provider) = providers.get(name) {
-                let ended = provider.end_apply(&context).await;
-                tracing::debug!(provider = %name, "provider ended (clean-up finished, host lock released)");
-                if let Err(error) = ended {
-                    emit(
-                        Event {
-                            at_ms: elapsed(),
-                            address: format!("provider.{name}"),
-                            event: "warning",
-                            duration_ms: None,
-                            message: Some(error.to_string()),
-                        },
-                        &mut events,
-                    );
-                }
-            }
-        }
-    }
+    let begun: Vec<(String, Arc<dyn Provider>)> = begun
+        .iter()
+        .filter(|(_, result)| result.is_ok())
+        .filter_map(|(name, _)| Some((name.clone(), providers.get(name)?.clone())))
+        .collect();
     if let Some(error) = stopped {
+        let executed = Executed {
+            report: ApplyReport {
+                outcomes: Vec::new(),
+                events,
+                duration_ms: elapsed(),
+                interruption,
+            },
+            begun,
+            context,
+            started,
+        };
+        executed.end_providers(on_event).await;
         return Err(error);
     }
     let mut completed = Vec::with_capacity(actions.len());
@@ -596,11 +655,16 @@ pub async fn execute(
         };
         completed.push(outcome);
     }
-    Ok(ApplyReport {
-        outcomes: completed,
-        events,
-        duration_ms: elapsed(),
-        interruption,
+    Ok(Executed {
+        report: ApplyReport {
+            outcomes: completed,
+            events,
+            duration_ms: elapsed(),
+            interruption,
+        },
+        begun,
+        context,
+        started,
     })
 }
 

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use stackctl_provider::{KindSchema, Provider, ProviderError, Resource};
 
 pub use executor::{
-    execute, ActionOutcome, ApplyOptions, ApplyReport, Event, InterruptSignal, Interruption, Status,
+    execute, execute_actions, ActionOutcome, ApplyOptions, ApplyReport, Event, Executed,
+    InterruptSignal, Interruption, Status,
 };
 
 /// The providers of a run, by name.

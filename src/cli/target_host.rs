@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use stackctl_docker::swarm::SwarmProvider;
-use stackctl_host::{host_lock_path, read_deployed_lineage, HostConnector, Unlocked};
+use stackctl_host::{host_lock_path, HostConnector, Unlocked};
 
 use super::container_console::DockerConsole;
 use crate::session::{ContainerConsole, PresentedHostKey, SessionError, TargetHost};
@@ -75,7 +75,8 @@ impl TargetHost for ConnectedHost {
             .connect(droplet_address)
             .await
             .map_err(|error| SessionError::Host(error.to_string()))?;
-        read_deployed_lineage(host.as_ref(), stack)
+        self.connector
+            .deployed_lineage(host.as_ref(), stack)
             .await
             .map_err(|error| SessionError::Host(error.to_string()))
     }

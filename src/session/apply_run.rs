@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use super::{Session, SessionError, VerifyReport};
 use crate::apply::runs::RunFolder;
-use crate::apply::{execute, ApplyOptions, ApplyReport, Event, Interruption, Status};
+use crate::apply::{execute_actions, ApplyOptions, ApplyReport, Event, Interruption, Status};
 use crate::plan::Plan;
 use crate::state::{JournalEntry, State};
 
@@ -108,9 +108,9 @@ impl Session {
         );
 
         let mut journal = self.store.start_journal(state)?;
-        let report = {
+        let executed = {
             let mut on_event = |event: &Event| observer.event(event);
-            execute(
+            execute_actions(
                 plan,
                 &desired,
                 &self.backends.providers,
@@ -133,6 +133,69 @@ impl Session {
         self.store.finish_journal(journal, state)?;
         tracing::debug!("state saved");
 
+        // Ending the providers (after a replace, the old containers stop and go) decides
+        // nothing more about the actions. Beside it: the release history is written and
+        // the old images pruned, and the host is read for the run folder and the security
+        // report (the providers leave out what they are still retiring). None of it
+        // decides another's result.
+        let all_done = {
+            let report = executed.report();
+            report.failed() == 0
+                && report.skipped() == 0
+                && report.unreachable() == 0
+                && report.interrupted() == 0
+        };
+        let release = if all_done {
+            self.release_entry(plan, state)
+        } else {
+            None
+        };
+        let context = stackctl_provider::ApplyContext {
+            stack: plan.stack.clone(),
+            lineage: state.lineage.clone(),
+            state_was_empty: state.resources.is_empty(),
+            salt: state.salt.clone(),
+            health_timeout: options.health_timeout,
+            allow_data_loss: options.allow_data_loss,
+            recorded: std::sync::Arc::new(std::sync::RwLock::new(state.attributes_by_address())),
+        };
+        // The prune is decided from the image list beside the end too; the docker provider
+        // removes only once the replaced containers are gone, so that an image only one of
+        // them used goes in this run.
+        let (report, (saved_release, pruned), evidence, security_facts) = {
+            let mut on_event = |event: &Event| observer.event(event);
+            let lineage = state.lineage.as_str();
+            let context = &context;
+            let history_and_prune = async {
+                let saved = match release {
+                    Some(entry) => Some(self.save_release(entry, lineage).await),
+                    None => None,
+                };
+                let pruned = match (all_done, plan.mode, &saved) {
+                    (true, crate::plan::PlanMode::Apply, Some(Ok((_, keep)))) => {
+                        self.prune_images(keep, context).await
+                    }
+                    (true, crate::plan::PlanMode::Destroy, _) => {
+                        self.remove_kept_images(context).await
+                    }
+                    _ => Vec::new(),
+                };
+                (saved, pruned)
+            };
+            let evidence = futures::future::join_all(self.backends.providers.all().map(
+                |provider| async move { (provider.name(), provider.evidence(context).await) },
+            ));
+            tokio::join!(
+                executed.end_providers(&mut on_event),
+                history_and_prune,
+                evidence,
+                self.read_security_facts()
+            )
+        };
+        tracing::debug!(
+            "providers ended; release history written; images pruned; evidence and security facts read"
+        );
+
         let events: String = report
             .events
             .iter()
@@ -144,22 +207,6 @@ impl Session {
             "outcome.json",
             (serde_json::to_string_pretty(&report.outcomes).unwrap_or_default() + "\n").as_bytes(),
         );
-        let context = stackctl_provider::ApplyContext {
-            stack: plan.stack.clone(),
-            lineage: state.lineage.clone(),
-            state_was_empty: state.resources.is_empty(),
-            salt: state.salt.clone(),
-            health_timeout: options.health_timeout,
-            allow_data_loss: options.allow_data_loss,
-            recorded: std::sync::Arc::new(std::sync::RwLock::new(state.attributes_by_address())),
-        };
-        // Every provider's evidence at once: it decides nothing, so it should not add up.
-        let evidence = futures::future::join_all(self.backends.providers.all().map(|provider| {
-            let context = &context;
-            async move { (provider.name(), provider.evidence(context).await) }
-        }))
-        .await;
-        tracing::debug!("evidence collected");
         for (provider, files) in evidence {
             for (name, contents) in files {
                 write(observer, &format!("{provider}/{name}"), &contents);
@@ -203,34 +250,37 @@ impl Session {
         write(observer, "summary.txt", summary.as_bytes());
         observer.summary(&summary);
         tracing::debug!("run folder written");
-
-        let all_done = report.failed() == 0
-            && report.skipped() == 0
-            && report.unreachable() == 0
-            && report.interrupted() == 0;
-        if all_done {
-            match plan.mode {
-                crate::plan::PlanMode::Apply => {
-                    self.record_release(plan, state, &context, observer).await
-                }
-                crate::plan::PlanMode::Destroy => self.remove_kept_images(&context, observer).await,
-                crate::plan::PlanMode::Drift => {}
+        match saved_release {
+            Some(Ok((id, _))) => observer.note(&format!(
+                "Recorded as history entry {id} (`stackctl rollback --list`)."
+            )),
+            Some(Err(warning)) => observer.warning(&warning),
+            None => {}
+        }
+        for message in pruned {
+            match message {
+                Ok(note) => observer.note(&note),
+                Err(warning) => observer.warning(&warning),
             }
         }
+
         let checks = if run_checks && all_done && self.loaded.config.edge.is_some() {
             Some(self.verify_with_state(Some(state), Some(&folder)).await)
         } else {
             None
         };
-        // Read from the target now, not from stack.toml: what the containers run with,
-        // and the edge's TLS as the checks just probed it.
+        // Read from the target, not from stack.toml: what the containers run with, and
+        // the edge's TLS as the checks just probed it.
         let tls = match &checks {
             Some(Ok(verified)) => verified.tls.as_ref(),
             _ => None,
         };
-        if let Err(message) = self.write_security_report(&folder, tls).await {
+        let security =
+            security_facts.and_then(|facts| self.write_security_report_of(&folder, &facts, tls));
+        if let Err(message) = security {
             write(observer, "security.txt", format!("{message}\n").as_bytes());
         }
+        tracing::debug!("security report written");
         Ok(ApplyRun {
             report,
             folder: folder.path().to_path_buf(),

@@ -37,7 +37,8 @@ pub trait TargetHost: Send + Sync {
     }
 
     /// The lineage of the state that deployed `stack` on the host, if one is recorded
-    /// there (one round trip on the run's connection).
+    /// there: as this run's refresh read it beside the stack's files, else read now (one
+    /// round trip on the run's connection).
     async fn deployed_lineage(
         &self,
         stack: &str,

@@ -166,6 +166,7 @@ impl Session {
             .unwrap_or_default();
         let backends = factory.build(&loaded, &pinned)?;
         let (desired, secrets) = compute_desired(&loaded, &inputs, &backends, &salt)?;
+        tracing::debug!(resources = desired.len(), "desired resources computed");
         Ok(Session {
             loaded,
             inputs,

@@ -7,6 +7,9 @@
 //! the same containers, each apply undoing the other's; it is refused before anything
 //! is planned. An empty state (a first apply, or a lost state starting over) may adopt
 //! the stack and becomes its owner, so losing state still converges in one apply.
+//!
+//! The record is read with the refresh's own read of the stack's files (no command of its
+//! own over SSH), and again under the host lock, in the lock's command, at each apply.
 
 use super::{Session, SessionError};
 

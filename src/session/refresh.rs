@@ -119,11 +119,13 @@ impl Session {
             Err("--offline".to_string())
         } else {
             snapshot = self.read_live().await;
+            tracing::debug!("live state read");
             // After the read, and only when every provider answered: an unreachable host
             // is not asked twice (each costing the connect timeout), and the apply
             // checks again under the host lock anyway.
             if snapshot.unread.is_empty() {
                 self.check_owner().await?;
+                tracing::debug!("owner checked");
             }
             if snapshot.read_providers.is_empty() {
                 let reason = if snapshot.unread.is_empty() {

@@ -18,17 +18,38 @@ impl Session {
         folder: &RunFolder,
         tls: Option<&EdgeTlsReport>,
     ) -> Result<SecurityReport, String> {
+        let facts = self.read_security_facts().await?;
+        self.write_security_report_of(folder, &facts, tls)
+    }
+
+    /// Every provider's security facts (those that run containers), read at once.
+    pub(super) async fn read_security_facts(&self) -> Result<Vec<serde_json::Value>, String> {
+        let read = futures::future::join_all(
+            self.backends
+                .providers
+                .all()
+                .map(|provider| async { (provider.name(), provider.security_facts().await) }),
+        )
+        .await;
         let mut facts = Vec::new();
-        for provider in self.backends.providers.all() {
-            if let Some(result) = provider.security_facts().await {
+        for (name, result) in read {
+            if let Some(result) = result {
                 facts.push(result.map_err(|error| {
-                    format!(
-                        "the security report could not read the {} target: {error}",
-                        provider.name()
-                    )
+                    format!("the security report could not read the {name} target: {error}")
                 })?);
             }
         }
+        Ok(facts)
+    }
+
+    /// Writes the report made of `facts` (read by [`Session::read_security_facts`]) and
+    /// the stack's reasons for its exceptions into `folder`.
+    pub(super) fn write_security_report_of(
+        &self,
+        folder: &RunFolder,
+        facts: &[serde_json::Value],
+        tls: Option<&EdgeTlsReport>,
+    ) -> Result<SecurityReport, String> {
         let reasons: BTreeMap<String, String> = self
             .desired
             .iter()
@@ -40,7 +61,7 @@ impl Session {
                 Some((resource.address.to_string(), reason.to_string()))
             })
             .collect();
-        let report = build(self.stack(), &facts, &reasons, tls);
+        let report = build(self.stack(), facts, &reasons, tls);
         let json = serde_json::to_string_pretty(&report.document).unwrap_or_default() + "\n";
         for (name, contents) in [
             ("security.json", json.as_str()),

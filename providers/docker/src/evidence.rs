@@ -10,13 +10,22 @@ use crate::provider::DockerProvider;
 use crate::provider_error::from_client;
 
 impl DockerProvider {
-    /// The live containers of the stack as JSON, for the run folder.
+    /// The live containers of the stack as JSON, for the run folder; not those a replace
+    /// left behind that are being stopped and removed beside this read.
     pub async fn container_list(&self) -> Result<Json, ProviderError> {
         let client = self.client(None).await?;
-        let list = client
+        let retiring = self.background.retiring();
+        let mut list = client
             .send_json(api::list_containers(&self.stack, None))
             .await
             .map_err(from_client)?;
+        if let Some(containers) = list.as_array_mut() {
+            containers.retain(|container| {
+                !container["Id"]
+                    .as_str()
+                    .is_some_and(|id| retiring.contains(id))
+            });
+        }
         Ok(container_list_evidence(&list))
     }
 }

@@ -24,6 +24,9 @@ impl DockerProvider {
             .send_json(api::list_stack_images(&context.stack))
             .await
             .map_err(from_client)?;
+        // Decided beside the retirement of replaced containers, removed after it: an image
+        // only a replaced container used can then go in this run.
+        self.background.until_retired().await;
         let mut removed = Vec::new();
         for (id, name) in images_to_prune(&listed, &context.stack, keep) {
             let response = client

@@ -21,8 +21,9 @@ use crate::spec::{live_service_attributes, RouteBackend};
 
 impl DockerProvider {
     /// Every live object of the stack: containers, networks, volumes and images in two
-    /// round trips, and beside them the stack's files (over SSH a command of its own, so
-    /// it overlaps the Docker reads instead of following them).
+    /// round trips, and beside them the stack's files with the host's record of the
+    /// stack's owner (over SSH one command, which overlaps the Docker reads instead of
+    /// following them).
     pub(crate) async fn refresh(
         &self,
         request: &ReadRequest,
@@ -67,20 +68,18 @@ impl DockerProvider {
         {
             files.insert(recorded.address.clone(), recorded.attributes.clone());
         }
-        if backend_files.is_empty() && files.is_empty() {
-            return self.read_live(request).await;
-        }
-        // One read for every file, the stack's and the backend files.
+        // One read for every file, the stack's and the backend files, and in it the
+        // host's record of which state deployed the stack (the plan's owner check).
         let files: Vec<(Address, Attributes)> = files.into_iter().collect();
         let mut paths = crate::files::paths(&files);
         paths.extend(backend_files.values().cloned());
-        let read_files =
-            async {
-                let client = self.client(self.recorded_droplet_ip(request)).await?;
-                client.host().read_files(&paths).await.map_err(|error| {
-                    failed(format!("cannot read the stack's files: {error}"), None)
-                })
-            };
+        let read_files = async {
+            let client = self.client(self.recorded_droplet_ip(request)).await?;
+            self.connector
+                .read_files_noting_owner(client.host().as_ref(), &request.stack, &paths)
+                .await
+                .map_err(|error| failed(format!("cannot read the stack's files: {error}"), None))
+        };
         let (live, contents) = tokio::join!(self.read_live(request), read_files);
         let (mut live, mut contents) = (live?, contents?);
         let backend_contents: BTreeMap<&Address, Option<Vec<u8>>> = backend_files

@@ -14,9 +14,12 @@ use crate::provider::DockerProvider;
 use crate::provider_error::from_client;
 
 impl DockerProvider {
-    /// Every container and network of the stack, inspected now.
+    /// Every container and network of the stack, inspected now; not the containers a
+    /// replace left behind that are being stopped and removed beside this read.
     pub(crate) async fn read_security_facts(&self) -> Result<Json, ProviderError> {
         let client = self.client(None).await?;
+        // Containers a replace left behind may still be stopping: they are not the stack's.
+        let retiring = self.background.retiring();
         let (containers, networks) = tokio::join!(
             client.send_json(api::list_containers(&self.stack, None)),
             client.send_json(api::list_networks(&self.stack)),
@@ -29,13 +32,26 @@ impl DockerProvider {
             .unwrap_or(&[])
             .iter()
             .filter_map(|container| container["Id"].as_str())
+            .filter(|id| !retiring.contains(*id))
             .collect();
-        // One inspect per container: a stack has a handful, and the report runs once.
-        let mut inspects = Vec::new();
-        for id in ids {
-            let inspect = client
-                .send_json(api::inspect_container(id))
-                .await
+        // Every container's inspect in one pipelined batch: one round trip, however many.
+        let requests: Vec<_> = ids.iter().map(|id| api::inspect_container(id)).collect();
+        let responses = client
+            .connect()
+            .await
+            .map_err(from_client)?
+            .batch(&requests)
+            .await
+            .map_err(from_client)?;
+        let mut inspects = Vec::with_capacity(responses.len());
+        for (id, response) in ids.iter().zip(responses) {
+            let path = format!("/containers/{id}/json");
+            let inspect = api::check("GET", &path, response)
+                .and_then(|response| {
+                    response.json().map_err(|error| {
+                        api::ClientError::Http(crate::http::HttpError::Malformed(error.to_string()))
+                    })
+                })
                 .map_err(from_client)?;
             inspects.push(inspect);
         }

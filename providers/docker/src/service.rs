@@ -238,12 +238,13 @@ impl DockerProvider {
     /// so that the app finishes its requests in flight and exits — and removed.
     fn retire_in_background(&self, client: &DockerClient, container: Existing, drain: Duration) {
         let client = client.clone();
-        self.background.spawn(async move {
-            if !drain.is_zero() {
-                tokio::time::sleep(drain).await;
-            }
-            stop_and_remove(&client, &container.id).await
-        });
+        self.background
+            .spawn_retiring(container.id.clone(), async move {
+                if !drain.is_zero() {
+                    tokio::time::sleep(drain).await;
+                }
+                stop_and_remove(&client, &container.id).await
+            });
     }
 
     pub(crate) async fn apply_service(

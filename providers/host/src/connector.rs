@@ -64,6 +64,10 @@ pub struct HostConnector {
     held_lock: tokio::sync::Mutex<Option<String>>,
     /// How long [`HostConnector::take_lock`] waits for a live holder; zero fails at once.
     lock_timeout: std::time::Duration,
+    /// The lineage that deployed a stack (stack, lineage), as a refresh of this run read
+    /// it beside the stack's files: [`HostConnector::deployed_lineage`] answers from it
+    /// once instead of asking the host again.
+    noted_lineage: std::sync::Mutex<Option<(String, Option<String>)>>,
 }
 
 impl HostConnector {
@@ -73,6 +77,7 @@ impl HostConnector {
             host: OnceCell::new(),
             held_lock: tokio::sync::Mutex::new(None),
             lock_timeout: std::time::Duration::ZERO,
+            noted_lineage: std::sync::Mutex::new(None),
         }
     }
 
@@ -155,17 +160,24 @@ impl HostConnector {
         if held.as_deref() == Some(path.as_str()) {
             return Ok(());
         }
-        if let Some(previous) = self
-            .lock_waiting(host, &path, &lock_details(stack, lineage))
-            .await?
-        {
+        // The lineage recorded on the host is read under the lock, in the same command.
+        let (previous, recorded) = self
+            .lock_waiting(
+                host,
+                &path,
+                &lock_details(stack, lineage),
+                &crate::host_lineage_path(stack),
+            )
+            .await?;
+        if let Some(previous) = previous {
             tracing::warn!(
                 "took over the host lock `{path}` on {}: its last holder ended without releasing it (killed, or its connection was cut): {}",
                 host.describe(),
                 one_line(&previous)
             );
         }
-        if let Err(error) = record_owner(host, stack, lineage, state_is_empty).await {
+        let recorded = recorded.and_then(|bytes| lineage_of(&bytes));
+        if let Err(error) = record_owner(host, stack, lineage, state_is_empty, recorded).await {
             let _ = host.unlock(&path).await;
             return Err(error);
         }
@@ -173,20 +185,21 @@ impl HostConnector {
         Ok(())
     }
 
-    /// [`Host::lock`], tried again while a live run holds it, until the lock timeout:
-    /// the pause grows from 0.1 s to 2 s, and each new holder is named once.
+    /// [`Host::lock_reading`], tried again while a live run holds it, until the lock
+    /// timeout: the pause grows from 0.1 s to 2 s, and each new holder is named once.
     async fn lock_waiting(
         &self,
         host: &dyn Host,
         path: &str,
         details: &str,
-    ) -> Result<Option<String>, HostError> {
+        record: &str,
+    ) -> Result<(Option<String>, Option<Vec<u8>>), HostError> {
         // A timeout too long for the clock to add waits without a deadline.
         let deadline = tokio::time::Instant::now().checked_add(self.lock_timeout);
         let mut pause = std::time::Duration::from_millis(100);
         let mut announced: Option<String> = None;
         loop {
-            match host.lock(path, details).await {
+            match host.lock_reading(path, details, record).await {
                 Err(HostError::Locked { holder, .. })
                     if deadline.is_none_or(|deadline| tokio::time::Instant::now() < deadline) =>
                 {
@@ -219,6 +232,54 @@ impl HostConnector {
     }
 }
 
+impl HostConnector {
+    /// [`Host::read_files`] of `paths` and, in the same round trip, the host's record of
+    /// which state lineage deployed `stack`, kept for [`HostConnector::deployed_lineage`]:
+    /// the plan's owner check after a refresh then costs no command of its own. When the
+    /// record cannot be read (a user without access to it), the files are read alone and
+    /// the owner check asks for itself.
+    pub async fn read_files_noting_owner(
+        &self,
+        host: &dyn Host,
+        stack: &str,
+        paths: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, HostError> {
+        let mut with_record = paths.to_vec();
+        with_record.push(crate::host_lineage_path(stack));
+        match host.read_files(&with_record).await {
+            Ok(mut contents) => {
+                let lineage = contents
+                    .pop()
+                    .flatten()
+                    .and_then(|bytes| lineage_of(&bytes));
+                if let Ok(mut noted) = self.noted_lineage.lock() {
+                    *noted = Some((stack.to_string(), lineage));
+                }
+                Ok(contents)
+            }
+            Err(_) => host.read_files(paths).await,
+        }
+    }
+
+    /// The lineage of the state that deploys `stack` on the host: as a refresh of this run
+    /// read it (once), else read now.
+    pub async fn deployed_lineage(
+        &self,
+        host: &dyn Host,
+        stack: &str,
+    ) -> Result<Option<String>, HostError> {
+        let noted = self
+            .noted_lineage
+            .lock()
+            .ok()
+            .and_then(|mut noted| noted.take());
+        match noted {
+            Some((noted_stack, lineage)) if noted_stack == stack => Ok(lineage),
+            _ => read_deployed_lineage(host, stack).await,
+        }
+    }
+}
+
 /// The lineage of the state that deploys `stack` on the host, if one is recorded there.
 pub async fn read_deployed_lineage(
     host: &dyn Host,
@@ -230,19 +291,23 @@ pub async fn read_deployed_lineage(
         .into_iter()
         .next()
         .flatten()
-        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
-        .filter(|lineage| !lineage.is_empty()))
+        .and_then(|bytes| lineage_of(&bytes)))
 }
 
-/// Checks this run's lineage against the one recorded on the host and records it when the
-/// run may own the stack (see [`HostConnector::take_lock`]).
+/// A lineage file's contents → the lineage, `None` when empty.
+fn lineage_of(bytes: &[u8]) -> Option<String> {
+    Some(String::from_utf8_lossy(bytes).trim().to_string()).filter(|lineage| !lineage.is_empty())
+}
+
+/// Checks this run's lineage against the one `recorded` on the host (read under the lock)
+/// and records it when the run may own the stack (see [`HostConnector::take_lock`]).
 async fn record_owner(
     host: &dyn Host,
     stack: &str,
     lineage: &str,
     state_is_empty: bool,
+    recorded: Option<String>,
 ) -> Result<(), HostError> {
-    let recorded = read_deployed_lineage(host, stack).await?;
     match recorded {
         Some(recorded) if recorded == lineage => return Ok(()),
         Some(recorded) if !state_is_empty => {

@@ -121,6 +121,21 @@ pub trait Host: Send + Sync {
     /// Reads many files in one round trip; `None` for a file that does not exist.
     async fn read_files(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>, HostError>;
 
+    /// [`Host::read_files`] of `paths` and [`Host::list_files`] of each of `directories`,
+    /// in one round trip where the transport allows (one command over SSH).
+    async fn read_and_list(
+        &self,
+        paths: &[String],
+        directories: &[String],
+    ) -> Result<(Vec<Option<Vec<u8>>>, Vec<Vec<String>>), HostError> {
+        let contents = self.read_files(paths).await?;
+        let mut listings = Vec::with_capacity(directories.len());
+        for directory in directories {
+            listings.push(self.list_files(directory).await?);
+        }
+        Ok((contents, listings))
+    }
+
     /// Removes a file; a missing file is not an error.
     async fn remove_file(&self, path: &str) -> Result<(), HostError>;
 
@@ -139,6 +154,25 @@ pub trait Host: Send + Sync {
     /// Returns the details a holder that is gone left behind when it took the lock over
     /// (for a warning), `None` when the last holder released it cleanly.
     async fn lock(&self, path: &str, details: &str) -> Result<Option<String>, HostError>;
+
+    /// [`Host::lock`], then the file `record` read under the lock (`None` when it does not
+    /// exist), in one round trip where the transport allows (one command over SSH). When
+    /// the read fails, the lock is released again.
+    async fn lock_reading(
+        &self,
+        path: &str,
+        details: &str,
+        record: &str,
+    ) -> Result<(Option<String>, Option<Vec<u8>>), HostError> {
+        let previous = self.lock(path, details).await?;
+        match self.read_files(&[record.to_string()]).await {
+            Ok(mut contents) => Ok((previous, contents.pop().flatten())),
+            Err(error) => {
+                let _ = self.unlock(path).await;
+                Err(error)
+            }
+        }
+    }
 
     /// Releases the lock this run took with [`Host::lock`]; otherwise, if no live run
     /// holds it, removes the details a holder that is gone left behind

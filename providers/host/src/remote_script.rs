@@ -213,7 +213,26 @@ const FLOCK_REQUIRED: &str = "command -v flock >/dev/null 2>&1 || \
 ///   then `<nonce> locked`; it then waits. A line `release` on stdin removes the
 ///   details file (a clean unlock); end of file without it leaves the details, so the
 ///   next run can say whose run it took over.
-pub fn hold_lock_script(path: &str, details: &str, nonce: &str) -> Result<String, QuoteError> {
+///
+/// With `record`, that file is read once the lock is taken, in the same command, and
+/// printed before `<nonce> locked` as `<nonce> record`, its contents, `\n<nonce>
+/// record-end` (nothing when it does not exist): the host's record of which state
+/// lineage deployed the stack is read under the lock with no second command.
+pub fn hold_lock_script(
+    path: &str,
+    details: &str,
+    record: Option<&str>,
+    nonce: &str,
+) -> Result<String, QuoteError> {
+    let read_record = match record {
+        Some(record) => {
+            let record = quote(record)?;
+            format!(
+                "if [ -e {record} ]; then printf '%s\\n' '{nonce} record'; cat -- {record}; printf '\\n%s\\n' '{nonce} record-end'; fi\n"
+            )
+        }
+        None => String::new(),
+    };
     let parent = match parent_directory(path) {
         Some(parent) => format!("mkdir -p -- {} || exit 1\n", quote(parent)?),
         None => String::new(),
@@ -235,6 +254,7 @@ pub fn hold_lock_script(path: &str, details: &str, nonce: &str) -> Result<String
          if [ -s {holder} ]; then printf '%s\\n' '{nonce} stale'; cat -- {holder}; printf '\\n'; fi\n\
          tmp={holder}.$$\n\
          printf '%s' {details} > \"$tmp\" && mv -f -- \"$tmp\" {holder} || exit 1\n\
+         {read_record}\
          printf '%s\\n' '{nonce} locked'\n\
          IFS= read -r request || request=\n\
          if [ \"$request\" = release ]; then rm -f -- {holder}; fi\n\
@@ -246,8 +266,12 @@ pub fn hold_lock_script(path: &str, details: &str, nonce: &str) -> Result<String
 /// What [`hold_lock_script`] printed so far, once it is decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LockOutput {
-    /// The lock is ours; with the details of a holder that is gone, if it left any.
-    Taken { previous_holder: Option<String> },
+    /// The lock is ours; with the details of a holder that is gone, if it left any, and
+    /// the record read under the lock (see [`hold_lock_script`]), if it exists.
+    Taken {
+        previous_holder: Option<String>,
+        record: Option<Vec<u8>>,
+    },
     /// Not decided yet: read more.
     Undecided,
 }
@@ -262,12 +286,27 @@ pub fn parse_lock_output(output: &[u8], nonce: &str) -> LockOutput {
     let Some(end) = find(after, locked.as_bytes()) else {
         return LockOutput::Undecided;
     };
+    let mut before = &after[..end];
+    let record_begin = format!("{nonce} record\n");
+    let record_end = format!("\n{nonce} record-end\n");
+    let mut record = None;
+    if let Some(start) = find(before, record_begin.as_bytes()) {
+        let contents = &before[start + record_begin.len()..];
+        let Some(length) = find(contents, record_end.as_bytes()) else {
+            return LockOutput::Undecided;
+        };
+        record = Some(contents[..length].to_vec());
+        before = &before[..start];
+    }
     let stale = format!("{nonce} stale\n");
-    let previous_holder = after[..end]
+    let previous_holder = before
         .strip_prefix(stale.as_bytes())
         .map(|details| String::from_utf8_lossy(details).trim().to_string())
         .filter(|details| !details.is_empty());
-    LockOutput::Taken { previous_holder }
+    LockOutput::Taken {
+        previous_holder,
+        record,
+    }
 }
 
 /// Script that clears the details a holder that is gone left beside the lock `path`,
@@ -302,26 +341,73 @@ pub fn remove_file_script(path: &str) -> Result<String, QuoteError> {
 /// NUL byte; nothing when the directory does not exist.
 pub fn list_files_script(directory: &str, nonce: &str) -> Result<String, QuoteError> {
     let mut script = begin_marker_command(nonce);
-    script.push_str(&format!(
-        "cd -- {} 2>/dev/null || exit 0\n\
-         for f in * .[!.]* ..?*; do\n\
-         if [ -L \"$f\" ] || {{ [ -e \"$f\" ] && [ ! -d \"$f\" ]; }}; then printf '%s\\0' \"$f\"; fi\n\
-         done\n",
-        quote(directory)?
-    ));
+    script.push_str(&listing_commands(directory)?);
     Ok(script)
 }
 
-/// The sorted names [`list_files_script`] printed.
-pub fn parse_list_files(output: &[u8], nonce: &str) -> Result<Vec<String>, String> {
-    let listed = after_begin_marker(output, nonce)?;
+/// Commands (run in a subshell, so a missing directory ends only them) that print the
+/// names of the files directly in `directory`, each followed by a NUL byte.
+fn listing_commands(directory: &str) -> Result<String, QuoteError> {
+    Ok(format!(
+        "(cd -- {} 2>/dev/null || exit 0\n\
+         for f in * .[!.]* ..?*; do\n\
+         if [ -L \"$f\" ] || {{ [ -e \"$f\" ] && [ ! -d \"$f\" ]; }}; then printf '%s\\0' \"$f\"; fi\n\
+         done)\n",
+        quote(directory)?
+    ))
+}
+
+/// One script for [`read_files_script`]'s files and, after them, the listing of each of
+/// `directories` as one more frame (its names NUL-terminated; an absent directory lists
+/// nothing): a refresh reads files and looks into directories in one command.
+pub fn read_and_list_script(
+    paths: &[String],
+    directories: &[String],
+    nonce: &str,
+) -> Result<String, QuoteError> {
+    let mut script = read_files_script(paths, nonce)?;
+    for (offset, directory) in directories.iter().enumerate() {
+        let index = paths.len() + offset;
+        script.push_str(&listing_commands(directory)?);
+        script.push_str(&format!("printf '\\n%s %s\\n' '{nonce} {index}' ok\n"));
+    }
+    Ok(script)
+}
+
+/// Splits the output of [`read_and_list_script`]: the files of `paths_count` paths, then
+/// the sorted names listed in each of `directories_count` directories.
+pub fn parse_read_and_list(
+    output: &[u8],
+    paths_count: usize,
+    directories_count: usize,
+    nonce: &str,
+) -> Result<(Vec<FileRead>, Vec<Vec<String>>), String> {
+    let mut files = parse_read_files(output, paths_count + directories_count, nonce)?;
+    let listings = files
+        .split_off(paths_count)
+        .into_iter()
+        .map(|frame| match frame {
+            FileRead::Contents(listed) => Ok(names_of(&listed)),
+            other => Err(format!("unexpected listing frame {other:?}")),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((files, listings))
+}
+
+/// NUL-terminated names → sorted names.
+fn names_of(listed: &[u8]) -> Vec<String> {
     let mut names: Vec<String> = listed
         .split(|byte| *byte == 0)
         .filter(|name| !name.is_empty())
         .map(|name| String::from_utf8_lossy(name).into_owned())
         .collect();
     names.sort();
-    Ok(names)
+    names
+}
+
+/// The sorted names [`list_files_script`] printed.
+pub fn parse_list_files(output: &[u8], nonce: &str) -> Result<Vec<String>, String> {
+    Ok(names_of(after_begin_marker(output, nonce)?))
 }
 
 #[cfg(test)]
@@ -430,6 +516,98 @@ mod tests {
         assert_eq!(
             parse_list_files(&stdout, &nonce).unwrap(),
             Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn one_script_reads_files_and_lists_directories() {
+        let directory = tempfile::tempdir().unwrap();
+        let base = directory.path().to_str().unwrap();
+        std::fs::write(format!("{base}/present"), b"contents\n").unwrap();
+        std::fs::create_dir(format!("{base}/dynamic")).unwrap();
+        std::fs::write(format!("{base}/dynamic/route-web.yml"), b"").unwrap();
+        std::fs::write(format!("{base}/dynamic/by hand.yml"), b"").unwrap();
+        std::fs::create_dir(format!("{base}/dynamic/subdirectory")).unwrap();
+        let paths = [format!("{base}/present"), format!("{base}/missing")];
+        let directories = [
+            format!("{base}/dynamic"),
+            format!("{base}/no-such-directory"),
+        ];
+        let nonce = nonce();
+        let (status, stdout, _) = run(
+            &read_and_list_script(&paths, &directories, &nonce).unwrap(),
+            b"",
+        );
+        assert_eq!(status, 0);
+        let (files, listings) = parse_read_and_list(&stdout, 2, 2, &nonce).unwrap();
+        assert_eq!(
+            files,
+            vec![
+                FileRead::Contents(b"contents\n".to_vec()),
+                FileRead::Missing
+            ]
+        );
+        assert_eq!(
+            listings,
+            vec![
+                vec!["by hand.yml".to_string(), "route-web.yml".to_string()],
+                Vec::new()
+            ]
+        );
+    }
+
+    /// Runs the lock script reading `record` until it took the lock, then lets it go.
+    fn take_reading(path: &str, record: &str) -> LockOutput {
+        use std::io::Read;
+        let nonce = nonce();
+        let script = hold_lock_script(path, "details", Some(record), &nonce).unwrap();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(sh_command(&script, None).unwrap())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let (mut output, mut buffer) = (Vec::new(), [0u8; 4096]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut decided = LockOutput::Undecided;
+        while std::time::Instant::now() < deadline {
+            decided = parse_lock_output(&output, &nonce);
+            if decided != LockOutput::Undecided {
+                break;
+            }
+            match stdout.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => output.extend_from_slice(&buffer[..read]),
+            }
+        }
+        child.stdin.take().unwrap().write_all(b"release\n").unwrap();
+        child.wait().unwrap();
+        decided
+    }
+
+    #[test]
+    fn the_lock_script_reads_a_record_under_the_lock_in_the_same_command() {
+        let directory = tempfile::tempdir().unwrap();
+        let base = directory.path().to_str().unwrap();
+        let lock = format!("{base}/locks/shop.lock");
+        let record = format!("{base}/locks/shop.lineage");
+        assert_eq!(
+            take_reading(&lock, &record),
+            LockOutput::Taken {
+                previous_holder: None,
+                record: None
+            }
+        );
+        std::fs::write(&record, b"lineage-1\n").unwrap();
+        assert_eq!(
+            take_reading(&lock, &record),
+            LockOutput::Taken {
+                previous_holder: None,
+                record: Some(b"lineage-1\n".to_vec())
+            }
         );
     }
 
@@ -548,7 +726,11 @@ mod tests {
     ) -> (std::process::Child, Option<String>, Option<i32>) {
         use std::io::Read;
         let nonce = nonce();
-        let command = sh_command(&hold_lock_script(path, details, &nonce).unwrap(), None).unwrap();
+        let command = sh_command(
+            &hold_lock_script(path, details, None, &nonce).unwrap(),
+            None,
+        )
+        .unwrap();
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&command)
@@ -562,7 +744,10 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let mut buffer = [0u8; 4096];
         while std::time::Instant::now() < deadline {
-            if let LockOutput::Taken { previous_holder } = parse_lock_output(&output, &nonce) {
+            if let LockOutput::Taken {
+                previous_holder, ..
+            } = parse_lock_output(&output, &nonce)
+            {
                 return (child, previous_holder, None);
             }
             match stdout.read(&mut buffer) {
@@ -626,7 +811,7 @@ mod tests {
         let base = directory.path().to_str().unwrap();
         std::fs::write(format!("{base}/file"), b"").unwrap();
         let (status, _, stderr) = run(
-            &hold_lock_script(&format!("{base}/file/lock"), "x", "n").unwrap(),
+            &hold_lock_script(&format!("{base}/file/lock"), "x", None, "n").unwrap(),
             b"",
         );
         assert_eq!(status, 1);
@@ -647,6 +832,6 @@ mod tests {
     fn nul_in_a_path_is_rejected_before_anything_runs() {
         assert!(read_files_script(&["a\0b".to_string()], "n").is_err());
         assert!(write_file_script("a\0b", 0o644, None, "/tmp", "n").is_err());
-        assert!(hold_lock_script("a\0b", "x", "n").is_err());
+        assert!(hold_lock_script("a\0b", "x", None, "n").is_err());
     }
 }

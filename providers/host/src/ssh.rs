@@ -298,6 +298,17 @@ impl SshHost {
         let output = self.run_script(&operation, &script, &[], &[]).await?;
         let reads = remote_script::parse_read_files(&output.stdout, paths.len(), &nonce)
             .map_err(|cause| self.operation_error(&operation, cause))?;
+        self.file_reads(reads, paths, &output.stderr)
+    }
+
+    /// What a read script said of each of `paths` → its contents, `None` when missing; a
+    /// file that exists but could not be read fails with the script's `stderr`.
+    fn file_reads(
+        &self,
+        reads: Vec<FileRead>,
+        paths: &[String],
+        stderr: &[u8],
+    ) -> Result<Vec<Option<Vec<u8>>>, HostError> {
         reads
             .into_iter()
             .zip(paths)
@@ -307,7 +318,7 @@ impl SshHost {
                 FileRead::Failed => Err(self.operation_error(
                     &format!("read {path}"),
                     non_empty_or(
-                        &String::from_utf8_lossy(&output.stderr),
+                        &String::from_utf8_lossy(stderr),
                         "it exists but cannot be read",
                     ),
                 )),
@@ -475,74 +486,58 @@ impl Host for SshHost {
     }
 
     async fn lock(&self, path: &str, details: &str) -> Result<Option<String>, HostError> {
-        let operation = format!("take the lock {path}");
-        let nonce = remote_script::nonce();
-        // No `timeout` wrapper: the script holds the lock for as long as its channel lives.
-        let command = remote_script::hold_lock_script(path, details, &nonce)
-            .and_then(|script| remote_script::sh_command(&script, None))
-            .map_err(|error| self.operation_error(&operation, error))?;
-        let take = async {
-            // The slot is kept while the lock is held: the channel counts against the
-            // server's `MaxSessions` until it closes.
-            let slot = self.channel_slot().await?;
-            let mut channel = self
-                .open_channel(ChannelKind::Session, || self.handle.channel_open_session())
-                .await
-                .map_err(|error| self.operation_error(&operation, describe_russh_error(&error)))?;
-            channel
-                .exec(true, command.as_str())
-                .await
-                .map_err(|error| self.operation_error(&operation, describe_russh_error(&error)))?;
-            let mut output = ExecOutput::default();
-            loop {
-                if let remote_script::LockOutput::Taken { previous_holder } =
-                    remote_script::parse_lock_output(&output.stdout, &nonce)
-                {
-                    return Ok((
-                        HeldLock {
-                            channel,
-                            _slot: slot,
-                        },
-                        previous_holder,
-                    ));
-                }
-                match channel.wait().await {
-                    Some(ChannelMsg::Data { data }) => output.stdout.extend_from_slice(&data),
-                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
-                        output.stderr.extend_from_slice(&data)
-                    }
-                    Some(ChannelMsg::ExitStatus { exit_status }) => {
-                        output.exit_status = Some(exit_status)
-                    }
-                    Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
-                        output.signal = Some(format!("{signal_name:?}"));
-                    }
-                    Some(ChannelMsg::Failure) => {
-                        return Err(self
-                            .operation_error(&operation, "the server refused to run the command"))
-                    }
-                    Some(ChannelMsg::Close) | None => break,
-                    Some(_) => {}
-                }
-            }
-            if output.exit_status == Some(remote_script::LOCK_HELD_STATUS) {
-                let details = remote_script::after_begin_marker(&output.stdout, &nonce)
-                    .map_err(|cause| self.operation_error(&operation, cause))?;
-                let holder = String::from_utf8_lossy(details).trim().to_string();
-                return Err(HostError::Locked {
-                    path: path.to_string(),
-                    holder: non_empty_or(&holder, "an unknown holder (no details written yet)"),
-                });
-            }
-            Err(self.operation_error(&operation, output.failure_cause()))
-        };
-        let (held, previous_holder) = tokio::time::timeout(self.operation_timeout, take)
+        self.lock_with_record(path, details, None)
             .await
-            .unwrap_or_else(|_| Err(self.timeout_error(&operation)))?;
-        if let Ok(mut locks) = self.held_locks.lock() {
-            locks.insert(path.to_string(), held);
+            .map(|(previous, _)| previous)
+    }
+
+    async fn lock_reading(
+        &self,
+        path: &str,
+        details: &str,
+        record: &str,
+    ) -> Result<(Option<String>, Option<Vec<u8>>), HostError> {
+        self.lock_with_record(path, details, Some(record)).await
+    }
+
+    async fn read_and_list(
+        &self,
+        paths: &[String],
+        directories: &[String],
+    ) -> Result<(Vec<Option<Vec<u8>>>, Vec<Vec<String>>), HostError> {
+        let size: usize = paths
+            .iter()
+            .chain(directories)
+            .map(|path| path.len() + 120)
+            .sum();
+        if size > MAX_SCRIPT_BYTES {
+            // A huge list: the files in batches, the listings beside them.
+            let listings = join_all(
+                directories
+                    .iter()
+                    .map(|directory| self.list_files(directory)),
+            );
+            let (contents, listings) = tokio::join!(self.read_files(paths), listings);
+            return Ok((contents?, listings.into_iter().collect::<Result<_, _>>()?));
         }
-        Ok(previous_holder)
+        let operation = format!(
+            "read {} and list {}",
+            describe_paths(paths),
+            describe_paths(directories)
+        );
+        let nonce = remote_script::nonce();
+        let script = remote_script::read_and_list_script(paths, directories, &nonce)
+            .map_err(|error| self.operation_error(&operation, error))?;
+        let output = self.run_script(&operation, &script, &[], &[]).await?;
+        let (reads, listings) = remote_script::parse_read_and_list(
+            &output.stdout,
+            paths.len(),
+            directories.len(),
+            &nonce,
+        )
+        .map_err(|cause| self.operation_error(&operation, cause))?;
+        let contents = self.file_reads(reads, paths, &output.stderr)?;
+        Ok((contents, listings))
     }
 
     async fn unlock(&self, path: &str) -> Result<Unlocked, HostError> {
@@ -624,6 +619,88 @@ impl Host for SshHost {
 
     fn host_key(&self) -> Option<HostKey> {
         Some(self.host_key.clone())
+    }
+}
+
+impl SshHost {
+    /// Takes the host lock `path` and, in the same command, reads `record` under it.
+    async fn lock_with_record(
+        &self,
+        path: &str,
+        details: &str,
+        record: Option<&str>,
+    ) -> Result<(Option<String>, Option<Vec<u8>>), HostError> {
+        let operation = format!("take the lock {path}");
+        let nonce = remote_script::nonce();
+        // No `timeout` wrapper: the script holds the lock for as long as its channel lives.
+        let command = remote_script::hold_lock_script(path, details, record, &nonce)
+            .and_then(|script| remote_script::sh_command(&script, None))
+            .map_err(|error| self.operation_error(&operation, error))?;
+        let take = async {
+            // The slot is kept while the lock is held: the channel counts against the
+            // server's `MaxSessions` until it closes.
+            let slot = self.channel_slot().await?;
+            let mut channel = self
+                .open_channel(ChannelKind::Session, || self.handle.channel_open_session())
+                .await
+                .map_err(|error| self.operation_error(&operation, describe_russh_error(&error)))?;
+            channel
+                .exec(true, command.as_str())
+                .await
+                .map_err(|error| self.operation_error(&operation, describe_russh_error(&error)))?;
+            let mut output = ExecOutput::default();
+            loop {
+                if let remote_script::LockOutput::Taken {
+                    previous_holder,
+                    record,
+                } = remote_script::parse_lock_output(&output.stdout, &nonce)
+                {
+                    return Ok((
+                        HeldLock {
+                            channel,
+                            _slot: slot,
+                        },
+                        previous_holder,
+                        record,
+                    ));
+                }
+                match channel.wait().await {
+                    Some(ChannelMsg::Data { data }) => output.stdout.extend_from_slice(&data),
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                        output.stderr.extend_from_slice(&data)
+                    }
+                    Some(ChannelMsg::ExitStatus { exit_status }) => {
+                        output.exit_status = Some(exit_status)
+                    }
+                    Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                        output.signal = Some(format!("{signal_name:?}"));
+                    }
+                    Some(ChannelMsg::Failure) => {
+                        return Err(self
+                            .operation_error(&operation, "the server refused to run the command"))
+                    }
+                    Some(ChannelMsg::Close) | None => break,
+                    Some(_) => {}
+                }
+            }
+            if output.exit_status == Some(remote_script::LOCK_HELD_STATUS) {
+                let details = remote_script::after_begin_marker(&output.stdout, &nonce)
+                    .map_err(|cause| self.operation_error(&operation, cause))?;
+                let holder = String::from_utf8_lossy(details).trim().to_string();
+                return Err(HostError::Locked {
+                    path: path.to_string(),
+                    holder: non_empty_or(&holder, "an unknown holder (no details written yet)"),
+                });
+            }
+            Err(self.operation_error(&operation, output.failure_cause()))
+        };
+        let (held, previous_holder, record) = tokio::time::timeout(self.operation_timeout, take)
+            .await
+            .unwrap_or_else(|_| Err(self.timeout_error(&operation)))?;
+        if let Ok(mut locks) = self.held_locks.lock() {
+            locks.insert(path.to_string(), held);
+        }
+        Ok((previous_holder, record))
     }
 }
 

@@ -639,6 +639,66 @@ async fn list_files_names_the_files_of_a_directory_over_ssh_and_locally() {
 }
 
 #[tokio::test]
+async fn files_and_listings_are_read_in_one_command_over_ssh_as_locally() {
+    let sshd = start_sshd();
+    let host = connect(&sshd).await;
+    let directory = scratch_directory();
+    std::fs::write(path_in(&directory, "static.yml"), "entryPoints: {}\n").unwrap();
+    std::fs::create_dir(path_in(&directory, "dynamic")).unwrap();
+    std::fs::write(path_in(&directory, "dynamic/route-web.yml"), "").unwrap();
+    std::fs::write(path_in(&directory, "dynamic/dropped by hand.yml"), "").unwrap();
+    let paths = [
+        path_in(&directory, "static.yml"),
+        path_in(&directory, "missing.yml"),
+    ];
+    let directories = [
+        path_in(&directory, "dynamic"),
+        path_in(&directory, "no-such"),
+    ];
+    let read = host.read_and_list(&paths, &directories).await.unwrap();
+    assert_eq!(
+        read,
+        (
+            vec![Some(b"entryPoints: {}\n".to_vec()), None],
+            vec![
+                vec![
+                    "dropped by hand.yml".to_string(),
+                    "route-web.yml".to_string()
+                ],
+                Vec::new()
+            ]
+        )
+    );
+    let local = stackctl_host::LocalHost::new()
+        .read_and_list(&paths, &directories)
+        .await
+        .unwrap();
+    assert_eq!(local, read, "both transports read and list the same");
+}
+
+#[tokio::test]
+async fn the_lock_reads_a_record_under_it_in_the_same_command() {
+    let sshd = start_sshd();
+    let host = connect(&sshd).await;
+    let directory = scratch_directory();
+    let lock = path_in(&directory, "shop.lock");
+    let record = path_in(&directory, "shop.lineage");
+    let (previous, read) = host.lock_reading(&lock, "holder 1", &record).await.unwrap();
+    assert_eq!((previous, read), (None, None), "no record yet");
+    host.unlock(&lock).await.unwrap();
+    std::fs::write(&record, "lineage-1\n").unwrap();
+    let (_, read) = host.lock_reading(&lock, "holder 1", &record).await.unwrap();
+    assert_eq!(read.as_deref(), Some(&b"lineage-1\n"[..]));
+    // Held: a second run is refused, naming the holder.
+    let second = connect(&sshd).await;
+    assert!(matches!(
+        second.lock_reading(&lock, "holder 2", &record).await,
+        Err(HostError::Locked { holder, .. }) if holder == "holder 1"
+    ));
+    host.unlock(&lock).await.unwrap();
+}
+
+#[tokio::test]
 async fn write_file_goes_through_a_temporary_file_and_sets_the_mode() {
     let sshd = start_sshd();
     let host = connect(&sshd).await;

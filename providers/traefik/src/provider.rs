@@ -474,9 +474,8 @@ impl Provider for TraefikProvider {
             .droplet_name()
             .and_then(|droplet| request.droplet_address(droplet));
         let host = self.host(droplet_address).await?;
-        // One round trip for every file of the stack, and beside it (over SSH each is a
-        // command, so they overlap rather than add up) the listings of the dynamic
-        // directory and of the default certificate's directory.
+        // One round trip for every file of the stack and the listings of the dynamic
+        // directory and of the default certificate's directory (over SSH one command).
         let static_file = Address::new("file", STATIC_FILE_NAME);
         let (dynamic_directory, certificate) = match bases.get(&static_file) {
             Some(attributes) => (
@@ -485,21 +484,19 @@ impl Provider for TraefikProvider {
             ),
             None => (None, None),
         };
-        let list = |directory: Option<String>| {
-            let host = host.clone();
-            async move {
-                match directory {
-                    Some(directory) => host.list_files(&directory).await.map(Some),
-                    None => Ok(None),
-                }
-            }
-        };
-        let (contents, dynamic_listing, certificate_listing) = tokio::join!(
-            host.read_files(&paths),
-            list(dynamic_directory.clone()),
-            list(certificate.as_ref().map(DefaultCertificateFiles::directory)),
-        );
-        let mut contents = contents.map_err(host_failure)?.into_iter();
+        let certificate_directory = certificate.as_ref().map(DefaultCertificateFiles::directory);
+        let directories: Vec<String> = dynamic_directory
+            .iter()
+            .chain(certificate_directory.iter())
+            .cloned()
+            .collect();
+        let (contents, mut listings) = host
+            .read_and_list(&paths, &directories)
+            .await
+            .map_err(host_failure)?;
+        let certificate_listing = certificate_directory.as_ref().and_then(|_| listings.pop());
+        let dynamic_listing = dynamic_directory.as_ref().and_then(|_| listings.pop());
+        let mut contents = contents.into_iter();
 
         let mut live = Vec::new();
         for (address, attributes, files) in layout {
@@ -543,7 +540,7 @@ impl Provider for TraefikProvider {
             live.iter_mut().find(|found| found.address == static_file),
             dynamic_directory,
         ) {
-            let listed = dynamic_listing.map_err(host_failure)?.unwrap_or_default();
+            let listed = dynamic_listing.unwrap_or_default();
             let known = stack_files(&bases, &directory);
             let unmanaged: Vec<Value> = listed
                 .into_iter()
@@ -555,9 +552,7 @@ impl Provider for TraefikProvider {
                 .insert(UNMANAGED_FILES.into(), Value::List(unmanaged));
             // The default certificate's files are only listed: the key is never read back.
             if let Some(files) = certificate {
-                let listed = certificate_listing
-                    .map_err(host_failure)?
-                    .unwrap_or_default();
+                let listed = certificate_listing.unwrap_or_default();
                 let state = if files.both_listed(&listed) {
                     PRESENT
                 } else {
