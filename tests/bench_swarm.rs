@@ -16,12 +16,17 @@
 //! 4. `stackctl destroy --yes --allow-data-loss` (the swarm is dissolved, the droplets
 //!    deleted from the emulator), timed too.
 //!
+//! Each stackctl command must succeed and each update's plan be exactly one action, or
+//! the bench fails saying which.
+//!
 //! The droplet hosts (`SwarmHosts`, links 245-247) and the DigitalOcean emulator are
 //! started once and shared by every scenario and run: destroy leaves each node out of
 //! any swarm and each daemon without the stack.
 //!
 //! Settings, from the environment: `BENCH_SWARM_RUNS` (default 3) and
-//! `BENCH_SWARM_SCENARIOS` (default `swarm-3,swarm-1,droplet`).
+//! `BENCH_SWARM_SCENARIOS` (default `swarm-3,swarm-1,droplet,move`; `move` runs once: a
+//! single-droplet stack deployed, then moved to the three-node swarm — its plan is
+//! printed for the README and its apply timed).
 
 mod support;
 
@@ -57,7 +62,7 @@ impl Scenario {
             "swarm-3" => Scenario::ThreeNodes,
             "swarm-1" => Scenario::OneNode,
             "droplet" => Scenario::Droplet,
-            other => panic!("unknown scenario `{other}`: one of swarm-3, swarm-1, droplet"),
+            other => panic!("unknown scenario `{other}`: one of swarm-3, swarm-1, droplet, move"),
         }
     }
 
@@ -250,31 +255,66 @@ impl Bench<'_> {
         );
     }
 
-    /// The plan of moving the deployed single-droplet stack to a three-node swarm (the
-    /// same stack name, services and versions), printed for the README; then the
-    /// droplet's stack.toml is put back so destroy sees the stack as deployed.
-    fn print_move_plan(&self, environment: &TestEnvironment, root: &std::path::Path) {
-        let droplet = environment.read("stack.toml");
+    /// Moves a single-droplet stack to a three-node swarm, once: deploys the droplet's
+    /// stack, prints the plan of the move (the same stack name, services and versions,
+    /// for the README), applies it (timed: the stack's services are down meanwhile),
+    /// checks the plan is then empty, and destroys the swarm's stack.
+    fn move_once(&self) -> (f64, f64) {
+        let environment = TestEnvironment::new();
+        let root = environment.path().join("manager-files");
         let name = Scenario::Droplet.stack_name();
-        environment.write(
-            "stack.toml",
-            &stack_text(Scenario::ThreeNodes, name, self.hosts, root, 1, 1),
+        let write = |scenario: Scenario| {
+            environment.write(
+                "stack.toml",
+                &stack_text(scenario, name, self.hosts, &root, 0, 0),
+            )
+        };
+        write(Scenario::Droplet);
+        self.timed(
+            &environment,
+            "the droplet's deploy before the move",
+            &["apply", "--yes", "--accept-new-host-key", "--skip-checks"],
         );
-        let plan = self.stackctl(environment, &["plan"]);
+        write(Scenario::ThreeNodes);
+        let plan = self.stackctl(&environment, &["plan"]);
         assert!(plan.code == 0, "the plan of the move: {}", explain(&plan));
         println!("BENCH-SWARM-MOVE-PLAN-BEGIN");
         print!("{}", environment.filter(&plan.stdout));
         println!("BENCH-SWARM-MOVE-PLAN-END");
-        environment.write("stack.toml", &droplet);
+        let moved = self.timed(
+            &environment,
+            "the move to a swarm",
+            &["apply", "--yes", "--accept-new-host-key", "--skip-checks"],
+        );
+        let settled = self.stackctl(&environment, &["plan", "--detailed-exitcode"]);
+        assert_eq!(
+            settled.code,
+            0,
+            "settled after the move: {}",
+            explain(&settled)
+        );
+        let destroyed = self.timed(
+            &environment,
+            "destroy after the move",
+            &["destroy", "--yes", "--allow-data-loss"],
+        );
+        (moved, destroyed)
     }
 
-    fn run_once(&self, scenario: Scenario, show_move: bool) -> Timings {
+    fn run_once(&self, scenario: Scenario) -> Timings {
         let environment = TestEnvironment::new();
         let root = environment.path().join("manager-files");
         let write = |web: u32, worker: u32| {
             environment.write(
                 "stack.toml",
-                &stack_text(scenario, scenario.stack_name(), self.hosts, &root, web, worker),
+                &stack_text(
+                    scenario,
+                    scenario.stack_name(),
+                    self.hosts,
+                    &root,
+                    web,
+                    worker,
+                ),
             )
         };
         write(0, 0);
@@ -299,9 +339,6 @@ impl Bench<'_> {
         );
         let settled = self.stackctl(&environment, &["plan", "--detailed-exitcode"]);
         assert_eq!(settled.code, 0, "settled: {}", explain(&settled));
-        if scenario == Scenario::Droplet && show_move {
-            self.print_move_plan(&environment, &root);
-        }
         let destroy = self.timed(
             &environment,
             "destroy",
@@ -342,9 +379,12 @@ async fn bench_swarm() {
         .map(|value| value.parse().expect("BENCH_SWARM_RUNS is a number"))
         .unwrap_or(3);
     assert!((1..=50).contains(&runs), "BENCH_SWARM_RUNS: 1 to 50");
-    let scenarios: Vec<Scenario> = std::env::var("BENCH_SWARM_SCENARIOS")
-        .unwrap_or_else(|_| "swarm-3,swarm-1,droplet".to_string())
+    let names = std::env::var("BENCH_SWARM_SCENARIOS")
+        .unwrap_or_else(|_| "swarm-3,swarm-1,droplet,move".to_string());
+    let with_move = names.split(',').any(|name| name.trim() == "move");
+    let scenarios: Vec<Scenario> = names
         .split(',')
+        .filter(|name| name.trim() != "move")
         .map(Scenario::parse)
         .collect();
 
@@ -388,7 +428,7 @@ async fn bench_swarm() {
     for scenario in &scenarios {
         let mut all = Vec::new();
         for run in 1..=runs {
-            let timings = tokio::task::block_in_place(|| bench.run_once(*scenario, run == 1));
+            let timings = tokio::task::block_in_place(|| bench.run_once(*scenario));
             eprintln!(
                 "bench/swarm: {} run {run}: deploy {:.2} s, unrouted update {:.2} s, routed update {:.2} s, destroy {:.2} s",
                 scenario.label(),
@@ -401,6 +441,7 @@ async fn bench_swarm() {
         }
         rows.push((*scenario, all));
     }
+    let moved = with_move.then(|| tokio::task::block_in_place(|| bench.move_once()));
 
     let mut table = String::new();
     table.push_str(&format!(
@@ -436,5 +477,10 @@ async fn bench_swarm() {
     print!("{table}");
     println!();
     print!("{details}");
+    if let Some((moved, destroyed)) = moved {
+        println!(
+            "move of the deployed single-droplet stack to the 3-node swarm (once): apply {moved:.2} s, then destroy {destroyed:.2} s"
+        );
+    }
     println!("BENCH-SWARM-TABLE-END");
 }
