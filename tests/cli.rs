@@ -346,6 +346,48 @@ fn the_reference_stack_and_every_example_validate_and_plan() {
     }
 }
 
+/// docs/examples/swarm is not under examples/: every stack on a swarm carries the warning
+/// that Engine API 1.41 has no `no-new-privileges` for services, so `--strict` refuses it.
+/// Here it validates with that warning alone, and plans the swarm and its services.
+#[test]
+fn the_swarm_example_validates_with_only_the_swarm_hardening_warning_and_plans() {
+    let environment = TestEnvironment::new();
+    let example = "docs/examples/swarm";
+    support::copy_tree(
+        &repository().join(example),
+        &environment.path().join(example),
+    );
+    let stack_file = format!("{example}/stack.toml");
+    let env_file = format!("{example}/{ENV_FILE}");
+    let run = |command: &[&str]| {
+        let mut arguments = vec!["-c", stack_file.as_str()];
+        arguments.extend(command);
+        arguments.extend(["--env-file", env_file.as_str()]);
+        environment.run(&arguments)
+    };
+    let validate = run(&["validate", "--format", "json"]);
+    assert_eq!(validate.code, 0, "{}{}", validate.stdout, validate.stderr);
+    let report: serde_json::Value = serde_json::from_str(&validate.stdout).expect("JSON");
+    let codes: Vec<&str> = report["diagnostics"]
+        .as_array()
+        .expect("a list of diagnostics")
+        .iter()
+        .map(|diagnostic| diagnostic["code"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(codes, ["swarm-hardening-limits"], "{}", validate.stdout);
+    let plan = run(&["plan", "--offline"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    for address in [
+        "swarm.cluster",
+        "swarm_node.web-1",
+        "swarm_node.web-3",
+        "swarm_service.app",
+        "swarm_service.cache",
+    ] {
+        assert!(plan.stdout.contains(address), "{address}: {}", plan.stdout);
+    }
+}
+
 #[test]
 fn the_committed_json_schema_is_fresh() {
     let committed =

@@ -65,7 +65,7 @@ fn the_man_page_renders_and_names_every_command() {
     assert!(unknown.stderr.contains("stackctl has no command `nope`"));
 }
 
-/// ./stack.toml and every examples/*/stack.toml.
+/// ./stack.toml, every examples/*/stack.toml and docs/examples/swarm/stack.toml.
 fn stack_files() -> Vec<PathBuf> {
     let mut files = vec![repository().join("stack.toml")];
     let mut examples: Vec<PathBuf> = std::fs::read_dir(repository().join("examples"))
@@ -77,6 +77,7 @@ fn stack_files() -> Vec<PathBuf> {
     examples.sort();
     assert!(examples.len() >= 4, "{examples:?}");
     files.extend(examples);
+    files.push(repository().join("docs/examples/swarm/stack.toml"));
     files
 }
 
