@@ -820,3 +820,28 @@ fn swarm_service_keys_are_refused_on_one_host_and_checked_on_a_swarm() {
         "{found:#?}"
     );
 }
+
+/// A volume, a host file or a built image exists on the first manager only: pinning the
+/// service to another node is refused where the constraint is written.
+#[test]
+fn on_a_swarm_what_lives_on_the_first_manager_cannot_be_pinned_elsewhere() {
+    let swarm = "[stack]\nname = \"shop\"\n\n[target]\nswarm = { managers = [\"web-1\"], workers = [\"web-2\"] }\n\n[droplets.web-1]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n\n[droplets.web-2]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n";
+    let found = problems_in(&format!(
+        "{swarm}\n[services.db]\nimage = \"postgres:16\"\nvolumes = [\"pgdata:/data\"]\nplacement = {{ constraints = [\"node.hostname == web-2\"] }}\n\n[services.cache]\nimage = \"redis:7\"\nvolumes = [\"pgdata:/data\"]\nplacement = {{ constraints = [\"node.hostname == web-1\"] }}\n"
+    ));
+    let pinned: Vec<(&str, usize, usize)> = found
+        .iter()
+        .filter(|(code, ..)| *code == "first-manager-only")
+        .map(|(code, _, line, column)| (*code, *line, *column))
+        .collect();
+    assert_eq!(pinned, vec![("first-manager-only", 20, 30)], "{found:#?}");
+    let message = &found
+        .iter()
+        .find(|(code, ..)| *code == "first-manager-only")
+        .unwrap()
+        .1;
+    assert!(
+        message.contains("`db` holds a named volume") && message.contains("pinned to `web-2`"),
+        "{message}"
+    );
+}

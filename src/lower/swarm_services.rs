@@ -118,6 +118,21 @@ impl Lowering<'_> {
                     ("monitor_milliseconds", Value::Integer(monitor)),
                 ]),
             );
+        if let Some(Value::Map(backend)) = resource.attributes.get_mut("route_backend") {
+            // The backend file lists task addresses, not a name: they must be on a network
+            // the edge joins, whichever network sorts first.
+            let edge_networks = self.edge_networks();
+            if let Some(shared) = service
+                .network_names()
+                .into_iter()
+                .find(|network| edge_networks.contains(network))
+            {
+                backend.insert(
+                    "network".to_string(),
+                    Value::text(format!("{}_{shared}", self.stack)),
+                );
+            }
+        }
         // A routed service is switched through the edge: its successor (a new swarm
         // service) is ready before the old one goes. A stateful one is updated by Swarm,
         // stop-first, never two at once.
@@ -138,7 +153,10 @@ impl Lowering<'_> {
             .iter()
             .map(|constraint| self.text(constraint))
             .collect();
-        if stateful && !crate::config::placement::pins_to_one_node(&constraints) {
+        // A named volume, a bind-mounted file and a built image exist on the first
+        // manager only (stackctl makes them there): the tasks must run there too.
+        let first_manager_only = stateful || service.build.is_some() || has_bind_mount(service);
+        if first_manager_only && !crate::config::placement::pins_to_one_node(&constraints) {
             if let Some(first_manager) = swarm.managers.first() {
                 constraints.push(format!("node.hostname == {first_manager}"));
             }
@@ -176,4 +194,14 @@ fn tmpfs_sizes(value: &Value) -> Value {
         })
         .collect();
     Value::Map(sizes)
+}
+
+/// Whether service mounts a path of the host (a `[files]` entry or a directory), which
+/// exists on the node stackctl wrote it to and nowhere else.
+pub(crate) fn has_bind_mount(service: &ServiceConfig) -> bool {
+    service
+        .volumes
+        .iter()
+        .filter_map(|text| crate::config::parse::Mount::parse(text))
+        .any(|mount| mount.is_bind())
 }

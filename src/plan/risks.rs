@@ -124,7 +124,10 @@ fn data_loss(action: &Action, actions: &[Action], warnings: &mut Vec<PlanWarning
 /// A swarm service holding a named volume whose placement changes: a local volume lives
 /// on one node, so its task may start on another node, with that node's empty volume.
 fn placement_moves_data(action: &Action, warnings: &mut Vec<PlanWarning>) {
-    if action.address.kind() != "swarm_service" || action.kind == ActionKind::Delete {
+    // A create places a service for the first time: no data is anywhere yet.
+    if action.address.kind() != "swarm_service"
+        || matches!(action.kind, ActionKind::Delete | ActionKind::Create)
+    {
         return;
     }
     let Some(change) = action

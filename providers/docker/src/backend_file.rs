@@ -138,6 +138,7 @@ mod tests {
             file: file.to_string(),
             temp_dir: "/srv/shop/traefik/.tmp".to_string(),
             service: "api".to_string(),
+            network: None,
         }
     }
 

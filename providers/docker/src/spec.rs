@@ -57,6 +57,10 @@ pub struct RouteBackend {
     pub file: String,
     pub temp_dir: String,
     pub service: String,
+    /// On a swarm: the network the edge shares with the service, whose task addresses
+    /// the backend file lists (a task's address on another network is unreachable from
+    /// the edge). Absent on one host, where the container is named instead.
+    pub network: Option<String>,
 }
 
 impl RouteBackend {
@@ -81,6 +85,7 @@ impl RouteBackend {
                 field: "temp_dir",
             })?,
             service: field("service").unwrap_or_else(|| service.to_string()),
+            network: field("network"),
         }))
     }
 }

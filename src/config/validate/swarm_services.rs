@@ -87,7 +87,19 @@ impl Checks<'_> {
                 }
                 continue;
             }
-            self.swarm_service(name, service, &base, routed.contains(name.as_str()));
+            let first_manager = config
+                .target
+                .as_ref()
+                .and_then(|target| target.swarm.as_ref())
+                .and_then(|swarm| swarm.managers.first())
+                .map(String::as_str);
+            self.swarm_service(
+                name,
+                service,
+                &base,
+                routed.contains(name.as_str()),
+                first_manager,
+            );
         }
         // Said once, so that nobody believes the hardened default holds where Engine API
         // 1.41 has no field to carry it.
@@ -103,8 +115,63 @@ impl Checks<'_> {
         }
     }
 
-    fn swarm_service(&mut self, name: &str, service: &ServiceConfig, base: &str, routed: bool) {
+    /// A service whose named volume, bind-mounted files or built image stackctl makes on
+    /// the first manager alone cannot be pinned to another node: its tasks would start
+    /// there without them (an empty volume, a missing file, an image no node can pull).
+    fn first_manager_only(
+        &mut self,
+        name: &str,
+        service: &ServiceConfig,
+        base: &str,
+        stateful: bool,
+        first_manager: Option<&str>,
+    ) {
+        let Some(first_manager) = first_manager else {
+            return;
+        };
+        let reason = if stateful {
+            "holds a named volume"
+        } else if service.build.is_some() {
+            "runs an image stackctl builds"
+        } else if service
+            .volumes
+            .iter()
+            .filter_map(|text| Mount::parse(text))
+            .any(|mount| mount.is_bind())
+        {
+            "mounts files of the host"
+        } else {
+            return;
+        };
+        let Some(placement) = &service.placement else {
+            return;
+        };
+        for (index, constraint) in placement.constraints.iter().enumerate() {
+            let Some(("node.hostname", "==", node)) = parse_constraint(constraint) else {
+                continue;
+            };
+            if node != first_manager {
+                self.error(
+                    "first-manager-only",
+                    &index_path(&child_path(&child_path(base, "placement"), "constraints"), index),
+                    format!("service `{name}` {reason}, which stackctl makes on the first manager `{first_manager}` only, but is pinned to `{node}`"),
+                    &format!("`\"node.hostname == {first_manager}\"`, or no constraint naming a node"),
+                )
+                .hint = Some("volumes, host files and built images are not copied to other nodes yet; use an image from a registry every node can pull to run it elsewhere".into());
+            }
+        }
+    }
+
+    fn swarm_service(
+        &mut self,
+        name: &str,
+        service: &ServiceConfig,
+        base: &str,
+        routed: bool,
+        first_manager: Option<&str>,
+    ) {
         let stateful = holds_named_volume(service);
+        self.first_manager_only(name, service, base, stateful, first_manager);
         if let Some(replicas) = service.replicas {
             let path = child_path(base, "replicas");
             if replicas == 0 && routed {

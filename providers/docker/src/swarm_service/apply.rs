@@ -87,7 +87,7 @@ impl DockerProvider {
                 previous_update = service["UpdateStatus"]["StartedAt"]
                     .as_str()
                     .map(str::to_string);
-                let id = service["ID"].as_str().unwrap_or("").to_string();
+                let id = service_id(service)?;
                 let version = service["Version"]["Index"].as_u64().unwrap_or(0);
                 // Swarm does not rename a service: a switched one keeps its suffixed name.
                 let name = service["Spec"]["Name"]
@@ -162,7 +162,7 @@ impl DockerProvider {
                     None,
                 )
             })?;
-        Ok(created["ID"].as_str().unwrap_or("").to_string())
+        service_id(&created)
     }
 
     /// The zero-downtime switch of a routed service whose tasks change: its successor is a
@@ -252,7 +252,7 @@ impl DockerProvider {
         client: &DockerClient,
         service: &Json,
     ) -> Result<(), ProviderError> {
-        let id = service["ID"].as_str().unwrap_or("").to_string();
+        let id = service_id(service)?;
         let response = client
             .send_raw(requests::remove_service(&id))
             .await
@@ -269,7 +269,10 @@ impl DockerProvider {
         let grace = service["Spec"]["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"]
             .as_u64()
             .map(Duration::from_nanos)
-            .unwrap_or(Duration::from_secs(10));
+            .unwrap_or(Duration::from_secs(10))
+            // Read from the live service: a grace period set by hand must not make this
+            // wait unbounded.
+            .min(Duration::from_secs(600));
         let deadline = Instant::now() + grace + REMOVAL_TIMEOUT;
         let mut connection = None;
         loop {
@@ -362,6 +365,15 @@ impl DockerProvider {
 
 /// What state records: the desired attributes, the service's id and live name, and for
 /// a routed service the servers the edge was given.
+/// A swarm service's id, as the daemon sent it; without one, no request can name it.
+fn service_id(service: &Json) -> Result<String, ProviderError> {
+    service["ID"]
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| failed("the daemon described a swarm service without an id", None))
+}
+
 fn record(
     desired: &stackctl_provider::Resource,
     service: &Json,
@@ -430,9 +442,14 @@ pub fn successor_name(service_name: &str, hash: &str) -> String {
 }
 
 /// The URLs the edge sends a routed service's traffic to: each running task's address
-/// on the service's first network (the one the edge shares with it), at its port.
+/// on the network the edge shares with it (lowering names it in `route_backend`), at its
+/// port.
 pub fn task_urls(tasks: &[Json], task: &crate::spec::ServiceSpec) -> Vec<String> {
-    let Some((network, _)) = task.first_network() else {
+    let shared = task
+        .route_backend
+        .as_ref()
+        .and_then(|backend| backend.network.as_ref());
+    let Some(network) = shared.or_else(|| task.first_network().map(|(network, _)| network)) else {
         return Vec::new();
     };
     let port = task.port.unwrap_or(80);
