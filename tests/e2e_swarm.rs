@@ -703,6 +703,12 @@ async fn a_rolling_update_of_the_routed_service_under_load_has_no_failed_request
         "{}",
         explain(&plan)
     );
+    // The edge's servers are stackctl's to find once the new tasks run, not a change.
+    assert!(
+        !plan.stdout.contains("backend_servers"),
+        "{}",
+        explain(&plan)
+    );
     let load = Load::start(&hosts, name);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
@@ -806,6 +812,15 @@ async fn a_worker_whose_dockerd_stopped_shows_in_the_plan_and_apply_reschedules(
     assert!(
         plan.stdout.contains("swarm_service.web") && plan.stdout.contains("running_replicas"),
         "the plan says a task of web is missing: {}",
+        explain(&plan)
+    );
+    // The edge's servers change: to addresses Swarm gives the new task, not back to the
+    // recorded ones.
+    assert!(
+        plan.stdout
+            .lines()
+            .any(|line| line.contains("backend_servers") && line.contains("(known after apply)")),
+        "{}",
         explain(&plan)
     );
     let drift = stackctl(&environment, &emulator, &["drift"]);

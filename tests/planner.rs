@@ -984,3 +984,34 @@ fn a_replace_requested_for_unchanged_services_is_planned_after_their_dependencie
     );
     assert!(the_plan.unchanged.is_empty(), "{:?}", the_plan.unchanged);
 }
+
+#[test]
+fn row_4_a_drifted_computed_attribute_is_known_after_apply_not_put_back() {
+    // The container was replaced behind stackctl's back: its id is the provider's to
+    // find again while repairing, not the recorded one.
+    let api = service("api", "api:1");
+    let record = recorded(&api);
+    let mut live = live_of(&record);
+    live.attributes
+        .insert("container_id".into(), Value::text("beef"));
+    live.attributes.insert("memory".into(), Value::Integer(64));
+    let plan = run(&[api], &[record], Some(&snapshot(vec![live])));
+    let action = only_action(&plan);
+    assert_eq!(action.kind, ActionKind::Update);
+    let change = |name: &str| {
+        action
+            .changes
+            .iter()
+            .find(|change| change.attribute == name)
+            .unwrap_or_else(|| panic!("no change of {name}: {:#?}", action.changes))
+    };
+    assert_eq!(change("container_id").before, Some(Value::text("beef")));
+    assert_eq!(
+        change("container_id").after,
+        Some(Value::Unknown(Reference {
+            address: address("service.api"),
+            attribute: "container_id".into(),
+        }))
+    );
+    assert_eq!(change("memory").after, Some(Value::Integer(512)));
+}

@@ -403,10 +403,19 @@ fn decide(
     };
     if let Some(live) = live {
         for name in &drift {
-            let target = resource
-                .attributes
-                .get(name)
-                .or_else(|| recorded.attributes.get(name));
+            // A computed attribute (a swarm service's servers: its tasks' addresses) is
+            // not put back as recorded: the provider finds its new value while applying.
+            let unknown = Value::Unknown(Reference {
+                address: resource.address.clone(),
+                attribute: name.clone(),
+            });
+            let target = resource.attributes.get(name).or_else(|| {
+                if schema.is_some_and(|schema| schema.is_computed(name)) {
+                    Some(&unknown)
+                } else {
+                    recorded.attributes.get(name)
+                }
+            });
             found.retain(|existing| &existing.attribute != name);
             found.push(change(name, live.attributes.get(name), target, schema));
         }
