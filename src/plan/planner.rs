@@ -403,14 +403,14 @@ fn decide(
     };
     if let Some(live) = live {
         for name in &drift {
-            // A computed attribute (a swarm service's servers: its tasks' addresses) is
-            // not put back as recorded: the provider finds its new value while applying.
+            // An attribute found anew by every apply (a swarm service's servers: its
+            // tasks' addresses) is not put back as recorded: its new value is found then.
             let unknown = Value::Unknown(Reference {
                 address: resource.address.clone(),
                 attribute: name.clone(),
             });
             let target = resource.attributes.get(name).or_else(|| {
-                if schema.is_some_and(|schema| schema.is_computed(name)) {
+                if schema.is_some_and(|schema| schema.is_found_by_apply(name)) {
                     Some(&unknown)
                 } else {
                     recorded.attributes.get(name)
