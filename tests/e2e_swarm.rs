@@ -951,9 +951,10 @@ async fn a_worker_removed_from_stack_toml_is_drained_then_removed() {
         hosts.logs()
     );
 
-    // A global service made by hand puts a task on every node (services as Swarm
-    // services are not stackctl's here): web-3's must move away before it leaves. By
-    // image id, which no node tries to pull from a registry first.
+    // A global service made by hand puts a task on every node (this stack has none of
+    // its own, so the plan names a service stackctl does not manage, as it would any):
+    // web-3's must move away before it leaves. By image id, which no node tries to pull
+    // from a registry first.
     let image_id = hosts.hosts[0]
         .docker(&["image", "inspect", "--format", "{{.Id}}", SERVER_IMAGE])
         .unwrap_or_else(|error| panic!("{error}"));
