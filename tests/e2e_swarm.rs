@@ -5,12 +5,15 @@
 //! `[target] swarm` forms the swarm over them. The real `stackctl` binary is driven, as a
 //! user would, over SSH to each node.
 //!
-//! What these tests cover: forming the swarm (init on the first manager, joins with
-//! tokens that never show), node labels, every node's host key pinned, the stack's edge
-//! and containers on the first manager, drift of a node (labels and availability changed
-//! by hand, a daemon stopped, a worker that left by hand), a worker leaving stack.toml
-//! (drained, then removed) and `destroy`. Services as Swarm services
-//! are not deployed here: a global service made by hand stands for tasks on the nodes.
+//! What these tests cover (issue 13, points 4 and 5): forming the swarm (init on the
+//! first manager, joins with tokens that never show), node labels, every node's host key
+//! pinned, the edge on the first manager, the routed `web` as a Swarm service of two
+//! dnsrr replicas spread over the two workers (requests through the edge reach both), a
+//! rolling update of it under load with no failed request, drift of a node (labels and
+//! availability changed by hand, a daemon stopped — its task missing, then started again
+//! elsewhere by `apply` — a worker that left by hand), a worker leaving stack.toml
+//! (drained, then removed) and `destroy`. In the last test a global service made by hand
+//! stands for tasks on every node.
 //!
 //! Prerequisites, all installed and started by `.ci/run`: root, `iproute2`, `iptables`,
 //! `dockerd`, `openssh-server`, `ssh-keygen`, and the FROM scratch test images from
@@ -24,8 +27,15 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
 use stackctl_do_emulator::{Emulator, EmulatorConfig};
 use stackctl_host::testing::SwarmHosts;
+use stackctl_traefik::checks::{
+    run_check, Check, CheckOptions, CheckResult, ResolveOverride, StatusExpectation, TlsTrust,
+};
 
 use support::shop::files_under;
 use support::{repository, Run, TestEnvironment};
@@ -215,25 +225,12 @@ fn node_labels(hosts: &SwarmHosts, manager: &str, hostname: &str) -> String {
         .unwrap_or_else(|error| panic!("{error}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_apply_forms_a_three_node_swarm_with_labels_and_the_plan_is_then_empty() {
-    let _guard = HOSTS.lock().await;
-    build_images();
-    let name = "e2e-swarm-form";
-    let hosts = start_hosts("swa", 231);
-    // The edge and the stack's containers run on the first manager only.
-    hosts.hosts[0]
-        .load_images(&[SERVER_IMAGE, TRAEFIK_IMAGE])
-        .unwrap_or_else(|error| panic!("{error}"));
-    let emulator = start_emulator(&hosts).await;
-    let environment = TestEnvironment::new();
-    write_stack(
-        &environment,
-        &hosts,
-        name,
-        &["web-2", "web-3"],
-        &format!(
-            r#"
+/// The edge on the first manager and `web`, the routed test server: two dnsrr replicas
+/// on the workers, spread over their `zone` label (web-2 is `a`, web-3 `b`), so one runs
+/// on each. `version` is what every answer echoes as `env`.
+fn routed_web(name: &str, version: &str) -> String {
+    format!(
+        r#"
 [edge]
 image = "{TRAEFIK_IMAGE}"
 pull = false
@@ -245,16 +242,246 @@ admin_port = 8081
 image = "{SERVER_IMAGE}"
 pull = false
 port = 8080
-env = {{ NAME = "web" }}
+env = {{ NAME = "web", ECHO_ENV = "{version}" }}
 health = {{ command = ["CMD", "/server", "health"], interval = "1s", retries = 30 }}
 networks = ["edge"]
 read_only = true
+replicas = 2
+endpoint_mode = "dnsrr"
+placement = {{ constraints = ["node.role == worker"], preferences = [{{ spread = "node.labels.zone" }}] }}
 
 [routes.web]
 host = "{name}.test"
 service = "web"
 "#
-        ),
+    )
+}
+
+/// The name of the stack's one swarm service as the manager lists it (a routed service
+/// switched to its successor carries a suffix).
+fn live_service_name(hosts: &SwarmHosts, manager: &str, stack: &str) -> String {
+    let listed = hosts
+        .host(manager)
+        .docker(&[
+            "service",
+            "ls",
+            "--filter",
+            &format!("label=stackctl.stack={stack}"),
+            "--format",
+            "{{.Name}}",
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let names: Vec<&str> = listed.lines().collect();
+    assert_eq!(names.len(), 1, "one swarm service of {stack}: {listed}");
+    names[0].to_string()
+}
+
+/// The nodes (host names, sorted) where the manager says `service`'s tasks run now:
+/// meant to run, and running.
+fn running_task_nodes(hosts: &SwarmHosts, manager: &str, service: &str) -> Vec<String> {
+    let listed = hosts
+        .host(manager)
+        .docker(&[
+            "service",
+            "ps",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.Node}}\t{{.CurrentState}}",
+            service,
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut nodes: Vec<String> = listed
+        .lines()
+        .filter(|line| line.contains("\tRunning"))
+        .map(|line| line.split('\t').next().unwrap_or("").to_string())
+        .collect();
+    nodes.sort();
+    nodes
+}
+
+/// The running containers of `service`'s tasks on every host whose daemon answers:
+/// container id (the server's `HOSTNAME`) → host name.
+fn task_containers(hosts: &SwarmHosts, service: &str) -> BTreeMap<String, String> {
+    let mut containers = BTreeMap::new();
+    for host in &hosts.hosts {
+        let Ok(listed) = host.docker(&[
+            "ps",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={service}"),
+            "--format",
+            "{{.ID}}",
+        ]) else {
+            continue;
+        };
+        for id in listed.lines() {
+            containers.insert(id.to_string(), host.name.clone());
+        }
+    }
+    containers
+}
+
+/// One request through the edge: to the first manager's address, whatever the URL's name.
+async fn through_edge(hosts: &SwarmHosts, url: &str) -> CheckResult {
+    let check = Check::get("probe", url, 200).expecting(StatusExpectation::Any);
+    let options = CheckOptions {
+        resolve: vec![ResolveOverride::all_to(hosts.hosts[0].address.into())],
+        tls: TlsTrust::AcceptUntrusted,
+        timeout: Duration::from_secs(5),
+        ..CheckOptions::default()
+    };
+    run_check(&check, &options).await
+}
+
+/// The `HOSTNAME`s (task container ids) that answer `https://<stack>.test/env/HOSTNAME`
+/// through the edge over 20 requests; every request must succeed.
+async fn served_hostnames(hosts: &SwarmHosts, stack: &str) -> BTreeSet<String> {
+    let mut served = BTreeSet::new();
+    for _ in 0..20 {
+        let answer = through_edge(hosts, &format!("https://{stack}.test/env/HOSTNAME")).await;
+        assert_eq!(
+            answer.status,
+            Some(200),
+            "through the edge: {:?} {}",
+            answer.failures,
+            answer.body_excerpt
+        );
+        let body: serde_json::Value = serde_json::from_str(&answer.body_excerpt)
+            .unwrap_or_else(|error| panic!("{error}: {}", answer.body_excerpt));
+        served.insert(body["value"].as_str().unwrap_or("").to_string());
+    }
+    served
+}
+
+/// Asserts that the edge sends requests to every running task of the stack's service, and
+/// only to them (Traefik round-robins over the backend file's servers).
+async fn assert_edge_reaches_every_task(hosts: &SwarmHosts, stack: &str, service: &str) {
+    let containers = task_containers(hosts, service);
+    let expected: BTreeSet<String> = containers.keys().cloned().collect();
+    let served = served_hostnames(hosts, stack).await;
+    assert_eq!(
+        served, expected,
+        "requests through the edge reach each task (containers: {containers:?})"
+    );
+}
+
+/// What the load generator saw: requests sent, and each failure.
+struct Load {
+    sent: Arc<AtomicUsize>,
+    failures: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<Option<String>>>,
+}
+
+impl Load {
+    /// Four clients GET `https://<stack>.test/` through the edge every 50 ms, each for
+    /// at most 5 minutes.
+    fn start(hosts: &SwarmHosts, stack: &str) -> Load {
+        let sent = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let address = hosts.hosts[0].address;
+        let url = format!("https://{stack}.test/");
+        let clients = (0..4)
+            .map(|_| {
+                let (sent, failures, stop, url) =
+                    (sent.clone(), failures.clone(), stop.clone(), url.clone());
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let check = Check::get("load", &url, 200).expecting(StatusExpectation::Any);
+                    let options = CheckOptions {
+                        resolve: vec![ResolveOverride::all_to(address.into())],
+                        tls: TlsTrust::AcceptUntrusted,
+                        timeout: Duration::from_secs(5),
+                        ..CheckOptions::default()
+                    };
+                    let mut last_body = None;
+                    while !stop.load(Ordering::Relaxed)
+                        && started.elapsed() < Duration::from_secs(300)
+                    {
+                        let result = run_check(&check, &options).await;
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        if result.status == Some(200) {
+                            last_body = Some(result.body_excerpt);
+                        } else {
+                            failures.lock().unwrap().push(format!(
+                                "{:?} {:?} {}",
+                                result.status, result.failures, result.body_excerpt
+                            ));
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    last_body
+                })
+            })
+            .collect();
+        Load {
+            sent,
+            failures,
+            stop,
+            clients,
+        }
+    }
+
+    /// Stops the clients; returns how many requests were sent, the failures, and the last
+    /// answer each client had.
+    async fn finish(self) -> (usize, Vec<String>, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut last = Vec::new();
+        for client in self.clients {
+            if let Some(body) = client.await.expect("a load client") {
+                last.push(body);
+            }
+        }
+        let failures = self.failures.lock().unwrap().clone();
+        (self.sent.load(Ordering::Relaxed), failures, last)
+    }
+}
+
+/// Runs the real binary off the async runtime (the load clients keep running meanwhile).
+async fn stackctl_in_background(
+    environment: &TestEnvironment,
+    emulator: &Emulator,
+    arguments: &[&str],
+) -> Run {
+    let mut command = environment.command(arguments);
+    for (name, value) in [
+        ("DIGITALOCEAN_API_URL", emulator.base_url().to_string()),
+        ("DIGITALOCEAN_TOKEN", TOKEN.to_string()),
+        ("STACKCTL_DO_POLL_INTERVAL_MS", "50".to_string()),
+        ("STACKCTL_DO_READY_TIMEOUT_SECONDS", "60".to_string()),
+    ] {
+        command.env(name, value);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output().expect("run stackctl"))
+        .await
+        .expect("the stackctl thread");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_apply_forms_a_three_node_swarm_and_serves_two_replicas_spread_over_two_nodes() {
+    let _guard = HOSTS.lock().await;
+    build_images();
+    let name = "e2e-swarm-form";
+    let hosts = start_hosts("swa", 231);
+    // The edge runs on the first manager, the service's tasks on the workers: each node
+    // runs what Swarm gives it from its own images (no registry).
+    hosts
+        .load_images(&[SERVER_IMAGE, TRAEFIK_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let emulator = start_emulator(&hosts).await;
+    let environment = TestEnvironment::new();
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2", "web-3"],
+        &routed_web(name, "v1"),
     );
 
     let plan = stackctl(&environment, &emulator, &["plan"]);
@@ -264,6 +491,7 @@ service = "web"
         "swarm_node.web-1",
         "swarm_node.web-2",
         "swarm_node.web-3",
+        "swarm_service.web",
     ] {
         assert!(
             plan.stdout.contains(address),
@@ -271,6 +499,11 @@ service = "web"
             explain(&plan)
         );
     }
+    assert!(
+        plan.stdout.contains("replicas") && plan.stdout.contains("node.labels.zone"),
+        "the plan shows the replicas and their placement: {}",
+        explain(&plan)
+    );
 
     let applied = stackctl(
         &environment,
@@ -302,27 +535,46 @@ service = "web"
     assert_eq!(node_labels(&hosts, "swa-1", "swa-2"), r#"{"zone":"a"}"#);
     assert_eq!(node_labels(&hosts, "swa-1", "swa-3"), r#"{"zone":"b"}"#);
 
-    // The docker and traefik providers worked on the first manager: the edge and the
-    // service run there, and nowhere else.
-    let label = format!("label=stackctl.stack={name}");
-    let on_manager = hosts.hosts[0]
-        .docker(&["ps", "--filter", &label, "--format", "{{.Names}}"])
+    // `web` is a Swarm service of two dnsrr replicas, one on each worker (spread over the
+    // zones), none on the manager, which runs the edge.
+    let service = live_service_name(&hosts, "swa-1", name);
+    assert_eq!(service, format!("{name}-web"));
+    let mode = hosts.hosts[0]
+        .docker(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{.Spec.Mode.Replicated.Replicas}} {{.Spec.EndpointSpec.Mode}}",
+            &service,
+        ])
         .unwrap_or_else(|error| panic!("{error}"));
-    let mut running: Vec<&str> = on_manager.lines().collect();
-    running.sort_unstable();
-    // A routed service's container carries a short hash after its name.
-    assert!(
-        running.len() == 2
-            && running[0] == format!("{name}-edge")
-            && running[1].starts_with(&format!("{name}-web")),
-        "the edge and web run on the manager: {on_manager}"
+    assert_eq!(mode, "2 dnsrr");
+    assert_eq!(
+        running_task_nodes(&hosts, "swa-1", &service),
+        ["swa-2", "swa-3"],
+        "two tasks, on two different nodes: {}",
+        hosts.hosts[0]
+            .docker(&["service", "ps", "--no-trunc", &service])
+            .unwrap_or_else(|error| error)
     );
-    for worker in &hosts.hosts[1..] {
-        let elsewhere = worker
-            .docker(&["ps", "-a", "-q", "--filter", &label])
-            .unwrap_or_else(|error| panic!("{error}"));
-        assert_eq!(elsewhere, "", "nothing of the stack on {}", worker.name);
-    }
+    let edge = hosts.hosts[0]
+        .docker(&[
+            "ps",
+            "--filter",
+            &format!("name=^{name}-edge$"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(edge, format!("{name}-edge"), "the edge runs on the manager");
+    let containers = task_containers(&hosts, &service);
+    assert_eq!(
+        containers.values().cloned().collect::<BTreeSet<_>>(),
+        BTreeSet::from(["swa-2".to_string(), "swa-3".to_string()]),
+        "{containers:?}"
+    );
+    // Through the edge on the manager, over the overlay network, both tasks answer.
+    assert_edge_reaches_every_task(&hosts, name, &service).await;
 
     // Every node's SSH host key is pinned in state, as a single droplet's is.
     let state: serde_json::Value =
@@ -401,13 +653,24 @@ service = "web"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_whose_dockerd_stopped_shows_in_the_plan() {
+async fn a_rolling_update_of_the_routed_service_under_load_has_no_failed_request() {
     let _guard = HOSTS.lock().await;
-    let name = "e2e-swarm-down";
-    let mut hosts = start_hosts("swb", 241);
+    build_images();
+    let name = "e2e-swarm-roll";
+    // The first test's links, free again: one test holds hosts at a time.
+    let hosts = start_hosts("swd", 231);
+    hosts
+        .load_images(&[SERVER_IMAGE, TRAEFIK_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
     let emulator = start_emulator(&hosts).await;
     let environment = TestEnvironment::new();
-    write_stack(&environment, &hosts, name, &["web-2", "web-3"], "");
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2", "web-3"],
+        &routed_web(name, "v1"),
+    );
     let applied = stackctl(
         &environment,
         &emulator,
@@ -420,8 +683,119 @@ async fn a_worker_whose_dockerd_stopped_shows_in_the_plan() {
         explain(&applied),
         hosts.logs()
     );
+    let first = live_service_name(&hosts, "swd-1", name);
+    let v1 = through_edge(&hosts, &format!("https://{name}.test/")).await;
+    assert!(v1.body_excerpt.contains(r#""env":"v1""#), "{v1:?}");
 
-    // web-3's daemon stops: the manager lists it down, and the plan says so.
+    // The service's env changes: the plan says so, and apply runs while four clients
+    // send requests through the edge.
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2", "web-3"],
+        &routed_web(name, "v2"),
+    );
+    let plan = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", explain(&plan));
+    assert!(
+        plan.stdout.contains("swarm_service.web") && plan.stdout.contains("ECHO_ENV"),
+        "{}",
+        explain(&plan)
+    );
+    // The edge's servers are stackctl's to find once the new tasks run, not a change.
+    assert!(
+        !plan.stdout.contains("backend_servers"),
+        "{}",
+        explain(&plan)
+    );
+    let load = Load::start(&hosts, name);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let updated = stackctl_in_background(&environment, &emulator, &["apply", "--yes"]).await;
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (sent, failures, last) = load.finish().await;
+    println!(
+        "update in {took:.2?} under load: {sent} requests, {} failed\n{}",
+        failures.len(),
+        explain(&updated)
+    );
+    assert_eq!(
+        updated.code,
+        0,
+        "the update: {}\n{}",
+        explain(&updated),
+        hosts.logs()
+    );
+    assert!(sent > 40, "the load ran: {sent} requests");
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "no request failed during the update ({sent} sent)"
+    );
+    assert!(
+        !last.is_empty() && last.iter().all(|body| body.contains(r#""env":"v2""#)),
+        "the new version serves at the end: {last:?}"
+    );
+
+    // The successor runs two tasks spread as before, the old service is gone, and the
+    // edge sends requests to the new tasks only.
+    let successor = live_service_name(&hosts, "swd-1", name);
+    assert_ne!(successor, first, "a successor service took over");
+    assert_eq!(
+        running_task_nodes(&hosts, "swd-1", &successor),
+        ["swd-2", "swd-3"]
+    );
+    assert_edge_reaches_every_task(&hosts, name, &successor).await;
+    for _ in 0..5 {
+        let answer = through_edge(&hosts, &format!("https://{name}.test/")).await;
+        assert!(answer.body_excerpt.contains(r#""env":"v2""#), "{answer:?}");
+    }
+    let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(settled.code, 0, "nothing left to do: {}", explain(&settled));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_dockerd_stopped_shows_in_the_plan_and_apply_reschedules() {
+    let _guard = HOSTS.lock().await;
+    build_images();
+    let name = "e2e-swarm-down";
+    let mut hosts = start_hosts("swb", 241);
+    hosts
+        .load_images(&[SERVER_IMAGE, TRAEFIK_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let emulator = start_emulator(&hosts).await;
+    let environment = TestEnvironment::new();
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2", "web-3"],
+        &routed_web(name, "v1"),
+    );
+    let applied = stackctl(
+        &environment,
+        &emulator,
+        &["apply", "--yes", "--accept-new-host-key"],
+    );
+    assert_eq!(
+        applied.code,
+        0,
+        "the first apply: {}\n{}",
+        explain(&applied),
+        hosts.logs()
+    );
+    let service = live_service_name(&hosts, "swb-1", name);
+    assert_eq!(
+        running_task_nodes(&hosts, "swb-1", &service),
+        ["swb-2", "swb-3"],
+        "a replica runs on web-3"
+    );
+
+    // web-3's daemon stops: the manager lists it down, and the plan says so, and that
+    // `web` misses the task that ran there (Swarm restarts it elsewhere only after its
+    // restart delay, 5 s by default, and the task's start).
     hosts
         .host_mut("swb-3")
         .stop_docker_daemon()
@@ -435,6 +809,20 @@ async fn a_worker_whose_dockerd_stopped_shows_in_the_plan() {
         "the plan says web-3 is down: {}",
         explain(&plan)
     );
+    assert!(
+        plan.stdout.contains("swarm_service.web") && plan.stdout.contains("running_replicas"),
+        "the plan says a task of web is missing: {}",
+        explain(&plan)
+    );
+    // The edge's servers change: to addresses Swarm gives the new task, not back to the
+    // recorded ones.
+    assert!(
+        plan.stdout
+            .lines()
+            .any(|line| line.contains("backend_servers") && line.contains("(known after apply)")),
+        "{}",
+        explain(&plan)
+    );
     let drift = stackctl(&environment, &emulator, &["drift"]);
     assert_eq!(drift.code, 2, "drift sees it: {}", explain(&drift));
     assert!(
@@ -443,7 +831,9 @@ async fn a_worker_whose_dockerd_stopped_shows_in_the_plan() {
         explain(&drift)
     );
 
-    // apply cannot start a daemon on another machine, and says what to do.
+    // apply cannot start a daemon on another machine, and says what to do; the service's
+    // repair goes on beside it: it returns once Swarm runs both replicas on the nodes
+    // left, and the edge is given the new task's address.
     let failed = stackctl(&environment, &emulator, &["apply", "--yes"]);
     println!("apply with a node down: {}", explain(&failed));
     assert_eq!(failed.code, 1, "{}", explain(&failed));
@@ -455,8 +845,47 @@ async fn a_worker_whose_dockerd_stopped_shows_in_the_plan() {
         "the failure says what to do: {}",
         explain(&failed)
     );
+    assert_eq!(
+        running_task_nodes(&hosts, "swb-1", &service),
+        ["swb-2", "swb-2"],
+        "both replicas run on the worker left: {}",
+        hosts.hosts[0]
+            .docker(&["service", "ps", "--no-trunc", &service])
+            .unwrap_or_else(|error| error)
+    );
+    assert_edge_reaches_every_task(&hosts, name, &service).await;
+    let backend = environment.read("manager-files/traefik/dynamic/backend-web.yml");
+    let addresses: Vec<String> = task_containers(&hosts, &service)
+        .keys()
+        .map(|container| {
+            hosts
+                .host("swb-2")
+                .docker(&[
+                    "inspect",
+                    "--format",
+                    &format!("{{{{(index .NetworkSettings.Networks \"{name}_edge\").IPAddress}}}}"),
+                    container,
+                ])
+                .unwrap_or_else(|error| panic!("{error}"))
+        })
+        .collect();
+    assert_eq!(addresses.len(), 2, "{addresses:?}");
+    for address in &addresses {
+        assert!(
+            backend.contains(&format!("http://{address}:8080")),
+            "the backend file lists {address}: {backend}"
+        );
+    }
+    let after = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(after.code, 2, "{}", explain(&after));
+    assert!(
+        !after.stdout.contains("swarm_service.web"),
+        "only the node is left to repair: {}",
+        explain(&after)
+    );
 
-    // Its daemon back, the node rejoins by itself and the plan is empty again.
+    // Its daemon back, the node rejoins by itself and the plan is empty again (Swarm
+    // does not move running tasks back: both stay on web-2).
     hosts
         .host_mut("swb-3")
         .start_docker_daemon()
@@ -466,17 +895,18 @@ async fn a_worker_whose_dockerd_stopped_shows_in_the_plan() {
     assert_eq!(converged.code, 0, "converged: {}", explain(&converged));
 
     // A worker that left the swarm by hand is gone from the plan's view (its own daemon
-    // says so); apply joins it again and removes the entry the manager kept.
+    // says so); apply joins it again and removes the entry the manager kept. web-3, whose
+    // task Swarm started on web-2: no task of `web` moves, the plan is the node alone.
     hosts
-        .host("swb-2")
+        .host("swb-3")
         .docker(&["swarm", "leave"])
         .unwrap_or_else(|error| panic!("{error}"));
     let left = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
-    println!("plan after web-2 left: {}", explain(&left));
+    println!("plan after web-3 left: {}", explain(&left));
     assert_eq!(left.code, 2, "{}", explain(&left));
     assert!(
-        left.stdout.contains("swarm_node.web-2  create"),
-        "web-2 joins again: {}",
+        left.stdout.contains("swarm_node.web-3  create"),
+        "web-3 joins again: {}",
         explain(&left)
     );
     let rejoined = stackctl(&environment, &emulator, &["apply", "--yes"]);
@@ -490,9 +920,10 @@ async fn a_worker_whose_dockerd_stopped_shows_in_the_plan() {
         [("swb-1", "Ready"), ("swb-2", "Ready"), ("swb-3", "Ready")],
         "one entry per node, the stale one removed: {nodes:?}"
     );
-    assert_eq!(node_labels(&hosts, "swb-1", "swb-2"), r#"{"zone":"a"}"#);
+    assert_eq!(node_labels(&hosts, "swb-1", "swb-3"), r#"{"zone":"b"}"#);
     let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
     assert_eq!(settled.code, 0, "settled: {}", explain(&settled));
+    assert_edge_reaches_every_task(&hosts, name, &service).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -520,9 +951,10 @@ async fn a_worker_removed_from_stack_toml_is_drained_then_removed() {
         hosts.logs()
     );
 
-    // A global service made by hand puts a task on every node (services as Swarm
-    // services are not stackctl's here): web-3's must move away before it leaves. By
-    // image id, which no node tries to pull from a registry first.
+    // A global service made by hand puts a task on every node (this stack has none of
+    // its own, so the plan names a service stackctl does not manage, as it would any):
+    // web-3's must move away before it leaves. By image id, which no node tries to pull
+    // from a registry first.
     let image_id = hosts.hosts[0]
         .docker(&["image", "inspect", "--format", "{{.Id}}", SERVER_IMAGE])
         .unwrap_or_else(|error| panic!("{error}"));

@@ -277,3 +277,95 @@ async fn an_unreachable_target_skips_the_providers_remaining_actions() {
     assert_eq!(run.report.skipped(), 0);
     assert!(run.state.resources.is_empty());
 }
+
+#[tokio::test]
+async fn a_failed_repair_of_drift_does_not_skip_its_dependents() {
+    // A swarm node whose daemon is down: its repair fails, yet the service that waits for
+    // it (and drifted too: a task missing) is still repaired.
+    let node = resource("volume.node", &[]).with("status", "ready");
+    let service = resource("service.web", &["volume.node"]).with("running", 2i64);
+    let desired = vec![node.clone(), service.clone()];
+    let provider = Arc::new(MemoryProvider::new("memory", &["service", "volume"]));
+    provider.script(
+        &address("volume.node"),
+        Behaviour {
+            fail: Some("its daemon is down".into()),
+            ..Behaviour::default()
+        },
+    );
+    let providers = ProviderSet::new([provider.clone() as Arc<dyn stackctl_provider::Provider>]);
+    let directory = tempfile::tempdir().unwrap();
+    let store = StateStore::new(directory.path(), "shop");
+    let mut state = State::new("shop");
+    store.save(&mut state).unwrap();
+    let recorded: BTreeMap<Address, stackctl_provider::RecordedResource> = desired
+        .iter()
+        .map(|resource| {
+            (
+                resource.address.clone(),
+                stackctl_provider::RecordedResource::from_desired(resource, Some("id".into())),
+            )
+        })
+        .collect();
+    let live = |resource: &Resource, name: &str, value: stackctl_provider::Value| {
+        let mut attributes = resource.attributes.clone();
+        attributes.insert(name.to_string(), value);
+        (
+            resource.address.clone(),
+            stackctl_provider::LiveResource {
+                address: resource.address.clone(),
+                id: Some("id".into()),
+                attributes,
+                owned: true,
+            },
+        )
+    };
+    let snapshot = stackctl::plan::LiveSnapshot {
+        resources: BTreeMap::from([
+            live(&node, "status", stackctl_provider::Value::text("down")),
+            live(&service, "running", stackctl_provider::Value::Integer(1)),
+        ]),
+        read_providers: ["memory".to_string()].into(),
+        unread: Vec::new(),
+    };
+    let schemas = SchemaSet::new(providers.schemas());
+    let the_plan = plan(&PlanInput {
+        stack: "shop",
+        desired: &desired,
+        recorded: &recorded,
+        state: StateIdentity {
+            lineage: Some(state.lineage.clone()),
+            serial: state.serial,
+        },
+        config_fingerprint: String::new(),
+        live: Ok(&snapshot),
+        schemas: &schemas,
+        targets: &[],
+        mode: PlanMode::Apply,
+    });
+    assert_eq!(the_plan.actions.len(), 2, "{:#?}", the_plan.actions);
+    let by_address = desired
+        .iter()
+        .map(|resource| (resource.address.clone(), resource.clone()))
+        .collect();
+    let mut journal = store.start_journal(&state).unwrap();
+    let report = execute(
+        &the_plan,
+        &by_address,
+        &providers,
+        &mut state,
+        &mut journal,
+        &ApplyOptions::default(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    store.finish_journal(journal, &mut state).unwrap();
+    let status: BTreeMap<String, &Status> = report
+        .outcomes
+        .iter()
+        .map(|outcome| (outcome.address.to_string(), &outcome.status))
+        .collect();
+    assert!(matches!(status["volume.node"], Status::Failed { .. }));
+    assert_eq!(status["service.web"], &Status::Succeeded);
+}

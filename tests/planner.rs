@@ -27,6 +27,7 @@ fn schemas() -> SchemaSet {
             attributes: vec![
                 AttributeSchema::replaces("image"),
                 AttributeSchema::computed("container_id"),
+                AttributeSchema::found_by_apply("servers"),
             ],
         },
         KindSchema {
@@ -983,4 +984,44 @@ fn a_replace_requested_for_unchanged_services_is_planned_after_their_dependencie
         api_action.changes
     );
     assert!(the_plan.unchanged.is_empty(), "{:?}", the_plan.unchanged);
+}
+
+#[test]
+fn row_4_a_drifted_attribute_found_by_apply_is_known_after_apply_not_put_back() {
+    // Like a swarm service's servers (its tasks' addresses): the provider finds them again
+    // while repairing; they are not put back as recorded.
+    let api = service("api", "api:1");
+    let record = recorded(&api);
+    let mut live = live_of(&record);
+    let mut record = record;
+    record
+        .attributes
+        .insert("servers".into(), Value::text("10.0.1.2"));
+    live.attributes = record.attributes.clone();
+    live.attributes
+        .insert("servers".into(), Value::text("10.0.1.3"));
+    live.attributes
+        .insert("container_id".into(), Value::text("beef"));
+    live.attributes.insert("memory".into(), Value::Integer(64));
+    let plan = run(&[api], &[record], Some(&snapshot(vec![live])));
+    let action = only_action(&plan);
+    assert_eq!(action.kind, ActionKind::Update);
+    let change = |name: &str| {
+        action
+            .changes
+            .iter()
+            .find(|change| change.attribute == name)
+            .unwrap_or_else(|| panic!("no change of {name}: {:#?}", action.changes))
+    };
+    assert_eq!(change("servers").before, Some(Value::text("10.0.1.3")));
+    assert_eq!(
+        change("servers").after,
+        Some(Value::Unknown(Reference {
+            address: address("service.api"),
+            attribute: "servers".into(),
+        }))
+    );
+    // Any other computed attribute's drift is put back as recorded.
+    assert_eq!(change("container_id").after, Some(Value::text("c0ffee")));
+    assert_eq!(change("memory").after, Some(Value::Integer(512)));
 }

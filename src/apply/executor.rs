@@ -3,7 +3,9 @@
 //! Actions form a graph (each names the actions it waits for). An action starts once
 //! every action it depends on succeeded; independent actions run in parallel, at most
 //! `parallelism` at a time. A failed action skips only its dependents — the rest of the
-//! plan goes on. A provider whose target cannot be reached has its remaining actions
+//! plan goes on — and a failed repair of drift (an update in place that would have put
+//! back what changed outside stackctl) not even those: the resource is as it was when
+//! they last ran with it. A provider whose target cannot be reached has its remaining actions
 //! skipped (the run is "partial", exit code 3) while other providers finish.
 //!
 //! Every completed action is appended to the state journal (fsynced, O(1)) as it
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use stackctl_provider::{
     Action, ActionKind, Address, ApplyContext, ApplyOutcome, Attributes, Provider, ProviderError,
-    Reference, Resource, Value,
+    Reason, Reference, Resource, Value,
 };
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -585,15 +587,24 @@ pub async fn execute_actions(
                     },
                     &mut events,
                 );
-                skip_dependents(
-                    finished.index,
-                    actions,
-                    &dependents,
-                    &mut outcomes,
-                    &mut events,
-                    &mut emit,
-                    elapsed(),
-                );
+                if failed_repair_leaves_it_as_it_was(action, &status) {
+                    for &dependent in &dependents[finished.index] {
+                        waiting[dependent] -= 1;
+                        if waiting[dependent] == 0 && outcomes[dependent].is_none() {
+                            ready.push_back(dependent);
+                        }
+                    }
+                } else {
+                    skip_dependents(
+                        finished.index,
+                        actions,
+                        &dependents,
+                        &mut outcomes,
+                        &mut events,
+                        &mut emit,
+                        elapsed(),
+                    );
+                }
             }
         }
     }
@@ -742,6 +753,16 @@ fn finish_without_running(
         duration_ms: None,
     });
     skip_dependents(index, actions, dependents, outcomes, events, emit, now);
+}
+
+/// Whether a failed action leaves its resource as it was before the apply: an update in
+/// place that only repairs drift (a swarm node whose daemon is down, say). Its dependents
+/// ran with it as it was, so they go on; any other failure (a create, a replace, an
+/// update for a stack.toml change, an unreachable target) skips them.
+fn failed_repair_leaves_it_as_it_was(action: &Action, status: &Status) -> bool {
+    action.kind == ActionKind::Update
+        && matches!(action.reason, Reason::Drift { .. })
+        && matches!(status, Status::Failed { .. })
 }
 
 /// Marks every transitive dependent of `failed` as skipped, naming the cause.

@@ -61,6 +61,12 @@ impl Lowering<'_> {
     ) -> Resource {
         let mut resource = Resource::new(Address::new(SWARM_SERVICE, name), &container.provider);
         resource.dependencies = container.dependencies.clone();
+        // Swarm places tasks once, among the nodes it has then (it never moves a running
+        // task to a node that joins later): the service waits for every node to have
+        // joined with its labels, so that its placement sees them all.
+        for node in swarm.managers.iter().chain(&swarm.workers) {
+            resource = resource.depends_on(Address::new("swarm_node", node));
+        }
         for (attribute, value) in &container.attributes {
             if NOT_ON_A_SWARM.contains(&attribute.as_str()) {
                 continue;

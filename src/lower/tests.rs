@@ -698,6 +698,9 @@ fn on_a_swarm_services_lower_to_swarm_services_with_their_placement_and_update()
             "network.backend",
             "network.edge",
             "swarm.cluster",
+            // Every node, with its labels, before Swarm places the tasks.
+            "swarm_node.web-1",
+            "swarm_node.web-2",
             "swarm_service.db"
         ]
     );

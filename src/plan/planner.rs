@@ -403,10 +403,19 @@ fn decide(
     };
     if let Some(live) = live {
         for name in &drift {
-            let target = resource
-                .attributes
-                .get(name)
-                .or_else(|| recorded.attributes.get(name));
+            // An attribute found anew by every apply (a swarm service's servers: its
+            // tasks' addresses) is not put back as recorded: its new value is found then.
+            let unknown = Value::Unknown(Reference {
+                address: resource.address.clone(),
+                attribute: name.clone(),
+            });
+            let target = resource.attributes.get(name).or_else(|| {
+                if schema.is_some_and(|schema| schema.is_found_by_apply(name)) {
+                    Some(&unknown)
+                } else {
+                    recorded.attributes.get(name)
+                }
+            });
             found.retain(|existing| &existing.attribute != name);
             found.push(change(name, live.attributes.get(name), target, schema));
         }

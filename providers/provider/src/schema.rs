@@ -32,6 +32,10 @@ pub struct AttributeSchema {
     /// digest): when live differs from recorded, the resource is updated to follow it —
     /// never "repaired" back, which drift would mean.
     pub upstream: bool,
+    /// Computed, and found anew by every apply (a swarm service's backend servers: the
+    /// addresses of the tasks running then): drift of it is not put back as recorded, so
+    /// the plan shows its new value as known after apply.
+    pub found_by_apply: bool,
 }
 
 impl AttributeSchema {
@@ -44,6 +48,7 @@ impl AttributeSchema {
             inert: false,
             unset_means_default: false,
             upstream: false,
+            found_by_apply: false,
         }
     }
 
@@ -84,6 +89,14 @@ impl AttributeSchema {
         }
     }
 
+    pub const fn found_by_apply(name: &'static str) -> Self {
+        AttributeSchema {
+            computed: true,
+            found_by_apply: true,
+            ..AttributeSchema::plain(name)
+        }
+    }
+
     pub const fn inert(name: &'static str) -> Self {
         AttributeSchema {
             inert: true,
@@ -113,6 +126,11 @@ impl KindSchema {
     pub fn is_upstream(&self, name: &str) -> bool {
         self.attribute(name)
             .is_some_and(|attribute| attribute.upstream)
+    }
+
+    pub fn is_found_by_apply(&self, name: &str) -> bool {
+        self.attribute(name)
+            .is_some_and(|attribute| attribute.found_by_apply)
     }
 
     pub fn is_inert(&self, name: &str) -> bool {

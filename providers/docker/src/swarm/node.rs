@@ -26,6 +26,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a drained node's tasks may take to stop (the swarm starts them elsewhere).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(250);
+/// How many times a node's update is made again from a newer version (see `update_spec`).
+const UPDATE_ATTEMPTS: u32 = 5;
 
 /// What stack.toml wants of a node.
 struct NodeWish {
@@ -364,18 +366,41 @@ async fn wait_until_ready(
 
 /// Sends the node's spec with stack.toml's role, labels and availability, unless it
 /// already has them.
+///
+/// An update names the version of the node it was made from, and Swarm refuses it once
+/// that version has moved on: a node's own reports bump it (most often in the seconds
+/// after it joined). So a refused update whose node has a newer version by now is made
+/// again from that one, a bounded number of times; any other refusal is the error.
 async fn update_spec(
     manager: &DockerClient,
     node: &ManagedNode,
     wish: &NodeWish,
 ) -> Result<(), ProviderError> {
-    let spec = desired_spec(&node.spec, &wish.role, &wish.availability, &wish.labels);
-    if spec == node.spec {
-        return Ok(());
+    let mut node = node.clone();
+    let mut attempt = 1;
+    loop {
+        let spec = desired_spec(&node.spec, &wish.role, &wish.availability, &wish.labels);
+        if spec == node.spec {
+            return Ok(());
+        }
+        let refused = match manager
+            .send(requests::update_node(&node.id, node.version, &spec))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        let newer = list(manager)
+            .await?
+            .into_iter()
+            .find(|listed| listed.id == node.id && listed.version != node.version);
+        match newer {
+            Some(newer) if attempt < UPDATE_ATTEMPTS => {
+                tracing::debug!(node = %node.hostname, from = node.version, to = newer.version, "the node changed meanwhile: updating it again from its new version");
+                node = newer;
+                attempt += 1;
+            }
+            _ => return Err(from_client(refused)),
+        }
     }
-    manager
-        .send(requests::update_node(&node.id, node.version, &spec))
-        .await
-        .map_err(from_client)?;
-    Ok(())
 }

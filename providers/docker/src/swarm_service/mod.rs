@@ -77,6 +77,10 @@ pub fn kind_schema() -> KindSchema {
     attributes.extend(["drain_milliseconds", "security_reason"].map(AttributeSchema::inert));
     attributes
         .extend([live::SERVICE_ID, live::LIVE_NAME, live::TASKS].map(AttributeSchema::computed));
+    // The edge's servers are known only once the tasks run: never in stack.toml, so not a
+    // change an update plans (`- backend_servers` would read as taking them away); a
+    // task Swarm moved shows as drift, repaired with the addresses of the tasks then.
+    attributes.push(AttributeSchema::found_by_apply(live::BACKEND_SERVERS));
     KindSchema {
         kind: SWARM_SERVICE,
         provider: "docker",
