@@ -578,6 +578,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_secret_passes_the_check_before_planning_and_a_clash_fails_it_with_a_hint() {
+        let resource = |attributes: Attributes| {
+            let mut resource = stackctl_provider::Resource::new(
+                stackctl_provider::Address::new("swarm_service", "web"),
+                "docker",
+            );
+            resource.attributes = attributes;
+            resource
+        };
+        assert!(check_before_planning("shop", &resource(with_secret_env("hunter2"))).is_ok());
+        let mut clashing = with_secret_env("hunter2");
+        if let Some(Value::Map(env)) = clashing.get_mut("env") {
+            env.insert("DB_PASSWORD_FILE".into(), Value::text("/elsewhere"));
+        }
+        let Err(stackctl_provider::ProviderError::Failed { message, hint, .. }) =
+            check_before_planning("shop", &resource(clashing))
+        else {
+            panic!("a clash passed");
+        };
+        assert!(
+            message.starts_with("`swarm_service.web`: env `DB_PASSWORD` is a secret"),
+            "{message}"
+        );
+        assert!(hint.unwrap().contains("remove the `_FILE` variable"));
+    }
+
+    #[test]
     fn unknown_modes_are_named() {
         let mut attributes = web_attributes();
         attributes.insert("endpoint_mode".into(), Value::text("ipvs"));
