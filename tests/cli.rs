@@ -388,6 +388,51 @@ fn the_swarm_example_validates_with_only_the_swarm_hardening_warning_and_plans()
     }
 }
 
+/// On a swarm, a secret env value is planned like on one host (its digest, shown as
+/// sensitive), no longer refused: the docker provider mounts it as a Swarm secret file.
+#[test]
+fn a_secret_in_a_swarm_services_env_is_planned_as_sensitive_never_shown() {
+    let environment = TestEnvironment::new();
+    let example = "docs/examples/swarm";
+    let directory = environment.path().join(example);
+    support::copy_tree(&repository().join(example), &directory);
+    let stack_path = directory.join("stack.toml");
+    let stack = std::fs::read_to_string(&stack_path).unwrap().replace(
+        r#"env = { CACHE_URL = "redis://cache:6379/0" }"#,
+        r#"env = { CACHE_URL = "redis://cache:6379/0", SESSION_SECRET = "${SESSION_SECRET}" }"#,
+    );
+    assert!(
+        stack.contains("SESSION_SECRET"),
+        "the example's app env moved"
+    );
+    std::fs::write(&stack_path, stack).unwrap();
+    let env_path = directory.join(ENV_FILE);
+    let mut env_file = std::fs::read_to_string(&env_path).unwrap();
+    env_file.push_str("SESSION_SECRET=\n");
+    std::fs::write(&env_path, env_file).unwrap();
+    let value = "a-swarm-session-secret-value-of-the-test";
+    let plan = environment.run_with_env(
+        &[
+            "-c",
+            &format!("{example}/stack.toml"),
+            "plan",
+            "--offline",
+            "--env-file",
+            &format!("{example}/{ENV_FILE}"),
+        ],
+        &[("SESSION_SECRET", value)],
+    );
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("swarm_service.app"), "{}", plan.stdout);
+    let secret_line = plan
+        .stdout
+        .lines()
+        .find(|line| line.contains("SESSION_SECRET"))
+        .unwrap_or_else(|| panic!("no SESSION_SECRET in the plan: {}", plan.stdout));
+    assert!(secret_line.contains("(sensitive)"), "{secret_line}");
+    assert!(!plan.stdout.contains(value) && !plan.stderr.contains(value));
+}
+
 #[test]
 fn the_committed_json_schema_is_fresh() {
     let committed =

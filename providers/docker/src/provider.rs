@@ -374,7 +374,7 @@ impl Provider for DockerProvider {
             }
         }
         if desired.address.kind() == crate::swarm_service::SWARM_SERVICE {
-            crate::swarm_service::spec::check_before_planning(desired)?;
+            crate::swarm_service::spec::check_before_planning(&self.stack, desired)?;
         }
         Ok(())
     }

@@ -840,3 +840,220 @@ async fn a_routed_swarm_service_is_switched_through_traefiks_file_provider_under
     let teardown = host.stop();
     assert!(teardown.leftovers.is_empty(), "{:?}", teardown.leftovers);
 }
+
+/// The droplet-shaped host of the secrets test (unique like `HOST_INDEX`).
+const SECRET_HOST_NAME: &str = "swarm-secret";
+const SECRET_HOST_INDEX: u8 = 253;
+const SECRET_FILE: &str = "/run/secrets/DB_PASSWORD";
+
+/// The Swarm secrets labelled as the stack's, by name.
+fn stack_secrets(host: &DropletHost, stack: &str) -> Vec<String> {
+    let listed = host
+        .docker(&[
+            "secret",
+            "ls",
+            "--format",
+            "{{.Name}}",
+            "--filter",
+            &format!("label=stackctl.stack={stack}"),
+        ])
+        .unwrap();
+    let mut names: Vec<String> = listed.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+/// The running task containers of a service, each with what it reads at `SECRET_FILE`
+/// (the test server prints a file through its own `task --print-file`: the image has no
+/// shell).
+fn secret_files_seen(host: &DropletHost, service_name: &str) -> Vec<(String, String)> {
+    let listed = host
+        .docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={service_name}"),
+        ])
+        .unwrap();
+    listed
+        .lines()
+        .map(|container| {
+            let printed = host
+                .docker(&[
+                    "exec",
+                    container,
+                    "/server",
+                    "task",
+                    "--print-file",
+                    SECRET_FILE,
+                ])
+                .unwrap_or_else(|error| error);
+            (container.to_string(), printed)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_env_value_is_a_swarm_secret_file_in_the_task_never_in_inspect_and_a_new_value_replaces_it(
+) {
+    ensure_images();
+    let host = DropletHost::start(SECRET_HOST_NAME, SECRET_HOST_INDEX).unwrap_or_else(|error| {
+        panic!("the droplet host did not start: {error}. .ci/run installs iproute2, iptables, docker.io and openssh-server")
+    });
+    host.load_images(&[SERVER_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let address = host.address.to_string();
+    host.docker(&["swarm", "init", "--advertise-addr", &address])
+        .unwrap_or_else(|error| panic!("{error}\n{}", host.logs()));
+    let stack = unique_stack("swsec");
+    let provider = swarm_provider(&host, &stack);
+    let mut context = context(&stack);
+    // Bounded, but generous: a swarm on a loaded 2-core machine starts tasks slowly.
+    context.health_timeout = Duration::from_secs(90);
+    let service_name = format!("{stack}-web");
+    let net = create(&provider, overlay_network(&stack, "net"), &context).await;
+
+    // One replica, with a secret in its env.
+    let first_value = format!("first-secret-of-{stack}");
+    let second_value = format!("second-secret-of-{stack}");
+    let with_password = |value: &str| {
+        with_secret(
+            web_service(&stack)
+                .with("replicas", 1i64)
+                .with("running_replicas", 1i64),
+            "DB_PASSWORD",
+            value,
+        )
+    };
+    let web = apply_on(
+        &host,
+        &provider,
+        action(ActionKind::Create, Some(with_password(&first_value)), None),
+        &context,
+    )
+    .await;
+
+    // The task reads the value from the file its env names.
+    let seen = secret_files_seen(&host, &service_name);
+    assert_eq!(
+        seen.len(),
+        1,
+        "{seen:?}\n{}",
+        tasks_of(&host, &service_name)
+    );
+    let (container, printed) = &seen[0];
+    assert_eq!(printed, &format!("{SECRET_FILE}: {first_value}"));
+    let file_variable = host
+        .docker(&[
+            "exec",
+            container,
+            "/server",
+            "task",
+            "--print-env",
+            "DB_PASSWORD_FILE",
+        ])
+        .unwrap();
+    assert_eq!(file_variable, format!("DB_PASSWORD_FILE={SECRET_FILE}"));
+    let unset = host
+        .docker(&[
+            "exec",
+            container,
+            "/server",
+            "task",
+            "--print-env",
+            "DB_PASSWORD",
+        ])
+        .unwrap();
+    assert_eq!(unset, "DB_PASSWORD=", "the value is not in the task's env");
+
+    // Neither the service nor the task's container shows the value.
+    let service_inspect = host.docker(&["service", "inspect", &service_name]).unwrap();
+    assert!(
+        service_inspect.contains(&format!("DB_PASSWORD_FILE={SECRET_FILE}")),
+        "{service_inspect}"
+    );
+    assert!(
+        !service_inspect.contains(&first_value),
+        "`docker service inspect` shows the secret"
+    );
+    let container_inspect = host.docker(&["inspect", container]).unwrap();
+    assert!(
+        !container_inspect.contains(&first_value),
+        "`docker inspect` of the task's container shows the secret"
+    );
+    let first_secrets = stack_secrets(&host, &stack);
+    assert_eq!(first_secrets.len(), 1, "{first_secrets:?}");
+    assert!(
+        first_secrets[0].starts_with(&format!("{stack}_web_DB_PASSWORD_")),
+        "{first_secrets:?}"
+    );
+    // Nor what stackctl records.
+    let recorded = serde_json::to_string(&web).unwrap();
+    assert!(!recorded.contains(&first_value), "{recorded}");
+
+    // Read back: no drift; the secret is the recorded one.
+    let live = live_web(&provider, &stack, &web).await;
+    assert_eq!(
+        drift(&web, &live),
+        Vec::<String>::new(),
+        "{:#?}",
+        live.attributes
+    );
+
+    // A new value: a new secret, rolled out; the old secret is removed.
+    let changed = apply_on(
+        &host,
+        &provider,
+        action(
+            ActionKind::Update,
+            Some(with_password(&second_value)),
+            Some(web.clone()),
+        ),
+        &context,
+    )
+    .await;
+    let second_secrets = stack_secrets(&host, &stack);
+    assert_eq!(second_secrets.len(), 1, "{second_secrets:?}");
+    assert_ne!(second_secrets, first_secrets, "a new secret");
+    // The old task stops in its grace period; then the one task reads the new value.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let seen = secret_files_seen(&host, &service_name);
+        if seen.len() == 1 || Instant::now() >= deadline {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].1, format!("{SECRET_FILE}: {second_value}"));
+    let service_inspect = host.docker(&["service", "inspect", &service_name]).unwrap();
+    assert!(!service_inspect.contains(&second_value));
+    let live = live_web(&provider, &stack, &changed).await;
+    assert_eq!(
+        drift(&changed, &live),
+        Vec::<String>::new(),
+        "{:#?}",
+        live.attributes
+    );
+    // Compared with the first apply's record, the service mounts another secret: drift.
+    let live = live_web(&provider, &stack, &web).await;
+    assert_eq!(drift(&web, &live), ["env"], "{:#?}", live.attributes);
+
+    // Deleted: the service, then its secret.
+    let deleted = provider
+        .apply(
+            &action(ActionKind::Delete, None, Some(changed.clone())),
+            &context,
+        )
+        .await
+        .unwrap_or_else(|error| panic!("delete: {error:?}\n{}", host.logs()));
+    assert_eq!(deleted, ApplyOutcome::Deleted);
+    assert_eq!(stack_secrets(&host, &stack), Vec::<String>::new());
+    provider
+        .apply(&action(ActionKind::Delete, None, Some(net)), &context)
+        .await
+        .expect("the network goes once its tasks are gone");
+
+    let teardown = host.stop();
+    assert!(teardown.leftovers.is_empty(), "{:?}", teardown.leftovers);
+}

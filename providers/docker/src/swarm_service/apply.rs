@@ -8,6 +8,7 @@
 //! failed tasks' errors; so does a service whose tasks do not all run in the health
 //! timeout (not placeable, image missing on a node, crashing).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
@@ -15,7 +16,7 @@ use stackctl_provider::{Action, ActionKind, ApplyContext, ApplyOutcome, Provider
 
 use super::live::{BACKEND_SERVERS, LIVE_NAME, SERVICE_ID};
 use super::requests;
-use super::spec::SwarmServiceSpec;
+use super::spec::{SwarmServiceSpec, SwarmSpecError};
 use crate::api::{CountedConnection, DockerClient};
 use crate::attributes::{desired_of, recorded_with};
 use crate::http::{Request, Response};
@@ -50,14 +51,25 @@ impl DockerProvider {
             for service in &existing {
                 self.remove_swarm_service(client, service).await?;
             }
+            // Its tasks are gone: nothing mounts its secrets any more.
+            self.remove_unused_swarm_secrets(client, &resource, &[])
+                .await?;
             return Ok(ApplyOutcome::Deleted);
         }
         let desired = desired_of(action)?;
-        let spec = SwarmServiceSpec::from_attributes(action.address.name(), &desired.attributes)
-            .map_err(|error| failed(format!("`{}`: {error}", action.address), None))?;
+        let spec = SwarmServiceSpec::from_attributes(
+            &self.stack,
+            action.address.name(),
+            &desired.attributes,
+        )
+        .map_err(|error| failed(format!("`{}`: {error}", action.address), None))?;
         let labels = self.labels(&action.address, &desired.hash());
         let address = action.address.to_string();
-        let invalid = |error: crate::spec::SpecError| failed(format!("`{address}`: {error}"), None);
+        let invalid = |error: SwarmSpecError| failed(format!("`{address}`: {error}"), None);
+        // Secrets first: the service's spec names them by id.
+        let secret_ids = self
+            .ensure_swarm_secrets(client, &address, &spec.secrets)
+            .await?;
         // The one to keep: the recorded one if it is still there, else the newest.
         let recorded_id = action.prior.as_ref().and_then(|prior| prior.id.clone());
         let kept = existing
@@ -77,7 +89,14 @@ impl DockerProvider {
                 .is_some_and(|prior| needs_new_service(&prior.attributes, &desired.attributes));
         if switch {
             return self
-                .switch_swarm_service(client, action, context, &spec, &labels, &existing)
+                .switch_swarm_service(
+                    client,
+                    action,
+                    context,
+                    (&spec, &secret_ids),
+                    &labels,
+                    &existing,
+                )
                 .await;
         }
         // An update Swarm gave up before this one is not this one's failure.
@@ -93,7 +112,7 @@ impl DockerProvider {
                 let name = service["Spec"]["Name"]
                     .as_str()
                     .unwrap_or(&spec.service_name);
-                let body = spec.body(name, &labels).map_err(invalid)?;
+                let body = spec.body(name, &labels, &secret_ids).map_err(invalid)?;
                 client
                     .send(requests::update_service(&id, version, body))
                     .await
@@ -109,7 +128,9 @@ impl DockerProvider {
                 id
             }
             None => {
-                let body = spec.body(&spec.service_name, &labels).map_err(invalid)?;
+                let body = spec
+                    .body(&spec.service_name, &labels, &secret_ids)
+                    .map_err(invalid)?;
                 self.create_swarm_service(client, &address, body).await?
             }
         };
@@ -140,6 +161,9 @@ impl DockerProvider {
             }
             None => None,
         };
+        // The update is done: secrets of earlier values are mounted by no task Swarm wants.
+        self.remove_unused_swarm_secrets(client, &address, &spec.secrets)
+            .await?;
         Ok(record(desired, &service, servers))
     }
 
@@ -176,7 +200,7 @@ impl DockerProvider {
         client: &DockerClient,
         action: &Action,
         context: &ApplyContext,
-        spec: &SwarmServiceSpec,
+        (spec, secret_ids): (&SwarmServiceSpec, &BTreeMap<String, String>),
         labels: &crate::api::Labels,
         existing: &[Json],
     ) -> Result<ApplyOutcome, ProviderError> {
@@ -195,7 +219,7 @@ impl DockerProvider {
             self.remove_swarm_service(client, leftover).await?;
         }
         let body = spec
-            .body(&name, labels)
+            .body(&name, labels, secret_ids)
             .map_err(|error| failed(format!("`{address}`: {error}"), None))?;
         let id = self.create_swarm_service(client, &address, body).await?;
         let ready = self
@@ -229,6 +253,8 @@ impl DockerProvider {
         {
             self.remove_swarm_service(client, old).await?;
         }
+        self.remove_unused_swarm_secrets(client, &address, &spec.secrets)
+            .await?;
         Ok(record(desired, &service, Some(servers)))
     }
 
@@ -670,7 +696,7 @@ mod tests {
     #[test]
     fn the_edges_servers_are_the_running_tasks_addresses_on_the_first_network() {
         let attributes = super::super::spec::tests::web_attributes();
-        let spec = SwarmServiceSpec::from_attributes("web", &attributes).unwrap();
+        let spec = SwarmServiceSpec::from_attributes("shop", "web", &attributes).unwrap();
         let task = |address: &str, state: &str| {
             json!({
                 "DesiredState": "running",

@@ -12,13 +12,17 @@
 //!   shown by `ps`, never a reason to act by itself).
 //!
 //! Secret values never come back: an env key the resource declares secret is hashed
-//! with the state's salt, like a container's.
+//! with the state's salt, like a container's. A secret mounted as a file
+//! (`VAR_FILE=/run/secrets/VAR` and a Swarm secret at that path) reads back as `VAR`, a
+//! secret whose digest is the recorded one when the Swarm secret's name carries its first
+//! 8 hex digits, and another one (a changed secret) when it does not.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 use stackctl_provider::{Attributes, Secret, Value};
 
+use super::secrets;
 use super::spec::restart_condition;
 
 /// Computed attributes: facts of the live service, never a reason to act.
@@ -121,6 +125,19 @@ pub fn live_swarm_service_attributes(
     let reference_env = reference
         .and_then(|attributes| attributes.get("env"))
         .and_then(Value::as_map);
+    // Mounted secrets: file path → the Swarm secret's name.
+    let mounted: BTreeMap<&str, &str> = container["Secrets"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|reference| {
+            Some((
+                reference["File"]["Name"].as_str()?,
+                reference["SecretName"].as_str()?,
+            ))
+        })
+        .collect();
     let mut env = BTreeMap::new();
     for entry in container["Env"]
         .as_array()
@@ -130,6 +147,11 @@ pub fn live_swarm_service_attributes(
         let Some((key, value)) = entry.as_str().and_then(|entry| entry.split_once('=')) else {
             continue;
         };
+        if let Some((variable, secret)) = mounted_secret(key, value, &mounted, reference_env, salt)
+        {
+            env.insert(variable, secret);
+            continue;
+        }
         let live = match reference_env.and_then(|entries| entries.get(key)) {
             Some(Value::Integer(number)) if number.to_string() == value => Value::Integer(*number),
             Some(Value::Bool(flag)) if flag.to_string() == value => Value::Bool(*flag),
@@ -318,6 +340,37 @@ pub fn live_swarm_service_attributes(
     attributes
 }
 
+/// `VAR_FILE=/run/secrets/VAR` with a Swarm secret mounted there: `VAR` and the secret it
+/// holds, as far as the Swarm secret's name tells (see the module's essay).
+fn mounted_secret(
+    key: &str,
+    value: &str,
+    mounted: &BTreeMap<&str, &str>,
+    reference_env: Option<&BTreeMap<String, Value>>,
+    salt: &str,
+) -> Option<(String, Value)> {
+    let variable = key.strip_suffix(secrets::FILE_SUFFIX)?;
+    let file = format!("{}/{variable}", secrets::SECRETS_DIRECTORY);
+    if value != file {
+        return None;
+    }
+    let name = mounted.get(file.as_str())?;
+    let recorded = match reference_env.and_then(|entries| entries.get(variable)) {
+        Some(Value::Secret(secret))
+            if name.ends_with(&format!("_{}", secrets::digest_prefix(secret.digest()))) =>
+        {
+            Some(Secret::from_digest(secret.digest()))
+        }
+        _ => None,
+    };
+    // Not the recorded value (or none was recorded): a digest of the secret's name, which
+    // no value's digest equals, so the plan shows a changed secret.
+    let live = recorded.unwrap_or_else(|| {
+        Secret::from_digest(Secret::digest_of(&format!("swarm secret {name}"), salt))
+    });
+    Some((variable.to_string(), Value::Secret(live)))
+}
+
 /// How many tasks run now (Swarm wants them running and they are), and each task that
 /// Swarm still wants running, as `{ slot, node, state, error }`, by slot.
 pub fn task_states(tasks: &[&Json], nodes: &BTreeMap<String, String>) -> (i64, Vec<Value>) {
@@ -443,9 +496,9 @@ mod tests {
             resource: "swarm_service.web".into(),
             hash: "h".into(),
         };
-        SwarmServiceSpec::from_attributes("web", &web_attributes())
+        SwarmServiceSpec::from_attributes("shop", "web", &web_attributes())
             .unwrap()
-            .body("shop-web", &labels)
+            .body("shop-web", &labels, &BTreeMap::new())
             .unwrap()
     }
 
@@ -512,5 +565,56 @@ mod tests {
             })
             .collect();
         assert_eq!(states, ["running", "pending", "running"]);
+    }
+
+    #[test]
+    fn a_secret_mounted_as_a_file_reads_back_as_its_variable_and_a_changed_one_shows() {
+        let secret = Secret::new("hunter2", "salt");
+        let mut attributes = web_attributes();
+        if let Some(Value::Map(env)) = attributes.get_mut("env") {
+            env.insert("DB_PASSWORD".into(), Value::Secret(secret.clone()));
+        }
+        let spec = SwarmServiceSpec::from_attributes("shop", "web", &attributes).unwrap();
+        let ids = BTreeMap::from([(spec.secrets[0].name.clone(), "sid".to_string())]);
+        let labels = Labels {
+            stack: "shop".into(),
+            resource: "swarm_service.web".into(),
+            hash: "h".into(),
+        };
+        let service = live_service(&spec.body("shop-web", &labels, &ids).unwrap());
+        let read_with = |service: &Json| {
+            live_swarm_service_attributes(
+                service,
+                &[],
+                &BTreeMap::from([("n1d".to_string(), "shop_backend".to_string())]),
+                &BTreeMap::new(),
+                Some(&attributes),
+                "salt",
+            )
+        };
+        let live = read_with(&service);
+        let env = live["env"].as_map().unwrap();
+        assert_eq!(env["DB_PASSWORD"], Value::Secret(secret));
+        assert!(!env.contains_key("DB_PASSWORD_FILE"), "{env:?}");
+        assert_eq!(compared(&live).get("env"), attributes.get("env"));
+
+        // Another secret mounted by hand (`docker service update --secret-add`): changed.
+        let mut swapped = service.clone();
+        swapped["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"][0]["SecretName"] =
+            json!("shop_web_DB_PASSWORD_00000000");
+        let live = read_with(&swapped);
+        let changed = &live["env"].as_map().unwrap()["DB_PASSWORD"];
+        assert!(matches!(changed, Value::Secret(_)));
+        assert_ne!(
+            Some(changed),
+            attributes["env"].as_map().unwrap().get("DB_PASSWORD")
+        );
+
+        // The mount removed by hand: the variable names a file nothing is mounted at.
+        let mut unmounted = service.clone();
+        unmounted["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"] = json!([]);
+        let env = read_with(&unmounted)["env"].as_map().unwrap().clone();
+        assert!(!env.contains_key("DB_PASSWORD"), "{env:?}");
+        assert!(env.contains_key("DB_PASSWORD_FILE"), "{env:?}");
     }
 }

@@ -17,19 +17,22 @@
 //! itself (a task with a health check is `starting` until healthy). A delete waits until
 //! the tasks are gone, so a network or volume they used may go next.
 //!
-//! Secret values are refused in a swarm service's env (`docker service inspect` on any
-//! manager shows a service's env); Swarm secrets mounted as files are not built yet.
+//! Secret env values never go into a swarm service's env (`docker service inspect` on any
+//! manager shows it): each becomes a Swarm secret mounted as a file, which the env names
+//! (`VAR_FILE=/run/secrets/VAR`), see [`secrets`].
 //!
 //! - [`spec`]: attributes → the `ServiceSpec` body (pure);
 //! - [`live`]: service and tasks → attributes (pure);
 //! - [`requests`]: the Engine API requests (pure);
 //! - [`apply`]: create, update, delete, waiting for convergence;
+//! - [`secrets`]: secret env values as Swarm secrets (names, bodies; create, remove);
 //! - [`refresh`]: every swarm service of the stack in one round trip.
 
 pub mod apply;
 pub mod live;
 pub mod refresh;
 pub mod requests;
+pub mod secrets;
 pub mod spec;
 
 /// The kind lowering gives services on a swarm target.

@@ -5,12 +5,15 @@
 //! capabilities) is read by the container's own [`ServiceSpec`], so a swarm service and a
 //! container never disagree on what an attribute means; this file adds what only a swarm
 //! service has (replicas, placement, endpoint mode, update policy) and writes the body.
+//! Secret env values become Swarm secrets mounted as files ([`super::secrets`]): the env
+//! names the file (`VAR_FILE=/run/secrets/VAR`), never the value.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value as Json};
 use stackctl_provider::{Attributes, Value};
 
+use super::secrets::{file_variable, invalid_name, secret_name, SecretFile};
 use crate::api::Labels;
 use crate::spec::{nano_cpus, seconds_to_nanos, text_list, EnvValue, ServiceSpec, SpecError};
 
@@ -41,6 +44,8 @@ pub struct SwarmServiceSpec {
     pub update: UpdatePolicy,
     /// tmpfs path → size in bytes (0: no limit); a service spec carries no other option.
     pub tmpfs: BTreeMap<String, i64>,
+    /// The secret env values, as the Swarm secrets mounted in each task, by variable.
+    pub secrets: Vec<SecretFile>,
 }
 
 /// Why a swarm service's attributes cannot become a service.
@@ -56,10 +61,18 @@ pub enum SwarmSpecError {
         value: String,
         expected: &'static str,
     },
-    /// Secret values are not passed in a swarm service's env: `docker service inspect`
-    /// on any manager would show them.
-    #[error("env `{key}` holds a secret value, and a swarm service's env is shown by `docker service inspect` on every manager")]
-    SecretInEnv { key: String },
+    /// A secret env value `VAR` is passed as `VAR_FILE`, which the env must not set too.
+    #[error("env `{key}` is a secret, mounted as a file that `{file_key}` names, and env sets `{file_key}` too")]
+    FileVariableTaken { key: String, file_key: String },
+    #[error("env `{key}` is a secret, and its Swarm secret's name `{name}` is refused: {why}")]
+    SecretName {
+        key: String,
+        name: String,
+        why: String,
+    },
+    /// An apply creates the secrets before the body is written; one it lacks is a bug.
+    #[error("the Swarm secret `{name}` was not created before the service")]
+    SecretNotCreated { name: String },
 }
 
 /// Swarm's restart condition for a Docker restart policy.
@@ -72,8 +85,10 @@ pub fn restart_condition(restart: &str) -> &'static str {
 }
 
 impl SwarmServiceSpec {
-    /// Reads a `swarm_service.*` resource's attributes. `service` is the address name.
+    /// Reads a `swarm_service.*` resource's attributes. `service` is the address name;
+    /// `stack` names its secrets.
     pub fn from_attributes(
+        stack: &str,
         service: &str,
         attributes: &Attributes,
     ) -> Result<SwarmServiceSpec, SwarmSpecError> {
@@ -89,12 +104,31 @@ impl SwarmServiceSpec {
         task_attributes.insert("container_name".into(), Value::text(service_name.clone()));
         let tmpfs_value = task_attributes.remove("tmpfs");
         let task = ServiceSpec::from_attributes(service, &task_attributes)?;
-        if let Some(key) = task
-            .env
-            .iter()
-            .find_map(|(key, value)| matches!(value, EnvValue::Secret(_)).then_some(key))
-        {
-            return Err(SwarmSpecError::SecretInEnv { key: key.clone() });
+        let mut secrets = Vec::new();
+        for (key, value) in &task.env {
+            let EnvValue::Secret(value) = value else {
+                continue;
+            };
+            let file_key = file_variable(key);
+            if task.env.contains_key(&file_key) {
+                return Err(SwarmSpecError::FileVariableTaken {
+                    key: key.clone(),
+                    file_key,
+                });
+            }
+            let name = secret_name(stack, service, key, value.digest());
+            if let Some(why) = invalid_name(&name) {
+                return Err(SwarmSpecError::SecretName {
+                    key: key.clone(),
+                    name,
+                    why,
+                });
+            }
+            secrets.push(SecretFile {
+                variable: key.clone(),
+                name,
+                value: value.clone(),
+            });
         }
         let mut tmpfs = BTreeMap::new();
         if let Some(entries) = tmpfs_value.as_ref().and_then(Value::as_map) {
@@ -167,21 +201,43 @@ impl SwarmServiceSpec {
             endpoint_mode,
             update,
             tmpfs,
+            secrets,
         })
     }
 
     /// The `ServiceSpec` body for a service named `name` (the service's own name, or its
-    /// successor's during a switch), carrying `labels` so refresh finds it.
-    pub fn body(&self, name: &str, labels: &Labels) -> Result<Json, SpecError> {
+    /// successor's during a switch), carrying `labels` so refresh finds it. `secret_ids`
+    /// maps the name of each of [`Self::secrets`] to its id (the secrets exist first).
+    pub fn body(
+        &self,
+        name: &str,
+        labels: &Labels,
+        secret_ids: &BTreeMap<String, String>,
+    ) -> Result<Json, SwarmSpecError> {
         let task = &self.task;
-        let env: Vec<String> = task
+        // A secret's value never: the variable naming its file instead.
+        let mut env: BTreeMap<String, String> = task
             .env
             .iter()
             .filter_map(|(key, value)| match value {
-                EnvValue::Plain(text) => Some(format!("{key}={text}")),
-                // Refused by `from_attributes`.
+                EnvValue::Plain(text) => Some((key.clone(), text.clone())),
                 EnvValue::Secret(_) => None,
             })
+            .collect();
+        let mut secret_references = Vec::new();
+        for file in &self.secrets {
+            let id =
+                secret_ids
+                    .get(&file.name)
+                    .ok_or_else(|| SwarmSpecError::SecretNotCreated {
+                        name: file.name.clone(),
+                    })?;
+            env.insert(file.file_variable(), file.path());
+            secret_references.push(file.reference(id));
+        }
+        let env: Vec<String> = env
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
             .collect();
         let mut mounts: Vec<Json> = task
             .volumes
@@ -218,6 +274,9 @@ impl SwarmServiceSpec {
         }
         if let Some(user) = &task.user {
             container["User"] = json!(user);
+        }
+        if !secret_references.is_empty() {
+            container["Secrets"] = json!(secret_references);
         }
         if !task.hardening.cap_drop.is_empty() {
             container["CapabilityDrop"] = json!(task.hardening.cap_drop);
@@ -292,18 +351,24 @@ impl SwarmServiceSpec {
 /// halfway through apply. Values known only after apply (the image of a build, an env
 /// value another resource produces) pass for now.
 pub fn check_before_planning(
+    stack: &str,
     desired: &stackctl_provider::Resource,
 ) -> Result<(), stackctl_provider::ProviderError> {
     let mut checked = desired.attributes.clone();
     if !matches!(checked.get("image"), Some(Value::Text(_))) {
         checked.insert("image".into(), Value::text("(known after apply)"));
     }
-    match SwarmServiceSpec::from_attributes(desired.address.name(), &checked) {
+    match SwarmServiceSpec::from_attributes(stack, desired.address.name(), &checked) {
         Ok(_) | Err(SwarmSpecError::Task(SpecError::EnvNotKnownYet { .. })) => Ok(()),
-        Err(error @ SwarmSpecError::SecretInEnv { .. }) => Err(stackctl_provider::ProviderError::Failed {
+        Err(error @ SwarmSpecError::FileVariableTaken { .. }) => Err(stackctl_provider::ProviderError::Failed {
             message: format!("`{}`: {error}", desired.address),
             detail: None,
-            hint: Some("Swarm secrets mounted as files are not supported by stackctl yet: keep this service's secret on a single-host target, or have the app read it from a `[files]` file (mode 0600) bind-mounted on the node".into()),
+            hint: Some("on a swarm, a secret `VAR` reaches the task as the file `/run/secrets/VAR` named by `VAR_FILE`: remove the `_FILE` variable from env".into()),
+        }),
+        Err(error @ SwarmSpecError::SecretName { .. }) => Err(stackctl_provider::ProviderError::Failed {
+            message: format!("`{}`: {error}", desired.address),
+            detail: None,
+            hint: Some("the name is `<stack>_<service>_<VAR>_<8 hex>`: a shorter stack, service or variable name fits".into()),
         }),
         Err(error) => Err(stackctl_provider::ProviderError::failed(format!(
             "`{}`: {error}",
@@ -386,8 +451,8 @@ pub(crate) mod tests {
 
     #[test]
     fn the_body_is_a_service_spec_of_api_1_41() {
-        let spec = SwarmServiceSpec::from_attributes("web", &web_attributes()).unwrap();
-        let body = spec.body("shop-web", &labels()).unwrap();
+        let spec = SwarmServiceSpec::from_attributes("shop", "web", &web_attributes()).unwrap();
+        let body = spec.body("shop-web", &labels(), &BTreeMap::new()).unwrap();
         assert_eq!(
             body,
             json!({
@@ -438,24 +503,105 @@ pub(crate) mod tests {
         );
     }
 
-    #[test]
-    fn a_secret_in_env_is_refused_with_its_key_and_why() {
+    fn with_secret_env(plaintext: &str) -> Attributes {
         let mut attributes = web_attributes();
         attributes.insert(
             "env".into(),
-            Value::Map(BTreeMap::from([(
-                "DB_PASSWORD".into(),
-                Value::Secret(Secret::new("hunter2", "salt")),
-            )])),
+            Value::Map(BTreeMap::from([
+                ("MODE".into(), Value::text("fast")),
+                (
+                    "DB_PASSWORD".into(),
+                    Value::Secret(Secret::new(plaintext, "salt")),
+                ),
+            ])),
         );
-        let error = SwarmServiceSpec::from_attributes("web", &attributes).unwrap_err();
+        attributes
+    }
+
+    #[test]
+    fn a_secret_in_env_is_a_swarm_secret_mounted_as_a_file_its_env_names() {
+        let spec =
+            SwarmServiceSpec::from_attributes("shop", "web", &with_secret_env("hunter2")).unwrap();
+        let digest = Secret::digest_of("hunter2", "salt");
+        let name = format!("shop_web_DB_PASSWORD_{}", &digest[7..15]);
+        assert_eq!(spec.secrets.len(), 1);
+        assert_eq!(spec.secrets[0].variable, "DB_PASSWORD");
+        assert_eq!(spec.secrets[0].name, name);
+        let ids = BTreeMap::from([(name.clone(), "secret-id-1".to_string())]);
+        let body = spec.body("shop-web", &labels(), &ids).unwrap();
+        let container = &body["TaskTemplate"]["ContainerSpec"];
         assert_eq!(
-            error,
-            SwarmSpecError::SecretInEnv {
-                key: "DB_PASSWORD".into()
-            }
+            container["Env"],
+            json!(["DB_PASSWORD_FILE=/run/secrets/DB_PASSWORD", "MODE=fast"])
+        );
+        assert_eq!(
+            container["Secrets"],
+            json!([{
+                "File": { "Name": "/run/secrets/DB_PASSWORD", "UID": "0", "GID": "0", "Mode": 0o444 },
+                "SecretID": "secret-id-1",
+                "SecretName": name,
+            }])
+        );
+        assert!(!body.to_string().contains("hunter2"), "{body}");
+        // The secrets are made before the body: one missing is named, not left out.
+        assert_eq!(
+            spec.body("shop-web", &labels(), &BTreeMap::new())
+                .unwrap_err(),
+            SwarmSpecError::SecretNotCreated { name }
+        );
+        // A changed value is another secret.
+        let changed =
+            SwarmServiceSpec::from_attributes("shop", "web", &with_secret_env("hunter3")).unwrap();
+        assert_ne!(changed.secrets[0].name, spec.secrets[0].name);
+    }
+
+    #[test]
+    fn a_secrets_file_variable_set_in_env_too_or_a_name_too_long_is_refused() {
+        let mut attributes = with_secret_env("hunter2");
+        if let Some(Value::Map(env)) = attributes.get_mut("env") {
+            env.insert("DB_PASSWORD_FILE".into(), Value::text("/elsewhere"));
+        }
+        let error = SwarmServiceSpec::from_attributes("shop", "web", &attributes).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "env `DB_PASSWORD` is a secret, mounted as a file that `DB_PASSWORD_FILE` names, and env sets `DB_PASSWORD_FILE` too"
+        );
+        let long_stack = "a-stack-whose-name-is-long-enough-to-matter";
+        let error =
+            SwarmServiceSpec::from_attributes(long_stack, "web", &with_secret_env("hunter2"))
+                .unwrap_err();
+        assert!(
+            matches!(&error, SwarmSpecError::SecretName { key, .. } if key == "DB_PASSWORD"),
+            "{error}"
         );
         assert!(!error.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn a_secret_passes_the_check_before_planning_and_a_clash_fails_it_with_a_hint() {
+        let resource = |attributes: Attributes| {
+            let mut resource = stackctl_provider::Resource::new(
+                stackctl_provider::Address::new("swarm_service", "web"),
+                "docker",
+            );
+            resource.attributes = attributes;
+            resource
+        };
+        assert!(check_before_planning("shop", &resource(with_secret_env("hunter2"))).is_ok());
+        let mut clashing = with_secret_env("hunter2");
+        if let Some(Value::Map(env)) = clashing.get_mut("env") {
+            env.insert("DB_PASSWORD_FILE".into(), Value::text("/elsewhere"));
+        }
+        let Err(stackctl_provider::ProviderError::Failed { message, hint, .. }) =
+            check_before_planning("shop", &resource(clashing))
+        else {
+            panic!("a clash passed");
+        };
+        assert!(
+            message.starts_with("`swarm_service.web`: env `DB_PASSWORD` is a secret"),
+            "{message}"
+        );
+        assert!(hint.unwrap().contains("remove the `_FILE` variable"));
     }
 
     #[test]
@@ -463,7 +609,7 @@ pub(crate) mod tests {
         let mut attributes = web_attributes();
         attributes.insert("endpoint_mode".into(), Value::text("ipvs"));
         assert_eq!(
-            SwarmServiceSpec::from_attributes("web", &attributes)
+            SwarmServiceSpec::from_attributes("shop", "web", &attributes)
                 .unwrap_err()
                 .to_string(),
             "`endpoint_mode` = `ipvs` is not one of `vip` and `dnsrr`"
