@@ -192,8 +192,7 @@ impl TraefikProvider {
             let deadline = std::time::Instant::now() + SERVER_STATUS_DEADLINE;
             // A backend file written moments ago may not be loaded yet (404), and a new
             // server has no status until Traefik built it: ask again until the deadline.
-            let mut last = Err(format!("Traefik's API did not answer {path}"));
-            loop {
+            let last = loop {
                 let answer = match host.connect_tcp("127.0.0.1", admin_port).await {
                     Ok(stream) => admin::get_json(stream, &path)
                         .await
@@ -204,12 +203,11 @@ impl TraefikProvider {
                 let complete = answer.as_ref().is_ok_and(|servers| {
                     !servers.is_empty() && servers.iter().all(|(_, status)| status.is_some())
                 });
-                last = answer;
                 if complete || std::time::Instant::now() >= deadline {
-                    break;
+                    break answer;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
-            }
+            };
             match last {
                 Ok(servers) => results.extend(replicas::replica_results(backend, &servers)),
                 Err(cause) => results.push(ReplicaResult {
