@@ -1220,6 +1220,7 @@ async fn verify_checks_each_replica_of_a_routed_service() {
 
     // Both replicas are checked through the edge's view of them, and pass.
     let verified = stackctl(&environment, &emulator, &["verify"]);
+    println!("verify with both replicas up: {}", explain(&verified));
     assert_eq!(verified.code, 0, "verify passes: {}", explain(&verified));
     let replicas = replica_lines(&verified);
     let expected: Vec<(String, bool)> = addresses.keys().map(|url| (url.clone(), true)).collect();
@@ -1256,6 +1257,7 @@ async fn verify_checks_each_replica_of_a_routed_service() {
             break run;
         }
     };
+    println!("verify with {dead_url} killed: {}", explain(&failed));
     assert_ne!(failed.code, 0, "verify fails: {}", explain(&failed));
     let replicas = replica_lines(&failed);
     assert!(
