@@ -61,14 +61,20 @@ fn build_images() {
 }
 
 /// Three droplet hosts named `<prefix>-1..3` on the links `10.210.<first_index + 0..2>`.
-/// This file uses 231-236 and 241-243 (unique among the repository's droplet hosts:
-/// `DropletHost::start(` and `start_hosts(` name the others).
+/// This file uses 231-236, 241-243 and 248, 249, 244 (unique among the repository's
+/// droplet hosts: `DropletHost::start(`, `start_hosts(` and `start_hosts_on(` name the
+/// others).
 fn start_hosts(prefix: &str, first_index: u8) -> SwarmHosts {
+    start_hosts_on(prefix, [first_index, first_index + 1, first_index + 2])
+}
+
+/// Three droplet hosts named `<prefix>-1..3` on the links `10.210.<index>`.
+fn start_hosts_on(prefix: &str, indexes: [u8; 3]) -> SwarmHosts {
     let names: Vec<String> = (1..=3).map(|number| format!("{prefix}-{number}")).collect();
     let hosts: Vec<(&str, u8)> = names
         .iter()
-        .enumerate()
-        .map(|(offset, name)| (name.as_str(), first_index + offset as u8))
+        .zip(indexes)
+        .map(|(name, index)| (name.as_str(), index))
         .collect();
     SwarmHosts::start(&hosts).unwrap_or_else(|error| {
         panic!("the swarm's hosts did not start: {error}. .ci/run installs iproute2, iptables, docker.io and openssh-server")
@@ -1132,4 +1138,179 @@ async fn a_worker_removed_from_stack_toml_is_drained_then_removed() {
             "{namespace} is gone: {listed}"
         );
     }
+}
+
+/// The `replica …` lines of a `verify` run: (server URL, passed).
+fn replica_lines(run: &Run) -> Vec<(String, bool)> {
+    run.stdout
+        .lines()
+        .map(str::trim)
+        .filter_map(|line| {
+            let (passed, rest) = if let Some(rest) = line.strip_prefix("ok   replica ") {
+                (true, rest)
+            } else {
+                (false, line.strip_prefix("FAIL replica ")?)
+            };
+            let url = rest.split(' ').next()?.to_string();
+            Some((url, passed))
+        })
+        .collect()
+}
+
+/// The address of a task's container on the stack's `edge` overlay: what the backend
+/// file lists for it.
+fn overlay_address(hosts: &SwarmHosts, host: &str, container: &str, network: &str) -> String {
+    hosts
+        .host(host)
+        .docker(&[
+            "inspect",
+            "--format",
+            &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
+            container,
+        ])
+        .unwrap_or_else(|error| panic!("{error}"))
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_checks_each_replica_of_a_routed_service() {
+    let _guard = HOSTS.lock().await;
+    build_images();
+    let name = "e2e-swarm-replicas";
+    let hosts = start_hosts_on("swv", [248, 249, 244]);
+    hosts
+        .load_images(&[SERVER_IMAGE, TRAEFIK_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let emulator = start_emulator(&hosts).await;
+    let environment = TestEnvironment::new();
+    // Docker checks the scratch image with its own command; the edge checks each task
+    // on `/health`, which the test server answers.
+    let web = routed_web(name, "v1").replace(
+        "health = { command",
+        "health = { http = \"/health\", command",
+    );
+    write_stack(&environment, &hosts, name, &["web-2", "web-3"], &web);
+    let applied = stackctl(
+        &environment,
+        &emulator,
+        &["apply", "--yes", "--accept-new-host-key"],
+    );
+    assert_eq!(
+        applied.code,
+        0,
+        "the apply: {}\n{}",
+        explain(&applied),
+        hosts.logs()
+    );
+    let service = live_service_name(&hosts, "swv-1", name);
+    let containers = task_containers(&hosts, &service);
+    assert_eq!(containers.len(), 2, "two tasks run: {containers:?}");
+    let network = format!("{name}_edge");
+    let addresses: BTreeMap<String, (String, String)> = containers
+        .iter()
+        .map(|(container, host)| {
+            let url = format!(
+                "http://{}:8080",
+                overlay_address(&hosts, host, container, &network)
+            );
+            (url, (container.clone(), host.clone()))
+        })
+        .collect();
+
+    // Both replicas are checked through the edge's view of them, and pass.
+    let verified = stackctl(&environment, &emulator, &["verify"]);
+    println!("verify with both replicas up: {}", explain(&verified));
+    assert_eq!(verified.code, 0, "verify passes: {}", explain(&verified));
+    let replicas = replica_lines(&verified);
+    let expected: Vec<(String, bool)> = addresses.keys().map(|url| (url.clone(), true)).collect();
+    assert_eq!(
+        replicas,
+        expected,
+        "one passing line per task: {}",
+        explain(&verified)
+    );
+    assert!(
+        verified.stdout.contains("of `web`: UP"),
+        "{}",
+        explain(&verified)
+    );
+
+    // One replica's process dies. Swarm starts another task in its place, but the edge
+    // still balances over the dead one's address until the next apply: its health check
+    // marks it DOWN, and verify names it.
+    let (dead_url, (dead_container, dead_host)) = addresses
+        .iter()
+        .next()
+        .map(|(url, task)| (url.clone(), task.clone()))
+        .expect("a task");
+    hosts
+        .host(&dead_host)
+        .docker(&["kill", &dead_container])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let failed = loop {
+        // Traefik checks every 2 s; give it an interval before asking.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let run = stackctl(&environment, &emulator, &["verify"]);
+        if run.code != 0 || Instant::now() >= deadline {
+            break run;
+        }
+    };
+    println!("verify with {dead_url} killed: {}", explain(&failed));
+    assert_ne!(failed.code, 0, "verify fails: {}", explain(&failed));
+    let replicas = replica_lines(&failed);
+    assert!(
+        replicas.contains(&(dead_url.clone(), false)),
+        "the dead replica {dead_url} fails: {}",
+        explain(&failed)
+    );
+    assert!(
+        failed
+            .stdout
+            .contains(&format!("FAIL replica {dead_url} of `web`: DOWN")),
+        "{}",
+        explain(&failed)
+    );
+    let alive: Vec<&String> = addresses.keys().filter(|url| **url != dead_url).collect();
+    for url in &alive {
+        assert!(
+            replicas.contains(&((*url).clone(), true)),
+            "the live replica {url} passes: {}",
+            explain(&failed)
+        );
+    }
+
+    // The JSON carries one result per replica with Traefik's status.
+    let json = stackctl(&environment, &emulator, &["verify", "--format", "json"]);
+    assert_ne!(json.code, 0, "{}", explain(&json));
+    let document: serde_json::Value = serde_json::from_str(&json.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", explain(&json)));
+    let results: Vec<&serde_json::Value> = document["checks"]
+        .as_array()
+        .expect("a list of checks")
+        .iter()
+        .filter(|check| check["service"] == "web" && check["server"].is_string())
+        .collect();
+    let dead = results
+        .iter()
+        .find(|check| check["server"] == dead_url.as_str())
+        .unwrap_or_else(|| panic!("the dead replica is in the JSON: {}", json.stdout));
+    assert_eq!(dead["status"], "DOWN", "{dead}");
+    assert_eq!(dead["passed"], false, "{dead}");
+    for url in &alive {
+        let live = results
+            .iter()
+            .find(|check| check["server"] == url.as_str())
+            .unwrap_or_else(|| panic!("{url} is in the JSON: {}", json.stdout));
+        assert_eq!(live["status"], "UP", "{live}");
+        assert_eq!(live["passed"], true, "{live}");
+    }
+
+    let destroyed = stackctl(
+        &environment,
+        &emulator,
+        &["destroy", "--yes", "--allow-data-loss"],
+    );
+    assert_eq!(destroyed.code, 0, "{}", explain(&destroyed));
 }

@@ -650,7 +650,9 @@ impl PullPolicy {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
-    /// An HTTP path checked inside the container on `port` (with curl or wget).
+    /// An HTTP path checked inside the container on `port` (with curl or wget). On a
+    /// swarm the edge also checks each task of a routed service on it; there it may
+    /// come with a `command`, which is then Docker's check.
     #[serde(default)]
     pub http: Option<String>,
     /// A command in Docker's form, e.g. `["CMD", "pg_isready"]`.

@@ -609,8 +609,21 @@ impl Checks<'_> {
             }
             if let Some(health) = &service.health {
                 let path = child_path(&base, "health");
-                if health.http.is_some() == health.command.is_some() {
-                    self.error("invalid-health", &path, format!("the health check of `{name}` needs exactly one of `http` and `command`"), "`http = \"/health\"` or `command = [\"CMD\", …]`");
+                // On a swarm both may be given: `command` is Docker's check inside the
+                // container (an image without curl), `http` the edge's check of each task.
+                let on_swarm = config
+                    .target
+                    .as_ref()
+                    .is_some_and(|target| target.swarm.is_some());
+                if health.http.is_none() && health.command.is_none() {
+                    self.error(
+                        "invalid-health",
+                        &path,
+                        format!("the health check of `{name}` needs `http` or `command`"),
+                        "`http = \"/health\"` or `command = [\"CMD\", …]`",
+                    );
+                } else if health.http.is_some() && health.command.is_some() && !on_swarm {
+                    self.error("invalid-health", &path, format!("the health check of `{name}` needs exactly one of `http` and `command` (both only on a swarm, where the edge checks each task on `http`)"), "`http = \"/health\"` or `command = [\"CMD\", …]`");
                 }
                 if health.http.is_some() && service.port.is_none() {
                     self.error(

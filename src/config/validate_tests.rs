@@ -845,3 +845,32 @@ fn on_a_swarm_what_lives_on_the_first_manager_cannot_be_pinned_elsewhere() {
         "{message}"
     );
 }
+
+#[test]
+fn both_health_checks_only_on_a_swarm_and_at_least_one() {
+    let both = "\n[services.api]\nimage = \"api:1\"\nport = 8000\nhealth = { http = \"/health\", command = [\"CMD\", \"true\"] }\n";
+    let on_one_host = problems(both);
+    assert!(
+        on_one_host
+            .iter()
+            .any(|(code, message, ..)| *code == "invalid-health"
+                && message.contains("both only on a swarm")),
+        "{on_one_host:?}"
+    );
+    let neither = problems("\n[services.api]\nimage = \"api:1\"\nhealth = { interval = \"5s\" }\n");
+    assert!(
+        neither
+            .iter()
+            .any(|(code, message, ..)| *code == "invalid-health"
+                && message.contains("needs `http` or `command`")),
+        "{neither:?}"
+    );
+    let swarm = "[stack]\nname = \"shop\"\n\n[target]\nswarm = { managers = [\"web-1\"] }\n\n[droplets.web-1]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n";
+    let on_a_swarm = problems_in(&format!("{swarm}{both}"));
+    assert!(
+        !on_a_swarm
+            .iter()
+            .any(|(code, ..)| *code == "invalid-health"),
+        "{on_a_swarm:?}"
+    );
+}

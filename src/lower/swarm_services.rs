@@ -138,6 +138,15 @@ impl Lowering<'_> {
                     Value::text(format!("{}_{shared}", self.stack)),
                 );
             }
+            // The edge checks each task on the service's HTTP health path: a replica
+            // that fails it gets no traffic, and `verify` reports it.
+            if let Some(path) = service
+                .health
+                .as_ref()
+                .and_then(|health| health.http.as_ref())
+            {
+                backend.insert("health_path".to_string(), Value::text(self.text(path)));
+            }
         }
         // A routed service is switched through the edge: its successor (a new swarm
         // service) is ready before the old one goes. A stateful one is updated by Swarm,

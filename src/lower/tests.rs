@@ -758,3 +758,32 @@ fn on_a_swarm_networks_are_attachable_overlays_and_on_one_host_they_are_unchange
     assert!(!network.attributes.contains_key("driver"));
     assert!(!network.attributes.contains_key("attachable"));
 }
+
+#[test]
+fn on_a_swarm_a_routed_service_names_its_http_health_path_for_the_edge() {
+    let checked = ON_A_SWARM.replace(
+        "replicas = 2\n",
+        "replicas = 2\nhealth = { http = \"/health\", command = [\"CMD\", \"/server\", \"health\"] }\n",
+    );
+    let resources = lowered(&checked);
+    let web = find(&resources, "swarm_service.web");
+    assert_eq!(
+        json(attribute(web, "route_backend"))["health_path"],
+        "/health"
+    );
+    // Docker's own check is the command.
+    assert_eq!(
+        json(attribute(web, "health"))["test"],
+        serde_json::json!(["CMD", "/server", "health"])
+    );
+    // Without `health.http` the edge checks nothing (the snapshot's route_backend).
+    let unchecked = lowered(ON_A_SWARM);
+    let route_backend = json(attribute(
+        find(&unchecked, "swarm_service.web"),
+        "route_backend",
+    ));
+    assert!(
+        route_backend.get("health_path").is_none(),
+        "{route_backend}"
+    );
+}

@@ -139,6 +139,7 @@ mod tests {
             temp_dir: "/srv/shop/traefik/.tmp".to_string(),
             service: "api".to_string(),
             network: None,
+            health_path: None,
         }
     }
 

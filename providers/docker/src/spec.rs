@@ -61,6 +61,9 @@ pub struct RouteBackend {
     /// the backend file lists (a task's address on another network is unreachable from
     /// the edge). Absent on one host, where the container is named instead.
     pub network: Option<String>,
+    /// On a swarm: the HTTP path the edge checks each task on (the service's
+    /// `health.http`), so a failing replica is taken out and `verify` can name it.
+    pub health_path: Option<String>,
 }
 
 impl RouteBackend {
@@ -86,6 +89,7 @@ impl RouteBackend {
             })?,
             service: field("service").unwrap_or_else(|| service.to_string()),
             network: field("network"),
+            health_path: field("health_path"),
         }))
     }
 }

@@ -92,9 +92,11 @@ impl DockerProvider {
         expected: &[String],
         replacing: bool,
     ) -> Result<(), ProviderError> {
-        let contents = match expected {
-            [only] => backend_contents(formats, backend, only),
-            several => formats.backend_file_servers(&backend.service, several),
+        let contents = match (expected, &backend.health_path) {
+            ([only], None) => backend_contents(formats, backend, only),
+            (servers, health_path) => {
+                formats.backend_file_servers(&backend.service, servers, health_path.as_deref())
+            }
         };
         client
             .host()

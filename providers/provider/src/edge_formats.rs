@@ -13,8 +13,13 @@ pub trait EdgeFormats: Send + Sync + std::fmt::Debug {
     /// The dynamic file that sends `service`'s traffic to `url` (`http://container:port`).
     fn backend_file(&self, service: &str, url: &str) -> String;
     /// The dynamic file that balances `service`'s traffic over `urls` (a swarm service's
-    /// tasks).
-    fn backend_file_servers(&self, service: &str, urls: &[String]) -> String;
+    /// tasks); with `health_path`, the edge checks each of them on that HTTP path.
+    fn backend_file_servers(
+        &self,
+        service: &str,
+        urls: &[String],
+        health_path: Option<&str>,
+    ) -> String;
 
     /// The API path that lists the servers of `service`, percent-encoded as needed.
     fn servers_path(&self, service: &str) -> String;

@@ -232,6 +232,24 @@ pub fn parse_service_servers(json: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Each server of a `/api/http/services/<name>` answer with the status Traefik's health
+/// check gives it (`UP`, `DOWN`), in the order the servers are listed. A server the
+/// answer gives no status is `None`: Traefik reports statuses only once it has built
+/// the service.
+pub fn parse_server_statuses(json: &serde_json::Value) -> Vec<(String, Option<String>)> {
+    let statuses = json.get("serverStatus").and_then(|map| map.as_object());
+    parse_service_servers(json)
+        .into_iter()
+        .map(|url| {
+            let status = statuses
+                .and_then(|map| map.get(&url))
+                .and_then(|status| status.as_str())
+                .map(str::to_string);
+            (url, status)
+        })
+        .collect()
+}
+
 /// The routers of `names` (without the `@file` suffix) that are missing or not enabled,
 /// keyed by name, with the reason: what "the files are applied" waits on.
 pub fn unready_routers(states: &[RouterState], names: &[String]) -> BTreeMap<String, String> {
@@ -277,6 +295,24 @@ mod tests {
             parse_service_servers(&service),
             vec!["http://a:1".to_string()]
         );
+    }
+
+    #[test]
+    fn server_statuses_pair_each_listed_server_with_its_health() {
+        let service = serde_json::json!({
+            "loadBalancer": {"servers": [{"url": "http://10.0.1.5:8080"}, {"url": "http://10.0.1.6:8080"}, {"url": "http://10.0.1.7:8080"}]},
+            "serverStatus": {"http://10.0.1.5:8080": "UP", "http://10.0.1.6:8080": "DOWN"},
+            "status": "enabled"
+        });
+        assert_eq!(
+            parse_server_statuses(&service),
+            vec![
+                ("http://10.0.1.5:8080".to_string(), Some("UP".to_string())),
+                ("http://10.0.1.6:8080".to_string(), Some("DOWN".to_string())),
+                ("http://10.0.1.7:8080".to_string(), None),
+            ]
+        );
+        assert_eq!(parse_server_statuses(&serde_json::json!({})), vec![]);
     }
 
     #[test]

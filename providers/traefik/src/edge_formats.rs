@@ -22,8 +22,13 @@ impl EdgeFormats for TraefikFormats {
         render_backend(service, url)
     }
 
-    fn backend_file_servers(&self, service: &str, urls: &[String]) -> String {
-        render_backend_servers(service, urls)
+    fn backend_file_servers(
+        &self,
+        service: &str,
+        urls: &[String],
+        health_path: Option<&str>,
+    ) -> String {
+        render_backend_servers(service, urls, health_path)
     }
 
     fn servers_path(&self, service: &str) -> String {
@@ -52,7 +57,7 @@ mod tests {
             render_backend("api", "http://shop-api-1:8000")
         );
         assert_eq!(
-            formats.backend_file_servers("api", &["http://shop-api-1:8000".to_string()]),
+            formats.backend_file_servers("api", &["http://shop-api-1:8000".to_string()], None),
             render_backend("api", "http://shop-api-1:8000")
         );
         assert_eq!(formats.servers_path("api"), "/api/http/services/api@file");

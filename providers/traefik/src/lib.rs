@@ -26,6 +26,7 @@ mod edge_formats;
 pub mod policy;
 pub mod provider;
 pub mod render;
+pub mod replicas;
 pub mod scratch;
 pub mod spec;
 mod verify;

@@ -297,26 +297,41 @@ pub fn render_middleware(
 /// service with one server. The docker provider writes it when it creates or swaps the
 /// service's container (`backend-<service>.yml`), through [`crate::TraefikFormats`].
 pub fn render_backend(service: &str, url: &str) -> String {
-    render_backend_servers(service, &[url.to_string()])
+    render_backend_servers(service, &[url.to_string()], None)
 }
 
+/// How often Traefik asks each server of a checked backend for its health path, and how
+/// long it waits for the answer: a dead replica is marked `DOWN` (and gets no traffic)
+/// within about one interval, which `stackctl verify` reads back per replica.
+pub const BACKEND_HEALTH_INTERVAL: &str = "2s";
+pub const BACKEND_HEALTH_TIMEOUT: &str = "1s";
+
 /// The backend file of a service served by several servers at once (a swarm service's
-/// tasks), balanced round robin by Traefik.
-pub fn render_backend_servers(service: &str, urls: &[String]) -> String {
+/// tasks), balanced round robin by Traefik. With `health_path`, Traefik checks each
+/// server on that path (a 2xx or 3xx answer is healthy) and stops sending traffic to one
+/// that fails.
+pub fn render_backend_servers(service: &str, urls: &[String], health_path: Option<&str>) -> String {
     let servers = urls
         .iter()
         .map(|url| Yaml::map().with("url", Yaml::text(url.clone())))
         .collect();
+    let mut load_balancer = Yaml::map().with("servers", Yaml::List(servers));
+    if let Some(path) = health_path {
+        load_balancer = load_balancer.with(
+            "healthCheck",
+            Yaml::map()
+                .with("path", Yaml::text(path))
+                .with("interval", Yaml::text(BACKEND_HEALTH_INTERVAL))
+                .with("timeout", Yaml::text(BACKEND_HEALTH_TIMEOUT)),
+        );
+    }
     let body = Yaml::map().with(
         "http",
         Yaml::map().with(
             "services",
             Yaml::map().with(
                 service.to_string(),
-                Yaml::map().with(
-                    "loadBalancer",
-                    Yaml::map().with("servers", Yaml::List(servers)),
-                ),
+                Yaml::map().with("loadBalancer", load_balancer),
             ),
         ),
     );
@@ -496,6 +511,26 @@ fn ip_allow_list(spec: &IpAllowListSpec) -> Yaml {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_checked_backend_asks_traefik_to_check_each_server_on_the_health_path() {
+        let urls = [
+            "http://10.0.1.5:8080".to_string(),
+            "http://10.0.1.6:8080".to_string(),
+        ];
+        let checked = render_backend_servers("web", &urls, Some("/health"));
+        let body = checked.split_once('\n').map_or("", |(_, body)| body);
+        assert_eq!(
+            body,
+            "http:\n  services:\n    web:\n      loadBalancer:\n        servers:\n          - url: \"http://10.0.1.5:8080\"\n          - url: \"http://10.0.1.6:8080\"\n        healthCheck:\n          path: \"/health\"\n          interval: \"2s\"\n          timeout: \"1s\"\n"
+        );
+        // Without a path, and for one container, the file is as before.
+        assert!(!render_backend_servers("web", &urls, None).contains("healthCheck"));
+        assert_eq!(
+            render_backend("web", "http://shop-web-1:8080"),
+            render_backend_servers("web", &["http://shop-web-1:8080".to_string()], None)
+        );
+    }
 
     #[test]
     fn escapes_every_template_opening() {

@@ -18,6 +18,7 @@ use crate::checks::{
     ResolveOverride, RouteFacts, TlsAuditTarget, TlsTrust,
 };
 use crate::provider::STATIC_FILE_NAME;
+use crate::replicas::{self, ReplicaResult};
 use crate::spec::TlsOptionsSpec;
 use crate::TraefikProvider;
 
@@ -25,6 +26,9 @@ use crate::TraefikProvider;
 const RELOAD_WINDOW: Duration = Duration::from_millis(2500);
 /// How long Traefik may take to load every route before the checks go ahead anyway.
 const LOAD_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a routed swarm service's servers may take to show in Traefik's API with a
+/// status each.
+const SERVER_STATUS_DEADLINE: Duration = Duration::from_secs(10);
 
 impl TraefikProvider {
     /// Runs the user's checks and the checks the routes imply through the edge.
@@ -92,6 +96,10 @@ impl TraefikProvider {
             None => None,
         };
         let mut lines = Vec::new();
+        let mut document: Vec<serde_json::Value> = results
+            .iter()
+            .filter_map(|result| serde_json::to_value(result).ok())
+            .collect();
         for result in &results {
             lines.push(result.summary());
             if let Some(tls) = &result.tls {
@@ -104,9 +112,23 @@ impl TraefikProvider {
                 }
             }
         }
-        let mut total = results.len();
-        let mut failed = results.iter().filter(|result| !result.passed).count();
+        let (replica_results, replica_warning) = self.check_replicas(request).await;
+        for result in &replica_results {
+            lines.push(result.summary());
+        }
+        let mut total = results.len() + replica_results.len();
+        let mut failed = results.iter().filter(|result| !result.passed).count()
+            + replica_results
+                .iter()
+                .filter(|result| !result.passed)
+                .count();
         let mut warnings = warnings;
+        warnings.extend(replica_warning);
+        document.extend(
+            replica_results
+                .iter()
+                .filter_map(|result| serde_json::to_value(result).ok()),
+        );
         if let Some(report) = &tls {
             for (passed, line) in checks::report_lines(report) {
                 total += 1;
@@ -119,12 +141,86 @@ impl TraefikProvider {
         }
         Ok(Verification {
             warnings,
-            document: serde_json::to_value(&results).unwrap_or_default(),
+            document: serde_json::Value::Array(document),
             lines,
             total,
             failed,
             tls,
         })
+    }
+
+    /// One result per replica of each routed swarm service, from Traefik's API: the
+    /// status its health check gives each task's address, and whether it balances over
+    /// as many servers as the service has replicas. The task addresses are on an overlay
+    /// the manager cannot reach, so the edge's view is the one there is. Without a
+    /// published admin port there is no API to ask: a warning says so.
+    async fn check_replicas(
+        &self,
+        request: &VerifyRequest,
+    ) -> (Vec<ReplicaResult>, Option<String>) {
+        let backends = replicas::replicated_backends(&request.desired);
+        if backends.is_empty() || !request.has_edge {
+            return (Vec::new(), None);
+        }
+        let Some(admin_port) = request.edge_admin_port else {
+            return (
+                Vec::new(),
+                Some(
+                    "each replica is not checked: reading Traefik's API needs `[edge] admin_port`"
+                        .to_string(),
+                ),
+            );
+        };
+        let host = match self
+            .connector()
+            .connect(request.droplet_address.as_deref())
+            .await
+        {
+            Ok(host) => host,
+            Err(error) => {
+                return (
+                    Vec::new(),
+                    Some(format!(
+                        "each replica is not checked: cannot reach the edge's host: {error}"
+                    )),
+                )
+            }
+        };
+        let mut results = Vec::new();
+        for backend in &backends {
+            let path = admin::service_servers_path(&backend.traefik_service);
+            let deadline = std::time::Instant::now() + SERVER_STATUS_DEADLINE;
+            // A backend file written moments ago may not be loaded yet (404), and a new
+            // server has no status until Traefik built it: ask again until the deadline.
+            let last = loop {
+                let answer = match host.connect_tcp("127.0.0.1", admin_port).await {
+                    Ok(stream) => admin::get_json(stream, &path)
+                        .await
+                        .map(|json| admin::parse_server_statuses(&json))
+                        .map_err(|error| error.to_string()),
+                    Err(error) => Err(format!("cannot reach Traefik's API: {error}")),
+                };
+                let complete = answer.as_ref().is_ok_and(|servers| {
+                    !servers.is_empty() && servers.iter().all(|(_, status)| status.is_some())
+                });
+                if complete || std::time::Instant::now() >= deadline {
+                    break answer;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            };
+            match last {
+                Ok(servers) => results.extend(replicas::replica_results(backend, &servers)),
+                Err(cause) => results.push(ReplicaResult {
+                    name: format!("replicas of `{}`", backend.service),
+                    service: backend.service.clone(),
+                    server: None,
+                    status: None,
+                    passed: false,
+                    message: format!("cannot read each replica's status: {cause}"),
+                }),
+            }
+        }
+        (results, None)
     }
 
     /// Waits (bounded) until Traefik has loaded every route with its current rule, so
