@@ -104,6 +104,36 @@ impl SwarmProvider {
             ])
             .await
             .map_err(from_client)?;
+        // An answer that failed is an error, never "nothing there": a manager that lost its
+        // quorum answers 503, and reading that as no swarm or no nodes would plan to form
+        // the swarm again or to join every node anew.
+        for (index, path) in ["/info", "/swarm", "/nodes", "/tasks", "/services"]
+            .iter()
+            .enumerate()
+        {
+            let Some(answer) = answers.get(index) else {
+                return Err(failed(
+                    format!("the first manager `{first_manager}` sent no answer to GET {path}"),
+                    None,
+                ));
+            };
+            // Before the swarm is formed, /swarm, /nodes, /tasks and /services refuse
+            // (503: not a swarm manager); /info says so and that is read below.
+            let before_the_swarm = index > 0
+                && answers.first().is_some_and(|info| {
+                    info.is_success()
+                        && !LocalView::parse(&info.json().unwrap_or_default()).in_swarm()
+                });
+            if !answer.is_success() && !before_the_swarm {
+                return Err(failed(
+                    format!(
+                        "the first manager `{first_manager}` could not describe the swarm (GET {path}): {}",
+                        answer.error_message()
+                    ),
+                    None,
+                ));
+            }
+        }
         let json = |index: usize| -> serde_json::Value {
             answers
                 .get(index)
