@@ -51,9 +51,22 @@ impl Session {
             salt: self.salt.clone(),
             ..State::new(self.stack())
         });
+        // Providers begun beside the refresh go to the executor; if the run stops before
+        // it, they are ended here.
+        let mut begun_early = self.begun_early.take();
         let result = self
-            .apply_with_state(plan, &mut state, options, run_checks, observer)
+            .apply_with_state(
+                plan,
+                &mut state,
+                options,
+                run_checks,
+                &mut begun_early,
+                observer,
+            )
             .await;
+        if let Some(begun) = begun_early {
+            self.end_begun(begun).await;
+        }
         self.state = Some(state);
         result
     }
@@ -64,6 +77,7 @@ impl Session {
         state: &mut State,
         options: &ApplyOptions,
         run_checks: bool,
+        begun_early: &mut Option<super::plan_to_apply::BegunEarly>,
         observer: &mut dyn RunObserver,
     ) -> Result<ApplyRun, SessionError> {
         self.preflight(plan).await?;
@@ -117,6 +131,10 @@ impl Session {
                 state,
                 &mut journal,
                 options,
+                begun_early
+                    .take()
+                    .map(|begun| begun.providers)
+                    .unwrap_or_default(),
                 &mut on_event,
             )
             .await?

@@ -30,6 +30,7 @@ mod error;
 mod history;
 mod import;
 mod owner;
+mod plan_to_apply;
 mod refresh;
 mod replace;
 mod rollback;
@@ -115,6 +116,9 @@ pub struct Session {
     /// Set by [`Session::prepare_rollback`]: the history entry the desired resources were
     /// taken from, instead of stack.toml.
     rolling_back_to: Option<u64>,
+    /// The providers begun beside the refresh by [`Session::plan_to_apply`], until the
+    /// apply takes them over or [`Session::end_begun_early`] ends them.
+    begun_early: Option<plan_to_apply::BegunEarly>,
 }
 
 impl Session {
@@ -179,6 +183,7 @@ impl Session {
             secrets,
             runs_directory: settings.runs_directory.clone(),
             rolling_back_to: None,
+            begun_early: None,
         })
     }
 
