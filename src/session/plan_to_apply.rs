@@ -8,7 +8,10 @@
 //! `stackctl plan` alone still takes none.
 //!
 //! Only with recorded state: the lock records the state's lineage (and, under it, the
-//! host's owner is checked), and a first apply makes its lineage only when it starts.
+//! host's owner is checked), and a first apply makes its lineage only when it starts. A
+//! provider whose target cannot be reached yet (a droplet the plan creates again) begins
+//! again before its first action, as before; one that could not take the lock (another
+//! run holds it) fails its first action with that reason, as it would have then.
 //!
 //! Whatever comes next, what began here is ended: by the apply (the executor ends every
 //! provider that began, actions or not), or by [`Session::end_begun_early`] when no apply
@@ -81,7 +84,10 @@ impl Session {
                 .into_iter()
                 .collect::<BTreeMap<_, _>>()
         };
-        let (plan, providers) = tokio::join!(self.plan(false, targets, mode), begin);
+        let (plan, mut providers) = tokio::join!(self.plan(false, targets, mode), begin);
+        // A target not reachable yet (a droplet the plan creates again) is tried again
+        // when the provider's first action starts, as without this early start.
+        providers.retain(|_, result| !matches!(result, Err(ProviderError::Unreachable { .. })));
         self.begun_early = Some(BegunEarly { providers, context });
         if plan.is_err() {
             self.end_begun_early().await;
