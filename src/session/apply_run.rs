@@ -90,7 +90,7 @@ impl Session {
         // The data about to be lost is dumped first; if that fails, nothing is changed.
         self.back_up_before_data_loss(plan, state, observer).await?;
         let desired: BTreeMap<_, _> = self
-            .desired
+            .finished_desired(None)?
             .iter()
             .map(|resource| (resource.address.clone(), resource.clone()))
             .collect();
