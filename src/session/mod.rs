@@ -176,7 +176,11 @@ impl Session {
             .map(|state| state.host_keys.clone())
             .unwrap_or_default();
         let backends = factory.build(&loaded, &pinned)?;
-        let (desired, waiting, secrets) = compute_desired(&loaded, &inputs, &backends, &salt)?;
+        let ComputedDesired {
+            resources: desired,
+            waiting,
+            secrets,
+        } = compute_desired(&loaded, &inputs, &backends, &salt)?;
         tracing::debug!(
             resources = desired.len(),
             waiting_for_the_refresh = waiting.len(),
@@ -402,15 +406,23 @@ pub fn droplet_address(config: &crate::config::Config, state: Option<&State>) ->
         .map(str::to_string)
 }
 
+/// What [`compute_desired`] gives.
+struct ComputedDesired {
+    resources: Vec<Resource>,
+    /// The resources whose providers prepare them after the refresh.
+    waiting: Vec<Address>,
+    /// The secret values the stack uses, for redaction.
+    secrets: Vec<String>,
+}
+
 /// Lowers the stack, lets each provider derive its attributes, and links the edge to its
-/// static file. Also returns the resources whose providers prepare them after the refresh,
-/// and the secret values the stack uses, for redaction.
+/// static file.
 fn compute_desired(
     loaded: &LoadedConfig,
     inputs: &ExternalInputs,
     backends: &Backends,
     salt: &str,
-) -> Result<(Vec<Resource>, Vec<Address>, Vec<String>), SessionError> {
+) -> Result<ComputedDesired, SessionError> {
     DESIRED_COMPUTATIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mut resources = crate::lower::lower(loaded, inputs, salt);
     // Secrets are collected before providers derive their files: a derived value (a
@@ -421,7 +433,11 @@ fn compute_desired(
         .prepare(&mut resources)
         .map_err(|error| SessionError::provider("cannot prepare the resources", error))?;
     crate::lower::link_edge_to_static_config(&mut resources);
-    Ok((resources, waiting, secrets))
+    Ok(ComputedDesired {
+        resources,
+        waiting,
+        secrets,
+    })
 }
 
 /// Every secret value the stack uses: the environment's secret variables that stack.toml
