@@ -549,8 +549,9 @@ impl Provider for TraefikProvider {
             .chain(certificate_directory.iter())
             .cloned()
             .collect();
-        let (contents, mut listings) = host
-            .read_and_list(&paths, &directories)
+        let (contents, mut listings) = self
+            .connector
+            .read_and_list(host.as_ref(), &paths, &directories)
             .await
             .map_err(host_failure)?;
         let certificate_listing = certificate_directory.as_ref().and_then(|_| listings.pop());
