@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
-use crate::{Host, HostError, HostKey, LocalHost, SshHost};
+use crate::{FilesAndListings, Host, HostError, HostKey, LocalHost, SshHost};
 
 /// Where the stack runs, as the CLI resolved it from `[target]`.
 #[derive(Clone, Debug)]
@@ -76,15 +76,23 @@ pub struct HostConnector {
 /// provider starts its read the moment the connection is up).
 const READ_BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(3);
 
-/// What one read of files and listings answers.
-type FilesAndListings = (Vec<Option<Vec<u8>>>, Vec<Vec<String>>);
-
 /// Reads gathered into one command: the paths and directories of every reader, in the
 /// order they joined, and the answer once it came (an error as its text: each reader
 /// then asks again alone, for an error of its own).
 struct ReadBatch {
     requests: std::sync::Mutex<(Vec<String>, Vec<String>)>,
+    /// The host lock, when it is taken at the same moment: the reads are then made under
+    /// it, in the lock's own command (see [`HostConnector::take_lock`]).
+    lock: std::sync::Mutex<Option<LockRequest>>,
     answer: tokio::sync::watch::Sender<Option<Result<FilesAndListings, String>>>,
+}
+
+/// The host lock asked for in a batch of reads, and where its answer goes.
+struct LockRequest {
+    path: String,
+    details: String,
+    record: String,
+    answer: tokio::sync::oneshot::Sender<Result<(Option<String>, Option<Vec<u8>>), HostError>>,
 }
 
 impl HostConnector {
@@ -216,8 +224,16 @@ impl HostConnector {
         let deadline = tokio::time::Instant::now().checked_add(self.lock_timeout);
         let mut pause = std::time::Duration::from_millis(100);
         let mut announced: Option<String> = None;
+        // Over SSH the first try goes in the command of the reads of the moment, if any.
+        let mut first = !matches!(self.target, Target::Local);
         loop {
-            match host.lock_reading(path, details, record).await {
+            let attempt = if std::mem::take(&mut first) {
+                self.lock_reading_with_reads(host, path, details, record)
+                    .await
+            } else {
+                host.lock_reading(path, details, record).await
+            };
+            match attempt {
                 Err(HostError::Locked { holder, .. })
                     if deadline.is_none_or(|deadline| tokio::time::Instant::now() < deadline) =>
                 {
@@ -299,22 +315,7 @@ impl HostConnector {
         let (batch, (first_path, first_directory), opened) =
             self.join_read_batch(paths, directories);
         if opened {
-            tokio::time::sleep(READ_BATCH_WINDOW).await;
-            {
-                let mut current = lock(&self.read_batch);
-                if current
-                    .as_ref()
-                    .is_some_and(|current| Arc::ptr_eq(current, &batch))
-                {
-                    *current = None;
-                }
-            }
-            let (all_paths, all_directories) = lock(&batch.requests).clone();
-            let answer = host
-                .read_and_list(&all_paths, &all_directories)
-                .await
-                .map_err(|error| error.to_string());
-            batch.answer.send_replace(Some(answer));
+            self.run_read_batch(host, &batch).await;
         }
         let mut answers = batch.answer.subscribe();
         let mine = match answers.wait_for(Option::is_some).await {
@@ -331,6 +332,107 @@ impl HostConnector {
             Some(mine) => Ok(mine),
             None => host.read_and_list(paths, directories).await,
         }
+    }
+
+    /// Lets the other reads of the moment join `batch`, closes it and makes it: with the
+    /// host lock when one joined (one command for both), else alone.
+    async fn run_read_batch(&self, host: &dyn Host, batch: &ReadBatch) {
+        tokio::time::sleep(READ_BATCH_WINDOW).await;
+        {
+            let mut current = lock(&self.read_batch);
+            if current
+                .as_ref()
+                .is_some_and(|current| std::ptr::eq(Arc::as_ptr(current), batch))
+            {
+                *current = None;
+            }
+        }
+        let (all_paths, all_directories) = lock(&batch.requests).clone();
+        let lock_request = lock(&batch.lock).take();
+        let answer = match lock_request {
+            None => host
+                .read_and_list(&all_paths, &all_directories)
+                .await
+                .map_err(|error| error.to_string()),
+            Some(request) => {
+                let taken = host
+                    .lock_reading_and_list(
+                        &request.path,
+                        &request.details,
+                        &request.record,
+                        &all_paths,
+                        &all_directories,
+                    )
+                    .await;
+                match taken {
+                    Ok((previous, record, reads)) => {
+                        let _ = request.answer.send(Ok((previous, record)));
+                        reads.ok_or_else(|| "not read under the lock".to_string())
+                    }
+                    Err(error) => {
+                        let _ = request.answer.send(Err(error));
+                        Err("the lock was not taken".to_string())
+                    }
+                }
+            }
+        };
+        batch.answer.send_replace(Some(answer));
+    }
+
+    /// [`Host::lock_reading`] over SSH, in the command of the reads that start at the same
+    /// moment (a refresh beside which an apply takes the lock): one command, one login
+    /// shell on the host, for both.
+    async fn lock_reading_with_reads(
+        &self,
+        host: &dyn Host,
+        path: &str,
+        details: &str,
+        record: &str,
+    ) -> Result<(Option<String>, Option<Vec<u8>>), HostError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let request = LockRequest {
+            path: path.to_string(),
+            details: details.to_string(),
+            record: record.to_string(),
+            answer: sender,
+        };
+        // `Some(Some(batch))`: this lock opened `batch`; `Some(None)`: it joined one;
+        // `None`: a batch already carries a lock (never within one run), so apart.
+        let joined = {
+            let mut current = lock(&self.read_batch);
+            match current.as_ref() {
+                Some(batch) => {
+                    let mut slot = lock(&batch.lock);
+                    if slot.is_some() {
+                        None
+                    } else {
+                        *slot = Some(request);
+                        Some(None)
+                    }
+                }
+                None => {
+                    let batch = Arc::new(ReadBatch {
+                        requests: std::sync::Mutex::new((Vec::new(), Vec::new())),
+                        lock: std::sync::Mutex::new(Some(request)),
+                        answer: tokio::sync::watch::channel(None).0,
+                    });
+                    *current = Some(batch.clone());
+                    Some(Some(batch))
+                }
+            }
+        };
+        match joined {
+            None => return host.lock_reading(path, details, record).await,
+            Some(Some(batch)) => self.run_read_batch(host, &batch).await,
+            Some(None) => {}
+        }
+        receiver.await.unwrap_or_else(|_| {
+            Err(HostError::Operation {
+                target: host.describe(),
+                operation: format!("take the lock {path}"),
+                cause: "the command taking it was cancelled".to_string(),
+            })
+        })
     }
 
     /// Adds a read to the open batch, or opens one; returns the batch, where this read's
@@ -350,6 +452,7 @@ impl HostConnector {
         }
         let batch = Arc::new(ReadBatch {
             requests: std::sync::Mutex::new((paths.to_vec(), directories.to_vec())),
+            lock: std::sync::Mutex::new(None),
             answer: tokio::sync::watch::channel(None).0,
         });
         *current = Some(batch.clone());
@@ -480,6 +583,7 @@ mod tests {
     struct Counted {
         inner: LocalHost,
         reads: AtomicUsize,
+        locks_with_reads: AtomicUsize,
     }
 
     #[async_trait]
@@ -529,6 +633,20 @@ mod tests {
             self.reads.fetch_add(1, Ordering::SeqCst);
             self.inner.read_and_list(paths, directories).await
         }
+        async fn lock_reading_and_list(
+            &self,
+            path: &str,
+            details: &str,
+            record: &str,
+            paths: &[String],
+            directories: &[String],
+        ) -> Result<crate::LockedWithReads, HostError> {
+            // One command over SSH: counted as one lock taken with its reads.
+            self.locks_with_reads.fetch_add(1, Ordering::SeqCst);
+            let (previous, record) = self.inner.lock_reading(path, details, record).await?;
+            let reads = self.inner.read_and_list(paths, directories).await?;
+            Ok((previous, record, Some(reads)))
+        }
         async fn remove_file(&self, path: &str) -> Result<(), HostError> {
             self.inner.remove_file(path).await
         }
@@ -554,6 +672,7 @@ mod tests {
         let host = Counted {
             inner: LocalHost::new(),
             reads: AtomicUsize::new(0),
+            locks_with_reads: AtomicUsize::new(0),
         };
         // Over SSH (never connected here: the reads go to the host handed in).
         let connector = HostConnector::new(Target::Ssh(SshOptions::new("192.0.2.1", 22, "root")));
@@ -592,5 +711,36 @@ mod tests {
             .unwrap();
         assert_eq!(alone.0, vec![Some(b"beta".to_vec())]);
         assert_eq!(host.reads.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn the_host_lock_taken_beside_a_refresh_carries_its_reads_in_one_command() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = |name: &str| directory.path().join(name).to_string_lossy().into_owned();
+        std::fs::write(path("a"), "alpha").unwrap();
+        let host = Counted {
+            inner: LocalHost::new(),
+            reads: AtomicUsize::new(0),
+            locks_with_reads: AtomicUsize::new(0),
+        };
+        let connector = HostConnector::new(Target::Ssh(SshOptions::new("192.0.2.1", 22, "root")));
+        let lock = path("locks/stack.lock");
+        let record = path("locks/stack.lineage");
+        let files = [path("a")];
+        let (taken, read) = tokio::join!(
+            connector.lock_waiting(&host, &lock, "details", &record),
+            connector.read_and_list(&host, &files, &[]),
+        );
+        assert_eq!(taken.unwrap(), (None, None));
+        assert_eq!(read.unwrap().0, vec![Some(b"alpha".to_vec())]);
+        assert_eq!(host.locks_with_reads.load(Ordering::SeqCst), 1);
+        assert_eq!(host.reads.load(Ordering::SeqCst), 0, "read under the lock");
+        // The lock is held: another run is refused, naming it.
+        let other = LocalHost::new();
+        assert!(matches!(
+            other.lock(&lock, "other").await,
+            Err(HostError::Locked { .. })
+        ));
+        host.unlock(&lock).await.unwrap();
     }
 }
