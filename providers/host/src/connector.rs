@@ -92,8 +92,12 @@ struct LockRequest {
     path: String,
     details: String,
     record: String,
-    answer: tokio::sync::oneshot::Sender<Result<(Option<String>, Option<Vec<u8>>), HostError>>,
+    answer: tokio::sync::oneshot::Sender<Result<LockTaken, HostError>>,
 }
+
+/// What taking the host lock answers: the details a gone holder left, and the record read
+/// under the lock.
+type LockTaken = (Option<String>, Option<Vec<u8>>);
 
 impl HostConnector {
     pub fn new(target: Target) -> Self {
