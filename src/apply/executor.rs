@@ -209,8 +209,17 @@ pub async fn execute(
     options: &ApplyOptions,
     on_event: &mut (dyn FnMut(&Event) + Send),
 ) -> Result<ApplyReport, StateError> {
-    let executed =
-        execute_actions(plan, desired, providers, state, journal, options, on_event).await?;
+    let executed = execute_actions(
+        plan,
+        desired,
+        providers,
+        state,
+        journal,
+        options,
+        BTreeMap::new(),
+        on_event,
+    )
+    .await?;
     Ok(executed.end_providers(on_event).await)
 }
 
@@ -262,6 +271,12 @@ impl Executed {
 /// Runs the actions of `plan` (see [`execute`]) and returns before the providers end:
 /// the caller ends them with [`Executed::end_providers`]. When the journal cannot be
 /// written, the providers are ended here and the error is returned.
+///
+/// `begun_early` holds the providers the caller already began (beside the refresh, see
+/// `Session::plan_to_apply`) and how: they are not begun again, a failure to begin is told
+/// on their first action as if it had happened here, and every one that began is ended
+/// with the others, actions or not.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute_actions(
     plan: &Plan,
     desired: &BTreeMap<Address, Resource>,
@@ -269,6 +284,7 @@ pub async fn execute_actions(
     state: &mut State,
     journal: &mut Journal,
     options: &ApplyOptions,
+    begun_early: BTreeMap<String, Result<(), ProviderError>>,
     on_event: &mut (dyn FnMut(&Event) + Send),
 ) -> Result<Executed, StateError> {
     let started = Instant::now();
@@ -326,7 +342,7 @@ pub async fn execute_actions(
     // Set when the journal cannot be written: nothing new starts, running actions finish,
     // providers are released, and the error is returned.
     let mut stopped: Option<StateError> = None;
-    let mut begun: BTreeMap<String, Result<(), ProviderError>> = BTreeMap::new();
+    let mut begun: BTreeMap<String, Result<(), ProviderError>> = begun_early;
     let mut unreachable: BTreeMap<String, (String, String)> = BTreeMap::new();
     // The first action of each provider whose `begin_apply` failed.
     let mut failed_to_begin: BTreeMap<String, String> = BTreeMap::new();

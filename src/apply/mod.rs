@@ -9,7 +9,7 @@ pub mod security_report;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use stackctl_provider::{KindSchema, Provider, ProviderError, Resource};
+use stackctl_provider::{Address, KindSchema, Provider, ProviderError, Resource};
 
 pub use executor::{
     execute, execute_actions, ActionOutcome, ApplyOptions, ApplyReport, Event, Executed,
@@ -55,13 +55,20 @@ impl ProviderSet {
             .collect()
     }
 
-    /// Lets each provider derive attributes (rendered files) before planning.
-    pub fn prepare(&self, resources: &mut [Resource]) -> Result<(), ProviderError> {
+    /// Lets each provider derive attributes (rendered files) before planning. Returns the
+    /// resources whose provider prepares them after the refresh instead
+    /// ([`Provider::prepare_waits_for_refresh`]), left as lowered (and checked).
+    pub fn prepare(&self, resources: &mut [Resource]) -> Result<Vec<Address>, ProviderError> {
+        let mut waiting = Vec::new();
         for resource in resources.iter_mut() {
             if let Some(provider) = self.providers.get(&resource.provider) {
-                provider.prepare(resource)?;
+                if provider.prepare_waits_for_refresh(resource)? {
+                    waiting.push(resource.address.clone());
+                } else {
+                    provider.prepare(resource)?;
+                }
             }
         }
-        Ok(())
+        Ok(waiting)
     }
 }

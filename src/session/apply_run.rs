@@ -51,9 +51,22 @@ impl Session {
             salt: self.salt.clone(),
             ..State::new(self.stack())
         });
+        // Providers begun beside the refresh go to the executor; if the run stops before
+        // it, they are ended here.
+        let mut begun_early = self.begun_early.take();
         let result = self
-            .apply_with_state(plan, &mut state, options, run_checks, observer)
+            .apply_with_state(
+                plan,
+                &mut state,
+                options,
+                run_checks,
+                &mut begun_early,
+                observer,
+            )
             .await;
+        if let Some(begun) = begun_early {
+            self.end_begun(begun).await;
+        }
         self.state = Some(state);
         result
     }
@@ -64,6 +77,7 @@ impl Session {
         state: &mut State,
         options: &ApplyOptions,
         run_checks: bool,
+        begun_early: &mut Option<super::plan_to_apply::BegunEarly>,
         observer: &mut dyn RunObserver,
     ) -> Result<ApplyRun, SessionError> {
         self.preflight(plan).await?;
@@ -76,7 +90,7 @@ impl Session {
         // The data about to be lost is dumped first; if that fails, nothing is changed.
         self.back_up_before_data_loss(plan, state, observer).await?;
         let desired: BTreeMap<_, _> = self
-            .desired
+            .finished_desired(None)?
             .iter()
             .map(|resource| (resource.address.clone(), resource.clone()))
             .collect();
@@ -117,6 +131,10 @@ impl Session {
                 state,
                 &mut journal,
                 options,
+                begun_early
+                    .take()
+                    .map(|begun| begun.providers)
+                    .unwrap_or_default(),
                 &mut on_event,
             )
             .await?

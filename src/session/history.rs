@@ -38,6 +38,8 @@ impl Session {
         if plan.mode != PlanMode::Apply || !plan.targets.is_empty() || !plan.has_changes() {
             return None;
         }
+        // Prepared in full by the plan (or the apply) already.
+        let desired = self.finished_desired(None).ok()?;
         let holder = LockHolder::current("");
         Some(HistoryEntry {
             id: 0,
@@ -50,10 +52,10 @@ impl Session {
             },
             rolled_back_to: self.rolling_back_to,
             state_serial: state.serial,
-            fingerprint: super::desired_fingerprint(&self.desired),
+            fingerprint: super::desired_fingerprint(desired),
             changes: change_lines(&plan.actions),
             images: recorded_images(state),
-            resources: self.desired.clone(),
+            resources: desired.to_vec(),
         })
     }
 

@@ -14,9 +14,10 @@ impl Session {
     /// writing.
     pub async fn import(&mut self, address: &Address, id: &str) -> Result<(), SessionError> {
         let wanted = self
-            .desired
+            .finished_desired(None)?
             .iter()
             .find(|resource| &resource.address == address)
+            .cloned()
             .ok_or_else(|| SessionError::NotInStack(address.clone()))?;
         let provider = self
             .backends
@@ -37,7 +38,7 @@ impl Session {
             allow_data_loss: false,
             recorded: Arc::new(RwLock::new(state.attributes_by_address())),
         };
-        let result = match provider.import(address, id, Some(wanted), &context).await {
+        let result = match provider.import(address, id, Some(&wanted), &context).await {
             Ok(recorded) => {
                 state.apply_entry(&JournalEntry::Put { resource: recorded });
                 self.store.save(&mut state).map_err(SessionError::from)

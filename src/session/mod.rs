@@ -30,6 +30,7 @@ mod error;
 mod history;
 mod import;
 mod owner;
+mod plan_to_apply;
 mod refresh;
 mod replace;
 mod rollback;
@@ -108,13 +109,23 @@ pub struct Session {
     /// The salt secrets are hashed with: the state's, or a new stack's.
     salt: String,
     backends: Backends,
-    /// Lowered, prepared and linked: computed once, in [`Session::open`].
+    /// Lowered, prepared and linked: computed once, in [`Session::open`] — but for the
+    /// resources in `waiting`, whose providers prepare them once the refresh has read them
+    /// (`finished`).
     desired: Vec<Resource>,
+    /// Resources of `desired` left as lowered, for [`Provider::prepare_with_live`].
+    waiting: Vec<Address>,
+    /// `desired` with the waiting resources prepared: by the first plan with what its
+    /// refresh read, else without.
+    finished: std::sync::OnceLock<Vec<Resource>>,
     secrets: Vec<String>,
     runs_directory: PathBuf,
     /// Set by [`Session::prepare_rollback`]: the history entry the desired resources were
     /// taken from, instead of stack.toml.
     rolling_back_to: Option<u64>,
+    /// The providers begun beside the refresh by [`Session::plan_to_apply`], until the
+    /// apply takes them over or [`Session::end_begun_early`] ends them.
+    begun_early: Option<plan_to_apply::BegunEarly>,
 }
 
 impl Session {
@@ -173,8 +184,16 @@ impl Session {
                 .map(str::to_string)
         });
         let backends = factory.build(&loaded, &pinned, recorded_swarm_manager.as_deref())?;
-        let (desired, secrets) = compute_desired(&loaded, &inputs, &backends, &salt)?;
-        tracing::debug!(resources = desired.len(), "desired resources computed");
+        let ComputedDesired {
+            resources: desired,
+            waiting,
+            secrets,
+        } = compute_desired(&loaded, &inputs, &backends, &salt)?;
+        tracing::debug!(
+            resources = desired.len(),
+            waiting_for_the_refresh = waiting.len(),
+            "desired resources computed"
+        );
         Ok(Session {
             loaded,
             inputs,
@@ -184,9 +203,12 @@ impl Session {
             salt,
             backends,
             desired,
+            waiting,
+            finished: std::sync::OnceLock::new(),
             secrets,
             runs_directory: settings.runs_directory.clone(),
             rolling_back_to: None,
+            begun_early: None,
         })
     }
 
@@ -203,9 +225,42 @@ impl Session {
         &self.loaded.warnings
     }
 
-    /// The desired resources of this run: lowered, prepared, linked — computed once.
+    /// The desired resources of this run: lowered, prepared, linked — computed once. Their
+    /// addresses and dependencies are final; a resource whose provider prepares it after
+    /// the refresh lacks its derived attributes (a basic-auth file's content) until a plan.
     pub fn desired(&self) -> &[Resource] {
         &self.desired
+    }
+
+    /// The desired resources with the waiting ones prepared: with what `live` read of
+    /// them (a plan's refresh) the first time, then as they are.
+    pub(crate) fn finished_desired(
+        &self,
+        live: Option<&crate::plan::LiveSnapshot>,
+    ) -> Result<&[Resource], SessionError> {
+        if self.waiting.is_empty() {
+            return Ok(&self.desired);
+        }
+        if let Some(finished) = self.finished.get() {
+            return Ok(finished);
+        }
+        let recorded = self.recorded_state().map(|state| &state.resources);
+        let mut resources = self.desired.clone();
+        for resource in resources
+            .iter_mut()
+            .filter(|resource| self.waiting.contains(&resource.address))
+        {
+            let Some(provider) = self.backends.providers.get(&resource.provider) else {
+                continue;
+            };
+            let live = live.and_then(|live| live.resources.get(&resource.address));
+            let recorded = recorded.and_then(|recorded| recorded.get(&resource.address));
+            provider
+                .prepare_with_live(resource, live, recorded)
+                .map_err(|error| SessionError::provider("cannot prepare the resources", error))?;
+        }
+        tracing::debug!(prepared = self.waiting.len(), "desired resources finished");
+        Ok(self.finished.get_or_init(|| resources))
     }
 
     /// The salt the desired resources' secrets are hashed with.
@@ -283,7 +338,7 @@ impl Session {
     /// Refuses a saved plan when state or anything that changes what would be applied
     /// moved since it was made. `path` names the file in the error.
     pub fn check_saved_plan(&self, saved: &SavedPlan, path: &str) -> Result<(), SessionError> {
-        let fingerprint = desired_fingerprint(&self.desired);
+        let fingerprint = desired_fingerprint(self.finished_desired(None)?);
         saved
             .check_current(
                 self.stack(),
@@ -359,25 +414,38 @@ pub fn droplet_address(config: &crate::config::Config, state: Option<&State>) ->
         .map(str::to_string)
 }
 
+/// What [`compute_desired`] gives.
+struct ComputedDesired {
+    resources: Vec<Resource>,
+    /// The resources whose providers prepare them after the refresh.
+    waiting: Vec<Address>,
+    /// The secret values the stack uses, for redaction.
+    secrets: Vec<String>,
+}
+
 /// Lowers the stack, lets each provider derive its attributes, and links the edge to its
-/// static file. Also returns the secret values the stack uses, for redaction.
+/// static file.
 fn compute_desired(
     loaded: &LoadedConfig,
     inputs: &ExternalInputs,
     backends: &Backends,
     salt: &str,
-) -> Result<(Vec<Resource>, Vec<String>), SessionError> {
+) -> Result<ComputedDesired, SessionError> {
     DESIRED_COMPUTATIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mut resources = crate::lower::lower(loaded, inputs, salt);
     // Secrets are collected before providers derive their files: a derived value (a
     // bcrypt digest) is not itself a secret.
     let secrets = secret_values(loaded, &resources);
-    backends
+    let waiting = backends
         .providers
         .prepare(&mut resources)
         .map_err(|error| SessionError::provider("cannot prepare the resources", error))?;
     crate::lower::link_edge_to_static_config(&mut resources);
-    Ok((resources, secrets))
+    Ok(ComputedDesired {
+        resources,
+        waiting,
+        secrets,
+    })
 }
 
 /// Every secret value the stack uses: the environment's secret variables that stack.toml

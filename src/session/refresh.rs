@@ -139,10 +139,12 @@ impl Session {
             }
         };
         let schemas = self.schemas();
+        // The resources that waited for the refresh are prepared with what it read.
+        let finished = self.finished_desired(live.as_ref().ok().copied())?;
         let desired: &[Resource] = if mode == PlanMode::Destroy {
             &[]
         } else {
-            &self.desired
+            finished
         };
         // Destroy also removes what an interrupted apply created but never recorded.
         let swept;
@@ -151,7 +153,7 @@ impl Session {
                 swept = super::destroy::with_unrecorded_owned(
                     recorded,
                     snapshot,
-                    &self.desired,
+                    finished,
                     &self.backends.providers.schemas(),
                 );
                 &swept

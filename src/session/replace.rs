@@ -58,7 +58,8 @@ impl Session {
         crate::plan::replace::force_replace(
             plan,
             addresses,
-            &self.desired,
+            // Prepared by the plan's refresh already.
+            self.finished_desired(None).unwrap_or(&self.desired),
             recorded,
             &|resource| schemas.get(&resource.provider, resource.address.kind()),
         );

@@ -45,7 +45,7 @@ impl Session {
             .rollback_target(to)
             .map_err(SessionError::RollbackTarget)?
             .clone();
-        let desired = rollback_desired(&entry, &self.desired)?;
+        let desired = rollback_desired(&entry, self.finished_desired(None)?)?;
         let gone = self.gone_images(&entry).await?;
         if !gone.is_empty() {
             return Err(SessionError::RollbackImagesGone {
@@ -54,6 +54,8 @@ impl Session {
             });
         }
         self.desired = desired;
+        self.waiting.clear();
+        self.finished = std::sync::OnceLock::new();
         self.rolling_back_to = Some(entry.id);
         let plan = self.plan(false, &[], PlanMode::Apply).await?;
         Ok(RollbackPlan { entry, plan })

@@ -174,6 +174,24 @@ pub trait Host: Send + Sync {
         }
     }
 
+    /// [`Host::lock_reading`], and in the same round trip, under the lock,
+    /// [`Host::read_and_list`] of `paths` and `directories`: a refresh's reads and the host
+    /// lock of the apply that follows it in one command over SSH. The reads are `None`
+    /// when they were not made that way (here by default; over SSH, when one failed): the
+    /// caller then makes them apart.
+    async fn lock_reading_and_list(
+        &self,
+        path: &str,
+        details: &str,
+        record: &str,
+        paths: &[String],
+        directories: &[String],
+    ) -> Result<LockedWithReads, HostError> {
+        let _ = (paths, directories);
+        let (previous, record) = self.lock_reading(path, details, record).await?;
+        Ok((previous, record, None))
+    }
+
     /// Releases the lock this run took with [`Host::lock`]; otherwise, if no live run
     /// holds it, removes the details a holder that is gone left behind
     /// (`stackctl state unlock --host`). Never breaks the lock of a live run.
@@ -191,6 +209,14 @@ pub trait Host: Send + Sync {
         None
     }
 }
+
+/// What [`Host::read_and_list`] answers: each file's contents (`None` when missing), then
+/// each directory's names.
+pub type FilesAndListings = (Vec<Option<Vec<u8>>>, Vec<Vec<String>>);
+
+/// What [`Host::lock_reading_and_list`] answers: the details a gone holder left, the
+/// record read under the lock, and the reads when they were made in the same command.
+pub type LockedWithReads = (Option<String>, Option<Vec<u8>>, Option<FilesAndListings>);
 
 /// What [`Host::unlock`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -218,12 +218,24 @@ const FLOCK_REQUIRED: &str = "command -v flock >/dev/null 2>&1 || \
 /// printed before `<nonce> locked` as `<nonce> record`, its contents, `\n<nonce>
 /// record-end` (nothing when it does not exist): the host's record of which state
 /// lineage deployed the stack is read under the lock with no second command.
+///
+/// With `reads`, [`read_and_list_script`] of them runs once the lock is taken, printed
+/// before `<nonce> locked` after a line `<nonce> reads`: a refresh's reads of the host's
+/// files and the host lock of the apply that follows it, in one command.
 pub fn hold_lock_script(
     path: &str,
     details: &str,
     record: Option<&str>,
+    reads: Option<ReadsUnderLock>,
     nonce: &str,
 ) -> Result<String, QuoteError> {
+    let reads = match reads {
+        Some((paths, directories, reads_nonce)) => format!(
+            "printf '%s\\n' '{nonce} reads'\n{}",
+            read_and_list_script(paths, directories, reads_nonce)?
+        ),
+        None => String::new(),
+    };
     let read_record = match record {
         Some(record) => {
             let record = quote(record)?;
@@ -255,6 +267,7 @@ pub fn hold_lock_script(
          tmp={holder}.$$\n\
          printf '%s' {details} > \"$tmp\" && mv -f -- \"$tmp\" {holder} || exit 1\n\
          {read_record}\
+         {reads}\
          printf '%s\\n' '{nonce} locked'\n\
          IFS= read -r request || request=\n\
          if [ \"$request\" = release ]; then rm -f -- {holder}; fi\n\
@@ -262,6 +275,10 @@ pub fn hold_lock_script(
         details = quote(details)?,
     ))
 }
+
+/// The files and listings [`hold_lock_script`] reads under the lock: paths, directories,
+/// and the nonce of their own frames ([`read_and_list_script`]).
+pub type ReadsUnderLock<'a> = (&'a [String], &'a [String], &'a str);
 
 /// What [`hold_lock_script`] printed so far, once it is decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -271,6 +288,9 @@ pub enum LockOutput {
     Taken {
         previous_holder: Option<String>,
         record: Option<Vec<u8>>,
+        /// What [`hold_lock_script`] printed of its reads (for
+        /// [`parse_read_and_list`] with the reads' nonce).
+        reads: Option<Vec<u8>>,
     },
     /// Not decided yet: read more.
     Undecided,
@@ -287,6 +307,12 @@ pub fn parse_lock_output(output: &[u8], nonce: &str) -> LockOutput {
         return LockOutput::Undecided;
     };
     let mut before = &after[..end];
+    let reads_begin = format!("{nonce} reads\n");
+    let mut reads = None;
+    if let Some(start) = find(before, reads_begin.as_bytes()) {
+        reads = Some(before[start + reads_begin.len()..].to_vec());
+        before = &before[..start];
+    }
     let record_begin = format!("{nonce} record\n");
     let record_end = format!("\n{nonce} record-end\n");
     let mut record = None;
@@ -306,6 +332,7 @@ pub fn parse_lock_output(output: &[u8], nonce: &str) -> LockOutput {
     LockOutput::Taken {
         previous_holder,
         record,
+        reads,
     }
 }
 
@@ -558,9 +585,14 @@ mod tests {
 
     /// Runs the lock script reading `record` until it took the lock, then lets it go.
     fn take_reading(path: &str, record: &str) -> LockOutput {
+        take_reading_with(path, record, None)
+    }
+
+    /// [`take_reading`], with `reads` made under the lock.
+    fn take_reading_with(path: &str, record: &str, reads: Option<ReadsUnderLock>) -> LockOutput {
         use std::io::Read;
         let nonce = nonce();
-        let script = hold_lock_script(path, "details", Some(record), &nonce).unwrap();
+        let script = hold_lock_script(path, "details", Some(record), reads, &nonce).unwrap();
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(sh_command(&script, None).unwrap())
@@ -598,7 +630,8 @@ mod tests {
             take_reading(&lock, &record),
             LockOutput::Taken {
                 previous_holder: None,
-                record: None
+                record: None,
+                reads: None,
             }
         );
         std::fs::write(&record, b"lineage-1\n").unwrap();
@@ -606,9 +639,46 @@ mod tests {
             take_reading(&lock, &record),
             LockOutput::Taken {
                 previous_holder: None,
-                record: Some(b"lineage-1\n".to_vec())
+                record: Some(b"lineage-1\n".to_vec()),
+                reads: None,
             }
         );
+    }
+
+    #[test]
+    fn the_lock_script_makes_a_refreshs_reads_under_the_lock_in_the_same_command() {
+        let directory = tempfile::tempdir().unwrap();
+        let base = directory.path().to_str().unwrap();
+        let lock = format!("{base}/locks/shop.lock");
+        let record = format!("{base}/locks/shop.lineage");
+        std::fs::create_dir_all(format!("{base}/locks")).unwrap();
+        std::fs::write(&record, b"lineage-1\n").unwrap();
+        std::fs::create_dir(format!("{base}/dynamic")).unwrap();
+        std::fs::write(format!("{base}/dynamic/route.yml"), b"x").unwrap();
+        // A file whose contents look like the lock's own lines stays contents.
+        std::fs::write(format!("{base}/odd"), b"n reads\nn locked\n").unwrap();
+        let paths = vec![format!("{base}/odd"), format!("{base}/missing")];
+        let directories = vec![format!("{base}/dynamic")];
+        let reads_nonce = nonce();
+        let LockOutput::Taken {
+            previous_holder,
+            record,
+            reads: Some(reads),
+        } = take_reading_with(&lock, &record, Some((&paths, &directories, &reads_nonce)))
+        else {
+            panic!("the lock was not taken with its reads");
+        };
+        assert_eq!(previous_holder, None);
+        assert_eq!(record, Some(b"lineage-1\n".to_vec()));
+        let (files, listings) = parse_read_and_list(&reads, 2, 1, &reads_nonce).unwrap();
+        assert_eq!(
+            files,
+            vec![
+                FileRead::Contents(b"n reads\nn locked\n".to_vec()),
+                FileRead::Missing
+            ]
+        );
+        assert_eq!(listings, vec![vec!["route.yml".to_string()]]);
     }
 
     #[test]
@@ -727,7 +797,7 @@ mod tests {
         use std::io::Read;
         let nonce = nonce();
         let command = sh_command(
-            &hold_lock_script(path, details, None, &nonce).unwrap(),
+            &hold_lock_script(path, details, None, None, &nonce).unwrap(),
             None,
         )
         .unwrap();
@@ -811,7 +881,7 @@ mod tests {
         let base = directory.path().to_str().unwrap();
         std::fs::write(format!("{base}/file"), b"").unwrap();
         let (status, _, stderr) = run(
-            &hold_lock_script(&format!("{base}/file/lock"), "x", None, "n").unwrap(),
+            &hold_lock_script(&format!("{base}/file/lock"), "x", None, None, "n").unwrap(),
             b"",
         );
         assert_eq!(status, 1);
@@ -832,6 +902,6 @@ mod tests {
     fn nul_in_a_path_is_rejected_before_anything_runs() {
         assert!(read_files_script(&["a\0b".to_string()], "n").is_err());
         assert!(write_file_script("a\0b", 0o644, None, "/tmp", "n").is_err());
-        assert!(hold_lock_script("a\0b", "x", None, "n").is_err());
+        assert!(hold_lock_script("a\0b", "x", None, None, "n").is_err());
     }
 }

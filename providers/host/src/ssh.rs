@@ -68,7 +68,7 @@ use russh::{Channel, ChannelMsg, ChannelOpenFailure};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::remote_script::{self, FileRead};
-use crate::{Host, HostError, HostKey, SshOptions, Stream, Unlocked};
+use crate::{Host, HostError, HostKey, LockedWithReads, SshOptions, Stream, Unlocked};
 
 mod authentication;
 mod dial_stdio;
@@ -486,9 +486,9 @@ impl Host for SshHost {
     }
 
     async fn lock(&self, path: &str, details: &str) -> Result<Option<String>, HostError> {
-        self.lock_with_record(path, details, None)
+        self.lock_with_record(path, details, None, None)
             .await
-            .map(|(previous, _)| previous)
+            .map(|(previous, _, _)| previous)
     }
 
     async fn lock_reading(
@@ -497,7 +497,31 @@ impl Host for SshHost {
         details: &str,
         record: &str,
     ) -> Result<(Option<String>, Option<Vec<u8>>), HostError> {
-        self.lock_with_record(path, details, Some(record)).await
+        self.lock_with_record(path, details, Some(record), None)
+            .await
+            .map(|(previous, record, _)| (previous, record))
+    }
+
+    async fn lock_reading_and_list(
+        &self,
+        path: &str,
+        details: &str,
+        record: &str,
+        paths: &[String],
+        directories: &[String],
+    ) -> Result<LockedWithReads, HostError> {
+        let size: usize = paths
+            .iter()
+            .chain(directories)
+            .map(|path| path.len() + 120)
+            .sum();
+        if size > MAX_SCRIPT_BYTES {
+            // A huge list: the lock alone; the caller reads apart (in batches).
+            let (previous, record) = self.lock_reading(path, details, record).await?;
+            return Ok((previous, record, None));
+        }
+        self.lock_with_record(path, details, Some(record), Some((paths, directories)))
+            .await
     }
 
     async fn read_and_list(
@@ -623,19 +647,29 @@ impl Host for SshHost {
 }
 
 impl SshHost {
-    /// Takes the host lock `path` and, in the same command, reads `record` under it.
+    /// Takes the host lock `path` and, in the same command, reads `record` under it, and
+    /// the files and listings of `reads` (`None` for those when their output cannot be
+    /// used: the caller reads them apart).
     async fn lock_with_record(
         &self,
         path: &str,
         details: &str,
         record: Option<&str>,
-    ) -> Result<(Option<String>, Option<Vec<u8>>), HostError> {
+        reads: Option<(&[String], &[String])>,
+    ) -> Result<LockedWithReads, HostError> {
         let operation = format!("take the lock {path}");
         let nonce = remote_script::nonce();
+        let reads_nonce = remote_script::nonce();
         // No `timeout` wrapper: the script holds the lock for as long as its channel lives.
-        let command = remote_script::hold_lock_script(path, details, record, &nonce)
-            .and_then(|script| remote_script::sh_command(&script, None))
-            .map_err(|error| self.operation_error(&operation, error))?;
+        let command = remote_script::hold_lock_script(
+            path,
+            details,
+            record,
+            reads.map(|(paths, directories)| (paths, directories, reads_nonce.as_str())),
+            &nonce,
+        )
+        .and_then(|script| remote_script::sh_command(&script, None))
+        .map_err(|error| self.operation_error(&operation, error))?;
         let take = async {
             // The slot is kept while the lock is held: the channel counts against the
             // server's `MaxSessions` until it closes.
@@ -653,8 +687,26 @@ impl SshHost {
                 if let remote_script::LockOutput::Taken {
                     previous_holder,
                     record,
+                    reads: read_output,
                 } = remote_script::parse_lock_output(&output.stdout, &nonce)
                 {
+                    // Reads that went wrong (a file that cannot be read) are left to the
+                    // caller to make apart, for an error of their own.
+                    let contents =
+                        reads
+                            .zip(read_output)
+                            .and_then(|((paths, directories), read_output)| {
+                                let (files, listings) = remote_script::parse_read_and_list(
+                                    &read_output,
+                                    paths.len(),
+                                    directories.len(),
+                                    &reads_nonce,
+                                )
+                                .ok()?;
+                                let contents =
+                                    self.file_reads(files, paths, &output.stderr).ok()?;
+                                Some((contents, listings))
+                            });
                     return Ok((
                         HeldLock {
                             channel,
@@ -662,6 +714,7 @@ impl SshHost {
                         },
                         previous_holder,
                         record,
+                        contents,
                     ));
                 }
                 match channel.wait().await {
@@ -694,13 +747,14 @@ impl SshHost {
             }
             Err(self.operation_error(&operation, output.failure_cause()))
         };
-        let (held, previous_holder, record) = tokio::time::timeout(self.operation_timeout, take)
-            .await
-            .unwrap_or_else(|_| Err(self.timeout_error(&operation)))?;
+        let (held, previous_holder, record, contents) =
+            tokio::time::timeout(self.operation_timeout, take)
+                .await
+                .unwrap_or_else(|_| Err(self.timeout_error(&operation)))?;
         if let Ok(mut locks) = self.held_locks.lock() {
             locks.insert(path.to_string(), held);
         }
-        Ok((previous_holder, record))
+        Ok((previous_holder, record, contents))
     }
 }
 

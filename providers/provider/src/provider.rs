@@ -150,6 +150,27 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
+    /// Whether `prepare` of this resource waits for the refresh, because what the refresh
+    /// reads can spare it a costly derivation (a basic-auth file's bcrypt hashes, tens of
+    /// milliseconds each): the session then calls [`Provider::prepare_with_live`] once the
+    /// live state is read (or without it, offline). Checks the resource as `prepare` would,
+    /// so a bad setting still fails before anything is read. Default: never waits.
+    fn prepare_waits_for_refresh(&self, _desired: &Resource) -> Result<bool, ProviderError> {
+        Ok(false)
+    }
+
+    /// [`Provider::prepare`] for a resource that waited for the refresh: `live` is the
+    /// resource as the refresh read it and `recorded` as state has it (each `None` when
+    /// there is none, or no refresh). The result must be what `prepare` alone would give.
+    fn prepare_with_live(
+        &self,
+        desired: &mut Resource,
+        _live: Option<&LiveResource>,
+        _recorded: Option<&RecordedResource>,
+    ) -> Result<(), ProviderError> {
+        self.prepare(desired)
+    }
+
     /// Reads every live resource of the stack that this provider owns.
     async fn read(&self, request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError>;
 

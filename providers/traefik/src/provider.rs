@@ -33,7 +33,8 @@ use crate::default_certificate::{
     DefaultCertificateFiles, DEFAULT_CERTIFICATE, DEFAULT_CERTIFICATE_FILES, PRESENT,
 };
 use crate::render::{
-    header, render_middleware, render_route, render_static, render_tls_options, MANAGED_MARKER,
+    header, render_middleware_with, render_route, render_static, render_tls_options,
+    rendered_bcrypt_hashes, Hashes, MANAGED_MARKER,
 };
 use crate::spec::{MiddlewareSpec, RouteSpec, SpecError, StaticSpec, TlsOptionsSpec};
 
@@ -87,6 +88,15 @@ impl TraefikProvider {
 
     /// The rendered attributes of one resource (what `prepare` adds).
     fn rendered(&self, resource: &Resource) -> Result<Attributes, ProviderError> {
+        self.rendered_with(resource, &Hashes::Computed)
+    }
+
+    /// [`TraefikProvider::rendered`], with a basic-auth file's hashes from `hashes`.
+    fn rendered_with(
+        &self,
+        resource: &Resource,
+        hashes: &Hashes,
+    ) -> Result<Attributes, ProviderError> {
         let address = &resource.address;
         let attributes = &resource.attributes;
         let subject = self.subject(address);
@@ -106,7 +116,7 @@ impl TraefikProvider {
             "middleware" => {
                 let spec =
                     MiddlewareSpec::from_attributes(address.name(), attributes).map_err(spec_failure)?;
-                let file = render_middleware(&spec, &subject).map_err(spec_failure)?;
+                let file = render_middleware_with(&spec, &subject, hashes).map_err(spec_failure)?;
                 let content = if file.sensitive {
                     Value::Secret(Secret::new(&file.text, &content_salt(attributes)))
                 } else {
@@ -277,6 +287,12 @@ fn content_salt(attributes: &Attributes) -> String {
     )
 }
 
+/// True for a basic-auth middleware (its file holds bcrypt hashes).
+fn is_basic_auth(resource: &Resource) -> bool {
+    resource.address.kind() == "middleware"
+        && resource.attributes.get("type").and_then(Value::as_text) == Some("basic_auth")
+}
+
 /// True when a content attribute holds credential hashes: it was rendered as a secret,
 /// or (not rendered yet) the middleware is a basic-auth one.
 fn is_sensitive(attributes: &Attributes, content_attribute: &str) -> bool {
@@ -375,6 +391,49 @@ impl Provider for TraefikProvider {
         let rendered = self.rendered(desired)?;
         desired.attributes.extend(rendered);
         Ok(())
+    }
+
+    /// A basic-auth middleware waits: its file holds a bcrypt hash per user (tens of
+    /// milliseconds each, on every command), which the file on the host can spare.
+    fn prepare_waits_for_refresh(&self, desired: &Resource) -> Result<bool, ProviderError> {
+        if !is_basic_auth(desired) {
+            return Ok(false);
+        }
+        // Every setting is checked now, as `prepare` would.
+        self.rendered_with(desired, &Hashes::Placeholder)?;
+        Ok(true)
+    }
+
+    /// The hashes of the file on the host are taken when the file rendered with them is
+    /// byte for byte the one state recorded: state recorded the digest of what stackctl
+    /// wrote for its settings (the passwords' salted digests among them, so the same
+    /// passwords), and each hash in that file is the one bcrypt gives for its password and
+    /// the salt derived from it. A file edited by hand, another password, another
+    /// rendering, or no file: the hashes are computed, as `prepare` does.
+    fn prepare_with_live(
+        &self,
+        desired: &mut Resource,
+        live: Option<&LiveResource>,
+        recorded: Option<&RecordedResource>,
+    ) -> Result<(), ProviderError> {
+        let on_host = live
+            .and_then(|live| live.attributes.get("content"))
+            .and_then(|content| match content {
+                Value::Secret(secret) => secret.expose(),
+                _ => None,
+            })
+            .map(rendered_bcrypt_hashes)
+            .unwrap_or_default();
+        let recorded_content = recorded.and_then(|recorded| recorded.attributes.get("content"));
+        if is_basic_auth(desired) && !on_host.is_empty() && recorded_content.is_some() {
+            let rendered = self.rendered_with(desired, &Hashes::Known(&on_host))?;
+            if rendered.get("content") == recorded_content {
+                tracing::debug!(address = %desired.address, "basic-auth hashes taken from the file on the host (it is the recorded one)");
+                desired.attributes.extend(rendered);
+                return Ok(());
+            }
+        }
+        self.prepare(desired)
     }
 
     /// Files on the host change only under the host lock, shared with the docker provider
@@ -490,8 +549,9 @@ impl Provider for TraefikProvider {
             .chain(certificate_directory.iter())
             .cloned()
             .collect();
-        let (contents, mut listings) = host
-            .read_and_list(&paths, &directories)
+        let (contents, mut listings) = self
+            .connector
+            .read_and_list(host.as_ref(), &paths, &directories)
             .await
             .map_err(host_failure)?;
         let certificate_listing = certificate_directory.as_ref().and_then(|_| listings.pop());

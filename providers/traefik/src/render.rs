@@ -262,11 +262,34 @@ pub fn render_middleware(
     spec: &MiddlewareSpec,
     subject: &str,
 ) -> Result<RenderedMiddleware, SpecError> {
+    render_middleware_with(spec, subject, &Hashes::Computed)
+}
+
+/// Where the password hashes of a basic-auth file come from.
+#[derive(Clone, Copy, Debug)]
+pub enum Hashes<'a> {
+    /// Computed with bcrypt (tens of milliseconds per password).
+    Computed,
+    /// Taken by user name from this map where present, computed otherwise. The map holds
+    /// hashes read back from the host; the caller trusts the result only if it is the
+    /// file state recorded (see the provider's `prepare_with_live`).
+    Known(&'a BTreeMap<String, String>),
+    /// A placeholder instead of each hash: every other setting is checked (and a password
+    /// over bcrypt's 72 bytes refused) without the cost, for a file rendered again later.
+    Placeholder,
+}
+
+/// [`render_middleware`], with the basic-auth hashes from `hashes`.
+pub fn render_middleware_with(
+    spec: &MiddlewareSpec,
+    subject: &str,
+    hashes: &Hashes,
+) -> Result<RenderedMiddleware, SpecError> {
     let (body, sensitive) = match &spec.kind {
         MiddlewareKind::RedirectHttps(redirect) => (redirect_scheme(redirect), false),
         MiddlewareKind::Headers(headers) => (headers_middleware(&spec.name, headers)?, false),
         MiddlewareKind::RateLimit(limit) => (rate_limit(limit), false),
-        MiddlewareKind::BasicAuth(auth) => (basic_auth(&spec.name, auth)?, true),
+        MiddlewareKind::BasicAuth(auth) => (basic_auth(&spec.name, auth, hashes)?, true),
         MiddlewareKind::IpAllowList(allow) => (ip_allow_list(allow), false),
         MiddlewareKind::StripPrefix { prefixes } => (
             Yaml::map().with(
@@ -427,10 +450,13 @@ fn rate_limit(spec: &RateLimitSpec) -> Yaml {
     Yaml::map().with("rateLimit", limit)
 }
 
-fn basic_auth(name: &str, spec: &BasicAuthSpec) -> Result<Yaml, SpecError> {
+fn basic_auth(name: &str, spec: &BasicAuthSpec, hashes: &Hashes) -> Result<Yaml, SpecError> {
     let mut users = Vec::with_capacity(spec.users.len());
     for (user, password) in &spec.users {
-        users.push(format!("{user}:{}", htpasswd_hash(name, user, password)?));
+        users.push(format!(
+            "{user}:{}",
+            htpasswd_hash_with(name, user, password, hashes)?
+        ));
     }
     let mut auth = Yaml::map().with("users", Yaml::texts(users));
     if let Some(realm) = &spec.realm {
@@ -455,6 +481,29 @@ pub fn htpasswd_hash(
     user: &str,
     password: &Password,
 ) -> Result<String, SpecError> {
+    htpasswd_hash_with(middleware, user, password, &Hashes::Computed)
+}
+
+/// The user names and hashes of a basic-auth file as rendered here (`- "user:hash"` lines),
+/// for the bcrypt hashes only; a line in any other shape is left out.
+pub fn rendered_bcrypt_hashes(file: &str) -> BTreeMap<String, String> {
+    file.lines()
+        .filter_map(|line| {
+            let entry = line.trim().strip_prefix("- \"")?.strip_suffix('"')?;
+            let (user, hash) = entry.split_once(':')?;
+            hash.starts_with("$2y$")
+                .then(|| (user.to_string(), hash.to_string()))
+        })
+        .collect()
+}
+
+/// [`htpasswd_hash`], with the hash from `hashes`.
+fn htpasswd_hash_with(
+    middleware: &str,
+    user: &str,
+    password: &Password,
+    hashes: &Hashes,
+) -> Result<String, SpecError> {
     let problem = |message: String| SpecError {
         setting: format!("middleware.{middleware} settings `users`"),
         message,
@@ -475,6 +524,24 @@ pub fn htpasswd_hash(
     };
     if is_password_hash(plaintext) {
         return Ok(plaintext.to_string());
+    }
+    match hashes {
+        Hashes::Known(known) => {
+            if let Some(hash) = known.get(user) {
+                return Ok(hash.clone());
+            }
+        }
+        Hashes::Placeholder => {
+            // bcrypt's own limit: 72 bytes with the terminating NUL it adds.
+            if plaintext.len() + 1 > 72 {
+                let error = bcrypt::BcryptError::Truncation(plaintext.len() + 1);
+                return Err(problem(format!(
+                    "cannot hash the password of `{user}`: {error}"
+                )));
+            }
+            return Ok(format!("$2y${BCRYPT_COST:02}$(hashed later)"));
+        }
+        Hashes::Computed => {}
     }
     let mut hasher = Sha256::new();
     hasher.update(b"stackctl-traefik basic-auth salt\0");

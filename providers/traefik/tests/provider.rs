@@ -300,3 +300,94 @@ async fn files_change_only_under_the_host_lock_shared_with_the_docker_provider()
         .expect("released at the end of the run");
     other_run.end_apply(&context()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_basic_auth_file_takes_its_hashes_from_the_host_only_when_it_is_the_recorded_file() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let root = directory.path().to_string_lossy().into_owned();
+    let users = |password: &str| map(&[("users", map(&[("admin", secret(password))]))]);
+    let auth = middleware(&root, "auth", "basic_auth", users("correct horse"));
+    let path = format!("{root}/traefik/dynamic/middleware-auth.yml");
+
+    // It waits for the refresh, but its settings are checked at once.
+    assert!(provider().prepare_waits_for_refresh(&auth).unwrap());
+    let too_long = middleware(&root, "auth", "basic_auth", users(&"x".repeat(80)));
+    let error = provider()
+        .prepare_waits_for_refresh(&too_long)
+        .expect_err("over bcrypt's 72 bytes");
+    assert!(error.to_string().contains("72 bytes"), "{error}");
+    let route = route(&root, "api", "Host(`example.test`)", "api", &[]);
+    assert!(!provider().prepare_waits_for_refresh(&route).unwrap());
+
+    // Applied as `prepare` renders it (bcrypt), then read back.
+    let computed = prepared(auth.clone());
+    let record = recorded(action(ActionKind::Create, Some(computed.clone()), None)).await;
+    let read_back = |record: RecordedResource| {
+        let auth = auth.clone();
+        async move {
+            provider()
+                .read(&request(vec![auth], vec![record]))
+                .await
+                .expect("read")
+                .remove(0)
+        }
+    };
+    let live = read_back(record.clone()).await;
+    let mut taken = auth.clone();
+    provider()
+        .prepare_with_live(&mut taken, Some(&live), Some(&record))
+        .unwrap();
+    assert_eq!(taken.attributes["content"], computed.attributes["content"]);
+    assert_eq!(taken.hash(), computed.hash());
+    let text = |resource: &Resource| match &resource.attributes["content"] {
+        Value::Secret(secret) => secret.expose().expect("plaintext").to_string(),
+        other => panic!("not a secret: {other:?}"),
+    };
+    assert_eq!(text(&taken), text(&computed));
+
+    // The hashes come from the host, trusted because the file is the recorded one: a file
+    // with another hash that state recorded as such keeps that hash…
+    let real_hash = text(&computed)
+        .lines()
+        .find_map(|line| {
+            line.split_once("admin:")
+                .map(|(_, hash)| hash.trim_end_matches('"').to_string())
+        })
+        .expect("the admin line");
+    let other_hash = format!("$2y$10${}", "a".repeat(53));
+    std::fs::write(&path, text(&computed).replace(&real_hash, &other_hash)).unwrap();
+    let edited = read_back(record.clone()).await;
+    let mut recorded_edit = record.clone();
+    recorded_edit
+        .attributes
+        .insert("content".into(), edited.attributes["content"].clone());
+    let mut from_host = auth.clone();
+    provider()
+        .prepare_with_live(&mut from_host, Some(&edited), Some(&recorded_edit))
+        .unwrap();
+    assert!(text(&from_host).contains(&other_hash));
+
+    // …while the same file edited behind stackctl's back is not trusted: the hash is
+    // computed, and the plan will show the file as drift to repair.
+    let mut recomputed = auth.clone();
+    provider()
+        .prepare_with_live(&mut recomputed, Some(&edited), Some(&record))
+        .unwrap();
+    assert_eq!(text(&recomputed), text(&computed));
+
+    // Another password: computed, whatever the host holds.
+    let changed = middleware(&root, "auth", "basic_auth", users("battery staple"));
+    let mut changed_prepared = changed.clone();
+    provider()
+        .prepare_with_live(&mut changed_prepared, Some(&live), Some(&record))
+        .unwrap();
+    assert_eq!(changed_prepared.hash(), prepared(changed).hash());
+    assert_ne!(changed_prepared.hash(), computed.hash());
+
+    // No refresh: computed.
+    let mut offline = auth.clone();
+    provider()
+        .prepare_with_live(&mut offline, None, None)
+        .unwrap();
+    assert_eq!(offline.hash(), computed.hash());
+}

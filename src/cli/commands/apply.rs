@@ -71,7 +71,15 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
                 JsonEvents::new(session.secret_values().to_vec())
                     .emit(&events::started(session.stack(), "apply"));
             }
-            let mut plan = session.plan(false, &targets, PlanMode::Apply).await?;
+            // With `--yes` the apply follows the plan at once: the host lock is taken
+            // beside the refresh. With a question to ask, only after the answer.
+            let mut plan = if arguments.yes {
+                session
+                    .plan_to_apply(&targets, PlanMode::Apply, &options)
+                    .await?
+            } else {
+                session.plan(false, &targets, PlanMode::Apply).await?
+            };
             tracing::debug!(actions = plan.actions.len(), "plan made");
             session.force_replace(&mut plan, &replace);
             if arguments.json {
@@ -83,6 +91,7 @@ pub async fn run(settings: &Settings, arguments: &ApplyArgs) -> Result<Outcome, 
                 print(&crate::render::text::render(&plan, settings.color));
             }
             if !plan.has_changes() {
+                session.end_begun_early().await;
                 return Ok(Outcome::Success);
             }
             if !arguments.yes {
