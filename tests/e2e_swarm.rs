@@ -628,6 +628,45 @@ async fn one_apply_forms_a_three_node_swarm_and_serves_two_replicas_spread_over_
     let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
     assert_eq!(settled.code, 0, "repaired: {}", explain(&settled));
 
+    // The edge's backend file edited by hand on the manager (its tasks' port swapped for
+    // one nothing listens on) is drift, shown as a diff; apply writes it again for the
+    // tasks running now, in place: the service and its tasks stay as they are.
+    let backend_path = "manager-files/traefik/dynamic/backend-web.yml";
+    let written = environment.read(backend_path);
+    assert!(written.contains(":8080"), "{written}");
+    environment.write(backend_path, &written.replace(":8080", ":9999"));
+    let edited = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(edited.code, 2, "the hand edit shows: {}", explain(&edited));
+    let edited_lines: Vec<&str> = edited.stdout.lines().map(str::trim_start).collect();
+    assert!(
+        edited.stdout.contains("swarm_service.web")
+            && edited.stdout.contains("backend_file")
+            && edited_lines
+                .iter()
+                .any(|line| line.starts_with('-') && line.contains(":9999"))
+            && edited_lines
+                .iter()
+                .any(|line| line.starts_with('+') && line.contains(":8080")),
+        "the plan shows the edit line by line: {}",
+        explain(&edited)
+    );
+    let rewritten = stackctl(&environment, &emulator, &["apply", "--yes"]);
+    assert_eq!(rewritten.code, 0, "the repair: {}", explain(&rewritten));
+    assert_eq!(environment.read(backend_path), written);
+    assert_eq!(
+        live_service_name(&hosts, "swa-1", name),
+        service,
+        "the file alone was repaired: no successor service"
+    );
+    assert_edge_reaches_every_task(&hosts, name, &service).await;
+    let repaired_file = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        repaired_file.code,
+        0,
+        "the file repaired: {}",
+        explain(&repaired_file)
+    );
+
     // The join tokens never left the daemons: not in any output, state, run folder or
     // file stackctl wrote.
     let mut tokens = Vec::new();
@@ -638,7 +677,17 @@ async fn one_apply_forms_a_three_node_swarm_and_serves_two_replicas_spread_over_
         assert!(token.starts_with("SWMTKN-"), "{token}");
         tokens.push(token);
     }
-    let outputs = [&plan, &applied, &again, &drift, &repaired, &settled];
+    let outputs = [
+        &plan,
+        &applied,
+        &again,
+        &drift,
+        &repaired,
+        &settled,
+        &edited,
+        &rewritten,
+        &repaired_file,
+    ];
     for token in &tokens {
         // The secret part of a token is its last field.
         let secret = token.rsplit('-').next().unwrap_or(token);

@@ -12,16 +12,20 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use stackctl_provider::{Action, ActionKind, ApplyContext, ApplyOutcome, ProviderError, Value};
+use stackctl_provider::{
+    Action, ActionKind, ApplyContext, ApplyOutcome, AttributeChange, ProviderError, Value,
+};
 
 use super::live::{BACKEND_SERVERS, LIVE_NAME, SERVICE_ID};
 use super::requests;
 use super::spec::{SwarmServiceSpec, SwarmSpecError};
 use crate::api::{CountedConnection, DockerClient};
 use crate::attributes::{desired_of, recorded_with};
+use crate::backend_file::BACKEND_FILE;
 use crate::http::{Request, Response};
 use crate::provider::DockerProvider;
 use crate::provider_error::{failed, from_client};
+use crate::swap::backend_servers_contents;
 
 /// The least time between two reads of a service converging: a task changes state on
 /// Swarm's scale of seconds, not the 100 ms a container's health probe uses.
@@ -81,12 +85,13 @@ impl DockerProvider {
                     .max_by_key(|service| service["CreatedAt"].as_str().unwrap_or("").to_string())
             })
             .cloned();
+        // Decided from the plan's changes, whose "before" is what the refresh read live:
+        // a hand change that state does not know of (another env, fewer tasks) would be
+        // rolled over tasks the edge sends requests to.
         let switch = spec.task.route_backend.is_some()
             && kept.is_some()
-            && action
-                .prior
-                .as_ref()
-                .is_some_and(|prior| needs_new_service(&prior.attributes, &desired.attributes));
+            && action.prior.is_some()
+            && needs_new_service(&action.changes);
         if switch {
             return self
                 .switch_swarm_service(
@@ -157,7 +162,8 @@ impl DockerProvider {
                 let formats = self.edge_formats(&spec.task)?;
                 self.switch_backend_servers(client, formats, backend, &servers, kept.is_some())
                     .await?;
-                Some(servers)
+                let written = backend_servers_contents(formats, backend, &servers);
+                Some((servers, written))
             }
             None => None,
         };
@@ -210,14 +216,14 @@ impl DockerProvider {
         let Some(backend) = &spec.task.route_backend else {
             return Err(failed(format!("`{address}` has no route"), None));
         };
-        let name = successor_name(&spec.service_name, &desired.hash());
-        // A successor left by an interrupted switch is made again.
-        for leftover in existing
+        // Never the name of one that exists: a repair of drift keeps the desired hash, so
+        // the service serving now may carry its first name. A successor an interrupted
+        // switch left goes with the old ones below.
+        let taken: Vec<&str> = existing
             .iter()
-            .filter(|service| service["Spec"]["Name"].as_str() == Some(name.as_str()))
-        {
-            self.remove_swarm_service(client, leftover).await?;
-        }
+            .filter_map(|service| service["Spec"]["Name"].as_str())
+            .collect();
+        let name = successor_name(&spec.service_name, &desired.hash(), &taken);
         let body = spec
             .body(&name, labels, secret_ids)
             .map_err(|error| failed(format!("`{address}`: {error}"), None))?;
@@ -244,6 +250,7 @@ impl DockerProvider {
         let servers = task_urls(&tasks, &spec.task);
         self.switch_backend_servers(client, formats, backend, &servers, true)
             .await?;
+        let written = backend_servers_contents(formats, backend, &servers);
         if !spec.task.drain.is_zero() {
             tokio::time::sleep(spec.task.drain).await;
         }
@@ -255,7 +262,7 @@ impl DockerProvider {
         }
         self.remove_unused_swarm_secrets(client, &address, &spec.secrets)
             .await?;
-        Ok(record(desired, &service, Some(servers)))
+        Ok(record(desired, &service, Some((servers, written))))
     }
 
     /// The swarm services labelled as `resource` of this stack.
@@ -389,8 +396,6 @@ impl DockerProvider {
     }
 }
 
-/// What state records: the desired attributes, the service's id and live name, and for
-/// a routed service the servers the edge was given.
 /// A swarm service's id, as the daemon sent it; without one, no request can name it.
 fn service_id(service: &Json) -> Result<String, ProviderError> {
     service["ID"]
@@ -400,10 +405,12 @@ fn service_id(service: &Json) -> Result<String, ProviderError> {
         .ok_or_else(|| failed("the daemon described a swarm service without an id", None))
 }
 
+/// What state records: the desired attributes, the service's id and live name, and for
+/// a routed service the servers the edge was given and the backend file written for them.
 fn record(
     desired: &stackctl_provider::Resource,
     service: &Json,
-    servers: Option<Vec<String>>,
+    routed: Option<(Vec<String>, String)>,
 ) -> ApplyOutcome {
     let id = service["ID"].as_str().unwrap_or("").to_string();
     let mut extra = vec![
@@ -413,11 +420,12 @@ fn record(
             Value::text(service["Spec"]["Name"].as_str().unwrap_or("")),
         ),
     ];
-    if let Some(servers) = servers {
+    if let Some((servers, written)) = routed {
         extra.push((
             BACKEND_SERVERS,
             Value::List(servers.into_iter().map(Value::Text).collect()),
         ));
+        extra.push((BACKEND_FILE, Value::Text(written)));
     }
     ApplyOutcome::Recorded(recorded_with(desired, Some(id), &extra))
 }
@@ -434,37 +442,41 @@ const CHANGED_IN_PLACE: &[&str] = &[
     "drain_milliseconds",
     "security_reason",
     BACKEND_SERVERS,
+    BACKEND_FILE,
     SERVICE_ID,
     LIVE_NAME,
     super::live::TASKS,
 ];
 
-/// Pure: whether going from `prior` to `desired` removes or replaces tasks of a routed
-/// service (a new task spec, another placement, fewer replicas).
-pub fn needs_new_service(
-    prior: &stackctl_provider::Attributes,
-    desired: &stackctl_provider::Attributes,
-) -> bool {
-    let relevant = |attributes: &stackctl_provider::Attributes| {
-        attributes
-            .iter()
-            .filter(|(name, _)| !CHANGED_IN_PLACE.contains(&name.as_str()))
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect::<std::collections::BTreeMap<_, _>>()
-    };
-    let replicas = |attributes: &stackctl_provider::Attributes| {
-        attributes
-            .get("replicas")
-            .and_then(Value::as_integer)
-            .unwrap_or(1)
-    };
-    relevant(prior) != relevant(desired) || replicas(desired) < replicas(prior)
+/// Pure: whether a planned update's `changes` (live, as the refresh read it → desired)
+/// remove or replace tasks of a routed service: a new task spec, another placement,
+/// fewer replicas.
+pub fn needs_new_service(changes: &[AttributeChange]) -> bool {
+    let replicas = |value: &Option<Value>| value.as_ref().and_then(Value::as_integer).unwrap_or(1);
+    changes.iter().any(|change| {
+        if change.attribute == "replicas" {
+            replicas(&change.after) < replicas(&change.before)
+        } else {
+            !CHANGED_IN_PLACE.contains(&change.attribute.as_str())
+        }
+    })
 }
 
-/// `shop-web` → `shop-web-1a2b3c4d`: the successor's name, from the desired hash.
-pub fn successor_name(service_name: &str, hash: &str) -> String {
+/// `shop-web` → `shop-web-1a2b3c4d`: the successor's name, from the desired hash; the
+/// next 8 digits (and so on) when a service of the swarm is already `taken` that name.
+pub fn successor_name(service_name: &str, hash: &str, taken: &[&str]) -> String {
     let digest = hash.strip_prefix("sha256:").unwrap_or(hash);
-    format!("{service_name}-{}", &digest[..digest.len().min(8)])
+    let candidates: Vec<String> = digest
+        .as_bytes()
+        .chunks(8)
+        .map(|chunk| format!("{service_name}-{}", String::from_utf8_lossy(chunk)))
+        .collect();
+    candidates
+        .iter()
+        .find(|candidate| !taken.contains(&candidate.as_str()))
+        .or(candidates.first())
+        .cloned()
+        .unwrap_or_else(|| service_name.to_string())
 }
 
 /// The URLs the edge sends a routed service's traffic to: each running task's address
@@ -666,30 +678,85 @@ mod tests {
         ));
     }
 
+    /// One planned change of `attribute`, `before` as the refresh read it live.
+    fn change(attribute: &str, before: Value, after: Value) -> AttributeChange {
+        AttributeChange {
+            attribute: attribute.to_string(),
+            before: Some(before),
+            after: Some(after),
+            forces_replace: false,
+            sensitive: false,
+        }
+    }
+
     #[test]
     fn only_a_change_of_what_the_tasks_run_makes_a_routed_service_switch() {
-        let prior = super::super::spec::tests::web_attributes();
-        let mut scaled = prior.clone();
-        scaled.insert("replicas".into(), Value::Integer(5));
-        scaled.insert("running_replicas".into(), Value::Integer(5));
+        let scaled_up = change("replicas", Value::Integer(2), Value::Integer(5));
+        let running = change("running_replicas", Value::Integer(2), Value::Integer(5));
         assert!(
-            !needs_new_service(&prior, &scaled),
+            !needs_new_service(&[scaled_up, running]),
             "more tasks: added in place"
         );
         // Fewer tasks: Swarm would stop some the edge still sends requests to.
-        assert!(needs_new_service(&scaled, &prior));
-        let mut moved = prior.clone();
-        moved.insert("placement".into(), Value::Map(Default::default()));
+        let scaled_down = change("replicas", Value::Integer(5), Value::Integer(2));
+        assert!(needs_new_service(&[scaled_down]));
+        let moved = change(
+            "placement",
+            Value::Map(Default::default()),
+            Value::Map([("constraints".to_string(), Value::List(vec![]))].into()),
+        );
         assert!(
-            needs_new_service(&prior, &moved),
+            needs_new_service(&[moved]),
             "tasks that move get new addresses"
         );
-        let mut changed = prior.clone();
-        changed.insert("image".into(), Value::text("web:2"));
-        assert!(needs_new_service(&prior, &changed));
+        let changed = change("image", Value::text("web:1"), Value::text("web:2"));
+        assert!(needs_new_service(&[changed]));
+        let how_it_rolls = change(
+            "update",
+            Value::Map(Default::default()),
+            Value::Map([("order".to_string(), Value::text("stop-first"))].into()),
+        );
+        assert!(!needs_new_service(&[how_it_rolls]));
+        assert!(!needs_new_service(&[]));
+    }
+
+    #[test]
+    fn a_hand_change_read_live_is_a_switch_though_state_never_saw_it() {
+        // `docker service update --env-add MODE=slow` by hand: stack.toml and state agree,
+        // the refresh read another env. Swarm's rolling update back would replace tasks
+        // the edge sends requests to.
+        let env = |mode: &str| Value::Map([("MODE".to_string(), Value::text(mode))].into());
+        assert!(needs_new_service(&[change("env", env("slow"), env("fast"))]));
+        // `docker service scale web=4` by hand, stack.toml says 2: Swarm would stop two.
+        assert!(needs_new_service(&[change(
+            "replicas",
+            Value::Integer(4),
+            Value::Integer(2)
+        )]));
+        // A task missing, the backend file edited, a task moved: only the edge follows.
+        assert!(!needs_new_service(&[
+            change("running_replicas", Value::Integer(1), Value::Integer(2)),
+            change(BACKEND_FILE, Value::text("edited"), Value::text("written")),
+            change(
+                BACKEND_SERVERS,
+                Value::List(vec![Value::text("http://10.0.1.5:8080")]),
+                Value::List(vec![Value::text("http://10.0.1.7:8080")]),
+            ),
+        ]));
+    }
+
+    #[test]
+    fn a_successor_never_takes_the_name_of_a_service_that_exists() {
+        let hash = "sha256:1a2b3c4d5e6f7a8b9c0d";
+        assert_eq!(successor_name("shop-web", hash, &[]), "shop-web-1a2b3c4d");
+        // A repair of drift: the desired hash is the one the serving service was named by.
         assert_eq!(
-            successor_name("shop-web", "sha256:1a2b3c4d5e6f"),
-            "shop-web-1a2b3c4d"
+            successor_name("shop-web", hash, &["shop-web-1a2b3c4d"]),
+            "shop-web-5e6f7a8b"
+        );
+        assert_eq!(
+            successor_name("shop-web", hash, &["shop-web-1a2b3c4d", "shop-web-5e6f7a8b"]),
+            "shop-web-9c0d"
         );
     }
 

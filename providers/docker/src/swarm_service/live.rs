@@ -46,12 +46,15 @@ pub fn live_swarm_service_attributes(
     salt: &str,
 ) -> Attributes {
     let mut attributes = reference.cloned().unwrap_or_default();
+    // The backend file is read from the host, not the daemon (`backend_file.rs`): never
+    // the recorded copy echoed back as live.
     for computed in [
         SERVICE_ID,
         LIVE_NAME,
         TASKS,
         RUNNING_REPLICAS,
         BACKEND_SERVERS,
+        crate::backend_file::BACKEND_FILE,
     ] {
         attributes.remove(computed);
     }

@@ -25,10 +25,12 @@
 //! - [`live`]: service and tasks → attributes (pure);
 //! - [`requests`]: the Engine API requests (pure);
 //! - [`apply`]: create, update, delete, waiting for convergence;
+//! - [`backend_file`]: the edge's backend file read back (a hand edit is drift);
 //! - [`secrets`]: secret env values as Swarm secrets (names, bodies; create, remove);
 //! - [`refresh`]: every swarm service of the stack in one round trip.
 
 pub mod apply;
+pub mod backend_file;
 pub mod live;
 pub mod refresh;
 pub mod requests;
@@ -84,6 +86,10 @@ pub fn kind_schema() -> KindSchema {
     // change an update plans (`- backend_servers` would read as taking them away); a
     // task Swarm moved shows as drift, repaired with the addresses of the tasks then.
     attributes.push(AttributeSchema::found_by_apply(live::BACKEND_SERVERS));
+    // What the edge's backend file says (recorded as written, read live): a hand edit.
+    attributes.push(AttributeSchema::computed(
+        crate::backend_file::BACKEND_FILE,
+    ));
     KindSchema {
         kind: SWARM_SERVICE,
         provider: "docker",
