@@ -37,7 +37,7 @@ use stackctl_traefik::checks::{
     run_check, Check, CheckOptions, CheckResult, ResolveOverride, StatusExpectation, TlsTrust,
 };
 
-use support::shop::files_under;
+use support::shop::{files_under, run_folders};
 use support::{repository, Run, TestEnvironment};
 
 const TOKEN: &str = "dop_v1_e2e_swarm_token_0123456789abcdef01";
@@ -581,6 +581,58 @@ async fn one_apply_forms_a_three_node_swarm_and_serves_two_replicas_spread_over_
     );
     // Through the edge on the manager, over the overlay network, both tasks answer.
     assert_edge_reaches_every_task(&hosts, name, &service).await;
+
+    // The run's security report lists the swarm service as the manager shows it: each
+    // running task with its node and container, and the policy checked against the live
+    // spec (Engine API 1.41 has no `no-new-privileges` for a service: a finding).
+    let run = run_folders(environment.path())
+        .last()
+        .cloned()
+        .expect("the apply's run folder");
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("security.json")).expect("security.json"),
+    )
+    .expect("security.json is JSON");
+    let web = report["swarm_services"]
+        .as_array()
+        .and_then(|services| {
+            services
+                .iter()
+                .find(|entry| entry["resource"] == "swarm_service.web")
+        })
+        .unwrap_or_else(|| panic!("the report lists swarm_service.web: {report:#}"));
+    assert_eq!(web["name"], service.as_str(), "{web:#}");
+    assert_eq!(web["read_only_root"], true, "{web:#}");
+    assert_eq!(web["replicas"], 2, "{web:#}");
+    let mut task_nodes: Vec<&str> = web["tasks"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|task| task["node"].as_str())
+        .collect();
+    task_nodes.sort();
+    assert_eq!(task_nodes, ["swa-2", "swa-3"], "{web:#}");
+    for task in web["tasks"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        let container = task["container"].as_str().unwrap_or("");
+        assert!(
+            containers
+                .keys()
+                .any(|short| !short.is_empty() && container.starts_with(short.as_str())),
+            "task {task} runs one of {containers:?}"
+        );
+    }
+    assert!(
+        report["findings"]
+            .as_array()
+            .is_some_and(|findings| findings
+                .iter()
+                .any(|finding| finding["container"] == service.as_str()
+                    && finding["code"] == "policy-new-privileges")),
+        "{report:#}"
+    );
+    let text = std::fs::read_to_string(run.join("security.txt")).expect("security.txt");
+    assert!(text.contains("Swarm services"), "{text}");
 
     // Every node's SSH host key is pinned in state, as a single droplet's is.
     let state: serde_json::Value =

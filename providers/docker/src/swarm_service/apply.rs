@@ -726,7 +726,11 @@ mod tests {
         // the refresh read another env. Swarm's rolling update back would replace tasks
         // the edge sends requests to.
         let env = |mode: &str| Value::Map([("MODE".to_string(), Value::text(mode))].into());
-        assert!(needs_new_service(&[change("env", env("slow"), env("fast"))]));
+        assert!(needs_new_service(&[change(
+            "env",
+            env("slow"),
+            env("fast")
+        )]));
         // `docker service scale web=4` by hand, stack.toml says 2: Swarm would stop two.
         assert!(needs_new_service(&[change(
             "replicas",
@@ -755,7 +759,11 @@ mod tests {
             "shop-web-5e6f7a8b"
         );
         assert_eq!(
-            successor_name("shop-web", hash, &["shop-web-1a2b3c4d", "shop-web-5e6f7a8b"]),
+            successor_name(
+                "shop-web",
+                hash,
+                &["shop-web-1a2b3c4d", "shop-web-5e6f7a8b"]
+            ),
             "shop-web-9c0d"
         );
     }

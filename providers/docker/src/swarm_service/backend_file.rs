@@ -128,6 +128,9 @@ mod tests {
             live_backend_file(Some(edited.as_bytes()), &moved, Some(&recorded)),
             Some(recorded.clone())
         );
-        assert_eq!(live_backend_file(Some(edited.as_bytes()), &moved, None), None);
+        assert_eq!(
+            live_backend_file(Some(edited.as_bytes()), &moved, None),
+            None
+        );
     }
 }

@@ -445,7 +445,7 @@ fn read_health(attributes: &mut Attributes, check: &Json) {
 }
 
 /// `CAP_NET_RAW` and `net_raw` are the same capability; attributes write `NET_RAW`.
-fn capability(name: &str) -> String {
+pub(crate) fn capability(name: &str) -> String {
     let upper = name.trim().to_ascii_uppercase();
     upper
         .strip_prefix("CAP_")

@@ -26,6 +26,7 @@
 //! - [`requests`]: the Engine API requests (pure);
 //! - [`apply`]: create, update, delete, waiting for convergence;
 //! - [`backend_file`]: the edge's backend file read back (a hand edit is drift);
+//! - [`security`]: the services and their tasks as the security report's facts (pure);
 //! - [`secrets`]: secret env values as Swarm secrets (names, bodies; create, remove);
 //! - [`refresh`]: every swarm service of the stack in one round trip.
 
@@ -35,6 +36,7 @@ pub mod live;
 pub mod refresh;
 pub mod requests;
 pub mod secrets;
+pub mod security;
 pub mod spec;
 
 /// The kind lowering gives services on a swarm target.
@@ -87,9 +89,7 @@ pub fn kind_schema() -> KindSchema {
     // task Swarm moved shows as drift, repaired with the addresses of the tasks then.
     attributes.push(AttributeSchema::found_by_apply(live::BACKEND_SERVERS));
     // What the edge's backend file says (recorded as written, read live): a hand edit.
-    attributes.push(AttributeSchema::computed(
-        crate::backend_file::BACKEND_FILE,
-    ));
+    attributes.push(AttributeSchema::computed(crate::backend_file::BACKEND_FILE));
     KindSchema {
         kind: SWARM_SERVICE,
         provider: "docker",
