@@ -861,6 +861,59 @@ async fn a_rolling_update_of_the_routed_service_under_load_has_no_failed_request
     }
     let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
     assert_eq!(settled.code, 0, "nothing left to do: {}", explain(&settled));
+
+    // Scaled up by hand: stack.toml and state agree on 2 replicas, the live service runs
+    // 3. Going back to 2 would stop a task, so the choice is made from what the refresh
+    // read: a switch to another successor (never the serving one's name), under load.
+    hosts
+        .host("swd-1")
+        .docker(&[
+            "service",
+            "scale",
+            "--detach=false",
+            &format!("{successor}=3"),
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let scaled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(scaled.code, 2, "the hand scale shows: {}", explain(&scaled));
+    assert!(
+        scaled
+            .stdout
+            .lines()
+            .any(|line| line.contains("replicas") && line.contains("3") && line.contains("2")),
+        "{}",
+        explain(&scaled)
+    );
+    let load = Load::start(&hosts, name);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let repaired = stackctl_in_background(&environment, &emulator, &["apply", "--yes"]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (sent, failures, _) = load.finish().await;
+    println!(
+        "repair of a hand scale under load: {sent} requests, {} failed\n{}",
+        failures.len(),
+        explain(&repaired)
+    );
+    assert_eq!(repaired.code, 0, "the repair: {}", explain(&repaired));
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "no request failed during the repair ({sent} sent)"
+    );
+    let third = live_service_name(&hosts, "swd-1", name);
+    assert_ne!(third, successor, "another successor took over");
+    assert_eq!(
+        running_task_nodes(&hosts, "swd-1", &third),
+        ["swd-2", "swd-3"]
+    );
+    assert_edge_reaches_every_task(&hosts, name, &third).await;
+    let after_repair = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        after_repair.code,
+        0,
+        "nothing left to do: {}",
+        explain(&after_repair)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
