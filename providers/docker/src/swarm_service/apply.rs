@@ -85,13 +85,15 @@ impl DockerProvider {
                     .max_by_key(|service| service["CreatedAt"].as_str().unwrap_or("").to_string())
             })
             .cloned();
-        // Decided from the plan's changes, whose "before" is what the refresh read live:
-        // a hand change that state does not know of (another env, fewer tasks) would be
-        // rolled over tasks the edge sends requests to.
+        // Decided from the service as the refresh read it, not as state recorded it: a
+        // hand change state does not know of (another env, more tasks) would otherwise be
+        // rolled back over tasks the edge sends requests to.
         let switch = spec.task.route_backend.is_some()
             && kept.is_some()
-            && action.prior.is_some()
-            && needs_new_service(&action.changes);
+            && action.prior.as_ref().is_some_and(|prior| {
+                let live = live_view(&prior.attributes, &action.changes);
+                needs_new_service(&live, &desired.attributes)
+            });
         if switch {
             return self
                 .switch_swarm_service(
@@ -448,18 +450,47 @@ const CHANGED_IN_PLACE: &[&str] = &[
     super::live::TASKS,
 ];
 
-/// Pure: whether a planned update's `changes` (live, as the refresh read it → desired)
-/// remove or replace tasks of a routed service: a new task spec, another placement,
-/// fewer replicas.
-pub fn needs_new_service(changes: &[AttributeChange]) -> bool {
-    let replicas = |value: &Option<Value>| value.as_ref().and_then(Value::as_integer).unwrap_or(1);
-    changes.iter().any(|change| {
-        if change.attribute == "replicas" {
-            replicas(&change.after) < replicas(&change.before)
-        } else {
-            !CHANGED_IN_PLACE.contains(&change.attribute.as_str())
+/// Pure: the service's attributes as the plan saw it live: what state recorded, with
+/// each planned change's "before" over it (the planner puts there what the refresh read
+/// wherever the live service drifted from state).
+pub fn live_view(
+    recorded: &stackctl_provider::Attributes,
+    changes: &[AttributeChange],
+) -> stackctl_provider::Attributes {
+    let mut live = recorded.clone();
+    for change in changes {
+        match &change.before {
+            Some(value) => {
+                live.insert(change.attribute.clone(), value.clone());
+            }
+            None => {
+                live.remove(&change.attribute);
+            }
         }
-    })
+    }
+    live
+}
+
+/// Pure: whether going from `live` (see [`live_view`]) to `desired` removes or replaces
+/// tasks of a routed service (a new task spec, another placement, fewer replicas).
+pub fn needs_new_service(
+    live: &stackctl_provider::Attributes,
+    desired: &stackctl_provider::Attributes,
+) -> bool {
+    let relevant = |attributes: &stackctl_provider::Attributes| {
+        attributes
+            .iter()
+            .filter(|(name, _)| !CHANGED_IN_PLACE.contains(&name.as_str()))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let replicas = |attributes: &stackctl_provider::Attributes| {
+        attributes
+            .get("replicas")
+            .and_then(Value::as_integer)
+            .unwrap_or(1)
+    };
+    relevant(live) != relevant(desired) || replicas(desired) < replicas(live)
 }
 
 /// `shop-web` → `shop-web-1a2b3c4d`: the successor's name, from the desired hash; the
@@ -691,54 +722,55 @@ mod tests {
 
     #[test]
     fn only_a_change_of_what_the_tasks_run_makes_a_routed_service_switch() {
-        let scaled_up = change("replicas", Value::Integer(2), Value::Integer(5));
-        let running = change("running_replicas", Value::Integer(2), Value::Integer(5));
+        let prior = super::super::spec::tests::web_attributes();
+        let mut scaled = prior.clone();
+        scaled.insert("replicas".into(), Value::Integer(5));
+        scaled.insert("running_replicas".into(), Value::Integer(5));
         assert!(
-            !needs_new_service(&[scaled_up, running]),
+            !needs_new_service(&prior, &scaled),
             "more tasks: added in place"
         );
         // Fewer tasks: Swarm would stop some the edge still sends requests to.
-        let scaled_down = change("replicas", Value::Integer(5), Value::Integer(2));
-        assert!(needs_new_service(&[scaled_down]));
-        let moved = change(
-            "placement",
-            Value::Map(Default::default()),
-            Value::Map([("constraints".to_string(), Value::List(vec![]))].into()),
-        );
+        assert!(needs_new_service(&scaled, &prior));
+        let mut moved = prior.clone();
+        moved.insert("placement".into(), Value::Map(Default::default()));
         assert!(
-            needs_new_service(&[moved]),
+            needs_new_service(&prior, &moved),
             "tasks that move get new addresses"
         );
-        let changed = change("image", Value::text("web:1"), Value::text("web:2"));
-        assert!(needs_new_service(&[changed]));
-        let how_it_rolls = change(
-            "update",
-            Value::Map(Default::default()),
-            Value::Map([("order".to_string(), Value::text("stop-first"))].into()),
-        );
-        assert!(!needs_new_service(&[how_it_rolls]));
-        assert!(!needs_new_service(&[]));
+        let mut changed = prior.clone();
+        changed.insert("image".into(), Value::text("web:2"));
+        assert!(needs_new_service(&prior, &changed));
+        let mut rolled_otherwise = prior.clone();
+        rolled_otherwise.insert("update".into(), Value::Map(Default::default()));
+        assert!(!needs_new_service(&prior, &rolled_otherwise));
     }
 
     #[test]
     fn a_hand_change_read_live_is_a_switch_though_state_never_saw_it() {
-        // `docker service update --env-add MODE=slow` by hand: stack.toml and state agree,
-        // the refresh read another env. Swarm's rolling update back would replace tasks
+        // stack.toml and state agree: only the refresh saw the hand change, and the plan
+        // carries it as the "before" of its changes.
+        let recorded = super::super::spec::tests::web_attributes();
+        let desired = recorded.clone();
+        assert!(!needs_new_service(&live_view(&recorded, &[]), &desired));
+        // `docker service update --env-add MODE=slow`: rolling back would replace tasks
         // the edge sends requests to.
-        let env = |mode: &str| Value::Map([("MODE".to_string(), Value::text(mode))].into());
-        assert!(needs_new_service(&[change(
-            "env",
-            env("slow"),
-            env("fast")
-        )]));
-        // `docker service scale web=4` by hand, stack.toml says 2: Swarm would stop two.
-        assert!(needs_new_service(&[change(
+        let mut hand_env = recorded["env"].as_map().unwrap().clone();
+        hand_env.insert("MODE".into(), Value::text("slow"));
+        let env_changed = [change("env", Value::Map(hand_env), recorded["env"].clone())];
+        assert!(needs_new_service(
+            &live_view(&recorded, &env_changed),
+            &desired
+        ));
+        // `docker service scale web=4`, stack.toml says 2: Swarm would stop two.
+        let scaled = [change(
             "replicas",
             Value::Integer(4),
-            Value::Integer(2)
-        )]));
+            recorded["replicas"].clone(),
+        )];
+        assert!(needs_new_service(&live_view(&recorded, &scaled), &desired));
         // A task missing, the backend file edited, a task moved: only the edge follows.
-        assert!(!needs_new_service(&[
+        let edge_only = [
             change("running_replicas", Value::Integer(1), Value::Integer(2)),
             change(BACKEND_FILE, Value::text("edited"), Value::text("written")),
             change(
@@ -746,7 +778,21 @@ mod tests {
                 Value::List(vec![Value::text("http://10.0.1.5:8080")]),
                 Value::List(vec![Value::text("http://10.0.1.7:8080")]),
             ),
-        ]));
+        ];
+        assert!(!needs_new_service(
+            &live_view(&recorded, &edge_only),
+            &desired
+        ));
+        // An attribute the live service lacks (`before` absent) is gone from its view.
+        let unset = [AttributeChange {
+            attribute: "user".into(),
+            before: None,
+            after: Some(Value::text("10001")),
+            forces_replace: false,
+            sensitive: false,
+        }];
+        assert!(!live_view(&recorded, &unset).contains_key("user"));
+        assert!(needs_new_service(&live_view(&recorded, &unset), &desired));
     }
 
     #[test]
