@@ -21,6 +21,57 @@ use super::SwarmProvider;
 use crate::api::DockerClient;
 use crate::provider_error::{failed, from_client};
 
+/// Pure: a node's failed join (`error` already without the token), with the ports the
+/// swarm needs between the droplets: a firewall that lets in only 22, 80 and 443 is the
+/// usual cause.
+fn join_failure(name: &str, address: &str, manager_address: &str, error: &str) -> ProviderError {
+    ProviderError::Failed {
+        message: format!(
+            "node `{name}` ({address}) could not join the swarm at {manager_address}:{}: {error}",
+            requests::SWARM_PORT
+        ),
+        detail: None,
+        hint: Some(format!(
+            "the swarm needs 2377/tcp, 7946/tcp and udp, and 4789/udp open between the nodes: check the firewalls in front of {address} and {manager_address} (a `[firewalls.<name>]` over the nodes needs inbound rules for them, with the nodes' addresses as sources)"
+        )),
+    }
+}
+
+/// What became of a removed node's own `POST /swarm/leave`.
+#[derive(Debug)]
+enum Leaving {
+    Left,
+    /// Its host could not be reached (gone, or its SSH down): why.
+    Unreachable(String),
+    /// Its daemon answered and is still in the swarm: what it said.
+    Refused(String),
+}
+
+/// Pure: whether the removal goes on, with a warning to show (`Ok(Some)`), or fails.
+/// A host that cannot be reached is most likely gone: the manager forgets it anyway, but
+/// should it come back, its Docker still believes it is in the swarm. A daemon that
+/// refused to leave is an error: the node stays drained, listed by the manager, until it
+/// leaves.
+fn leaving_verdict(
+    name: &str,
+    user: &str,
+    leaving: &Leaving,
+) -> Result<Option<String>, ProviderError> {
+    match leaving {
+        Leaving::Left => Ok(None),
+        Leaving::Unreachable(cause) => Ok(Some(format!(
+            "node `{name}` could not be reached to leave the swarm ({cause}); the manager removes it anyway. If that host comes back, run `docker swarm leave --force` on it before it joins a swarm again"
+        ))),
+        Leaving::Refused(error) => Err(ProviderError::Failed {
+            message: format!("node `{name}` was drained but did not leave the swarm: {error}"),
+            detail: None,
+            hint: Some(format!(
+                "run `docker swarm leave` on {name} (as {user}), then `stackctl apply` again; it stays drained, with no task, until then"
+            )),
+        }),
+    }
+}
+
 /// How long a joined node may take to be listed `ready` by the manager.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a drained node's tasks may take to stop (the swarm starts them elsewhere).
@@ -168,12 +219,29 @@ impl SwarmProvider {
             }
             tokio::time::sleep(POLL).await;
         }
-        let left_by_itself = match self.node_client(&name, context).await {
-            Ok(client) => client.send(requests::leave(false)).await.is_ok(),
-            // Its host is gone or unreachable: the manager forgets it anyway.
-            Err(_) => false,
+        let leaving = match self.node_client(&name, context).await {
+            Err(error) => Leaving::Unreachable(error.to_string()),
+            Ok(client) => match client.send(requests::leave(false)).await {
+                Ok(_) => Leaving::Left,
+                Err(error) => {
+                    // Out of any swarm by now (left by hand meanwhile): as good as left.
+                    let still_in_swarm = client
+                        .send_json(requests::info())
+                        .await
+                        .map(|info| LocalView::parse(&info).in_swarm())
+                        .unwrap_or(true);
+                    if still_in_swarm {
+                        Leaving::Refused(from_client(error).to_string())
+                    } else {
+                        Leaving::Left
+                    }
+                }
+            },
         };
-        tracing::info!(node = %name, left_by_itself, "node drained and leaving the swarm");
+        if let Some(warning) = leaving_verdict(&name, self.connections.user(), &leaving)? {
+            tracing::warn!("{warning}");
+        }
+        tracing::info!(node = %name, "node drained and left the swarm");
         manager
             .send(requests::remove_node(&id, true))
             .await
@@ -216,13 +284,11 @@ impl SwarmProvider {
             .send(requests::join(&address, &manager_address, token.expose()))
             .await
             .map_err(|error| {
-                failed(
-                    format!(
-                        "node `{name}` ({address}) could not join the swarm at {manager_address}:{}: {}",
-                        requests::SWARM_PORT,
-                        token.redact(&error.to_string())
-                    ),
-                    None,
+                join_failure(
+                    name,
+                    &address,
+                    &manager_address,
+                    &token.redact(&error.to_string()),
                 )
             })?;
         drop(token);
@@ -402,5 +468,65 @@ async fn update_spec(
             }
             _ => return Err(from_client(refused)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_join_that_failed_names_the_ports_the_swarm_needs() {
+        let error = join_failure(
+            "web-2",
+            "203.0.113.8",
+            "203.0.113.7",
+            "timeout: context deadline exceeded",
+        );
+        let ProviderError::Failed { message, hint, .. } = error else {
+            panic!("not a failure: {error:?}");
+        };
+        assert_eq!(
+            message,
+            "node `web-2` (203.0.113.8) could not join the swarm at 203.0.113.7:2377: timeout: context deadline exceeded"
+        );
+        let hint = hint.expect("a hint");
+        for port in ["2377/tcp", "7946/tcp and udp", "4789/udp"] {
+            assert!(hint.contains(port), "{port}: {hint}");
+        }
+    }
+
+    #[test]
+    fn a_node_that_refused_to_leave_fails_and_an_unreachable_one_is_a_warning() {
+        assert_eq!(
+            leaving_verdict("web-3", "root", &Leaving::Left).unwrap(),
+            None
+        );
+        let warning = leaving_verdict(
+            "web-3",
+            "root",
+            &Leaving::Unreachable("connection refused".into()),
+        )
+        .unwrap()
+        .expect("a warning");
+        assert!(
+            warning.starts_with("node `web-3` could not be reached to leave the swarm (connection refused); the manager removes it anyway")
+                && warning.contains("docker swarm leave --force"),
+            "{warning}"
+        );
+        let error = leaving_verdict(
+            "web-3",
+            "root",
+            &Leaving::Refused("503: context deadline exceeded".into()),
+        )
+        .unwrap_err();
+        let ProviderError::Failed { message, hint, .. } = error else {
+            panic!("not a failure: {error:?}");
+        };
+        assert_eq!(
+            message,
+            "node `web-3` was drained but did not leave the swarm: 503: context deadline exceeded"
+        );
+        assert!(hint.is_some_and(|hint| hint.contains("`docker swarm leave` on web-3 (as root)")),);
     }
 }
