@@ -1039,6 +1039,38 @@ async fn a_secret_env_value_is_a_swarm_secret_file_in_the_task_never_in_inspect_
     let live = live_web(&provider, &stack, &web).await;
     assert_eq!(drift(&web, &live), ["env"], "{:#?}", live.attributes);
 
+    // A first create Swarm refuses (its network does not exist) leaves no secret behind:
+    // nothing would mount it, and no delete comes for a service that never existed.
+    let mut refused = with_secret(
+        web_service(&stack)
+            .with("service_name", format!("{stack}-refused"))
+            .with("replicas", 1i64)
+            .with("running_replicas", 1i64)
+            .with(
+                "networks",
+                Value::Map(BTreeMap::from([(
+                    format!("{stack}_missing"),
+                    text_list(&["refused"]),
+                )])),
+            ),
+        "DB_PASSWORD",
+        &first_value,
+    );
+    refused.address = Address::new("swarm_service", "refused");
+    let error = provider
+        .apply(&action(ActionKind::Create, Some(refused), None), &context)
+        .await
+        .expect_err("Swarm refuses a service on a network that does not exist");
+    assert!(
+        error.to_string().contains("Swarm refused the service"),
+        "{error}"
+    );
+    assert_eq!(
+        stack_secrets(&host, &stack),
+        second_secrets,
+        "only web's secret is left"
+    );
+
     // Deleted: the service, then its secret.
     let deleted = provider
         .apply(

@@ -138,7 +138,14 @@ impl DockerProvider {
                 let body = spec
                     .body(&spec.service_name, &labels, &secret_ids)
                     .map_err(invalid)?;
-                self.create_swarm_service(client, &address, body).await?
+                match self.create_swarm_service(client, &address, body).await {
+                    Ok(id) => id,
+                    Err(error) => {
+                        self.forget_secrets_of_refused_service(client, &address)
+                            .await;
+                        return Err(error);
+                    }
+                }
             }
         };
         // Others labelled as this resource (left by an interrupted switch) go.

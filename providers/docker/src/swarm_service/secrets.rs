@@ -252,6 +252,26 @@ impl DockerProvider {
         Ok(())
     }
 
+    /// After Swarm refused the first service of `resource`: its secrets, made just before,
+    /// are mounted by nothing, and no delete comes for a service that never existed (not
+    /// `destroy`, not removing it from stack.toml), so they go now. The refusal is the
+    /// error to report; a secret that cannot be removed is a warning, and the next apply
+    /// reuses it.
+    pub(crate) async fn forget_secrets_of_refused_service(
+        &self,
+        client: &DockerClient,
+        resource: &str,
+    ) {
+        if let Err(error) = self
+            .remove_unused_swarm_secrets(client, resource, &[])
+            .await
+        {
+            tracing::warn!(
+                "the Swarm secrets made for `{resource}`, whose service Swarm refused, could not be removed: {error}"
+            );
+        }
+    }
+
     async fn swarm_secrets_of(
         &self,
         client: &DockerClient,
