@@ -11,8 +11,10 @@
 //! dnsrr replicas spread over the two workers (requests through the edge reach both), a
 //! rolling update of it under load with no failed request, drift of a node (labels and
 //! availability changed by hand, a daemon stopped — its task missing, then started again
-//! elsewhere by `apply` — a worker that left by hand), a worker leaving stack.toml
-//! (drained, then removed) and `destroy`. In the last test a global service made by hand
+//! elsewhere by `apply` — a worker that left by hand), drift of the routed service (its
+//! backend file edited by hand, repaired in place; a hand scale-up, repaired by a switch
+//! with no failed request), the run's security report listing each swarm task with its
+//! node, a worker leaving stack.toml (drained, then removed) and `destroy`. In the last test a global service made by hand
 //! stands for tasks on every node.
 //!
 //! Prerequisites, all installed and started by `.ci/run`: root, `iproute2`, `iptables`,
