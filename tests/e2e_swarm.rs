@@ -690,7 +690,15 @@ async fn one_apply_forms_a_three_node_swarm_and_serves_two_replicas_spread_over_
     assert!(written.contains(":8080"), "{written}");
     environment.write(backend_path, &written.replace(":8080", ":9999"));
     let edited = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    println!("plan of a hand-edited backend file: {}", explain(&edited));
     assert_eq!(edited.code, 2, "the hand edit shows: {}", explain(&edited));
+    let drifted = stackctl(&environment, &emulator, &["drift"]);
+    assert_eq!(drifted.code, 2, "drift finds it: {}", explain(&drifted));
+    assert!(
+        drifted.stdout.contains("backend_file") && drifted.stdout.contains(":9999"),
+        "{}",
+        explain(&drifted)
+    );
     let edited_lines: Vec<&str> = edited.stdout.lines().map(str::trim_start).collect();
     assert!(
         edited.stdout.contains("swarm_service.web")
@@ -739,6 +747,7 @@ async fn one_apply_forms_a_three_node_swarm_and_serves_two_replicas_spread_over_
         &repaired,
         &settled,
         &edited,
+        &drifted,
         &rewritten,
         &repaired_file,
     ];
