@@ -14,8 +14,14 @@
 //! elsewhere by `apply` — a worker that left by hand), drift of the routed service (its
 //! backend file edited by hand, repaired in place; a hand scale-up, repaired by a switch
 //! with no failed request), the run's security report listing each swarm task with its
-//! node, a worker leaving stack.toml (drained, then removed) and `destroy`. In the last test a global service made by hand
-//! stands for tasks on every node.
+//! node, a worker leaving stack.toml (drained, then removed) and `destroy`. In the last
+//! test a global service made by hand stands for tasks on every node. Point 2 through the
+//! binary: an unrouted service's limits, update settings and placement as Swarm holds
+//! them, its secret env value as a Swarm secret file no inspect shows, attachable
+//! overlays, a service holding a volume pinned to the first manager (by stackctl's node
+//! label, whatever the host name) with a data-loss warning when its placement changes, a
+//! hand scale and a hand env change as drift, and `destroy` waiting for the task's
+//! container before it removes the volume.
 //!
 //! Prerequisites, all installed and started by `.ci/run`: root, `iproute2`, `iptables`,
 //! `dockerd`, `openssh-server`, `ssh-keygen`, and the FROM scratch test images from
@@ -63,7 +69,7 @@ fn build_images() {
 }
 
 /// Three droplet hosts named `<prefix>-1..3` on the links `10.210.<first_index + 0..2>`.
-/// This file uses 231-236, 241-243 and 248, 249, 244 (unique among the repository's
+/// This file uses 161-163, 231-236, 241-243 and 248, 249, 244 (unique among the repository's
 /// droplet hosts: `DropletHost::start(`, `start_hosts(` and `start_hosts_on(` name the
 /// others).
 fn start_hosts(prefix: &str, first_index: u8) -> SwarmHosts {
@@ -1478,4 +1484,302 @@ async fn verify_checks_each_replica_of_a_routed_service() {
         &["destroy", "--yes", "--allow-data-loss"],
     );
     assert_eq!(destroyed.code, 0, "{}", explain(&destroyed));
+}
+
+/// `docker service inspect --format TEMPLATE SERVICE` on the first manager.
+fn service_field(hosts: &SwarmHosts, service: &str, template: &str) -> String {
+    hosts.hosts[0]
+        .docker(&["service", "inspect", "--format", template, service])
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// An unrouted `app` with two dnsrr replicas on the workers, limits, Swarm's update
+/// settings and a secret in its env; a stateful `store` holding a named volume, with
+/// `store_placement` as its placement (if any).
+fn services_with_a_secret_and_a_volume(store_placement: &str) -> String {
+    format!(
+        r#"
+[services.app]
+image = "{SERVER_IMAGE}"
+pull = false
+env = {{ NAME = "app", API_TOKEN = "${{API_TOKEN}}" }}
+health = {{ command = ["CMD", "/server", "health"], interval = "1s", retries = 30 }}
+read_only = true
+memory = "64m"
+cpus = 0.25
+replicas = 2
+endpoint_mode = "dnsrr"
+placement = {{ constraints = ["node.role == worker"] }}
+update = {{ parallelism = 1, order = "start-first", failure_action = "rollback", monitor = "2s" }}
+
+[services.store]
+image = "{SERVER_IMAGE}"
+pull = false
+env = {{ NAME = "store" }}
+volumes = ["storedata:/data"]
+endpoint_mode = "dnsrr"
+{store_placement}
+"#
+    )
+}
+
+/// Issue 13, points 2 and 4 through the binary: every service becomes a Swarm service with
+/// its replicas, placement, limits and update settings; networks are attachable overlays;
+/// a secret env value is a Swarm secret file that no inspect shows; the stateful service
+/// is pinned to the first manager, where its volume is, and the plan warns when its
+/// placement changes; a hand scale and a hand env change are drift that `apply` repairs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_become_swarm_services_with_limits_update_settings_secret_files_and_a_pinned_volume(
+) {
+    let _guard = HOSTS.lock().await;
+    build_images();
+    let name = "e2e-swarm-svc";
+    let token_value = "e2e-swarm-api-token-7f3a9c1d5b";
+    let hosts = start_hosts("swe", 161);
+    hosts
+        .load_images(&[SERVER_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let emulator = start_emulator(&hosts).await;
+    let environment = TestEnvironment::new();
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2", "web-3"],
+        &services_with_a_secret_and_a_volume(""),
+    );
+    let run = |arguments: &[&str]| {
+        environment.run_with_env(
+            arguments,
+            &[
+                ("DIGITALOCEAN_API_URL", emulator.base_url().as_str()),
+                ("DIGITALOCEAN_TOKEN", TOKEN),
+                ("STACKCTL_DO_POLL_INTERVAL_MS", "50"),
+                ("STACKCTL_DO_READY_TIMEOUT_SECONDS", "60"),
+                ("API_TOKEN", token_value),
+            ],
+        )
+    };
+
+    let plan = run(&["plan"]);
+    assert_eq!(plan.code, 0, "the first plan: {}", explain(&plan));
+    assert!(
+        plan.stdout.contains("swarm_service.app") && plan.stdout.contains("swarm_service.store"),
+        "{}",
+        explain(&plan)
+    );
+    let applied = run(&["apply", "--yes", "--accept-new-host-key"]);
+    println!("apply: {}", explain(&applied));
+    assert_eq!(
+        applied.code,
+        0,
+        "the first apply: {}\n{}",
+        explain(&applied),
+        hosts.logs()
+    );
+
+    // `app`: two replicas on the two workers, with the limits and update settings of
+    // stack.toml as Swarm holds them.
+    let app = format!("{name}-app");
+    assert_eq!(
+        running_task_nodes(&hosts, "swe-1", &app),
+        ["swe-2", "swe-3"]
+    );
+    assert_eq!(
+        service_field(
+            &hosts,
+            &app,
+            "{{.Spec.Mode.Replicated.Replicas}} {{.Spec.EndpointSpec.Mode}} {{json .Spec.TaskTemplate.Placement.Constraints}}"
+        ),
+        r#"2 dnsrr ["node.role == worker"]"#
+    );
+    assert_eq!(
+        service_field(
+            &hosts,
+            &app,
+            "{{.Spec.TaskTemplate.Resources.Limits.MemoryBytes}} {{.Spec.TaskTemplate.Resources.Limits.NanoCPUs}}"
+        ),
+        "67108864 250000000"
+    );
+    assert_eq!(
+        service_field(
+            &hosts,
+            &app,
+            "{{.Spec.UpdateConfig.Parallelism}} {{.Spec.UpdateConfig.Order}} {{.Spec.UpdateConfig.FailureAction}} {{.Spec.UpdateConfig.Monitor}}"
+        ),
+        "1 start-first rollback 2s"
+    );
+
+    // The secret is a file in each task, named by `API_TOKEN_FILE`; neither the service's
+    // nor a task container's inspect shows the value, nor anything stackctl printed or wrote.
+    let service_inspect = hosts.hosts[0]
+        .docker(&["service", "inspect", &app])
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        service_inspect.contains("API_TOKEN_FILE=/run/secrets/API_TOKEN"),
+        "{service_inspect}"
+    );
+    assert!(!service_inspect.contains(token_value), "{service_inspect}");
+    let containers = task_containers(&hosts, &app);
+    assert_eq!(containers.len(), 2, "{containers:?}");
+    for (container, host) in &containers {
+        let node = hosts.host(host);
+        let printed = node
+            .docker(&[
+                "exec",
+                container,
+                "/server",
+                "task",
+                "--print-file",
+                "/run/secrets/API_TOKEN",
+            ])
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(printed.contains(token_value), "{host}: {printed}");
+        let container_inspect = node
+            .docker(&["inspect", container])
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(!container_inspect.contains(token_value), "{host}");
+    }
+    for run in [&plan, &applied] {
+        assert!(
+            !run.stdout.contains(token_value) && !run.stderr.contains(token_value),
+            "the secret was printed"
+        );
+    }
+    for (path, text) in files_under(environment.path()) {
+        assert!(
+            !text.contains(token_value),
+            "the secret was written to {}",
+            path.display()
+        );
+    }
+
+    // The networks are attachable overlays.
+    let networks = hosts.hosts[0]
+        .docker(&[
+            "network",
+            "ls",
+            "--filter",
+            &format!("label=stackctl.stack={name}"),
+            "--format",
+            "{{.Name}}",
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(!networks.is_empty(), "the stack has networks");
+    for network in networks.lines() {
+        let shape = hosts.hosts[0]
+            .docker(&[
+                "network",
+                "inspect",
+                "--format",
+                "{{.Driver}} {{.Attachable}}",
+                network,
+            ])
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(shape, "overlay true", "{network}");
+    }
+
+    // `store` holds a volume: it runs on the first manager, where stackctl made the volume.
+    let store = format!("{name}-store");
+    assert_eq!(running_task_nodes(&hosts, "swe-1", &store), ["swe-1"]);
+    let mounts = service_field(
+        &hosts,
+        &store,
+        "{{json .Spec.TaskTemplate.ContainerSpec.Mounts}}",
+    );
+    assert!(mounts.contains("storedata"), "{mounts}");
+
+    let empty = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(empty.code, 0, "nothing left to do: {}", explain(&empty));
+
+    // A placement that may move the stateful service to another node: the plan warns that
+    // its data stays behind.
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2", "web-3"],
+        &services_with_a_secret_and_a_volume(
+            r#"placement = { constraints = ["node.labels.zone == a"] }"#,
+        ),
+    );
+    let moving = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(moving.code, 2, "{}", explain(&moving));
+    let words = format!("{}{}", moving.stdout, moving.stderr);
+    assert!(
+        words.contains("data loss") && words.contains("storedata") && words.contains("placement"),
+        "the plan warns that the data stays behind: {}",
+        explain(&moving)
+    );
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2", "web-3"],
+        &services_with_a_secret_and_a_volume(""),
+    );
+
+    // Scaled and changed by hand: drift, repaired by apply.
+    hosts.hosts[0]
+        .docker(&["service", "scale", "--detach", &format!("{app}=3")])
+        .unwrap_or_else(|error| panic!("{error}"));
+    hosts.hosts[0]
+        .docker(&[
+            "service",
+            "update",
+            "--detach",
+            "--env-add",
+            "HAND_MADE=yes",
+            &store,
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let drift = run(&["drift"]);
+    println!("drift after hand changes: {}", explain(&drift));
+    assert_eq!(drift.code, 2, "{}", explain(&drift));
+    assert!(
+        drift.stdout.contains("swarm_service.app") && drift.stdout.contains("replicas"),
+        "the hand scale shows: {}",
+        explain(&drift)
+    );
+    assert!(
+        drift.stdout.contains("swarm_service.store") && drift.stdout.contains("HAND_MADE"),
+        "the hand env change shows: {}",
+        explain(&drift)
+    );
+    let repaired = run(&["apply", "--yes"]);
+    assert_eq!(
+        repaired.code,
+        0,
+        "the repair: {}\n{}",
+        explain(&repaired),
+        hosts.logs()
+    );
+    assert_eq!(
+        service_field(&hosts, &app, "{{.Spec.Mode.Replicated.Replicas}}"),
+        "2"
+    );
+    assert!(!service_field(
+        &hosts,
+        &store,
+        "{{json .Spec.TaskTemplate.ContainerSpec.Env}}"
+    )
+    .contains("HAND_MADE"));
+    let settled = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(settled.code, 0, "repaired: {}", explain(&settled));
+    for run in [&moving, &drift, &repaired, &settled] {
+        assert!(
+            !run.stdout.contains(token_value) && !run.stderr.contains(token_value),
+            "the secret was printed"
+        );
+    }
+
+    let destroyed = run(&["destroy", "--yes", "--allow-data-loss"]);
+    assert_eq!(destroyed.code, 0, "{}", explain(&destroyed));
+    let secrets = hosts.hosts[0]
+        .docker(&["secret", "ls", "--format", "{{.Name}}"])
+        .unwrap_or_else(|error| error);
+    assert!(
+        !secrets.contains(name),
+        "destroy removes the secret: {secrets}"
+    );
 }

@@ -12,13 +12,35 @@ pub fn parse_constraint(text: &str) -> Option<(&str, &str, &str)> {
         .then_some((left, operator, right))
 }
 
+/// The node label stackctl gives every node of the swarm: its name in stack.toml. A
+/// droplet's host name is its name only until someone renames the machine; the label is
+/// stackctl's own, so a pin to it always means the node stack.toml names.
+pub const NODE_NAME_LABEL: &str = "stackctl.node";
+
+/// The constraint that keeps a service's tasks on the node stack.toml calls `node`.
+pub fn on_node(node: &str) -> String {
+    format!("node.labels.{NODE_NAME_LABEL} == {node}")
+}
+
+/// The node a constraint pins tasks to by name: `node.hostname == web-1` (as users write
+/// it) or stackctl's own `node.labels.stackctl.node == web-1`.
+pub fn named_node(constraint: &str) -> Option<&str> {
+    match parse_constraint(constraint)? {
+        ("node.hostname", "==", node) => Some(node),
+        (attribute, "==", node)
+            if attribute.strip_prefix("node.labels.") == Some(NODE_NAME_LABEL) =>
+        {
+            Some(node)
+        }
+        _ => None,
+    }
+}
+
 /// True when the constraints keep every task on one named node.
 pub fn pins_to_one_node(constraints: &[String]) -> bool {
     constraints.iter().any(|constraint| {
-        matches!(
-            parse_constraint(constraint),
-            Some(("node.hostname" | "node.id", "==", _))
-        )
+        named_node(constraint).is_some()
+            || matches!(parse_constraint(constraint), Some(("node.id", "==", _)))
     })
 }
 
@@ -47,5 +69,15 @@ mod tests {
         assert!(pins_to_one_node(&["node.id==abc".into()]));
         assert!(!pins_to_one_node(&["node.hostname != web-1".into()]));
         assert!(!pins_to_one_node(&["node.role == manager".into()]));
+        assert!(pins_to_one_node(&[on_node("web-1")]));
+    }
+
+    #[test]
+    fn a_node_is_named_by_its_host_name_or_by_stackctls_label() {
+        assert_eq!(named_node("node.hostname == web-1"), Some("web-1"));
+        assert_eq!(on_node("web-2"), "node.labels.stackctl.node == web-2");
+        assert_eq!(named_node(&on_node("web-2")), Some("web-2"));
+        assert_eq!(named_node("node.labels.zone == a"), None);
+        assert_eq!(named_node("node.hostname != web-1"), None);
     }
 }

@@ -757,6 +757,16 @@ fn a_swarm_target_is_checked_where_it_is_written() {
             )],
         ),
         (
+            "stackctl's node label is its own",
+            "swarm = { managers = [\"web-1\"], labels = { web-1 = { \"stackctl.node\" = \"web-2\" } } }".into(),
+            vec![(
+                "reserved-label",
+                "the node label `stackctl.node` is stackctl's own: every node carries its name from stack.toml there",
+                5,
+                72,
+            )],
+        ),
+        (
             "an even number of managers is a warning",
             "swarm = { managers = [\"web-1\", \"web-2\"] }".into(),
             vec![(

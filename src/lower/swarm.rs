@@ -3,9 +3,12 @@
 //! keeps it in (taking tasks, and up). Each node waits for its droplet (it is reached
 //! at the droplet's address) and for the swarm (it joins it).
 
+use std::collections::BTreeMap;
+
 use stackctl_provider::{Address, Resource, Value};
 
 use super::{Lowering, SWARM};
+use crate::config::placement::NODE_NAME_LABEL;
 use crate::config::SwarmTarget;
 
 /// The address of the swarm itself.
@@ -31,7 +34,7 @@ impl Lowering<'_> {
                 .depends_on(Address::new("droplet", first_manager)),
         );
         for (name, role) in nodes(swarm) {
-            let labels = swarm
+            let mut labels: BTreeMap<String, Value> = swarm
                 .labels
                 .get(name)
                 .map(|labels| {
@@ -41,6 +44,9 @@ impl Lowering<'_> {
                         .collect()
                 })
                 .unwrap_or_default();
+            // stackctl's own pins (a service holding a volume stays on the first manager)
+            // name nodes by this label, not by a host name that can change.
+            labels.insert(NODE_NAME_LABEL.to_string(), Value::Text(name.clone()));
             resources.push(
                 Resource::new(Address::new("swarm_node", name), SWARM)
                     .with("role", role)

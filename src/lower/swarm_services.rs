@@ -173,7 +173,7 @@ impl Lowering<'_> {
         let first_manager_only = stateful || service.build.is_some() || has_bind_mount(service);
         if first_manager_only && !crate::config::placement::pins_to_one_node(&constraints) {
             if let Some(first_manager) = swarm.managers.first() {
-                constraints.push(format!("node.hostname == {first_manager}"));
+                constraints.push(crate::config::placement::on_node(first_manager));
             }
         }
         let preferences: Vec<String> = written

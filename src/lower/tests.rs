@@ -566,7 +566,14 @@ image = "api:1"
     assert_eq!(worker.attributes["status"], Value::text("ready"));
     assert_eq!(
         worker.attributes["labels"],
-        Value::Map([("zone".to_string(), Value::text("a"))].into())
+        Value::Map(
+            [
+                ("stackctl.node".to_string(), Value::text("web-2")),
+                ("zone".to_string(), Value::text("a"))
+            ]
+            .into()
+        ),
+        "each node carries its name, for stackctl's own pins, beside its labels"
     );
     assert_eq!(
         worker.dependencies,
@@ -577,7 +584,10 @@ image = "api:1"
     );
     let manager = find(&resources, "swarm_node.web-1");
     assert_eq!(manager.attributes["role"], Value::text("manager"));
-    assert_eq!(manager.attributes["labels"], Value::Map(Default::default()));
+    assert_eq!(
+        manager.attributes["labels"],
+        Value::Map([("stackctl.node".to_string(), Value::text("web-1"))].into())
+    );
     // The stack's services are swarm services, created through the first manager once
     // the swarm is formed there.
     let api = &find(&resources, "swarm_service.api").dependencies;
@@ -719,7 +729,7 @@ fn on_a_swarm_a_service_with_a_named_volume_is_pinned_to_the_first_manager_and_s
     let db = find(&resources, "swarm_service.db");
     assert_eq!(
         json(attribute(db, "placement")),
-        serde_json::json!({ "constraints": ["node.hostname == web-1"], "spread": [] })
+        serde_json::json!({ "constraints": ["node.labels.stackctl.node == web-1"], "spread": [] })
     );
     assert_eq!(json(attribute(db, "update"))["order"], "stop-first");
     assert_eq!(json(attribute(db, "replicas")), 1);

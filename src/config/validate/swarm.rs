@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::super::diagnostic::Diagnostic;
 use super::super::document::{child_path, index_path};
+use super::super::placement::NODE_NAME_LABEL;
 use super::super::types::{DropletConfig, SwarmTarget};
 use super::Checks;
 
@@ -41,7 +42,15 @@ impl Checks<'_> {
                 }
             }
         }
-        for node in swarm.labels.keys() {
+        for (node, labels) in &swarm.labels {
+            if labels.contains_key(NODE_NAME_LABEL) {
+                self.error(
+                    "reserved-label",
+                    &child_path(&child_path(&child_path(base, "labels"), node), NODE_NAME_LABEL),
+                    format!("the node label `{NODE_NAME_LABEL}` is stackctl's own: every node carries its name from stack.toml there"),
+                    "another label key, e.g. `zone`",
+                );
+            }
             if !seen.contains_key(node.as_str()) {
                 let mut listed: Vec<&str> = seen.keys().copied().collect();
                 listed.sort_unstable();

@@ -10,7 +10,7 @@
 use super::super::diagnostic::Diagnostic;
 use super::super::document::{child_path, index_path};
 use super::super::parse::{duration_milliseconds, Mount};
-use super::super::placement::{parse_constraint, pins_to_one_node};
+use super::super::placement::{named_node, parse_constraint, pins_to_one_node};
 use super::super::types::{Config, ServiceConfig, UpdateOrder};
 use super::Checks;
 
@@ -147,7 +147,7 @@ impl Checks<'_> {
             return;
         };
         for (index, constraint) in placement.constraints.iter().enumerate() {
-            let Some(("node.hostname", "==", node)) = parse_constraint(constraint) else {
+            let Some(node) = named_node(constraint) else {
                 continue;
             };
             if node != first_manager {

@@ -288,7 +288,9 @@ impl DockerProvider {
     }
 
     /// Removes a service and waits until its tasks are gone (each stopped in its grace
-    /// period), so that what it used (a network, a volume) may go next.
+    /// period) and, on the first manager, their containers too, so that what it used (a
+    /// network, a volume) may go next: the manager forgets a task before the node has
+    /// removed its container, and a volume a container still holds cannot be removed.
     pub(crate) async fn remove_swarm_service(
         &self,
         client: &DockerClient,
@@ -319,28 +321,39 @@ impl DockerProvider {
         let mut connection = None;
         loop {
             // Every task, matched here: a filter naming a removed service is refused.
-            let answer = poll(client, &mut connection, &[requests::list_all_tasks()])
-                .await?
-                .pop()
-                .ok_or_else(|| failed("the daemon sent no answer", None))?;
-            let tasks = crate::api::check("GET", "/tasks", answer)
-                .map_err(from_client)?
-                .json()
-                .map_err(|error| failed(error.to_string(), None))?;
+            let mut answers = poll(
+                client,
+                &mut connection,
+                &[
+                    requests::list_all_tasks(),
+                    requests::list_task_containers(&id),
+                ],
+            )
+            .await?
+            .into_iter();
+            let mut listed = |path: &str| -> Result<Vec<Json>, ProviderError> {
+                let answer = answers
+                    .next()
+                    .ok_or_else(|| failed("the daemon sent no answer", None))?;
+                let body = crate::api::check("GET", path, answer)
+                    .map_err(from_client)?
+                    .json()
+                    .map_err(|error| failed(error.to_string(), None))?;
+                Ok(body.as_array().cloned().unwrap_or_default())
+            };
+            let tasks = listed("/tasks")?;
+            let containers = listed("/containers/json")?;
             let remaining = tasks
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or(&[])
                 .iter()
                 .filter(|task| task["ServiceID"].as_str() == Some(id.as_str()))
                 .count();
-            if remaining == 0 {
+            if remaining == 0 && containers.is_empty() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(failed(
                     format!(
-                        "swarm service `{id}` was removed but its tasks are still there after {:?}",
+                        "swarm service `{id}` was removed but its tasks (or their containers on the first manager) are still there after {:?}",
                         grace + REMOVAL_TIMEOUT
                     ),
                     None,

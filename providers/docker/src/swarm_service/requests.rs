@@ -31,6 +31,17 @@ pub fn list_all_tasks() -> Request {
     Request::new("GET", "/tasks")
 }
 
+/// The containers of one service's tasks on the node this client talks to (Swarm labels
+/// each task's container with its service's id), stopped ones included.
+pub fn list_task_containers(service_id: &str) -> Request {
+    Request::new("GET", "/containers/json")
+        .query("all", "1")
+        .query(
+            "filters",
+            json!({ "label": [format!("com.docker.swarm.service.id={service_id}")] }).to_string(),
+        )
+}
+
 /// The swarm's nodes (a manager answers): node ids → host names in what refresh shows.
 pub fn list_nodes() -> Request {
     Request::new("GET", "/nodes")
