@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::types::{Config, MiddlewareConfig};
+use super::environment::Environment;
+use super::parse::Mount;
+use super::types::{Config, FileConfig, MiddlewareConfig, ServiceConfig};
 
 /// The droplet that runs the services, if any. On a swarm, the first manager: stackctl
 /// reaches the swarm's Engine API there, runs the edge there and keeps the stack's files
@@ -20,6 +22,62 @@ pub fn target_droplet(config: &Config) -> Option<&str> {
         None if config.droplets.len() == 1 => config.droplets.keys().next().map(String::as_str),
         None => None,
     }
+}
+
+/// The directory on the host holding the stack's files and its lock.
+pub fn host_root(config: &Config) -> String {
+    config
+        .target
+        .as_ref()
+        .and_then(|target| target.root.clone())
+        .unwrap_or_else(|| format!("/var/lib/stackctl/{}", config.stack.name))
+}
+
+/// Where a `[files]` entry is written on the host: its absolute `path`, or a relative one
+/// under `<root>/files/`.
+pub fn file_host_path(config: &Config, file: &FileConfig) -> String {
+    if file.path.starts_with('/') {
+        file.path.clone()
+    } else {
+        format!("{}/files/{}", host_root(config), file.path)
+    }
+}
+
+/// On a swarm, the `[files]` entry that a bind mount's source is exactly, when its content
+/// holds no secret: that mount reaches every task as a Swarm config, wherever the task
+/// runs. (A file with a secret in it is still written on the first manager only.)
+pub fn swarm_config_file<'a>(
+    config: &'a Config,
+    environment: &Environment,
+    source: &str,
+) -> Option<&'a str> {
+    config
+        .files
+        .iter()
+        .find(|(_, file)| file_host_path(config, file) == source)
+        .filter(|(_, file)| {
+            file.content
+                .as_deref()
+                .is_none_or(|content| !environment.interpolate(content).secret)
+        })
+        .map(|(name, _)| name.as_str())
+}
+
+/// Whether a swarm service mounts a path that exists on the first manager alone: a bind
+/// mount that is not a `[files]` entry carried as a Swarm config (a directory, another
+/// host path, a file holding a secret).
+pub fn binds_first_manager_path(
+    config: &Config,
+    environment: &Environment,
+    service: &ServiceConfig,
+) -> bool {
+    service
+        .volumes
+        .iter()
+        .filter_map(|text| Mount::parse(text))
+        .any(|mount| {
+            mount.is_bind() && swarm_config_file(config, environment, &mount.source).is_none()
+        })
 }
 
 /// The middlewares a route applies, with chains expanded (each once, cycles cut).

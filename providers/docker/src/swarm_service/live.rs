@@ -11,6 +11,10 @@
 //! - where each task runs and in which state is `tasks` (computed, kept in state and
 //!   shown by `ps`, never a reason to act by itself).
 //!
+//! The `[files]` entries mounted as Swarm configs read back as `configs` (path → the
+//! config's name, owner and mode): a service that mounts another config than recorded,
+//! or none, shows.
+//!
 //! Secret values never come back: an env key the resource declares secret is hashed
 //! with the state's salt, like a container's. A secret mounted as a file
 //! (`VAR_FILE=/run/secrets/VAR` and a Swarm secret at that path) reads back as `VAR`, a
@@ -192,6 +196,11 @@ pub fn live_swarm_service_attributes(
         ])));
     }
     attributes.insert("volumes".into(), Value::List(volumes));
+    // Only when mounted or declared: a service with none keeps the shape it always had.
+    let configs = super::configs::live_configs(container);
+    if !configs.is_empty() || attributes.contains_key(super::configs::CONFIGS) {
+        attributes.insert(super::configs::CONFIGS.into(), Value::Map(configs));
+    }
     if !tmpfs.is_empty() || attributes.contains_key("tmpfs") {
         attributes.insert("tmpfs".into(), Value::Map(tmpfs));
     }
@@ -498,7 +507,7 @@ mod tests {
         };
         SwarmServiceSpec::from_attributes("shop", "web", &web_attributes())
             .unwrap()
-            .body("shop-web", &labels, &BTreeMap::new())
+            .body("shop-web", &labels, &Default::default())
             .unwrap()
     }
 
@@ -575,7 +584,10 @@ mod tests {
             env.insert("DB_PASSWORD".into(), Value::Secret(secret.clone()));
         }
         let spec = SwarmServiceSpec::from_attributes("shop", "web", &attributes).unwrap();
-        let ids = BTreeMap::from([(spec.secrets[0].name.clone(), "sid".to_string())]);
+        let ids = super::super::spec::MountedObjectIds {
+            secrets: BTreeMap::from([(spec.secrets[0].name.clone(), "sid".to_string())]),
+            ..Default::default()
+        };
         let labels = Labels {
             stack: "shop".into(),
             resource: "swarm_service.web".into(),
@@ -616,5 +628,61 @@ mod tests {
         let env = read_with(&unmounted)["env"].as_map().unwrap().clone();
         assert!(!env.contains_key("DB_PASSWORD"), "{env:?}");
         assert!(env.contains_key("DB_PASSWORD_FILE"), "{env:?}");
+    }
+
+    #[test]
+    fn a_config_reads_back_as_recorded_and_another_or_none_shows() {
+        let mut attributes = web_attributes();
+        let configs = |name: &str| {
+            Value::Map(BTreeMap::from([(
+                "/etc/web/app.conf".to_string(),
+                Value::Map(BTreeMap::from([
+                    ("name".to_string(), Value::text(name)),
+                    ("owner".to_string(), Value::text("0:0")),
+                    ("mode".to_string(), Value::text("0444")),
+                ])),
+            )]))
+        };
+        attributes.insert("configs".into(), configs("shop_web_app_11111111"));
+        let spec = SwarmServiceSpec::from_attributes("shop", "web", &attributes).unwrap();
+        let labels = Labels {
+            stack: "shop".into(),
+            resource: "swarm_service.web".into(),
+            hash: "h".into(),
+        };
+        let ids = super::super::spec::MountedObjectIds {
+            configs: BTreeMap::from([("shop_web_app_11111111".to_string(), "cid".to_string())]),
+            ..Default::default()
+        };
+        let service = live_service(&spec.body("shop-web", &labels, &ids).unwrap());
+        let read_with = |service: &Json| {
+            live_swarm_service_attributes(
+                service,
+                &[],
+                &BTreeMap::from([("n1d".to_string(), "shop_backend".to_string())]),
+                &BTreeMap::new(),
+                Some(&attributes),
+                "salt",
+            )
+        };
+        assert_eq!(compared(&read_with(&service)), attributes);
+
+        // Another config mounted there by hand (`docker service update --config-rm/--config-add`).
+        let mut swapped = service.clone();
+        swapped["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"][0]["ConfigName"] =
+            json!("shop_web_app_22222222");
+        assert_eq!(
+            read_with(&swapped)["configs"],
+            configs("shop_web_app_22222222")
+        );
+        // None at all: an empty map, not the recorded one.
+        let mut removed = service.clone();
+        removed["Spec"]["TaskTemplate"]["ContainerSpec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("Configs");
+        assert_eq!(read_with(&removed)["configs"], Value::Map(BTreeMap::new()));
+        // A service that declares none reads back without the attribute.
+        assert!(!read(&live_service(&body()), &[]).contains_key("configs"));
     }
 }

@@ -19,21 +19,27 @@
 //!
 //! Secret env values never go into a swarm service's env (`docker service inspect` on any
 //! manager shows it): each becomes a Swarm secret mounted as a file, which the env names
-//! (`VAR_FILE=/run/secrets/VAR`), see [`secrets`].
+//! (`VAR_FILE=/run/secrets/VAR`), see [`secrets`]. A `[files]` entry the service
+//! bind-mounts becomes a Swarm config mounted at the same path, see [`configs`]; both
+//! share the lifecycle of [`swarm_objects`].
 //!
 //! - [`spec`]: attributes → the `ServiceSpec` body (pure);
 //! - [`live`]: service and tasks → attributes (pure);
 //! - [`requests`]: the Engine API requests (pure);
 //! - [`apply`]: create, update, delete, waiting for convergence;
-//! - [`secrets`]: secret env values as Swarm secrets (names, bodies; create, remove);
+//! - [`secrets`]: secret env values as Swarm secrets (names, mounts);
+//! - [`configs`]: `[files]` entries as Swarm configs (mounts, where the content comes from);
+//! - [`swarm_objects`]: secrets and configs made before the service, removed once unused;
 //! - [`refresh`]: every swarm service of the stack in one round trip.
 
 pub mod apply;
+pub mod configs;
 pub mod live;
 pub mod refresh;
 pub mod requests;
 pub mod secrets;
 pub mod spec;
+pub mod swarm_objects;
 
 /// The kind lowering gives services on a swarm target.
 pub const SWARM_SERVICE: &str = "swarm_service";
@@ -77,6 +83,8 @@ pub fn kind_schema() -> KindSchema {
         ]
         .map(AttributeSchema::plain),
     );
+    // Configs mounted by hand on a service that declares none are drift.
+    attributes.push(AttributeSchema::plain(configs::CONFIGS).unset_means_default());
     attributes.extend(["drain_milliseconds", "security_reason"].map(AttributeSchema::inert));
     attributes
         .extend([live::SERVICE_ID, live::LIVE_NAME, live::TASKS].map(AttributeSchema::computed));
