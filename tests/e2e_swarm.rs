@@ -13,7 +13,8 @@
 //! availability changed by hand, a daemon stopped — its task missing, then started again
 //! elsewhere by `apply` — a worker that left by hand), a worker leaving stack.toml
 //! (drained, then removed) and `destroy`. In the last test a global service made by hand
-//! stands for tasks on every node.
+//! stands for tasks on every node. A `[files]` entry reaches each task as a Swarm config
+//! (issue 13, point 2).
 //!
 //! Prerequisites, all installed and started by `.ci/run`: root, `iproute2`, `iptables`,
 //! `dockerd`, `openssh-server`, `ssh-keygen`, and the FROM scratch test images from
@@ -61,7 +62,7 @@ fn build_images() {
 }
 
 /// Three droplet hosts named `<prefix>-1..3` on the links `10.210.<first_index + 0..2>`.
-/// This file uses 231-236, 241-243 and 248, 249, 244 (unique among the repository's
+/// This file uses 231-236, 241-243, 248, 249, 244 and 181-183 (unique among the repository's
 /// droplet hosts: `DropletHost::start(`, `start_hosts(` and `start_hosts_on(` name the
 /// others).
 fn start_hosts(prefix: &str, first_index: u8) -> SwarmHosts {
@@ -1306,6 +1307,271 @@ async fn verify_checks_each_replica_of_a_routed_service() {
         assert_eq!(live["status"], "UP", "{live}");
         assert_eq!(live["passed"], true, "{live}");
     }
+
+    let destroyed = stackctl(
+        &environment,
+        &emulator,
+        &["destroy", "--yes", "--allow-data-loss"],
+    );
+    assert_eq!(destroyed.code, 0, "{}", explain(&destroyed));
+}
+
+/// `app`, the test server with a `[files]` entry mounted, two replicas spread over the
+/// manager (no `zone` label) and the worker `web-2` (zone `a`); the file is owned by the
+/// task's user and readable by it alone.
+fn service_with_a_file(root: &std::path::Path, greeting: &str) -> String {
+    format!(
+        r#"
+[files.app]
+path = "app.conf"
+content = "greeting = {greeting}\nsecond line"
+owner = "10001:10001"
+mode = "0440"
+
+[services.app]
+image = "{SERVER_IMAGE}"
+pull = false
+env = {{ NAME = "app" }}
+health = {{ command = ["CMD", "/server", "health"], interval = "1s", retries = 30 }}
+volumes = ["{root}/files/app.conf:/etc/app/app.conf:ro"]
+user = "10001"
+read_only = true
+replicas = 2
+endpoint_mode = "dnsrr"
+placement = {{ preferences = [{{ spread = "node.labels.zone" }}] }}
+"#,
+        root = root.display()
+    )
+}
+
+/// What each running task of `service` reads at `/etc/app/app.conf`, asked on the node
+/// it runs on: host name → the test server's `path: content` line(s).
+fn file_seen_by_each_task(hosts: &SwarmHosts, service: &str) -> BTreeMap<String, String> {
+    task_containers(hosts, service)
+        .into_iter()
+        .map(|(container, host)| {
+            let seen = hosts
+                .host(&host)
+                .docker(&[
+                    "exec",
+                    &container,
+                    "/server",
+                    "task",
+                    "--print-file",
+                    "/etc/app/app.conf",
+                ])
+                .unwrap_or_else(|error| panic!("{error}"));
+            (host, seen)
+        })
+        .collect()
+}
+
+/// The stack's Swarm configs, as the manager lists them.
+fn config_names(hosts: &SwarmHosts, manager: &str, stack: &str) -> Vec<String> {
+    let listed = hosts
+        .host(manager)
+        .docker(&[
+            "config",
+            "ls",
+            "--filter",
+            &format!("label=stackctl.stack={stack}"),
+            "--format",
+            "{{.Name}}",
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut names: Vec<String> = listed.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+/// Waits (bounded) until each task of `service` sees `expected` and there are two of them
+/// on two nodes (tasks of an update may still be starting when the apply returned: it
+/// returns when Swarm says they run, and `docker exec` may find a container stopping).
+fn wait_for_file_on_every_task(
+    hosts: &SwarmHosts,
+    service: &str,
+    expected: &str,
+) -> BTreeMap<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = file_seen_by_each_task(hosts, service);
+        if seen.len() == 2 && seen.values().all(|text| text == expected) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every task of {service} did not see {expected:?} within 60 s: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Issue 13, point 2's Swarm configs: a `[files]` entry a service bind-mounts reaches every
+/// task as a Swarm config, on the worker too (no bind mount of the manager's host, no pin
+/// to the first manager), with its owner and mode; a new content is a new config the
+/// service rolls out to, the old one removed; a config removed by hand is drift that apply
+/// puts back; destroy leaves no config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_file_reaches_every_replica_as_a_swarm_config_and_a_change_rolls_out() {
+    let _guard = HOSTS.lock().await;
+    build_images();
+    let name = "e2e-swarm-configs";
+    let hosts = start_hosts("swf", 181);
+    hosts
+        .load_images(&[SERVER_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let emulator = start_emulator(&hosts).await;
+    let environment = TestEnvironment::new();
+    let root = environment.path().join("manager-files");
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2"],
+        &service_with_a_file(&root, "v1"),
+    );
+    let applied = stackctl(
+        &environment,
+        &emulator,
+        &["apply", "--yes", "--accept-new-host-key"],
+    );
+    assert_eq!(
+        applied.code,
+        0,
+        "the apply: {}\n{}",
+        explain(&applied),
+        hosts.logs()
+    );
+    let service = live_service_name(&hosts, "swf-1", name);
+    assert_eq!(service, format!("{name}-app"));
+    // The spec mounts a config, not a path of the manager's host, and pins nothing.
+    let spec = hosts
+        .host("swf-1")
+        .docker(&["service", "inspect", &service, "--format", "{{json .Spec}}"])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let spec: serde_json::Value = serde_json::from_str(&spec).expect("the spec is JSON");
+    let container = &spec["TaskTemplate"]["ContainerSpec"];
+    let old_config = container["Configs"][0]["ConfigName"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a config is mounted: {container}"))
+        .to_string();
+    assert_eq!(
+        container["Configs"][0]["File"],
+        serde_json::json!({ "Name": "/etc/app/app.conf", "UID": "10001", "GID": "10001", "Mode": 0o440 })
+    );
+    assert!(
+        !container["Mounts"].to_string().contains("app.conf"),
+        "no bind mount of the file: {container}"
+    );
+    let constraints = &spec["TaskTemplate"]["Placement"]["Constraints"];
+    assert!(
+        constraints.is_null() || constraints == &serde_json::json!([]),
+        "not pinned to the first manager: {spec}"
+    );
+    // Two tasks on two nodes, one the worker; each reads exactly the file's content.
+    assert_eq!(
+        running_task_nodes(&hosts, "swf-1", &service),
+        ["swf-1", "swf-2"]
+    );
+    let expected = "/etc/app/app.conf: greeting = v1\nsecond line";
+    let seen = wait_for_file_on_every_task(&hosts, &service, expected);
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        ["swf-1", "swf-2"],
+        "{seen:?}"
+    );
+    assert_eq!(config_names(&hosts, "swf-1", name), [old_config.clone()]);
+    let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        settled.code,
+        0,
+        "a second plan is empty: {}",
+        explain(&settled)
+    );
+
+    // A new content: the plan shows the file's diff and the service's new config.
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2"],
+        &service_with_a_file(&root, "v2"),
+    );
+    let plan = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    println!("the plan of a new content: {}", explain(&plan));
+    assert_eq!(plan.code, 2, "{}", explain(&plan));
+    let config_line = plan
+        .stdout
+        .lines()
+        .find(|line| line.contains("configs./etc/app/app.conf.name"))
+        .unwrap_or_else(|| panic!("the config's change is shown: {}", explain(&plan)));
+    assert!(
+        config_line.contains(&format!("\"{old_config}\" →")),
+        "{config_line}"
+    );
+    assert!(
+        plan.stdout.contains("file.app")
+            && plan
+                .stdout
+                .lines()
+                .any(|line| line.trim() == "- greeting = v1")
+            && plan
+                .stdout
+                .lines()
+                .any(|line| line.trim() == "+ greeting = v2"),
+        "the file's content diff is shown: {}",
+        explain(&plan)
+    );
+    let rolled = stackctl(&environment, &emulator, &["apply", "--yes"]);
+    assert_eq!(rolled.code, 0, "the update: {}", explain(&rolled));
+    let expected = "/etc/app/app.conf: greeting = v2\nsecond line";
+    wait_for_file_on_every_task(&hosts, &service, expected);
+    let configs = config_names(&hosts, "swf-1", name);
+    assert_eq!(configs.len(), 1, "only the new config is left: {configs:?}");
+    assert_ne!(configs[0], old_config);
+    assert!(
+        config_line.ends_with(&format!("\"{}\"", configs[0])),
+        "{config_line}"
+    );
+    let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        settled.code,
+        0,
+        "the plan after is empty: {}",
+        explain(&settled)
+    );
+
+    // The config removed from the service by hand is drift, read from the live spec, and
+    // apply mounts it again.
+    hosts
+        .host("swf-1")
+        .docker(&[
+            "service",
+            "update",
+            "--detach",
+            "--config-rm",
+            &configs[0],
+            &service,
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let drift = stackctl(&environment, &emulator, &["drift"]);
+    assert_eq!(drift.code, 2, "drift sees it: {}", explain(&drift));
+    assert!(
+        drift.stdout.contains("swarm_service.app") && drift.stdout.contains("configs"),
+        "{}",
+        explain(&drift)
+    );
+    let repaired = stackctl(&environment, &emulator, &["apply", "--yes"]);
+    assert_eq!(repaired.code, 0, "the repair: {}", explain(&repaired));
+    wait_for_file_on_every_task(&hosts, &service, expected);
+    let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(settled.code, 0, "repaired: {}", explain(&settled));
+
+    // The service removed from stack.toml: its config goes with it.
+    write_stack(&environment, &hosts, name, &["web-2"], "");
+    let removed = stackctl(&environment, &emulator, &["apply", "--yes"]);
+    assert_eq!(removed.code, 0, "the removal: {}", explain(&removed));
+    assert_eq!(config_names(&hosts, "swf-1", name), Vec::<String>::new());
 
     let destroyed = stackctl(
         &environment,
