@@ -1345,8 +1345,8 @@ placement = {{ preferences = [{{ spread = "node.labels.zone" }}] }}
 }
 
 /// What each running task of `service` reads at `/etc/app/app.conf`, asked on the node
-/// it runs on: host name → the test server's `path: content` line(s).
-fn file_seen_by_each_task(hosts: &SwarmHosts, service: &str) -> BTreeMap<String, String> {
+/// it runs on: container → (host name, the test server's `path: content` line(s)).
+fn file_seen_by_each_task(hosts: &SwarmHosts, service: &str) -> BTreeMap<String, (String, String)> {
     task_containers(hosts, service)
         .into_iter()
         .map(|(container, host)| {
@@ -1360,8 +1360,9 @@ fn file_seen_by_each_task(hosts: &SwarmHosts, service: &str) -> BTreeMap<String,
                     "--print-file",
                     "/etc/app/app.conf",
                 ])
-                .unwrap_or_else(|error| panic!("{error}"));
-            (host, seen)
+                // A container of the previous spec may be stopping: said, and asked again.
+                .unwrap_or_else(|error| format!("unreadable: {error}"));
+            (container, (host, seen))
         })
         .collect()
 }
@@ -1384,19 +1385,18 @@ fn config_names(hosts: &SwarmHosts, manager: &str, stack: &str) -> Vec<String> {
     names
 }
 
-/// Waits (bounded) until each task of `service` sees `expected` and there are two of them
-/// on two nodes (tasks of an update may still be starting when the apply returned: it
-/// returns when Swarm says they run, and `docker exec` may find a container stopping).
-fn wait_for_file_on_every_task(
-    hosts: &SwarmHosts,
-    service: &str,
-    expected: &str,
-) -> BTreeMap<String, String> {
+/// Waits (bounded) until there are two running task containers of `service` and each
+/// sees `expected`; returns the nodes they run on. (Right after an update the previous
+/// spec's containers may still be stopping on a node: `docker ps` lists them a moment
+/// longer.)
+fn wait_for_file_on_every_task(hosts: &SwarmHosts, service: &str, expected: &str) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let seen = file_seen_by_each_task(hosts, service);
-        if seen.len() == 2 && seen.values().all(|text| text == expected) {
-            return seen;
+        if seen.len() == 2 && seen.values().all(|(_, text)| text == expected) {
+            let mut nodes: Vec<String> = seen.into_values().map(|(host, _)| host).collect();
+            nodes.sort();
+            return nodes;
         }
         assert!(
             Instant::now() < deadline,
@@ -1474,11 +1474,9 @@ async fn a_configuration_file_reaches_every_replica_as_a_swarm_config_and_a_chan
         ["swf-1", "swf-2"]
     );
     let expected = "/etc/app/app.conf: greeting = v1\nsecond line";
-    let seen = wait_for_file_on_every_task(&hosts, &service, expected);
     assert_eq!(
-        seen.keys().collect::<Vec<_>>(),
-        ["swf-1", "swf-2"],
-        "{seen:?}"
+        wait_for_file_on_every_task(&hosts, &service, expected),
+        ["swf-1", "swf-2"]
     );
     assert_eq!(config_names(&hosts, "swf-1", name), [old_config.clone()]);
     let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
@@ -1525,7 +1523,10 @@ async fn a_configuration_file_reaches_every_replica_as_a_swarm_config_and_a_chan
     let rolled = stackctl(&environment, &emulator, &["apply", "--yes"]);
     assert_eq!(rolled.code, 0, "the update: {}", explain(&rolled));
     let expected = "/etc/app/app.conf: greeting = v2\nsecond line";
-    wait_for_file_on_every_task(&hosts, &service, expected);
+    assert_eq!(
+        wait_for_file_on_every_task(&hosts, &service, expected),
+        ["swf-1", "swf-2"]
+    );
     let configs = config_names(&hosts, "swf-1", name);
     assert_eq!(configs.len(), 1, "only the new config is left: {configs:?}");
     assert_ne!(configs[0], old_config);
