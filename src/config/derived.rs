@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::environment::Environment;
 use super::parse::Mount;
 use super::types::{Config, FileConfig, MiddlewareConfig, ServiceConfig};
 
@@ -43,41 +42,25 @@ pub fn file_host_path(config: &Config, file: &FileConfig) -> String {
     }
 }
 
-/// On a swarm, the `[files]` entry that a bind mount's source is exactly, when its content
-/// holds no secret: that mount reaches every task as a Swarm config, wherever the task
-/// runs. (A file with a secret in it is still written on the first manager only.)
-pub fn swarm_config_file<'a>(
-    config: &'a Config,
-    environment: &Environment,
-    source: &str,
-) -> Option<&'a str> {
+/// The `[files]` entry that a bind mount's source is exactly, if any. On a swarm, that
+/// mount reaches every task wherever it runs: as a Swarm config, or as a Swarm secret when
+/// the content holds a secret.
+pub fn files_entry_at<'a>(config: &'a Config, source: &str) -> Option<&'a str> {
     config
         .files
         .iter()
         .find(|(_, file)| file_host_path(config, file) == source)
-        .filter(|(_, file)| {
-            file.content
-                .as_deref()
-                .is_none_or(|content| !environment.interpolate(content).secret)
-        })
         .map(|(name, _)| name.as_str())
 }
 
 /// Whether a swarm service mounts a path that exists on the first manager alone: a bind
-/// mount that is not a `[files]` entry carried as a Swarm config (a directory, another
-/// host path, a file holding a secret).
-pub fn binds_first_manager_path(
-    config: &Config,
-    environment: &Environment,
-    service: &ServiceConfig,
-) -> bool {
+/// mount that is not a `[files]` entry (a directory, another host path).
+pub fn binds_first_manager_path(config: &Config, service: &ServiceConfig) -> bool {
     service
         .volumes
         .iter()
         .filter_map(|text| Mount::parse(text))
-        .any(|mount| {
-            mount.is_bind() && swarm_config_file(config, environment, &mount.source).is_none()
-        })
+        .any(|mount| mount.is_bind() && files_entry_at(config, &mount.source).is_none())
 }
 
 /// The middlewares a route applies, with chains expanded (each once, cycles cut).

@@ -7,15 +7,16 @@
 //!   each other by the service's name, an alias on each overlay network;
 //! - `replicas`, `placement`, `endpoint_mode` and `update` are added, with their
 //!   defaults written out so the plan shows what Swarm will do;
-//! - a bind mount of a `[files]` entry whose content holds no secret becomes a Swarm
-//!   config mounted at the same path (`configs`: path → the config's name, owner and
-//!   mode), so every task has the file wherever it runs; the config's name ends with the
-//!   content's digest, so a new content is a new config and the service rolls out to it;
+//! - a bind mount of a `[files]` entry becomes a Swarm config mounted at the same path
+//!   (`configs`: path → the config's name, owner and mode) — or a Swarm secret
+//!   (`secret_files`, the same with the content as a secret) when the content holds one —
+//!   so every task has the file wherever it runs; the name ends with the content's
+//!   digest, so a new content is a new object and the service rolls out to it;
 //! - a service holding a named volume is pinned to one node (the first manager unless
 //!   its constraints name one): a local volume lives on one node, and a task started
 //!   elsewhere would find an empty one. It updates stop-first for the same reason. A
-//!   built image and any other bind mount (a directory, a file holding a secret) pin it
-//!   to the first manager too, where stackctl makes them;
+//!   built image and any other bind mount (a directory) pin it to the first manager too,
+//!   where stackctl makes them;
 //! - what a service spec cannot carry on Engine API 1.41 is left out here rather than
 //!   shown and not done: `no_new_privileges`, `privileged` (validation refuses it) and
 //!   the tmpfs options other than the size.
@@ -25,7 +26,7 @@ use std::collections::BTreeMap;
 use stackctl_provider::{Address, ReplaceOrder, Resource, Value};
 
 use super::{map, texts, Lowering};
-use crate::config::derived::{binds_first_manager_path, swarm_config_file};
+use crate::config::derived::{binds_first_manager_path, files_entry_at};
 use crate::config::parse::{file_mode, memory_bytes, Mount};
 use crate::config::{FailureAction, ServiceConfig, SwarmTarget, UpdateOrder};
 
@@ -37,12 +38,12 @@ const DEFAULT_PARALLELISM: i64 = 1;
 const DEFAULT_MONITOR_MILLISECONDS: i64 = 5_000;
 
 /// Swarm's limit on a config's (and a secret's) name.
-const CONFIG_NAME_LIMIT: usize = 64;
+const OBJECT_NAME_LIMIT: usize = 64;
 
-/// A config's mode when its `[files]` entry sets none: readable by the task's user,
-/// whoever it is, and by no one else's container (a config is mounted into its task's
-/// container alone); never writable.
-const DEFAULT_CONFIG_MODE: i64 = 0o444;
+/// A mounted file's mode when its `[files]` entry sets none: readable by the task's user,
+/// whoever it is, and by no one else's container (a config or secret is mounted into its
+/// task's container alone); never writable. Docker's own default.
+const DEFAULT_FILE_MODE: i64 = 0o444;
 
 /// Attributes of a container that a swarm service does not have.
 const NOT_ON_A_SWARM: &[&str] = &["container_name", "no_new_privileges", "privileged"];
@@ -93,22 +94,27 @@ impl Lowering<'_> {
             };
             resource.attributes.insert(attribute.clone(), value);
         }
-        let configs = self.swarm_configs(name, service);
-        if !configs.is_empty() {
-            // The file reaches the task as a config, not as a path of the node's host.
-            if let Some(Value::List(mounts)) = resource.attributes.get_mut("volumes") {
-                mounts.retain(|mount| {
-                    let target = mount
-                        .as_map()
-                        .and_then(|mount| mount.get("target"))
-                        .and_then(Value::as_text);
-                    !target.is_some_and(|target| configs.contains_key(target))
-                });
+        let files = self.mounted_files(name, service);
+        // The file reaches the task as a config or secret, not as a path of the node's host.
+        if let Some(Value::List(mounts)) = resource.attributes.get_mut("volumes") {
+            mounts.retain(|mount| {
+                let target = mount
+                    .as_map()
+                    .and_then(|mount| mount.get("target"))
+                    .and_then(Value::as_text);
+                !target.is_some_and(|target| files.holds(target))
+            });
+        }
+        // Only when there are some: a service without one keeps the hash it had.
+        for (attribute, entries) in [
+            ("configs", files.configs),
+            ("secret_files", files.secret_files),
+        ] {
+            if !entries.is_empty() {
+                resource
+                    .attributes
+                    .insert(attribute.to_string(), Value::Map(entries));
             }
-            // Only when there are some: a service without one keeps the hash it had.
-            resource
-                .attributes
-                .insert("configs".to_string(), Value::Map(configs));
         }
         let stateful = container
             .attributes
@@ -202,10 +208,9 @@ impl Lowering<'_> {
             .collect();
         // A named volume, a bind-mounted host path and a built image exist on the first
         // manager only (stackctl makes them there): the tasks must run there too. A
-        // `[files]` entry carried as a Swarm config does not pin it.
-        let first_manager_only = stateful
-            || service.build.is_some()
-            || binds_first_manager_path(self.config, self.environment, service);
+        // `[files]` entry carried as a Swarm config or secret does not pin it.
+        let first_manager_only =
+            stateful || service.build.is_some() || binds_first_manager_path(self.config, service);
         if first_manager_only && !crate::config::placement::pins_to_one_node(&constraints) {
             if let Some(first_manager) = swarm.managers.first() {
                 constraints.push(format!("node.hostname == {first_manager}"));
@@ -223,56 +228,83 @@ impl Lowering<'_> {
     }
 }
 
+/// A service's bind mounts of `[files]` entries on a swarm, by path in the task: the
+/// plain ones as Swarm configs, the ones holding a secret as Swarm secrets.
+#[derive(Default)]
+struct MountedFiles {
+    configs: BTreeMap<String, Value>,
+    secret_files: BTreeMap<String, Value>,
+}
+
+impl MountedFiles {
+    fn holds(&self, target: &str) -> bool {
+        self.configs.contains_key(target) || self.secret_files.contains_key(target)
+    }
+}
+
 impl Lowering<'_> {
-    /// The service's bind mounts of `[files]` entries that become Swarm configs: the
-    /// path in the task → `{ name, owner, mode }`.
-    fn swarm_configs(
-        &self,
-        service_name: &str,
-        service: &ServiceConfig,
-    ) -> BTreeMap<String, Value> {
-        let mut configs = BTreeMap::new();
+    /// The service's bind mounts of `[files]` entries, as the Swarm objects that carry
+    /// them: path in the task → `{ name, owner, mode }` for a config, and the same with
+    /// `content` (the secret, for the apply to create it; state and plans see its digest)
+    /// for a secret.
+    fn mounted_files(&self, service_name: &str, service: &ServiceConfig) -> MountedFiles {
+        let mut mounted = MountedFiles::default();
         for mount in service.volumes.iter().filter_map(|text| Mount::parse(text)) {
-            let Some(file_name) = swarm_config_file(self.config, self.environment, &mount.source)
-            else {
+            let Some(file_name) = files_entry_at(self.config, &mount.source) else {
                 continue;
             };
             let Some(file) = self.config.files.get(file_name) else {
                 continue;
             };
-            let content = self.file_content(file);
-            let name = swarm_config_name(
-                self.stack,
-                service_name,
-                file_name,
-                content.as_text().unwrap_or(""),
-            );
             let mode = file
                 .mode
                 .as_deref()
                 .and_then(file_mode)
-                .unwrap_or(DEFAULT_CONFIG_MODE);
-            configs.insert(
-                mount.target.clone(),
-                map([
-                    ("name", Value::text(name)),
-                    ("owner", Value::text(file.owner.as_deref().unwrap_or("0:0"))),
-                    ("mode", Value::text(format!("{mode:04o}"))),
-                ]),
-            );
+                .unwrap_or(DEFAULT_FILE_MODE);
+            let entry = |name: String| {
+                BTreeMap::from([
+                    ("name".to_string(), Value::text(name)),
+                    (
+                        "owner".to_string(),
+                        Value::text(file.owner.as_deref().unwrap_or("0:0")),
+                    ),
+                    ("mode".to_string(), Value::text(format!("{mode:04o}"))),
+                ])
+            };
+            match self.file_content(file) {
+                // Named after the salted digest, as state records it: never a plain
+                // digest of a secret, which a guess could be checked against.
+                Value::Secret(secret) => {
+                    let hex = secret.digest().strip_prefix("sha256:").unwrap_or("");
+                    let mut entry =
+                        entry(swarm_object_name(self.stack, service_name, file_name, hex));
+                    entry.insert("content".to_string(), Value::Secret(secret));
+                    mounted
+                        .secret_files
+                        .insert(mount.target.clone(), Value::Map(entry));
+                }
+                content => {
+                    let digest =
+                        stackctl_provider::sha256_hex(content.as_text().unwrap_or("").as_bytes());
+                    let hex = digest.strip_prefix("sha256:").unwrap_or("");
+                    let name = swarm_object_name(self.stack, service_name, file_name, hex);
+                    mounted
+                        .configs
+                        .insert(mount.target.clone(), Value::Map(entry(name)));
+                }
+            }
         }
-        configs
+        mounted
     }
 }
 
-/// `<stack>_<service>_<file>_<8 hex>`: the Swarm config carrying `[files].<file>` into the
-/// tasks of `<service>`, named after the first 8 hex digits of the content's sha256, so a
-/// new content is a new config (Swarm's configs cannot change) and the provider can tell
-/// which content a name stands for. Characters Swarm refuses become `-`, and the part
-/// before the digest is cut to fit Swarm's 64.
-pub(crate) fn swarm_config_name(stack: &str, service: &str, file: &str, content: &str) -> String {
-    let digest = stackctl_provider::sha256_hex(content.as_bytes());
-    let hex = digest.strip_prefix("sha256:").unwrap_or(&digest);
+/// `<stack>_<service>_<file>_<8 hex>`: the Swarm config or secret carrying
+/// `[files].<file>` into the tasks of `<service>`, named after the first 8 hex digits of
+/// the content's digest (`hex`: the sha256 of a config's content, the salted digest of a
+/// secret's), so a new content is a new object (Swarm's cannot change) and the provider
+/// can tell which content a name stands for. Characters Swarm refuses become `-`, and the
+/// part before the digest is cut to fit Swarm's 64.
+pub(crate) fn swarm_object_name(stack: &str, service: &str, file: &str, hex: &str) -> String {
     let mut prefix: String = format!("{stack}_{service}_{file}")
         .chars()
         .map(|character| {
@@ -283,8 +315,8 @@ pub(crate) fn swarm_config_name(stack: &str, service: &str, file: &str, content:
             }
         })
         .collect();
-    prefix.truncate(CONFIG_NAME_LIMIT - 9);
-    format!("{prefix}_{}", &hex[..8])
+    prefix.truncate(OBJECT_NAME_LIMIT - 9);
+    format!("{prefix}_{}", &hex[..hex.len().min(8)])
 }
 
 /// `/tmp` → its size in bytes: a service spec's tmpfs carries a size and nothing else

@@ -789,7 +789,8 @@ fn on_a_swarm_a_routed_service_names_its_http_health_path_for_the_edge() {
 }
 
 #[test]
-fn on_a_swarm_a_mounted_file_is_a_swarm_config_named_after_its_content_and_pins_nothing() {
+fn on_a_swarm_a_mounted_file_is_a_swarm_config_or_secret_named_after_its_content_and_pins_nothing()
+{
     let files = r#"
 [files.app]
 path = "app.conf"
@@ -827,23 +828,36 @@ volumes = ["/var/lib/stackctl/shop/files/app.conf:/etc/api/app.conf:ro", "/var/l
         serde_json::json!({ "constraints": [], "spread": [] })
     );
     assert!(dependencies(worker).contains(&"file.app".to_string()));
-    // A file holding a secret stays a bind mount on the first manager, and pins.
+    // A file holding a secret is a Swarm secret at its path: the content as the secret
+    // (its digest in state and plans), named after the salted digest. It pins nothing.
     let api = find(&resources, "swarm_service.api");
+    let configs = json(attribute(api, "configs"));
     assert_eq!(
-        json(attribute(api, "configs"))
-            .as_object()
-            .unwrap()
-            .keys()
-            .collect::<Vec<_>>(),
+        configs.as_object().unwrap().keys().collect::<Vec<_>>(),
         ["/etc/api/app.conf"]
     );
+    let Value::Map(secret_files) = attribute(api, "secret_files") else {
+        panic!("no secret_files");
+    };
+    let Some(Value::Map(key)) = secret_files.get("/etc/api/key.pem") else {
+        panic!("{secret_files:?}");
+    };
+    let Some(Value::Secret(content)) = key.get("content") else {
+        panic!("{key:?}");
+    };
+    assert_eq!(content.expose(), Some("hunter2"));
     assert_eq!(
-        json(attribute(api, "volumes"))[0]["target"],
-        "/etc/api/key.pem"
+        key.get("name"),
+        Some(&Value::text(format!(
+            "shop_api_key_{}",
+            &content.digest()[7..15]
+        )))
     );
+    assert_eq!(key.get("mode"), Some(&Value::text("0444")));
+    assert_eq!(json(attribute(api, "volumes")), serde_json::json!([]));
     assert_eq!(
         json(attribute(api, "placement"))["constraints"],
-        serde_json::json!(["node.hostname == web-1"])
+        serde_json::json!([])
     );
     // The mode written on the file is the config's; a new content is a new config.
     let changed = lowered(&format!(
@@ -867,15 +881,16 @@ volumes = ["/var/lib/stackctl/shop/files/app.conf:/etc/api/app.conf:ro", "/var/l
 }
 
 #[test]
-fn a_config_name_fits_swarms_limit_and_characters() {
-    use crate::lower::swarm_services::swarm_config_name;
-    let name = swarm_config_name("shop", "web", "app", "x");
-    assert!(
-        name.starts_with("shop_web_app_") && name.len() == 21,
-        "{name}"
-    );
-    let long = swarm_config_name(&"s".repeat(40), &"w".repeat(40), "a b", "x");
+fn a_mounted_files_name_fits_swarms_limit_and_characters() {
+    use crate::lower::swarm_services::swarm_object_name;
+    let hex = "0123456789abcdef";
+    let name = swarm_object_name("shop", "web", "app", hex);
+    assert_eq!(name, "shop_web_app_01234567");
+    let long = swarm_object_name(&"s".repeat(40), &"w".repeat(40), "a b", hex);
     assert_eq!(long.len(), 64, "{long}");
-    assert!(long.ends_with(&name[name.len() - 9..]), "{long}");
-    assert!(swarm_config_name("shop", "web", "a b/c", "x").starts_with("shop_web_a-b-c_"));
+    assert!(long.ends_with("_01234567"), "{long}");
+    assert_eq!(
+        swarm_object_name("shop", "web", "a b/c", hex),
+        "shop_web_a-b-c_01234567"
+    );
 }

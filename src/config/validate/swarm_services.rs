@@ -120,7 +120,7 @@ impl Checks<'_> {
     /// A service whose named volume, bind-mounted host path or built image stackctl makes
     /// on the first manager alone cannot be pinned to another node: its tasks would start
     /// there without them (an empty volume, a missing file, an image no node can pull). A
-    /// `[files]` entry without a secret reaches every node as a Swarm config instead.
+    /// `[files]` entry reaches every node as a Swarm config or secret instead.
     fn first_manager_only(
         &mut self,
         config: &Config,
@@ -137,8 +137,8 @@ impl Checks<'_> {
             "holds a named volume"
         } else if service.build.is_some() {
             "runs an image stackctl builds"
-        } else if binds_first_manager_path(config, self.environment, service) {
-            "mounts a host path that is not a `[files]` entry carried as a Swarm config (a directory, or a file holding a secret)"
+        } else if binds_first_manager_path(config, service) {
+            "mounts a host path that is not a `[files]` entry (a directory, say)"
         } else {
             return;
         };
@@ -156,7 +156,7 @@ impl Checks<'_> {
                     format!("service `{name}` {reason}, which stackctl makes on the first manager `{first_manager}` only, but is pinned to `{node}`"),
                     &format!("`\"node.hostname == {first_manager}\"`, or no constraint naming a node"),
                 )
-                .hint = Some("volumes, host directories, files holding a secret and built images are not copied to other nodes yet; use an image from a registry every node can pull, and `[files]` entries without secrets, to run it elsewhere".into());
+                .hint = Some("volumes, host directories and built images are not copied to other nodes yet; use an image from a registry every node can pull, and `[files]` entries for files, to run it elsewhere".into());
             }
         }
     }

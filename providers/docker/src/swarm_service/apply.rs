@@ -257,7 +257,7 @@ impl DockerProvider {
 
     /// Makes the secrets and configs the service mounts that do not exist yet; returns
     /// their ids. A config's content is the recorded `[files]` resource's (see
-    /// [`super::configs`]).
+    /// [`super::mounted_files`]).
     async fn ensure_mounted_objects(
         &self,
         client: &DockerClient,
@@ -265,16 +265,22 @@ impl DockerProvider {
         spec: &SwarmServiceSpec,
         context: &ApplyContext,
     ) -> Result<MountedObjectIds, ProviderError> {
-        let secrets: Vec<WantedObject> = spec.secrets.iter().map(SecretFile::wanted).collect();
-        let configs: Vec<WantedObject> = {
+        let (secrets, configs): (Vec<WantedObject>, Vec<WantedObject>) = {
             let recorded = context
                 .recorded
                 .read()
                 .map_err(|_| failed("the run's recorded state is unreadable", None))?;
-            spec.configs
-                .iter()
-                .map(|config| config.wanted(&recorded))
-                .collect()
+            (
+                spec.secrets
+                    .iter()
+                    .map(SecretFile::wanted)
+                    .chain(spec.secret_files.iter().map(|file| file.wanted(&recorded)))
+                    .collect(),
+                spec.configs
+                    .iter()
+                    .map(|config| config.wanted(&recorded))
+                    .collect(),
+            )
         };
         Ok(MountedObjectIds {
             secrets: self
@@ -294,7 +300,12 @@ impl DockerProvider {
         address: &str,
         spec: &SwarmServiceSpec,
     ) -> Result<(), ProviderError> {
-        let secrets: Vec<&str> = spec.secrets.iter().map(|file| file.name.as_str()).collect();
+        let secrets: Vec<&str> = spec
+            .secrets
+            .iter()
+            .map(|file| file.name.as_str())
+            .chain(spec.secret_files.iter().map(|file| file.name.as_str()))
+            .collect();
         self.remove_unused_swarm_objects(client, SwarmObjectKind::Secret, address, &secrets)
             .await?;
         let configs: Vec<&str> = spec.configs.iter().map(|file| file.name.as_str()).collect();

@@ -12,8 +12,8 @@
 //!   shown by `ps`, never a reason to act by itself).
 //!
 //! The `[files]` entries mounted as Swarm configs read back as `configs` (path → the
-//! config's name, owner and mode): a service that mounts another config than recorded,
-//! or none, shows.
+//! config's name, owner and mode), those mounted as Swarm secrets as `secret_files`: a
+//! service that mounts another config or secret than recorded, or none, shows.
 //!
 //! Secret values never come back: an env key the resource declares secret is hashed
 //! with the state's salt, like a container's. A secret mounted as a file
@@ -26,8 +26,8 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 use stackctl_provider::{Attributes, Secret, Value};
 
-use super::secrets;
 use super::spec::restart_condition;
+use super::{mounted_files, secrets};
 
 /// Computed attributes: facts of the live service, never a reason to act.
 pub const SERVICE_ID: &str = "service_id";
@@ -197,9 +197,20 @@ pub fn live_swarm_service_attributes(
     }
     attributes.insert("volumes".into(), Value::List(volumes));
     // Only when mounted or declared: a service with none keeps the shape it always had.
-    let configs = super::configs::live_configs(container);
-    if !configs.is_empty() || attributes.contains_key(super::configs::CONFIGS) {
-        attributes.insert(super::configs::CONFIGS.into(), Value::Map(configs));
+    let configs = mounted_files::live_configs(container);
+    if !configs.is_empty() || attributes.contains_key(mounted_files::CONFIGS) {
+        attributes.insert(mounted_files::CONFIGS.into(), Value::Map(configs));
+    }
+    // The env's secrets are the ones its `VAR_FILE` variables name; the others are files.
+    let env_secret_paths: Vec<String> = env_file_paths(container);
+    let secret_files = mounted_files::live_secret_files(
+        container,
+        &env_secret_paths,
+        reference.and_then(|attributes| attributes.get(mounted_files::SECRET_FILES)),
+        salt,
+    );
+    if !secret_files.is_empty() || attributes.contains_key(mounted_files::SECRET_FILES) {
+        attributes.insert(mounted_files::SECRET_FILES.into(), Value::Map(secret_files));
     }
     if !tmpfs.is_empty() || attributes.contains_key("tmpfs") {
         attributes.insert("tmpfs".into(), Value::Map(tmpfs));
@@ -347,6 +358,25 @@ pub fn live_swarm_service_attributes(
     attributes.insert(RUNNING_REPLICAS.into(), Value::Integer(running));
     attributes.insert(TASKS.into(), Value::List(described));
     attributes
+}
+
+/// The paths the env's `VAR_FILE=/run/secrets/VAR` variables name: where the env's
+/// secrets are mounted.
+fn env_file_paths(container: &Json) -> Vec<String> {
+    container["Env"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|entry| entry.as_str()?.split_once('='))
+        .filter(|(key, value)| {
+            key.strip_suffix(secrets::FILE_SUFFIX)
+                .is_some_and(|variable| {
+                    *value == format!("{}/{variable}", secrets::SECRETS_DIRECTORY)
+                })
+        })
+        .map(|(_, value)| value.to_string())
+        .collect()
 }
 
 /// `VAR_FILE=/run/secrets/VAR` with a Swarm secret mounted there: `VAR` and the secret it

@@ -20,21 +20,22 @@
 //! Secret env values never go into a swarm service's env (`docker service inspect` on any
 //! manager shows it): each becomes a Swarm secret mounted as a file, which the env names
 //! (`VAR_FILE=/run/secrets/VAR`), see [`secrets`]. A `[files]` entry the service
-//! bind-mounts becomes a Swarm config mounted at the same path, see [`configs`]; both
-//! share the lifecycle of [`swarm_objects`].
+//! bind-mounts becomes a Swarm config (a Swarm secret, when it holds a secret) mounted at
+//! the same path, see [`mounted_files`]; all share the lifecycle of [`swarm_objects`].
 //!
 //! - [`spec`]: attributes → the `ServiceSpec` body (pure);
 //! - [`live`]: service and tasks → attributes (pure);
 //! - [`requests`]: the Engine API requests (pure);
 //! - [`apply`]: create, update, delete, waiting for convergence;
 //! - [`secrets`]: secret env values as Swarm secrets (names, mounts);
-//! - [`configs`]: `[files]` entries as Swarm configs (mounts, where the content comes from);
+//! - [`mounted_files`]: `[files]` entries as Swarm configs or secrets (mounts, where the
+//!   content comes from, read back);
 //! - [`swarm_objects`]: secrets and configs made before the service, removed once unused;
 //! - [`refresh`]: every swarm service of the stack in one round trip.
 
 pub mod apply;
-pub mod configs;
 pub mod live;
+pub mod mounted_files;
 pub mod refresh;
 pub mod requests;
 pub mod secrets;
@@ -83,8 +84,11 @@ pub fn kind_schema() -> KindSchema {
         ]
         .map(AttributeSchema::plain),
     );
-    // Configs mounted by hand on a service that declares none are drift.
-    attributes.push(AttributeSchema::plain(configs::CONFIGS).unset_means_default());
+    // Configs and secret files mounted by hand on a service that declares none are drift.
+    attributes.extend(
+        [mounted_files::CONFIGS, mounted_files::SECRET_FILES]
+            .map(|name| AttributeSchema::plain(name).unset_means_default()),
+    );
     attributes.extend(["drain_milliseconds", "security_reason"].map(AttributeSchema::inert));
     attributes
         .extend([live::SERVICE_ID, live::LIVE_NAME, live::TASKS].map(AttributeSchema::computed));

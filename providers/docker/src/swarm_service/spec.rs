@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value as Json};
 use stackctl_provider::{Attributes, Value};
 
-use super::configs::{config_files, ConfigError, ConfigFile, CONFIGS};
+use super::mounted_files::{mounted_files, MountedFile, MountedFileError, CONFIGS, SECRET_FILES};
 use super::secrets::{file_variable, secret_name, SecretFile};
 use super::swarm_objects::invalid_name;
 use crate::api::Labels;
@@ -50,7 +50,10 @@ pub struct SwarmServiceSpec {
     /// The secret env values, as the Swarm secrets mounted in each task, by variable.
     pub secrets: Vec<SecretFile>,
     /// The `[files]` entries, as the Swarm configs mounted in each task, by path.
-    pub configs: Vec<ConfigFile>,
+    pub configs: Vec<MountedFile>,
+    /// The `[files]` entries holding a secret, as the Swarm secrets mounted in each task,
+    /// by path.
+    pub secret_files: Vec<MountedFile>,
 }
 
 /// The ids of the Swarm objects a service's spec mounts, by name: they exist before the
@@ -87,7 +90,7 @@ pub enum SwarmSpecError {
     #[error("the Swarm secret `{name}` was not created before the service")]
     SecretNotCreated { name: String },
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    MountedFile(#[from] MountedFileError),
     #[error("the Swarm config `{name}` was not created before the service")]
     ConfigNotCreated { name: String },
 }
@@ -120,17 +123,19 @@ impl SwarmServiceSpec {
         let mut task_attributes = attributes.clone();
         task_attributes.insert("container_name".into(), Value::text(service_name.clone()));
         let tmpfs_value = task_attributes.remove("tmpfs");
-        let configs = config_files(task_attributes.remove(CONFIGS).as_ref())?;
-        for config in &configs {
-            if let Some(why) = invalid_name(&config.name) {
-                return Err(ConfigError {
-                    target: config.target.clone(),
-                    why: format!(
-                        "the Swarm config's name `{}` is refused: {why}",
-                        config.name
-                    ),
+        let configs = mounted_files(CONFIGS, task_attributes.remove(CONFIGS).as_ref())?;
+        let secret_files =
+            mounted_files(SECRET_FILES, task_attributes.remove(SECRET_FILES).as_ref())?;
+        for (attribute, files) in [(CONFIGS, &configs), (SECRET_FILES, &secret_files)] {
+            for file in files {
+                if let Some(why) = invalid_name(&file.name) {
+                    return Err(MountedFileError {
+                        attribute,
+                        target: file.target.clone(),
+                        why: format!("the Swarm object's name `{}` is refused: {why}", file.name),
+                    }
+                    .into());
                 }
-                .into());
             }
         }
         let task = ServiceSpec::from_attributes(service, &task_attributes)?;
@@ -233,6 +238,7 @@ impl SwarmServiceSpec {
             tmpfs,
             secrets,
             configs,
+            secret_files,
         })
     }
 
@@ -265,6 +271,15 @@ impl SwarmServiceSpec {
                         name: file.name.clone(),
                     })?;
             env.insert(file.file_variable(), file.path());
+            secret_references.push(file.reference(id));
+        }
+        for file in &self.secret_files {
+            let id =
+                ids.secrets
+                    .get(&file.name)
+                    .ok_or_else(|| SwarmSpecError::SecretNotCreated {
+                        name: file.name.clone(),
+                    })?;
             secret_references.push(file.reference(id));
         }
         let env: Vec<String> = env
@@ -651,7 +666,7 @@ pub(crate) mod tests {
         let error = SwarmServiceSpec::from_attributes("shop", "web", &attributes).unwrap_err();
         assert!(
             error.to_string().starts_with(
-                "`configs./etc/web/app.conf`: the Swarm config's name `a/b_1a2b3c4d` is refused"
+                "`configs./etc/web/app.conf`: the Swarm object's name `a/b_1a2b3c4d` is refused"
             ),
             "{error}"
         );
