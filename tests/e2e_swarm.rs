@@ -1512,7 +1512,7 @@ async fn a_configuration_file_reaches_every_replica_as_a_swarm_config_and_a_chan
     );
     assert_eq!(
         swarm_objects(&hosts, "swf-1", "config", name),
-        [old_config.clone()]
+        std::slice::from_ref(&old_config)
     );
     let old_secrets = swarm_objects(&hosts, "swf-1", "secret", name);
     assert_eq!(old_secrets.len(), 1, "{old_secrets:?}");

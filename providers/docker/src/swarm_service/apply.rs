@@ -250,7 +250,7 @@ impl DockerProvider {
         {
             self.remove_swarm_service(client, old).await?;
         }
-        self.remove_unmounted_objects(client, &address, &spec)
+        self.remove_unmounted_objects(client, &address, spec)
             .await?;
         Ok(record(desired, &service, Some(servers)))
     }
