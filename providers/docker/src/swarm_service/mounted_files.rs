@@ -135,7 +135,9 @@ pub fn mounted_files(
         };
         files.push(MountedFile {
             target: target.clone(),
-            name: name.to_string(),
+            name: secret
+                .as_ref()
+                .map_or_else(|| name.to_string(), |secret| named_after(name, secret)),
             uid: uid.to_string(),
             gid: gid.to_string(),
             mode,
@@ -143,6 +145,18 @@ pub fn mounted_files(
         });
     }
     Ok(files)
+}
+
+/// A secret file's name with the 8 hex digits of the secret it carries. They are the same
+/// but where a secret was put in from elsewhere (a rollback takes today's secrets into an
+/// older entry): a name must never say another content than the one it carries.
+fn named_after(name: &str, secret: &Secret) -> String {
+    let prefix = super::secrets::digest_prefix(secret.digest());
+    match name.rsplit_once('_') {
+        Some((_, digits)) if digits == prefix => name.to_string(),
+        Some((base, _)) => format!("{base}_{prefix}"),
+        None => format!("{name}_{prefix}"),
+    }
 }
 
 /// `shop_web_app_1a2b3c4d` → `1a2b3c4d`.
@@ -393,6 +407,26 @@ mod tests {
         assert_ne!(
             live["/etc/app.conf"].as_map().unwrap()["content"],
             Value::Secret(secret)
+        );
+        // A secret taken from elsewhere (a rollback's today's value): the name follows it.
+        let mut elsewhere = attribute.clone();
+        if let Value::Map(entries) = &mut elsewhere {
+            if let Some(Value::Map(entry)) = entries.get_mut("/etc/app.conf") {
+                entry.insert(
+                    "content".into(),
+                    Value::Secret(Secret::new("today", "salt")),
+                );
+            }
+        }
+        let renamed = mounted_files(SECRET_FILES, Some(&elsewhere))
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            renamed.name,
+            format!(
+                "shop_web_key_{}",
+                &Secret::digest_of("today", "salt")[7..15]
+            )
         );
         // A secret file needs its content.
         assert!(mounted_files(SECRET_FILES, Some(&super::tests::attribute("n_1a2b3c4d"))).is_err());
