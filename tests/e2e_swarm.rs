@@ -21,7 +21,8 @@
 //! overlays, a service holding a volume pinned to the first manager (by stackctl's node
 //! label, whatever the host name) with a data-loss warning when its placement changes, a
 //! hand scale and a hand env change as drift, and `destroy` waiting for the task's
-//! container before it removes the volume.
+//! container before it removes the volume. A `[files]` entry reaches each task as a Swarm
+//! config (issue 13, point 2).
 //!
 //! Prerequisites, all installed and started by `.ci/run`: root, `iproute2`, `iptables`,
 //! `dockerd`, `openssh-server`, `ssh-keygen`, and the FROM scratch test images from
@@ -69,7 +70,7 @@ fn build_images() {
 }
 
 /// Three droplet hosts named `<prefix>-1..3` on the links `10.210.<first_index + 0..2>`.
-/// This file uses 161-163, 231-236, 241-243 and 248, 249, 244 (unique among the repository's
+/// This file uses 161-163, 181-183, 231-236, 241-243 and 248, 249, 244 (unique among the repository's
 /// droplet hosts: `DropletHost::start(`, `start_hosts(` and `start_hosts_on(` name the
 /// others).
 fn start_hosts(prefix: &str, first_index: u8) -> SwarmHosts {
@@ -1782,4 +1783,358 @@ async fn services_become_swarm_services_with_limits_update_settings_secret_files
         !secrets.contains(name),
         "destroy removes the secret: {secrets}"
     );
+}
+
+/// `app`, the test server with two `[files]` entries mounted: a configuration file and one
+/// holding the secret `${APP_TOKEN}`; two replicas spread over the manager (no `zone`
+/// label) and the worker `web-2` (zone `a`); the files are owned by the task's user and
+/// readable by it alone.
+fn service_with_files(root: &std::path::Path, greeting: &str) -> String {
+    format!(
+        r#"
+[files.app]
+path = "app.conf"
+content = "greeting = {greeting}\nsecond line"
+owner = "10001:10001"
+mode = "0440"
+
+[files.token]
+path = "token.txt"
+content = "${{APP_TOKEN}}"
+owner = "10001:10001"
+mode = "0400"
+
+[services.app]
+image = "{SERVER_IMAGE}"
+pull = false
+env = {{ NAME = "app" }}
+health = {{ command = ["CMD", "/server", "health"], interval = "1s", retries = 30 }}
+volumes = ["{root}/files/app.conf:/etc/app/app.conf:ro", "{root}/files/token.txt:/etc/app/token.txt:ro"]
+user = "10001"
+read_only = true
+replicas = 2
+endpoint_mode = "dnsrr"
+placement = {{ preferences = [{{ spread = "node.labels.zone" }}] }}
+"#,
+        root = root.display()
+    )
+}
+
+/// What each running task of `service` reads at `/etc/app/app.conf` and
+/// `/etc/app/token.txt`, asked on the node it runs on: container → (host name, the test
+/// server's `path: content` lines).
+fn files_seen_by_each_task(
+    hosts: &SwarmHosts,
+    service: &str,
+) -> BTreeMap<String, (String, String)> {
+    task_containers(hosts, service)
+        .into_iter()
+        .map(|(container, host)| {
+            let seen = hosts
+                .host(&host)
+                .docker(&[
+                    "exec",
+                    &container,
+                    "/server",
+                    "task",
+                    "--print-file",
+                    "/etc/app/app.conf",
+                    "--print-file",
+                    "/etc/app/token.txt",
+                ])
+                // A container of the previous spec may be stopping: said, and asked again.
+                .unwrap_or_else(|error| format!("unreadable: {error}"));
+            (container, (host, seen))
+        })
+        .collect()
+}
+
+/// The stack's Swarm configs or secrets (`kind`), as the manager lists them.
+fn swarm_objects(hosts: &SwarmHosts, manager: &str, kind: &str, stack: &str) -> Vec<String> {
+    let listed = hosts
+        .host(manager)
+        .docker(&[
+            kind,
+            "ls",
+            "--filter",
+            &format!("label=stackctl.stack={stack}"),
+            "--format",
+            "{{.Name}}",
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut names: Vec<String> = listed.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+/// Waits (bounded) until there are two running task containers of `service` and each
+/// sees `expected`; returns the nodes they run on. (Right after an update the previous
+/// spec's containers may still be stopping on a node: `docker ps` lists them a moment
+/// longer.)
+fn wait_for_files_on_every_task(hosts: &SwarmHosts, service: &str, expected: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = files_seen_by_each_task(hosts, service);
+        if seen.len() == 2 && seen.values().all(|(_, text)| text == expected) {
+            let mut nodes: Vec<String> = seen.into_values().map(|(host, _)| host).collect();
+            nodes.sort();
+            return nodes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every task of {service} did not see {expected:?} within 60 s: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Issue 13, point 2's Swarm configs: a `[files]` entry a service bind-mounts reaches every
+/// task as a Swarm config, on the worker too (no bind mount of the manager's host, no pin
+/// to the first manager), with its owner and mode; one holding a secret as a Swarm secret
+/// at its path, its value in no output, state or run folder. A new content is a new
+/// config (and secret) the service rolls out to, the old ones removed; a config removed
+/// by hand is drift that apply puts back; removing the service removes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_file_reaches_every_replica_as_a_swarm_config_and_a_change_rolls_out() {
+    let _guard = HOSTS.lock().await;
+    build_images();
+    let name = "e2e-swarm-configs";
+    let hosts = start_hosts("swf", 181);
+    hosts
+        .load_images(&[SERVER_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let emulator = start_emulator(&hosts).await;
+    let environment = TestEnvironment::new();
+    let root = environment.path().join("manager-files");
+    let tokens = ["v1-token-Zq8wXk2LmP4rT9sB", "v2-token-Hc3nVy7JdQ1gW5eA"];
+    let run = |arguments: &[&str], token: &str| {
+        environment.run_with_env(
+            arguments,
+            &[
+                ("DIGITALOCEAN_API_URL", emulator.base_url().as_str()),
+                ("DIGITALOCEAN_TOKEN", TOKEN),
+                ("STACKCTL_DO_POLL_INTERVAL_MS", "50"),
+                ("STACKCTL_DO_READY_TIMEOUT_SECONDS", "60"),
+                ("APP_TOKEN", token),
+            ],
+        )
+    };
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2"],
+        &service_with_files(&root, "v1"),
+    );
+    let applied = run(&["apply", "--yes", "--accept-new-host-key"], tokens[0]);
+    assert_eq!(
+        applied.code,
+        0,
+        "the apply: {}\n{}",
+        explain(&applied),
+        hosts.logs()
+    );
+    let service = live_service_name(&hosts, "swf-1", name);
+    assert_eq!(service, format!("{name}-app"));
+    // The spec mounts a config and a secret, not paths of the manager's host, and pins
+    // nothing; it does not hold the secret's value.
+    let inspected = hosts
+        .host("swf-1")
+        .docker(&["service", "inspect", &service, "--format", "{{json .Spec}}"])
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(!inspected.contains(tokens[0]), "{inspected}");
+    let spec: serde_json::Value = serde_json::from_str(&inspected).expect("the spec is JSON");
+    let container = &spec["TaskTemplate"]["ContainerSpec"];
+    let old_config = container["Configs"][0]["ConfigName"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a config is mounted: {container}"))
+        .to_string();
+    assert_eq!(
+        container["Configs"][0]["File"],
+        serde_json::json!({ "Name": "/etc/app/app.conf", "UID": "10001", "GID": "10001", "Mode": 0o440 })
+    );
+    assert_eq!(
+        container["Secrets"][0]["File"],
+        serde_json::json!({ "Name": "/etc/app/token.txt", "UID": "10001", "GID": "10001", "Mode": 0o400 })
+    );
+    assert!(
+        !container["Mounts"].to_string().contains("/etc/app/"),
+        "no bind mount of the files: {container}"
+    );
+    let constraints = &spec["TaskTemplate"]["Placement"]["Constraints"];
+    assert!(
+        constraints.is_null() || constraints == &serde_json::json!([]),
+        "not pinned to the first manager: {spec}"
+    );
+    // Two tasks on two nodes, one the worker; each reads exactly the files' contents.
+    assert_eq!(
+        running_task_nodes(&hosts, "swf-1", &service),
+        ["swf-1", "swf-2"]
+    );
+    let expected = format!(
+        "/etc/app/app.conf: greeting = v1\nsecond line\n/etc/app/token.txt: {}",
+        tokens[0]
+    );
+    assert_eq!(
+        wait_for_files_on_every_task(&hosts, &service, &expected),
+        ["swf-1", "swf-2"]
+    );
+    assert_eq!(
+        swarm_objects(&hosts, "swf-1", "config", name),
+        std::slice::from_ref(&old_config)
+    );
+    let old_secrets = swarm_objects(&hosts, "swf-1", "secret", name);
+    assert_eq!(old_secrets.len(), 1, "{old_secrets:?}");
+    let settled = run(&["plan", "--detailed-exitcode"], tokens[0]);
+    assert_eq!(
+        settled.code,
+        0,
+        "a second plan is empty: {}",
+        explain(&settled)
+    );
+
+    // A new content of both: the plan shows the file's diff and the service's new config,
+    // and the secret only as changed.
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2"],
+        &service_with_files(&root, "v2"),
+    );
+    let plan = run(&["plan", "--detailed-exitcode"], tokens[1]);
+    println!("the plan of a new content: {}", explain(&plan));
+    assert_eq!(plan.code, 2, "{}", explain(&plan));
+    let config_line = plan
+        .stdout
+        .lines()
+        .find(|line| line.contains("configs./etc/app/app.conf.name"))
+        .unwrap_or_else(|| panic!("the config's change is shown: {}", explain(&plan)));
+    assert!(
+        config_line.contains(&format!("\"{old_config}\" →")),
+        "{config_line}"
+    );
+    assert!(
+        plan.stdout.contains("file.app")
+            && plan
+                .stdout
+                .lines()
+                .any(|line| line.trim() == "- greeting = v1")
+            && plan
+                .stdout
+                .lines()
+                .any(|line| line.trim() == "+ greeting = v2"),
+        "the file's content diff is shown: {}",
+        explain(&plan)
+    );
+    assert!(
+        plan.stdout.lines().any(
+            |line| line.contains("secret_files./etc/app/token.txt.content")
+                && line.contains("(sensitive value changed)")
+        ),
+        "{}",
+        explain(&plan)
+    );
+    let rolled = run(&["apply", "--yes"], tokens[1]);
+    assert_eq!(rolled.code, 0, "the update: {}", explain(&rolled));
+    let expected = format!(
+        "/etc/app/app.conf: greeting = v2\nsecond line\n/etc/app/token.txt: {}",
+        tokens[1]
+    );
+    assert_eq!(
+        wait_for_files_on_every_task(&hosts, &service, &expected),
+        ["swf-1", "swf-2"]
+    );
+    let configs = swarm_objects(&hosts, "swf-1", "config", name);
+    assert_eq!(configs.len(), 1, "only the new config is left: {configs:?}");
+    assert_ne!(configs[0], old_config);
+    assert!(
+        config_line.ends_with(&format!("\"{}\"", configs[0])),
+        "{config_line}"
+    );
+    let secrets = swarm_objects(&hosts, "swf-1", "secret", name);
+    assert!(
+        secrets.len() == 1 && secrets != old_secrets,
+        "only the new secret is left: {secrets:?}"
+    );
+    let settled = run(&["plan", "--detailed-exitcode"], tokens[1]);
+    assert_eq!(
+        settled.code,
+        0,
+        "the plan after is empty: {}",
+        explain(&settled)
+    );
+
+    // The config removed from the service by hand is drift, read from the live spec, and
+    // apply mounts it again.
+    hosts
+        .host("swf-1")
+        .docker(&[
+            "service",
+            "update",
+            "--detach",
+            "--config-rm",
+            &configs[0],
+            &service,
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let drift = run(&["drift"], tokens[1]);
+    println!("drift of a config removed by hand: {}", explain(&drift));
+    assert_eq!(drift.code, 2, "drift sees it: {}", explain(&drift));
+    assert!(
+        drift.stdout.contains("swarm_service.app") && drift.stdout.contains("configs"),
+        "{}",
+        explain(&drift)
+    );
+    let repaired = run(&["apply", "--yes"], tokens[1]);
+    assert_eq!(repaired.code, 0, "the repair: {}", explain(&repaired));
+    wait_for_files_on_every_task(&hosts, &service, &expected);
+    let settled = run(&["plan", "--detailed-exitcode"], tokens[1]);
+    assert_eq!(settled.code, 0, "repaired: {}", explain(&settled));
+
+    // The service removed from stack.toml: its config and secret go with it.
+    write_stack(&environment, &hosts, name, &["web-2"], "");
+    let removed = run(&["apply", "--yes"], tokens[1]);
+    assert_eq!(removed.code, 0, "the removal: {}", explain(&removed));
+    assert_eq!(
+        swarm_objects(&hosts, "swf-1", "config", name),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        swarm_objects(&hosts, "swf-1", "secret", name),
+        Vec::<String>::new()
+    );
+
+    // The secret's values: in no output, nor in state or the run folders (the file
+    // itself, on the manager, holds it by design).
+    for output in [
+        &applied, &settled, &plan, &rolled, &drift, &repaired, &removed,
+    ] {
+        for token in tokens {
+            assert!(
+                !output.stdout.contains(token) && !output.stderr.contains(token),
+                "a secret value was printed: {}",
+                explain(output)
+            );
+        }
+    }
+    for (path, text) in files_under(environment.path()) {
+        if path.starts_with(&root) {
+            continue;
+        }
+        for token in tokens {
+            assert!(
+                !text.contains(token),
+                "a secret value was written to {}",
+                path.display()
+            );
+        }
+    }
+
+    let destroyed = stackctl(
+        &environment,
+        &emulator,
+        &["destroy", "--yes", "--allow-data-loss"],
+    );
+    assert_eq!(destroyed.code, 0, "{}", explain(&destroyed));
 }

@@ -856,6 +856,31 @@ fn on_a_swarm_what_lives_on_the_first_manager_cannot_be_pinned_elsewhere() {
     );
 }
 
+/// A `[files]` entry reaches every node as a Swarm config (or secret, when it holds one):
+/// a service mounting one may run anywhere. A host directory is on the first manager only.
+#[test]
+fn on_a_swarm_a_files_entry_may_go_anywhere_and_a_host_directory_stays_on_the_first_manager() {
+    let swarm = "[stack]\nname = \"shop\"\n\n[target]\nswarm = { managers = [\"web-1\"], workers = [\"web-2\"] }\n\n[droplets.web-1]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n\n[droplets.web-2]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n";
+    let found = problems_in(&format!(
+        "{swarm}\n[files.app]\npath = \"app.conf\"\ncontent = \"greeting = hello\"\n\n[files.key]\npath = \"key.pem\"\ncontent = \"${{APP_PASSWORD}}\"\n\n[services.web]\nimage = \"web:1\"\nvolumes = [\"/var/lib/stackctl/shop/files/app.conf:/etc/app.conf:ro\"]\nplacement = {{ constraints = [\"node.hostname == web-2\"] }}\n\n[services.api]\nimage = \"api:1\"\nvolumes = [\"/var/lib/stackctl/shop/files/key.pem:/etc/key.pem:ro\"]\nplacement = {{ constraints = [\"node.hostname == web-2\"] }}\n\n[services.cache]\nimage = \"cache:1\"\nvolumes = [\"/srv/cache:/cache\"]\nplacement = {{ constraints = [\"node.hostname == web-2\"] }}\n"
+    ));
+    let pinned: Vec<(&str, usize, usize)> = found
+        .iter()
+        .filter(|(code, ..)| *code == "first-manager-only")
+        .map(|(code, _, line, column)| (*code, *line, *column))
+        .collect();
+    assert_eq!(pinned, vec![("first-manager-only", 38, 30)], "{found:#?}");
+    let message = &found
+        .iter()
+        .find(|(code, ..)| *code == "first-manager-only")
+        .unwrap()
+        .1;
+    assert!(
+        message.contains("service `cache`") && message.contains("not a `[files]` entry"),
+        "{message}"
+    );
+}
+
 #[test]
 fn both_health_checks_only_on_a_swarm_and_at_least_one() {
     let both = "\n[services.api]\nimage = \"api:1\"\nport = 8000\nhealth = { http = \"/health\", command = [\"CMD\", \"true\"] }\n";

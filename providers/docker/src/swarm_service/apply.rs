@@ -8,7 +8,6 @@
 //! failed tasks' errors; so does a service whose tasks do not all run in the health
 //! timeout (not placeable, image missing on a node, crashing).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
@@ -18,7 +17,9 @@ use stackctl_provider::{
 
 use super::live::{BACKEND_SERVERS, LIVE_NAME, SERVICE_ID};
 use super::requests;
-use super::spec::{SwarmServiceSpec, SwarmSpecError};
+use super::secrets::SecretFile;
+use super::spec::{MountedObjectIds, SwarmServiceSpec, SwarmSpecError};
+use super::swarm_objects::{SwarmObjectKind, WantedObject};
 use crate::api::{CountedConnection, DockerClient};
 use crate::attributes::{desired_of, recorded_with};
 use crate::backend_file::BACKEND_FILE;
@@ -55,9 +56,11 @@ impl DockerProvider {
             for service in &existing {
                 self.remove_swarm_service(client, service).await?;
             }
-            // Its tasks are gone: nothing mounts its secrets any more.
-            self.remove_unused_swarm_secrets(client, &resource, &[])
-                .await?;
+            // Its tasks are gone: nothing mounts its secrets and configs any more.
+            for kind in [SwarmObjectKind::Secret, SwarmObjectKind::Config] {
+                self.remove_unused_swarm_objects(client, kind, &resource, &[])
+                    .await?;
+            }
             return Ok(ApplyOutcome::Deleted);
         }
         let desired = desired_of(action)?;
@@ -70,9 +73,9 @@ impl DockerProvider {
         let labels = self.labels(&action.address, &desired.hash());
         let address = action.address.to_string();
         let invalid = |error: SwarmSpecError| failed(format!("`{address}`: {error}"), None);
-        // Secrets first: the service's spec names them by id.
-        let secret_ids = self
-            .ensure_swarm_secrets(client, &address, &spec.secrets)
+        // Secrets and configs first: the service's spec names them by id.
+        let ids = self
+            .ensure_mounted_objects(client, &address, &spec, context)
             .await?;
         // The one to keep: the recorded one if it is still there, else the newest.
         let recorded_id = action.prior.as_ref().and_then(|prior| prior.id.clone());
@@ -96,14 +99,7 @@ impl DockerProvider {
             });
         if switch {
             return self
-                .switch_swarm_service(
-                    client,
-                    action,
-                    context,
-                    (&spec, &secret_ids),
-                    &labels,
-                    &existing,
-                )
+                .switch_swarm_service(client, action, context, (&spec, &ids), &labels, &existing)
                 .await;
         }
         // An update Swarm gave up before this one is not this one's failure.
@@ -119,7 +115,7 @@ impl DockerProvider {
                 let name = service["Spec"]["Name"]
                     .as_str()
                     .unwrap_or(&spec.service_name);
-                let body = spec.body(name, &labels, &secret_ids).map_err(invalid)?;
+                let body = spec.body(name, &labels, &ids).map_err(invalid)?;
                 client
                     .send(requests::update_service(&id, version, body))
                     .await
@@ -136,12 +132,12 @@ impl DockerProvider {
             }
             None => {
                 let body = spec
-                    .body(&spec.service_name, &labels, &secret_ids)
+                    .body(&spec.service_name, &labels, &ids)
                     .map_err(invalid)?;
                 match self.create_swarm_service(client, &address, body).await {
                     Ok(id) => id,
                     Err(error) => {
-                        self.forget_secrets_of_refused_service(client, &address)
+                        self.forget_objects_of_refused_service(client, &address)
                             .await;
                         return Err(error);
                     }
@@ -176,8 +172,9 @@ impl DockerProvider {
             }
             None => None,
         };
-        // The update is done: secrets of earlier values are mounted by no task Swarm wants.
-        self.remove_unused_swarm_secrets(client, &address, &spec.secrets)
+        // The update is done: secrets and configs of earlier contents are mounted by no
+        // task Swarm wants.
+        self.remove_unmounted_objects(client, &address, &spec)
             .await?;
         Ok(record(desired, &service, servers))
     }
@@ -215,7 +212,7 @@ impl DockerProvider {
         client: &DockerClient,
         action: &Action,
         context: &ApplyContext,
-        (spec, secret_ids): (&SwarmServiceSpec, &BTreeMap<String, String>),
+        (spec, ids): (&SwarmServiceSpec, &MountedObjectIds),
         labels: &crate::api::Labels,
         existing: &[Json],
     ) -> Result<ApplyOutcome, ProviderError> {
@@ -234,7 +231,7 @@ impl DockerProvider {
             .collect();
         let name = successor_name(&spec.service_name, &desired.hash(), &taken);
         let body = spec
-            .body(&name, labels, secret_ids)
+            .body(&name, labels, ids)
             .map_err(|error| failed(format!("`{address}`: {error}"), None))?;
         let id = self.create_swarm_service(client, &address, body).await?;
         let ready = self
@@ -269,9 +266,67 @@ impl DockerProvider {
         {
             self.remove_swarm_service(client, old).await?;
         }
-        self.remove_unused_swarm_secrets(client, &address, &spec.secrets)
+        self.remove_unmounted_objects(client, &address, spec)
             .await?;
         Ok(record(desired, &service, Some((servers, written))))
+    }
+
+    /// Makes the secrets and configs the service mounts that do not exist yet; returns
+    /// their ids. A config's content is the recorded `[files]` resource's (see
+    /// [`super::mounted_files`]).
+    async fn ensure_mounted_objects(
+        &self,
+        client: &DockerClient,
+        address: &str,
+        spec: &SwarmServiceSpec,
+        context: &ApplyContext,
+    ) -> Result<MountedObjectIds, ProviderError> {
+        let (secrets, configs): (Vec<WantedObject>, Vec<WantedObject>) = {
+            let recorded = context
+                .recorded
+                .read()
+                .map_err(|_| failed("the run's recorded state is unreadable", None))?;
+            (
+                spec.secrets
+                    .iter()
+                    .map(SecretFile::wanted)
+                    .chain(spec.secret_files.iter().map(|file| file.wanted(&recorded)))
+                    .collect(),
+                spec.configs
+                    .iter()
+                    .map(|config| config.wanted(&recorded))
+                    .collect(),
+            )
+        };
+        Ok(MountedObjectIds {
+            secrets: self
+                .ensure_swarm_objects(client, SwarmObjectKind::Secret, address, &secrets)
+                .await?,
+            configs: self
+                .ensure_swarm_objects(client, SwarmObjectKind::Config, address, &configs)
+                .await?,
+        })
+    }
+
+    /// Removes the resource's secrets and configs that the service's spec no longer
+    /// mounts.
+    async fn remove_unmounted_objects(
+        &self,
+        client: &DockerClient,
+        address: &str,
+        spec: &SwarmServiceSpec,
+    ) -> Result<(), ProviderError> {
+        let secrets: Vec<&str> = spec
+            .secrets
+            .iter()
+            .map(|file| file.name.as_str())
+            .chain(spec.secret_files.iter().map(|file| file.name.as_str()))
+            .collect();
+        self.remove_unused_swarm_objects(client, SwarmObjectKind::Secret, address, &secrets)
+            .await?;
+        let configs: Vec<&str> = spec.configs.iter().map(|file| file.name.as_str()).collect();
+        self.remove_unused_swarm_objects(client, SwarmObjectKind::Config, address, &configs)
+            .await
     }
 
     /// The swarm services labelled as `resource` of this stack.

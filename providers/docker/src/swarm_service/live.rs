@@ -11,6 +11,10 @@
 //! - where each task runs and in which state is `tasks` (computed, kept in state and
 //!   shown by `ps`, never a reason to act by itself).
 //!
+//! The `[files]` entries mounted as Swarm configs read back as `configs` (path → the
+//! config's name, owner and mode), those mounted as Swarm secrets as `secret_files`: a
+//! service that mounts another config or secret than recorded, or none, shows.
+//!
 //! Secret values never come back: an env key the resource declares secret is hashed
 //! with the state's salt, like a container's. A secret mounted as a file
 //! (`VAR_FILE=/run/secrets/VAR` and a Swarm secret at that path) reads back as `VAR`, a
@@ -22,8 +26,8 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 use stackctl_provider::{Attributes, Secret, Value};
 
-use super::secrets;
 use super::spec::restart_condition;
+use super::{mounted_files, secrets};
 
 /// Computed attributes: facts of the live service, never a reason to act.
 pub const SERVICE_ID: &str = "service_id";
@@ -195,6 +199,22 @@ pub fn live_swarm_service_attributes(
         ])));
     }
     attributes.insert("volumes".into(), Value::List(volumes));
+    // Only when mounted or declared: a service with none keeps the shape it always had.
+    let configs = mounted_files::live_configs(container);
+    if !configs.is_empty() || attributes.contains_key(mounted_files::CONFIGS) {
+        attributes.insert(mounted_files::CONFIGS.into(), Value::Map(configs));
+    }
+    // The env's secrets are the ones its `VAR_FILE` variables name; the others are files.
+    let env_secret_paths: Vec<String> = env_file_paths(container);
+    let secret_files = mounted_files::live_secret_files(
+        container,
+        &env_secret_paths,
+        reference.and_then(|attributes| attributes.get(mounted_files::SECRET_FILES)),
+        salt,
+    );
+    if !secret_files.is_empty() || attributes.contains_key(mounted_files::SECRET_FILES) {
+        attributes.insert(mounted_files::SECRET_FILES.into(), Value::Map(secret_files));
+    }
     if !tmpfs.is_empty() || attributes.contains_key("tmpfs") {
         attributes.insert("tmpfs".into(), Value::Map(tmpfs));
     }
@@ -341,6 +361,25 @@ pub fn live_swarm_service_attributes(
     attributes.insert(RUNNING_REPLICAS.into(), Value::Integer(running));
     attributes.insert(TASKS.into(), Value::List(described));
     attributes
+}
+
+/// The paths the env's `VAR_FILE=/run/secrets/VAR` variables name: where the env's
+/// secrets are mounted.
+fn env_file_paths(container: &Json) -> Vec<String> {
+    container["Env"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|entry| entry.as_str()?.split_once('='))
+        .filter(|(key, value)| {
+            key.strip_suffix(secrets::FILE_SUFFIX)
+                .is_some_and(|variable| {
+                    *value == format!("{}/{variable}", secrets::SECRETS_DIRECTORY)
+                })
+        })
+        .map(|(_, value)| value.to_string())
+        .collect()
 }
 
 /// `VAR_FILE=/run/secrets/VAR` with a Swarm secret mounted there: `VAR` and the secret it
@@ -501,7 +540,7 @@ mod tests {
         };
         SwarmServiceSpec::from_attributes("shop", "web", &web_attributes())
             .unwrap()
-            .body("shop-web", &labels, &BTreeMap::new())
+            .body("shop-web", &labels, &Default::default())
             .unwrap()
     }
 
@@ -578,7 +617,10 @@ mod tests {
             env.insert("DB_PASSWORD".into(), Value::Secret(secret.clone()));
         }
         let spec = SwarmServiceSpec::from_attributes("shop", "web", &attributes).unwrap();
-        let ids = BTreeMap::from([(spec.secrets[0].name.clone(), "sid".to_string())]);
+        let ids = super::super::spec::MountedObjectIds {
+            secrets: BTreeMap::from([(spec.secrets[0].name.clone(), "sid".to_string())]),
+            ..Default::default()
+        };
         let labels = Labels {
             stack: "shop".into(),
             resource: "swarm_service.web".into(),
@@ -619,5 +661,61 @@ mod tests {
         let env = read_with(&unmounted)["env"].as_map().unwrap().clone();
         assert!(!env.contains_key("DB_PASSWORD"), "{env:?}");
         assert!(env.contains_key("DB_PASSWORD_FILE"), "{env:?}");
+    }
+
+    #[test]
+    fn a_config_reads_back_as_recorded_and_another_or_none_shows() {
+        let mut attributes = web_attributes();
+        let configs = |name: &str| {
+            Value::Map(BTreeMap::from([(
+                "/etc/web/app.conf".to_string(),
+                Value::Map(BTreeMap::from([
+                    ("name".to_string(), Value::text(name)),
+                    ("owner".to_string(), Value::text("0:0")),
+                    ("mode".to_string(), Value::text("0444")),
+                ])),
+            )]))
+        };
+        attributes.insert("configs".into(), configs("shop_web_app_11111111"));
+        let spec = SwarmServiceSpec::from_attributes("shop", "web", &attributes).unwrap();
+        let labels = Labels {
+            stack: "shop".into(),
+            resource: "swarm_service.web".into(),
+            hash: "h".into(),
+        };
+        let ids = super::super::spec::MountedObjectIds {
+            configs: BTreeMap::from([("shop_web_app_11111111".to_string(), "cid".to_string())]),
+            ..Default::default()
+        };
+        let service = live_service(&spec.body("shop-web", &labels, &ids).unwrap());
+        let read_with = |service: &Json| {
+            live_swarm_service_attributes(
+                service,
+                &[],
+                &BTreeMap::from([("n1d".to_string(), "shop_backend".to_string())]),
+                &BTreeMap::new(),
+                Some(&attributes),
+                "salt",
+            )
+        };
+        assert_eq!(compared(&read_with(&service)), attributes);
+
+        // Another config mounted there by hand (`docker service update --config-rm/--config-add`).
+        let mut swapped = service.clone();
+        swapped["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"][0]["ConfigName"] =
+            json!("shop_web_app_22222222");
+        assert_eq!(
+            read_with(&swapped)["configs"],
+            configs("shop_web_app_22222222")
+        );
+        // None at all: an empty map, not the recorded one.
+        let mut removed = service.clone();
+        removed["Spec"]["TaskTemplate"]["ContainerSpec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("Configs");
+        assert_eq!(read_with(&removed)["configs"], Value::Map(BTreeMap::new()));
+        // A service that declares none reads back without the attribute.
+        assert!(!read(&live_service(&body()), &[]).contains_key("configs"));
     }
 }
