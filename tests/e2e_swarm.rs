@@ -1820,6 +1820,25 @@ placement = {{ preferences = [{{ spread = "node.labels.zone" }}] }}
     )
 }
 
+/// The name of the config the live spec of `service` mounts.
+fn configs_of_spec(hosts: &SwarmHosts, service: &str) -> String {
+    let inspected = hosts
+        .host("swf-1")
+        .docker(&[
+            "service",
+            "inspect",
+            service,
+            "--format",
+            "{{json .Spec.TaskTemplate.ContainerSpec.Configs}}",
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let configs: serde_json::Value = serde_json::from_str(&inspected).expect("JSON");
+    configs[0]["ConfigName"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a config is mounted: {configs}"))
+        .to_string()
+}
+
 /// What each running task of `service` reads at `/etc/app/app.conf` and
 /// `/etc/app/token.txt`, asked on the node it runs on: container → (host name, the test
 /// server's `path: content` lines).
@@ -2045,17 +2064,25 @@ async fn a_configuration_file_reaches_every_replica_as_a_swarm_config_and_a_chan
         wait_for_files_on_every_task(&hosts, &service, &expected),
         ["swf-1", "swf-2"]
     );
-    let configs = swarm_objects(&hosts, "swf-1", "config", name);
-    assert_eq!(configs.len(), 1, "only the new config is left: {configs:?}");
-    assert_ne!(configs[0], old_config);
+    // The old config and secret stay while the previous spec (Swarm's rollback target)
+    // mounts them; the next apply that updates the service removes them.
+    let new_config = configs_of_spec(&hosts, &service);
+    assert_ne!(new_config, old_config);
     assert!(
-        config_line.ends_with(&format!("\"{}\"", configs[0])),
+        config_line.ends_with(&format!("\"{new_config}\"")),
         "{config_line}"
     );
+    let configs = swarm_objects(&hosts, "swf-1", "config", name);
+    assert_eq!(
+        configs.len(),
+        2,
+        "the new config and the rollback target's: {configs:?}"
+    );
+    assert!(configs.contains(&old_config), "{configs:?}");
     let secrets = swarm_objects(&hosts, "swf-1", "secret", name);
     assert!(
-        secrets.len() == 1 && secrets != old_secrets,
-        "only the new secret is left: {secrets:?}"
+        secrets.len() == 2 && old_secrets.iter().all(|old| secrets.contains(old)),
+        "the new secret and the rollback target's: {secrets:?}"
     );
     let settled = run(&["plan", "--detailed-exitcode"], tokens[1]);
     assert_eq!(
@@ -2074,7 +2101,7 @@ async fn a_configuration_file_reaches_every_replica_as_a_swarm_config_and_a_chan
             "update",
             "--detach",
             "--config-rm",
-            &configs[0],
+            &new_config,
             &service,
         ])
         .unwrap_or_else(|error| panic!("{error}"));
@@ -2091,6 +2118,17 @@ async fn a_configuration_file_reaches_every_replica_as_a_swarm_config_and_a_chan
     wait_for_files_on_every_task(&hosts, &service, &expected);
     let settled = run(&["plan", "--detailed-exitcode"], tokens[1]);
     assert_eq!(settled.code, 0, "repaired: {}", explain(&settled));
+    // That update made the hand-edited spec the previous one: the first contents' config
+    // and secret are mounted by neither spec any more, and are gone.
+    assert_eq!(
+        swarm_objects(&hosts, "swf-1", "config", name),
+        std::slice::from_ref(&new_config)
+    );
+    let secrets = swarm_objects(&hosts, "swf-1", "secret", name);
+    assert!(
+        secrets.len() == 1 && secrets != old_secrets,
+        "only the new secret is left: {secrets:?}"
+    );
 
     // The service removed from stack.toml: its config and secret go with it.
     write_stack(&environment, &hosts, name, &["web-2"], "");

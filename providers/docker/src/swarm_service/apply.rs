@@ -4,7 +4,10 @@
 //! "Done" is read from the tasks, not assumed: an apply returns when as many tasks as
 //! `replicas` run the service's current spec (a task with a health check runs only once
 //! healthy: Swarm keeps it `starting` until then), and no task of an older spec is still
-//! wanted. An update Swarm rolled back or paused fails with Swarm's own message and the
+//! wanted, and a rolling update this apply started is `completed` (Swarm watches the
+//! tasks for the policy's `monitor` after the last one, and may still roll back until
+//! then: the old secrets and configs are removed only after it, and never those of the
+//! previous spec, which a later rollback mounts). An update Swarm rolled back or paused fails with Swarm's own message and the
 //! failed tasks' errors; so does a service whose tasks do not all run in the health
 //! timeout (not placeable, image missing on a node, crashing).
 
@@ -19,7 +22,7 @@ use super::live::{BACKEND_SERVERS, LIVE_NAME, SERVICE_ID};
 use super::requests;
 use super::secrets::SecretFile;
 use super::spec::{MountedObjectIds, SwarmServiceSpec, SwarmSpecError};
-use super::swarm_objects::{SwarmObjectKind, WantedObject};
+use super::swarm_objects::{mounted_by_previous_spec, SwarmObjectKind, WantedObject};
 use crate::api::{CountedConnection, DockerClient};
 use crate::attributes::{desired_of, recorded_with};
 use crate::backend_file::BACKEND_FILE;
@@ -172,9 +175,10 @@ impl DockerProvider {
             }
             None => None,
         };
-        // The update is done: secrets and configs of earlier contents are mounted by no
-        // task Swarm wants.
-        self.remove_unmounted_objects(client, &address, &spec)
+        // The update is done (Swarm no longer monitors it): secrets and configs of earlier
+        // contents are mounted by no task Swarm wants, and those of the previous spec stay
+        // for a rollback.
+        self.remove_unmounted_objects(client, &address, &spec, &service)
             .await?;
         Ok(record(desired, &service, servers))
     }
@@ -266,7 +270,7 @@ impl DockerProvider {
         {
             self.remove_swarm_service(client, old).await?;
         }
-        self.remove_unmounted_objects(client, &address, spec)
+        self.remove_unmounted_objects(client, &address, spec, &service)
             .await?;
         Ok(record(desired, &service, Some((servers, written))))
     }
@@ -308,23 +312,32 @@ impl DockerProvider {
         })
     }
 
-    /// Removes the resource's secrets and configs that the service's spec no longer
-    /// mounts.
+    /// Removes the resource's secrets and configs that neither the service's spec nor
+    /// the live `service`'s previous spec (Swarm's rollback target) mounts.
     async fn remove_unmounted_objects(
         &self,
         client: &DockerClient,
         address: &str,
         spec: &SwarmServiceSpec,
+        service: &Json,
     ) -> Result<(), ProviderError> {
+        let previous_secrets = mounted_by_previous_spec(service, SwarmObjectKind::Secret);
         let secrets: Vec<&str> = spec
             .secrets
             .iter()
             .map(|file| file.name.as_str())
             .chain(spec.secret_files.iter().map(|file| file.name.as_str()))
+            .chain(previous_secrets.iter().map(String::as_str))
             .collect();
         self.remove_unused_swarm_objects(client, SwarmObjectKind::Secret, address, &secrets)
             .await?;
-        let configs: Vec<&str> = spec.configs.iter().map(|file| file.name.as_str()).collect();
+        let previous_configs = mounted_by_previous_spec(service, SwarmObjectKind::Config);
+        let configs: Vec<&str> = spec
+            .configs
+            .iter()
+            .map(|file| file.name.as_str())
+            .chain(previous_configs.iter().map(String::as_str))
+            .collect();
         self.remove_unused_swarm_objects(client, SwarmObjectKind::Config, address, &configs)
             .await
     }
@@ -654,6 +667,12 @@ pub enum Convergence {
 /// another spec is still wanted, and the update (if any) neither paused nor rolled back.
 /// `previous_update` is when the update Swarm reported before this one started
 /// (`UpdateStatus.StartedAt`): a status still from then says nothing of this one.
+///
+/// A rolling update this apply started (its `StartedAt` differs from `previous_update`)
+/// is done only once Swarm calls it `completed`: after the last task Swarm still watches
+/// the tasks for the policy's `monitor`, and may roll back to the previous spec until
+/// then. (An update of nothing the tasks run starts no rolling update: Swarm then leaves
+/// `UpdateStatus` empty, and the tasks alone say it is done.)
 pub fn convergence(
     service: &Json,
     tasks: &[Json],
@@ -662,6 +681,9 @@ pub fn convergence(
 ) -> Convergence {
     let update = &service["UpdateStatus"];
     let this_update = update["StartedAt"].as_str() != previous_update || previous_update.is_none();
+    let started_here = update["StartedAt"]
+        .as_str()
+        .is_some_and(|started| Some(started) != previous_update);
     if let Some(state) = update["State"].as_str().filter(|_| this_update) {
         if UPDATE_GAVE_UP.contains(&state) {
             return Convergence::GaveUp(format!(
@@ -685,8 +707,15 @@ pub fn convergence(
             &task["Spec"]["ContainerSpec"] == current && task["Status"]["State"] == "running"
         })
         .count() as i64;
+    let monitored = update["State"].as_str().unwrap_or("no state");
     if running >= replicas && stale == 0 {
-        Convergence::Done
+        if started_here && monitored != "completed" {
+            Convergence::Waiting(format!(
+                "{running} of {replicas} tasks run the current spec; Swarm has not completed the update yet ({monitored}: it watches the tasks for the update's `monitor` and may still roll back)"
+            ))
+        } else {
+            Convergence::Done
+        }
     } else {
         Convergence::Waiting(format!(
             "{running} of {replicas} tasks run the current spec, {stale} of an older one still wanted"
@@ -782,6 +811,73 @@ mod tests {
             convergence(&earlier, &[], 1, Some("2026-11-30T07:00:00Z")),
             Convergence::Waiting(_)
         ));
+    }
+
+    #[test]
+    fn a_rolling_update_this_apply_started_is_done_only_once_swarm_completes_it() {
+        let tasks = [task("web:2", "running", "running")];
+        let with_status = |state: &str, started: &str| {
+            let mut updated = service("web:2", Some(state));
+            updated["UpdateStatus"]["StartedAt"] = json!(started);
+            updated
+        };
+        let before = Some("2026-11-30T07:00:00Z");
+        // Every task runs the new spec, but Swarm still monitors them: it may roll back.
+        let Convergence::Waiting(why) = convergence(
+            &with_status("updating", "2026-11-30T08:00:00Z"),
+            &tasks,
+            1,
+            before,
+        ) else {
+            panic!("done while Swarm still monitors the update");
+        };
+        assert!(why.contains("updating"), "{why}");
+        // A first update of a service that never had one is this apply's too.
+        assert!(matches!(
+            convergence(
+                &with_status("updating", "2026-11-30T08:00:00Z"),
+                &tasks,
+                1,
+                None
+            ),
+            Convergence::Waiting(_)
+        ));
+        assert_eq!(
+            convergence(
+                &with_status("completed", "2026-11-30T08:00:00Z"),
+                &tasks,
+                1,
+                before
+            ),
+            Convergence::Done
+        );
+        // Rolled back or paused while monitored: the apply fails with Swarm's message.
+        for state in ["rollback_started", "rollback_completed", "paused"] {
+            let Convergence::GaveUp(why) = convergence(
+                &with_status(state, "2026-11-30T08:00:00Z"),
+                &tasks,
+                1,
+                before,
+            ) else {
+                panic!("{state} not given up");
+            };
+            assert!(why.starts_with(state), "{why}");
+        }
+        // No rolling update started (nothing the tasks run changed): the status is the
+        // earlier update's, or none; the tasks decide.
+        assert_eq!(
+            convergence(
+                &with_status("updating", "2026-11-30T07:00:00Z"),
+                &tasks,
+                1,
+                before
+            ),
+            Convergence::Done
+        );
+        assert_eq!(
+            convergence(&service("web:2", None), &tasks, 1, before),
+            Convergence::Done
+        );
     }
 
     /// One planned change of `attribute`, `before` as the refresh read it live.

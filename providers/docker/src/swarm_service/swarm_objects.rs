@@ -1,9 +1,9 @@
 //! The Swarm objects a service mounts as files — secrets ([`super::secrets`]) and configs
-//! ([`super::configs`]) — share one life: Swarm never changes one (`Data` is fixed at
+//! ([`super::mounted_files`]) — share one life: Swarm never changes one (`Data` is fixed at
 //! create), so each is named after its content (a new content is a new object, and the
 //! service is updated to mount it), labelled with the stack and the resource that mounts
-//! it, created before the service's spec names it by id, and removed once the service no
-//! longer mounts it. Swarm refuses to remove one a task still uses, right after an update
+//! it, created before the service's spec names it by id, and removed once neither the
+//! service's spec nor its previous one (which Swarm rolls back to) mounts it. Swarm refuses to remove one a task still uses, right after an update
 //! too: that removal is retried for a bounded while, then left for the next apply.
 //!
 //! Pure request builders first, then the two steps of an apply.
@@ -39,6 +39,15 @@ impl SwarmObjectKind {
         match self {
             SwarmObjectKind::Secret => "secret",
             SwarmObjectKind::Config => "config",
+        }
+    }
+
+    /// Where a service's container spec lists the mounted objects of this kind, and the
+    /// field naming each: `Secrets`/`SecretName`, `Configs`/`ConfigName`.
+    fn in_container_spec(self) -> (&'static str, &'static str) {
+        match self {
+            SwarmObjectKind::Secret => ("Secrets", "SecretName"),
+            SwarmObjectKind::Config => ("Configs", "ConfigName"),
         }
     }
 
@@ -109,6 +118,24 @@ pub fn remove_object(kind: SwarmObjectKind, id: &str) -> Request {
         "DELETE",
         format!("{}/{}", kind.collection(), percent_encode(id)),
     )
+}
+
+/// The names of the objects of `kind` a live service's previous spec mounts. Swarm rolls
+/// back to that spec (an update that fails while Swarm monitors it, or `docker service
+/// rollback`), and it refuses to delete an object only while the *current* spec uses it:
+/// one of these removed now would make that rollback fail. They go at a later apply.
+pub fn mounted_by_previous_spec(service: &Json, kind: SwarmObjectKind) -> Vec<String> {
+    let (list, field) = kind.in_container_spec();
+    service["PreviousSpec"]["TaskTemplate"]["ContainerSpec"][list]
+        .as_array()
+        .map(|mounted| {
+            mounted
+                .iter()
+                .filter_map(|object| object[field].as_str())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Which of a resource's listed objects no wanted name names: their ids and names.
@@ -274,6 +301,43 @@ impl DockerProvider {
 mod tests {
     use super::*;
     use crate::api::API_VERSION;
+
+    #[test]
+    fn objects_the_previous_spec_mounts_are_kept_for_a_rollback() {
+        let service = json!({
+            "Spec": { "TaskTemplate": { "ContainerSpec": {
+                "Configs": [{ "ConfigName": "shop_app_conf_22222222" }],
+            } } },
+            "PreviousSpec": { "TaskTemplate": { "ContainerSpec": {
+                "Configs": [{ "ConfigName": "shop_app_conf_11111111", "ConfigID": "c1" }],
+                "Secrets": [{ "SecretName": "shop_app_TOKEN_33333333", "SecretID": "s1" }],
+            } } },
+        });
+        assert_eq!(
+            mounted_by_previous_spec(&service, SwarmObjectKind::Config),
+            ["shop_app_conf_11111111"]
+        );
+        assert_eq!(
+            mounted_by_previous_spec(&service, SwarmObjectKind::Secret),
+            ["shop_app_TOKEN_33333333"]
+        );
+        // A service never updated has no previous spec: nothing more is kept.
+        assert!(
+            mounted_by_previous_spec(&json!({ "Spec": {} }), SwarmObjectKind::Config).is_empty()
+        );
+        // What `remove_unmounted_objects` then asks: the old config is wanted, so kept.
+        let listed = [
+            json!({ "ID": "c1", "Spec": { "Name": "shop_app_conf_11111111" } }),
+            json!({ "ID": "c0", "Spec": { "Name": "shop_app_conf_00000000" } }),
+        ];
+        let previous = mounted_by_previous_spec(&service, SwarmObjectKind::Config);
+        let mut wanted = vec!["shop_app_conf_22222222"];
+        wanted.extend(previous.iter().map(String::as_str));
+        assert_eq!(
+            unused_objects(&listed, &wanted),
+            [("c0".to_string(), "shop_app_conf_00000000".to_string())]
+        );
+    }
 
     #[test]
     fn names_swarm_would_refuse_are_named_with_why() {
