@@ -205,7 +205,7 @@ pub fn live_swarm_service_attributes(
         attributes.insert(mounted_files::CONFIGS.into(), Value::Map(configs));
     }
     // The env's secrets are the ones its `VAR_FILE` variables name; the others are files.
-    let env_secret_paths: Vec<String> = env_file_paths(container);
+    let env_secret_paths: Vec<String> = env_file_paths(container, reference_env);
     let secret_files = mounted_files::live_secret_files(
         container,
         &env_secret_paths,
@@ -363,23 +363,41 @@ pub fn live_swarm_service_attributes(
     attributes
 }
 
-/// The paths the env's `VAR_FILE=/run/secrets/VAR` variables name: where the env's
-/// secrets are mounted.
-fn env_file_paths(container: &Json) -> Vec<String> {
+/// The paths the env's secrets are mounted at: those its `VAR_FILE=/run/secrets/VAR`
+/// variables name that stand for a secret env value (see [`env_secret_variable`]).
+fn env_file_paths(
+    container: &Json,
+    reference_env: Option<&BTreeMap<String, Value>>,
+) -> Vec<String> {
     container["Env"]
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or(&[])
         .iter()
         .filter_map(|entry| entry.as_str()?.split_once('='))
-        .filter(|(key, value)| {
-            key.strip_suffix(secrets::FILE_SUFFIX)
-                .is_some_and(|variable| {
-                    *value == format!("{}/{variable}", secrets::SECRETS_DIRECTORY)
-                })
-        })
+        .filter(|(key, value)| env_secret_variable(key, value, reference_env).is_some())
         .map(|(_, value)| value.to_string())
         .collect()
+}
+
+/// `VAR` when the env entry `key=value` is `VAR_FILE=/run/secrets/VAR` standing for the
+/// resource's secret env value `VAR`: the resource (desired or recorded) has `VAR` as a
+/// secret and no plain `VAR_FILE` of its own. Any other such entry is an env value like
+/// the rest (an app's own `_FILE` variable, set in stack.toml), and a secret mounted at
+/// its path is a `[files]` one: read as the env's, it would be drift no apply removes.
+fn env_secret_variable<'a>(
+    key: &'a str,
+    value: &str,
+    reference_env: Option<&BTreeMap<String, Value>>,
+) -> Option<&'a str> {
+    let variable = key.strip_suffix(secrets::FILE_SUFFIX)?;
+    if value != format!("{}/{variable}", secrets::SECRETS_DIRECTORY) {
+        return None;
+    }
+    let entries = reference_env?;
+    let secret_value = matches!(entries.get(variable), Some(Value::Secret(_)));
+    let plain_file_variable = entries.contains_key(key);
+    (secret_value && !plain_file_variable).then_some(variable)
 }
 
 /// `VAR_FILE=/run/secrets/VAR` with a Swarm secret mounted there: `VAR` and the secret it
@@ -391,12 +409,8 @@ fn mounted_secret(
     reference_env: Option<&BTreeMap<String, Value>>,
     salt: &str,
 ) -> Option<(String, Value)> {
-    let variable = key.strip_suffix(secrets::FILE_SUFFIX)?;
-    let file = format!("{}/{variable}", secrets::SECRETS_DIRECTORY);
-    if value != file {
-        return None;
-    }
-    let name = mounted.get(file.as_str())?;
+    let variable = env_secret_variable(key, value, reference_env)?;
+    let name = mounted.get(value)?;
     let recorded = match reference_env.and_then(|entries| entries.get(variable)) {
         Some(Value::Secret(secret))
             if name.ends_with(&format!("_{}", secrets::digest_prefix(secret.digest()))) =>
@@ -661,6 +675,54 @@ mod tests {
         let env = read_with(&unmounted)["env"].as_map().unwrap().clone();
         assert!(!env.contains_key("DB_PASSWORD"), "{env:?}");
         assert!(env.contains_key("DB_PASSWORD_FILE"), "{env:?}");
+    }
+
+    #[test]
+    fn an_apps_own_file_variable_is_an_env_value_and_the_secret_at_its_path_a_file() {
+        // stack.toml: `env = { TLS_KEY_FILE = "/run/secrets/TLS_KEY" }` and a `[files]`
+        // secret mounted there; `TLS_KEY` itself is no secret env value.
+        let mut attributes = web_attributes();
+        if let Some(Value::Map(env)) = attributes.get_mut("env") {
+            env.insert("TLS_KEY_FILE".into(), Value::text("/run/secrets/TLS_KEY"));
+        }
+        let mut service = live_service(&body());
+        let container = &mut service["Spec"]["TaskTemplate"]["ContainerSpec"];
+        let mut env = container["Env"].as_array().cloned().unwrap_or_default();
+        env.push(json!("TLS_KEY_FILE=/run/secrets/TLS_KEY"));
+        container["Env"] = json!(env);
+        container["Secrets"] = json!([{
+            "File": { "Name": "/run/secrets/TLS_KEY", "UID": "0", "GID": "0", "Mode": 0o400 },
+            "SecretID": "sid",
+            "SecretName": "shop_web_tls_key_0a1b2c3d",
+        }]);
+        let read_with = |reference: &Attributes| {
+            live_swarm_service_attributes(
+                &service,
+                &[],
+                &BTreeMap::from([("n1d".to_string(), "shop_backend".to_string())]),
+                &BTreeMap::new(),
+                Some(reference),
+                "salt",
+            )
+        };
+        let live = read_with(&attributes);
+        let env = live["env"].as_map().unwrap();
+        assert_eq!(env["TLS_KEY_FILE"], Value::text("/run/secrets/TLS_KEY"));
+        assert!(!env.contains_key("TLS_KEY"), "{env:?}");
+        assert_eq!(compared(&live).get("env"), attributes.get("env"));
+        let files = live[mounted_files::SECRET_FILES].as_map().unwrap();
+        assert!(files.contains_key("/run/secrets/TLS_KEY"), "{files:?}");
+        // `TLS_KEY` a plain value: still not the env's secret.
+        let mut plain = web_attributes();
+        if let Some(Value::Map(env)) = plain.get_mut("env") {
+            env.insert("TLS_KEY".into(), Value::text("inline"));
+        }
+        let live = read_with(&plain);
+        assert!(live["env"].as_map().unwrap().contains_key("TLS_KEY_FILE"));
+        assert!(live[mounted_files::SECRET_FILES]
+            .as_map()
+            .unwrap()
+            .contains_key("/run/secrets/TLS_KEY"));
     }
 
     #[test]
