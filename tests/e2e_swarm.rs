@@ -613,6 +613,16 @@ async fn one_apply_forms_a_three_node_swarm_and_serves_two_replicas_spread_over_
     assert_eq!(web["name"], service.as_str(), "{web:#}");
     assert_eq!(web["read_only_root"], true, "{web:#}");
     assert_eq!(web["replicas"], 2, "{web:#}");
+    // Who the tasks run as is known: the spec's user, or the image's USER read on the
+    // first manager (where the image is loaded).
+    assert!(
+        web["runs_as_root"].is_boolean()
+            && !web["user"]
+                .as_str()
+                .unwrap_or("unknown")
+                .starts_with("unknown"),
+        "{web:#}"
+    );
     let mut task_nodes: Vec<&str> = web["tasks"]
         .as_array()
         .map(Vec::as_slice)

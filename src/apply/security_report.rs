@@ -147,6 +147,14 @@ fn findings_of(container: &Json) -> Vec<Json> {
             "policy-root-user",
             format!("`{name}` runs as root"),
         );
+    } else if container["runs_as_root"].is_null() && container["kind"] == "swarm_service" {
+        // The spec sets no user and the image's USER could not be read: neither root
+        // nor not, said as such.
+        add(
+            "warning",
+            "policy-user-unknown",
+            format!("`{name}` runs as its image's USER, which could not be read on the first manager: it may be root (set `user` in stack.toml to know)"),
+        );
     }
     if container["privileged"] == true {
         add(
@@ -556,6 +564,41 @@ mod tests {
                 report.text
             );
         }
+    }
+
+    #[test]
+    fn a_swarm_service_whose_user_is_unknown_is_said_so_not_called_root() {
+        let service = |name: &str, user: &str, runs_as_root: Json| {
+            json!({"kind": "swarm_service", "name": name, "resource": format!("swarm_service.{name}"),
+                   "user": user, "runs_as_root": runs_as_root,
+                   "capabilities": {"dropped": ["ALL"], "added": []}, "no_new_privileges": false,
+                   "privileged": false, "read_only_root": true, "pids_limit": 256,
+                   "memory_bytes": 268435456, "cpus": 0.5, "networks": [],
+                   "published_ports": [], "replicas": 1, "tasks": []})
+        };
+        let facts = json!({
+            "containers": [],
+            "networks": [],
+            "swarm_services": [
+                service("unknown", "unknown: the spec sets none", Json::Null),
+                service("imaged", "10001 (the image's USER)", json!(false)),
+            ]
+        });
+        let report = build("shop", &[facts], &BTreeMap::new(), None);
+        let codes = |container: &str| -> Vec<String> {
+            report.document["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|finding| finding["container"] == container)
+                .map(|finding| finding["code"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert!(codes("unknown").contains(&"policy-user-unknown".to_string()));
+        assert!(!codes("unknown").contains(&"policy-root-user".to_string()));
+        assert!(!codes("imaged")
+            .iter()
+            .any(|code| code == "policy-user-unknown" || code == "policy-root-user"));
     }
 
     #[test]

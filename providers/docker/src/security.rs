@@ -14,7 +14,7 @@ use crate::hardening::ContainerHardening;
 use crate::provider::DockerProvider;
 use crate::provider_error::from_client;
 use crate::swarm_service::requests as swarm_requests;
-use crate::swarm_service::security::swarm_security_facts;
+use crate::swarm_service::security::{image_lookups, images_without_user, swarm_security_facts};
 
 impl DockerProvider {
     /// Every container and network of the stack, inspected now; not the containers a
@@ -66,7 +66,8 @@ impl DockerProvider {
     }
 
     /// The stack's swarm services as the manager answered `GET /services` (`services`),
-    /// with their tasks and the nodes they run on, read in one more round trip. A daemon
+    /// with their tasks, the nodes they run on and the `USER` of each image whose spec sets
+    /// none (inspected on the first manager), read in one more round trip. A daemon
     /// in no swarm (every single host) refuses the question: no swarm service.
     async fn swarm_security(
         &self,
@@ -92,16 +93,41 @@ impl DockerProvider {
             .iter()
             .filter_map(|service| service["ID"].as_str().map(str::to_string))
             .collect();
-        let answers = client
+        let images = images_without_user(&services);
+        let lookups: Vec<(String, String)> = images
+            .iter()
+            .flat_map(|image| {
+                image_lookups(image)
+                    .into_iter()
+                    .map(move |lookup| (image.clone(), lookup))
+            })
+            .collect();
+        let mut batch = vec![
+            swarm_requests::list_tasks_of(&ids),
+            swarm_requests::list_nodes(),
+        ];
+        batch.extend(lookups.iter().map(|(_, lookup)| api::inspect_image(lookup)));
+        let mut answers = client
             .connect()
             .await
             .map_err(from_client)?
-            .batch(&[
-                swarm_requests::list_tasks_of(&ids),
-                swarm_requests::list_nodes(),
-            ])
+            .batch(&batch)
             .await
             .map_err(from_client)?;
+        let image_answers = answers.split_off(2.min(answers.len()));
+        // The first lookup of each image that the daemon answered; an image it does not
+        // have stays unknown (reported so, not as root).
+        let mut image_users: BTreeMap<String, String> = BTreeMap::new();
+        for ((image, _), answer) in lookups.iter().zip(image_answers) {
+            if image_users.contains_key(image) || !answer.is_success() {
+                continue;
+            }
+            if let Ok(inspect) = answer.json() {
+                // No `Config.User` (an image built with no USER, no config at all): root.
+                let user = inspect["Config"]["User"].as_str().unwrap_or("");
+                image_users.insert(image.clone(), user.to_string());
+            }
+        }
         let mut lists = Vec::new();
         for (answer, path) in answers.into_iter().zip(["/tasks", "/nodes"]) {
             let list = api::check("GET", path, answer)
@@ -114,7 +140,13 @@ impl DockerProvider {
             lists.push(list.as_array().cloned().unwrap_or_default());
         }
         let [tasks, nodes] = [&lists[0], &lists[1]];
-        Ok(swarm_security_facts(&services, tasks, nodes, networks))
+        Ok(swarm_security_facts(
+            &services,
+            tasks,
+            nodes,
+            networks,
+            &image_users,
+        ))
     }
 }
 

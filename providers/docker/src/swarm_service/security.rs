@@ -5,6 +5,11 @@
 //! picks; its container follows the service's spec, so one entry per service covers
 //! every node's containers, and each task is listed with its node.
 //!
+//! A spec without `User` runs its tasks as the image's `USER`, which the spec does not
+//! say: it is read from the image on the first manager (`GET /images/{image}/json`,
+//! `Config.User`). When that image is not there to read, the user is reported unknown
+//! (`runs_as_root: null`), neither root nor not.
+//!
 //! Pure. The shape is a container's in the report (`security.rs` at the crate's root),
 //! plus `kind`, `replicas` and `tasks`, so the engine checks the same policy on both.
 
@@ -15,15 +20,65 @@ use serde_json::{json, Value as Json};
 use super::live::capability;
 use crate::api;
 
+/// The images of `services` whose spec sets no `User`: theirs is the image's, to be read
+/// from the image itself. Each once, as the spec names it.
+pub fn images_without_user(services: &[Json]) -> Vec<String> {
+    let mut images: Vec<String> = services
+        .iter()
+        .map(|service| &service["Spec"]["TaskTemplate"]["ContainerSpec"])
+        .filter(|container| container["User"].as_str().unwrap_or("").is_empty())
+        .filter_map(|container| container["Image"].as_str())
+        .map(str::to_string)
+        .collect();
+    images.sort();
+    images.dedup();
+    images
+}
+
+/// The names to inspect an image by, first the best: the reference as the spec has it
+/// (`web:1@sha256:…` once Swarm pinned the digest), then without the digest (an image
+/// loaded rather than pulled has no repository digest to be found by).
+pub fn image_lookups(image: &str) -> Vec<String> {
+    let mut lookups = vec![image.to_string()];
+    if let Some((name, _digest)) = image.split_once('@') {
+        lookups.push(name.to_string());
+    }
+    lookups
+}
+
+/// Who a service's tasks run as: the spec's `User`, else the image's `USER` (`image_user`:
+/// `Some` once read from the image, where `""` means root), else unknown. Returns the
+/// text the report shows and whether that is root (`None`: not known).
+pub fn effective_user(
+    spec_user: &str,
+    image: &str,
+    image_user: Option<&str>,
+) -> (String, Option<bool>) {
+    let is_root = |user: &str| matches!(user.split(':').next().unwrap_or(""), "" | "0" | "root");
+    if !spec_user.is_empty() {
+        return (spec_user.to_string(), Some(is_root(spec_user)));
+    }
+    match image_user {
+        Some("") => ("root (the image's default)".to_string(), Some(true)),
+        Some(user) => (format!("{user} (the image's USER)"), Some(is_root(user))),
+        None => (
+            format!("unknown: the spec sets none, so the image's USER, and image `{image}` could not be read on the first manager"),
+            None,
+        ),
+    }
+}
+
 /// Each of the stack's swarm services (`services`, as `GET /services` lists them) with
 /// its tasks Swarm wants running (`tasks`: `GET /tasks`), the nodes' host names (`nodes`:
-/// `GET /nodes`) and the stack's networks (`GET /networks`: names and `internal`),
-/// sorted by name.
+/// `GET /nodes`), the stack's networks (`GET /networks`: names and `internal`) and the
+/// `USER` of each image read on the first manager (`image_users`, by the spec's image
+/// reference), sorted by name.
 pub fn swarm_security_facts(
     services: &[Json],
     tasks: &[Json],
     nodes: &[Json],
     networks: &Json,
+    image_users: &BTreeMap<String, String>,
 ) -> Vec<Json> {
     let node_names: BTreeMap<&str, &str> = nodes
         .iter()
@@ -51,7 +106,7 @@ pub fn swarm_security_facts(
         .collect();
     let mut facts: Vec<Json> = services
         .iter()
-        .map(|service| service_facts(service, tasks, &node_names, &networks_by_id))
+        .map(|service| service_facts(service, tasks, &node_names, &networks_by_id, image_users))
         .collect();
     facts.sort_by(|left, right| left["name"].as_str().cmp(&right["name"].as_str()));
     facts
@@ -62,13 +117,18 @@ fn service_facts(
     tasks: &[Json],
     node_names: &BTreeMap<&str, &str>,
     networks_by_id: &BTreeMap<&str, (&str, bool)>,
+    image_users: &BTreeMap<String, String>,
 ) -> Json {
     let spec = &service["Spec"];
     let template = &spec["TaskTemplate"];
     let container = &template["ContainerSpec"];
     let limits = &template["Resources"]["Limits"];
-    let user = container["User"].as_str().unwrap_or("");
-    let user_name = user.split(':').next().unwrap_or("");
+    let image = container["Image"].as_str().unwrap_or("");
+    let (user, runs_as_root) = effective_user(
+        container["User"].as_str().unwrap_or(""),
+        image,
+        image_users.get(image).map(String::as_str),
+    );
     let positive = |json: &Json| json.as_i64().filter(|number| *number > 0);
     let names = |json: &Json| -> Vec<String> {
         json.as_array()
@@ -152,8 +212,8 @@ fn service_facts(
         "resource": spec["Labels"][api::LABEL_RESOURCE],
         "image": container["Image"],
         "replicas": spec["Mode"]["Replicated"]["Replicas"],
-        "user": if user.is_empty() { "root (the image's default)" } else { user },
-        "runs_as_root": matches!(user_name, "" | "0" | "root"),
+        "user": user,
+        "runs_as_root": runs_as_root,
         "capabilities": { "dropped": names(&container["CapabilityDrop"]), "added": names(&container["CapabilityAdd"]) },
         // Engine API 1.41 has neither for a service: its tasks never have them.
         "no_new_privileges": false,
@@ -211,7 +271,7 @@ mod tests {
             json!({ "ID": "node3", "Description": { "Hostname": "web-3" } }),
         ];
         let networks = json!([{ "Id": "n1d", "Name": "shop_edge", "Internal": false }]);
-        let facts = swarm_security_facts(&[service], &tasks, &nodes, &networks);
+        let facts = swarm_security_facts(&[service], &tasks, &nodes, &networks, &BTreeMap::new());
         assert_eq!(facts.len(), 1);
         let web = &facts[0];
         assert_eq!(web["name"], "shop-web");
@@ -254,12 +314,68 @@ mod tests {
                 ] },
             },
         });
-        let facts = swarm_security_facts(&[service], &[], &[], &json!([]));
+        let image_users = BTreeMap::from([("admin:1".to_string(), String::new())]);
+        let facts = swarm_security_facts(&[service], &[], &[], &json!([]), &image_users);
         assert_eq!(facts[0]["published_ports"], json!(["host 8080->80/tcp"]));
         assert_eq!(facts[0]["user"], "root (the image's default)");
         assert_eq!(facts[0]["runs_as_root"], true);
         assert_eq!(facts[0]["memory_bytes"], Json::Null);
         assert_eq!(facts[0]["capabilities"]["dropped"], json!([]));
         assert_eq!(facts[0]["tasks"], json!([]));
+    }
+
+    #[test]
+    fn a_spec_without_user_runs_as_the_images_user_or_an_unknown_one() {
+        let service = |image: &str, user: Option<&str>| {
+            let mut service = json!({
+                "ID": image,
+                "Spec": { "Name": image, "TaskTemplate": { "ContainerSpec": { "Image": image } } },
+            });
+            if let Some(user) = user {
+                service["Spec"]["TaskTemplate"]["ContainerSpec"]["User"] = json!(user);
+            }
+            service
+        };
+        let services = [
+            service("app:1@sha256:0a1b", None),
+            service("root:1", None),
+            service("gone:1", None),
+            service("set:1", Some("root")),
+        ];
+        assert_eq!(
+            images_without_user(&services),
+            ["app:1@sha256:0a1b", "gone:1", "root:1"]
+        );
+        assert_eq!(
+            image_lookups("app:1@sha256:0a1b"),
+            ["app:1@sha256:0a1b", "app:1"]
+        );
+        let image_users = BTreeMap::from([
+            ("app:1@sha256:0a1b".to_string(), "10001:10001".to_string()),
+            ("root:1".to_string(), String::new()),
+        ]);
+        let facts = swarm_security_facts(&services, &[], &[], &json!([]), &image_users);
+        let by_name = |name: &str| {
+            facts
+                .iter()
+                .find(|facts| facts["name"] == name)
+                .unwrap()
+                .clone()
+        };
+        let app = by_name("app:1@sha256:0a1b");
+        assert_eq!(app["user"], "10001:10001 (the image's USER)");
+        assert_eq!(app["runs_as_root"], false);
+        let root = by_name("root:1");
+        assert_eq!(root["user"], "root (the image's default)");
+        assert_eq!(root["runs_as_root"], true);
+        // Not readable on the first manager: unknown, neither root nor not.
+        let gone = by_name("gone:1");
+        assert!(
+            gone["user"].as_str().unwrap().starts_with("unknown"),
+            "{gone}"
+        );
+        assert_eq!(gone["runs_as_root"], Json::Null);
+        // The spec's own user wins over the image's.
+        assert_eq!(by_name("set:1")["runs_as_root"], true);
     }
 }
