@@ -18,7 +18,7 @@ use super::cluster::JoinToken;
 use super::requests;
 use super::view::{desired_spec, parse_nodes, unfinished_tasks, LocalView, ManagedNode};
 use super::SwarmProvider;
-use crate::api::DockerClient;
+use crate::api::{ClientError, DockerClient};
 use crate::provider_error::{failed, from_client};
 
 /// Pure: a node's failed join (`error` already without the token), with the ports the
@@ -45,6 +45,35 @@ enum Leaving {
     Unreachable(String),
     /// Its daemon answered and is still in the swarm: what it said.
     Refused(String),
+}
+
+impl Leaving {
+    /// Which of the three it was, for the log.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Leaving::Left => "left the swarm",
+            Leaving::Unreachable(_) => "could not be reached to leave the swarm",
+            Leaving::Refused(_) => "refused to leave the swarm",
+        }
+    }
+}
+
+/// Pure: what a node's `POST /swarm/leave` that failed (`leave_error`) came to, from the
+/// `GET /info` asked of the same daemon right after (`probe`: whether it is still in a
+/// swarm). Out of any swarm (left by hand meanwhile): as good as left. Still in one, or
+/// the daemon answering the probe with an error: it refused. The probe not answered at
+/// all (the host or its SSH gone, a timeout): unreachable, like a host never reached.
+fn after_failed_leave(leave_error: String, probe: Result<bool, ClientError>) -> Leaving {
+    match probe {
+        Ok(false) => Leaving::Left,
+        Ok(true) => Leaving::Refused(leave_error),
+        Err(error @ (ClientError::Status { .. } | ClientError::Version(_))) => {
+            Leaving::Refused(format!("{leave_error} (and then: {error})"))
+        }
+        Err(error) => Leaving::Unreachable(format!(
+            "{leave_error}; asking whether it is still in the swarm failed too: {error}"
+        )),
+    }
 }
 
 /// Pure: whether the removal goes on, with a warning to show (`Ok(Some)`), or fails.
@@ -224,24 +253,18 @@ impl SwarmProvider {
             Ok(client) => match client.send(requests::leave(false)).await {
                 Ok(_) => Leaving::Left,
                 Err(error) => {
-                    // Out of any swarm by now (left by hand meanwhile): as good as left.
-                    let still_in_swarm = client
+                    let probe = client
                         .send_json(requests::info())
                         .await
-                        .map(|info| LocalView::parse(&info).in_swarm())
-                        .unwrap_or(true);
-                    if still_in_swarm {
-                        Leaving::Refused(from_client(error).to_string())
-                    } else {
-                        Leaving::Left
-                    }
+                        .map(|info| LocalView::parse(&info).in_swarm());
+                    after_failed_leave(from_client(error).to_string(), probe)
                 }
             },
         };
+        tracing::info!(node = %name, outcome = leaving.outcome(), "node drained; it {}", leaving.outcome());
         if let Some(warning) = leaving_verdict(&name, self.connections.user(), &leaving)? {
             tracing::warn!("{warning}");
         }
-        tracing::info!(node = %name, "node drained and left the swarm");
         manager
             .send(requests::remove_node(&id, true))
             .await
@@ -494,6 +517,53 @@ mod tests {
         for port in ["2377/tcp", "7946/tcp and udp", "4789/udp"] {
             assert!(hint.contains(port), "{port}: {hint}");
         }
+    }
+
+    #[test]
+    fn a_failed_leave_is_told_apart_by_what_the_probe_after_it_says() {
+        let leave_error =
+            || "Docker answered 503 to POST /swarm/leave: context deadline exceeded".to_string();
+        assert!(matches!(
+            after_failed_leave(leave_error(), Ok(false)),
+            Leaving::Left
+        ));
+        let refused = after_failed_leave(leave_error(), Ok(true));
+        assert!(
+            matches!(&refused, Leaving::Refused(why) if why == &leave_error()),
+            "{refused:?}"
+        );
+        assert_eq!(refused.outcome(), "refused to leave the swarm");
+        // The daemon answered the probe, with an error: it is there, and did not leave.
+        let answered = after_failed_leave(
+            leave_error(),
+            Err(ClientError::Status {
+                method: "GET",
+                path: "/info".into(),
+                status: 500,
+                message: "internal".into(),
+            }),
+        );
+        assert!(matches!(answered, Leaving::Refused(_)), "{answered:?}");
+        // No answer at all: the host is as good as gone, a warning, not a failure.
+        let unreachable = after_failed_leave(
+            leave_error(),
+            Err(ClientError::Timeout(Duration::from_secs(30))),
+        );
+        let Leaving::Unreachable(why) = &unreachable else {
+            panic!("not unreachable: {unreachable:?}");
+        };
+        assert!(
+            why.contains("context deadline exceeded") && why.contains("did not answer within 30s"),
+            "{why}"
+        );
+        assert_eq!(
+            unreachable.outcome(),
+            "could not be reached to leave the swarm"
+        );
+        assert!(leaving_verdict("web-3", "root", &unreachable)
+            .unwrap()
+            .is_some());
+        assert_eq!(Leaving::Left.outcome(), "left the swarm");
     }
 
     #[test]
