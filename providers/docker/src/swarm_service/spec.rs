@@ -7,7 +7,7 @@
 //! service has (replicas, placement, endpoint mode, update policy) and writes the body.
 //! Secret env values become Swarm secrets mounted as files ([`super::secrets`]): the env
 //! names the file (`VAR_FILE=/run/secrets/VAR`), never the value. `[files]` entries
-//! become Swarm configs mounted at their paths ([`super::configs`]).
+//! become Swarm configs mounted at their paths ([`super::mounted_files`]).
 
 use std::collections::BTreeMap;
 
