@@ -547,8 +547,16 @@ async fn one_apply_forms_a_three_node_swarm_and_serves_two_replicas_spread_over_
     }
     assert_eq!(nodes[0].3, "Leader", "{nodes:?}");
     assert_eq!(nodes[1].3, "", "web-2 is a worker: {nodes:?}");
-    assert_eq!(node_labels(&hosts, "swa-1", "swa-2"), r#"{"zone":"a"}"#);
-    assert_eq!(node_labels(&hosts, "swa-1", "swa-3"), r#"{"zone":"b"}"#);
+    assert_eq!(
+        node_labels(&hosts, "swa-1", "swa-2"),
+        r#"{"stackctl.node":"web-2","zone":"a"}"#,
+        "stack.toml's labels, and stackctl's own node name"
+    );
+    assert_eq!(
+        node_labels(&hosts, "swa-1", "swa-3"),
+        r#"{"stackctl.node":"web-3","zone":"b"}"#,
+        "stack.toml's labels, and stackctl's own node name"
+    );
 
     // `web` is a Swarm service of two dnsrr replicas, one on each worker (spread over the
     // zones), none on the manager, which runs the edge.
@@ -693,7 +701,11 @@ async fn one_apply_forms_a_three_node_swarm_and_serves_two_replicas_spread_over_
     );
     let repaired = stackctl(&environment, &emulator, &["apply", "--yes"]);
     assert_eq!(repaired.code, 0, "the repair: {}", explain(&repaired));
-    assert_eq!(node_labels(&hosts, "swa-1", "swa-2"), r#"{"zone":"a"}"#);
+    assert_eq!(
+        node_labels(&hosts, "swa-1", "swa-2"),
+        r#"{"stackctl.node":"web-2","zone":"a"}"#,
+        "stack.toml's labels, and stackctl's own node name"
+    );
     let nodes = node_list(&hosts, "swa-1");
     assert_eq!(nodes[1].2, "Active", "{nodes:?}");
     let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
@@ -1108,7 +1120,11 @@ async fn a_worker_whose_dockerd_stopped_shows_in_the_plan_and_apply_reschedules(
         [("swb-1", "Ready"), ("swb-2", "Ready"), ("swb-3", "Ready")],
         "one entry per node, the stale one removed: {nodes:?}"
     );
-    assert_eq!(node_labels(&hosts, "swb-1", "swb-3"), r#"{"zone":"b"}"#);
+    assert_eq!(
+        node_labels(&hosts, "swb-1", "swb-3"),
+        r#"{"stackctl.node":"web-3","zone":"b"}"#,
+        "stack.toml's labels, and stackctl's own node name"
+    );
     let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
     assert_eq!(settled.code, 0, "settled: {}", explain(&settled));
     assert_edge_reaches_every_task(&hosts, name, &service).await;
@@ -2070,10 +2086,11 @@ async fn a_configuration_file_reaches_every_replica_as_a_swarm_config_and_a_chan
         "/etc/app/app.conf: greeting = v2\nsecond line\n/etc/app/token.txt: {}",
         tokens[1]
     );
-    assert_eq!(
-        wait_for_files_on_every_task(&hosts, &service, &expected),
-        ["swf-1", "swf-2"]
-    );
+    // Both tasks read the new contents. Where they run is Swarm's choice after a
+    // start-first update (the spread counts the old tasks still running while a new one
+    // is placed, and the manager has no zone label): the worker was shown above.
+    let nodes = wait_for_files_on_every_task(&hosts, &service, &expected);
+    assert_eq!(nodes.len(), 2, "two tasks: {nodes:?}");
     // The old config and secret stay while the previous spec (Swarm's rollback target)
     // mounts them; the next apply that updates the service removes them.
     let new_config = configs_of_spec(&hosts, &service);
