@@ -1000,7 +1000,8 @@ async fn a_secret_env_value_is_a_swarm_secret_file_in_the_task_never_in_inspect_
         live.attributes
     );
 
-    // A new value: a new secret, rolled out; the old secret is removed.
+    // A new value: a new secret, rolled out once Swarm completed the update; the old
+    // secret stays while the previous spec (Swarm's rollback target) mounts it.
     let changed = apply_on(
         &host,
         &provider,
@@ -1013,8 +1014,24 @@ async fn a_secret_env_value_is_a_swarm_secret_file_in_the_task_never_in_inspect_
     )
     .await;
     let second_secrets = stack_secrets(&host, &stack);
-    assert_eq!(second_secrets.len(), 1, "{second_secrets:?}");
-    assert_ne!(second_secrets, first_secrets, "a new secret");
+    assert_eq!(second_secrets.len(), 2, "{second_secrets:?}");
+    assert!(
+        first_secrets
+            .iter()
+            .all(|first| second_secrets.contains(first)),
+        "the rollback target's secret is kept beside the new one: {second_secrets:?}"
+    );
+    // Swarm completed the update before the apply returned: no rollback can come now.
+    let update_state = host
+        .docker(&[
+            "service",
+            "inspect",
+            &service_name,
+            "--format",
+            "{{.UpdateStatus.State}}",
+        ])
+        .unwrap();
+    assert_eq!(update_state.trim(), "completed", "{update_state}");
     // The old task stops in its grace period; then the one task reads the new value.
     let deadline = Instant::now() + Duration::from_secs(20);
     let seen = loop {
