@@ -70,7 +70,7 @@ fn build_images() {
 }
 
 /// Three droplet hosts named `<prefix>-1..3` on the links `10.210.<first_index + 0..2>`.
-/// This file uses 161-163, 181-183, 231-236, 241-243 and 248, 249, 244 (unique among the repository's
+/// This file uses 161-166, 181-183, 231-236, 241-243 and 248, 249, 244 (unique among the repository's
 /// droplet hosts: `DropletHost::start(`, `start_hosts(` and `start_hosts_on(` name the
 /// others).
 fn start_hosts(prefix: &str, first_index: u8) -> SwarmHosts {
@@ -2202,4 +2202,158 @@ async fn a_configuration_file_reaches_every_replica_as_a_swarm_config_and_a_chan
         &["destroy", "--yes", "--allow-data-loss"],
     );
     assert_eq!(destroyed.code, 0, "{}", explain(&destroyed));
+}
+
+/// The routed test server and the edge on one droplet, `web-1`: the stack of
+/// [`routed_web`] without the swarm.
+fn on_one_droplet(environment: &TestEnvironment, hosts: &SwarmHosts, name: &str) {
+    environment.write(
+        "stack.toml",
+        &format!(
+            r#"[stack]
+name = "{name}"
+
+[target]
+droplet = "web-1"
+identity_file = "{identity}"
+known_hosts = "{known_hosts}"
+root = "{root}"
+
+[droplets.web-1]
+region = "fra1"
+size = "s-1vcpu-2gb"
+image = "docker-20-04"
+ssh_keys = ["deploy"]
+
+[ssh_keys.deploy]
+public_key_file = "{identity}.pub"
+
+[edge]
+image = "{TRAEFIK_IMAGE}"
+pull = false
+http_port = 80
+https_port = 443
+admin_port = 8081
+
+[services.web]
+image = "{SERVER_IMAGE}"
+pull = false
+port = 8080
+env = {{ NAME = "web", ECHO_ENV = "one-droplet" }}
+health = {{ command = ["CMD", "/server", "health"], interval = "1s", retries = 30 }}
+networks = ["edge"]
+read_only = true
+
+[routes.web]
+host = "{name}.test"
+service = "web"
+"#,
+            identity = hosts.client_key.display(),
+            known_hosts = hosts.known_hosts.display(),
+            root = environment.path().join("manager-files").display(),
+        ),
+    );
+}
+
+/// Back to one droplet: `[target] swarm` replaced by `droplet = "web-1"` (the first
+/// manager) and the workers' droplets dropped. The plan dissolves the swarm — its services
+/// deleted, the workers drained and gone, the manager leaving — and runs the service as a
+/// container again; afterwards no node is in a swarm and the plan is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_swarm_from_stack_toml_dissolves_it_and_runs_the_stack_on_the_first_manager() {
+    let _guard = HOSTS.lock().await;
+    build_images();
+    let name = "e2e-swarm-back";
+    let hosts = start_hosts("swm", 164);
+    hosts
+        .load_images(&[SERVER_IMAGE, TRAEFIK_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let emulator = start_emulator(&hosts).await;
+    let environment = TestEnvironment::new();
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2", "web-3"],
+        &routed_web(name, "v1"),
+    );
+    let applied = stackctl(
+        &environment,
+        &emulator,
+        &["apply", "--yes", "--accept-new-host-key"],
+    );
+    assert_eq!(
+        applied.code,
+        0,
+        "the first apply: {}\n{}",
+        explain(&applied),
+        hosts.logs()
+    );
+
+    on_one_droplet(&environment, &hosts, name);
+    let plan = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    println!("plan back to one droplet: {}", explain(&plan));
+    assert_eq!(plan.code, 2, "{}", explain(&plan));
+    for line in [
+        "swarm.cluster  delete",
+        "swarm_node.web-2  delete",
+        "swarm_node.web-3  delete",
+        "swarm_service.web  delete",
+        "service.web  create",
+        "droplet.web-3  delete",
+    ] {
+        assert!(plan.stdout.contains(line), "{line}: {}", explain(&plan));
+    }
+    // The workers' droplets go with their disks: the apply says so and needs consent.
+    // Its checks are skipped: see below.
+    let moved = stackctl(
+        &environment,
+        &emulator,
+        &["apply", "--yes", "--allow-data-loss", "--skip-checks"],
+    );
+    println!("apply back to one droplet: {}", explain(&moved));
+    assert_eq!(
+        moved.code,
+        0,
+        "the move back: {}\n{}",
+        explain(&moved),
+        hosts.logs()
+    );
+    for host in &hosts.hosts {
+        let swarm = host
+            .docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(swarm, "inactive", "{} left the swarm", host.name);
+    }
+    let containers = hosts.hosts[0]
+        .docker(&["ps", "--format", "{{.Names}} {{.Networks}}"])
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        containers.contains(&format!("{name}-edge {name}_edge"))
+            && containers.contains(&format!("{name}-web-")),
+        "the edge and the web container run on the bridge network: {containers}"
+    );
+    // Docker 20.10 on the former manager no longer resolves container names for the edge
+    // once it left the swarm (the edge's requests to the new container hang), until its
+    // daemon restarts: the README's known gap, and the step it tells users to take.
+    let mut hosts = hosts;
+    let manager = hosts.hosts[0].name.clone();
+    hosts
+        .host_mut(&manager)
+        .stop_docker_daemon()
+        .unwrap_or_else(|error| panic!("{error}"));
+    hosts
+        .host_mut(&manager)
+        .start_docker_daemon()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let verified = stackctl(&environment, &emulator, &["verify"]);
+    println!("verify after the daemon restarted: {}", explain(&verified));
+    let answer = through_edge(&hosts, &format!("https://{name}.test/")).await;
+    assert!(
+        answer.status == Some(200) && answer.body_excerpt.contains(r#""env":"one-droplet""#),
+        "the container serves through the edge: {answer:?}"
+    );
+    assert_eq!(verified.code, 0, "{}", explain(&verified));
+    let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(settled.code, 0, "nothing left: {}", explain(&settled));
 }

@@ -25,6 +25,7 @@ impl BackendFactory for InMemory {
         &self,
         _loaded: &LoadedConfig,
         _pinned_host_keys: &BTreeMap<String, String>,
+        _recorded_swarm_manager: Option<&str>,
     ) -> Result<Backends, SessionError> {
         let providers: Vec<Arc<dyn Provider>> = vec![
             Arc::new(MemoryProvider::new(

@@ -58,9 +58,14 @@ impl BackendFactory for InMemory {
         &self,
         loaded: &LoadedConfig,
         pinned_host_keys: &BTreeMap<String, String>,
+        recorded_swarm_manager: Option<&str>,
     ) -> Result<Backends, SessionError> {
-        let real =
-            stackctl::cli::providers::build(loaded, &ProviderOptions::default(), pinned_host_keys)?;
+        let real = stackctl::cli::providers::build(
+            loaded,
+            &ProviderOptions::default(),
+            pinned_host_keys,
+            recorded_swarm_manager,
+        )?;
         let imitations = real.providers.all().map(|provider| {
             Arc::new(MemoryProvider::imitating(provider.clone())) as Arc<dyn Provider>
         });

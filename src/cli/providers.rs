@@ -36,16 +36,20 @@ impl BackendFactory for ProviderOptions {
         &self,
         loaded: &LoadedConfig,
         pinned_host_keys: &BTreeMap<String, String>,
+        recorded_swarm_manager: Option<&str>,
     ) -> Result<Backends, SessionError> {
-        build(loaded, self, pinned_host_keys)
+        build(loaded, self, pinned_host_keys, recorded_swarm_manager)
     }
 }
 
-/// Builds the providers of a run around one shared host connection.
+/// Builds the providers of a run around one shared host connection. A swarm that state
+/// records but stack.toml no longer has still gets its provider (reached at its
+/// recorded first manager), so that the plan can dissolve it.
 pub fn build(
     loaded: &LoadedConfig,
     options: &ProviderOptions,
     pinned_host_keys: &BTreeMap<String, String>,
+    recorded_swarm_manager: Option<&str>,
 ) -> Result<Backends, SessionError> {
     let config = &loaded.config;
     let stack = config.stack.name.clone();
@@ -137,9 +141,9 @@ pub fn build(
         _ if targets_local(config) => Target::Local,
         _ => Target::Local,
     };
-    let node_template = match &target {
-        Target::Droplet { options, .. } => Some(options.clone()),
-        _ => None,
+    let (node_template, target_droplet) = match &target {
+        Target::Droplet { options, droplet } => (Some(options.clone()), Some(droplet.clone())),
+        _ => (None, None),
     };
     let connector = Arc::new(HostConnector::new(target).with_lock_timeout(options.lock_timeout));
     let docker = DockerProvider::with_options(
@@ -164,21 +168,35 @@ pub fn build(
         vec![Arc::new(docker), Arc::new(traefik), Arc::new(digitalocean)];
     // On a swarm, the target above is its first manager; every node gets a connection
     // of its own, made with the same options.
-    let swarm = match (
-        config
-            .target
-            .as_ref()
-            .and_then(|target| target.swarm.as_ref()),
-        node_template,
-    ) {
-        (Some(swarm), Some(template)) => swarm.managers.first().map(|first_manager| {
-            Arc::new(SwarmProvider::new(NodeConnections::new(
-                first_manager.clone(),
-                connector.clone(),
+    let first_manager = config
+        .target
+        .as_ref()
+        .and_then(|target| target.swarm.as_ref())
+        .and_then(|swarm| swarm.managers.first().cloned())
+        .or_else(|| recorded_swarm_manager.map(str::to_string));
+    let swarm = match (first_manager, node_template) {
+        (Some(first_manager), Some(template)) => {
+            // The target is the first manager, unless the swarm is being dissolved from
+            // another droplet: then the manager gets a connection of its own.
+            let manager = if target_droplet.as_deref() == Some(first_manager.as_str()) {
+                connector.clone()
+            } else {
+                let mut options = template.clone();
+                options.pinned_fingerprint = pinned_host_keys
+                    .get(&format!("droplet.{first_manager}"))
+                    .cloned();
+                Arc::new(HostConnector::new(Target::Droplet {
+                    droplet: first_manager.clone(),
+                    options,
+                }))
+            };
+            Some(Arc::new(SwarmProvider::new(NodeConnections::new(
+                first_manager,
+                manager,
                 template,
                 pinned_host_keys.clone(),
-            )))
-        }),
+            ))))
+        }
         _ => None,
     };
     if let Some(swarm) = &swarm {

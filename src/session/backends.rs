@@ -73,9 +73,13 @@ pub struct Backends {
 pub trait BackendFactory {
     /// `pinned_host_keys` are the fingerprints pinned in state, by
     /// [`TargetHost::key_name`]: every command that reaches the host must trust them.
+    /// `recorded_swarm_manager` is the first manager of a swarm state records (its
+    /// `swarm.cluster`): a swarm stack.toml no longer has must still be reachable to be
+    /// dissolved.
     fn build(
         &self,
         loaded: &LoadedConfig,
         pinned_host_keys: &BTreeMap<String, String>,
+        recorded_swarm_manager: Option<&str>,
     ) -> Result<Backends, SessionError>;
 }

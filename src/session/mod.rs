@@ -164,7 +164,15 @@ impl Session {
             .as_ref()
             .map(|state| state.host_keys.clone())
             .unwrap_or_default();
-        let backends = factory.build(&loaded, &pinned)?;
+        let recorded_swarm_manager = state.as_ref().and_then(|state| {
+            state
+                .resources
+                .get(&Address::new("swarm", crate::lower::SWARM_CLUSTER))
+                .and_then(|cluster| cluster.attributes.get("manager"))
+                .and_then(Value::as_text)
+                .map(str::to_string)
+        });
+        let backends = factory.build(&loaded, &pinned, recorded_swarm_manager.as_deref())?;
         let (desired, secrets) = compute_desired(&loaded, &inputs, &backends, &salt)?;
         tracing::debug!(resources = desired.len(), "desired resources computed");
         Ok(Session {

@@ -154,7 +154,15 @@ impl DockerProvider {
         let network = response.json().unwrap_or_default();
         let ids: Vec<String> = network["Containers"]
             .as_object()
-            .map(|containers| containers.keys().cloned().collect())
+            .map(|containers| {
+                containers
+                    .keys()
+                    // An overlay lists its load balancer's endpoint on this node as
+                    // `lb-<network>`: no container, it goes with the network.
+                    .filter(|id| !id.starts_with("lb-"))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         for id in ids {
             let container = client
@@ -215,19 +223,51 @@ impl DockerProvider {
             .send_raw(api::remove_network(name))
             .await
             .map_err(from_client)?;
-        if response.is_success() || response.status == 404 {
-            Ok(())
-        } else {
-            Err(failed(
-                format!(
-                    "cannot remove network `{name}`: {}",
-                    response.error_message()
-                ),
-                None,
-            ))
+        if response.status == 404 {
+            return Ok(());
+        }
+        if response.is_success() {
+            return self.wait_until_gone(client, name).await;
+        }
+        Err(failed(
+            format!(
+                "cannot remove network `{name}`: {}",
+                response.error_message()
+            ),
+            None,
+        ))
+    }
+
+    /// Waits (bounded) until no network answers to `name`. A swarm's overlay goes from a
+    /// node a moment after the manager removed it; a network made anew under its name
+    /// meanwhile would be taken for it.
+    async fn wait_until_gone(
+        &self,
+        client: &DockerClient,
+        name: &str,
+    ) -> Result<(), ProviderError> {
+        let deadline = std::time::Instant::now() + NETWORK_GONE_TIMEOUT;
+        loop {
+            let response = client
+                .send_raw(api::inspect_network(name))
+                .await
+                .map_err(from_client)?;
+            if response.status == 404 {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(failed(
+                    format!("network `{name}` is still there {NETWORK_GONE_TIMEOUT:?} after Docker accepted its removal"),
+                    Some(format!("`docker network inspect {name}` shows what still holds it; run `stackctl apply` again once it is gone")),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
 }
+
+/// How long a removed network may still answer to its name.
+const NETWORK_GONE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// What attaching the detached containers again after a failed replace did.
 #[derive(Debug, Default)]
