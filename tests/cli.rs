@@ -386,6 +386,17 @@ fn the_swarm_example_validates_with_only_the_swarm_hardening_warning_and_plans()
     ] {
         assert!(plan.stdout.contains(address), "{address}: {}", plan.stdout);
     }
+    // Its `[files]` entry reaches the app's tasks as a Swarm config named after the
+    // content, at the path the app mounts it.
+    let configs = plan
+        .stdout
+        .lines()
+        .find(|line| line.contains("configs"))
+        .unwrap_or_else(|| panic!("no config in the plan: {}", plan.stdout));
+    assert!(
+        configs.contains("/etc/blog/settings.toml") && configs.contains("blog_app_blog-settings_"),
+        "{configs}"
+    );
 }
 
 /// On a swarm, a secret env value is planned like on one host (its digest, shown as

@@ -11,14 +11,18 @@
 //! dnsrr replicas spread over the two workers (requests through the edge reach both), a
 //! rolling update of it under load with no failed request, drift of a node (labels and
 //! availability changed by hand, a daemon stopped — its task missing, then started again
-//! elsewhere by `apply` — a worker that left by hand), a worker leaving stack.toml
-//! (drained, then removed) and `destroy`. In the last test a global service made by hand
-//! stands for tasks on every node. Point 2 through the binary: an unrouted service's
-//! limits, update settings and placement as Swarm holds them, its secret env value as a
-//! Swarm secret file no inspect shows, attachable overlays, a service holding a volume
-//! pinned to the first manager (by stackctl's node label, whatever the host name) with a
-//! data-loss warning when its placement changes, a hand scale and a hand env change as
-//! drift, and `destroy` waiting for the task's container before it removes the volume.
+//! elsewhere by `apply` — a worker that left by hand), drift of the routed service (its
+//! backend file edited by hand, repaired in place; a hand scale-up, repaired by a switch
+//! with no failed request), the run's security report listing each swarm task with its
+//! node, a worker leaving stack.toml (drained, then removed) and `destroy`. In the last
+//! test a global service made by hand stands for tasks on every node. Point 2 through the
+//! binary: an unrouted service's limits, update settings and placement as Swarm holds
+//! them, its secret env value as a Swarm secret file no inspect shows, attachable
+//! overlays, a service holding a volume pinned to the first manager (by stackctl's node
+//! label, whatever the host name) with a data-loss warning when its placement changes, a
+//! hand scale and a hand env change as drift, and `destroy` waiting for the task's
+//! container before it removes the volume. A `[files]` entry reaches each task as a Swarm
+//! config (issue 13, point 2).
 //!
 //! Prerequisites, all installed and started by `.ci/run`: root, `iproute2`, `iptables`,
 //! `dockerd`, `openssh-server`, `ssh-keygen`, and the FROM scratch test images from
@@ -42,7 +46,7 @@ use stackctl_traefik::checks::{
     run_check, Check, CheckOptions, CheckResult, ResolveOverride, StatusExpectation, TlsTrust,
 };
 
-use support::shop::files_under;
+use support::shop::{files_under, run_folders};
 use support::{repository, Run, TestEnvironment};
 
 const TOKEN: &str = "dop_v1_e2e_swarm_token_0123456789abcdef01";
@@ -66,7 +70,7 @@ fn build_images() {
 }
 
 /// Three droplet hosts named `<prefix>-1..3` on the links `10.210.<first_index + 0..2>`.
-/// This file uses 161-166, 231-236, 241-243 and 248, 249, 244 (unique among the repository's
+/// This file uses 161-166, 181-183, 231-236, 241-243 and 248, 249, 244 (unique among the repository's
 /// droplet hosts: `DropletHost::start(`, `start_hosts(` and `start_hosts_on(` name the
 /// others).
 fn start_hosts(prefix: &str, first_index: u8) -> SwarmHosts {
@@ -543,8 +547,16 @@ async fn one_apply_forms_a_three_node_swarm_and_serves_two_replicas_spread_over_
     }
     assert_eq!(nodes[0].3, "Leader", "{nodes:?}");
     assert_eq!(nodes[1].3, "", "web-2 is a worker: {nodes:?}");
-    assert_eq!(node_labels(&hosts, "swa-1", "swa-2"), r#"{"zone":"a"}"#);
-    assert_eq!(node_labels(&hosts, "swa-1", "swa-3"), r#"{"zone":"b"}"#);
+    assert_eq!(
+        node_labels(&hosts, "swa-1", "swa-2"),
+        r#"{"stackctl.node":"web-2","zone":"a"}"#,
+        "stack.toml's labels, and stackctl's own node name"
+    );
+    assert_eq!(
+        node_labels(&hosts, "swa-1", "swa-3"),
+        r#"{"stackctl.node":"web-3","zone":"b"}"#,
+        "stack.toml's labels, and stackctl's own node name"
+    );
 
     // `web` is a Swarm service of two dnsrr replicas, one on each worker (spread over the
     // zones), none on the manager, which runs the edge.
@@ -587,6 +599,68 @@ async fn one_apply_forms_a_three_node_swarm_and_serves_two_replicas_spread_over_
     // Through the edge on the manager, over the overlay network, both tasks answer.
     assert_edge_reaches_every_task(&hosts, name, &service).await;
 
+    // The run's security report lists the swarm service as the manager shows it: each
+    // running task with its node and container, and the policy checked against the live
+    // spec (Engine API 1.41 has no `no-new-privileges` for a service: a finding).
+    let run = run_folders(environment.path())
+        .last()
+        .cloned()
+        .expect("the apply's run folder");
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("security.json")).expect("security.json"),
+    )
+    .expect("security.json is JSON");
+    let web = report["swarm_services"]
+        .as_array()
+        .and_then(|services| {
+            services
+                .iter()
+                .find(|entry| entry["resource"] == "swarm_service.web")
+        })
+        .unwrap_or_else(|| panic!("the report lists swarm_service.web: {report:#}"));
+    assert_eq!(web["name"], service.as_str(), "{web:#}");
+    assert_eq!(web["read_only_root"], true, "{web:#}");
+    assert_eq!(web["replicas"], 2, "{web:#}");
+    // Who the tasks run as is known: the spec's user, or the image's USER read on the
+    // first manager (where the image is loaded).
+    assert!(
+        web["runs_as_root"].is_boolean()
+            && !web["user"]
+                .as_str()
+                .unwrap_or("unknown")
+                .starts_with("unknown"),
+        "{web:#}"
+    );
+    let mut task_nodes: Vec<&str> = web["tasks"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|task| task["node"].as_str())
+        .collect();
+    task_nodes.sort();
+    assert_eq!(task_nodes, ["swa-2", "swa-3"], "{web:#}");
+    for task in web["tasks"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        let container = task["container"].as_str().unwrap_or("");
+        assert!(
+            containers
+                .keys()
+                .any(|short| !short.is_empty() && container.starts_with(short.as_str())),
+            "task {task} runs one of {containers:?}"
+        );
+    }
+    assert!(
+        report["findings"]
+            .as_array()
+            .is_some_and(|findings| findings
+                .iter()
+                .any(|finding| finding["container"] == service.as_str()
+                    && finding["code"] == "policy-new-privileges")),
+        "{report:#}"
+    );
+    let text = std::fs::read_to_string(run.join("security.txt")).expect("security.txt");
+    assert!(text.contains("Swarm services"), "{text}");
+
     // Every node's SSH host key is pinned in state, as a single droplet's is.
     let state: serde_json::Value =
         serde_json::from_str(&environment.read(&format!("state/{name}.json")))
@@ -627,11 +701,62 @@ async fn one_apply_forms_a_three_node_swarm_and_serves_two_replicas_spread_over_
     );
     let repaired = stackctl(&environment, &emulator, &["apply", "--yes"]);
     assert_eq!(repaired.code, 0, "the repair: {}", explain(&repaired));
-    assert_eq!(node_labels(&hosts, "swa-1", "swa-2"), r#"{"zone":"a"}"#);
+    assert_eq!(
+        node_labels(&hosts, "swa-1", "swa-2"),
+        r#"{"stackctl.node":"web-2","zone":"a"}"#,
+        "stack.toml's labels, and stackctl's own node name"
+    );
     let nodes = node_list(&hosts, "swa-1");
     assert_eq!(nodes[1].2, "Active", "{nodes:?}");
     let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
     assert_eq!(settled.code, 0, "repaired: {}", explain(&settled));
+
+    // The edge's backend file edited by hand on the manager (its tasks' port swapped for
+    // one nothing listens on) is drift, shown as a diff; apply writes it again for the
+    // tasks running now, in place: the service and its tasks stay as they are.
+    let backend_path = "manager-files/traefik/dynamic/backend-web.yml";
+    let written = environment.read(backend_path);
+    assert!(written.contains(":8080"), "{written}");
+    environment.write(backend_path, &written.replace(":8080", ":9999"));
+    let edited = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    println!("plan of a hand-edited backend file: {}", explain(&edited));
+    assert_eq!(edited.code, 2, "the hand edit shows: {}", explain(&edited));
+    let drifted = stackctl(&environment, &emulator, &["drift"]);
+    assert_eq!(drifted.code, 2, "drift finds it: {}", explain(&drifted));
+    assert!(
+        drifted.stdout.contains("backend_file") && drifted.stdout.contains(":9999"),
+        "{}",
+        explain(&drifted)
+    );
+    let edited_lines: Vec<&str> = edited.stdout.lines().map(str::trim_start).collect();
+    assert!(
+        edited.stdout.contains("swarm_service.web")
+            && edited.stdout.contains("backend_file")
+            && edited_lines
+                .iter()
+                .any(|line| line.starts_with('-') && line.contains(":9999"))
+            && edited_lines
+                .iter()
+                .any(|line| line.starts_with('+') && line.contains(":8080")),
+        "the plan shows the edit line by line: {}",
+        explain(&edited)
+    );
+    let rewritten = stackctl(&environment, &emulator, &["apply", "--yes"]);
+    assert_eq!(rewritten.code, 0, "the repair: {}", explain(&rewritten));
+    assert_eq!(environment.read(backend_path), written);
+    assert_eq!(
+        live_service_name(&hosts, "swa-1", name),
+        service,
+        "the file alone was repaired: no successor service"
+    );
+    assert_edge_reaches_every_task(&hosts, name, &service).await;
+    let repaired_file = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        repaired_file.code,
+        0,
+        "the file repaired: {}",
+        explain(&repaired_file)
+    );
 
     // The join tokens never left the daemons: not in any output, state, run folder or
     // file stackctl wrote.
@@ -643,7 +768,18 @@ async fn one_apply_forms_a_three_node_swarm_and_serves_two_replicas_spread_over_
         assert!(token.starts_with("SWMTKN-"), "{token}");
         tokens.push(token);
     }
-    let outputs = [&plan, &applied, &again, &drift, &repaired, &settled];
+    let outputs = [
+        &plan,
+        &applied,
+        &again,
+        &drift,
+        &repaired,
+        &settled,
+        &edited,
+        &drifted,
+        &rewritten,
+        &repaired_file,
+    ];
     for token in &tokens {
         // The secret part of a token is its last field.
         let secret = token.rsplit('-').next().unwrap_or(token);
@@ -765,6 +901,59 @@ async fn a_rolling_update_of_the_routed_service_under_load_has_no_failed_request
     }
     let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
     assert_eq!(settled.code, 0, "nothing left to do: {}", explain(&settled));
+
+    // Scaled up by hand: stack.toml and state agree on 2 replicas, the live service runs
+    // 3. Going back to 2 would stop a task, so the choice is made from what the refresh
+    // read: a switch to another successor (never the serving one's name), under load.
+    hosts
+        .host("swd-1")
+        .docker(&[
+            "service",
+            "scale",
+            "--detach=false",
+            &format!("{successor}=3"),
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let scaled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(scaled.code, 2, "the hand scale shows: {}", explain(&scaled));
+    assert!(
+        scaled
+            .stdout
+            .lines()
+            .any(|line| line.contains("replicas") && line.contains("3") && line.contains("2")),
+        "{}",
+        explain(&scaled)
+    );
+    let load = Load::start(&hosts, name);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let repaired = stackctl_in_background(&environment, &emulator, &["apply", "--yes"]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (sent, failures, _) = load.finish().await;
+    println!(
+        "repair of a hand scale under load: {sent} requests, {} failed\n{}",
+        failures.len(),
+        explain(&repaired)
+    );
+    assert_eq!(repaired.code, 0, "the repair: {}", explain(&repaired));
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "no request failed during the repair ({sent} sent)"
+    );
+    let third = live_service_name(&hosts, "swd-1", name);
+    assert_ne!(third, successor, "another successor took over");
+    assert_eq!(
+        running_task_nodes(&hosts, "swd-1", &third),
+        ["swd-2", "swd-3"]
+    );
+    assert_edge_reaches_every_task(&hosts, name, &third).await;
+    let after_repair = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        after_repair.code,
+        0,
+        "nothing left to do: {}",
+        explain(&after_repair)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -931,7 +1120,11 @@ async fn a_worker_whose_dockerd_stopped_shows_in_the_plan_and_apply_reschedules(
         [("swb-1", "Ready"), ("swb-2", "Ready"), ("swb-3", "Ready")],
         "one entry per node, the stale one removed: {nodes:?}"
     );
-    assert_eq!(node_labels(&hosts, "swb-1", "swb-3"), r#"{"zone":"b"}"#);
+    assert_eq!(
+        node_labels(&hosts, "swb-1", "swb-3"),
+        r#"{"stackctl.node":"web-3","zone":"b"}"#,
+        "stack.toml's labels, and stackctl's own node name"
+    );
     let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
     assert_eq!(settled.code, 0, "settled: {}", explain(&settled));
     assert_edge_reaches_every_task(&hosts, name, &service).await;
@@ -1616,6 +1809,399 @@ async fn services_become_swarm_services_with_limits_update_settings_secret_files
         !secrets.contains(name),
         "destroy removes the secret: {secrets}"
     );
+}
+
+/// `app`, the test server with two `[files]` entries mounted: a configuration file and one
+/// holding the secret `${APP_TOKEN}`; two replicas spread over the manager (no `zone`
+/// label) and the worker `web-2` (zone `a`); the files are owned by the task's user and
+/// readable by it alone.
+fn service_with_files(root: &std::path::Path, greeting: &str) -> String {
+    format!(
+        r#"
+[files.app]
+path = "app.conf"
+content = "greeting = {greeting}\nsecond line"
+owner = "10001:10001"
+mode = "0440"
+
+[files.token]
+path = "token.txt"
+content = "${{APP_TOKEN}}"
+owner = "10001:10001"
+mode = "0400"
+
+[services.app]
+image = "{SERVER_IMAGE}"
+pull = false
+env = {{ NAME = "app" }}
+health = {{ command = ["CMD", "/server", "health"], interval = "1s", retries = 30 }}
+volumes = ["{root}/files/app.conf:/etc/app/app.conf:ro", "{root}/files/token.txt:/etc/app/token.txt:ro"]
+user = "10001"
+read_only = true
+replicas = 2
+endpoint_mode = "dnsrr"
+placement = {{ preferences = [{{ spread = "node.labels.zone" }}] }}
+"#,
+        root = root.display()
+    )
+}
+
+/// The name of the config the live spec of `service` mounts.
+fn configs_of_spec(hosts: &SwarmHosts, service: &str) -> String {
+    let inspected = hosts
+        .host("swf-1")
+        .docker(&[
+            "service",
+            "inspect",
+            service,
+            "--format",
+            "{{json .Spec.TaskTemplate.ContainerSpec.Configs}}",
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let configs: serde_json::Value = serde_json::from_str(&inspected).expect("JSON");
+    configs[0]["ConfigName"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a config is mounted: {configs}"))
+        .to_string()
+}
+
+/// What each running task of `service` reads at `/etc/app/app.conf` and
+/// `/etc/app/token.txt`, asked on the node it runs on: container → (host name, the test
+/// server's `path: content` lines).
+fn files_seen_by_each_task(
+    hosts: &SwarmHosts,
+    service: &str,
+) -> BTreeMap<String, (String, String)> {
+    task_containers(hosts, service)
+        .into_iter()
+        .map(|(container, host)| {
+            let seen = hosts
+                .host(&host)
+                .docker(&[
+                    "exec",
+                    &container,
+                    "/server",
+                    "task",
+                    "--print-file",
+                    "/etc/app/app.conf",
+                    "--print-file",
+                    "/etc/app/token.txt",
+                ])
+                // A container of the previous spec may be stopping: said, and asked again.
+                .unwrap_or_else(|error| format!("unreadable: {error}"));
+            (container, (host, seen))
+        })
+        .collect()
+}
+
+/// The stack's Swarm configs or secrets (`kind`), as the manager lists them.
+fn swarm_objects(hosts: &SwarmHosts, manager: &str, kind: &str, stack: &str) -> Vec<String> {
+    let listed = hosts
+        .host(manager)
+        .docker(&[
+            kind,
+            "ls",
+            "--filter",
+            &format!("label=stackctl.stack={stack}"),
+            "--format",
+            "{{.Name}}",
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut names: Vec<String> = listed.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+/// Waits (bounded) until there are two running task containers of `service` and each
+/// sees `expected`; returns the nodes they run on. (Right after an update the previous
+/// spec's containers may still be stopping on a node: `docker ps` lists them a moment
+/// longer.)
+fn wait_for_files_on_every_task(hosts: &SwarmHosts, service: &str, expected: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = files_seen_by_each_task(hosts, service);
+        if seen.len() == 2 && seen.values().all(|(_, text)| text == expected) {
+            let mut nodes: Vec<String> = seen.into_values().map(|(host, _)| host).collect();
+            nodes.sort();
+            return nodes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every task of {service} did not see {expected:?} within 60 s: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Issue 13, point 2's Swarm configs: a `[files]` entry a service bind-mounts reaches every
+/// task as a Swarm config, on the worker too (no bind mount of the manager's host, no pin
+/// to the first manager), with its owner and mode; one holding a secret as a Swarm secret
+/// at its path, its value in no output, state or run folder. A new content is a new
+/// config (and secret) the service rolls out to, the old ones removed; a config removed
+/// by hand is drift that apply puts back; removing the service removes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_file_reaches_every_replica_as_a_swarm_config_and_a_change_rolls_out() {
+    let _guard = HOSTS.lock().await;
+    build_images();
+    let name = "e2e-swarm-configs";
+    let hosts = start_hosts("swf", 181);
+    hosts
+        .load_images(&[SERVER_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let emulator = start_emulator(&hosts).await;
+    let environment = TestEnvironment::new();
+    let root = environment.path().join("manager-files");
+    let tokens = ["v1-token-Zq8wXk2LmP4rT9sB", "v2-token-Hc3nVy7JdQ1gW5eA"];
+    let run = |arguments: &[&str], token: &str| {
+        environment.run_with_env(
+            arguments,
+            &[
+                ("DIGITALOCEAN_API_URL", emulator.base_url().as_str()),
+                ("DIGITALOCEAN_TOKEN", TOKEN),
+                ("STACKCTL_DO_POLL_INTERVAL_MS", "50"),
+                ("STACKCTL_DO_READY_TIMEOUT_SECONDS", "60"),
+                ("APP_TOKEN", token),
+            ],
+        )
+    };
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2"],
+        &service_with_files(&root, "v1"),
+    );
+    let applied = run(&["apply", "--yes", "--accept-new-host-key"], tokens[0]);
+    assert_eq!(
+        applied.code,
+        0,
+        "the apply: {}\n{}",
+        explain(&applied),
+        hosts.logs()
+    );
+    let service = live_service_name(&hosts, "swf-1", name);
+    assert_eq!(service, format!("{name}-app"));
+    // The spec mounts a config and a secret, not paths of the manager's host, and pins
+    // nothing; it does not hold the secret's value.
+    let inspected = hosts
+        .host("swf-1")
+        .docker(&["service", "inspect", &service, "--format", "{{json .Spec}}"])
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(!inspected.contains(tokens[0]), "{inspected}");
+    let spec: serde_json::Value = serde_json::from_str(&inspected).expect("the spec is JSON");
+    let container = &spec["TaskTemplate"]["ContainerSpec"];
+    let old_config = container["Configs"][0]["ConfigName"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a config is mounted: {container}"))
+        .to_string();
+    assert_eq!(
+        container["Configs"][0]["File"],
+        serde_json::json!({ "Name": "/etc/app/app.conf", "UID": "10001", "GID": "10001", "Mode": 0o440 })
+    );
+    assert_eq!(
+        container["Secrets"][0]["File"],
+        serde_json::json!({ "Name": "/etc/app/token.txt", "UID": "10001", "GID": "10001", "Mode": 0o400 })
+    );
+    assert!(
+        !container["Mounts"].to_string().contains("/etc/app/"),
+        "no bind mount of the files: {container}"
+    );
+    let constraints = &spec["TaskTemplate"]["Placement"]["Constraints"];
+    assert!(
+        constraints.is_null() || constraints == &serde_json::json!([]),
+        "not pinned to the first manager: {spec}"
+    );
+    // Two tasks on two nodes, one the worker; each reads exactly the files' contents.
+    assert_eq!(
+        running_task_nodes(&hosts, "swf-1", &service),
+        ["swf-1", "swf-2"]
+    );
+    let expected = format!(
+        "/etc/app/app.conf: greeting = v1\nsecond line\n/etc/app/token.txt: {}",
+        tokens[0]
+    );
+    assert_eq!(
+        wait_for_files_on_every_task(&hosts, &service, &expected),
+        ["swf-1", "swf-2"]
+    );
+    assert_eq!(
+        swarm_objects(&hosts, "swf-1", "config", name),
+        std::slice::from_ref(&old_config)
+    );
+    let old_secrets = swarm_objects(&hosts, "swf-1", "secret", name);
+    assert_eq!(old_secrets.len(), 1, "{old_secrets:?}");
+    let settled = run(&["plan", "--detailed-exitcode"], tokens[0]);
+    assert_eq!(
+        settled.code,
+        0,
+        "a second plan is empty: {}",
+        explain(&settled)
+    );
+
+    // A new content of both: the plan shows the file's diff and the service's new config,
+    // and the secret only as changed.
+    write_stack(
+        &environment,
+        &hosts,
+        name,
+        &["web-2"],
+        &service_with_files(&root, "v2"),
+    );
+    let plan = run(&["plan", "--detailed-exitcode"], tokens[1]);
+    println!("the plan of a new content: {}", explain(&plan));
+    assert_eq!(plan.code, 2, "{}", explain(&plan));
+    let config_line = plan
+        .stdout
+        .lines()
+        .find(|line| line.contains("configs./etc/app/app.conf.name"))
+        .unwrap_or_else(|| panic!("the config's change is shown: {}", explain(&plan)));
+    assert!(
+        config_line.contains(&format!("\"{old_config}\" →")),
+        "{config_line}"
+    );
+    assert!(
+        plan.stdout.contains("file.app")
+            && plan
+                .stdout
+                .lines()
+                .any(|line| line.trim() == "- greeting = v1")
+            && plan
+                .stdout
+                .lines()
+                .any(|line| line.trim() == "+ greeting = v2"),
+        "the file's content diff is shown: {}",
+        explain(&plan)
+    );
+    assert!(
+        plan.stdout.lines().any(
+            |line| line.contains("secret_files./etc/app/token.txt.content")
+                && line.contains("(sensitive value changed)")
+        ),
+        "{}",
+        explain(&plan)
+    );
+    let rolled = run(&["apply", "--yes"], tokens[1]);
+    assert_eq!(rolled.code, 0, "the update: {}", explain(&rolled));
+    let expected = format!(
+        "/etc/app/app.conf: greeting = v2\nsecond line\n/etc/app/token.txt: {}",
+        tokens[1]
+    );
+    // Both tasks read the new contents. Where they run is Swarm's choice after a
+    // start-first update (the spread counts the old tasks still running while a new one
+    // is placed, and the manager has no zone label): the worker was shown above.
+    let nodes = wait_for_files_on_every_task(&hosts, &service, &expected);
+    assert_eq!(nodes.len(), 2, "two tasks: {nodes:?}");
+    // The old config and secret stay while the previous spec (Swarm's rollback target)
+    // mounts them; the next apply that updates the service removes them.
+    let new_config = configs_of_spec(&hosts, &service);
+    assert_ne!(new_config, old_config);
+    assert!(
+        config_line.ends_with(&format!("\"{new_config}\"")),
+        "{config_line}"
+    );
+    let configs = swarm_objects(&hosts, "swf-1", "config", name);
+    assert_eq!(
+        configs.len(),
+        2,
+        "the new config and the rollback target's: {configs:?}"
+    );
+    assert!(configs.contains(&old_config), "{configs:?}");
+    let secrets = swarm_objects(&hosts, "swf-1", "secret", name);
+    assert!(
+        secrets.len() == 2 && old_secrets.iter().all(|old| secrets.contains(old)),
+        "the new secret and the rollback target's: {secrets:?}"
+    );
+    let settled = run(&["plan", "--detailed-exitcode"], tokens[1]);
+    assert_eq!(
+        settled.code,
+        0,
+        "the plan after is empty: {}",
+        explain(&settled)
+    );
+
+    // The config removed from the service by hand is drift, read from the live spec, and
+    // apply mounts it again.
+    hosts
+        .host("swf-1")
+        .docker(&[
+            "service",
+            "update",
+            "--detach",
+            "--config-rm",
+            &new_config,
+            &service,
+        ])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let drift = run(&["drift"], tokens[1]);
+    println!("drift of a config removed by hand: {}", explain(&drift));
+    assert_eq!(drift.code, 2, "drift sees it: {}", explain(&drift));
+    assert!(
+        drift.stdout.contains("swarm_service.app") && drift.stdout.contains("configs"),
+        "{}",
+        explain(&drift)
+    );
+    let repaired = run(&["apply", "--yes"], tokens[1]);
+    assert_eq!(repaired.code, 0, "the repair: {}", explain(&repaired));
+    wait_for_files_on_every_task(&hosts, &service, &expected);
+    let settled = run(&["plan", "--detailed-exitcode"], tokens[1]);
+    assert_eq!(settled.code, 0, "repaired: {}", explain(&settled));
+    // That update made the hand-edited spec the previous one: the first contents' config
+    // and secret are mounted by neither spec any more, and are gone.
+    assert_eq!(
+        swarm_objects(&hosts, "swf-1", "config", name),
+        std::slice::from_ref(&new_config)
+    );
+    let secrets = swarm_objects(&hosts, "swf-1", "secret", name);
+    assert!(
+        secrets.len() == 1 && secrets != old_secrets,
+        "only the new secret is left: {secrets:?}"
+    );
+
+    // The service removed from stack.toml: its config and secret go with it.
+    write_stack(&environment, &hosts, name, &["web-2"], "");
+    let removed = run(&["apply", "--yes"], tokens[1]);
+    assert_eq!(removed.code, 0, "the removal: {}", explain(&removed));
+    assert_eq!(
+        swarm_objects(&hosts, "swf-1", "config", name),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        swarm_objects(&hosts, "swf-1", "secret", name),
+        Vec::<String>::new()
+    );
+
+    // The secret's values: in no output, nor in state or the run folders (the file
+    // itself, on the manager, holds it by design).
+    for output in [
+        &applied, &settled, &plan, &rolled, &drift, &repaired, &removed,
+    ] {
+        for token in tokens {
+            assert!(
+                !output.stdout.contains(token) && !output.stderr.contains(token),
+                "a secret value was printed: {}",
+                explain(output)
+            );
+        }
+    }
+    for (path, text) in files_under(environment.path()) {
+        if path.starts_with(&root) {
+            continue;
+        }
+        for token in tokens {
+            assert!(
+                !text.contains(token),
+                "a secret value was written to {}",
+                path.display()
+            );
+        }
+    }
+
+    let destroyed = stackctl(
+        &environment,
+        &emulator,
+        &["destroy", "--yes", "--allow-data-loss"],
+    );
+    assert_eq!(destroyed.code, 0, "{}", explain(&destroyed));
 }
 
 /// The routed test server and the edge on one droplet, `web-1`: the stack of

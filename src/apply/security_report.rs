@@ -4,9 +4,14 @@
 //! the findings of the policy `stackctl validate` enforces, checked against those live
 //! values. The seed's audit checklist, produced by the tool.
 //!
+//! On a swarm, the stack's swarm services are a section of their own (`swarm_services`):
+//! the same facts, read from the service's spec on the manager (every task's container
+//! runs it, on whichever node), each running task with its node, and the same policy.
+//!
 //! Pure: the facts come from the providers (`Provider::security_facts`) and the edge's
 //! TLS from the probe `verify` runs (`EdgeTlsReport`). The document is one JSON object
-//! with a section per subject (`containers`, `networks`, `edge`, `tls`, `findings`).
+//! with a section per subject (`containers`, `swarm_services`, `networks`, `edge`,
+//! `tls`, `findings`).
 
 use std::collections::BTreeMap;
 
@@ -23,7 +28,8 @@ pub struct SecurityReport {
 /// Version of the document's shape.
 pub const SECURITY_REPORT_VERSION: u32 = 1;
 
-/// `facts`: each provider's `{"containers": [...], "networks": [...]}`. `reasons`: a
+/// `facts`: each provider's `{"containers": [...], "networks": [...]}`, and on a swarm
+/// `"swarm_services": [...]`. `reasons`: a
 /// resource's address (`service.edge`) → why it relaxes the hardened default, from the
 /// stack, shown beside what it explains. `tls`: the edge's TLS as `verify` probed it in
 /// this run, `None` when no probe ran (checks skipped, no edge, the apply failed).
@@ -34,8 +40,15 @@ pub fn build(
     tls: Option<&EdgeTlsReport>,
 ) -> SecurityReport {
     let mut containers: Vec<Json> = Vec::new();
+    let mut swarm_services: Vec<Json> = Vec::new();
     let mut networks: Vec<Json> = Vec::new();
     for provider in facts {
+        swarm_services.extend(
+            provider["swarm_services"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
         containers.extend(
             provider["containers"]
                 .as_array()
@@ -44,7 +57,7 @@ pub fn build(
         );
         networks.extend(provider["networks"].as_array().cloned().unwrap_or_default());
     }
-    for container in &mut containers {
+    for container in containers.iter_mut().chain(swarm_services.iter_mut()) {
         if let Some(reason) = container["resource"]
             .as_str()
             .and_then(|address| reasons.get(address))
@@ -53,7 +66,7 @@ pub fn build(
         }
     }
     let mut published = Vec::new();
-    for container in &containers {
+    for container in containers.iter().chain(&swarm_services) {
         for port in container["published_ports"]
             .as_array()
             .map(Vec::as_slice)
@@ -62,15 +75,20 @@ pub fn build(
             published.push(json!({ "container": container["name"], "port": port }));
         }
     }
-    let mut findings: Vec<Json> = containers.iter().flat_map(findings_of).collect();
+    let mut findings: Vec<Json> = containers
+        .iter()
+        .chain(&swarm_services)
+        .flat_map(findings_of)
+        .collect();
     if let Some(tls) = tls {
         findings.extend(tls_findings(tls));
     }
     let document = json!({
         "format_version": SECURITY_REPORT_VERSION,
         "stack": stack,
-        "read_from": "the target's Docker daemon (container and network inspect), not stack.toml",
+        "read_from": read_from(&swarm_services),
         "containers": containers,
+        "swarm_services": swarm_services,
         "networks": networks,
         "edge": { "published_ports": published },
         "tls": tls.map(|tls| serde_json::to_value(tls).unwrap_or(Json::Null)),
@@ -78,6 +96,15 @@ pub fn build(
     });
     let text = render_text(&document);
     SecurityReport { document, text }
+}
+
+/// Where the facts come from, as the report says it.
+fn read_from(swarm_services: &[Json]) -> &'static str {
+    if swarm_services.is_empty() {
+        "the target's Docker daemon (container and network inspect), not stack.toml"
+    } else {
+        "the target's Docker daemon (container and network inspect; on the swarm's first manager, each swarm service's spec and tasks), not stack.toml"
+    }
 }
 
 /// The probe's failures (a version below the minimum accepted, HSTS missing or short, no
@@ -120,6 +147,14 @@ fn findings_of(container: &Json) -> Vec<Json> {
             "policy-root-user",
             format!("`{name}` runs as root"),
         );
+    } else if container["runs_as_root"].is_null() && container["kind"] == "swarm_service" {
+        // The spec sets no user and the image's USER could not be read: neither root
+        // nor not, said as such.
+        add(
+            "warning",
+            "policy-user-unknown",
+            format!("`{name}` runs as its image's USER, which could not be read on the first manager: it may be root (set `user` in stack.toml to know)"),
+        );
     }
     if container["privileged"] == true {
         add(
@@ -132,9 +167,13 @@ fn findings_of(container: &Json) -> Vec<Json> {
         add(
             "warning",
             "policy-new-privileges",
-            format!(
-                "`{name}` may gain privileges through setuid binaries (no `no-new-privileges`)"
-            ),
+            if container["kind"] == "swarm_service" {
+                format!("`{name}` may gain privileges through setuid binaries (no `no-new-privileges`: Engine API 1.41 has no such setting for a swarm service)")
+            } else {
+                format!(
+                    "`{name}` may gain privileges through setuid binaries (no `no-new-privileges`)"
+                )
+            },
         );
     }
     let dropped_all = container["capabilities"]["dropped"]
@@ -197,25 +236,6 @@ fn findings_of(container: &Json) -> Vec<Json> {
 
 /// `security.txt`: the same facts for people, one block per container.
 fn render_text(document: &Json) -> String {
-    let list = |json: &Json| -> Vec<String> {
-        json.as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-            .iter()
-            .map(|item| {
-                item.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| item.to_string())
-            })
-            .collect()
-    };
-    let or_none = |items: Vec<String>| {
-        if items.is_empty() {
-            "none".to_string()
-        } else {
-            items.join(", ")
-        }
-    };
     let mut out = format!(
         "Security of stack `{}`, read from {}.\n\nContainers:\n",
         document["stack"].as_str().unwrap_or(""),
@@ -226,42 +246,36 @@ fn render_text(document: &Json) -> String {
         .map(Vec::as_slice)
         .unwrap_or(&[])
     {
-        let limit = |field: &str| match &container[field] {
-            Json::Null => "none".to_string(),
-            value => value.to_string(),
-        };
-        let networks: Vec<String> = container["networks"]
+        out.push_str(&subject_text(container));
+    }
+    let swarm_services = document["swarm_services"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    if !swarm_services.is_empty() {
+        out.push_str("\nSwarm services (every task runs the service's spec, on its node):\n");
+    }
+    for service in swarm_services {
+        out.push_str(&subject_text(service));
+        let tasks: Vec<String> = service["tasks"]
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or(&[])
             .iter()
-            .map(|network| {
-                let name = network["name"].as_str().unwrap_or("");
-                if network["internal"] == true {
-                    format!("{name} (internal)")
-                } else {
-                    name.to_string()
-                }
+            .map(|task| {
+                format!(
+                    "slot {} on {} ({})",
+                    task["slot"],
+                    task["node"].as_str().unwrap_or(""),
+                    task["state"].as_str().unwrap_or("")
+                )
             })
             .collect();
         out.push_str(&format!(
-            "  {}\n    user {}; capabilities dropped: {}, added: {}; no-new-privileges {}; privileged {}\n    read-only root {}; processes {}; memory {} bytes; cpus {}\n    networks: {}; published ports: {}\n",
-            container["name"].as_str().unwrap_or(""),
-            container["user"].as_str().unwrap_or(""),
-            or_none(list(&container["capabilities"]["dropped"])),
-            or_none(list(&container["capabilities"]["added"])),
-            yes_no(&container["no_new_privileges"]),
-            yes_no(&container["privileged"]),
-            yes_no(&container["read_only_root"]),
-            limit("pids_limit"),
-            limit("memory_bytes"),
-            limit("cpus"),
-            or_none(networks),
-            or_none(list(&container["published_ports"])),
+            "    replicas {}; tasks: {}\n",
+            service["replicas"],
+            or_none(tasks)
         ));
-        if let Some(reason) = container["reason"].as_str() {
-            out.push_str(&format!("    why it differs from the default: {reason}\n"));
-        }
     }
     let edge: Vec<String> = document["edge"]["published_ports"]
         .as_array()
@@ -298,6 +312,68 @@ fn render_text(document: &Json) -> String {
         }
     }
     out
+}
+
+/// One container's (or swarm service's) block of `security.txt`.
+fn subject_text(container: &Json) -> String {
+    let limit = |field: &str| match &container[field] {
+        Json::Null => "none".to_string(),
+        value => value.to_string(),
+    };
+    let networks: Vec<String> = container["networks"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .map(|network| {
+            let name = network["name"].as_str().unwrap_or("");
+            if network["internal"] == true {
+                format!("{name} (internal)")
+            } else {
+                name.to_string()
+            }
+        })
+        .collect();
+    let mut out = format!(
+        "  {}\n    user {}; capabilities dropped: {}, added: {}; no-new-privileges {}; privileged {}\n    read-only root {}; processes {}; memory {} bytes; cpus {}\n    networks: {}; published ports: {}\n",
+        container["name"].as_str().unwrap_or(""),
+        container["user"].as_str().unwrap_or(""),
+        or_none(text_list(&container["capabilities"]["dropped"])),
+        or_none(text_list(&container["capabilities"]["added"])),
+        yes_no(&container["no_new_privileges"]),
+        yes_no(&container["privileged"]),
+        yes_no(&container["read_only_root"]),
+        limit("pids_limit"),
+        limit("memory_bytes"),
+        limit("cpus"),
+        or_none(networks),
+        or_none(text_list(&container["published_ports"])),
+    );
+    if let Some(reason) = container["reason"].as_str() {
+        out.push_str(&format!("    why it differs from the default: {reason}\n"));
+    }
+    out
+}
+
+fn text_list(json: &Json) -> Vec<String> {
+    json.as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .map(|item| {
+            item.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| item.to_string())
+        })
+        .collect()
+}
+
+fn or_none(items: Vec<String>) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items.join(", ")
+    }
 }
 
 /// The TLS section for people: what was refused, what a client gets, HSTS.
@@ -422,6 +498,107 @@ mod tests {
             "{}",
             report.text
         );
+    }
+
+    #[test]
+    fn swarm_services_are_a_section_with_their_tasks_and_the_same_policy() {
+        let facts = json!({
+            "containers": [],
+            "networks": [],
+            "swarm_services": [
+                {"kind": "swarm_service", "name": "shop-web", "resource": "swarm_service.web",
+                 "user": "10001", "runs_as_root": false,
+                 "capabilities": {"dropped": ["ALL"], "added": []}, "no_new_privileges": false,
+                 "privileged": false, "read_only_root": true, "pids_limit": 256,
+                 "memory_bytes": null, "cpus": 0.5,
+                 "networks": [{"name": "shop_edge", "internal": false}],
+                 "published_ports": ["host 8080->80/tcp"], "replicas": 2,
+                 "tasks": [
+                     {"id": "t1", "slot": 1, "node": "web-2", "state": "running", "container": "c1"},
+                     {"id": "t2", "slot": 2, "node": "web-3", "state": "running", "container": "c2"}
+                 ]}
+            ]
+        });
+        let reasons = BTreeMap::from([(
+            "swarm_service.web".to_string(),
+            "serves the admin port".to_string(),
+        )]);
+        let report = build("shop", &[facts], &reasons, None);
+        let services = report.document["swarm_services"].as_array().unwrap();
+        assert_eq!(services.len(), 1);
+        assert_eq!(services[0]["tasks"][1]["node"], "web-3");
+        assert_eq!(services[0]["reason"], "serves the admin port");
+        let codes: Vec<&str> = report.document["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|finding| finding["container"] == "shop-web")
+            .map(|finding| finding["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                "policy-new-privileges",
+                "policy-no-memory-limit",
+                "policy-published-port"
+            ]
+        );
+        assert!(
+            report.document["read_from"]
+                .as_str()
+                .unwrap()
+                .contains("swarm service's spec and tasks"),
+            "{}",
+            report.document["read_from"]
+        );
+        for expected in [
+            "Swarm services (every task runs the service's spec, on its node):\n  shop-web\n",
+            "read-only root yes; processes 256; memory none bytes; cpus 0.5",
+            "replicas 2; tasks: slot 1 on web-2 (running), slot 2 on web-3 (running)",
+            "host 8080->80/tcp (shop-web)",
+            "Engine API 1.41 has no such setting for a swarm service",
+        ] {
+            assert!(
+                report.text.contains(expected),
+                "{expected}\n{}",
+                report.text
+            );
+        }
+    }
+
+    #[test]
+    fn a_swarm_service_whose_user_is_unknown_is_said_so_not_called_root() {
+        let service = |name: &str, user: &str, runs_as_root: Json| {
+            json!({"kind": "swarm_service", "name": name, "resource": format!("swarm_service.{name}"),
+                   "user": user, "runs_as_root": runs_as_root,
+                   "capabilities": {"dropped": ["ALL"], "added": []}, "no_new_privileges": false,
+                   "privileged": false, "read_only_root": true, "pids_limit": 256,
+                   "memory_bytes": 268435456, "cpus": 0.5, "networks": [],
+                   "published_ports": [], "replicas": 1, "tasks": []})
+        };
+        let facts = json!({
+            "containers": [],
+            "networks": [],
+            "swarm_services": [
+                service("unknown", "unknown: the spec sets none", Json::Null),
+                service("imaged", "10001 (the image's USER)", json!(false)),
+            ]
+        });
+        let report = build("shop", &[facts], &BTreeMap::new(), None);
+        let codes = |container: &str| -> Vec<String> {
+            report.document["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|finding| finding["container"] == container)
+                .map(|finding| finding["code"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert!(codes("unknown").contains(&"policy-user-unknown".to_string()));
+        assert!(!codes("unknown").contains(&"policy-root-user".to_string()));
+        assert!(!codes("imaged")
+            .iter()
+            .any(|code| code == "policy-user-unknown" || code == "policy-root-user"));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::types::{Config, MiddlewareConfig};
+use super::parse::Mount;
+use super::types::{Config, FileConfig, MiddlewareConfig, ServiceConfig};
 
 /// The droplet that runs the services, if any. On a swarm, the first manager: stackctl
 /// reaches the swarm's Engine API there, runs the edge there and keeps the stack's files
@@ -20,6 +21,46 @@ pub fn target_droplet(config: &Config) -> Option<&str> {
         None if config.droplets.len() == 1 => config.droplets.keys().next().map(String::as_str),
         None => None,
     }
+}
+
+/// The directory on the host holding the stack's files and its lock.
+pub fn host_root(config: &Config) -> String {
+    config
+        .target
+        .as_ref()
+        .and_then(|target| target.root.clone())
+        .unwrap_or_else(|| format!("/var/lib/stackctl/{}", config.stack.name))
+}
+
+/// Where a `[files]` entry is written on the host: its absolute `path`, or a relative one
+/// under `<root>/files/`.
+pub fn file_host_path(config: &Config, file: &FileConfig) -> String {
+    if file.path.starts_with('/') {
+        file.path.clone()
+    } else {
+        format!("{}/files/{}", host_root(config), file.path)
+    }
+}
+
+/// The `[files]` entry that a bind mount's source is exactly, if any. On a swarm, that
+/// mount reaches every task wherever it runs: as a Swarm config, or as a Swarm secret when
+/// the content holds a secret.
+pub fn files_entry_at<'a>(config: &'a Config, source: &str) -> Option<&'a str> {
+    config
+        .files
+        .iter()
+        .find(|(_, file)| file_host_path(config, file) == source)
+        .map(|(name, _)| name.as_str())
+}
+
+/// Whether a swarm service mounts a path that exists on the first manager alone: a bind
+/// mount that is not a `[files]` entry (a directory, another host path).
+pub fn binds_first_manager_path(config: &Config, service: &ServiceConfig) -> bool {
+    service
+        .volumes
+        .iter()
+        .filter_map(|text| Mount::parse(text))
+        .any(|mount| mount.is_bind() && files_entry_at(config, &mount.source).is_none())
 }
 
 /// The middlewares a route applies, with chains expanded (each once, cycles cut).

@@ -22,6 +22,7 @@ pub use super::derived::{flatten_middlewares, target_droplet};
 
 mod backups;
 mod swarm;
+mod swarm_files;
 mod swarm_services;
 use super::types::*;
 
@@ -51,6 +52,7 @@ pub fn validate(
     check.checks(config);
     check.backups(config);
     check.swarm_services(config);
+    check.swarm_files(config, base_directory);
     check.variables(document, environment, base_directory, env_path);
     check.found
 }

@@ -856,6 +856,31 @@ fn on_a_swarm_what_lives_on_the_first_manager_cannot_be_pinned_elsewhere() {
     );
 }
 
+/// A `[files]` entry reaches every node as a Swarm config (or secret, when it holds one):
+/// a service mounting one may run anywhere. A host directory is on the first manager only.
+#[test]
+fn on_a_swarm_a_files_entry_may_go_anywhere_and_a_host_directory_stays_on_the_first_manager() {
+    let swarm = "[stack]\nname = \"shop\"\n\n[target]\nswarm = { managers = [\"web-1\"], workers = [\"web-2\"] }\n\n[droplets.web-1]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n\n[droplets.web-2]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n";
+    let found = problems_in(&format!(
+        "{swarm}\n[files.app]\npath = \"app.conf\"\ncontent = \"greeting = hello\"\n\n[files.key]\npath = \"key.pem\"\ncontent = \"${{APP_PASSWORD}}\"\n\n[services.web]\nimage = \"web:1\"\nvolumes = [\"/var/lib/stackctl/shop/files/app.conf:/etc/app.conf:ro\"]\nplacement = {{ constraints = [\"node.hostname == web-2\"] }}\n\n[services.api]\nimage = \"api:1\"\nvolumes = [\"/var/lib/stackctl/shop/files/key.pem:/etc/key.pem:ro\"]\nplacement = {{ constraints = [\"node.hostname == web-2\"] }}\n\n[services.cache]\nimage = \"cache:1\"\nvolumes = [\"/srv/cache:/cache\"]\nplacement = {{ constraints = [\"node.hostname == web-2\"] }}\n"
+    ));
+    let pinned: Vec<(&str, usize, usize)> = found
+        .iter()
+        .filter(|(code, ..)| *code == "first-manager-only")
+        .map(|(code, _, line, column)| (*code, *line, *column))
+        .collect();
+    assert_eq!(pinned, vec![("first-manager-only", 38, 30)], "{found:#?}");
+    let message = &found
+        .iter()
+        .find(|(code, ..)| *code == "first-manager-only")
+        .unwrap()
+        .1;
+    assert!(
+        message.contains("service `cache`") && message.contains("not a `[files]` entry"),
+        "{message}"
+    );
+}
+
 #[test]
 fn both_health_checks_only_on_a_swarm_and_at_least_one() {
     let both = "\n[services.api]\nimage = \"api:1\"\nport = 8000\nhealth = { http = \"/health\", command = [\"CMD\", \"true\"] }\n";
@@ -882,5 +907,120 @@ fn both_health_checks_only_on_a_swarm_and_at_least_one() {
             .iter()
             .any(|(code, ..)| *code == "invalid-health"),
         "{on_a_swarm:?}"
+    );
+}
+
+/// (line, column) of the first `needle` in `text`: where a diagnostic should point.
+fn position_of(text: &str, needle: &str) -> (usize, usize) {
+    let at = text.find(needle).expect("the needle is in the text");
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
+    (line, column)
+}
+
+/// A `[files]` entry a swarm service mounts is a Swarm config (or secret), whose data
+/// Swarm refuses empty or at its limit (1000 KiB for a config, 500 KiB for a secret):
+/// refused at the entry's content, not halfway through an apply. An entry no service
+/// mounts is written on the first manager alone, as on one host, and not held to them.
+#[test]
+fn on_a_swarm_a_mounted_file_must_fit_what_swarm_takes() {
+    let swarm = "[stack]\nname = \"shop\"\n\n[target]\nswarm = { managers = [\"web-1\"] }\n\n[droplets.web-1]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n";
+    let big = "x".repeat(1000 * 1024);
+    let big_secret = "y".repeat(500 * 1024);
+    let text = format!(
+        "{swarm}\n[files.empty]\npath = \"empty.conf\"\ncontent = \"\"\n\n[files.big]\npath = \"big.conf\"\ncontent = \"{big}\"\n\n[files.key]\npath = \"key.pem\"\ncontent = \"${{APP_PASSWORD:-{big_secret}}}\"\n\n[files.fine]\npath = \"fine.conf\"\ncontent = \"{}\"\n\n[files.unmounted]\npath = \"unmounted.conf\"\ncontent = \"\"\n\n[services.web]\nimage = \"web:1\"\nvolumes = [\"/var/lib/stackctl/shop/files/empty.conf:/etc/empty.conf:ro\", \"/var/lib/stackctl/shop/files/big.conf:/etc/big.conf:ro\", \"/var/lib/stackctl/shop/files/key.pem:/etc/key.pem:ro\", \"/var/lib/stackctl/shop/files/fine.conf:/etc/fine.conf:ro\"]\n",
+        "z".repeat(1000 * 1024 - 1)
+    );
+    let found = problems_in(&text);
+    let sizes: Vec<(&str, usize, usize)> = found
+        .iter()
+        .filter(|(code, ..)| *code == "swarm-file-size")
+        .map(|(code, _, line, column)| (*code, *line, *column))
+        .collect();
+    let at = |needle: &str| {
+        let (line, column) = position_of(&text, needle);
+        ("swarm-file-size", line, column + "content = ".len())
+    };
+    assert_eq!(
+        sizes,
+        vec![
+            at("content = \"\"\n\n[files.big]"),
+            at("content = \"xxx"),
+            at("content = \"${APP_PASSWORD"),
+        ],
+        "{found:#?}"
+    );
+    let messages: Vec<&String> = found
+        .iter()
+        .filter(|(code, ..)| *code == "swarm-file-size")
+        .map(|(_, message, ..)| message)
+        .collect();
+    assert!(
+        messages[0].contains("file `empty` is mounted by swarm service `web` as a Swarm config")
+            && messages[0].contains("it is empty, and Swarm refuses a config without data"),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[1].contains("file `big`")
+            && messages[1].contains(
+                "1024000 bytes, and Swarm takes a config of less than 1024000 bytes (1000 KiB)"
+            ),
+        "{}",
+        messages[1]
+    );
+    assert!(
+        messages[2].contains("as a Swarm secret")
+            && messages[2].contains("less than 512000 bytes (500 KiB)"),
+        "{}",
+        messages[2]
+    );
+    // On one host the same entries are plain files: nothing to refuse.
+    let on_one_host = problems(
+        "\n[files.empty]\npath = \"empty.conf\"\ncontent = \"\"\n\n[services.web]\nimage = \"web:1\"\nvolumes = [\"/var/lib/stackctl/shop/files/empty.conf:/etc/empty.conf:ro\"]\n",
+    );
+    assert!(
+        on_one_host
+            .iter()
+            .all(|(code, ..)| *code != "swarm-file-size"),
+        "{on_one_host:?}"
+    );
+}
+
+/// A swarm service's secret env value `VAR` is mounted at `/run/secrets/VAR`: a secret
+/// `[files]` entry mounted there too would take its place (and read back as the env's).
+#[test]
+fn on_a_swarm_a_secret_file_cannot_take_the_path_of_a_secret_env_value() {
+    let swarm = "[stack]\nname = \"shop\"\n\n[target]\nswarm = { managers = [\"web-1\"] }\n\n[droplets.web-1]\nregion = \"fra1\"\nsize = \"s-1vcpu-1gb\"\nimage = \"docker-20-04\"\n";
+    let text = format!(
+        "{swarm}\n[files.token]\npath = \"token.txt\"\ncontent = \"${{APP_TOKEN:-t0k3n-value-9f8e7d}}\"\n\n[services.api]\nimage = \"api:1\"\nenv = {{ APP_TOKEN = \"${{APP_TOKEN:-t0k3n-value-9f8e7d}}\", CERT_FILE = \"/run/secrets/CERT\" }}\nvolumes = [\"/var/lib/stackctl/shop/files/token.txt:/run/secrets/APP_TOKEN:ro\", \"/var/lib/stackctl/shop/files/token.txt:/run/secrets/CERT:ro\"]\n"
+    );
+    let found = problems_in(&text);
+    let taken: Vec<(&str, usize, usize)> = found
+        .iter()
+        .filter(|(code, ..)| *code == "swarm-secret-path-taken")
+        .map(|(code, _, line, column)| (*code, *line, *column))
+        .collect();
+    let (line, column) = position_of(
+        &text,
+        "\"/var/lib/stackctl/shop/files/token.txt:/run/secrets/APP_TOKEN",
+    );
+    // Only the env secret's path: `CERT` is no secret env value, so `/run/secrets/CERT`
+    // is the file's to take.
+    assert_eq!(
+        taken,
+        vec![("swarm-secret-path-taken", line, column)],
+        "{found:#?}"
+    );
+    let message = &found
+        .iter()
+        .find(|(code, ..)| *code == "swarm-secret-path-taken")
+        .unwrap()
+        .1;
+    assert!(
+        message.contains("service `api` mounts secret file `token` at `/run/secrets/APP_TOKEN`")
+            && message.contains("`APP_TOKEN_FILE`"),
+        "{message}"
     );
 }

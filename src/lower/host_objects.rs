@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use stackctl_provider::{Address, ReplaceOrder, Resource, Value};
 
 use super::{Lowering, DOCKER};
+use crate::config::derived::file_host_path;
 use crate::config::parse::Mount;
+use crate::config::FileConfig;
 
 /// The edge's volume for ACME certificates and account keys.
 pub(super) const EDGE_ACME_VOLUME: &str = "edge-acme";
@@ -95,18 +97,8 @@ impl Lowering<'_> {
     pub(super) fn files(&self, resources: &mut Vec<Resource>) -> BTreeMap<String, Address> {
         let mut file_paths: BTreeMap<String, Address> = BTreeMap::new();
         for (name, file) in &self.config.files {
-            let path = if file.path.starts_with('/') {
-                file.path.clone()
-            } else {
-                format!("{}/files/{}", self.root, file.path)
-            };
-            let content = match (&file.content, &file.source) {
-                (Some(inline), _) => self.value(inline),
-                (None, Some(source)) => {
-                    Value::Text(self.inputs.files.get(source).cloned().unwrap_or_default())
-                }
-                (None, None) => Value::Text(String::new()),
-            };
+            let path = file_host_path(self.config, file);
+            let content = self.file_content(file);
             let address = Address::new("file", name);
             file_paths.insert(path.clone(), address.clone());
             let mut resource = Resource::new(address, DOCKER);
@@ -128,5 +120,17 @@ impl Lowering<'_> {
             );
         }
         file_paths
+    }
+
+    /// A `[files]` entry's content: inline (`${VAR}` resolved; a secret when a variable is
+    /// one) or the file beside stack.toml it copies.
+    pub(super) fn file_content(&self, file: &FileConfig) -> Value {
+        match (&file.content, &file.source) {
+            (Some(inline), _) => self.value(inline),
+            (None, Some(source)) => {
+                Value::Text(self.inputs.files.get(source).cloned().unwrap_or_default())
+            }
+            (None, None) => Value::Text(String::new()),
+        }
     }
 }

@@ -67,14 +67,7 @@ pub fn lower(loaded: &LoadedConfig, inputs: &ExternalInputs, salt: &str) -> Vec<
     resources
 }
 
-/// The directory on the host holding the stack's files and its lock.
-pub fn host_root(config: &Config) -> String {
-    config
-        .target
-        .as_ref()
-        .and_then(|target| target.root.clone())
-        .unwrap_or_else(|| format!("/var/lib/stackctl/{}", config.stack.name))
-}
+pub use crate::config::derived::host_root;
 
 /// True when the services run on this machine.
 pub fn targets_local(config: &Config) -> bool {

@@ -7,9 +7,16 @@
 //!   each other by the service's name, an alias on each overlay network;
 //! - `replicas`, `placement`, `endpoint_mode` and `update` are added, with their
 //!   defaults written out so the plan shows what Swarm will do;
+//! - a bind mount of a `[files]` entry becomes a Swarm config mounted at the same path
+//!   (`configs`: path → the config's name, owner and mode) — or a Swarm secret
+//!   (`secret_files`, the same with the content as a secret) when the content holds one —
+//!   so every task has the file wherever it runs; the name ends with the content's
+//!   digest, so a new content is a new object and the service rolls out to it;
 //! - a service holding a named volume is pinned to one node (the first manager unless
 //!   its constraints name one): a local volume lives on one node, and a task started
-//!   elsewhere would find an empty one. It updates stop-first for the same reason;
+//!   elsewhere would find an empty one. It updates stop-first for the same reason. A
+//!   built image and any other bind mount (a directory) pin it to the first manager too,
+//!   where stackctl makes them;
 //! - what a service spec cannot carry on Engine API 1.41 is left out here rather than
 //!   shown and not done: `no_new_privileges`, `privileged` (validation refuses it) and
 //!   the tmpfs options other than the size.
@@ -19,7 +26,8 @@ use std::collections::BTreeMap;
 use stackctl_provider::{Address, ReplaceOrder, Resource, Value};
 
 use super::{map, texts, Lowering};
-use crate::config::parse::memory_bytes;
+use crate::config::derived::{binds_first_manager_path, files_entry_at};
+use crate::config::parse::{file_mode, memory_bytes, Mount};
 use crate::config::{FailureAction, ServiceConfig, SwarmTarget, UpdateOrder};
 
 /// The kind of a service on a swarm target.
@@ -28,6 +36,14 @@ pub const SWARM_SERVICE: &str = "swarm_service";
 /// Swarm's defaults for a rolling update, written out in the plan.
 const DEFAULT_PARALLELISM: i64 = 1;
 const DEFAULT_MONITOR_MILLISECONDS: i64 = 5_000;
+
+/// Swarm's limit on a config's (and a secret's) name.
+const OBJECT_NAME_LIMIT: usize = 64;
+
+/// A mounted file's mode when its `[files]` entry sets none: readable by the task's user,
+/// whoever it is, and by no one else's container (a config or secret is mounted into its
+/// task's container alone); never writable. Docker's own default.
+const DEFAULT_FILE_MODE: i64 = 0o444;
 
 /// Attributes of a container that a swarm service does not have.
 const NOT_ON_A_SWARM: &[&str] = &["container_name", "no_new_privileges", "privileged"];
@@ -77,6 +93,28 @@ impl Lowering<'_> {
                 value.clone()
             };
             resource.attributes.insert(attribute.clone(), value);
+        }
+        let files = self.mounted_files(name, service);
+        // The file reaches the task as a config or secret, not as a path of the node's host.
+        if let Some(Value::List(mounts)) = resource.attributes.get_mut("volumes") {
+            mounts.retain(|mount| {
+                let target = mount
+                    .as_map()
+                    .and_then(|mount| mount.get("target"))
+                    .and_then(Value::as_text);
+                !target.is_some_and(|target| files.holds(target))
+            });
+        }
+        // Only when there are some: a service without one keeps the hash it had.
+        for (attribute, entries) in [
+            ("configs", files.configs),
+            ("secret_files", files.secret_files),
+        ] {
+            if !entries.is_empty() {
+                resource
+                    .attributes
+                    .insert(attribute.to_string(), Value::Map(entries));
+            }
         }
         let stateful = container
             .attributes
@@ -168,9 +206,11 @@ impl Lowering<'_> {
             .iter()
             .map(|constraint| self.text(constraint))
             .collect();
-        // A named volume, a bind-mounted file and a built image exist on the first
-        // manager only (stackctl makes them there): the tasks must run there too.
-        let first_manager_only = stateful || service.build.is_some() || has_bind_mount(service);
+        // A named volume, a bind-mounted host path and a built image exist on the first
+        // manager only (stackctl makes them there): the tasks must run there too. A
+        // `[files]` entry carried as a Swarm config or secret does not pin it.
+        let first_manager_only =
+            stateful || service.build.is_some() || binds_first_manager_path(self.config, service);
         if first_manager_only && !crate::config::placement::pins_to_one_node(&constraints) {
             if let Some(first_manager) = swarm.managers.first() {
                 constraints.push(crate::config::placement::on_node(first_manager));
@@ -186,6 +226,97 @@ impl Lowering<'_> {
             ("spread", texts(&preferences)),
         ])
     }
+}
+
+/// A service's bind mounts of `[files]` entries on a swarm, by path in the task: the
+/// plain ones as Swarm configs, the ones holding a secret as Swarm secrets.
+#[derive(Default)]
+struct MountedFiles {
+    configs: BTreeMap<String, Value>,
+    secret_files: BTreeMap<String, Value>,
+}
+
+impl MountedFiles {
+    fn holds(&self, target: &str) -> bool {
+        self.configs.contains_key(target) || self.secret_files.contains_key(target)
+    }
+}
+
+impl Lowering<'_> {
+    /// The service's bind mounts of `[files]` entries, as the Swarm objects that carry
+    /// them: path in the task → `{ name, owner, mode }` for a config, and the same with
+    /// `content` (the secret, for the apply to create it; state and plans see its digest)
+    /// for a secret.
+    fn mounted_files(&self, service_name: &str, service: &ServiceConfig) -> MountedFiles {
+        let mut mounted = MountedFiles::default();
+        for mount in service.volumes.iter().filter_map(|text| Mount::parse(text)) {
+            let Some(file_name) = files_entry_at(self.config, &mount.source) else {
+                continue;
+            };
+            let Some(file) = self.config.files.get(file_name) else {
+                continue;
+            };
+            let mode = file
+                .mode
+                .as_deref()
+                .and_then(file_mode)
+                .unwrap_or(DEFAULT_FILE_MODE);
+            let entry = |name: String| {
+                BTreeMap::from([
+                    ("name".to_string(), Value::text(name)),
+                    (
+                        "owner".to_string(),
+                        Value::text(file.owner.as_deref().unwrap_or("0:0")),
+                    ),
+                    ("mode".to_string(), Value::text(format!("{mode:04o}"))),
+                ])
+            };
+            match self.file_content(file) {
+                // Named after the salted digest, as state records it: never a plain
+                // digest of a secret, which a guess could be checked against.
+                Value::Secret(secret) => {
+                    let hex = secret.digest().strip_prefix("sha256:").unwrap_or("");
+                    let mut entry =
+                        entry(swarm_object_name(self.stack, service_name, file_name, hex));
+                    entry.insert("content".to_string(), Value::Secret(secret));
+                    mounted
+                        .secret_files
+                        .insert(mount.target.clone(), Value::Map(entry));
+                }
+                content => {
+                    let digest =
+                        stackctl_provider::sha256_hex(content.as_text().unwrap_or("").as_bytes());
+                    let hex = digest.strip_prefix("sha256:").unwrap_or("");
+                    let name = swarm_object_name(self.stack, service_name, file_name, hex);
+                    mounted
+                        .configs
+                        .insert(mount.target.clone(), Value::Map(entry(name)));
+                }
+            }
+        }
+        mounted
+    }
+}
+
+/// `<stack>_<service>_<file>_<8 hex>`: the Swarm config or secret carrying
+/// `[files].<file>` into the tasks of `<service>`, named after the first 8 hex digits of
+/// the content's digest (`hex`: the sha256 of a config's content, the salted digest of a
+/// secret's), so a new content is a new object (Swarm's cannot change) and the provider
+/// can tell which content a name stands for. Characters Swarm refuses become `-`, and the
+/// part before the digest is cut to fit Swarm's 64.
+pub(crate) fn swarm_object_name(stack: &str, service: &str, file: &str, hex: &str) -> String {
+    let mut prefix: String = format!("{stack}_{service}_{file}")
+        .chars()
+        .map(|character| {
+            if character.is_ascii_alphanumeric() || "-_.".contains(character) {
+                character
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    prefix.truncate(OBJECT_NAME_LIMIT - 9);
+    format!("{prefix}_{}", &hex[..hex.len().min(8)])
 }
 
 /// `/tmp` → its size in bytes: a service spec's tmpfs carries a size and nothing else
@@ -209,14 +340,4 @@ fn tmpfs_sizes(value: &Value) -> Value {
         })
         .collect();
     Value::Map(sizes)
-}
-
-/// Whether service mounts a path of the host (a `[files]` entry or a directory), which
-/// exists on the node stackctl wrote it to and nowhere else.
-pub(crate) fn has_bind_mount(service: &ServiceConfig) -> bool {
-    service
-        .volumes
-        .iter()
-        .filter_map(|text| crate::config::parse::Mount::parse(text))
-        .any(|mount| mount.is_bind())
 }

@@ -797,3 +797,110 @@ fn on_a_swarm_a_routed_service_names_its_http_health_path_for_the_edge() {
         "{route_backend}"
     );
 }
+
+#[test]
+fn on_a_swarm_a_mounted_file_is_a_swarm_config_or_secret_named_after_its_content_and_pins_nothing()
+{
+    let files = r#"
+[files.app]
+path = "app.conf"
+content = "greeting = hello"
+owner = "10001:10001"
+
+[files.key]
+path = "key.pem"
+content = "${DB_PASSWORD}"
+
+[services.worker]
+image = "worker:1"
+volumes = ["/var/lib/stackctl/shop/files/app.conf:/etc/worker/app.conf:ro"]
+
+[services.api]
+image = "api:1"
+volumes = ["/var/lib/stackctl/shop/files/app.conf:/etc/api/app.conf:ro", "/var/lib/stackctl/shop/files/key.pem:/etc/api/key.pem:ro"]
+"#;
+    let resources = lowered(&format!("{ON_A_SWARM}{files}"));
+    let digest = stackctl_provider::sha256_hex(b"greeting = hello");
+    let worker = find(&resources, "swarm_service.worker");
+    assert_eq!(
+        json(attribute(worker, "configs")),
+        serde_json::json!({ "/etc/worker/app.conf": {
+            "name": format!("shop_worker_app_{}", &digest[7..15]),
+            "owner": "10001:10001",
+            "mode": "0444",
+        } })
+    );
+    // Not a bind mount of the node's host, so not pinned to the first manager; it still
+    // waits for the file, whose recorded content the config is made from.
+    assert_eq!(json(attribute(worker, "volumes")), serde_json::json!([]));
+    assert_eq!(
+        json(attribute(worker, "placement")),
+        serde_json::json!({ "constraints": [], "spread": [] })
+    );
+    assert!(dependencies(worker).contains(&"file.app".to_string()));
+    // A file holding a secret is a Swarm secret at its path: the content as the secret
+    // (its digest in state and plans), named after the salted digest. It pins nothing.
+    let api = find(&resources, "swarm_service.api");
+    let configs = json(attribute(api, "configs"));
+    assert_eq!(
+        configs.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["/etc/api/app.conf"]
+    );
+    let Value::Map(secret_files) = attribute(api, "secret_files") else {
+        panic!("no secret_files");
+    };
+    let Some(Value::Map(key)) = secret_files.get("/etc/api/key.pem") else {
+        panic!("{secret_files:?}");
+    };
+    let Some(Value::Secret(content)) = key.get("content") else {
+        panic!("{key:?}");
+    };
+    assert_eq!(content.expose(), Some("hunter2"));
+    assert_eq!(
+        key.get("name"),
+        Some(&Value::text(format!(
+            "shop_api_key_{}",
+            &content.digest()[7..15]
+        )))
+    );
+    assert_eq!(key.get("mode"), Some(&Value::text("0444")));
+    assert_eq!(json(attribute(api, "volumes")), serde_json::json!([]));
+    assert_eq!(
+        json(attribute(api, "placement"))["constraints"],
+        serde_json::json!([])
+    );
+    // The mode written on the file is the config's; a new content is a new config.
+    let changed = lowered(&format!(
+        "{ON_A_SWARM}{}",
+        files
+            .replace("greeting = hello", "greeting = bonjour")
+            .replace("owner = \"10001:10001\"", "mode = \"0440\"")
+    ));
+    let changed = json(attribute(find(&changed, "swarm_service.worker"), "configs"));
+    let entry = &changed["/etc/worker/app.conf"];
+    assert_eq!(entry["mode"], "0440");
+    assert_eq!(entry["owner"], "0:0");
+    assert_ne!(
+        entry["name"],
+        format!("shop_worker_app_{}", &digest[7..15]).as_str()
+    );
+    // A service without one keeps the attributes (and the hash) it had.
+    assert!(!find(&resources, "swarm_service.web")
+        .attributes
+        .contains_key("configs"));
+}
+
+#[test]
+fn a_mounted_files_name_fits_swarms_limit_and_characters() {
+    use crate::lower::swarm_services::swarm_object_name;
+    let hex = "0123456789abcdef";
+    let name = swarm_object_name("shop", "web", "app", hex);
+    assert_eq!(name, "shop_web_app_01234567");
+    let long = swarm_object_name(&"s".repeat(40), &"w".repeat(40), "a b", hex);
+    assert_eq!(long.len(), 64, "{long}");
+    assert!(long.ends_with("_01234567"), "{long}");
+    assert_eq!(
+        swarm_object_name("shop", "web", "a b/c", hex),
+        "shop_web_a-b-c_01234567"
+    );
+}

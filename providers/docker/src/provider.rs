@@ -381,13 +381,14 @@ impl Provider for DockerProvider {
 
     async fn read(&self, request: &ReadRequest) -> Result<Vec<LiveResource>, ProviderError> {
         // Swarm services beside the containers (none asked when the stack has none).
-        let (mut live, swarm_services) =
+        let (live, swarm_services) =
             tokio::join!(self.refresh(request), self.read_swarm_services(request));
-        if let Ok(live) = &mut live {
-            live.extend(swarm_services?);
-            live.sort_by(|left, right| left.address.cmp(&right.address));
-        }
-        live
+        let (mut live, backend_files) = live?;
+        let mut swarm_services = swarm_services?;
+        self.compare_swarm_backend_files(&mut swarm_services, &backend_files, request);
+        live.extend(swarm_services);
+        live.sort_by(|left, right| left.address.cmp(&right.address));
+        Ok(live)
     }
 
     fn report_progress_to(&self, sink: stackctl_provider::ProgressSink) {

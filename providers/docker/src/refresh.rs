@@ -18,21 +18,29 @@ use crate::labels::{container_names, container_resource, label};
 use crate::provider::DockerProvider;
 use crate::provider_error::{failed, from_client};
 use crate::spec::{live_service_attributes, RouteBackend};
+use crate::swarm_service::SWARM_SERVICE;
+
+/// Backend files read by a refresh, by the address of their service (`None`: no file).
+pub(crate) type BackendFilesRead = BTreeMap<Address, Option<Vec<u8>>>;
 
 impl DockerProvider {
     /// Every live object of the stack: containers, networks, volumes and images in two
     /// round trips, and beside them the stack's files with the host's record of the
     /// stack's owner (over SSH one command, which overlaps the Docker reads instead of
     /// following them).
+    /// Returns the live objects, and the backend files of the routed swarm services (by
+    /// address; `None`: no file), which the swarm services read beside this compare.
     pub(crate) async fn refresh(
         &self,
         request: &ReadRequest,
-    ) -> Result<Vec<LiveResource>, ProviderError> {
-        // The edge's backend file of each routed service: read with the stack's files.
-        // Where it is comes from the recorded (else desired) service, as live does.
+    ) -> Result<(Vec<LiveResource>, BackendFilesRead), ProviderError> {
+        // The edge's backend file of each routed service (a swarm service's too): read
+        // with the stack's files. Where it is comes from the recorded (else desired)
+        // service, as live does.
+        let routed = |kind: &str| kind == "service" || kind == SWARM_SERVICE;
         let mut backend_files: BTreeMap<Address, String> = BTreeMap::new();
         for resource in &request.desired {
-            if resource.address.kind() == "service" {
+            if routed(resource.address.kind()) {
                 if let Ok(Some(backend)) =
                     RouteBackend::from_attributes(resource.address.name(), &resource.attributes)
                 {
@@ -41,7 +49,7 @@ impl DockerProvider {
             }
         }
         for recorded in &request.recorded {
-            if recorded.address.kind() == "service" {
+            if routed(recorded.address.kind()) {
                 match RouteBackend::from_attributes(recorded.address.name(), &recorded.attributes) {
                     Ok(Some(backend)) => {
                         backend_files.insert(recorded.address.clone(), backend.file);
@@ -82,8 +90,9 @@ impl DockerProvider {
         };
         let (live, contents) = tokio::join!(self.read_live(request), read_files);
         let (mut live, mut contents) = (live?, contents?);
-        let backend_contents: BTreeMap<&Address, Option<Vec<u8>>> = backend_files
+        let mut backend_contents: BackendFilesRead = backend_files
             .keys()
+            .cloned()
             .zip(contents.split_off(files.len()))
             .collect();
         for resource in &mut live {
@@ -102,7 +111,8 @@ impl DockerProvider {
             resource.attributes.insert(BACKEND_FILE.into(), value);
         }
         live.extend(crate::files::described(&files, contents, &request.salt));
-        Ok(live)
+        backend_contents.retain(|address, _| address.kind() == SWARM_SERVICE);
+        Ok((live, backend_contents))
     }
 
     /// The target droplet's address as recorded (the engine passes the droplet's record

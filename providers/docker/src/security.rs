@@ -1,7 +1,8 @@
 //! The security facts of a stack's containers, read from the daemon (`inspect`), never
 //! from stack.toml: who each container runs as, what it may do, its limits, the
-//! networks it joins and the ports it publishes. The engine turns them into the run's
-//! security report.
+//! networks it joins and the ports it publishes. On a swarm, the stack's swarm services
+//! too (`swarm_services`, from the manager: see `swarm_service/security.rs`), whose
+//! tasks run on every node. The engine turns them into the run's security report.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,8 @@ use crate::api;
 use crate::hardening::ContainerHardening;
 use crate::provider::DockerProvider;
 use crate::provider_error::from_client;
+use crate::swarm_service::requests as swarm_requests;
+use crate::swarm_service::security::{image_lookups, images_without_user, swarm_security_facts};
 
 impl DockerProvider {
     /// Every container and network of the stack, inspected now; not the containers a
@@ -20,12 +23,14 @@ impl DockerProvider {
         let client = self.client(None).await?;
         // Containers a replace left behind may still be stopping: they are not the stack's.
         let retiring = self.background.retiring();
-        let (containers, networks) = tokio::join!(
+        let (containers, networks, services) = tokio::join!(
             client.send_json(api::list_containers(&self.stack, None)),
             client.send_json(api::list_networks(&self.stack)),
+            client.send_raw(swarm_requests::list_services(&self.stack)),
         );
         let containers = containers.map_err(from_client)?;
         let networks = networks.map_err(from_client)?;
+        let services = services.map_err(from_client)?;
         let ids: Vec<&str> = containers
             .as_array()
             .map(Vec::as_slice)
@@ -55,7 +60,93 @@ impl DockerProvider {
                 .map_err(from_client)?;
             inspects.push(inspect);
         }
-        Ok(security_facts(&inspects, &networks))
+        let mut facts = security_facts(&inspects, &networks);
+        facts["swarm_services"] = json!(self.swarm_security(&client, services, &networks).await?);
+        Ok(facts)
+    }
+
+    /// The stack's swarm services as the manager answered `GET /services` (`services`),
+    /// with their tasks, the nodes they run on and the `USER` of each image whose spec sets
+    /// none (inspected on the first manager), read in one more round trip. A daemon
+    /// in no swarm (every single host) refuses the question: no swarm service.
+    async fn swarm_security(
+        &self,
+        client: &api::DockerClient,
+        services: crate::http::Response,
+        networks: &Json,
+    ) -> Result<Vec<Json>, ProviderError> {
+        if services.status == 503 {
+            return Ok(Vec::new());
+        }
+        let services = api::check("GET", "/services", services)
+            .and_then(|answer| {
+                answer.json().map_err(|error| {
+                    api::ClientError::Http(crate::http::HttpError::Malformed(error.to_string()))
+                })
+            })
+            .map_err(from_client)?;
+        let services = services.as_array().cloned().unwrap_or_default();
+        if services.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = services
+            .iter()
+            .filter_map(|service| service["ID"].as_str().map(str::to_string))
+            .collect();
+        let images = images_without_user(&services);
+        let lookups: Vec<(String, String)> = images
+            .iter()
+            .flat_map(|image| {
+                image_lookups(image)
+                    .into_iter()
+                    .map(move |lookup| (image.clone(), lookup))
+            })
+            .collect();
+        let mut batch = vec![
+            swarm_requests::list_tasks_of(&ids),
+            swarm_requests::list_nodes(),
+        ];
+        batch.extend(lookups.iter().map(|(_, lookup)| api::inspect_image(lookup)));
+        let mut answers = client
+            .connect()
+            .await
+            .map_err(from_client)?
+            .batch(&batch)
+            .await
+            .map_err(from_client)?;
+        let image_answers = answers.split_off(2.min(answers.len()));
+        // The first lookup of each image that the daemon answered; an image it does not
+        // have stays unknown (reported so, not as root).
+        let mut image_users: BTreeMap<String, String> = BTreeMap::new();
+        for ((image, _), answer) in lookups.iter().zip(image_answers) {
+            if image_users.contains_key(image) || !answer.is_success() {
+                continue;
+            }
+            if let Ok(inspect) = answer.json() {
+                // No `Config.User` (an image built with no USER, no config at all): root.
+                let user = inspect["Config"]["User"].as_str().unwrap_or("");
+                image_users.insert(image.clone(), user.to_string());
+            }
+        }
+        let mut lists = Vec::new();
+        for (answer, path) in answers.into_iter().zip(["/tasks", "/nodes"]) {
+            let list = api::check("GET", path, answer)
+                .and_then(|answer| {
+                    answer.json().map_err(|error| {
+                        api::ClientError::Http(crate::http::HttpError::Malformed(error.to_string()))
+                    })
+                })
+                .map_err(from_client)?;
+            lists.push(list.as_array().cloned().unwrap_or_default());
+        }
+        let [tasks, nodes] = [&lists[0], &lists[1]];
+        Ok(swarm_security_facts(
+            &services,
+            tasks,
+            nodes,
+            networks,
+            &image_users,
+        ))
     }
 }
 

@@ -92,12 +92,7 @@ impl DockerProvider {
         expected: &[String],
         replacing: bool,
     ) -> Result<(), ProviderError> {
-        let contents = match (expected, &backend.health_path) {
-            ([only], None) => backend_contents(formats, backend, only),
-            (servers, health_path) => {
-                formats.backend_file_servers(&backend.service, servers, health_path.as_deref())
-            }
-        };
+        let contents = backend_servers_contents(formats, backend, expected);
         client
             .host()
             .write_file(&backend.file, contents.as_bytes(), 0o644, &backend.temp_dir)
@@ -180,6 +175,22 @@ impl DockerProvider {
 /// to `url`.
 fn backend_contents(formats: &dyn EdgeFormats, backend: &RouteBackend, url: &str) -> String {
     formats.backend_file(&backend.service, url)
+}
+
+/// What the backend file says when the edge balances `backend`'s traffic over `servers`
+/// (one container's URL, or a swarm service's tasks): the bytes a switch writes, and
+/// what a refresh compares the live file with.
+pub(crate) fn backend_servers_contents(
+    formats: &dyn EdgeFormats,
+    backend: &RouteBackend,
+    servers: &[String],
+) -> String {
+    match (servers, &backend.health_path) {
+        ([only], None) => backend_contents(formats, backend, only),
+        (servers, health_path) => {
+            formats.backend_file_servers(&backend.service, servers, health_path.as_deref())
+        }
+    }
 }
 
 /// Whether the edge's answer lists exactly `expected` as the service's servers: the new

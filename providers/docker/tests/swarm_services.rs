@@ -1000,7 +1000,8 @@ async fn a_secret_env_value_is_a_swarm_secret_file_in_the_task_never_in_inspect_
         live.attributes
     );
 
-    // A new value: a new secret, rolled out; the old secret is removed.
+    // A new value: a new secret, rolled out once Swarm completed the update; the old
+    // secret stays while the previous spec (Swarm's rollback target) mounts it.
     let changed = apply_on(
         &host,
         &provider,
@@ -1013,8 +1014,24 @@ async fn a_secret_env_value_is_a_swarm_secret_file_in_the_task_never_in_inspect_
     )
     .await;
     let second_secrets = stack_secrets(&host, &stack);
-    assert_eq!(second_secrets.len(), 1, "{second_secrets:?}");
-    assert_ne!(second_secrets, first_secrets, "a new secret");
+    assert_eq!(second_secrets.len(), 2, "{second_secrets:?}");
+    assert!(
+        first_secrets
+            .iter()
+            .all(|first| second_secrets.contains(first)),
+        "the rollback target's secret is kept beside the new one: {second_secrets:?}"
+    );
+    // Swarm completed the update before the apply returned: no rollback can come now.
+    let update_state = host
+        .docker(&[
+            "service",
+            "inspect",
+            &service_name,
+            "--format",
+            "{{.UpdateStatus.State}}",
+        ])
+        .unwrap();
+    assert_eq!(update_state.trim(), "completed", "{update_state}");
     // The old task stops in its grace period; then the one task reads the new value.
     let deadline = Instant::now() + Duration::from_secs(20);
     let seen = loop {
@@ -1038,6 +1055,38 @@ async fn a_secret_env_value_is_a_swarm_secret_file_in_the_task_never_in_inspect_
     // Compared with the first apply's record, the service mounts another secret: drift.
     let live = live_web(&provider, &stack, &web).await;
     assert_eq!(drift(&web, &live), ["env"], "{:#?}", live.attributes);
+
+    // A first create Swarm refuses (its network does not exist) leaves no secret behind:
+    // nothing would mount it, and no delete comes for a service that never existed.
+    let mut refused = with_secret(
+        web_service(&stack)
+            .with("service_name", format!("{stack}-refused"))
+            .with("replicas", 1i64)
+            .with("running_replicas", 1i64)
+            .with(
+                "networks",
+                Value::Map(BTreeMap::from([(
+                    format!("{stack}_missing"),
+                    text_list(&["refused"]),
+                )])),
+            ),
+        "DB_PASSWORD",
+        &first_value,
+    );
+    refused.address = Address::new("swarm_service", "refused");
+    let error = provider
+        .apply(&action(ActionKind::Create, Some(refused), None), &context)
+        .await
+        .expect_err("Swarm refuses a service on a network that does not exist");
+    assert!(
+        error.to_string().contains("Swarm refused the service"),
+        "{error}"
+    );
+    assert_eq!(
+        stack_secrets(&host, &stack),
+        second_secrets,
+        "only web's secret is left"
+    );
 
     // Deleted: the service, then its secret.
     let deleted = provider

@@ -7,6 +7,7 @@
 //! API these hosts speak (1.41, Docker 20.10) is said once per service, not dropped in
 //! silence.
 
+use super::super::derived::binds_first_manager_path;
 use super::super::diagnostic::Diagnostic;
 use super::super::document::{child_path, index_path};
 use super::super::parse::{duration_milliseconds, Mount};
@@ -94,6 +95,7 @@ impl Checks<'_> {
                 .and_then(|swarm| swarm.managers.first())
                 .map(String::as_str);
             self.swarm_service(
+                config,
                 name,
                 service,
                 &base,
@@ -115,11 +117,13 @@ impl Checks<'_> {
         }
     }
 
-    /// A service whose named volume, bind-mounted files or built image stackctl makes on
-    /// the first manager alone cannot be pinned to another node: its tasks would start
-    /// there without them (an empty volume, a missing file, an image no node can pull).
+    /// A service whose named volume, bind-mounted host path or built image stackctl makes
+    /// on the first manager alone cannot be pinned to another node: its tasks would start
+    /// there without them (an empty volume, a missing file, an image no node can pull). A
+    /// `[files]` entry reaches every node as a Swarm config or secret instead.
     fn first_manager_only(
         &mut self,
+        config: &Config,
         name: &str,
         service: &ServiceConfig,
         base: &str,
@@ -133,13 +137,8 @@ impl Checks<'_> {
             "holds a named volume"
         } else if service.build.is_some() {
             "runs an image stackctl builds"
-        } else if service
-            .volumes
-            .iter()
-            .filter_map(|text| Mount::parse(text))
-            .any(|mount| mount.is_bind())
-        {
-            "mounts files of the host"
+        } else if binds_first_manager_path(config, service) {
+            "mounts a host path that is not a `[files]` entry (a directory, say)"
         } else {
             return;
         };
@@ -157,13 +156,14 @@ impl Checks<'_> {
                     format!("service `{name}` {reason}, which stackctl makes on the first manager `{first_manager}` only, but is pinned to `{node}`"),
                     &format!("`\"node.hostname == {first_manager}\"`, or no constraint naming a node"),
                 )
-                .hint = Some("volumes, host files and built images are not copied to other nodes yet; use an image from a registry every node can pull to run it elsewhere".into());
+                .hint = Some("volumes, host directories and built images are not copied to other nodes yet; use an image from a registry every node can pull, and `[files]` entries for files, to run it elsewhere".into());
             }
         }
     }
 
     fn swarm_service(
         &mut self,
+        config: &Config,
         name: &str,
         service: &ServiceConfig,
         base: &str,
@@ -171,7 +171,7 @@ impl Checks<'_> {
         first_manager: Option<&str>,
     ) {
         let stateful = holds_named_volume(service);
-        self.first_manager_only(name, service, base, stateful, first_manager);
+        self.first_manager_only(config, name, service, base, stateful, first_manager);
         if let Some(replicas) = service.replicas {
             let path = child_path(base, "replicas");
             if replicas == 0 && routed {

@@ -18,8 +18,88 @@ use super::cluster::JoinToken;
 use super::requests;
 use super::view::{desired_spec, parse_nodes, unfinished_tasks, LocalView, ManagedNode};
 use super::SwarmProvider;
-use crate::api::DockerClient;
+use crate::api::{ClientError, DockerClient};
 use crate::provider_error::{failed, from_client};
+
+/// Pure: a node's failed join (`error` already without the token), with the ports the
+/// swarm needs between the droplets: a firewall that lets in only 22, 80 and 443 is the
+/// usual cause.
+fn join_failure(name: &str, address: &str, manager_address: &str, error: &str) -> ProviderError {
+    ProviderError::Failed {
+        message: format!(
+            "node `{name}` ({address}) could not join the swarm at {manager_address}:{}: {error}",
+            requests::SWARM_PORT
+        ),
+        detail: None,
+        hint: Some(format!(
+            "the swarm needs 2377/tcp, 7946/tcp and udp, and 4789/udp open between the nodes: check the firewalls in front of {address} and {manager_address} (a `[firewalls.<name>]` over the nodes needs inbound rules for them, with the nodes' addresses as sources)"
+        )),
+    }
+}
+
+/// What became of a removed node's own `POST /swarm/leave`.
+#[derive(Debug)]
+enum Leaving {
+    Left,
+    /// Its host could not be reached (gone, or its SSH down): why.
+    Unreachable(String),
+    /// Its daemon answered and is still in the swarm: what it said.
+    Refused(String),
+}
+
+impl Leaving {
+    /// Which of the three it was, for the log.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Leaving::Left => "left the swarm",
+            Leaving::Unreachable(_) => "could not be reached to leave the swarm",
+            Leaving::Refused(_) => "refused to leave the swarm",
+        }
+    }
+}
+
+/// Pure: what a node's `POST /swarm/leave` that failed (`leave_error`) came to, from the
+/// `GET /info` asked of the same daemon right after (`probe`: whether it is still in a
+/// swarm). Out of any swarm (left by hand meanwhile): as good as left. Still in one, or
+/// the daemon answering the probe with an error: it refused. The probe not answered at
+/// all (the host or its SSH gone, a timeout): unreachable, like a host never reached.
+fn after_failed_leave(leave_error: String, probe: Result<bool, ClientError>) -> Leaving {
+    match probe {
+        Ok(false) => Leaving::Left,
+        Ok(true) => Leaving::Refused(leave_error),
+        Err(error @ (ClientError::Status { .. } | ClientError::Version(_))) => {
+            Leaving::Refused(format!("{leave_error} (and then: {error})"))
+        }
+        Err(error) => Leaving::Unreachable(format!(
+            "{leave_error}; asking whether it is still in the swarm failed too: {error}"
+        )),
+    }
+}
+
+/// Pure: whether the removal goes on, with a warning to show (`Ok(Some)`), or fails.
+/// A host that cannot be reached is most likely gone: the manager forgets it anyway, but
+/// should it come back, its Docker still believes it is in the swarm. A daemon that
+/// refused to leave is an error: the node stays drained, listed by the manager, until it
+/// leaves.
+fn leaving_verdict(
+    name: &str,
+    user: &str,
+    leaving: &Leaving,
+) -> Result<Option<String>, ProviderError> {
+    match leaving {
+        Leaving::Left => Ok(None),
+        Leaving::Unreachable(cause) => Ok(Some(format!(
+            "node `{name}` could not be reached to leave the swarm ({cause}); the manager removes it anyway. If that host comes back, run `docker swarm leave --force` on it before it joins a swarm again"
+        ))),
+        Leaving::Refused(error) => Err(ProviderError::Failed {
+            message: format!("node `{name}` was drained but did not leave the swarm: {error}"),
+            detail: None,
+            hint: Some(format!(
+                "run `docker swarm leave` on {name} (as {user}), then `stackctl apply` again; it stays drained, with no task, until then"
+            )),
+        }),
+    }
+}
 
 /// How long a joined node may take to be listed `ready` by the manager.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -168,12 +248,23 @@ impl SwarmProvider {
             }
             tokio::time::sleep(POLL).await;
         }
-        let left_by_itself = match self.node_client(&name, context).await {
-            Ok(client) => client.send(requests::leave(false)).await.is_ok(),
-            // Its host is gone or unreachable: the manager forgets it anyway.
-            Err(_) => false,
+        let leaving = match self.node_client(&name, context).await {
+            Err(error) => Leaving::Unreachable(error.to_string()),
+            Ok(client) => match client.send(requests::leave(false)).await {
+                Ok(_) => Leaving::Left,
+                Err(error) => {
+                    let probe = client
+                        .send_json(requests::info())
+                        .await
+                        .map(|info| LocalView::parse(&info).in_swarm());
+                    after_failed_leave(from_client(error).to_string(), probe)
+                }
+            },
         };
-        tracing::info!(node = %name, left_by_itself, "node drained and leaving the swarm");
+        tracing::info!(node = %name, outcome = leaving.outcome(), "node drained; it {}", leaving.outcome());
+        if let Some(warning) = leaving_verdict(&name, self.connections.user(), &leaving)? {
+            tracing::warn!("{warning}");
+        }
         manager
             .send(requests::remove_node(&id, true))
             .await
@@ -216,13 +307,11 @@ impl SwarmProvider {
             .send(requests::join(&address, &manager_address, token.expose()))
             .await
             .map_err(|error| {
-                failed(
-                    format!(
-                        "node `{name}` ({address}) could not join the swarm at {manager_address}:{}: {}",
-                        requests::SWARM_PORT,
-                        token.redact(&error.to_string())
-                    ),
-                    None,
+                join_failure(
+                    name,
+                    &address,
+                    &manager_address,
+                    &token.redact(&error.to_string()),
                 )
             })?;
         drop(token);
@@ -402,5 +491,112 @@ async fn update_spec(
             }
             _ => return Err(from_client(refused)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_join_that_failed_names_the_ports_the_swarm_needs() {
+        let error = join_failure(
+            "web-2",
+            "203.0.113.8",
+            "203.0.113.7",
+            "timeout: context deadline exceeded",
+        );
+        let ProviderError::Failed { message, hint, .. } = error else {
+            panic!("not a failure: {error:?}");
+        };
+        assert_eq!(
+            message,
+            "node `web-2` (203.0.113.8) could not join the swarm at 203.0.113.7:2377: timeout: context deadline exceeded"
+        );
+        let hint = hint.expect("a hint");
+        for port in ["2377/tcp", "7946/tcp and udp", "4789/udp"] {
+            assert!(hint.contains(port), "{port}: {hint}");
+        }
+    }
+
+    #[test]
+    fn a_failed_leave_is_told_apart_by_what_the_probe_after_it_says() {
+        let leave_error =
+            || "Docker answered 503 to POST /swarm/leave: context deadline exceeded".to_string();
+        assert!(matches!(
+            after_failed_leave(leave_error(), Ok(false)),
+            Leaving::Left
+        ));
+        let refused = after_failed_leave(leave_error(), Ok(true));
+        assert!(
+            matches!(&refused, Leaving::Refused(why) if why == &leave_error()),
+            "{refused:?}"
+        );
+        assert_eq!(refused.outcome(), "refused to leave the swarm");
+        // The daemon answered the probe, with an error: it is there, and did not leave.
+        let answered = after_failed_leave(
+            leave_error(),
+            Err(ClientError::Status {
+                method: "GET",
+                path: "/info".into(),
+                status: 500,
+                message: "internal".into(),
+            }),
+        );
+        assert!(matches!(answered, Leaving::Refused(_)), "{answered:?}");
+        // No answer at all: the host is as good as gone, a warning, not a failure.
+        let unreachable = after_failed_leave(
+            leave_error(),
+            Err(ClientError::Timeout(Duration::from_secs(30))),
+        );
+        let Leaving::Unreachable(why) = &unreachable else {
+            panic!("not unreachable: {unreachable:?}");
+        };
+        assert!(
+            why.contains("context deadline exceeded") && why.contains("did not answer within 30s"),
+            "{why}"
+        );
+        assert_eq!(
+            unreachable.outcome(),
+            "could not be reached to leave the swarm"
+        );
+        assert!(leaving_verdict("web-3", "root", &unreachable)
+            .unwrap()
+            .is_some());
+        assert_eq!(Leaving::Left.outcome(), "left the swarm");
+    }
+
+    #[test]
+    fn a_node_that_refused_to_leave_fails_and_an_unreachable_one_is_a_warning() {
+        assert_eq!(
+            leaving_verdict("web-3", "root", &Leaving::Left).unwrap(),
+            None
+        );
+        let warning = leaving_verdict(
+            "web-3",
+            "root",
+            &Leaving::Unreachable("connection refused".into()),
+        )
+        .unwrap()
+        .expect("a warning");
+        assert!(
+            warning.starts_with("node `web-3` could not be reached to leave the swarm (connection refused); the manager removes it anyway")
+                && warning.contains("docker swarm leave --force"),
+            "{warning}"
+        );
+        let error = leaving_verdict(
+            "web-3",
+            "root",
+            &Leaving::Refused("503: context deadline exceeded".into()),
+        )
+        .unwrap_err();
+        let ProviderError::Failed { message, hint, .. } = error else {
+            panic!("not a failure: {error:?}");
+        };
+        assert_eq!(
+            message,
+            "node `web-3` was drained but did not leave the swarm: 503: context deadline exceeded"
+        );
+        assert!(hint.is_some_and(|hint| hint.contains("`docker swarm leave` on web-3 (as root)")),);
     }
 }

@@ -4,24 +4,32 @@
 //! "Done" is read from the tasks, not assumed: an apply returns when as many tasks as
 //! `replicas` run the service's current spec (a task with a health check runs only once
 //! healthy: Swarm keeps it `starting` until then), and no task of an older spec is still
-//! wanted. An update Swarm rolled back or paused fails with Swarm's own message and the
+//! wanted, and a rolling update this apply started is `completed` (Swarm watches the
+//! tasks for the policy's `monitor` after the last one, and may still roll back until
+//! then: the old secrets and configs are removed only after it, and never those of the
+//! previous spec, which a later rollback mounts). An update Swarm rolled back or paused fails with Swarm's own message and the
 //! failed tasks' errors; so does a service whose tasks do not all run in the health
 //! timeout (not placeable, image missing on a node, crashing).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use stackctl_provider::{Action, ActionKind, ApplyContext, ApplyOutcome, ProviderError, Value};
+use stackctl_provider::{
+    Action, ActionKind, ApplyContext, ApplyOutcome, AttributeChange, ProviderError, Value,
+};
 
 use super::live::{BACKEND_SERVERS, LIVE_NAME, SERVICE_ID};
 use super::requests;
-use super::spec::{SwarmServiceSpec, SwarmSpecError};
+use super::secrets::SecretFile;
+use super::spec::{MountedObjectIds, SwarmServiceSpec, SwarmSpecError};
+use super::swarm_objects::{mounted_by_previous_spec, SwarmObjectKind, WantedObject};
 use crate::api::{CountedConnection, DockerClient};
 use crate::attributes::{desired_of, recorded_with};
+use crate::backend_file::BACKEND_FILE;
 use crate::http::{Request, Response};
 use crate::provider::DockerProvider;
 use crate::provider_error::{failed, from_client};
+use crate::swap::backend_servers_contents;
 
 /// The least time between two reads of a service converging: a task changes state on
 /// Swarm's scale of seconds, not the 100 ms a container's health probe uses.
@@ -51,9 +59,11 @@ impl DockerProvider {
             for service in &existing {
                 self.remove_swarm_service(client, service).await?;
             }
-            // Its tasks are gone: nothing mounts its secrets any more.
-            self.remove_unused_swarm_secrets(client, &resource, &[])
-                .await?;
+            // Its tasks are gone: nothing mounts its secrets and configs any more.
+            for kind in [SwarmObjectKind::Secret, SwarmObjectKind::Config] {
+                self.remove_unused_swarm_objects(client, kind, &resource, &[])
+                    .await?;
+            }
             return Ok(ApplyOutcome::Deleted);
         }
         let desired = desired_of(action)?;
@@ -66,9 +76,9 @@ impl DockerProvider {
         let labels = self.labels(&action.address, &desired.hash());
         let address = action.address.to_string();
         let invalid = |error: SwarmSpecError| failed(format!("`{address}`: {error}"), None);
-        // Secrets first: the service's spec names them by id.
-        let secret_ids = self
-            .ensure_swarm_secrets(client, &address, &spec.secrets)
+        // Secrets and configs first: the service's spec names them by id.
+        let ids = self
+            .ensure_mounted_objects(client, &address, &spec, context)
             .await?;
         // The one to keep: the recorded one if it is still there, else the newest.
         let recorded_id = action.prior.as_ref().and_then(|prior| prior.id.clone());
@@ -81,22 +91,18 @@ impl DockerProvider {
                     .max_by_key(|service| service["CreatedAt"].as_str().unwrap_or("").to_string())
             })
             .cloned();
+        // Decided from the service as the refresh read it, not as state recorded it: a
+        // hand change state does not know of (another env, more tasks) would otherwise be
+        // rolled back over tasks the edge sends requests to.
         let switch = spec.task.route_backend.is_some()
             && kept.is_some()
-            && action
-                .prior
-                .as_ref()
-                .is_some_and(|prior| needs_new_service(&prior.attributes, &desired.attributes));
+            && action.prior.as_ref().is_some_and(|prior| {
+                let live = live_view(&prior.attributes, &action.changes);
+                needs_new_service(&live, &desired.attributes)
+            });
         if switch {
             return self
-                .switch_swarm_service(
-                    client,
-                    action,
-                    context,
-                    (&spec, &secret_ids),
-                    &labels,
-                    &existing,
-                )
+                .switch_swarm_service(client, action, context, (&spec, &ids), &labels, &existing)
                 .await;
         }
         // An update Swarm gave up before this one is not this one's failure.
@@ -112,7 +118,7 @@ impl DockerProvider {
                 let name = service["Spec"]["Name"]
                     .as_str()
                     .unwrap_or(&spec.service_name);
-                let body = spec.body(name, &labels, &secret_ids).map_err(invalid)?;
+                let body = spec.body(name, &labels, &ids).map_err(invalid)?;
                 client
                     .send(requests::update_service(&id, version, body))
                     .await
@@ -129,9 +135,16 @@ impl DockerProvider {
             }
             None => {
                 let body = spec
-                    .body(&spec.service_name, &labels, &secret_ids)
+                    .body(&spec.service_name, &labels, &ids)
                     .map_err(invalid)?;
-                self.create_swarm_service(client, &address, body).await?
+                match self.create_swarm_service(client, &address, body).await {
+                    Ok(id) => id,
+                    Err(error) => {
+                        self.forget_objects_of_refused_service(client, &address)
+                            .await;
+                        return Err(error);
+                    }
+                }
             }
         };
         // Others labelled as this resource (left by an interrupted switch) go.
@@ -157,12 +170,15 @@ impl DockerProvider {
                 let formats = self.edge_formats(&spec.task)?;
                 self.switch_backend_servers(client, formats, backend, &servers, kept.is_some())
                     .await?;
-                Some(servers)
+                let written = backend_servers_contents(formats, backend, &servers);
+                Some((servers, written))
             }
             None => None,
         };
-        // The update is done: secrets of earlier values are mounted by no task Swarm wants.
-        self.remove_unused_swarm_secrets(client, &address, &spec.secrets)
+        // The update is done (Swarm no longer monitors it): secrets and configs of earlier
+        // contents are mounted by no task Swarm wants, and those of the previous spec stay
+        // for a rollback.
+        self.remove_unmounted_objects(client, &address, &spec, &service)
             .await?;
         Ok(record(desired, &service, servers))
     }
@@ -200,7 +216,7 @@ impl DockerProvider {
         client: &DockerClient,
         action: &Action,
         context: &ApplyContext,
-        (spec, secret_ids): (&SwarmServiceSpec, &BTreeMap<String, String>),
+        (spec, ids): (&SwarmServiceSpec, &MountedObjectIds),
         labels: &crate::api::Labels,
         existing: &[Json],
     ) -> Result<ApplyOutcome, ProviderError> {
@@ -210,16 +226,16 @@ impl DockerProvider {
         let Some(backend) = &spec.task.route_backend else {
             return Err(failed(format!("`{address}` has no route"), None));
         };
-        let name = successor_name(&spec.service_name, &desired.hash());
-        // A successor left by an interrupted switch is made again.
-        for leftover in existing
+        // Never the name of one that exists: a repair of drift keeps the desired hash, so
+        // the service serving now may carry its first name. A successor an interrupted
+        // switch left goes with the old ones below.
+        let taken: Vec<&str> = existing
             .iter()
-            .filter(|service| service["Spec"]["Name"].as_str() == Some(name.as_str()))
-        {
-            self.remove_swarm_service(client, leftover).await?;
-        }
+            .filter_map(|service| service["Spec"]["Name"].as_str())
+            .collect();
+        let name = successor_name(&spec.service_name, &desired.hash(), &taken);
         let body = spec
-            .body(&name, labels, secret_ids)
+            .body(&name, labels, ids)
             .map_err(|error| failed(format!("`{address}`: {error}"), None))?;
         let id = self.create_swarm_service(client, &address, body).await?;
         let ready = self
@@ -244,6 +260,7 @@ impl DockerProvider {
         let servers = task_urls(&tasks, &spec.task);
         self.switch_backend_servers(client, formats, backend, &servers, true)
             .await?;
+        let written = backend_servers_contents(formats, backend, &servers);
         if !spec.task.drain.is_zero() {
             tokio::time::sleep(spec.task.drain).await;
         }
@@ -253,9 +270,76 @@ impl DockerProvider {
         {
             self.remove_swarm_service(client, old).await?;
         }
-        self.remove_unused_swarm_secrets(client, &address, &spec.secrets)
+        self.remove_unmounted_objects(client, &address, spec, &service)
             .await?;
-        Ok(record(desired, &service, Some(servers)))
+        Ok(record(desired, &service, Some((servers, written))))
+    }
+
+    /// Makes the secrets and configs the service mounts that do not exist yet; returns
+    /// their ids. A config's content is the recorded `[files]` resource's (see
+    /// [`super::mounted_files`]).
+    async fn ensure_mounted_objects(
+        &self,
+        client: &DockerClient,
+        address: &str,
+        spec: &SwarmServiceSpec,
+        context: &ApplyContext,
+    ) -> Result<MountedObjectIds, ProviderError> {
+        let (secrets, configs): (Vec<WantedObject>, Vec<WantedObject>) = {
+            let recorded = context
+                .recorded
+                .read()
+                .map_err(|_| failed("the run's recorded state is unreadable", None))?;
+            (
+                spec.secrets
+                    .iter()
+                    .map(SecretFile::wanted)
+                    .chain(spec.secret_files.iter().map(|file| file.wanted(&recorded)))
+                    .collect(),
+                spec.configs
+                    .iter()
+                    .map(|config| config.wanted(&recorded))
+                    .collect(),
+            )
+        };
+        Ok(MountedObjectIds {
+            secrets: self
+                .ensure_swarm_objects(client, SwarmObjectKind::Secret, address, &secrets)
+                .await?,
+            configs: self
+                .ensure_swarm_objects(client, SwarmObjectKind::Config, address, &configs)
+                .await?,
+        })
+    }
+
+    /// Removes the resource's secrets and configs that neither the service's spec nor
+    /// the live `service`'s previous spec (Swarm's rollback target) mounts.
+    async fn remove_unmounted_objects(
+        &self,
+        client: &DockerClient,
+        address: &str,
+        spec: &SwarmServiceSpec,
+        service: &Json,
+    ) -> Result<(), ProviderError> {
+        let previous_secrets = mounted_by_previous_spec(service, SwarmObjectKind::Secret);
+        let secrets: Vec<&str> = spec
+            .secrets
+            .iter()
+            .map(|file| file.name.as_str())
+            .chain(spec.secret_files.iter().map(|file| file.name.as_str()))
+            .chain(previous_secrets.iter().map(String::as_str))
+            .collect();
+        self.remove_unused_swarm_objects(client, SwarmObjectKind::Secret, address, &secrets)
+            .await?;
+        let previous_configs = mounted_by_previous_spec(service, SwarmObjectKind::Config);
+        let configs: Vec<&str> = spec
+            .configs
+            .iter()
+            .map(|file| file.name.as_str())
+            .chain(previous_configs.iter().map(String::as_str))
+            .collect();
+        self.remove_unused_swarm_objects(client, SwarmObjectKind::Config, address, &configs)
+            .await
     }
 
     /// The swarm services labelled as `resource` of this stack.
@@ -402,8 +486,6 @@ impl DockerProvider {
     }
 }
 
-/// What state records: the desired attributes, the service's id and live name, and for
-/// a routed service the servers the edge was given.
 /// A swarm service's id, as the daemon sent it; without one, no request can name it.
 fn service_id(service: &Json) -> Result<String, ProviderError> {
     service["ID"]
@@ -413,10 +495,12 @@ fn service_id(service: &Json) -> Result<String, ProviderError> {
         .ok_or_else(|| failed("the daemon described a swarm service without an id", None))
 }
 
+/// What state records: the desired attributes, the service's id and live name, and for
+/// a routed service the servers the edge was given and the backend file written for them.
 fn record(
     desired: &stackctl_provider::Resource,
     service: &Json,
-    servers: Option<Vec<String>>,
+    routed: Option<(Vec<String>, String)>,
 ) -> ApplyOutcome {
     let id = service["ID"].as_str().unwrap_or("").to_string();
     let mut extra = vec![
@@ -426,11 +510,12 @@ fn record(
             Value::text(service["Spec"]["Name"].as_str().unwrap_or("")),
         ),
     ];
-    if let Some(servers) = servers {
+    if let Some((servers, written)) = routed {
         extra.push((
             BACKEND_SERVERS,
             Value::List(servers.into_iter().map(Value::Text).collect()),
         ));
+        extra.push((BACKEND_FILE, Value::Text(written)));
     }
     ApplyOutcome::Recorded(recorded_with(desired, Some(id), &extra))
 }
@@ -447,15 +532,37 @@ const CHANGED_IN_PLACE: &[&str] = &[
     "drain_milliseconds",
     "security_reason",
     BACKEND_SERVERS,
+    BACKEND_FILE,
     SERVICE_ID,
     LIVE_NAME,
     super::live::TASKS,
 ];
 
-/// Pure: whether going from `prior` to `desired` removes or replaces tasks of a routed
-/// service (a new task spec, another placement, fewer replicas).
+/// Pure: the service's attributes as the plan saw it live: what state recorded, with
+/// each planned change's "before" over it (the planner puts there what the refresh read
+/// wherever the live service drifted from state).
+pub fn live_view(
+    recorded: &stackctl_provider::Attributes,
+    changes: &[AttributeChange],
+) -> stackctl_provider::Attributes {
+    let mut live = recorded.clone();
+    for change in changes {
+        match &change.before {
+            Some(value) => {
+                live.insert(change.attribute.clone(), value.clone());
+            }
+            None => {
+                live.remove(&change.attribute);
+            }
+        }
+    }
+    live
+}
+
+/// Pure: whether going from `live` (see [`live_view`]) to `desired` removes or replaces
+/// tasks of a routed service (a new task spec, another placement, fewer replicas).
 pub fn needs_new_service(
-    prior: &stackctl_provider::Attributes,
+    live: &stackctl_provider::Attributes,
     desired: &stackctl_provider::Attributes,
 ) -> bool {
     let relevant = |attributes: &stackctl_provider::Attributes| {
@@ -471,13 +578,24 @@ pub fn needs_new_service(
             .and_then(Value::as_integer)
             .unwrap_or(1)
     };
-    relevant(prior) != relevant(desired) || replicas(desired) < replicas(prior)
+    relevant(live) != relevant(desired) || replicas(desired) < replicas(live)
 }
 
-/// `shop-web` → `shop-web-1a2b3c4d`: the successor's name, from the desired hash.
-pub fn successor_name(service_name: &str, hash: &str) -> String {
+/// `shop-web` → `shop-web-1a2b3c4d`: the successor's name, from the desired hash; the
+/// next 8 digits (and so on) when a service of the swarm is already `taken` that name.
+pub fn successor_name(service_name: &str, hash: &str, taken: &[&str]) -> String {
     let digest = hash.strip_prefix("sha256:").unwrap_or(hash);
-    format!("{service_name}-{}", &digest[..digest.len().min(8)])
+    let candidates: Vec<String> = digest
+        .as_bytes()
+        .chunks(8)
+        .map(|chunk| format!("{service_name}-{}", String::from_utf8_lossy(chunk)))
+        .collect();
+    candidates
+        .iter()
+        .find(|candidate| !taken.contains(&candidate.as_str()))
+        .or(candidates.first())
+        .cloned()
+        .unwrap_or_else(|| service_name.to_string())
 }
 
 /// The URLs the edge sends a routed service's traffic to: each running task's address
@@ -549,6 +667,12 @@ pub enum Convergence {
 /// another spec is still wanted, and the update (if any) neither paused nor rolled back.
 /// `previous_update` is when the update Swarm reported before this one started
 /// (`UpdateStatus.StartedAt`): a status still from then says nothing of this one.
+///
+/// A rolling update this apply started (its `StartedAt` differs from `previous_update`)
+/// is done only once Swarm calls it `completed`: after the last task Swarm still watches
+/// the tasks for the policy's `monitor`, and may roll back to the previous spec until
+/// then. (An update of nothing the tasks run starts no rolling update: Swarm then leaves
+/// `UpdateStatus` empty, and the tasks alone say it is done.)
 pub fn convergence(
     service: &Json,
     tasks: &[Json],
@@ -557,6 +681,9 @@ pub fn convergence(
 ) -> Convergence {
     let update = &service["UpdateStatus"];
     let this_update = update["StartedAt"].as_str() != previous_update || previous_update.is_none();
+    let started_here = update["StartedAt"]
+        .as_str()
+        .is_some_and(|started| Some(started) != previous_update);
     if let Some(state) = update["State"].as_str().filter(|_| this_update) {
         if UPDATE_GAVE_UP.contains(&state) {
             return Convergence::GaveUp(format!(
@@ -580,8 +707,15 @@ pub fn convergence(
             &task["Spec"]["ContainerSpec"] == current && task["Status"]["State"] == "running"
         })
         .count() as i64;
+    let monitored = update["State"].as_str().unwrap_or("no state");
     if running >= replicas && stale == 0 {
-        Convergence::Done
+        if started_here && monitored != "completed" {
+            Convergence::Waiting(format!(
+                "{running} of {replicas} tasks run the current spec; Swarm has not completed the update yet ({monitored}: it watches the tasks for the update's `monitor` and may still roll back)"
+            ))
+        } else {
+            Convergence::Done
+        }
     } else {
         Convergence::Waiting(format!(
             "{running} of {replicas} tasks run the current spec, {stale} of an older one still wanted"
@@ -680,6 +814,84 @@ mod tests {
     }
 
     #[test]
+    fn a_rolling_update_this_apply_started_is_done_only_once_swarm_completes_it() {
+        let tasks = [task("web:2", "running", "running")];
+        let with_status = |state: &str, started: &str| {
+            let mut updated = service("web:2", Some(state));
+            updated["UpdateStatus"]["StartedAt"] = json!(started);
+            updated
+        };
+        let before = Some("2026-11-30T07:00:00Z");
+        // Every task runs the new spec, but Swarm still monitors them: it may roll back.
+        let Convergence::Waiting(why) = convergence(
+            &with_status("updating", "2026-11-30T08:00:00Z"),
+            &tasks,
+            1,
+            before,
+        ) else {
+            panic!("done while Swarm still monitors the update");
+        };
+        assert!(why.contains("updating"), "{why}");
+        // A first update of a service that never had one is this apply's too.
+        assert!(matches!(
+            convergence(
+                &with_status("updating", "2026-11-30T08:00:00Z"),
+                &tasks,
+                1,
+                None
+            ),
+            Convergence::Waiting(_)
+        ));
+        assert_eq!(
+            convergence(
+                &with_status("completed", "2026-11-30T08:00:00Z"),
+                &tasks,
+                1,
+                before
+            ),
+            Convergence::Done
+        );
+        // Rolled back or paused while monitored: the apply fails with Swarm's message.
+        for state in ["rollback_started", "rollback_completed", "paused"] {
+            let Convergence::GaveUp(why) = convergence(
+                &with_status(state, "2026-11-30T08:00:00Z"),
+                &tasks,
+                1,
+                before,
+            ) else {
+                panic!("{state} not given up");
+            };
+            assert!(why.starts_with(state), "{why}");
+        }
+        // No rolling update started (nothing the tasks run changed): the status is the
+        // earlier update's, or none; the tasks decide.
+        assert_eq!(
+            convergence(
+                &with_status("updating", "2026-11-30T07:00:00Z"),
+                &tasks,
+                1,
+                before
+            ),
+            Convergence::Done
+        );
+        assert_eq!(
+            convergence(&service("web:2", None), &tasks, 1, before),
+            Convergence::Done
+        );
+    }
+
+    /// One planned change of `attribute`, `before` as the refresh read it live.
+    fn change(attribute: &str, before: Value, after: Value) -> AttributeChange {
+        AttributeChange {
+            attribute: attribute.to_string(),
+            before: Some(before),
+            after: Some(after),
+            forces_replace: false,
+            sensitive: false,
+        }
+    }
+
+    #[test]
     fn only_a_change_of_what_the_tasks_run_makes_a_routed_service_switch() {
         let prior = super::super::spec::tests::web_attributes();
         let mut scaled = prior.clone();
@@ -700,9 +912,76 @@ mod tests {
         let mut changed = prior.clone();
         changed.insert("image".into(), Value::text("web:2"));
         assert!(needs_new_service(&prior, &changed));
+        let mut rolled_otherwise = prior.clone();
+        rolled_otherwise.insert("update".into(), Value::Map(Default::default()));
+        assert!(!needs_new_service(&prior, &rolled_otherwise));
+    }
+
+    #[test]
+    fn a_hand_change_read_live_is_a_switch_though_state_never_saw_it() {
+        // stack.toml and state agree: only the refresh saw the hand change, and the plan
+        // carries it as the "before" of its changes.
+        let recorded = super::super::spec::tests::web_attributes();
+        let desired = recorded.clone();
+        assert!(!needs_new_service(&live_view(&recorded, &[]), &desired));
+        // `docker service update --env-add MODE=slow`: rolling back would replace tasks
+        // the edge sends requests to.
+        let mut hand_env = recorded["env"].as_map().unwrap().clone();
+        hand_env.insert("MODE".into(), Value::text("slow"));
+        let env_changed = [change("env", Value::Map(hand_env), recorded["env"].clone())];
+        assert!(needs_new_service(
+            &live_view(&recorded, &env_changed),
+            &desired
+        ));
+        // `docker service scale web=4`, stack.toml says 2: Swarm would stop two.
+        let scaled = [change(
+            "replicas",
+            Value::Integer(4),
+            recorded["replicas"].clone(),
+        )];
+        assert!(needs_new_service(&live_view(&recorded, &scaled), &desired));
+        // A task missing, the backend file edited, a task moved: only the edge follows.
+        let edge_only = [
+            change("running_replicas", Value::Integer(1), Value::Integer(2)),
+            change(BACKEND_FILE, Value::text("edited"), Value::text("written")),
+            change(
+                BACKEND_SERVERS,
+                Value::List(vec![Value::text("http://10.0.1.5:8080")]),
+                Value::List(vec![Value::text("http://10.0.1.7:8080")]),
+            ),
+        ];
+        assert!(!needs_new_service(
+            &live_view(&recorded, &edge_only),
+            &desired
+        ));
+        // An attribute the live service lacks (`before` absent) is gone from its view.
+        let unset = [AttributeChange {
+            attribute: "user".into(),
+            before: None,
+            after: Some(Value::text("10001")),
+            forces_replace: false,
+            sensitive: false,
+        }];
+        assert!(!live_view(&recorded, &unset).contains_key("user"));
+        assert!(needs_new_service(&live_view(&recorded, &unset), &desired));
+    }
+
+    #[test]
+    fn a_successor_never_takes_the_name_of_a_service_that_exists() {
+        let hash = "sha256:1a2b3c4d5e6f7a8b9c0d";
+        assert_eq!(successor_name("shop-web", hash, &[]), "shop-web-1a2b3c4d");
+        // A repair of drift: the desired hash is the one the serving service was named by.
         assert_eq!(
-            successor_name("shop-web", "sha256:1a2b3c4d5e6f"),
-            "shop-web-1a2b3c4d"
+            successor_name("shop-web", hash, &["shop-web-1a2b3c4d"]),
+            "shop-web-5e6f7a8b"
+        );
+        assert_eq!(
+            successor_name(
+                "shop-web",
+                hash,
+                &["shop-web-1a2b3c4d", "shop-web-5e6f7a8b"]
+            ),
+            "shop-web-9c0d"
         );
     }
 

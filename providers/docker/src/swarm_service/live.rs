@@ -11,6 +11,10 @@
 //! - where each task runs and in which state is `tasks` (computed, kept in state and
 //!   shown by `ps`, never a reason to act by itself).
 //!
+//! The `[files]` entries mounted as Swarm configs read back as `configs` (path → the
+//! config's name, owner and mode), those mounted as Swarm secrets as `secret_files`: a
+//! service that mounts another config or secret than recorded, or none, shows.
+//!
 //! Secret values never come back: an env key the resource declares secret is hashed
 //! with the state's salt, like a container's. A secret mounted as a file
 //! (`VAR_FILE=/run/secrets/VAR` and a Swarm secret at that path) reads back as `VAR`, a
@@ -22,8 +26,8 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 use stackctl_provider::{Attributes, Secret, Value};
 
-use super::secrets;
 use super::spec::restart_condition;
+use super::{mounted_files, secrets};
 
 /// Computed attributes: facts of the live service, never a reason to act.
 pub const SERVICE_ID: &str = "service_id";
@@ -46,12 +50,15 @@ pub fn live_swarm_service_attributes(
     salt: &str,
 ) -> Attributes {
     let mut attributes = reference.cloned().unwrap_or_default();
+    // The backend file is read from the host, not the daemon (`backend_file.rs`): never
+    // the recorded copy echoed back as live.
     for computed in [
         SERVICE_ID,
         LIVE_NAME,
         TASKS,
         RUNNING_REPLICAS,
         BACKEND_SERVERS,
+        crate::backend_file::BACKEND_FILE,
     ] {
         attributes.remove(computed);
     }
@@ -192,6 +199,22 @@ pub fn live_swarm_service_attributes(
         ])));
     }
     attributes.insert("volumes".into(), Value::List(volumes));
+    // Only when mounted or declared: a service with none keeps the shape it always had.
+    let configs = mounted_files::live_configs(container);
+    if !configs.is_empty() || attributes.contains_key(mounted_files::CONFIGS) {
+        attributes.insert(mounted_files::CONFIGS.into(), Value::Map(configs));
+    }
+    // The env's secrets are the ones its `VAR_FILE` variables name; the others are files.
+    let env_secret_paths: Vec<String> = env_file_paths(container, reference_env);
+    let secret_files = mounted_files::live_secret_files(
+        container,
+        &env_secret_paths,
+        reference.and_then(|attributes| attributes.get(mounted_files::SECRET_FILES)),
+        salt,
+    );
+    if !secret_files.is_empty() || attributes.contains_key(mounted_files::SECRET_FILES) {
+        attributes.insert(mounted_files::SECRET_FILES.into(), Value::Map(secret_files));
+    }
     if !tmpfs.is_empty() || attributes.contains_key("tmpfs") {
         attributes.insert("tmpfs".into(), Value::Map(tmpfs));
     }
@@ -340,6 +363,43 @@ pub fn live_swarm_service_attributes(
     attributes
 }
 
+/// The paths the env's secrets are mounted at: those its `VAR_FILE=/run/secrets/VAR`
+/// variables name that stand for a secret env value (see [`env_secret_variable`]).
+fn env_file_paths(
+    container: &Json,
+    reference_env: Option<&BTreeMap<String, Value>>,
+) -> Vec<String> {
+    container["Env"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|entry| entry.as_str()?.split_once('='))
+        .filter(|(key, value)| env_secret_variable(key, value, reference_env).is_some())
+        .map(|(_, value)| value.to_string())
+        .collect()
+}
+
+/// `VAR` when the env entry `key=value` is `VAR_FILE=/run/secrets/VAR` standing for the
+/// resource's secret env value `VAR`: the resource (desired or recorded) has `VAR` as a
+/// secret and no plain `VAR_FILE` of its own. Any other such entry is an env value like
+/// the rest (an app's own `_FILE` variable, set in stack.toml), and a secret mounted at
+/// its path is a `[files]` one: read as the env's, it would be drift no apply removes.
+fn env_secret_variable<'a>(
+    key: &'a str,
+    value: &str,
+    reference_env: Option<&BTreeMap<String, Value>>,
+) -> Option<&'a str> {
+    let variable = key.strip_suffix(secrets::FILE_SUFFIX)?;
+    if value != format!("{}/{variable}", secrets::SECRETS_DIRECTORY) {
+        return None;
+    }
+    let entries = reference_env?;
+    let secret_value = matches!(entries.get(variable), Some(Value::Secret(_)));
+    let plain_file_variable = entries.contains_key(key);
+    (secret_value && !plain_file_variable).then_some(variable)
+}
+
 /// `VAR_FILE=/run/secrets/VAR` with a Swarm secret mounted there: `VAR` and the secret it
 /// holds, as far as the Swarm secret's name tells (see the module's essay).
 fn mounted_secret(
@@ -349,12 +409,8 @@ fn mounted_secret(
     reference_env: Option<&BTreeMap<String, Value>>,
     salt: &str,
 ) -> Option<(String, Value)> {
-    let variable = key.strip_suffix(secrets::FILE_SUFFIX)?;
-    let file = format!("{}/{variable}", secrets::SECRETS_DIRECTORY);
-    if value != file {
-        return None;
-    }
-    let name = mounted.get(file.as_str())?;
+    let variable = env_secret_variable(key, value, reference_env)?;
+    let name = mounted.get(value)?;
     let recorded = match reference_env.and_then(|entries| entries.get(variable)) {
         Some(Value::Secret(secret))
             if name.ends_with(&format!("_{}", secrets::digest_prefix(secret.digest()))) =>
@@ -442,7 +498,7 @@ fn read_health(attributes: &mut Attributes, check: &Json) {
 }
 
 /// `CAP_NET_RAW` and `net_raw` are the same capability; attributes write `NET_RAW`.
-fn capability(name: &str) -> String {
+pub(crate) fn capability(name: &str) -> String {
     let upper = name.trim().to_ascii_uppercase();
     upper
         .strip_prefix("CAP_")
@@ -498,7 +554,7 @@ mod tests {
         };
         SwarmServiceSpec::from_attributes("shop", "web", &web_attributes())
             .unwrap()
-            .body("shop-web", &labels, &BTreeMap::new())
+            .body("shop-web", &labels, &Default::default())
             .unwrap()
     }
 
@@ -575,7 +631,10 @@ mod tests {
             env.insert("DB_PASSWORD".into(), Value::Secret(secret.clone()));
         }
         let spec = SwarmServiceSpec::from_attributes("shop", "web", &attributes).unwrap();
-        let ids = BTreeMap::from([(spec.secrets[0].name.clone(), "sid".to_string())]);
+        let ids = super::super::spec::MountedObjectIds {
+            secrets: BTreeMap::from([(spec.secrets[0].name.clone(), "sid".to_string())]),
+            ..Default::default()
+        };
         let labels = Labels {
             stack: "shop".into(),
             resource: "swarm_service.web".into(),
@@ -616,5 +675,109 @@ mod tests {
         let env = read_with(&unmounted)["env"].as_map().unwrap().clone();
         assert!(!env.contains_key("DB_PASSWORD"), "{env:?}");
         assert!(env.contains_key("DB_PASSWORD_FILE"), "{env:?}");
+    }
+
+    #[test]
+    fn an_apps_own_file_variable_is_an_env_value_and_the_secret_at_its_path_a_file() {
+        // stack.toml: `env = { TLS_KEY_FILE = "/run/secrets/TLS_KEY" }` and a `[files]`
+        // secret mounted there; `TLS_KEY` itself is no secret env value.
+        let mut attributes = web_attributes();
+        if let Some(Value::Map(env)) = attributes.get_mut("env") {
+            env.insert("TLS_KEY_FILE".into(), Value::text("/run/secrets/TLS_KEY"));
+        }
+        let mut service = live_service(&body());
+        let container = &mut service["Spec"]["TaskTemplate"]["ContainerSpec"];
+        let mut env = container["Env"].as_array().cloned().unwrap_or_default();
+        env.push(json!("TLS_KEY_FILE=/run/secrets/TLS_KEY"));
+        container["Env"] = json!(env);
+        container["Secrets"] = json!([{
+            "File": { "Name": "/run/secrets/TLS_KEY", "UID": "0", "GID": "0", "Mode": 0o400 },
+            "SecretID": "sid",
+            "SecretName": "shop_web_tls_key_0a1b2c3d",
+        }]);
+        let read_with = |reference: &Attributes| {
+            live_swarm_service_attributes(
+                &service,
+                &[],
+                &BTreeMap::from([("n1d".to_string(), "shop_backend".to_string())]),
+                &BTreeMap::new(),
+                Some(reference),
+                "salt",
+            )
+        };
+        let live = read_with(&attributes);
+        let env = live["env"].as_map().unwrap();
+        assert_eq!(env["TLS_KEY_FILE"], Value::text("/run/secrets/TLS_KEY"));
+        assert!(!env.contains_key("TLS_KEY"), "{env:?}");
+        assert_eq!(compared(&live).get("env"), attributes.get("env"));
+        let files = live[mounted_files::SECRET_FILES].as_map().unwrap();
+        assert!(files.contains_key("/run/secrets/TLS_KEY"), "{files:?}");
+        // `TLS_KEY` a plain value: still not the env's secret.
+        let mut plain = web_attributes();
+        if let Some(Value::Map(env)) = plain.get_mut("env") {
+            env.insert("TLS_KEY".into(), Value::text("inline"));
+        }
+        let live = read_with(&plain);
+        assert!(live["env"].as_map().unwrap().contains_key("TLS_KEY_FILE"));
+        assert!(live[mounted_files::SECRET_FILES]
+            .as_map()
+            .unwrap()
+            .contains_key("/run/secrets/TLS_KEY"));
+    }
+
+    #[test]
+    fn a_config_reads_back_as_recorded_and_another_or_none_shows() {
+        let mut attributes = web_attributes();
+        let configs = |name: &str| {
+            Value::Map(BTreeMap::from([(
+                "/etc/web/app.conf".to_string(),
+                Value::Map(BTreeMap::from([
+                    ("name".to_string(), Value::text(name)),
+                    ("owner".to_string(), Value::text("0:0")),
+                    ("mode".to_string(), Value::text("0444")),
+                ])),
+            )]))
+        };
+        attributes.insert("configs".into(), configs("shop_web_app_11111111"));
+        let spec = SwarmServiceSpec::from_attributes("shop", "web", &attributes).unwrap();
+        let labels = Labels {
+            stack: "shop".into(),
+            resource: "swarm_service.web".into(),
+            hash: "h".into(),
+        };
+        let ids = super::super::spec::MountedObjectIds {
+            configs: BTreeMap::from([("shop_web_app_11111111".to_string(), "cid".to_string())]),
+            ..Default::default()
+        };
+        let service = live_service(&spec.body("shop-web", &labels, &ids).unwrap());
+        let read_with = |service: &Json| {
+            live_swarm_service_attributes(
+                service,
+                &[],
+                &BTreeMap::from([("n1d".to_string(), "shop_backend".to_string())]),
+                &BTreeMap::new(),
+                Some(&attributes),
+                "salt",
+            )
+        };
+        assert_eq!(compared(&read_with(&service)), attributes);
+
+        // Another config mounted there by hand (`docker service update --config-rm/--config-add`).
+        let mut swapped = service.clone();
+        swapped["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"][0]["ConfigName"] =
+            json!("shop_web_app_22222222");
+        assert_eq!(
+            read_with(&swapped)["configs"],
+            configs("shop_web_app_22222222")
+        );
+        // None at all: an empty map, not the recorded one.
+        let mut removed = service.clone();
+        removed["Spec"]["TaskTemplate"]["ContainerSpec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("Configs");
+        assert_eq!(read_with(&removed)["configs"], Value::Map(BTreeMap::new()));
+        // A service that declares none reads back without the attribute.
+        assert!(!read(&live_service(&body()), &[]).contains_key("configs"));
     }
 }

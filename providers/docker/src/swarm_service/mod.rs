@@ -19,21 +19,32 @@
 //!
 //! Secret env values never go into a swarm service's env (`docker service inspect` on any
 //! manager shows it): each becomes a Swarm secret mounted as a file, which the env names
-//! (`VAR_FILE=/run/secrets/VAR`), see [`secrets`].
+//! (`VAR_FILE=/run/secrets/VAR`), see [`secrets`]. A `[files]` entry the service
+//! bind-mounts becomes a Swarm config (a Swarm secret, when it holds a secret) mounted at
+//! the same path, see [`mounted_files`]; all share the lifecycle of [`swarm_objects`].
 //!
 //! - [`spec`]: attributes → the `ServiceSpec` body (pure);
 //! - [`live`]: service and tasks → attributes (pure);
 //! - [`requests`]: the Engine API requests (pure);
 //! - [`apply`]: create, update, delete, waiting for convergence;
-//! - [`secrets`]: secret env values as Swarm secrets (names, bodies; create, remove);
+//! - [`backend_file`]: the edge's backend file read back (a hand edit is drift);
+//! - [`security`]: the services and their tasks as the security report's facts (pure);
+//! - [`secrets`]: secret env values as Swarm secrets (names, mounts);
+//! - [`mounted_files`]: `[files]` entries as Swarm configs or secrets (mounts, where the
+//!   content comes from, read back);
+//! - [`swarm_objects`]: secrets and configs made before the service, removed once unused;
 //! - [`refresh`]: every swarm service of the stack in one round trip.
 
 pub mod apply;
+pub mod backend_file;
 pub mod live;
+pub mod mounted_files;
 pub mod refresh;
 pub mod requests;
 pub mod secrets;
+pub mod security;
 pub mod spec;
+pub mod swarm_objects;
 
 /// The kind lowering gives services on a swarm target.
 pub const SWARM_SERVICE: &str = "swarm_service";
@@ -77,6 +88,11 @@ pub fn kind_schema() -> KindSchema {
         ]
         .map(AttributeSchema::plain),
     );
+    // Configs and secret files mounted by hand on a service that declares none are drift.
+    attributes.extend(
+        [mounted_files::CONFIGS, mounted_files::SECRET_FILES]
+            .map(|name| AttributeSchema::plain(name).unset_means_default()),
+    );
     attributes.extend(["drain_milliseconds", "security_reason"].map(AttributeSchema::inert));
     attributes
         .extend([live::SERVICE_ID, live::LIVE_NAME, live::TASKS].map(AttributeSchema::computed));
@@ -84,6 +100,8 @@ pub fn kind_schema() -> KindSchema {
     // change an update plans (`- backend_servers` would read as taking them away); a
     // task Swarm moved shows as drift, repaired with the addresses of the tasks then.
     attributes.push(AttributeSchema::found_by_apply(live::BACKEND_SERVERS));
+    // What the edge's backend file says (recorded as written, read live): a hand edit.
+    attributes.push(AttributeSchema::computed(crate::backend_file::BACKEND_FILE));
     KindSchema {
         kind: SWARM_SERVICE,
         provider: "docker",

@@ -6,14 +6,17 @@
 //! container never disagree on what an attribute means; this file adds what only a swarm
 //! service has (replicas, placement, endpoint mode, update policy) and writes the body.
 //! Secret env values become Swarm secrets mounted as files ([`super::secrets`]): the env
-//! names the file (`VAR_FILE=/run/secrets/VAR`), never the value.
+//! names the file (`VAR_FILE=/run/secrets/VAR`), never the value. `[files]` entries
+//! become Swarm configs mounted at their paths ([`super::mounted_files`]).
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value as Json};
 use stackctl_provider::{Attributes, Value};
 
-use super::secrets::{file_variable, invalid_name, secret_name, SecretFile};
+use super::mounted_files::{mounted_files, MountedFile, MountedFileError, CONFIGS, SECRET_FILES};
+use super::secrets::{file_variable, secret_name, SecretFile};
+use super::swarm_objects::invalid_name;
 use crate::api::Labels;
 use crate::spec::{nano_cpus, seconds_to_nanos, text_list, EnvValue, ServiceSpec, SpecError};
 
@@ -46,6 +49,19 @@ pub struct SwarmServiceSpec {
     pub tmpfs: BTreeMap<String, i64>,
     /// The secret env values, as the Swarm secrets mounted in each task, by variable.
     pub secrets: Vec<SecretFile>,
+    /// The `[files]` entries, as the Swarm configs mounted in each task, by path.
+    pub configs: Vec<MountedFile>,
+    /// The `[files]` entries holding a secret, as the Swarm secrets mounted in each task,
+    /// by path.
+    pub secret_files: Vec<MountedFile>,
+}
+
+/// The ids of the Swarm objects a service's spec mounts, by name: they exist before the
+/// spec names them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MountedObjectIds {
+    pub secrets: BTreeMap<String, String>,
+    pub configs: BTreeMap<String, String>,
 }
 
 /// Why a swarm service's attributes cannot become a service.
@@ -73,6 +89,10 @@ pub enum SwarmSpecError {
     /// An apply creates the secrets before the body is written; one it lacks is a bug.
     #[error("the Swarm secret `{name}` was not created before the service")]
     SecretNotCreated { name: String },
+    #[error(transparent)]
+    MountedFile(#[from] MountedFileError),
+    #[error("the Swarm config `{name}` was not created before the service")]
+    ConfigNotCreated { name: String },
 }
 
 /// Swarm's restart condition for a Docker restart policy.
@@ -103,6 +123,21 @@ impl SwarmServiceSpec {
         let mut task_attributes = attributes.clone();
         task_attributes.insert("container_name".into(), Value::text(service_name.clone()));
         let tmpfs_value = task_attributes.remove("tmpfs");
+        let configs = mounted_files(CONFIGS, task_attributes.remove(CONFIGS).as_ref())?;
+        let secret_files =
+            mounted_files(SECRET_FILES, task_attributes.remove(SECRET_FILES).as_ref())?;
+        for (attribute, files) in [(CONFIGS, &configs), (SECRET_FILES, &secret_files)] {
+            for file in files {
+                if let Some(why) = invalid_name(&file.name) {
+                    return Err(MountedFileError {
+                        attribute,
+                        target: file.target.clone(),
+                        why: format!("the Swarm object's name `{}` is refused: {why}", file.name),
+                    }
+                    .into());
+                }
+            }
+        }
         let task = ServiceSpec::from_attributes(service, &task_attributes)?;
         let mut secrets = Vec::new();
         for (key, value) in &task.env {
@@ -202,17 +237,20 @@ impl SwarmServiceSpec {
             update,
             tmpfs,
             secrets,
+            configs,
+            secret_files,
         })
     }
 
     /// The `ServiceSpec` body for a service named `name` (the service's own name, or its
-    /// successor's during a switch), carrying `labels` so refresh finds it. `secret_ids`
-    /// maps the name of each of [`Self::secrets`] to its id (the secrets exist first).
+    /// successor's during a switch), carrying `labels` so refresh finds it. `ids` maps
+    /// the name of each of [`Self::secrets`] and [`Self::configs`] to its id (they exist
+    /// first).
     pub fn body(
         &self,
         name: &str,
         labels: &Labels,
-        secret_ids: &BTreeMap<String, String>,
+        ids: &MountedObjectIds,
     ) -> Result<Json, SwarmSpecError> {
         let task = &self.task;
         // A secret's value never: the variable naming its file instead.
@@ -227,12 +265,21 @@ impl SwarmServiceSpec {
         let mut secret_references = Vec::new();
         for file in &self.secrets {
             let id =
-                secret_ids
+                ids.secrets
                     .get(&file.name)
                     .ok_or_else(|| SwarmSpecError::SecretNotCreated {
                         name: file.name.clone(),
                     })?;
             env.insert(file.file_variable(), file.path());
+            secret_references.push(file.reference(id));
+        }
+        for file in &self.secret_files {
+            let id =
+                ids.secrets
+                    .get(&file.name)
+                    .ok_or_else(|| SwarmSpecError::SecretNotCreated {
+                        name: file.name.clone(),
+                    })?;
             secret_references.push(file.reference(id));
         }
         let env: Vec<String> = env
@@ -277,6 +324,18 @@ impl SwarmServiceSpec {
         }
         if !secret_references.is_empty() {
             container["Secrets"] = json!(secret_references);
+        }
+        if !self.configs.is_empty() {
+            let mut config_references = Vec::new();
+            for config in &self.configs {
+                let id = ids.configs.get(&config.name).ok_or_else(|| {
+                    SwarmSpecError::ConfigNotCreated {
+                        name: config.name.clone(),
+                    }
+                })?;
+                config_references.push(config.reference(id));
+            }
+            container["Configs"] = json!(config_references);
         }
         if !task.hardening.cap_drop.is_empty() {
             container["CapabilityDrop"] = json!(task.hardening.cap_drop);
@@ -452,7 +511,9 @@ pub(crate) mod tests {
     #[test]
     fn the_body_is_a_service_spec_of_api_1_41() {
         let spec = SwarmServiceSpec::from_attributes("shop", "web", &web_attributes()).unwrap();
-        let body = spec.body("shop-web", &labels(), &BTreeMap::new()).unwrap();
+        let body = spec
+            .body("shop-web", &labels(), &MountedObjectIds::default())
+            .unwrap();
         assert_eq!(
             body,
             json!({
@@ -527,7 +588,10 @@ pub(crate) mod tests {
         assert_eq!(spec.secrets.len(), 1);
         assert_eq!(spec.secrets[0].variable, "DB_PASSWORD");
         assert_eq!(spec.secrets[0].name, name);
-        let ids = BTreeMap::from([(name.clone(), "secret-id-1".to_string())]);
+        let ids = MountedObjectIds {
+            secrets: BTreeMap::from([(name.clone(), "secret-id-1".to_string())]),
+            ..MountedObjectIds::default()
+        };
         let body = spec.body("shop-web", &labels(), &ids).unwrap();
         let container = &body["TaskTemplate"]["ContainerSpec"];
         assert_eq!(
@@ -545,7 +609,7 @@ pub(crate) mod tests {
         assert!(!body.to_string().contains("hunter2"), "{body}");
         // The secrets are made before the body: one missing is named, not left out.
         assert_eq!(
-            spec.body("shop-web", &labels(), &BTreeMap::new())
+            spec.body("shop-web", &labels(), &MountedObjectIds::default())
                 .unwrap_err(),
             SwarmSpecError::SecretNotCreated { name }
         );
@@ -553,6 +617,59 @@ pub(crate) mod tests {
         let changed =
             SwarmServiceSpec::from_attributes("shop", "web", &with_secret_env("hunter3")).unwrap();
         assert_ne!(changed.secrets[0].name, spec.secrets[0].name);
+    }
+
+    #[test]
+    fn a_file_is_a_swarm_config_mounted_at_its_path_and_not_a_bind_mount() {
+        let mut attributes = web_attributes();
+        attributes.insert(
+            "configs".into(),
+            Value::Map(BTreeMap::from([(
+                "/etc/web/app.conf".to_string(),
+                Value::Map(BTreeMap::from([
+                    ("name".to_string(), Value::text("shop_web_app_1a2b3c4d")),
+                    ("owner".to_string(), Value::text("0:0")),
+                    ("mode".to_string(), Value::text("0444")),
+                ])),
+            )])),
+        );
+        let spec = SwarmServiceSpec::from_attributes("shop", "web", &attributes).unwrap();
+        let ids = MountedObjectIds {
+            configs: BTreeMap::from([("shop_web_app_1a2b3c4d".to_string(), "cid".to_string())]),
+            ..MountedObjectIds::default()
+        };
+        let body = spec.body("shop-web", &labels(), &ids).unwrap();
+        let container = &body["TaskTemplate"]["ContainerSpec"];
+        assert_eq!(
+            container["Configs"],
+            json!([{
+                "File": { "Name": "/etc/web/app.conf", "UID": "0", "GID": "0", "Mode": 0o444 },
+                "ConfigID": "cid",
+                "ConfigName": "shop_web_app_1a2b3c4d",
+            }])
+        );
+        // Only the tmpfs: the file is not a mount of the node's host.
+        assert_eq!(container["Mounts"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            spec.body("shop-web", &labels(), &MountedObjectIds::default())
+                .unwrap_err(),
+            SwarmSpecError::ConfigNotCreated {
+                name: "shop_web_app_1a2b3c4d".into()
+            }
+        );
+        // A name Swarm would refuse fails the plan, naming the path.
+        if let Some(Value::Map(configs)) = attributes.get_mut("configs") {
+            if let Some(Value::Map(entry)) = configs.get_mut("/etc/web/app.conf") {
+                entry.insert("name".into(), Value::text("a/b_1a2b3c4d"));
+            }
+        }
+        let error = SwarmServiceSpec::from_attributes("shop", "web", &attributes).unwrap_err();
+        assert!(
+            error.to_string().starts_with(
+                "`configs./etc/web/app.conf`: the Swarm object's name `a/b_1a2b3c4d` is refused"
+            ),
+            "{error}"
+        );
     }
 
     #[test]
