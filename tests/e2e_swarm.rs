@@ -22,7 +22,8 @@
 //! label, whatever the host name) with a data-loss warning when its placement changes, a
 //! hand scale and a hand env change as drift, and `destroy` waiting for the task's
 //! container before it removes the volume. A `[files]` entry reaches each task as a Swarm
-//! config (issue 13, point 2).
+//! config (issue 13, point 2). What `bench/swarm` measures (point 6) runs here too: a full
+//! deploy and a one-service update of its stack on a 1-node and a 3-node swarm.
 //!
 //! Prerequisites, all installed and started by `.ci/run`: root, `iproute2`, `iptables`,
 //! `dockerd`, `openssh-server`, `ssh-keygen`, and the FROM scratch test images from
@@ -70,7 +71,7 @@ fn build_images() {
 }
 
 /// Three droplet hosts named `<prefix>-1..3` on the links `10.210.<first_index + 0..2>`.
-/// This file uses 161-166, 181-183, 231-236, 241-243 and 248, 249, 244 (unique among the repository's
+/// This file uses 161-169, 181-183, 231-236, 241-243 and 248, 249, 244 (unique among the repository's
 /// droplet hosts: `DropletHost::start(`, `start_hosts(` and `start_hosts_on(` name the
 /// others).
 fn start_hosts(prefix: &str, first_index: u8) -> SwarmHosts {
@@ -2356,4 +2357,141 @@ async fn removing_the_swarm_from_stack_toml_dissolves_it_and_runs_the_stack_on_t
     assert_eq!(verified.code, 0, "{}", explain(&verified));
     let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
     assert_eq!(settled.code, 0, "nothing left: {}", explain(&settled));
+}
+
+/// The benchmark's stack (`bench/swarm`): the edge, the routed `web` with two dnsrr
+/// replicas placed by Swarm alone, and an unrouted `worker` whose env says `version`.
+fn benchmark_stack(name: &str, version: &str) -> String {
+    format!(
+        r#"
+[edge]
+image = "{TRAEFIK_IMAGE}"
+pull = false
+http_port = 80
+https_port = 443
+
+[services.web]
+image = "{SERVER_IMAGE}"
+pull = false
+port = 8080
+env = {{ NAME = "web" }}
+health = {{ command = ["CMD", "/server", "health"], interval = "1s", retries = 30 }}
+networks = ["edge"]
+read_only = true
+replicas = 2
+endpoint_mode = "dnsrr"
+
+[services.worker]
+image = "{SERVER_IMAGE}"
+pull = false
+env = {{ NAME = "worker", VERSION = "{version}" }}
+health = {{ command = ["CMD", "/server", "health"], interval = "1s", retries = 30 }}
+read_only = true
+endpoint_mode = "dnsrr"
+
+[routes.web]
+host = "{name}.test"
+service = "web"
+"#
+    )
+}
+
+/// Issue 13, point 6, as CI runs it: what `bench/swarm` measures — a full deploy and a
+/// one-service update of the same stack on a 1-node and on a 3-node swarm — works and is
+/// timed (printed; the benchmark, not this test, reports the figures). The update is
+/// exactly one action; each swarm is destroyed (dissolved) before the next is formed on
+/// the same hosts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmarks_deploy_and_one_service_update_run_on_one_node_and_on_three() {
+    let _guard = HOSTS.lock().await;
+    build_images();
+    let name = "e2e-swarm-bench";
+    let hosts = start_hosts("swn", 167);
+    hosts
+        .load_images(&[SERVER_IMAGE, TRAEFIK_IMAGE])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let emulator = start_emulator(&hosts).await;
+    let environment = TestEnvironment::new();
+    let mut timings = Vec::new();
+    for (nodes, workers) in [(1, &[][..]), (3, &["web-2", "web-3"][..])] {
+        write_stack(
+            &environment,
+            &hosts,
+            name,
+            workers,
+            &benchmark_stack(name, "1"),
+        );
+        let started = Instant::now();
+        let deployed = stackctl(
+            &environment,
+            &emulator,
+            &["apply", "--yes", "--accept-new-host-key", "--skip-checks"],
+        );
+        let deploy = started.elapsed();
+        assert_eq!(
+            deployed.code,
+            0,
+            "the full deploy on {nodes} node(s): {}\n{}",
+            explain(&deployed),
+            hosts.logs()
+        );
+        let swarm_nodes = node_list(&hosts, "swn-1");
+        assert_eq!(swarm_nodes.len(), nodes, "{swarm_nodes:?}");
+        assert_eq!(
+            running_task_nodes(&hosts, "swn-1", &format!("{name}-web")).len(),
+            2,
+            "two replicas of web run"
+        );
+
+        write_stack(
+            &environment,
+            &hosts,
+            name,
+            workers,
+            &benchmark_stack(name, "2"),
+        );
+        let plan = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+        assert_eq!(plan.code, 2, "{}", explain(&plan));
+        assert!(
+            plan.stdout.contains("swarm_service.worker")
+                && plan
+                    .stdout
+                    .contains("Plan: 0 to create, 1 to update, 0 to replace, 0 to delete"),
+            "the update is one action: {}",
+            explain(&plan)
+        );
+        let started = Instant::now();
+        let updated = stackctl(
+            &environment,
+            &emulator,
+            &["apply", "--yes", "--skip-checks"],
+        );
+        let update = started.elapsed();
+        assert_eq!(
+            updated.code,
+            0,
+            "the one-service update on {nodes} node(s): {}\n{}",
+            explain(&updated),
+            hosts.logs()
+        );
+        let settled = stackctl(&environment, &emulator, &["plan", "--detailed-exitcode"]);
+        assert_eq!(settled.code, 0, "{}", explain(&settled));
+
+        let destroyed = stackctl(
+            &environment,
+            &emulator,
+            &["destroy", "--yes", "--allow-data-loss"],
+        );
+        assert_eq!(destroyed.code, 0, "{}", explain(&destroyed));
+        for host in &hosts.hosts {
+            let swarm = host
+                .docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+                .unwrap_or_else(|error| panic!("{error}"));
+            assert_eq!(swarm, "inactive", "{} left the swarm", host.name);
+        }
+        timings.push((nodes, deploy, update));
+    }
+    for (nodes, deploy, update) in timings {
+        println!("{nodes} node(s): full deploy {deploy:.2?}, one-service update {update:.2?}");
+    }
 }
