@@ -337,6 +337,16 @@ fn task_containers(hosts: &SwarmHosts, service: &str) -> BTreeMap<String, String
     containers
 }
 
+/// Asserts that no host's daemon is in a swarm any more.
+fn assert_no_host_in_a_swarm(hosts: &SwarmHosts) {
+    for host in &hosts.hosts {
+        let state = host
+            .docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(state, "inactive", "{} is in no swarm", host.name);
+    }
+}
+
 /// One request through the edge: to the first manager's address, whatever the URL's name.
 async fn through_edge(hosts: &SwarmHosts, url: &str) -> CheckResult {
     let check = Check::get("probe", url, 200).expecting(StatusExpectation::Any);
@@ -1298,12 +1308,7 @@ async fn a_worker_removed_from_stack_toml_is_drained_then_removed() {
     println!("destroy: {}", explain(&destroyed));
     assert_eq!(destroyed.code, 0, "{}", explain(&destroyed));
     assert!(emulator.droplets().is_empty());
-    for host in &hosts.hosts {
-        let state = host
-            .docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
-            .unwrap_or_else(|error| panic!("{error}"));
-        assert_eq!(state, "inactive", "{} is in no swarm", host.name);
-    }
+    assert_no_host_in_a_swarm(&hosts);
 
     // The harness leaves nothing: no forwarding rule, no namespace.
     let links: Vec<String> = hosts
@@ -2320,12 +2325,7 @@ async fn removing_the_swarm_from_stack_toml_dissolves_it_and_runs_the_stack_on_t
         explain(&moved),
         hosts.logs()
     );
-    for host in &hosts.hosts {
-        let swarm = host
-            .docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
-            .unwrap_or_else(|error| panic!("{error}"));
-        assert_eq!(swarm, "inactive", "{} left the swarm", host.name);
-    }
+    assert_no_host_in_a_swarm(&hosts);
     let containers = hosts.hosts[0]
         .docker(&["ps", "--format", "{{.Names}} {{.Networks}}"])
         .unwrap_or_else(|error| panic!("{error}"));
@@ -2483,12 +2483,7 @@ async fn the_benchmarks_deploy_and_one_service_update_run_on_one_node_and_on_thr
             &["destroy", "--yes", "--allow-data-loss"],
         );
         assert_eq!(destroyed.code, 0, "{}", explain(&destroyed));
-        for host in &hosts.hosts {
-            let swarm = host
-                .docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
-                .unwrap_or_else(|error| panic!("{error}"));
-            assert_eq!(swarm, "inactive", "{} left the swarm", host.name);
-        }
+        assert_no_host_in_a_swarm(&hosts);
         timings.push((nodes, deploy, update));
     }
     for (nodes, deploy, update) in timings {
