@@ -149,6 +149,7 @@ impl DockerProvider {
         }
 
         let mut connection = client.connect().await.map_err(from_client)?;
+        tracing::debug!("docker stream open");
         // Round trip 1: the lists.
         let lists = connection
             .batch(&[
@@ -168,6 +169,7 @@ impl DockerProvider {
             );
         }
         let (containers, networks, volumes) = (&parsed[0], &parsed[1], &parsed[2]);
+        tracing::debug!("docker lists read");
 
         // Which containers matter: this stack's, and any holding a service's name.
         let mut candidates: BTreeMap<Address, Vec<&Json>> = BTreeMap::new();
@@ -249,6 +251,7 @@ impl DockerProvider {
         inspects.extend(images.iter().map(|image| api::inspect_image(image)));
         inspects.extend(digest_questions);
         let mut answers = connection.batch(&inspects).await.map_err(from_client)?;
+        tracing::debug!(inspects = inspects.len(), "docker inspects read");
         let digest_answers = answers.split_off(chosen.len() + images.len());
         let (registry_digests, unanswered) = registry_digests(&followed, &digest_answers);
         // The plan then compares with the image on the host: say so, since a tag that moved

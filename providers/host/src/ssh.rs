@@ -658,6 +658,7 @@ impl SshHost {
         reads: Option<(&[String], &[String])>,
     ) -> Result<LockedWithReads, HostError> {
         let operation = format!("take the lock {path}");
+        let started = tokio::time::Instant::now();
         let nonce = remote_script::nonce();
         let reads_nonce = remote_script::nonce();
         // No `timeout` wrapper: the script holds the lock for as long as its channel lives.
@@ -754,6 +755,7 @@ impl SshHost {
         if let Ok(mut locks) = self.held_locks.lock() {
             locks.insert(path.to_string(), held);
         }
+        tracing::debug!(target = %self.target, took = ?started.elapsed(), with_reads = contents.is_some(), "lock taken");
         Ok((previous_holder, record, contents))
     }
 }
