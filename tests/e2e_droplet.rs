@@ -405,6 +405,9 @@ fn remove_leftovers(stack: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The guard serialises this whole test with the others that deploy; held across awaits
+// on purpose.
+#[allow(clippy::await_holding_lock)]
 async fn from_an_empty_account_one_apply_builds_cloud_and_stack_then_drift_is_repaired_and_destroy_empties_the_account(
 ) {
     let _docker = docker_lock();
@@ -528,6 +531,9 @@ async fn from_an_empty_account_one_apply_builds_cloud_and_stack_then_drift_is_re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The guard serialises this whole test with the others that deploy; held across awaits
+// on purpose.
+#[allow(clippy::await_holding_lock)]
 async fn a_429_burst_and_a_dropped_connection_during_droplet_creation_leave_exactly_one_droplet() {
     let _docker = docker_lock();
     build_images();

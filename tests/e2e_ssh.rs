@@ -316,6 +316,9 @@ fn pwned_marker(tag: &str) -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The guard serialises this whole test with the others that deploy; held across awaits
+// on purpose.
+#[allow(clippy::await_holding_lock)]
 async fn over_ssh_the_stack_applies_plans_nothing_updates_one_service_repairs_drift_and_is_destroyed(
 ) {
     build_images();

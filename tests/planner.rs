@@ -123,7 +123,7 @@ fn row_2_recorded_matches_live_and_hash_is_a_no_op() {
     let record = recorded(&api);
     let plan = run(
         &[api],
-        &[record.clone()],
+        std::slice::from_ref(&record),
         Some(&snapshot(vec![live_of(&record)])),
     );
     assert!(plan.actions.is_empty(), "{:#?}", plan.actions);
@@ -136,7 +136,7 @@ fn row_3_config_change_updates_in_place() {
     let changed = service("api", "api:1").with("memory", 1024i64);
     let plan = run(
         &[changed],
-        &[record.clone()],
+        std::slice::from_ref(&record),
         Some(&snapshot(vec![live_of(&record)])),
     );
     let action = only_action(&plan);
@@ -153,7 +153,7 @@ fn row_3_config_change_of_a_forcing_attribute_replaces_create_before_destroy() {
     let record = recorded(&service("api", "api:1"));
     let plan = run(
         &[service("api", "api:2")],
-        &[record.clone()],
+        std::slice::from_ref(&record),
         Some(&snapshot(vec![live_of(&record)])),
     );
     let action = only_action(&plan);
@@ -176,7 +176,7 @@ fn row_3_a_stateful_resource_is_replaced_destroy_before_create() {
     new.replace_order = ReplaceOrder::DestroyBeforeCreate;
     let plan = run(
         &[new],
-        &[record.clone()],
+        std::slice::from_ref(&record),
         Some(&snapshot(vec![live_of(&record)])),
     );
     assert_eq!(

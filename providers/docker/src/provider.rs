@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use stackctl_host::{HostConnector, HostError, Target};
+use stackctl_host::{HostConnector, Target};
 use stackctl_provider::{
     Action, ActionKind, Address, ApplyContext, ApplyOutcome, AttributeSchema, EdgeFormats,
     KindSchema, LiveResource, Provider, ProviderError, ReadRequest, RecordedResource, Resource,
@@ -399,8 +399,7 @@ impl Provider for DockerProvider {
 
     async fn begin_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {
         let client = self.client_for_apply(context).await?;
-        match self
-            .connector
+        self.connector
             .take_lock(
                 client.host().as_ref(),
                 &context.stack,
@@ -408,20 +407,7 @@ impl Provider for DockerProvider {
                 context.state_was_empty,
             )
             .await
-        {
-            Ok(()) => Ok(()),
-            Err(HostError::Locked { path, holder }) => Err(ProviderError::Failed {
-                message: format!("another apply holds the host lock `{path}`"),
-                detail: Some(holder),
-                hint: Some("wait for it to finish; a run that was killed or lost its connection releases the lock by itself".into()),
-            }),
-            Err(error @ HostError::ForeignLineage { .. }) => Err(ProviderError::Failed {
-                message: error.to_string(),
-                detail: None,
-                hint: Some(stackctl_host::FOREIGN_LINEAGE_HINT.into()),
-            }),
-            Err(error) => Err(from_host(error)),
-        }
+            .map_err(from_host)
     }
 
     async fn end_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {

@@ -25,5 +25,12 @@ pub(crate) fn from_client(error: ClientError) -> ProviderError {
 }
 
 pub(crate) fn from_host(error: HostError) -> ProviderError {
-    from_client(ClientError::Host(error))
+    match error.lock_refusal() {
+        Some(refusal) => ProviderError::Failed {
+            message: refusal.message,
+            detail: refusal.detail,
+            hint: Some(refusal.hint.into()),
+        },
+        None => from_client(ClientError::Host(error)),
+    }
 }

@@ -86,6 +86,38 @@ pub enum HostError {
 /// What to do about [`HostError::ForeignLineage`], for the providers' messages.
 pub const FOREIGN_LINEAGE_HINT: &str = "use the state that deployed the stack; to take the stack over from a lost state instead, start from an empty state (a fresh `--state-dir`): it adopts what runs and becomes the owner";
 
+/// What to do about [`HostError::Locked`], for the providers' messages.
+pub const LOCKED_HINT: &str = "wait for it to finish; a run that was killed or lost its connection releases the lock by itself";
+
+/// Why the host lock was refused, worded for the user: the providers' error when an
+/// apply cannot begin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockRefusal {
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: &'static str,
+}
+
+impl HostError {
+    /// The refusal to tell the user when this error kept the host lock from being taken
+    /// (another run holds it, or another state owns the stack); `None` for other errors.
+    pub fn lock_refusal(&self) -> Option<LockRefusal> {
+        match self {
+            HostError::Locked { path, holder } => Some(LockRefusal {
+                message: format!("another apply holds the host lock `{path}`"),
+                detail: Some(holder.clone()),
+                hint: LOCKED_HINT,
+            }),
+            HostError::ForeignLineage { .. } => Some(LockRefusal {
+                message: self.to_string(),
+                detail: None,
+                hint: FOREIGN_LINEAGE_HINT,
+            }),
+            _ => None,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Host: Send + Sync {
     /// A short human name for messages: `local`, `root@203.0.113.7:22`.
@@ -273,4 +305,39 @@ pub enum HostKeyTrust {
     /// It was seen for the first time and accepted because the user asked to: the
     /// caller should pin [`HostKey::fingerprint`] now.
     NewlyAccepted,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_lock_names_its_holder_and_what_to_do_and_other_errors_are_no_refusal() {
+        let held = HostError::Locked {
+            path: "/srv/stackctl/.lock".into(),
+            holder: "alice@laptop, apply since 12:00".into(),
+        };
+        assert_eq!(
+            held.lock_refusal(),
+            Some(LockRefusal {
+                message: "another apply holds the host lock `/srv/stackctl/.lock`".into(),
+                detail: Some("alice@laptop, apply since 12:00".into()),
+                hint: LOCKED_HINT,
+            })
+        );
+        let foreign = HostError::ForeignLineage {
+            stack: "shop".into(),
+            host: "root@203.0.113.7:22".into(),
+            recorded: "aaaa".into(),
+            ours: "bbbb".into(),
+        };
+        let refusal = foreign.lock_refusal().expect("a foreign lineage refuses the lock");
+        assert_eq!(refusal.message, foreign.to_string());
+        assert_eq!(refusal.hint, FOREIGN_LINEAGE_HINT);
+        let unreachable = HostError::Unreachable {
+            target: "root@203.0.113.7:22".into(),
+            cause: "connection refused".into(),
+        };
+        assert_eq!(unreachable.lock_refusal(), None);
+    }
 }

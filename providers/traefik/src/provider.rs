@@ -310,6 +310,13 @@ fn spec_failure(error: SpecError) -> ProviderError {
 }
 
 fn host_failure(error: HostError) -> ProviderError {
+    if let Some(refusal) = error.lock_refusal() {
+        return ProviderError::Failed {
+            message: refusal.message,
+            detail: refusal.detail,
+            hint: Some(refusal.hint.into()),
+        };
+    }
     match error {
         HostError::Unreachable { target, cause } => ProviderError::Unreachable { target, cause },
         HostError::Refused { message, hint } => ProviderError::Credentials {
@@ -440,8 +447,7 @@ impl Provider for TraefikProvider {
     /// through the connector (taken once per run).
     async fn begin_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {
         let host = self.host(self.droplet_address(context)).await?;
-        match self
-            .connector
+        self.connector
             .take_lock(
                 host.as_ref(),
                 &context.stack,
@@ -449,20 +455,7 @@ impl Provider for TraefikProvider {
                 context.state_was_empty,
             )
             .await
-        {
-            Ok(()) => Ok(()),
-            Err(HostError::Locked { path, holder }) => Err(ProviderError::Failed {
-                message: format!("another apply holds the host lock `{path}`"),
-                detail: Some(holder),
-                hint: Some("wait for it to finish; a run that was killed or lost its connection releases the lock by itself".into()),
-            }),
-            Err(error @ HostError::ForeignLineage { .. }) => Err(ProviderError::Failed {
-                message: error.to_string(),
-                detail: None,
-                hint: Some(stackctl_host::FOREIGN_LINEAGE_HINT.into()),
-            }),
-            Err(error) => Err(host_failure(error)),
-        }
+            .map_err(host_failure)
     }
 
     async fn end_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {

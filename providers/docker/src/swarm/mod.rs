@@ -39,7 +39,6 @@ pub mod view;
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use stackctl_host::HostError;
 use stackctl_provider::{
     ActionKind, Address, ApplyContext, ApplyOutcome, AttributeSchema, KindSchema, LiveResource,
     Provider, ProviderError, ReadRequest,
@@ -262,25 +261,16 @@ impl Provider for SwarmProvider {
         let first_manager = self.connections.first_manager().to_string();
         let address = self.node_address(&first_manager, context)?;
         let client = self.connections.client(&first_manager, &address).await?;
-        match self
-            .connections
+        self.connections
             .manager_connector()
-            .take_lock(client.host().as_ref(), &context.stack, &context.lineage, context.state_was_empty)
+            .take_lock(
+                client.host().as_ref(),
+                &context.stack,
+                &context.lineage,
+                context.state_was_empty,
+            )
             .await
-        {
-            Ok(()) => Ok(()),
-            Err(HostError::Locked { path, holder }) => Err(ProviderError::Failed {
-                message: format!("another apply holds the host lock `{path}`"),
-                detail: Some(holder),
-                hint: Some("wait for it to finish; a run that was killed or lost its connection releases the lock by itself".into()),
-            }),
-            Err(error @ HostError::ForeignLineage { .. }) => Err(ProviderError::Failed {
-                message: error.to_string(),
-                detail: None,
-                hint: Some(stackctl_host::FOREIGN_LINEAGE_HINT.into()),
-            }),
-            Err(error) => Err(from_host(error)),
-        }
+            .map_err(from_host)
     }
 
     async fn end_apply(&self, context: &ApplyContext) -> Result<(), ProviderError> {
