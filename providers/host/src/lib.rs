@@ -331,7 +331,9 @@ mod tests {
             recorded: "aaaa".into(),
             ours: "bbbb".into(),
         };
-        let refusal = foreign.lock_refusal().expect("a foreign lineage refuses the lock");
+        let refusal = foreign
+            .lock_refusal()
+            .expect("a foreign lineage refuses the lock");
         assert_eq!(refusal.message, foreign.to_string());
         assert_eq!(refusal.hint, FOREIGN_LINEAGE_HINT);
         let unreachable = HostError::Unreachable {
