@@ -410,16 +410,37 @@ async fn the_local_stack_deploys_routes_swaps_without_downtime_reports_drift_and
         "{}",
         refused.stderr
     );
-    let destroyed = stackctl(
-        &environment,
-        &["destroy", "--yes", "--allow-data-loss"],
-        &insiders,
+    // With no question to ask, destroy takes the host lock beside its refresh, as
+    // `apply --yes` does: its debug log says so for each provider.
+    let mut variables: Vec<(&str, &str)> = SECRETS.to_vec();
+    variables.extend([
+        ("ADMIN_CIDR", insiders.as_str()),
+        ("RUST_LOG", "stackctl=debug"),
+    ]);
+    let destroyed = environment.run_with_env(
+        &[
+            "destroy",
+            "--yes",
+            "--allow-data-loss",
+            "--env-file",
+            ".env.example",
+        ],
+        &variables,
     );
     assert_eq!(
         destroyed.code, 0,
         "{}{}",
         destroyed.stdout, destroyed.stderr
     );
+    for provider in ["docker", "traefik"] {
+        assert!(
+            destroyed.stderr.contains(&format!(
+                "provider begun beside the refresh (host lock taken) provider=\"{provider}\""
+            )),
+            "{}",
+            destroyed.stderr
+        );
+    }
     assert_eq!(
         docker(&[
             "ps",

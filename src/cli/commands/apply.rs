@@ -137,9 +137,23 @@ pub async fn destroy(
         print("Nothing to destroy: there is no recorded state.\n");
         return Ok(Outcome::Success);
     }
-    let plan = session.plan(false, &[], PlanMode::Destroy).await?;
+    let options = ApplyOptions {
+        parallelism,
+        allow_data_loss,
+        ..ApplyOptions::default()
+    };
+    // As for `apply --yes`: with no question to ask, the host lock is taken beside the
+    // refresh (`Session::plan_to_apply`); with one, only after the answer.
+    let plan = if yes {
+        session
+            .plan_to_apply(&[], PlanMode::Destroy, &options)
+            .await?
+    } else {
+        session.plan(false, &[], PlanMode::Destroy).await?
+    };
     print(&crate::render::text::render(&plan, settings.color));
     if !plan.has_changes() {
+        session.end_begun_early().await;
         return Ok(Outcome::Success);
     }
     if !yes {
@@ -153,11 +167,6 @@ pub async fn destroy(
             return Err(CliError::new("destroy cancelled; nothing was changed"));
         }
     }
-    let options = ApplyOptions {
-        parallelism,
-        allow_data_loss,
-        ..ApplyOptions::default()
-    };
     run_plan(&mut session, &plan, &options, settings, false, false).await
 }
 
