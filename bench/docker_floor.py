@@ -161,9 +161,14 @@ def measure_in_own_process(container_name, count):
     """`bare_replaces` in a process of its own (see `main`); the samples."""
     import subprocess
     import sys
-    finished = subprocess.run([sys.executable, __file__, container_name, str(count)],
-                              stdout=subprocess.PIPE, text=True, check=True,
-                              timeout=CALL_TIMEOUT * 4 * (count + 1))
+    try:
+        finished = subprocess.run([sys.executable, __file__, container_name, str(count)],
+                                  stdout=subprocess.PIPE, text=True, check=True,
+                                  timeout=CALL_TIMEOUT * 4 * (count + 1))
+    except BaseException:
+        # A child killed by the timeout (or by Ctrl-C) could not remove its copies.
+        remove_copies()
+        raise
     return json.loads(finished.stdout)
 
 
