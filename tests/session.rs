@@ -317,3 +317,71 @@ async fn an_apply_without_a_question_begins_its_providers_beside_the_refresh_and
     assert_eq!(counts.begun.load(SeqCst), 9);
     assert_eq!(counts.ended.load(SeqCst), 9);
 }
+
+#[tokio::test]
+async fn a_destroy_without_a_question_begins_only_the_providers_that_state_records() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let environment = TestEnvironment::reference();
+    let settings = SessionSettings {
+        config_path: environment.path().join("stack.toml"),
+        env_file: Some(environment.path().join(".env.example")),
+        process_environment: BTreeMap::new(),
+        state_directory: environment.path().join("state"),
+        runs_directory: environment.path().join("runs"),
+        lock_timeout: std::time::Duration::ZERO,
+    };
+    let _alone = ALONE.lock().await;
+    let counts = Arc::new(Counts::default());
+    let factory = CountedInMemory::new(&counts);
+    let write = || Access::Write {
+        command: "test".to_string(),
+    };
+    let options = ApplyOptions {
+        allow_data_loss: true,
+        ..ApplyOptions::default()
+    };
+
+    // State records one network and what it stands on (the droplet and its key): the
+    // docker and digitalocean providers' resources, none of traefik's.
+    let network = stackctl_provider::Address::parse("network.edge").unwrap();
+    let mut session = Session::open(&settings, &factory, write(), None).unwrap();
+    let plan = session
+        .plan_to_apply(std::slice::from_ref(&network), PlanMode::Apply, &options)
+        .await
+        .unwrap();
+    session
+        .apply(&plan, &options, false, &mut Quiet)
+        .await
+        .unwrap();
+    let begun_by_the_first_apply = counts.begun.load(SeqCst);
+    drop(session);
+
+    // The destroy begins docker and digitalocean beside its refresh, and not traefik,
+    // which stack.toml names but which holds nothing of this stack yet.
+    let mut session = Session::open(&settings, &factory, write(), None).unwrap();
+    let plan = session
+        .plan_to_apply(&[], PlanMode::Destroy, &options)
+        .await
+        .unwrap();
+    let providers: std::collections::BTreeSet<&str> = plan
+        .actions
+        .iter()
+        .map(|action| action.provider.as_str())
+        .collect();
+    assert_eq!(providers, ["digitalocean", "docker"].into(), "{plan:?}");
+    assert_eq!(
+        counts.begun.load(SeqCst) - begun_by_the_first_apply,
+        2,
+        "only the providers state records begin"
+    );
+    session
+        .apply(&plan, &options, false, &mut Quiet)
+        .await
+        .unwrap();
+    assert_eq!(
+        counts.begun.load(SeqCst) - begun_by_the_first_apply,
+        2,
+        "nothing begins twice"
+    );
+    assert_eq!(counts.ended.load(SeqCst), counts.begun.load(SeqCst));
+}

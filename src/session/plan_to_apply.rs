@@ -56,11 +56,16 @@ impl Session {
             recorded: Arc::new(RwLock::new(state.attributes_by_address())),
         };
         let begin = async {
-            let mut names: BTreeSet<&str> = self
-                .desired
-                .iter()
-                .map(|resource| resource.provider.as_str())
-                .collect();
+            // A destroy touches only what state records: a provider of stack.toml with
+            // nothing recorded must not connect, lock, or mark a host as this stack's.
+            let mut names: BTreeSet<&str> = match mode {
+                PlanMode::Destroy => BTreeSet::new(),
+                _ => self
+                    .desired
+                    .iter()
+                    .map(|resource| resource.provider.as_str())
+                    .collect(),
+            };
             names.extend(
                 state
                     .resources
@@ -72,10 +77,17 @@ impl Session {
                 let context = &context;
                 Some(async move {
                     let result = provider.begin_apply(context).await;
-                    tracing::debug!(
-                        provider = name,
-                        "provider begun beside the refresh (host lock taken)"
-                    );
+                    match &result {
+                        Ok(()) => tracing::debug!(
+                            provider = name,
+                            "provider begun beside the refresh (host lock taken)"
+                        ),
+                        Err(error) => tracing::debug!(
+                            provider = name,
+                            %error,
+                            "provider could not begin beside the refresh"
+                        ),
+                    }
                     (name.to_string(), result)
                 })
             });
