@@ -63,18 +63,23 @@ impl RunObserver for Quiet {
 /// process's.
 static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-#[tokio::test]
-async fn a_run_computes_the_desired_resources_exactly_once() {
-    let _alone = ALONE.lock().await;
-    let environment = TestEnvironment::reference();
-    let settings = SessionSettings {
+/// A session over the test environment's stack.toml, state and runs directories.
+fn settings_for(environment: &TestEnvironment) -> SessionSettings {
+    SessionSettings {
         config_path: environment.path().join("stack.toml"),
         env_file: Some(environment.path().join(".env.example")),
         process_environment: BTreeMap::new(),
         state_directory: environment.path().join("state"),
         runs_directory: environment.path().join("runs"),
         lock_timeout: std::time::Duration::ZERO,
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_run_computes_the_desired_resources_exactly_once() {
+    let _alone = ALONE.lock().await;
+    let environment = TestEnvironment::reference();
+    let settings = settings_for(&environment);
     let before = session::desired_computations();
     let mut session = Session::open(
         &settings,
@@ -240,14 +245,7 @@ impl BackendFactory for CountedInMemory {
 async fn an_apply_without_a_question_begins_its_providers_beside_the_refresh_and_ends_each_once() {
     use std::sync::atomic::Ordering::SeqCst;
     let environment = TestEnvironment::reference();
-    let settings = SessionSettings {
-        config_path: environment.path().join("stack.toml"),
-        env_file: Some(environment.path().join(".env.example")),
-        process_environment: BTreeMap::new(),
-        state_directory: environment.path().join("state"),
-        runs_directory: environment.path().join("runs"),
-        lock_timeout: std::time::Duration::ZERO,
-    };
+    let settings = settings_for(&environment);
     let _alone = ALONE.lock().await;
     let counts = Arc::new(Counts::default());
     let factory = CountedInMemory::new(&counts);
@@ -322,14 +320,7 @@ async fn an_apply_without_a_question_begins_its_providers_beside_the_refresh_and
 async fn a_destroy_without_a_question_begins_only_the_providers_that_state_records() {
     use std::sync::atomic::Ordering::SeqCst;
     let environment = TestEnvironment::reference();
-    let settings = SessionSettings {
-        config_path: environment.path().join("stack.toml"),
-        env_file: Some(environment.path().join(".env.example")),
-        process_environment: BTreeMap::new(),
-        state_directory: environment.path().join("state"),
-        runs_directory: environment.path().join("runs"),
-        lock_timeout: std::time::Duration::ZERO,
-    };
+    let settings = settings_for(&environment);
     let _alone = ALONE.lock().await;
     let counts = Arc::new(Counts::default());
     let factory = CountedInMemory::new(&counts);
