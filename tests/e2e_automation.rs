@@ -362,4 +362,36 @@ async fn lock_timeout_waits_for_held_state_and_host_locks_then_proceeds_or_times
         stderr.contains("tester@elsewhere") && stderr.contains("waiting up to 1m"),
         "{stderr}"
     );
+
+    // `rollback` waits for the host lock as long as `--lock-timeout` says, too (a memory
+    // limit added, which a rollback takes back; env it keeps as it is).
+    let toml = std::fs::read_to_string(stack.environment.path().join("stack.toml")).unwrap();
+    stack
+        .environment
+        .write("stack.toml", &format!("{toml}memory = \"64m\"\n"));
+    assert_code(
+        &stack.run(&["apply", "--yes"]),
+        0,
+        "an apply that adds a memory limit",
+    );
+    host.lock(
+        &host_lock,
+        "{\"who\": \"tester@elsewhere\", \"command\": \"stackctl apply (test holder)\"}\n",
+    )
+    .await
+    .expect("hold the host lock again");
+    let refused = stack.run(&["rollback", "--yes", "--lock-timeout", "1s"]);
+    assert_ne!(
+        refused.code, 0,
+        "rollback while the host lock is held:\n{}{}",
+        refused.stdout, refused.stderr
+    );
+    let output = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(
+        output.contains("tester@elsewhere") && output.contains("waiting up to 1s"),
+        "{output}"
+    );
+    host.unlock(&host_lock)
+        .await
+        .expect("release the host lock");
 }

@@ -24,7 +24,11 @@ pub async fn run(settings: &Settings, arguments: &RollbackArgs) -> Result<Outcom
     })?;
     let mut session = open_session(
         settings,
-        &ProviderOptions::default(),
+        &ProviderOptions {
+            // `--lock-timeout` waits for the host lock too, as in apply and destroy.
+            lock_timeout: settings.lock_timeout,
+            ..ProviderOptions::default()
+        },
         Access::Write {
             command: "stackctl rollback".to_string(),
         },
