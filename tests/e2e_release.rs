@@ -265,6 +265,14 @@ fn a_release_task_runs_before_the_new_version_and_a_failing_one_keeps_the_old_ve
     // It was not recorded as run: the next plan runs it again.
     let retry = stackctl(&environment, &["plan"]);
     assert!(retry.stdout.contains("release.django"), "{}", retry.stdout);
+    // The history says entry 2 is only the last apply made in full, and how to return.
+    let list = stackctl(&environment, &["rollback", "--list"]);
+    assert!(
+        list.stdout
+            .contains("state changed since: `rollback --to 2` returns to it"),
+        "{}",
+        list.stdout
+    );
 
     // Rollback to the first apply (v1; the failed v3 was never recorded as one): the
     // release task runs again by the usual rule — a changed image — with v1's image and

@@ -41,8 +41,9 @@ impl Session {
     /// [`Session::apply`] applies the rollback and records it in the history.
     pub async fn plan_rollback(&mut self, to: Option<u64>) -> Result<RollbackPlan, SessionError> {
         let history = self.history()?;
+        let state_serial = self.state.as_ref().map_or(0, |state| state.serial);
         let entry = history
-            .rollback_target(to)
+            .rollback_target(to, state_serial)
             .map_err(SessionError::RollbackTarget)?
             .clone();
         let desired = rollback_desired(&entry, self.finished_desired(None)?)?;

@@ -124,11 +124,19 @@ impl History {
     /// The entry `rollback` goes back to: `requested`, or by default the newest one before
     /// what runs now that applied something else. After a rollback to entry X, the default
     /// looks before X, so running `rollback` twice goes further back instead of returning.
+    ///
+    /// `state_serial` is the recorded state's now. Beyond the newest entry's, state changed
+    /// after the last apply made in full — an apply that failed part-way, a `--target`
+    /// apply, `drift --accept`, `import`, `state rm` — so what runs may be none of the
+    /// entries, and the newest one may be asked for by its id to return to it. (The
+    /// default stays the one before it: a failed apply often changed nothing that runs.)
     pub fn rollback_target(
         &self,
         requested: Option<u64>,
+        state_serial: u64,
     ) -> Result<&HistoryEntry, RollbackTargetError> {
         let current = self.current().ok_or(RollbackTargetError::Empty)?;
+        let changed_since = state_serial > current.state_serial;
         if let Some(requested) = requested {
             let entry = self
                 .entry(requested)
@@ -136,7 +144,7 @@ impl History {
                     requested,
                     available: self.id_range(),
                 })?;
-            if entry.fingerprint == current.fingerprint {
+            if entry.fingerprint == current.fingerprint && !changed_since {
                 return Err(RollbackTargetError::Current { requested });
             }
             return Ok(entry);
@@ -329,10 +337,10 @@ mod tests {
     #[test]
     fn the_default_target_is_the_newest_earlier_entry_that_applied_something_else() {
         let history = history(&["v1", "v2", "v2", "v3"]);
-        assert_eq!(history.rollback_target(None).unwrap().id, 3);
+        assert_eq!(history.rollback_target(None, 1).unwrap().id, 3);
         // An entry that applied what runs now is skipped.
         let history = self::history(&["v1", "v2", "v3", "v3"]);
-        assert_eq!(history.rollback_target(None).unwrap().id, 2);
+        assert_eq!(history.rollback_target(None, 1).unwrap().id, 2);
     }
 
     #[test]
@@ -343,31 +351,46 @@ mod tests {
         rollback.rolled_back_to = Some(2);
         history.record(rollback);
         assert_eq!(history.rolled_back().unwrap().rolled_back_to, Some(2));
-        assert_eq!(history.rollback_target(None).unwrap().id, 1);
+        assert_eq!(history.rollback_target(None, 1).unwrap().id, 1);
+    }
+
+    #[test]
+    fn after_state_changed_past_the_newest_entry_that_entry_may_be_asked_for() {
+        // v3's apply failed part-way (or was a `--target` apply): no entry, but the state
+        // moved on from v2's serial, so `--to 2` returns to v2, the last version applied
+        // in full; the default still goes before it.
+        let history = history(&["v1", "v2"]);
+        assert_eq!(history.rollback_target(Some(2), 2).unwrap().id, 2);
+        assert_eq!(history.rollback_target(None, 2).unwrap().id, 1);
+        // Nothing since v2's apply: v2 is what runs.
+        assert_eq!(
+            history.rollback_target(Some(2), 1),
+            Err(RollbackTargetError::Current { requested: 2 })
+        );
     }
 
     #[test]
     fn a_target_that_is_missing_current_or_absent_is_refused_with_the_reason() {
         assert_eq!(
-            History::new("shop", "l").rollback_target(None),
+            History::new("shop", "l").rollback_target(None, 1),
             Err(RollbackTargetError::Empty)
         );
         let history = history(&["v1", "v2"]);
         assert_eq!(
-            history.rollback_target(Some(7)),
+            history.rollback_target(Some(7), 1),
             Err(RollbackTargetError::Unknown {
                 requested: 7,
                 available: "1 to 2".into()
             })
         );
         assert_eq!(
-            history.rollback_target(Some(2)),
+            history.rollback_target(Some(2), 1),
             Err(RollbackTargetError::Current { requested: 2 })
         );
-        assert_eq!(history.rollback_target(Some(1)).unwrap().id, 1);
+        assert_eq!(history.rollback_target(Some(1), 1).unwrap().id, 1);
         let single = self::history(&["v1"]);
         assert_eq!(
-            single.rollback_target(None),
+            single.rollback_target(None, 1),
             Err(RollbackTargetError::NothingEarlier { current: 1 })
         );
     }

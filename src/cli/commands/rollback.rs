@@ -86,13 +86,21 @@ pub async fn run(settings: &Settings, arguments: &RollbackArgs) -> Result<Outcom
 fn list(settings: &Settings) -> Result<Outcome, CliError> {
     let session = open_session(settings, &ProviderOptions::default(), Access::Read, None)?;
     let history = session.history()?;
-    print(&render_history(&history, session.kept_images()));
+    let state_serial = session.state().map_or(0, |state| state.serial);
+    print(&render_history(
+        &history,
+        session.kept_images(),
+        state_serial,
+    ));
     Ok(Outcome::Success)
 }
 
 /// The history as a table, newest first, marking what runs now and which entries are
-/// older than `keep_images` (their images may have been pruned).
-pub fn render_history(history: &History, kept: usize) -> String {
+/// older than `keep_images` (their images may have been pruned). `state_serial` is the
+/// recorded state's: beyond the newest entry's, state changed after that apply (one that
+/// failed part-way, a `--target` apply, a hand repair), so the newest entry is only the
+/// last version applied in full.
+pub fn render_history(history: &History, kept: usize, state_serial: u64) -> String {
     if history.entries.is_empty() {
         return "No successful apply is recorded yet: `stackctl rollback` needs two.\n".to_string();
     }
@@ -105,12 +113,17 @@ pub fn render_history(history: &History, kept: usize) -> String {
             Some(target) => format!("rollback to {target}"),
             None => entry.command.clone(),
         };
-        let note = if position + 1 == newest {
-            "  (running now)"
+        let note = if position + 1 == newest && state_serial > entry.state_serial {
+            format!(
+                "  (the last apply made in full; state changed since: `rollback --to {}` returns to it)",
+                entry.id
+            )
+        } else if position + 1 == newest {
+            "  (running now)".to_string()
         } else if newest - position > kept {
-            "  (older than `keep_images`: its images may be gone)"
+            "  (older than `keep_images`: its images may be gone)".to_string()
         } else {
-            ""
+            String::new()
         };
         rows.push(vec![
             entry.id.to_string(),
@@ -182,11 +195,15 @@ mod tests {
         history.record(entry(&["~ image.web", "+/- service.web"], None));
         history.record(entry(&["~ image.web", "+/- service.web"], Some(1)));
         assert_eq!(
-            render_history(&history, 2),
+            render_history(&history, 2, 1),
             "ID  TIME                  WHO           COMMAND        CHANGES\n\
              3   2026-11-30T05:00:00Z  alice@laptop  rollback to 1  ~ image.web, +/- service.web  (running now)\n\
              2   2026-11-30T05:00:00Z  alice@laptop  apply          ~ image.web, +/- service.web\n\
              1   2026-11-30T05:00:00Z  alice@laptop  apply          + service.web, + image.web, + route.web, + network.edge and 1 more  (older than `keep_images`: its images may be gone)\n"
         );
+        // An apply after entry 3 failed part-way: entry 3 no longer says what runs.
+        assert!(render_history(&history, 2, 2).contains(
+            "(the last apply made in full; state changed since: `rollback --to 3` returns to it)"
+        ));
     }
 }
