@@ -327,7 +327,8 @@ pub enum StateCommand {
     Show { address: String },
     /// Forget a resource without touching it.
     Rm { address: String },
-    /// Remove a stale lock left by a run that is gone.
+    /// Clear the holder details a gone run left beside the state lock (the lock itself is
+    /// the kernel's and ended with that run).
     Unlock {
         /// Clear what a gone run left beside the host lock instead of the state lock (the
         /// host lock itself is released by the kernel when its run's SSH session ends).

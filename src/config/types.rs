@@ -103,7 +103,7 @@ pub struct TargetSection {
     /// Private key for SSH (default: `~/.ssh/id_ed25519`).
     #[serde(default)]
     pub identity_file: Option<String>,
-    /// Directory on the host for the stack's files and lock (default `/var/lib/stackctl/<stack>`).
+    /// Directory on the host for the stack's files (default `/var/lib/stackctl/<stack>`); the host lock lives in `/var/lib/stackctl/.locks`.
     #[serde(default)]
     pub root: Option<String>,
 }
