@@ -63,6 +63,13 @@ impl RunObserver for Quiet {
 /// process's.
 static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The access of a session that applies.
+fn write_access() -> Access {
+    Access::Write {
+        command: "test".to_string(),
+    }
+}
+
 /// A session over the test environment's stack.toml, state and runs directories.
 fn settings_for(environment: &TestEnvironment) -> SessionSettings {
     SessionSettings {
@@ -249,14 +256,11 @@ async fn an_apply_without_a_question_begins_its_providers_beside_the_refresh_and
     let _alone = ALONE.lock().await;
     let counts = Arc::new(Counts::default());
     let factory = CountedInMemory::new(&counts);
-    let write = || Access::Write {
-        command: "test".to_string(),
-    };
     let options = ApplyOptions::default();
 
     // A first apply: no recorded state, no lineage to lock with yet, so the providers
     // begin only when the apply starts.
-    let mut session = Session::open(&settings, &factory, write(), None).unwrap();
+    let mut session = Session::open(&settings, &factory, write_access(), None).unwrap();
     let plan = session
         .plan_to_apply(&[], PlanMode::Apply, &options)
         .await
@@ -283,7 +287,7 @@ async fn an_apply_without_a_question_begins_its_providers_beside_the_refresh_and
 
     // With recorded state, every provider begins beside the refresh; with nothing to
     // change, the front end ends them.
-    let mut session = Session::open(&settings, &factory, write(), None).unwrap();
+    let mut session = Session::open(&settings, &factory, write_access(), None).unwrap();
     let plan = session
         .plan_to_apply(&[], PlanMode::Apply, &options)
         .await
@@ -303,7 +307,7 @@ async fn an_apply_without_a_question_begins_its_providers_beside_the_refresh_and
 
     // The apply takes over what began beside the refresh: nothing begins twice, and every
     // provider that began ends, whether it had actions or not.
-    let mut session = Session::open(&settings, &factory, write(), None).unwrap();
+    let mut session = Session::open(&settings, &factory, write_access(), None).unwrap();
     let plan = session
         .plan_to_apply(&[], PlanMode::Apply, &options)
         .await
@@ -324,9 +328,6 @@ async fn a_destroy_without_a_question_begins_only_the_providers_that_state_recor
     let _alone = ALONE.lock().await;
     let counts = Arc::new(Counts::default());
     let factory = CountedInMemory::new(&counts);
-    let write = || Access::Write {
-        command: "test".to_string(),
-    };
     let options = ApplyOptions {
         allow_data_loss: true,
         ..ApplyOptions::default()
@@ -335,7 +336,7 @@ async fn a_destroy_without_a_question_begins_only_the_providers_that_state_recor
     // State records one network and what it stands on (the droplet and its key): the
     // docker and digitalocean providers' resources, none of traefik's.
     let network = stackctl_provider::Address::parse("network.edge").unwrap();
-    let mut session = Session::open(&settings, &factory, write(), None).unwrap();
+    let mut session = Session::open(&settings, &factory, write_access(), None).unwrap();
     let plan = session
         .plan_to_apply(std::slice::from_ref(&network), PlanMode::Apply, &options)
         .await
@@ -349,7 +350,7 @@ async fn a_destroy_without_a_question_begins_only_the_providers_that_state_recor
 
     // The destroy begins docker and digitalocean beside its refresh, and not traefik,
     // which stack.toml names but which holds nothing of this stack yet.
-    let mut session = Session::open(&settings, &factory, write(), None).unwrap();
+    let mut session = Session::open(&settings, &factory, write_access(), None).unwrap();
     let plan = session
         .plan_to_apply(&[], PlanMode::Destroy, &options)
         .await
